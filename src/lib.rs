@@ -1,0 +1,6 @@
+//! failover-operator: a Kubernetes operator and node agent that make a set of nodes
+//! a failover cluster (see DESIGN.md in the shared design notes).
+//!
+//! The crate is a fat library behind a thin `failover` binary. Unsafe code is denied
+//! everywhere; the one module that opens raw packet sockets allows it locally.
+#![deny(unsafe_code)]
