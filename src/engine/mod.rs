@@ -1,0 +1,1109 @@
+//! The decision engine of one node: membership + placement + the ownership ledger +
+//! self-fencing, as one sans-IO state machine (DESIGN.md section 5).
+//!
+//! Inputs (a datagram, a timer, a config change, a leave request, the answer of the
+//! resource layer, the ledger or the witness) go in with the local monotonic time;
+//! outputs (datagrams to broadcast, resources to start, renew or stop, ledger and
+//! witness requests, events) come out of [`Engine::poll_output`]; [`Engine::poll_timeout`]
+//! says when the engine wants to be woken. It owns no socket, timer or thread.
+//!
+//! # Why two nodes never run the same group
+//!
+//! Every member votes. A vote ("grant") lets one node own one group; a voter gives it
+//! to one node at a time and keeps it for `deadAfter` after the last heartbeat in
+//! which that node still claimed the group. A node runs a group only while a
+//! majority of votes (plus the witness in witness mode) is valid *by its own
+//! conservative reckoning*: a vote counts until the send time of the heartbeat the
+//! voter last echoed, plus `deadAfter` shortened by the clock-drift allowance. So at
+//! any instant the votes a holder counts are a subset of the votes the voters really
+//! give it, two majorities intersect, and two holders cannot overlap. The holder
+//! stops its resources `fence_margin` before its count of valid votes falls below a
+//! majority (self-fencing), so they are gone before any voter can vote again.
+//!
+//! Takeover needs no timeout beyond detection: when the owner dies, each voter's
+//! vote lapses `deadAfter` after the owner's last heartbeat — the moment that voter
+//! sees it dead — and the successor has a majority as soon as a majority of voters
+//! saw the owner dead (majority-confirmed death). A graceful release (leave, pause,
+//! failback, manual move) is announced in a heartbeat sent at once, which frees the
+//! votes at once, so a planned move costs a few datagrams.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::membership::{Claim, ClaimState, DropReason, EncodeError, Grant, Keyring, Membership};
+use crate::placement::{
+    self, ClusterModel, Decision, Decisions, History, MemberStatus, Now, QuorumMode, Reason, View,
+};
+
+/// Allowance for the rate difference between two nodes' clocks. Real clocks drift by
+/// less than 0.01%; a node counts a vote for 1% less than the voter keeps it.
+pub const DRIFT_ALLOWANCE: f64 = 0.01;
+
+/// How the ownership ledger is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LedgerMode {
+    /// The quorate majority is the ledger (standalone mode).
+    Quorum,
+    /// After winning the vote, the node also records itself as owner in an external
+    /// ledger (the group Lease, by compare-and-swap) before it starts anything.
+    External,
+}
+
+/// Tunables of the engine that are not part of the cluster configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    pub ledger: LedgerMode,
+    /// How long before its votes lapse a holder starts to stop its resources: covers
+    /// the time to stop them and a late timer.
+    pub fence_margin: Duration,
+}
+
+impl EngineConfig {
+    /// Defaults for a cluster's timing: an eighth of `deadAfter`, at least 3 ms
+    /// (timer granularity plus a netlink round trip) and at most 100 ms.
+    pub fn for_model(model: &ClusterModel, ledger: LedgerMode) -> Self {
+        let margin =
+            (model.dead_after / 8).clamp(Duration::from_millis(3), Duration::from_millis(100));
+        EngineConfig {
+            ledger,
+            fence_margin: margin,
+        }
+    }
+}
+
+/// Why a node stops a group's resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopCause {
+    /// Placement moves the group (failback, manual move, pause, leave, unable).
+    Release(Reason),
+    /// Its votes are about to lapse (lost quorum, partition, lost the ledger).
+    Fence,
+    /// The group left the configuration.
+    Removed,
+}
+
+/// Something a person or a metric cares about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    PeerUp {
+        node: String,
+    },
+    PeerDown {
+        node: String,
+        leaving: bool,
+    },
+    QuorumGained,
+    QuorumLost,
+    Dropped(DropReason),
+    /// Placement chose this node; it asks the voters.
+    Claimed {
+        group: String,
+        reason: Reason,
+        message: String,
+    },
+    /// A majority voted for this node (and the ledger recorded it).
+    Won {
+        group: String,
+        epoch: u64,
+    },
+    Fenced {
+        group: String,
+    },
+    Released {
+        group: String,
+        reason: Reason,
+    },
+}
+
+/// What the engine asks its shell to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send this datagram to every other member.
+    Broadcast(Vec<u8>),
+    /// Bring the group's resources online (in dependency order), then report
+    /// [`Input::Online`].
+    Start {
+        group: String,
+        epoch: u64,
+        reason: Reason,
+        message: String,
+    },
+    /// Refresh what keeps the resources alive by themselves (the VIP lifetime).
+    Renew {
+        group: String,
+    },
+    /// Take the group's resources offline (reverse order), then report [`Input::Offline`].
+    Stop {
+        group: String,
+        cause: StopCause,
+    },
+    /// Record this node as owner of `group` with `epoch` in the external ledger and
+    /// answer with [`Input::Ledger`].
+    LedgerRequest {
+        group: String,
+        epoch: u64,
+    },
+    /// Acquire or renew the witness lease and answer with [`Input::Witness`].
+    WitnessRequest,
+    Event(Event),
+}
+
+/// What happens to the engine.
+#[derive(Clone, Debug)]
+pub enum Input<'a> {
+    /// The timer of [`Engine::poll_timeout`] fired (or any other wake-up).
+    Tick,
+    Datagram(&'a [u8]),
+    /// A new configuration (already validated) and its hash.
+    Configure {
+        model: Arc<ClusterModel>,
+        hash: u64,
+    },
+    /// Leave gracefully: hand every group over, then announce the exit.
+    Leave,
+    /// The group's resources are online.
+    Online {
+        group: String,
+    },
+    /// The group's resources are offline.
+    Offline {
+        group: String,
+    },
+    /// Answer to a [`Output::LedgerRequest`].
+    Ledger {
+        group: String,
+        epoch: u64,
+        granted: bool,
+    },
+    /// The witness lease is held until this local time (conservative), or not held.
+    Witness {
+        held_until: Option<Duration>,
+    },
+    /// The groups this node cannot host (VIP subnet absent, checks failed).
+    Unable {
+        groups: BTreeSet<String>,
+    },
+    /// A person cleared the failure count of a Failed group.
+    ClearFailures {
+        group: String,
+    },
+}
+
+/// The node's own progress with one group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Local {
+    /// Asking for votes since heartbeat `since_seq`.
+    Claiming {
+        since_seq: u64,
+        since: Duration,
+        reason: Reason,
+        message: String,
+    },
+    /// Won the vote, waiting for the external ledger.
+    Ledger {
+        since_seq: u64,
+        epoch: u64,
+        reason: Reason,
+        message: String,
+    },
+    Starting {
+        since_seq: u64,
+        epoch: u64,
+    },
+    Online {
+        since_seq: u64,
+        epoch: u64,
+    },
+    Stopping {
+        epoch: u64,
+    },
+    /// Gave up a contested claim; tries again after `until`.
+    Backoff {
+        until: Duration,
+    },
+}
+
+impl Local {
+    /// Whether the node runs (or is starting or stopping) the group's resources.
+    fn holds(&self) -> bool {
+        matches!(
+            self,
+            Local::Starting { .. } | Local::Online { .. } | Local::Stopping { .. }
+        )
+    }
+
+    fn claim(&self, known_epoch: u64) -> Option<(u64, ClaimState)> {
+        match self {
+            Local::Claiming { .. } => Some((known_epoch, ClaimState::Claiming)),
+            Local::Ledger { epoch, .. } => Some((*epoch, ClaimState::Claiming)),
+            Local::Starting { epoch, .. }
+            | Local::Online { epoch, .. }
+            | Local::Stopping { epoch } => Some((*epoch, ClaimState::Holding)),
+            Local::Backoff { .. } => None,
+        }
+    }
+
+    fn since_seq(&self) -> Option<u64> {
+        match self {
+            Local::Claiming { since_seq, .. }
+            | Local::Ledger { since_seq, .. }
+            | Local::Starting { since_seq, .. }
+            | Local::Online { since_seq, .. } => Some(*since_seq),
+            _ => None,
+        }
+    }
+}
+
+/// This node's vote for one group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Vote {
+    holder: String,
+    holder_incarnation: u64,
+    epoch: u64,
+    renewed_at: Duration,
+}
+
+/// Per-group memory of how its last holder went away, for counting failovers.
+#[derive(Clone, Debug, Default)]
+struct Tenure {
+    last_holder: Option<String>,
+    ended_by_failure: bool,
+}
+
+/// The engine of one node.
+#[derive(Debug)]
+pub struct Engine {
+    model: Arc<ClusterModel>,
+    config: EngineConfig,
+    membership: Membership,
+    history: History,
+    tenures: BTreeMap<String, Tenure>,
+    local: BTreeMap<String, Local>,
+    votes: BTreeMap<String, Vote>,
+    known_epoch: BTreeMap<String, u64>,
+    unable: BTreeSet<String>,
+    witness_until: Option<Duration>,
+    witness_pending: bool,
+    /// After a refused witness request, the next one waits until then.
+    witness_retry_at: Duration,
+    alive: BTreeMap<String, bool>,
+    quorate: bool,
+    decisions: Decisions,
+    next_heartbeat: Duration,
+    send_now: bool,
+    /// Wall-clock offset: wall time = `wall_origin` + monotonic time.
+    wall_origin: Timestamp,
+    /// Before this local time the node gives no vote: an earlier incarnation of it may
+    /// have voted, and those votes are forgotten but may still be counted by their
+    /// holder for up to `deadAfter`.
+    votes_from: Duration,
+    /// Local time of the last step.
+    last_step: Duration,
+    outputs: VecDeque<Output>,
+}
+
+impl Engine {
+    /// A node `me` of `model`, started at local monotonic time `now` (wall clock
+    /// `wall`), with a fresh `incarnation` larger than any earlier one of this node.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        me: &str,
+        model: Arc<ClusterModel>,
+        config_hash: u64,
+        config: EngineConfig,
+        keys: Keyring,
+        incarnation: u64,
+        now: Duration,
+        wall: Timestamp,
+    ) -> Self {
+        let membership = Membership::new(me, &model, config_hash, keys, incarnation);
+        let model_dead_after = model.dead_after;
+        let wall_origin = wall
+            .checked_sub(jiff::SignedDuration::try_from(now).unwrap_or_default())
+            .unwrap_or(wall);
+        Engine {
+            model,
+            config,
+            membership,
+            history: History::default(),
+            tenures: BTreeMap::new(),
+            local: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            known_epoch: BTreeMap::new(),
+            unable: BTreeSet::new(),
+            witness_until: None,
+            witness_pending: false,
+            witness_retry_at: Duration::ZERO,
+            alive: BTreeMap::new(),
+            quorate: false,
+            decisions: Decisions::new(),
+            next_heartbeat: now,
+            send_now: true,
+            wall_origin,
+            votes_from: now + model_dead_after,
+            last_step: now,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    pub fn me(&self) -> &str {
+        self.membership.me()
+    }
+
+    pub fn model(&self) -> &ClusterModel {
+        &self.model
+    }
+
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The last placement decisions of this node.
+    pub fn decisions(&self) -> &Decisions {
+        &self.decisions
+    }
+
+    pub fn quorate(&self) -> bool {
+        self.quorate
+    }
+
+    /// Groups whose resources this node runs or is starting or stopping.
+    pub fn held_groups(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.local.iter().filter_map(|(g, l)| match l {
+            Local::Starting { epoch, .. }
+            | Local::Online { epoch, .. }
+            | Local::Stopping { epoch } => Some((g.as_str(), *epoch)),
+            _ => None,
+        })
+    }
+
+    /// Whether the node runs nothing (after a leave: safe to exit).
+    pub fn holds_nothing(&self) -> bool {
+        !self.local.values().any(Local::holds)
+    }
+
+    /// Whether the node announced a graceful exit.
+    pub fn leaving(&self) -> bool {
+        self.membership.leaving()
+    }
+
+    /// Why `member` is or is not the owner of `group`, under this node's view.
+    pub fn explain(&self, group: &str, member: &str, now: Duration) -> Option<String> {
+        let g = self.model.group(group)?;
+        Some(placement::explain(
+            &self.view(now),
+            &self.model,
+            &self.history,
+            self.now(now),
+            g,
+            member,
+        ))
+    }
+
+    /// The next output, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The local time at which the engine must be ticked at the latest.
+    pub fn poll_timeout(&self) -> Duration {
+        let mut next = self.next_heartbeat;
+        // Deadlines already passed were handled in the last step; only future ones wake.
+        let last = self.last_step;
+        let mut consider = |t: Duration| {
+            if t > last {
+                next = next.min(t)
+            }
+        };
+        for (name, _) in self.membership.peers() {
+            if let Some(t) = self.membership.alive_until(name) {
+                consider(t);
+            }
+        }
+        for vote in self.votes.values() {
+            consider(vote.renewed_at + self.model.dead_after);
+        }
+        consider(self.votes_from);
+        consider(self.witness_retry_at);
+        if let Some(t) = self.witness_until {
+            consider(t.saturating_sub(self.model.dead_after.saturating_sub(self.model.interval)));
+        }
+        for (group, local) in &self.local {
+            match local {
+                Local::Backoff { until } => consider(*until),
+                l => {
+                    if let Some(since) = l.since_seq() {
+                        if let Some((until, _)) = self.lease(group, since) {
+                            consider(until.saturating_sub(self.config.fence_margin));
+                        }
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    fn now(&self, mono: Duration) -> Now {
+        let wall = self
+            .wall_origin
+            .checked_add(jiff::SignedDuration::try_from(mono).unwrap_or_default())
+            .unwrap_or(self.wall_origin);
+        Now { mono, wall }
+    }
+
+    /// Feeds one input at local monotonic time `now`.
+    pub fn handle(&mut self, now: Duration, input: Input<'_>) {
+        match input {
+            Input::Tick => {}
+            Input::Datagram(bytes) => match self.membership.receive(bytes, now) {
+                Ok(hb) => {
+                    let sender = hb.sender.clone();
+                    let claimed: Vec<(String, u64)> = hb
+                        .claims
+                        .iter()
+                        .map(|c| (c.group.clone(), c.epoch))
+                        .collect();
+                    let granted: Vec<(String, u64)> = hb
+                        .grants
+                        .iter()
+                        .map(|g| (g.group.clone(), g.epoch))
+                        .collect();
+                    for (group, epoch) in claimed.iter().chain(&granted) {
+                        let known = self.known_epoch.entry(group.clone()).or_default();
+                        *known = (*known).max(*epoch);
+                    }
+                    // A vote is renewed by every heartbeat of its holder that still
+                    // claims the group.
+                    let incarnation = self.membership.peer(&sender).map(|p| p.last.incarnation);
+                    for (group, vote) in &mut self.votes {
+                        if vote.holder == sender
+                            && Some(vote.holder_incarnation) == incarnation
+                            && claimed.iter().any(|(g, _)| g == group)
+                        {
+                            vote.renewed_at = now;
+                        }
+                    }
+                }
+                Err(reason) => self
+                    .outputs
+                    .push_back(Output::Event(Event::Dropped(reason))),
+            },
+            Input::Configure { model, hash } => {
+                self.membership.reconfigure(&model, hash);
+                let groups: BTreeSet<&str> = model.groups.iter().map(|g| g.name.as_str()).collect();
+                self.votes.retain(|g, _| groups.contains(g.as_str()));
+                let removed: Vec<String> = self
+                    .local
+                    .keys()
+                    .filter(|g| !groups.contains(g.as_str()))
+                    .cloned()
+                    .collect();
+                for group in removed {
+                    self.stop(&group, StopCause::Removed);
+                }
+                self.model = model;
+                self.send_now = true;
+            }
+            Input::Leave => {
+                self.membership.set_leaving();
+                self.send_now = true;
+            }
+            Input::Online { group } => {
+                if let Some(Local::Starting { since_seq, epoch }) = self.local.get(&group).cloned()
+                {
+                    self.local.insert(group, Local::Online { since_seq, epoch });
+                }
+            }
+            Input::Offline { group } => {
+                if matches!(self.local.get(&group), Some(Local::Stopping { .. })) {
+                    self.local.remove(&group);
+                    self.send_now = true;
+                }
+            }
+            Input::Ledger {
+                group,
+                epoch,
+                granted,
+            } => {
+                if let Some(Local::Ledger {
+                    since_seq,
+                    epoch: e,
+                    reason,
+                    message,
+                }) = self.local.get(&group).cloned()
+                {
+                    if e == epoch {
+                        if granted {
+                            self.begin_start(&group, since_seq, epoch, reason, message);
+                        } else {
+                            self.back_off(&group, now);
+                        }
+                    }
+                }
+            }
+            Input::Witness { held_until } => {
+                self.witness_pending = false;
+                self.witness_until = held_until;
+                if held_until.is_none() {
+                    self.witness_retry_at = now + self.model.interval;
+                }
+            }
+            Input::Unable { groups } => {
+                if groups != self.unable {
+                    self.unable = groups;
+                    self.send_now = true;
+                }
+            }
+            Input::ClearFailures { group } => {
+                if let Some(g) = self.history.groups.get_mut(&group) {
+                    g.failovers.clear();
+                }
+            }
+        }
+        self.step(now);
+    }
+
+    /// This node's view of its peers.
+    pub fn view(&self, now: Duration) -> View {
+        let me = self.membership.me().to_string();
+        let members = self
+            .model
+            .members
+            .iter()
+            .map(|m| {
+                let status = if m.name == me {
+                    MemberStatus {
+                        alive: true,
+                        connected: true,
+                        alive_since: None,
+                        leaving: self.membership.leaving(),
+                        unable: self.unable.clone(),
+                    }
+                } else {
+                    let peer = self.membership.peer(&m.name);
+                    let alive = self.membership.alive(&m.name, now);
+                    MemberStatus {
+                        alive,
+                        connected: self.membership.connected(&m.name, now),
+                        alive_since: peer.filter(|_| alive).map(|p| p.alive_since),
+                        leaving: alive && peer.is_some_and(|p| p.last.leaving),
+                        unable: peer
+                            .filter(|_| alive)
+                            .map(|p| p.last.unable.iter().cloned().collect())
+                            .unwrap_or_default(),
+                    }
+                };
+                (m.name.clone(), status)
+            })
+            .collect();
+        View {
+            me,
+            quorate: self.membership_quorate(now),
+            members,
+        }
+    }
+
+    fn witness_held(&self, now: Duration) -> bool {
+        self.witness_until.is_some_and(|t| now < t)
+    }
+
+    fn membership_quorate(&self, now: Duration) -> bool {
+        self.membership.quorate(now, self.witness_held(now))
+    }
+
+    /// When this node's majority of valid votes for `group` (claimed since heartbeat
+    /// `since_seq`) lapses, and the highest epoch among those votes.
+    fn lease(&self, group: &str, since_seq: u64) -> Option<(Duration, u64)> {
+        let me = self.membership.me();
+        let incarnation = self.membership.incarnation();
+        let dead_after = self.model.dead_after;
+        let counted = dead_after.mul_f64(1.0 - DRIFT_ALLOWANCE);
+        let mut votes: Vec<(Duration, u64)> = Vec::with_capacity(self.model.members.len() + 1);
+        if let Some(v) = self.votes.get(group) {
+            if v.holder == me && v.holder_incarnation == incarnation {
+                votes.push((v.renewed_at + counted, v.epoch));
+            }
+        }
+        for (_, peer) in self.membership.peers() {
+            let Some(grant) = peer.last.grants.iter().find(|g| {
+                g.group == group && g.holder == me && g.holder_incarnation == incarnation
+            }) else {
+                continue;
+            };
+            let Some(echo) =
+                peer.last.peers.iter().find(|r| {
+                    r.node == me && r.incarnation == incarnation && r.last_seq >= since_seq
+                })
+            else {
+                continue;
+            };
+            if let Some(sent) = self.membership.sent_at(echo.last_seq) {
+                votes.push((sent + counted, grant.epoch));
+            }
+        }
+        if self.model.quorum == QuorumMode::Witness {
+            if let Some(until) = self.witness_until {
+                votes.push((until, 0));
+            }
+        }
+        let needed = match self.model.quorum {
+            QuorumMode::None => 1,
+            _ => self.model.votes_needed(),
+        };
+        if votes.len() < needed {
+            return None;
+        }
+        votes.sort_by(|a, b| b.0.cmp(&a.0));
+        let until = votes[needed - 1].0;
+        let epoch = votes.iter().take(needed).map(|v| v.1).max().unwrap_or(0);
+        Some((until, epoch))
+    }
+
+    fn lease_valid(&self, group: &str, since_seq: u64, now: Duration) -> Option<u64> {
+        if self.model.quorum == QuorumMode::None {
+            return Some(self.known_epoch.get(group).copied().unwrap_or(0));
+        }
+        self.lease(group, since_seq)
+            .filter(|(until, _)| now + self.config.fence_margin < *until)
+            .map(|(_, epoch)| epoch)
+    }
+
+    fn claims(&self, group: &str) -> bool {
+        self.local.get(group).and_then(|l| l.claim(0)).is_some()
+    }
+
+    fn step(&mut self, now: Duration) {
+        self.last_step = now;
+        self.track_peers(now);
+        self.update_votes(now);
+        let view = self.view(now);
+        if view.quorate != self.quorate {
+            self.quorate = view.quorate;
+            self.outputs.push_back(Output::Event(if view.quorate {
+                Event::QuorumGained
+            } else {
+                Event::QuorumLost
+            }));
+        }
+        self.request_witness(now);
+        self.track_holders(now, &view);
+        self.decisions = placement::placement(&view, &self.model, &self.history, self.now(now));
+        let groups: Vec<String> = self.model.groups.iter().map(|g| g.name.clone()).collect();
+        for group in &groups {
+            self.act(group, now);
+        }
+        // A group can also have been claimed for a name no longer decided (config
+        // change while claiming): withdraw those claims.
+        let stale: Vec<String> = self
+            .local
+            .iter()
+            .filter(|(g, l)| !groups.contains(g) && !l.holds())
+            .map(|(g, _)| g.clone())
+            .collect();
+        for group in stale {
+            self.local.remove(&group);
+        }
+        self.update_votes(now);
+        self.heartbeat(now);
+    }
+
+    fn track_peers(&mut self, now: Duration) {
+        let me = self.membership.me().to_string();
+        for m in self.model.members.iter().filter(|m| m.name != me) {
+            let alive = self.membership.alive(&m.name, now);
+            let was = self.alive.insert(m.name.clone(), alive).unwrap_or(false);
+            if alive && !was {
+                self.outputs.push_back(Output::Event(Event::PeerUp {
+                    node: m.name.clone(),
+                }));
+            } else if !alive && was {
+                let leaving = self
+                    .membership
+                    .peer(&m.name)
+                    .is_some_and(|p| p.last.leaving);
+                if !leaving {
+                    let failures = self
+                        .history
+                        .member_failures
+                        .entry(m.name.clone())
+                        .or_default();
+                    failures.push_back(now);
+                    // Only the recent past matters for quarantine; keep the list short.
+                    while failures.len() > 64 {
+                        failures.pop_front();
+                    }
+                }
+                self.outputs.push_back(Output::Event(Event::PeerDown {
+                    node: m.name.clone(),
+                    leaving,
+                }));
+            }
+        }
+    }
+
+    /// Frees votes whose holder released, restarted or went silent, and gives free
+    /// votes to the best claimant.
+    fn update_votes(&mut self, now: Duration) {
+        let me = self.membership.me().to_string();
+        let dead_after = self.model.dead_after;
+        let mut changed = false;
+        let groups: Vec<String> = self.model.groups.iter().map(|g| g.name.clone()).collect();
+        for group in &groups {
+            if let Some(vote) = self.votes.get(group) {
+                let keep = if vote.holder == me {
+                    self.claims(group)
+                } else {
+                    let peer = self.membership.peer(&vote.holder);
+                    now < vote.renewed_at + dead_after
+                        && peer.is_some_and(|p| {
+                            p.last.incarnation == vote.holder_incarnation
+                                && p.last.claims.iter().any(|c| &c.group == group)
+                        })
+                };
+                if keep {
+                    if vote.holder == me {
+                        if let Some(v) = self.votes.get_mut(group) {
+                            v.renewed_at = now;
+                        }
+                    }
+                    continue;
+                }
+                self.votes.remove(group);
+                changed = true;
+            }
+            if now < self.votes_from {
+                continue;
+            }
+            if let Some((holder, holder_incarnation)) = self.best_claimant(group, now) {
+                let epoch = self.known_epoch.get(group).copied().unwrap_or(0) + 1;
+                self.known_epoch.insert(group.clone(), epoch);
+                self.votes.insert(
+                    group.clone(),
+                    Vote {
+                        holder,
+                        holder_incarnation,
+                        epoch,
+                        renewed_at: now,
+                    },
+                );
+                changed = true;
+            }
+        }
+        if changed {
+            self.send_now = true;
+        }
+    }
+
+    /// The claimant of `group` this node votes for: the first in the group's order
+    /// among the alive members (this node included) that claim it.
+    fn best_claimant(&self, group: &str, now: Duration) -> Option<(String, u64)> {
+        let g = self.model.group(group)?;
+        let me = self.membership.me();
+        self.model.order(g).into_iter().find_map(|m| {
+            if m == me {
+                return self
+                    .claims(group)
+                    .then(|| (m.to_string(), self.membership.incarnation()));
+            }
+            let peer = self.membership.peer(m)?;
+            (self.membership.alive(m, now) && peer.last.claims.iter().any(|c| c.group == group))
+                .then(|| (m.to_string(), peer.last.incarnation))
+        })
+    }
+
+    /// In witness mode, a node that holds or claims groups keeps the witness lease
+    /// fresh (renewed every interval, so that after its death the lease lapses no
+    /// later than its votes do); any other node asks for it when it has lost its peer.
+    fn request_witness(&mut self, now: Duration) {
+        if self.model.quorum != QuorumMode::Witness
+            || self.witness_pending
+            || now < self.witness_retry_at
+        {
+            return;
+        }
+        let claims = self.local.values().any(|l| l.claim(0).is_some());
+        let fresh_until = now + self.model.dead_after.saturating_sub(self.model.interval);
+        let fresh = self.witness_until.is_some_and(|t| t > fresh_until);
+        if (claims || self.membership.witness_needed(now)) && !fresh {
+            self.witness_pending = true;
+            self.outputs.push_back(Output::WitnessRequest);
+        }
+    }
+
+    /// Records who holds each group as far as this node knows, and counts failovers.
+    fn track_holders(&mut self, now: Duration, view: &View) {
+        let me = self.membership.me().to_string();
+        for g in &self.model.groups {
+            let holder = if self.local.get(&g.name).is_some_and(Local::holds) {
+                Some(me.clone())
+            } else {
+                self.membership
+                    .peers()
+                    .filter(|(name, _)| view.members.get(*name).is_some_and(|s| s.alive))
+                    .filter_map(|(name, p)| {
+                        p.last
+                            .claims
+                            .iter()
+                            .find(|c| c.group == g.name && c.state == ClaimState::Holding)
+                            .map(|c| (c.epoch, name.to_string()))
+                    })
+                    .max()
+                    .map(|(_, name)| name)
+            };
+            let tenure = self.tenures.entry(g.name.clone()).or_default();
+            let history = self.history.groups.entry(g.name.clone()).or_default();
+            if holder == history.holder {
+                continue;
+            }
+            if let Some(old) = &history.holder {
+                // The old holder went away: by failure if it is no longer alive,
+                // otherwise it released the group (a planned move).
+                tenure.ended_by_failure = !view.members.get(old).is_some_and(|s| s.alive);
+                tenure.last_holder = Some(old.clone());
+            }
+            if let Some(new) = &holder {
+                if tenure.ended_by_failure && tenure.last_holder.as_ref().is_some_and(|o| o != new)
+                {
+                    history.failovers.push_back(now);
+                    while history.failovers.len() > 64 {
+                        history.failovers.pop_front();
+                    }
+                }
+                tenure.ended_by_failure = false;
+            }
+            history.holder = holder;
+        }
+    }
+
+    fn act(&mut self, group: &str, now: Duration) {
+        let me = self.membership.me().to_string();
+        let decision = self.decisions.get(group).cloned();
+        let wanted = decision
+            .as_ref()
+            .is_some_and(|d| d.owner.as_deref() == Some(me.as_str()))
+            && self.quorate
+            && !self.membership.leaving();
+        match self.local.get(group).cloned() {
+            None => {
+                if wanted {
+                    let Decision {
+                        reason, message, ..
+                    } = decision.unwrap_or_else(|| unreachable!());
+                    self.local.insert(
+                        group.to_string(),
+                        Local::Claiming {
+                            since_seq: self.membership.next_seq(),
+                            since: now,
+                            reason,
+                            message: message.clone(),
+                        },
+                    );
+                    self.outputs.push_back(Output::Event(Event::Claimed {
+                        group: group.to_string(),
+                        reason,
+                        message,
+                    }));
+                    self.send_now = true;
+                }
+            }
+            Some(Local::Backoff { until }) => {
+                if now >= until {
+                    self.local.remove(group);
+                    self.act(group, now);
+                }
+            }
+            Some(Local::Claiming {
+                since_seq,
+                since,
+                reason,
+                message,
+            }) => {
+                if !wanted {
+                    self.local.remove(group);
+                    self.send_now = true;
+                } else if let Some(epoch) = self.lease_valid(group, since_seq, now) {
+                    match self.config.ledger {
+                        LedgerMode::External if self.model.quorum != QuorumMode::None => {
+                            self.local.insert(
+                                group.to_string(),
+                                Local::Ledger {
+                                    since_seq,
+                                    epoch,
+                                    reason,
+                                    message,
+                                },
+                            );
+                            self.outputs.push_back(Output::LedgerRequest {
+                                group: group.to_string(),
+                                epoch,
+                            });
+                            self.send_now = true;
+                        }
+                        _ => self.begin_start(group, since_seq, epoch, reason, message),
+                    }
+                } else if now.saturating_sub(since)
+                    > self.model.dead_after + 2 * self.model.interval
+                {
+                    // Contested: another node holds votes for it. Step back for a while
+                    // that differs between nodes, so one of them wins the next round.
+                    self.back_off(group, now);
+                }
+            }
+            Some(Local::Ledger { since_seq, .. }) => {
+                if !wanted || self.lease_valid(group, since_seq, now).is_none() {
+                    self.local.remove(group);
+                    self.send_now = true;
+                }
+            }
+            Some(Local::Starting { since_seq, .. }) | Some(Local::Online { since_seq, .. }) => {
+                if self.lease_valid(group, since_seq, now).is_none() {
+                    self.outputs.push_back(Output::Event(Event::Fenced {
+                        group: group.to_string(),
+                    }));
+                    self.stop(group, StopCause::Fence);
+                } else if self.quorate && !wanted {
+                    let reason = decision
+                        .map(|d| d.reason)
+                        .unwrap_or(Reason::NoEligibleMember);
+                    self.outputs.push_back(Output::Event(Event::Released {
+                        group: group.to_string(),
+                        reason,
+                    }));
+                    self.stop(group, StopCause::Release(reason));
+                }
+            }
+            Some(Local::Stopping { .. }) => {}
+        }
+    }
+
+    fn begin_start(
+        &mut self,
+        group: &str,
+        since_seq: u64,
+        epoch: u64,
+        reason: Reason,
+        message: String,
+    ) {
+        self.local
+            .insert(group.to_string(), Local::Starting { since_seq, epoch });
+        self.outputs.push_back(Output::Event(Event::Won {
+            group: group.to_string(),
+            epoch,
+        }));
+        self.outputs.push_back(Output::Start {
+            group: group.to_string(),
+            epoch,
+            reason,
+            message,
+        });
+        self.send_now = true;
+    }
+
+    fn back_off(&mut self, group: &str, now: Duration) {
+        // A per-node, per-attempt spread of one to three intervals, derived from the
+        // node name and the time so that it is deterministic and differs by node.
+        let seed = self
+            .membership
+            .me()
+            .bytes()
+            .fold(now.as_micros() as u64, |h, b| {
+                h.wrapping_mul(31).wrapping_add(u64::from(b))
+            });
+        let spread = self
+            .model
+            .interval
+            .mul_f64(1.0 + (seed % 1000) as f64 / 500.0);
+        self.local.insert(
+            group.to_string(),
+            Local::Backoff {
+                until: now + spread,
+            },
+        );
+        self.send_now = true;
+    }
+
+    fn stop(&mut self, group: &str, cause: StopCause) {
+        let Some(local) = self.local.get(group) else {
+            return;
+        };
+        match local {
+            Local::Starting { epoch, .. } | Local::Online { epoch, .. } => {
+                let epoch = *epoch;
+                self.local
+                    .insert(group.to_string(), Local::Stopping { epoch });
+                self.outputs.push_back(Output::Stop {
+                    group: group.to_string(),
+                    cause,
+                });
+            }
+            Local::Stopping { .. } => {}
+            _ => {
+                self.local.remove(group);
+            }
+        }
+        self.send_now = true;
+    }
+
+    fn heartbeat(&mut self, now: Duration) {
+        if !self.send_now && now < self.next_heartbeat {
+            return;
+        }
+        // Renew what keeps the resources alive by themselves, on the heartbeat clock.
+        if now >= self.next_heartbeat {
+            for (group, local) in &self.local {
+                if let Local::Online { .. } = local {
+                    self.outputs.push_back(Output::Renew {
+                        group: group.clone(),
+                    });
+                }
+            }
+        }
+        let claims = self
+            .local
+            .iter()
+            .filter_map(|(group, l)| {
+                let known = self.known_epoch.get(group).copied().unwrap_or(0);
+                l.claim(known).map(|(epoch, state)| Claim {
+                    group: group.clone(),
+                    epoch,
+                    state,
+                })
+            })
+            .collect();
+        let grants = self
+            .votes
+            .iter()
+            .map(|(group, v)| Grant {
+                group: group.clone(),
+                holder: v.holder.clone(),
+                holder_incarnation: v.holder_incarnation,
+                epoch: v.epoch,
+            })
+            .collect();
+        match self
+            .membership
+            .heartbeat(now, claims, grants, self.unable.iter().cloned().collect())
+        {
+            Ok(bytes) => self.outputs.push_back(Output::Broadcast(bytes)),
+            Err(e) => self.report_encode_error(e),
+        }
+        self.send_now = false;
+        self.next_heartbeat = now + self.model.interval;
+    }
+
+    fn report_encode_error(&mut self, error: EncodeError) {
+        // Names are validated to fit; this only happens with a config beyond the
+        // wire's limits, and is reported rather than crashing the node.
+        tracing::error!(%error, node = self.membership.me(), "cannot encode heartbeat");
+    }
+}
+
+#[cfg(test)]
+mod tests;

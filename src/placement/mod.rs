@@ -1,0 +1,507 @@
+//! Ownership rules: which member should own each resource group, and why.
+//!
+//! `placement(view, model, history, now)` is a pure, deterministic function (DESIGN.md
+//! section 5). It never performs IO, reads a clock or keeps state: the caller passes
+//! the node's view of its peers, the configuration, what has happened so far and the
+//! time. Every decision carries a machine-readable [`Reason`] and a human sentence;
+//! [`explain`] says for any member why it is or is not a group's owner.
+//!
+//! Placement only says what *should* be; whether a node may act on it (quorum, the
+//! ledger, majority-confirmed death of the old owner) is the engine's business.
+
+pub mod model;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+pub use model::{
+    ClusterModel, DailyWindow, FailbackPolicy, FailoverLimit, GroupModel, MemberModel,
+    QuarantinePolicy, QuorumMode,
+};
+
+/// The time a decision is made at: monotonic (for durations) and wall clock (for
+/// failback windows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time since an arbitrary origin, the same origin as every other
+    /// monotonic time in the view and history.
+    pub mono: Duration,
+    pub wall: Timestamp,
+}
+
+/// What a node knows of one member at the time of the decision.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// A valid heartbeat arrived within `deadAfter`.
+    pub alive: bool,
+    /// Alive, and its last heartbeat shows it hears this node.
+    pub connected: bool,
+    /// Start of the member's current alive period.
+    pub alive_since: Option<Duration>,
+    /// It announced a graceful exit.
+    pub leaving: bool,
+    /// Groups it reports it cannot host (VIP subnet not on its interfaces, failed checks).
+    pub unable: BTreeSet<String>,
+}
+
+/// A node's view of the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct View {
+    /// The node deciding. It counts itself alive and connected.
+    pub me: String,
+    /// Connected to a majority of voters (or holding the witness, or quorum `none`).
+    pub quorate: bool,
+    pub members: BTreeMap<String, MemberStatus>,
+}
+
+/// What has happened to one group, as far as this node knows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupHistory {
+    /// The member currently running the group, if any.
+    pub holder: Option<String>,
+    /// Monotonic times of automatic failovers (oldest first).
+    pub failovers: VecDeque<Duration>,
+}
+
+/// What has happened in the cluster, as far as this node knows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    pub groups: BTreeMap<String, GroupHistory>,
+    /// Monotonic times at which each member failed (stopped being alive without
+    /// announcing a graceful exit), oldest first.
+    pub member_failures: BTreeMap<String, VecDeque<Duration>>,
+}
+
+impl History {
+    /// Failovers of `group` that still count at `now` under `limit`.
+    pub fn failovers_in_period(&self, group: &str, limit: &FailoverLimit, now: Duration) -> usize {
+        self.groups
+            .get(group)
+            .map(|g| {
+                g.failovers
+                    .iter()
+                    .filter(|&&t| now.saturating_sub(t) < limit.period)
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Whether `member` is quarantined at `now` for flapping.
+    pub fn quarantined(
+        &self,
+        member: &str,
+        policy: Option<&QuarantinePolicy>,
+        now: Duration,
+    ) -> bool {
+        let (Some(policy), Some(failures)) = (policy, self.member_failures.get(member)) else {
+            return false;
+        };
+        let Some(&last) = failures.back() else {
+            return false;
+        };
+        let recent = failures
+            .iter()
+            .filter(|&&t| last.saturating_sub(t) < policy.period)
+            .count();
+        recent >= policy.failures as usize && now.saturating_sub(last) < policy.duration
+    }
+}
+
+/// Why a group has the owner it has (or none). Codes are stable: they appear in
+/// status, Events and metrics labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// The group had no owner and goes to the first eligible member.
+    Placed,
+    /// The owner stays: it is eligible and nothing asks for a move.
+    Kept,
+    /// The owner is gone (not alive, not connected, paused, unable); the next
+    /// eligible member takes over.
+    OwnerLost,
+    /// The owner announced a graceful exit; the next member takes over at once.
+    OwnerLeaving,
+    /// A better member returned and failback policy lets it take the group back.
+    Failback,
+    /// `spec.owner` asks for this member.
+    ManualMove,
+    /// A better member is back but has not been alive for `stabilizeFor` yet.
+    FailbackStabilizing,
+    /// A better member is back but failback is only allowed in a window.
+    FailbackOutsideWindow,
+    /// A better member is back but failback policy is Never.
+    FailbackDisabled,
+    /// Too many automatic failovers in the period: the group stays put (or offline).
+    FailoverLimitReached,
+    /// No member can run the group.
+    NoEligibleMember,
+    /// This node is not quorate and decides nothing.
+    NotQuorate,
+}
+
+impl Reason {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::Placed => "Placed",
+            Reason::Kept => "Kept",
+            Reason::OwnerLost => "OwnerLost",
+            Reason::OwnerLeaving => "OwnerLeaving",
+            Reason::Failback => "Failback",
+            Reason::ManualMove => "ManualMove",
+            Reason::FailbackStabilizing => "FailbackStabilizing",
+            Reason::FailbackOutsideWindow => "FailbackOutsideWindow",
+            Reason::FailbackDisabled => "FailbackDisabled",
+            Reason::FailoverLimitReached => "FailoverLimitReached",
+            Reason::NoEligibleMember => "NoEligibleMember",
+            Reason::NotQuorate => "NotQuorate",
+        }
+    }
+
+    /// Whether this reason moves a group away from a holder that is still able to
+    /// run it (a planned, graceful move rather than a failover).
+    pub fn is_planned_move(self) -> bool {
+        matches!(self, Reason::Failback | Reason::ManualMove)
+    }
+}
+
+/// The decision for one group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Who should run the group; `None` = nobody (offline or failed).
+    pub owner: Option<String>,
+    pub reason: Reason,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// Decisions for every group of the model, by group name.
+pub type Decisions = BTreeMap<String, Decision>;
+
+/// Why a member is not eligible for a group (or `None` when it is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Ineligible {
+    NotMember,
+    Paused,
+    NotAlive,
+    NotConnected,
+    Leaving,
+    Unable,
+}
+
+impl Ineligible {
+    fn sentence(self) -> &'static str {
+        match self {
+            Ineligible::NotMember => "is not a member of the cluster",
+            Ineligible::Paused => "is paused",
+            Ineligible::NotAlive => "is not alive (no heartbeat within deadAfter)",
+            Ineligible::NotConnected => "does not hear this node (one-way connectivity)",
+            Ineligible::Leaving => "is leaving the cluster",
+            Ineligible::Unable => {
+                "reports it cannot host the group (interface/subnet or failed checks)"
+            }
+        }
+    }
+}
+
+/// The first reason why `member` cannot run `group` in `view`, if any.
+pub fn ineligibility(
+    view: &View,
+    model: &ClusterModel,
+    group: &GroupModel,
+    member: &str,
+) -> Option<Ineligible> {
+    let Some(config) = model.member(member) else {
+        return Some(Ineligible::NotMember);
+    };
+    if config.paused {
+        return Some(Ineligible::Paused);
+    }
+    let status = view.members.get(member);
+    let is_me = member == view.me;
+    match status {
+        None => Some(Ineligible::NotAlive),
+        Some(s) if !is_me && !s.alive => Some(Ineligible::NotAlive),
+        Some(s) if !is_me && !s.connected => Some(Ineligible::NotConnected),
+        Some(s) if s.leaving => Some(Ineligible::Leaving),
+        Some(s) if s.unable.contains(&group.name) => Some(Ineligible::Unable),
+        Some(_) => None,
+    }
+}
+
+/// The decision for every group.
+pub fn placement(view: &View, model: &ClusterModel, history: &History, now: Now) -> Decisions {
+    model
+        .groups
+        .iter()
+        .map(|g| (g.name.clone(), decide(view, model, history, now, g)))
+        .collect()
+}
+
+/// The decision for one group (what [`placement`] computes for each).
+pub fn decide(
+    view: &View,
+    model: &ClusterModel,
+    history: &History,
+    now: Now,
+    group: &GroupModel,
+) -> Decision {
+    if !view.quorate {
+        return Decision {
+            owner: None,
+            reason: Reason::NotQuorate,
+            message: format!(
+                "{} is not connected to a quorum and takes no part in placing {}",
+                view.me, group.name
+            ),
+        };
+    }
+    let holder = history
+        .groups
+        .get(&group.name)
+        .and_then(|g| g.holder.clone());
+    let holder_problem = holder
+        .as_deref()
+        .map(|h| ineligibility(view, model, group, h));
+    let quarantine = model.quarantine.as_ref();
+    let order = model.order(group);
+    let eligible: Vec<&str> = order
+        .iter()
+        .copied()
+        .filter(|m| ineligibility(view, model, group, m).is_none())
+        .collect();
+    // Quarantined members rank last: they take a group only when nobody else can.
+    let best = eligible
+        .iter()
+        .copied()
+        .find(|m| !history.quarantined(m, quarantine, now.mono))
+        .or_else(|| eligible.first().copied());
+
+    if let Some(limit) = &group.failover_limit {
+        let count = history.failovers_in_period(&group.name, limit, now.mono);
+        if count >= limit.max as usize {
+            let owner = holder.clone().filter(|_| holder_problem == Some(None));
+            return Decision {
+                message: format!(
+                    "{} failed over {count} times within {:?} (limit {}): no automatic move until the count expires or it is cleared{}",
+                    group.name,
+                    limit.period,
+                    limit.max,
+                    match &owner {
+                        Some(o) => format!("; it stays on {o}"),
+                        None => "; it stays offline".to_string(),
+                    }
+                ),
+                owner,
+                reason: Reason::FailoverLimitReached,
+            };
+        }
+    }
+
+    // Manual move: the pinned member wins while it is eligible.
+    if let Some(pinned) = group.owner.as_deref() {
+        if eligible.contains(&pinned) {
+            let reason = if holder.as_deref() == Some(pinned) {
+                Reason::Kept
+            } else {
+                Reason::ManualMove
+            };
+            return Decision {
+                owner: Some(pinned.to_string()),
+                reason,
+                message: format!("{} is pinned to {pinned} by spec.owner", group.name),
+            };
+        }
+    }
+
+    let Some(best) = best else {
+        return Decision {
+            owner: None,
+            reason: Reason::NoEligibleMember,
+            message: format!(
+                "no member can run {}: {}",
+                group.name,
+                why_none(view, model, group)
+            ),
+        };
+    };
+
+    match (holder.as_deref(), holder_problem) {
+        (Some(h), Some(None)) => {
+            // The holder can keep running the group. Move it only for a failback.
+            if h == best || rank(&order, h) < rank(&order, best) {
+                return kept(group, h);
+            }
+            if history.quarantined(best, quarantine, now.mono) {
+                return kept(group, h);
+            }
+            failback(view, group, now, h, best)
+        }
+        (Some(h), Some(Some(problem))) => {
+            let leaving = problem == Ineligible::Leaving;
+            Decision {
+                owner: Some(best.to_string()),
+                reason: if leaving {
+                    Reason::OwnerLeaving
+                } else {
+                    Reason::OwnerLost
+                },
+                message: format!(
+                    "{} moves from {h} to {best}: {h} {}",
+                    group.name,
+                    problem.sentence()
+                ),
+            }
+        }
+        _ => Decision {
+            owner: Some(best.to_string()),
+            reason: Reason::Placed,
+            message: format!(
+                "{} is placed on {best}, the first eligible member in its order",
+                group.name
+            ),
+        },
+    }
+}
+
+fn rank(order: &[&str], member: &str) -> usize {
+    order
+        .iter()
+        .position(|m| *m == member)
+        .unwrap_or(usize::MAX)
+}
+
+fn kept(group: &GroupModel, holder: &str) -> Decision {
+    Decision {
+        owner: Some(holder.to_string()),
+        reason: Reason::Kept,
+        message: format!(
+            "{} stays on {holder}: it is eligible and no better member asks for it",
+            group.name
+        ),
+    }
+}
+
+fn failback(view: &View, group: &GroupModel, now: Now, holder: &str, better: &str) -> Decision {
+    let stay = |reason: Reason, why: String| Decision {
+        owner: Some(holder.to_string()),
+        reason,
+        message: format!(
+            "{} stays on {holder} although {better} ranks higher: {why}",
+            group.name
+        ),
+    };
+    let stable_for = view
+        .members
+        .get(better)
+        .and_then(|s| s.alive_since)
+        .map(|since| now.mono.saturating_sub(since));
+    let stabilize_for = match &group.failback {
+        FailbackPolicy::Never => return stay(Reason::FailbackDisabled, "failback is Never".into()),
+        FailbackPolicy::Immediate { stabilize_for } => *stabilize_for,
+        FailbackPolicy::Window {
+            stabilize_for,
+            windows,
+            time_zone,
+        } => {
+            if !in_any_window(windows, time_zone, now.wall) {
+                return stay(
+                    Reason::FailbackOutsideWindow,
+                    "failback is allowed only inside its windows".into(),
+                );
+            }
+            *stabilize_for
+        }
+    };
+    // The holder decides a failback and hands the group over; the returning node
+    // waits for that release (it cannot see its own alive period as others see it).
+    if better == view.me {
+        return stay(
+            Reason::FailbackStabilizing,
+            format!("{better} waits for {holder} to hand the group over"),
+        );
+    }
+    let stable = stable_for.is_some_and(|d| d >= stabilize_for);
+    if !stable {
+        return stay(
+            Reason::FailbackStabilizing,
+            format!("{better} must be alive for {stabilize_for:?} first"),
+        );
+    }
+    Decision {
+        owner: Some(better.to_string()),
+        reason: Reason::Failback,
+        message: format!(
+            "{} fails back from {holder} to {better}, which ranks higher",
+            group.name
+        ),
+    }
+}
+
+/// Whether `wall` lies in one of `windows` in `tz`.
+pub fn in_any_window(windows: &[DailyWindow], tz: &jiff::tz::TimeZone, wall: Timestamp) -> bool {
+    let local = wall.to_zoned(tz.clone());
+    let time = local.time();
+    let today = local.date().weekday();
+    let yesterday = today.previous();
+    windows.iter().any(|w| {
+        let on = |day| w.days.is_empty() || w.days.contains(&day);
+        if w.start <= w.end {
+            on(today) && w.start <= time && time < w.end
+        } else {
+            // Wraps midnight: the part before midnight belongs to today's window,
+            // the part after midnight to yesterday's.
+            (on(today) && time >= w.start) || (on(yesterday) && time < w.end)
+        }
+    })
+}
+
+fn why_none(view: &View, model: &ClusterModel, group: &GroupModel) -> String {
+    model
+        .order(group)
+        .iter()
+        .filter_map(|m| {
+            ineligibility(view, model, group, m).map(|p| format!("{m} {}", p.sentence()))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why `member` is or is not the owner of `group` under this node's view.
+pub fn explain(
+    view: &View,
+    model: &ClusterModel,
+    history: &History,
+    now: Now,
+    group: &GroupModel,
+    member: &str,
+) -> String {
+    let decision = decide(view, model, history, now, group);
+    if decision.owner.as_deref() == Some(member) {
+        return format!("{member} owns {}: {}", group.name, decision.message);
+    }
+    if let Some(problem) = ineligibility(view, model, group, member) {
+        return format!(
+            "{member} cannot own {}: it {}",
+            group.name,
+            problem.sentence()
+        );
+    }
+    if history.quarantined(member, model.quarantine.as_ref(), now.mono) {
+        return format!(
+            "{member} is quarantined after repeated failures and ranks last for {}",
+            group.name
+        );
+    }
+    match decision.owner {
+        Some(owner) => format!(
+            "{member} is eligible for {} but {owner} owns it: {}",
+            group.name, decision.message
+        ),
+        None => format!("{member} does not own {}: {}", group.name, decision.message),
+    }
+}
+
+#[cfg(test)]
+mod tests;

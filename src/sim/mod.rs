@@ -1,0 +1,1212 @@
+//! A deterministic simulator that drives real [`Engine`]s through crashes, restarts,
+//! partitions (symmetric and one-way), loss, duplication, reordering, delay jitter,
+//! clock drift, process pauses, configuration changes and graceful leaves on a
+//! virtual clock, and checks after every step that the ownership rules hold.
+//!
+//! One seed decides everything: the fault schedule (its own random stream) and the
+//! network's behaviour (another stream). A run with a violation is reproduced by its
+//! seed, and [`shrink`] removes faults from its schedule while the violation stays, to
+//! print the shortest schedule that still shows it.
+//!
+//! What is checked (DESIGN.md section 5):
+//! - **Safety**: no two running agents hold a group's resources at one virtual
+//!   instant. A frozen (paused) agent's resources linger until their kernel lifetime
+//!   runs out or the agent wakes and fences; such an overlap is not the protocol's to
+//!   prevent and is reported separately (`lingering_overlap_ms`), and checked to stay
+//!   within the address lifetime.
+//! - **Liveness**: once faults stop changing and no loss or one-way block is in
+//!   force (views may then legitimately disagree), a fully connected majority
+//!   with an eligible member has every group online within `deadAfter + interval +
+//!   start time` (plus the simulated network's delays and the clock-drift allowance,
+//!   which the bound printed in the summary includes).
+//! - **Stability**: every move has a cause in the world: the old owner was impaired
+//!   (crash, pause, partition, loss, leave), the configuration changed, or the old
+//!   owner released the group for a planned move that the configuration explains.
+
+pub mod rng;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::{DRIFT_ALLOWANCE, Engine, EngineConfig, Input, LedgerMode, Output, StopCause};
+use crate::membership::Keyring;
+use crate::placement::{ClusterModel, FailbackPolicy, GroupModel, MemberModel, QuorumMode, Reason};
+use rng::Rng;
+
+/// The shape of one simulated run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub nodes: usize,
+    pub groups: usize,
+    pub interval: Duration,
+    pub dead_after: Duration,
+    pub quorum: QuorumMode,
+    pub ledger: LedgerMode,
+    /// Number of fault episodes per run.
+    pub faults: usize,
+    /// Time to start and to stop a group's resources.
+    pub start_time: Duration,
+    pub stop_time: Duration,
+    /// One-way network delay range (jitter inside it reorders datagrams).
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// Largest clock rate error of a node (0.004 = 0.4%).
+    pub max_drift: f64,
+    /// Lifetime of a VIP address in the kernel (renewed while held).
+    pub address_lifetime: Duration,
+}
+
+impl SimConfig {
+    /// The default timing of the product (200 ms / 1 s) on a LAN.
+    pub fn new(nodes: usize) -> Self {
+        SimConfig {
+            nodes,
+            groups: 3,
+            interval: Duration::from_millis(200),
+            dead_after: Duration::from_secs(1),
+            quorum: if nodes == 2 {
+                QuorumMode::Witness
+            } else {
+                QuorumMode::Majority
+            },
+            ledger: LedgerMode::Quorum,
+            faults: 6,
+            start_time: Duration::from_millis(2),
+            stop_time: Duration::from_millis(1),
+            min_delay: Duration::from_micros(50),
+            max_delay: Duration::from_micros(1500),
+            max_drift: DRIFT_ALLOWANCE * 0.4,
+            address_lifetime: Duration::from_secs(1),
+        }
+    }
+
+    /// The liveness bound checked: `deadAfter + interval + start time`, plus the
+    /// network's delays and the drift allowance this simulation introduces.
+    pub fn liveness_bound(&self) -> Duration {
+        self.dead_after.mul_f64(1.0 + 2.0 * self.max_drift)
+            + self.interval
+            + self.start_time
+            + self.stop_time
+            + 4 * self.max_delay
+    }
+}
+
+/// One fault or repair.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultOp {
+    /// Power loss: the node and its resources vanish.
+    Crash(usize),
+    /// A crashed node boots and starts a new agent incarnation.
+    Restart(usize),
+    /// The agent process freezes (SIGSTOP, a hung runtime); its resources linger
+    /// until their kernel lifetime ends.
+    Pause(usize),
+    Resume(usize),
+    /// These nodes cannot talk to the others (both directions).
+    Partition(Vec<usize>),
+    /// Datagrams from `from` to `to` are lost.
+    OneWay {
+        from: usize,
+        to: usize,
+    },
+    /// This share of the node's outgoing datagrams is lost.
+    Loss {
+        node: usize,
+        percent: u8,
+    },
+    /// Every link works again and loses nothing.
+    Heal,
+    /// The node's agent leaves gracefully (SIGTERM) and stays down until restarted.
+    Leave(usize),
+    /// Configuration change: pause or unpause a member.
+    TogglePaused(usize),
+    /// Configuration change: pin a group to a member, or unpin it.
+    Pin {
+        group: usize,
+        node: Option<usize>,
+    },
+}
+
+/// A fault at a virtual time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    pub at: Duration,
+    pub op: FaultOp,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "t={:>9.3}ms {:?}",
+            self.at.as_secs_f64() * 1000.0,
+            self.op
+        )
+    }
+}
+
+/// What one run found.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    pub steps: u64,
+    pub safety_violations: u64,
+    pub liveness_violations: u64,
+    pub unexplained_moves: u64,
+    /// Takeover times from owner failure to successor online (virtual).
+    pub takeovers: Vec<Duration>,
+    /// Longest overlap between a frozen agent's lingering resources and a new owner.
+    pub lingering_overlap: Duration,
+    /// The first violation, described.
+    pub first_violation: Option<String>,
+}
+
+impl RunReport {
+    pub fn violations(&self) -> u64 {
+        self.safety_violations + self.liveness_violations + self.unexplained_moves
+    }
+}
+
+/// Generates a random fault schedule for `config` from `seed`.
+pub fn schedule(config: &SimConfig, seed: u64) -> Vec<Fault> {
+    let mut rng = Rng::fork(seed, 1);
+    let n = config.nodes;
+    let mut faults = Vec::new();
+    let mut t = config.dead_after * 3;
+    for _ in 0..config.faults {
+        let node = rng.below(n as u64) as usize;
+        let hold = rng.between(config.interval, config.dead_after * 4);
+        let (op, undo) = match rng.below(11) {
+            0 => (FaultOp::Crash(node), Some(FaultOp::Restart(node))),
+            1 => (FaultOp::Pause(node), Some(FaultOp::Resume(node))),
+            2 | 3 => {
+                let size = 1 + rng.below((n as u64).saturating_sub(1).max(1)) as usize;
+                let mut side: Vec<usize> = (0..n).collect();
+                // Fisher-Yates on the prefix we keep.
+                for i in 0..size.min(n) {
+                    let j = i + rng.below((n - i) as u64) as usize;
+                    side.swap(i, j);
+                }
+                side.truncate(size);
+                side.sort_unstable();
+                (FaultOp::Partition(side), Some(FaultOp::Heal))
+            }
+            4 => {
+                let to = (node + 1 + rng.below((n as u64 - 1).max(1)) as usize) % n;
+                (FaultOp::OneWay { from: node, to }, Some(FaultOp::Heal))
+            }
+            5 => (
+                FaultOp::Loss {
+                    node,
+                    percent: 10 + rng.below(80) as u8,
+                },
+                Some(FaultOp::Heal),
+            ),
+            6 => (FaultOp::Leave(node), Some(FaultOp::Restart(node))),
+            7 => (
+                FaultOp::TogglePaused(node),
+                Some(FaultOp::TogglePaused(node)),
+            ),
+            8 => {
+                let group = rng.below(config.groups as u64) as usize;
+                (
+                    FaultOp::Pin {
+                        group,
+                        node: Some(node),
+                    },
+                    Some(FaultOp::Pin { group, node: None }),
+                )
+            }
+            // Crash without repair for a while, then a pause of another node: two
+            // faults at once.
+            9 => (FaultOp::Crash(node), None),
+            _ => (FaultOp::Pause(node), Some(FaultOp::Resume(node))),
+        };
+        faults.push(Fault {
+            at: t,
+            op: op.clone(),
+        });
+        match undo {
+            Some(undo) => {
+                faults.push(Fault {
+                    at: t + hold,
+                    op: undo,
+                });
+                t += hold + rng.between(Duration::ZERO, config.dead_after * 3);
+            }
+            None => {
+                let back = t + hold + config.dead_after * 2;
+                faults.push(Fault {
+                    at: back,
+                    op: FaultOp::Restart(node),
+                });
+                t += rng.between(config.interval, config.dead_after * 2);
+            }
+        }
+    }
+    faults.sort_by_key(|f| f.at);
+    faults
+}
+
+/// Runs one simulation of `faults` with network randomness from `seed`.
+pub fn run(config: &SimConfig, seed: u64, faults: &[Fault]) -> RunReport {
+    let mut world = World::new(config.clone(), seed, faults);
+    world.run();
+    world.report
+}
+
+/// Removes faults from a failing schedule while it still fails; returns the
+/// shortest failing schedule found and its report.
+pub fn shrink(config: &SimConfig, seed: u64, faults: &[Fault]) -> (Vec<Fault>, RunReport) {
+    let mut current = faults.to_vec();
+    let mut report = run(config, seed, &current);
+    let mut i = 0;
+    // Bounded: each pass removes a fault or advances `i`.
+    while i < current.len() {
+        let mut candidate = current.clone();
+        candidate.remove(i);
+        let r = run(config, seed, &candidate);
+        if r.violations() > 0 {
+            current = candidate;
+            report = r;
+        } else {
+            i += 1;
+        }
+    }
+    (current, report)
+}
+
+fn group_name(i: usize) -> String {
+    format!("g{i}")
+}
+
+fn node_name(i: usize) -> String {
+    format!("n{}", i + 1)
+}
+
+/// The cluster of a simulation: priorities fall with the index; group i prefers node
+/// i (mod n) first, so groups spread and failback is exercised.
+pub fn sim_model(config: &SimConfig) -> ClusterModel {
+    ClusterModel {
+        cluster: "sim/cluster".into(),
+        members: (0..config.nodes)
+            .map(|i| MemberModel {
+                name: node_name(i),
+                priority: 200u8.saturating_sub((i * 10) as u8),
+                paused: false,
+            })
+            .collect(),
+        quorum: config.quorum,
+        interval: config.interval,
+        dead_after: config.dead_after,
+        quarantine: None,
+        groups: (0..config.groups)
+            .map(|g| GroupModel {
+                name: group_name(g),
+                preferred_owners: vec![node_name(g % config.nodes)],
+                failback: if g % 2 == 0 {
+                    FailbackPolicy::Immediate {
+                        stabilize_for: config.interval * 2,
+                    }
+                } else {
+                    FailbackPolicy::Never
+                },
+                failover_limit: None,
+                owner: None,
+            })
+            .collect(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proc {
+    Running,
+    Paused,
+    /// Powered off, or exited after a graceful leave.
+    Down,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResState {
+    Starting,
+    Online,
+    Stopping,
+}
+
+#[derive(Clone, Debug)]
+struct Resource {
+    state: ResState,
+    /// True time the kernel drops the address unless renewed.
+    kernel_until: Duration,
+    /// Its owner was frozen past its lease: the overlap is the kernel fence's.
+    lingering: bool,
+}
+
+struct Node {
+    engine: Option<Engine>,
+    proc: Proc,
+    /// Local clock: offset + rate × true time.
+    offset: Duration,
+    rate: f64,
+    resources: BTreeMap<String, Resource>,
+    timer_generation: u64,
+    incarnations: u64,
+    /// Datagrams that reached a frozen agent, processed when it resumes.
+    backlog: Vec<Vec<u8>>,
+}
+
+impl Node {
+    fn local(&self, t: Duration) -> Duration {
+        self.offset + t.mul_f64(self.rate)
+    }
+
+    fn true_time(&self, local: Duration) -> Duration {
+        local.saturating_sub(self.offset).div_f64(self.rate)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    Boot(usize),
+    Fault(usize),
+    /// End of the schedule: every node up, every link healed.
+    Repair,
+    Deliver {
+        to: usize,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        node: usize,
+        generation: u64,
+    },
+    ResourceDone {
+        node: usize,
+        group: String,
+        incarnation: u64,
+    },
+    Ledger {
+        node: usize,
+        group: String,
+        epoch: u64,
+        incarnation: u64,
+    },
+    Witness {
+        node: usize,
+        local_sent: Duration,
+        incarnation: u64,
+    },
+    Configure {
+        node: usize,
+        model: Arc<ClusterModel>,
+        hash: u64,
+    },
+    Liveness {
+        fault_index: usize,
+        recheck: bool,
+    },
+}
+
+struct World {
+    config: SimConfig,
+    faults: Vec<Fault>,
+    rng: Rng,
+    now: Duration,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Duration, u64)>>,
+    events: BTreeMap<u64, Ev>,
+    nodes: Vec<Node>,
+    model: ClusterModel,
+    config_hash: u64,
+    /// Links that drop everything: (from, to).
+    blocked: BTreeSet<(usize, usize)>,
+    /// Outgoing loss per node, percent.
+    loss: BTreeMap<usize, u8>,
+    duplicate: f64,
+    keys: Keyring,
+    ledger: BTreeMap<String, u64>,
+    witness: Option<(usize, Duration)>,
+    /// Last time each node was touched by a fault (true time).
+    impaired_at: BTreeMap<usize, Duration>,
+    last_config_change: Option<Duration>,
+    /// Per group: the last node that had it online, and when a holder failed.
+    last_online: BTreeMap<String, usize>,
+    failed_at: BTreeMap<String, Duration>,
+    /// Per group: the last planned release (node, reason, true time).
+    released: BTreeMap<String, (usize, Reason, Duration)>,
+    overlap_since: BTreeMap<String, Duration>,
+    /// Check safety even with quorum `none` (to prove the checker sees split brain).
+    force_safety_check: bool,
+    report: RunReport,
+}
+
+impl World {
+    fn new(config: SimConfig, seed: u64, faults: &[Fault]) -> Self {
+        let mut rng = Rng::fork(seed, 2);
+        let model = sim_model(&config);
+        let nodes = (0..config.nodes)
+            .map(|_| {
+                let drift = (rng.unit() * 2.0 - 1.0) * config.max_drift;
+                Node {
+                    engine: None,
+                    proc: Proc::Down,
+                    offset: rng.between(Duration::ZERO, Duration::from_secs(1000)),
+                    rate: 1.0 + drift,
+                    resources: BTreeMap::new(),
+                    timer_generation: 0,
+                    incarnations: 0,
+                    backlog: Vec::new(),
+                }
+            })
+            .collect();
+        let duplicate = if rng.chance(0.5) {
+            rng.unit() * 0.05
+        } else {
+            0.0
+        };
+        let mut world = World {
+            faults: faults.to_vec(),
+            rng,
+            now: Duration::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            nodes,
+            model,
+            config_hash: 1,
+            blocked: BTreeSet::new(),
+            loss: BTreeMap::new(),
+            duplicate,
+            keys: Keyring::new(b"simulation key, 32 bytes long!!!".to_vec(), None)
+                .unwrap_or_else(|_| Keyring::insecure_public()),
+            ledger: BTreeMap::new(),
+            witness: None,
+            impaired_at: BTreeMap::new(),
+            last_config_change: None,
+            last_online: BTreeMap::new(),
+            failed_at: BTreeMap::new(),
+            released: BTreeMap::new(),
+            overlap_since: BTreeMap::new(),
+            force_safety_check: false,
+            report: RunReport::default(),
+            config,
+        };
+        for i in 0..world.nodes.len() {
+            // Nodes boot a little apart, as real ones do.
+            let at = world.rng.between(Duration::ZERO, world.config.interval);
+            world.at(at, Ev::Boot(i));
+        }
+        for (i, f) in world.faults.clone().iter().enumerate() {
+            world.at(f.at, Ev::Fault(i));
+        }
+        world
+    }
+
+    fn at(&mut self, t: Duration, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((t, self.seq)));
+        self.events.insert(self.seq, ev);
+    }
+
+    fn end(&self) -> Duration {
+        let last = self.faults.last().map(|f| f.at).unwrap_or_default();
+        last + self.config.liveness_bound() * 3 + self.config.dead_after * 2
+    }
+
+    fn run(&mut self) {
+        let end = self.end();
+        let final_check = end - self.config.liveness_bound() * 2;
+        self.at(final_check, Ev::Repair);
+        // Bounded: at most this many events, far above what a run needs.
+        let mut budget: u64 = 50_000_000;
+        while let Some(Reverse((t, id))) = self.queue.pop() {
+            if t > end || budget == 0 {
+                break;
+            }
+            budget -= 1;
+            self.now = t;
+            let Some(ev) = self.events.remove(&id) else {
+                continue;
+            };
+            self.dispatch(ev);
+            self.check_safety();
+        }
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Boot(n) => self.boot(n),
+            Ev::Repair => {
+                // End of the schedule: repair everything and require convergence.
+                for n in 0..self.nodes.len() {
+                    match self.nodes[n].proc {
+                        Proc::Down => self.boot(n),
+                        Proc::Paused => self.resume(n),
+                        Proc::Running => {}
+                    }
+                }
+                self.blocked.clear();
+                self.loss.clear();
+                let liveness = Ev::Liveness {
+                    fault_index: usize::MAX,
+                    recheck: false,
+                };
+                self.at(
+                    self.now + self.config.liveness_bound() + self.config.dead_after,
+                    liveness,
+                );
+            }
+            Ev::Fault(i) => self.apply_fault(i),
+            Ev::Deliver { to, bytes } => match self.nodes[to].proc {
+                Proc::Running => self.feed(to, Input::Datagram(&bytes)),
+                Proc::Paused => self.nodes[to].backlog.push(bytes),
+                Proc::Down => {}
+            },
+            Ev::Timer { node, generation } => {
+                if self.nodes[node].proc == Proc::Running
+                    && self.nodes[node].timer_generation == generation
+                {
+                    self.feed(node, Input::Tick);
+                }
+            }
+            Ev::ResourceDone {
+                node,
+                group,
+                incarnation,
+            } => self.resource_done(node, group, incarnation),
+            Ev::Ledger {
+                node,
+                group,
+                epoch,
+                incarnation,
+            } => {
+                if self.alive_incarnation(node, incarnation) {
+                    let entry = self.ledger.entry(group.clone()).or_default();
+                    let granted = epoch > *entry;
+                    if granted {
+                        *entry = epoch;
+                    }
+                    self.feed(
+                        node,
+                        Input::Ledger {
+                            group,
+                            epoch,
+                            granted,
+                        },
+                    );
+                }
+            }
+            Ev::Witness {
+                node,
+                local_sent,
+                incarnation,
+            } => {
+                if self.alive_incarnation(node, incarnation) {
+                    let free = match self.witness {
+                        None => true,
+                        Some((holder, until)) => holder == node || until <= self.now,
+                    };
+                    let held_until = if free {
+                        self.witness = Some((node, self.now + self.config.dead_after));
+                        Some(local_sent + self.config.dead_after.mul_f64(1.0 - DRIFT_ALLOWANCE))
+                    } else {
+                        None
+                    };
+                    self.feed(node, Input::Witness { held_until });
+                }
+            }
+            Ev::Configure { node, model, hash } => {
+                if self.nodes[node].proc == Proc::Running {
+                    self.feed(node, Input::Configure { model, hash });
+                }
+            }
+            Ev::Liveness {
+                fault_index,
+                recheck,
+            } => self.check_liveness(fault_index, recheck),
+        }
+    }
+
+    fn alive_incarnation(&self, node: usize, incarnation: u64) -> bool {
+        self.nodes[node].proc == Proc::Running && self.nodes[node].incarnations == incarnation
+    }
+
+    fn boot(&mut self, n: usize) {
+        let node = &mut self.nodes[n];
+        node.proc = Proc::Running;
+        node.incarnations += 1;
+        node.backlog.clear();
+        // A new agent removes stale addresses of its config before anything else.
+        node.resources.clear();
+        let local = node.local(self.now);
+        let engine = Engine::new(
+            &node_name(n),
+            Arc::new(self.model.clone()),
+            self.config_hash,
+            EngineConfig::for_model(&self.model, self.config.ledger),
+            self.keys.clone(),
+            node.incarnations,
+            local,
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        node.engine = Some(engine);
+        self.feed(n, Input::Tick);
+    }
+
+    fn resume(&mut self, n: usize) {
+        self.nodes[n].proc = Proc::Running;
+        let backlog = std::mem::take(&mut self.nodes[n].backlog);
+        // The first thing a woken agent does is look at the time: that is when it
+        // fences groups whose votes lapsed while it was frozen. What it fences is
+        // the kernel fence's overlap until stopped; what it keeps is its own again.
+        self.feed(n, Input::Tick);
+        for res in self.nodes[n].resources.values_mut() {
+            res.lingering = res.state == ResState::Stopping;
+        }
+        for bytes in backlog {
+            self.feed(n, Input::Datagram(&bytes));
+        }
+    }
+
+    fn mark(&mut self, nodes: impl IntoIterator<Item = usize>) {
+        for n in nodes {
+            self.impaired_at.insert(n, self.now);
+            let holds: Vec<String> = self.nodes[n].resources.keys().cloned().collect();
+            for g in holds {
+                self.failed_at.entry(g).or_insert(self.now);
+            }
+        }
+    }
+
+    fn apply_fault(&mut self, i: usize) {
+        let op = self.faults[i].op.clone();
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        match op {
+            FaultOp::Crash(n) => {
+                self.mark([n]);
+                let node = &mut self.nodes[n];
+                node.proc = Proc::Down;
+                node.engine = None;
+                node.resources.clear();
+            }
+            FaultOp::Restart(n) => {
+                if self.nodes[n].proc == Proc::Down {
+                    self.mark([n]);
+                    self.boot(n);
+                }
+            }
+            FaultOp::Pause(n) => {
+                if self.nodes[n].proc == Proc::Running {
+                    self.mark([n]);
+                    self.nodes[n].proc = Proc::Paused;
+                }
+            }
+            FaultOp::Resume(n) => {
+                if self.nodes[n].proc == Proc::Paused {
+                    self.mark([n]);
+                    self.resume(n);
+                }
+            }
+            FaultOp::Partition(side) => {
+                self.mark(all.clone());
+                for &a in &side {
+                    for b in all.iter().filter(|b| !side.contains(b)) {
+                        self.blocked.insert((a, *b));
+                        self.blocked.insert((*b, a));
+                    }
+                }
+            }
+            FaultOp::OneWay { from, to } => {
+                self.mark([from, to]);
+                self.blocked.insert((from, to));
+            }
+            FaultOp::Loss { node, percent } => {
+                self.mark([node]);
+                self.loss.insert(node, percent);
+            }
+            FaultOp::Heal => {
+                self.mark(all.clone());
+                self.blocked.clear();
+                self.loss.clear();
+            }
+            FaultOp::Leave(n) => {
+                if self.nodes[n].proc == Proc::Running {
+                    self.mark([n]);
+                    self.feed(n, Input::Leave);
+                }
+            }
+            FaultOp::TogglePaused(n) => {
+                self.mark([n]);
+                let m = &mut self.model.members[n];
+                m.paused = !m.paused;
+                self.reconfigure();
+            }
+            FaultOp::Pin { group, node } => {
+                self.model.groups[group].owner = node.map(node_name);
+                self.reconfigure();
+            }
+        }
+        let next = self.faults.get(i + 1).map(|f| f.at);
+        let check_at = self.now + self.config.liveness_bound();
+        if next.is_none_or(|t| t > check_at) {
+            self.at(
+                check_at,
+                Ev::Liveness {
+                    fault_index: i,
+                    recheck: false,
+                },
+            );
+        }
+    }
+
+    fn reconfigure(&mut self) {
+        self.config_hash += 1;
+        self.last_config_change = Some(self.now);
+        let model = Arc::new(self.model.clone());
+        for n in 0..self.nodes.len() {
+            // The new config reaches nodes at slightly different times.
+            let at = self.now + self.rng.between(Duration::ZERO, self.config.max_delay * 4);
+            self.at(
+                at,
+                Ev::Configure {
+                    node: n,
+                    model: model.clone(),
+                    hash: self.config_hash,
+                },
+            );
+        }
+    }
+
+    fn feed(&mut self, n: usize, input: Input<'_>) {
+        let local = self.nodes[n].local(self.now);
+        let Some(engine) = self.nodes[n].engine.as_mut() else {
+            return;
+        };
+        engine.handle(local, input);
+        self.report.steps += 1;
+        let mut outputs = Vec::new();
+        while let Some(o) = engine.poll_output() {
+            outputs.push(o);
+        }
+        let wake = engine.poll_timeout();
+        let leaving_done = engine.leaving() && engine.holds_nothing();
+        for o in outputs {
+            self.output(n, o);
+        }
+        let node = &mut self.nodes[n];
+        node.timer_generation += 1;
+        let at = node.true_time(wake).max(self.now) + Duration::from_nanos(1);
+        let generation = node.timer_generation;
+        self.at(
+            at,
+            Ev::Timer {
+                node: n,
+                generation,
+            },
+        );
+        if leaving_done {
+            // The agent handed everything over and exits.
+            let node = &mut self.nodes[n];
+            node.proc = Proc::Down;
+            node.engine = None;
+        }
+    }
+
+    fn output(&mut self, n: usize, o: Output) {
+        let incarnation = self.nodes[n].incarnations;
+        match o {
+            Output::Broadcast(bytes) => {
+                for to in 0..self.nodes.len() {
+                    if to == n || self.blocked.contains(&(n, to)) {
+                        continue;
+                    }
+                    let loss = self.loss.get(&n).copied().unwrap_or(0);
+                    if self.rng.below(100) < u64::from(loss) {
+                        continue;
+                    }
+                    let copies = if self.rng.chance(self.duplicate) {
+                        2
+                    } else {
+                        1
+                    };
+                    for _ in 0..copies {
+                        let delay = self
+                            .rng
+                            .between(self.config.min_delay, self.config.max_delay);
+                        self.at(
+                            self.now + delay,
+                            Ev::Deliver {
+                                to,
+                                bytes: bytes.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+            Output::Start { group, reason, .. } => {
+                self.check_move(n, &group, reason);
+                let until = self.now + self.config.address_lifetime;
+                self.nodes[n].resources.insert(
+                    group.clone(),
+                    Resource {
+                        state: ResState::Starting,
+                        kernel_until: until,
+                        lingering: false,
+                    },
+                );
+                let done = self.now + self.config.start_time;
+                self.at(
+                    done,
+                    Ev::ResourceDone {
+                        node: n,
+                        group,
+                        incarnation,
+                    },
+                );
+            }
+            Output::Renew { group } => {
+                let until = self.now + self.config.address_lifetime;
+                if let Some(r) = self.nodes[n].resources.get_mut(&group) {
+                    r.kernel_until = until;
+                }
+            }
+            Output::Stop { group, cause } => {
+                if let StopCause::Release(reason) = cause {
+                    self.released.insert(group.clone(), (n, reason, self.now));
+                }
+                if let Some(r) = self.nodes[n].resources.get_mut(&group) {
+                    r.state = ResState::Stopping;
+                }
+                let done = self.now + self.config.stop_time;
+                self.at(
+                    done,
+                    Ev::ResourceDone {
+                        node: n,
+                        group,
+                        incarnation,
+                    },
+                );
+            }
+            Output::LedgerRequest { group, epoch } => {
+                let delay = self
+                    .rng
+                    .between(self.config.min_delay, self.config.max_delay * 2);
+                self.at(
+                    self.now + delay,
+                    Ev::Ledger {
+                        node: n,
+                        group,
+                        epoch,
+                        incarnation,
+                    },
+                );
+            }
+            Output::WitnessRequest => {
+                let delay = self
+                    .rng
+                    .between(self.config.min_delay, self.config.max_delay * 2);
+                let local_sent = self.nodes[n].local(self.now);
+                self.at(
+                    self.now + delay,
+                    Ev::Witness {
+                        node: n,
+                        local_sent,
+                        incarnation,
+                    },
+                );
+            }
+            Output::Event(_) => {}
+        }
+    }
+
+    fn resource_done(&mut self, n: usize, group: String, incarnation: u64) {
+        if self.nodes[n].incarnations != incarnation {
+            return;
+        }
+        let Some(res) = self.nodes[n].resources.get_mut(&group) else {
+            return;
+        };
+        match res.state {
+            ResState::Starting => {
+                res.state = ResState::Online;
+                self.last_online.insert(group.clone(), n);
+                if let Some(failed) = self.failed_at.remove(&group) {
+                    self.report.takeovers.push(self.now - failed);
+                }
+                if self.nodes[n].proc == Proc::Running {
+                    self.feed(n, Input::Online { group });
+                }
+            }
+            ResState::Stopping => {
+                self.nodes[n].resources.remove(&group);
+                if self.nodes[n].proc == Proc::Running {
+                    self.feed(n, Input::Offline { group });
+                }
+            }
+            ResState::Online => {}
+        }
+    }
+
+    /// Whether the resources of `group` on node `n` are present at this instant.
+    fn present(&self, n: usize, res: &Resource) -> bool {
+        match self.nodes[n].proc {
+            Proc::Running => true,
+            Proc::Paused => self.now < res.kernel_until,
+            Proc::Down => false,
+        }
+    }
+
+    fn check_safety(&mut self) {
+        if self.config.quorum == QuorumMode::None && !self.force_safety_check {
+            return;
+        }
+        // A frozen agent whose resources are still present keeps them as lingering
+        // until they are stopped: that overlap belongs to the kernel fence.
+        for node in self.nodes.iter_mut().filter(|n| n.proc == Proc::Paused) {
+            for res in node.resources.values_mut() {
+                res.lingering = true;
+            }
+        }
+        for g in 0..self.config.groups {
+            let group = group_name(g);
+            let mut running = Vec::new();
+            let mut lingering = Vec::new();
+            for (n, node) in self.nodes.iter().enumerate() {
+                if let Some(res) = node.resources.get(&group) {
+                    if !self.present(n, res) {
+                        continue;
+                    }
+                    if res.lingering {
+                        lingering.push(n);
+                    } else {
+                        running.push(n);
+                    }
+                }
+            }
+            if running.len() > 1 {
+                self.report.safety_violations += 1;
+                self.violation(format!(
+                    "safety: {group} held by {:?} at once",
+                    running.iter().map(|&n| node_name(n)).collect::<Vec<_>>()
+                ));
+            }
+            if running.len() + lingering.len() > 1 {
+                let since = *self.overlap_since.entry(group.clone()).or_insert(self.now);
+                let overlap = self.now - since;
+                self.report.lingering_overlap = self.report.lingering_overlap.max(overlap);
+                if overlap
+                    > self.config.address_lifetime + self.config.stop_time + self.config.max_delay
+                {
+                    self.report.safety_violations += 1;
+                    self.violation(format!(
+                        "safety: a frozen agent's {group} outlived its address lifetime ({overlap:?})"
+                    ));
+                }
+            } else {
+                self.overlap_since.remove(&group);
+            }
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        if self.report.first_violation.is_none() {
+            self.report.first_violation = Some(format!("{what} at t={:?}", self.now));
+        }
+    }
+
+    /// A start on node `n`: is the move explained by the world?
+    fn check_move(&mut self, n: usize, group: &str, reason: Reason) {
+        let Some(&previous) = self.last_online.get(group) else {
+            return;
+        };
+        if previous == n {
+            return;
+        }
+        let window = self.config.dead_after * 3 + self.config.liveness_bound();
+        let recent = |t: Duration| self.now.saturating_sub(t) <= window;
+        let impaired = self.impaired_at.get(&previous).is_some_and(|&t| recent(t))
+            || self.impaired_at.get(&n).is_some_and(|&t| recent(t));
+        let configured = self.last_config_change.is_some_and(recent);
+        let planned = self.released.get(group).is_some_and(|&(from, why, t)| {
+            from == previous && recent(t) && self.release_explained(group, why, n, previous)
+        });
+        if !(impaired || configured || planned) {
+            self.report.unexplained_moves += 1;
+            self.violation(format!(
+                "stability: {group} moved from {} to {} ({}) with no cause",
+                node_name(previous),
+                node_name(n),
+                reason.code()
+            ));
+        }
+    }
+
+    fn release_explained(&self, group: &str, why: Reason, to: usize, from: usize) -> bool {
+        let Some(g) = self.model.group(group) else {
+            return false;
+        };
+        match why {
+            Reason::Failback => {
+                let order = self.model.order(g);
+                let rank = |n: usize| order.iter().position(|m| *m == node_name(n));
+                rank(to) < rank(from)
+            }
+            Reason::ManualMove => g.owner.as_deref() == Some(node_name(to).as_str()),
+            _ => false,
+        }
+    }
+
+    fn check_liveness(&mut self, fault_index: usize, recheck: bool) {
+        let n = self.nodes.len();
+        let healthy = |a: usize, b: usize, w: &World| {
+            !w.blocked.contains(&(a, b))
+                && !w.blocked.contains(&(b, a))
+                && !w.loss.contains_key(&a)
+                && !w.loss.contains_key(&b)
+        };
+        let up: Vec<usize> = (0..n)
+            .filter(|&i| self.nodes[i].proc == Proc::Running)
+            .collect();
+        // Liveness is promised for clean partitions only: while loss or a one-way
+        // block is in force, views may legitimately disagree and nothing is checked.
+        let asymmetric = !self.loss.is_empty()
+            || self
+                .blocked
+                .iter()
+                .any(|&(a, b)| !self.blocked.contains(&(b, a)));
+        if asymmetric {
+            return;
+        }
+        // Components of running nodes over healthy links; only cliques are expected
+        // to converge, and only those with enough votes (in witness mode, both sides
+        // of a two-node split qualify, and the witness decides which one serves).
+        let mut seen = BTreeSet::new();
+        let mut quorate: Vec<usize> = Vec::new();
+        for &start in &up {
+            if seen.contains(&start) {
+                continue;
+            }
+            let component: Vec<usize> = up
+                .iter()
+                .copied()
+                .filter(|&b| b == start || healthy(start, b, self))
+                .collect();
+            seen.extend(component.iter().copied());
+            let clique = component
+                .iter()
+                .all(|&a| component.iter().all(|&b| a == b || healthy(a, b, self)));
+            let witness = usize::from(self.config.quorum == QuorumMode::Witness);
+            if clique && component.len() + witness >= self.model.votes_needed() {
+                quorate.extend(component);
+            }
+        }
+        let mut missing = Vec::new();
+        for g in 0..self.config.groups {
+            let group = group_name(g);
+            if !quorate.iter().any(|&m| !self.model.members[m].paused) {
+                continue;
+            }
+            let online = quorate.iter().filter(|&&m| {
+                self.nodes[m]
+                    .resources
+                    .get(&group)
+                    .is_some_and(|r| r.state == ResState::Online)
+            });
+            if online.count() != 1 {
+                missing.push(group);
+            }
+        }
+        if missing.is_empty() {
+            return;
+        }
+        if !recheck {
+            // A planned handover may be in flight at this instant: look again after
+            // the time one takes.
+            let again = self.now
+                + self.config.stop_time
+                + self.config.start_time
+                + 6 * self.config.max_delay;
+            self.at(
+                again,
+                Ev::Liveness {
+                    fault_index,
+                    recheck: true,
+                },
+            );
+            return;
+        }
+        self.report.liveness_violations += 1;
+        self.violation(format!(
+            "liveness: {missing:?} not online in the quorate partition"
+        ));
+    }
+}
+
+/// Aggregate of many runs, as `failover simulate` prints it.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub runs: u64,
+    pub nodes: usize,
+    pub steps: u64,
+    pub safety_violations: u64,
+    pub liveness_violations: u64,
+    pub unexplained_moves: u64,
+    pub takeovers: Vec<Duration>,
+    pub lingering_overlap: Duration,
+}
+
+impl Summary {
+    pub fn add(&mut self, r: &RunReport) {
+        self.runs += 1;
+        self.steps += r.steps;
+        self.safety_violations += r.safety_violations;
+        self.liveness_violations += r.liveness_violations;
+        self.unexplained_moves += r.unexplained_moves;
+        self.takeovers.extend_from_slice(&r.takeovers);
+        self.lingering_overlap = self.lingering_overlap.max(r.lingering_overlap);
+    }
+
+    /// The one JSON line of `failover simulate`.
+    pub fn json(&self, config: &SimConfig) -> String {
+        let mut t: Vec<f64> = self
+            .takeovers
+            .iter()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect();
+        t.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            if t.is_empty() {
+                0.0
+            } else {
+                t[((t.len() - 1) as f64 * p).round() as usize]
+            }
+        };
+        serde_json::json!({
+            "runs": self.runs,
+            "nodes": self.nodes,
+            "steps": self.steps,
+            "safety_violations": self.safety_violations,
+            "liveness_violations": self.liveness_violations,
+            "unexplained_moves": self.unexplained_moves,
+            "takeover_ms": {
+                "p50": round(pct(0.5)),
+                "p99": round(pct(0.99)),
+                "max": round(t.last().copied().unwrap_or(0.0)),
+                "samples": t.len(),
+            },
+            "lingering_overlap_ms_max": round(self.lingering_overlap.as_secs_f64() * 1000.0),
+            "liveness_bound_ms": round(config.liveness_bound().as_secs_f64() * 1000.0),
+            "interval_ms": config.interval.as_millis() as u64,
+            "dead_after_ms": config.dead_after.as_millis() as u64,
+        })
+        .to_string()
+    }
+}
+
+fn round(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests;
