@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use common::{by_kind, schema_at};
 use failover::api::{
     FailbackPolicy, FailoverCluster, HealthCheckSpec, HttpProbe, MemberSpec, Problem, QuorumMode,
-    ResourceGroup, TcpProbe, VirtualIpSpec, WorkloadKind, WorkloadSpec, load_documents,
-    validate_config,
+    ResourceGroup, TcpProbe, VirtualIpSpec, WorkloadKind, WorkloadSpec, into_result,
+    load_documents, validate_cluster, validate_config, validate_group, validate_heartbeat_ports,
 };
 
 fn examples_dir() -> PathBuf {
@@ -324,6 +324,64 @@ fn cases() -> Vec<Case> {
             schema: RustOnly,
         },
         Case {
+            name: "preferred owner listed twice",
+            mutate: |_, g| g[0].spec.preferred_owners = vec!["a".into(), "b".into(), "a".into()],
+            path: "spec.preferredOwners[2]",
+            message: "\"a\" is listed twice",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "preferredOwners"],
+                "x-kubernetes-list-type",
+                json!("set"),
+            ),
+        },
+        Case {
+            name: "failback window that never opens",
+            mutate: |_, g| {
+                g[0].spec.failback = serde_json::from_value(json!({
+                    "policy": "Window",
+                    "windows": [{"start": "02:00", "end": "02:00"}],
+                }))
+                .unwrap();
+            },
+            path: "spec.failback.windows[0].end",
+            message: "must differ from start",
+            schema: Cel(
+                "ResourceGroup",
+                &["spec", "failback", "windows", "[]"],
+                "self.start != self.end",
+            ),
+        },
+        Case {
+            name: "no announcements",
+            mutate: |c, _| c.spec.announcements.count = 0,
+            path: "spec.announcements.count",
+            message: "out of range 1..=100",
+            schema: Keyword(
+                "FailoverCluster",
+                &["spec", "announcements", "count"],
+                "minimum",
+                json!(1.0),
+            ),
+        },
+        Case {
+            name: "group in another namespace than its cluster",
+            mutate: |c, g| {
+                c.metadata.namespace = Some("prod".into());
+                g[0].metadata.namespace = Some("dev".into());
+            },
+            path: "metadata.namespace",
+            message: "differs from the namespace of FailoverCluster/c",
+            schema: RustOnly,
+        },
+        Case {
+            name: "group without a name",
+            mutate: |_, g| g[0].metadata.name = None,
+            path: "metadata.name",
+            message: "is required",
+            schema: RustOnly,
+        },
+        Case {
             name: "manual owner not a member",
             mutate: |_, g| g[0].spec.owner = Some("zed".into()),
             path: "spec.owner",
@@ -557,6 +615,49 @@ fn all_problems_are_reported_at_once() {
         problems[3].to_string(),
         "ResourceGroup/g: spec.resources[2].dependsOn[0]: unknown resource \"db\""
     );
+}
+
+#[test]
+fn heartbeat_port_conflicts_are_reported_on_the_later_cluster() {
+    let (first, _) = base();
+    let mut second = first.clone();
+    second.metadata.name = Some("d".into());
+    second.spec.members[0].node = "other".into();
+    // Shares nodes b and x with `c`, same default port: `d` sorts later by name.
+    let problems = validate_heartbeat_ports(&[second.clone(), first.clone()]);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].object, "FailoverCluster/d");
+    assert_eq!(problems[0].path, "spec.heartbeat.port");
+    assert!(
+        problems[0]
+            .message
+            .contains("FailoverCluster/c, which shares node \"b\"")
+    );
+
+    second.spec.heartbeat.port = 7708;
+    assert!(validate_heartbeat_ports(&[first.clone(), second.clone()]).is_empty());
+
+    second.spec.heartbeat.port = first.spec.heartbeat.port;
+    second.spec.members = vec![member("p"), member("q")];
+    assert!(
+        validate_heartbeat_ports(&[first, second]).is_empty(),
+        "no shared node"
+    );
+}
+
+#[test]
+fn validate_methods_match_the_functions() {
+    let (cluster, mut groups) = base();
+    groups[0].spec.owner = Some("zed".into());
+    assert_eq!(cluster.validate(), validate_cluster(&cluster));
+    assert_eq!(
+        groups[0].validate(&cluster),
+        validate_group(&groups[0], &cluster)
+    );
+    assert_eq!(groups[0].validate(&cluster).len(), 1);
+    let err = into_result(groups[0].validate(&cluster)).unwrap_err();
+    assert!(err.to_string().contains("spec.owner"), "{err}");
+    assert!(into_result(cluster.validate()).is_ok());
 }
 
 fn openapi_schema(kind: &str) -> serde_json::Value {

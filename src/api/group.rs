@@ -82,6 +82,7 @@ pub struct ResourceGroupSpec {
     /// cascades down the list. Empty means every member, by priority then name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub preferred_owners: Vec<String>,
     /// Manual move: pin the group to this member node. The current owner hands it
     /// over gracefully. Remove the field to return to automatic placement.
@@ -165,7 +166,8 @@ pub enum FailbackPolicy {
 
 /// A daily time window, `start` inclusive to `end` exclusive; a window whose end is
 /// before its start runs over midnight.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.start != self.end").message("end must differ from start (an empty window never opens)").field_path(".end"))]
 #[serde(rename_all = "camelCase")]
 pub struct FailbackWindow {
     /// Start time of day, `HH:MM` (24-hour clock).

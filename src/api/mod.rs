@@ -28,7 +28,10 @@ pub use group::{
     Weekday, WorkloadKind, WorkloadSpec,
 };
 pub use load::{LoadError, load_documents};
-pub use validate::{InvalidConfig, Problem, validate_cluster, validate_config, validate_group};
+pub use validate::{
+    InvalidConfig, Problem, into_result, validate_cluster, validate_config, validate_group,
+    validate_heartbeat_ports,
+};
 
 /// API group of the custom resources.
 pub const GROUP: &str = "failover.dev";

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 
 use super::cluster::{FailoverCluster, MAX_PRIORITY, MIN_INTERVAL, QuorumMode};
 use super::duration::parse_duration;
@@ -89,8 +89,20 @@ impl Report<'_> {
     }
 }
 
-fn object_name(kind: &str, name: &str) -> String {
-    format!("{kind}/{name}")
+/// `Kind/name`, or `Kind/namespace/name` when the object has a namespace.
+fn object_name<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    let kind = K::kind(&());
+    match object.meta().namespace.as_deref() {
+        Some(ns) => format!("{kind}/{ns}/{}", object.name_any()),
+        None => format!("{kind}/{}", object.name_any()),
+    }
+}
+
+/// Reports a missing `metadata.name` (possible in a hand-written standalone file).
+fn check_name<K: Resource>(r: &mut Report<'_>, object: &K) {
+    if object.meta().name.as_deref().is_none_or(str::is_empty) {
+        r.add("metadata.name", "is required");
+    }
 }
 
 /// Validates a FailoverCluster on its own.
@@ -118,7 +130,7 @@ pub fn validate_config(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> V
     for group in groups {
         let group_name = group.name_any();
         let mut report = Report {
-            object: object_name("ResourceGroup", &group_name),
+            object: object_name(group),
             problems: &mut problems,
         };
         if !seen_groups.insert(group_name.clone()) {
@@ -157,9 +169,10 @@ pub fn validate_config(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> V
 
 fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
     let mut r = Report {
-        object: object_name("FailoverCluster", &cluster.name_any()),
+        object: object_name(cluster),
         problems,
     };
+    check_name(&mut r, cluster);
     let spec = &cluster.spec;
 
     if spec.members.is_empty() {
@@ -273,11 +286,20 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
 
 fn check_group(group: &ResourceGroup, cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
     let mut r = Report {
-        object: object_name("ResourceGroup", &group.name_any()),
+        object: object_name(group),
         problems,
     };
+    check_name(&mut r, group);
     let spec = &group.spec;
     let cluster_name = cluster.name_any();
+    if let (Some(group_ns), Some(cluster_ns)) = (group.namespace(), cluster.namespace())
+        && group_ns != cluster_ns
+    {
+        r.add(
+            "metadata.namespace",
+            format!("{group_ns:?} differs from the namespace of FailoverCluster/{cluster_name} ({cluster_ns:?})"),
+        );
+    }
     if spec.cluster != cluster_name {
         r.add(
             "spec.cluster",
@@ -511,6 +533,62 @@ fn check_health_check(r: &mut Report<'_>, path: &str, hc: &HealthCheckSpec) {
             format!("{} must not exceed interval ({})", hc.timeout, hc.interval),
         );
     }
+}
+
+impl FailoverCluster {
+    /// Validates this cluster on its own; see [`validate_cluster`].
+    pub fn validate(&self) -> Vec<Problem> {
+        validate_cluster(self)
+    }
+}
+
+impl ResourceGroup {
+    /// Validates this group against its cluster; see [`validate_group`].
+    pub fn validate(&self, cluster: &FailoverCluster) -> Vec<Problem> {
+        validate_group(self, cluster)
+    }
+}
+
+/// Checks clusters that share nodes for the same heartbeat port (both agents would
+/// bind it on the shared node). The conflict is reported on the later cluster, by
+/// creation time and then by namespace/name, so the earlier one keeps running.
+pub fn validate_heartbeat_ports(clusters: &[FailoverCluster]) -> Vec<Problem> {
+    let mut ordered: Vec<&FailoverCluster> = clusters.iter().collect();
+    ordered.sort_by(|a, b| {
+        let key = |c: &FailoverCluster| {
+            (
+                c.metadata.creation_timestamp.clone(),
+                c.namespace(),
+                c.name_any(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let mut problems = Vec::new();
+    for (i, later) in ordered.iter().enumerate() {
+        let nodes: HashSet<&str> = later.spec.members.iter().map(|m| m.node.as_str()).collect();
+        let earlier = ordered[..i].iter().find_map(|earlier| {
+            let shared = earlier
+                .spec
+                .members
+                .iter()
+                .find(|m| nodes.contains(m.node.as_str()))?;
+            (earlier.spec.heartbeat.port == later.spec.heartbeat.port)
+                .then_some((earlier, &shared.node))
+        });
+        if let Some((earlier, node)) = earlier {
+            problems.push(Problem {
+                object: object_name(*later),
+                path: "spec.heartbeat.port".to_owned(),
+                message: format!(
+                    "{} is also used by {}, which shares node {node:?}; choose another port",
+                    later.spec.heartbeat.port,
+                    object_name(*earlier)
+                ),
+            });
+        }
+    }
+    problems
 }
 
 /// Finds dependency cycles (each reported once, starting at its lowest index).
