@@ -403,6 +403,18 @@ fn cases() -> Vec<Case> {
             schema: RustOnly,
         },
         Case {
+            name: "same VIP twice in one group",
+            mutate: |_, g| {
+                let mut second = g[0].spec.resources[0].clone();
+                second.name = "vip-again".into();
+                second.virtual_ip.as_mut().unwrap().address = "10.77.0.100/25".into();
+                g[0].spec.resources.push(second);
+            },
+            path: "spec.resources[3].virtualIP.address",
+            message: "10.77.0.100 is already used by spec.resources[0]",
+            schema: RustOnly,
+        },
+        Case {
             name: "group names another cluster",
             mutate: |_, g| g[0].spec.cluster = "other".into(),
             path: "spec.cluster",

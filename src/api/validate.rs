@@ -149,10 +149,8 @@ pub fn validate_config(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> V
                 continue;
             };
             match vips.get(&ip) {
-                Some((other, j)) if *other == group_name => report.add(
-                    format!("spec.resources[{i}].virtualIP.address"),
-                    format!("{ip} is already used by spec.resources[{j}] of this group"),
-                ),
+                // Within one group, check_resources reports it.
+                Some((other, _)) if *other == group_name => {}
                 Some((other, j)) => report.add(
                     format!("spec.resources[{i}].virtualIP.address"),
                     format!("{ip} is already used by ResourceGroup/{other} spec.resources[{j}]"),
@@ -192,11 +190,20 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
         let path = format!("spec.members[{i}]");
         if m.node.is_empty() {
             r.add(format!("{path}.node"), "must not be empty");
-        } else if let Some(first) = nodes.insert(&m.node, i) {
-            r.add(
-                format!("{path}.node"),
-                format!("duplicate member {:?} (also spec.members[{first}])", m.node),
-            );
+        } else {
+            match nodes.entry(&m.node) {
+                Entry::Occupied(first) => r.add(
+                    format!("{path}.node"),
+                    format!(
+                        "duplicate member {:?} (also spec.members[{}])",
+                        m.node,
+                        first.get()
+                    ),
+                ),
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
+            }
         }
         if m.priority > MAX_PRIORITY {
             r.add(
@@ -438,6 +445,26 @@ fn check_resources(r: &mut Report<'_>, resources: &[ResourceSpec]) {
             }
         }
         check_resource(r, &path, res);
+    }
+
+    let mut vips: HashMap<IpAddr, usize> = HashMap::new();
+    for (i, res) in resources.iter().enumerate() {
+        let Some(ip) = res.virtual_ip.as_ref().and_then(|v| v.network().ok()) else {
+            continue;
+        };
+        match vips.entry(ip.addr()) {
+            Entry::Occupied(first) => r.add(
+                format!("spec.resources[{i}].virtualIP.address"),
+                format!(
+                    "{} is already used by spec.resources[{}]",
+                    ip.addr(),
+                    first.get()
+                ),
+            ),
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+        }
     }
 
     // Dependency edges by index; unknown targets and self-references are reported
