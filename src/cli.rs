@@ -167,15 +167,6 @@ mod tests {
     }
 
     #[test]
-    fn crd_prints_both_definitions() {
-        let (outcome, text) = run_args(&["failover", "crd"]);
-        assert_eq!(outcome, Outcome::Success);
-        assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 2);
-        assert!(text.contains("name: failoverclusters.failover.dev"));
-        assert!(text.contains("name: resourcegroups.failover.dev"));
-    }
-
-    #[test]
     fn validate_reports_problems_with_exit_status() {
         let dir = std::env::temp_dir().join(format!("failover-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
