@@ -452,3 +452,59 @@ pub enum QuorumState {
     /// `spec.quorum` is `none`.
     Disabled,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn omitted_blocks_get_the_same_defaults_as_their_fields() {
+        // `#[serde(default)]` on a block uses `Default`, an empty block uses the
+        // per-field functions: both must agree, or the schema would show two defaults.
+        let empty = serde_json::json!({});
+        assert_eq!(
+            serde_json::from_value::<HeartbeatSpec>(empty.clone()).unwrap(),
+            HeartbeatSpec::default()
+        );
+        assert_eq!(
+            serde_json::from_value::<QuarantineSpec>(empty.clone()).unwrap(),
+            QuarantineSpec::default()
+        );
+        assert_eq!(
+            serde_json::from_value::<AnnouncementSpec>(empty).unwrap(),
+            AnnouncementSpec::default()
+        );
+    }
+
+    #[test]
+    fn accessors_parse_durations_and_addresses() {
+        let hb = HeartbeatSpec::default();
+        assert_eq!(hb.interval(), Ok(Duration::from_millis(200)));
+        assert_eq!(hb.dead_after(), Ok(Duration::from_secs(1)));
+        let mut ann = AnnouncementSpec::default();
+        assert_eq!(ann.refresh_interval(), Ok(Some(Duration::from_secs(60))));
+        ann.refresh_interval = "0s".into();
+        assert_eq!(ann.refresh_interval(), Ok(None));
+        ann.spacing = "fast".into();
+        assert!(ann.spacing().is_err());
+        let q = QuarantineSpec::default();
+        assert_eq!(q.period(), Ok(Duration::from_secs(3600)));
+        assert_eq!(q.duration(), Ok(Duration::from_secs(7200)));
+
+        let mut member: MemberSpec =
+            serde_json::from_value(serde_json::json!({"node": "a"})).unwrap();
+        assert_eq!(member.priority, DEFAULT_PRIORITY);
+        assert!(member.address().is_none());
+        member.address = Some("fd77::1".into());
+        assert_eq!(member.address(), Some(Ok("fd77::1".parse().unwrap())));
+        member.address = Some("10.77.0.1/24".into());
+        assert!(matches!(member.address(), Some(Err(_))));
+    }
+
+    #[test]
+    fn quorum_mode_strings_match_serde() {
+        for mode in [QuorumMode::Majority, QuorumMode::Witness, QuorumMode::None] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+        }
+    }
+}

@@ -545,3 +545,87 @@ pub struct MemberExplanation {
     /// Why, e.g. "owner", "rank 2 in preferredOwners", "paused", "offline", "quarantined".
     pub reason: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn omitted_blocks_get_the_same_defaults_as_their_fields() {
+        let empty = serde_json::json!({});
+        assert_eq!(
+            serde_json::from_value::<FailbackSpec>(empty.clone()).unwrap(),
+            FailbackSpec::default()
+        );
+        assert_eq!(
+            serde_json::from_value::<FailoverLimitSpec>(empty).unwrap(),
+            FailoverLimitSpec::default()
+        );
+    }
+
+    #[test]
+    fn time_of_day() {
+        assert_eq!(parse_time_of_day("00:00"), Ok(0));
+        assert_eq!(parse_time_of_day("23:59"), Ok(23 * 60 + 59));
+        assert_eq!(parse_time_of_day("02:30"), Ok(150));
+        for bad in ["24:00", "2:30", "02:60", "0230", "02:3x", "+2:30", ""] {
+            assert_eq!(
+                parse_time_of_day(bad),
+                Err(TimeOfDayError(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        let window = FailbackWindow {
+            start: "22:00".into(),
+            end: "02:00".into(),
+            days: vec![Weekday::Fri],
+        };
+        assert_eq!(window.start_minute(), Ok(1320));
+        assert_eq!(window.end_minute(), Ok(120));
+    }
+
+    #[test]
+    fn resource_kind_requires_exactly_one() {
+        let mut res: ResourceSpec = serde_json::from_value(serde_json::json!({
+            "name": "vip",
+            "virtualIP": {"address": "fd77::100/64"},
+        }))
+        .unwrap();
+        let Some(ResourceKind::VirtualIp(vip)) = res.kind() else {
+            panic!("{res:?}");
+        };
+        assert_eq!(vip.network().unwrap().prefix_len(), 64);
+        res.workload = Some(WorkloadSpec {
+            kind: WorkloadKind::Deployment,
+            name: "x".into(),
+        });
+        assert_eq!(res.kind(), None);
+        res.virtual_ip = None;
+        assert!(matches!(res.kind(), Some(ResourceKind::Workload(_))));
+    }
+
+    #[test]
+    fn field_names_on_the_wire() {
+        let res: ResourceSpec = serde_json::from_value(serde_json::json!({
+            "name": "check",
+            "healthCheck": {"http": {"port": 8080}},
+            "dependsOn": ["vip"],
+        }))
+        .unwrap();
+        let hc = res.health_check.as_ref().unwrap();
+        assert_eq!(hc.http.as_ref().unwrap().path, "/");
+        assert_eq!(hc.interval(), Ok(Duration::from_secs(1)));
+        assert_eq!(hc.timeout(), Ok(Duration::from_millis(500)));
+        assert_eq!(hc.restart_limit, 1);
+        let wire = serde_json::to_value(&res).unwrap();
+        assert_eq!(wire["dependsOn"][0], "vip");
+        assert_eq!(wire["healthCheck"]["restartLimit"], 1);
+        assert!(
+            serde_json::from_value::<ResourceSpec>(serde_json::json!({
+                "name": "v", "virtualIp": {"address": "10.0.0.1/24"}
+            }))
+            .is_ok_and(|r| r.virtual_ip.is_none()),
+            "only virtualIP (capital IP) is the field"
+        );
+    }
+}
