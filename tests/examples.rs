@@ -701,6 +701,44 @@ fn cel_rules_compile() {
     }
 }
 
+/// Runs kube-cel's static analysis (variable scope, cost estimate, list bounds) on
+/// every rule, at the schema node it is attached to.
+#[test]
+fn cel_rules_pass_static_analysis() {
+    fn walk(
+        node: &kube_cel::CompiledSchema,
+        at: &str,
+        found: &mut usize,
+        warnings: &mut Vec<String>,
+    ) {
+        for compiled in node.validations.iter().flatten() {
+            *found += 1;
+            let rule = &compiled.rule.rule;
+            for w in kube_cel::analyze_rule(rule, node, kube_cel::ScopeContext::CrdValidation) {
+                warnings.push(format!("{at}: {rule}: {}", w.message));
+            }
+        }
+        for (name, child) in &node.properties {
+            walk(child, &format!("{at}.{name}"), found, warnings);
+        }
+        if let Some(items) = &node.items {
+            walk(items, &format!("{at}[]"), found, warnings);
+        }
+    }
+    let mut found = 0;
+    let mut warnings = Vec::new();
+    for kind in ["FailoverCluster", "ResourceGroup"] {
+        walk(
+            &kube_cel::compile_schema(&openapi_schema(kind)),
+            kind,
+            &mut found,
+            &mut warnings,
+        );
+    }
+    assert!(found >= 10, "only {found} rules found; the walk is broken");
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
+
 /// Evaluates the CEL rules of the generated CRDs as the API server would (after
 /// applying schema defaults): each bad manifest is rejected by its rule, at its
 /// field, and the valid ones pass.

@@ -166,15 +166,17 @@ pub enum FailbackPolicy {
 
 /// A daily time window, `start` inclusive to `end` exclusive; a window whose end is
 /// before its start runs over midnight.
+// `start` and `end` carry a maxLength so the API server's CEL cost estimate for the
+// comparison below stays small.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("self.start != self.end").message("end must differ from start (an empty window never opens)").field_path(".end"))]
 #[serde(rename_all = "camelCase")]
 pub struct FailbackWindow {
     /// Start time of day, `HH:MM` (24-hour clock).
-    #[schemars(regex(pattern = TIME_OF_DAY_PATTERN))]
+    #[schemars(length(max = 5), regex(pattern = TIME_OF_DAY_PATTERN))]
     pub start: String,
     /// End time of day, `HH:MM` (24-hour clock).
-    #[schemars(regex(pattern = TIME_OF_DAY_PATTERN))]
+    #[schemars(length(max = 5), regex(pattern = TIME_OF_DAY_PATTERN))]
     pub end: String,
     /// Days on which the window opens (by its start); empty means every day.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
