@@ -47,6 +47,9 @@ pub struct ValidateArgs {
     /// Manifest files to check.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Also check what the standalone agent needs (an address for every member).
+    #[arg(long)]
+    pub standalone: bool,
 }
 
 /// Why a command could not run (as opposed to finding problems in its input).
@@ -109,17 +112,20 @@ fn crd(args: &CrdArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
 }
 
 /// Checks one file; returns the lines to print, empty when it is valid.
-fn check_file(path: &Path) -> Vec<String> {
+fn check_file(path: &Path, standalone: bool) -> Vec<String> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => return vec![format!("cannot read: {e}")],
     };
     match api::load_documents(&text) {
         Err(e) => vec![error_report(&e)],
-        Ok((cluster, groups)) => api::validate_config(&cluster, &groups)
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        Ok((cluster, groups)) => {
+            let mut problems = api::validate_config(&cluster, &groups);
+            if standalone {
+                problems.extend(api::validate_standalone(&cluster));
+            }
+            problems.iter().map(ToString::to_string).collect()
+        }
     }
 }
 
@@ -141,7 +147,7 @@ pub fn error_report(error: &dyn std::error::Error) -> String {
 fn validate(args: &ValidateArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
     let mut outcome = Outcome::Success;
     for path in &args.files {
-        let problems = check_file(path);
+        let problems = check_file(path, args.standalone);
         let shown = path.display();
         if problems.is_empty() {
             writeln!(out, "{shown}: ok").map_err(write_err("stdout"))?;
@@ -193,6 +199,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("missing.yaml: cannot read"), "{text}");
+
+        let (outcome, text) = run_args(&[
+            "failover",
+            "validate",
+            "--standalone",
+            good.to_str().unwrap(),
+        ]);
+        assert_eq!(outcome, Outcome::ProblemsFound);
+        assert!(
+            text.contains("FailoverCluster/c: spec.members[1].address: required when the agent runs standalone"),
+            "{text}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

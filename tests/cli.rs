@@ -53,7 +53,11 @@ fn validate_exit_codes() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    let out = failover().arg("validate").args(&examples).output().unwrap();
+    let out = failover()
+        .args(["validate", "--standalone"])
+        .args(&examples)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 
     let bad = std::env::temp_dir().join(format!("failover-bad-{}.yaml", std::process::id()));

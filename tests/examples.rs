@@ -11,6 +11,7 @@ use failover::api::{
     FailbackPolicy, FailoverCluster, HealthCheckSpec, HttpProbe, MemberSpec, Problem, QuorumMode,
     ResourceGroup, TcpProbe, VirtualIpSpec, WorkloadKind, WorkloadSpec, into_result,
     load_documents, validate_cluster, validate_config, validate_group, validate_heartbeat_ports,
+    validate_standalone,
 };
 
 fn examples_dir() -> PathBuf {
@@ -41,14 +42,8 @@ fn every_example_loads_and_validates() {
         );
         let problems = validate_config(&cluster, &groups);
         assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
-        for member in &cluster.spec.members {
-            assert!(
-                matches!(member.address(), Some(Ok(_))),
-                "{}: member {} needs an address for the standalone agent",
-                path.display(),
-                member.node
-            );
-        }
+        let problems = validate_standalone(&cluster);
+        assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
     }
     assert_eq!(count, 6, "one example per scenario of the issue");
 }

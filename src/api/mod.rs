@@ -30,7 +30,7 @@ pub use group::{
 pub use load::{LoadError, load_documents};
 pub use validate::{
     InvalidConfig, Problem, into_result, validate_cluster, validate_config, validate_group,
-    validate_heartbeat_ports,
+    validate_heartbeat_ports, validate_standalone,
 };
 
 /// API group of the custom resources.

@@ -576,6 +576,25 @@ impl ResourceGroup {
     }
 }
 
+/// Checks what the standalone agent needs beyond [`validate_config`]: without a
+/// Kubernetes node to take the InternalIP from, every member needs an `address`.
+pub fn validate_standalone(cluster: &FailoverCluster) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut r = Report {
+        object: object_name(cluster),
+        problems: &mut problems,
+    };
+    for (i, member) in cluster.spec.members.iter().enumerate() {
+        if member.address.is_none() {
+            r.add(
+                format!("spec.members[{i}].address"),
+                "required when the agent runs standalone (there is no node InternalIP to use)",
+            );
+        }
+    }
+    problems
+}
+
 /// Checks clusters that share nodes for the same heartbeat port (both agents would
 /// bind it on the shared node). The conflict is reported on the later cluster, by
 /// creation time and then by namespace/name, so the earlier one keeps running.
