@@ -5,6 +5,8 @@
 //! everywhere; the one module that opens raw packet sockets allows it locally.
 #![deny(unsafe_code)]
 
+pub mod api;
+pub mod cli;
 pub mod engine;
 pub mod membership;
 pub mod placement;

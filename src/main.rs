@@ -1,1 +1,25 @@
-fn main() {}
+//! The `failover` binary: parses the command line and hands it to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use failover::cli::{Cli, Outcome, run};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli, &mut std::io::stdout().lock()) {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::ProblemsFound) => ExitCode::FAILURE,
+        Err(error) => {
+            tracing::error!(error = %failover::cli::error_report(&error), "command failed");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! The `FailoverCluster` custom resource: which nodes form a cluster and how they
+//! watch each other.
+//!
+//! Owns the wire shape (serde + JSON schema + CEL rules the API server enforces),
+//! the defaults, and typed accessors that parse duration strings. It must never
+//! decide anything about membership or placement, and does no IO.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::{DurationError, KubeDuration, parse_duration};
+
+/// Desired state of a failover cluster: its members, heartbeat timing and quorum rule.
+// The typed `printcolumn(...)` lists repeat keys such as `type_`, which clippy's
+// duplicated_attributes lint mistakes for repeated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "failover.dev",
+    version = "v1alpha1",
+    kind = "FailoverCluster",
+    namespaced,
+    status = "FailoverClusterStatus",
+    shortname = "fc",
+    category = "failover",
+    doc = "A set of Kubernetes nodes that own resource groups one node at a time and fail them over to each other in well under a second.",
+    derive = "PartialEq",
+    printcolumn(
+        name = "Members",
+        type_ = "integer",
+        description = "Number of members",
+        json_path = ".status.memberCount"
+    ),
+    printcolumn(
+        name = "Online",
+        type_ = "integer",
+        description = "Members online",
+        json_path = ".status.onlineCount"
+    ),
+    printcolumn(
+        name = "Quorum",
+        type_ = "string",
+        description = "Quorum state",
+        json_path = ".status.quorum.state"
+    ),
+    printcolumn(
+        name = "Synced",
+        type_ = "integer",
+        description = "Members running the current configuration",
+        json_path = ".status.syncedCount"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(
+    validation = Rule::new("!has(self.quorum) || self.quorum == 'none' || size(self.members) >= 2").message("at least 2 voting members are needed unless spec.quorum is none").field_path(".members"),
+    validation = Rule::new("!has(self.quorum) || self.quorum != 'witness' || size(self.members) == 2").message("quorum witness needs exactly 2 voting members").field_path(".quorum")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverClusterSpec {
+    /// The nodes of the cluster, 1 to 64. Every member is a voter, paused or not.
+    /// Node names must be unique.
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["node".into()]))]
+    pub members: Vec<MemberSpec>,
+    /// How members watch each other (UDP heartbeats between the agents).
+    #[serde(default)]
+    pub heartbeat: HeartbeatSpec,
+    /// How a partition decides it may act: `majority` (default; more than half of
+    /// the members), `witness` (two members: the API server Lease breaks the tie) or
+    /// `none` (explicit opt-out: split brain becomes possible; status warns).
+    #[serde(default)]
+    pub quorum: QuorumMode,
+    /// Where to notify a person about failovers besides Kubernetes Events and metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsSpec>,
+    /// Flap protection: a member that fails too often is quarantined (not eligible
+    /// to own groups) for a while instead of taking groups back and forth.
+    #[serde(default)]
+    pub quarantine: QuarantineSpec,
+    /// How often the new owner announces a virtual IP (gratuitous ARP for IPv4,
+    /// unsolicited Neighbor Advertisement for IPv6) so switches and neighbours
+    /// update their caches.
+    #[serde(default)]
+    pub announcements: AnnouncementSpec,
+    /// Treat a cordoned node (`kubectl cordon`, `kubectl drain`) like a paused
+    /// member: it keeps voting but hands its groups over gracefully.
+    #[serde(default)]
+    pub treat_cordoned_as_paused: bool,
+}
+
+/// One node of the cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.address) || isIP(self.address)").message("address must be an IPv4 or IPv6 address").field_path(".address"))]
+#[serde(rename_all = "camelCase")]
+pub struct MemberSpec {
+    /// Kubernetes node name (in standalone mode: the name the agent is started with).
+    #[schemars(length(min = 1, max = 253))]
+    pub node: String,
+    /// Priority 0-255; higher wins when no preferred-owner list decides. Primary /
+    /// Secondary / Backup are typically 200 / 100 / 50.
+    #[serde(default = "default_priority")]
+    #[schemars(range(min = 0, max = 255))]
+    pub priority: u32,
+    /// Maintenance mode: the member keeps voting but owns nothing; its groups are
+    /// handed over gracefully.
+    #[serde(default)]
+    pub paused: bool,
+    /// Address other members send heartbeats to (IPv4 or IPv6, no prefix length).
+    /// Default: the node's InternalIP. Required when the agent runs standalone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 45))]
+    pub address: Option<String>,
+}
+
+/// Default member priority.
+pub const DEFAULT_PRIORITY: u32 = 100;
+/// Highest member priority.
+pub const MAX_PRIORITY: u32 = 255;
+
+fn default_priority() -> u32 {
+    DEFAULT_PRIORITY
+}
+
+impl MemberSpec {
+    /// The parsed heartbeat address, if one is set.
+    pub fn address(&self) -> Option<Result<IpAddr, std::net::AddrParseError>> {
+        self.address.as_deref().map(str::parse)
+    }
+}
+
+/// Heartbeat timing between the agents.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(
+    validation = Rule::new("duration(self.interval) >= duration('5ms')").message("interval must be at least 5ms").field_path(".interval"),
+    validation = Rule::new("duration(self.deadAfter) > duration(self.interval)").message("deadAfter must be longer than interval").field_path(".deadAfter")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatSpec {
+    /// How often every agent sends a heartbeat to every other member, e.g. `200ms`
+    /// (default). As low as `5ms` on LANs that need the fastest failover.
+    #[serde(default = "default_interval")]
+    #[schemars(with = "KubeDuration")]
+    pub interval: String,
+    /// A member not heard from for this long is considered dead (default `1s`).
+    /// Must be longer than `interval`; a few intervals absorb lost datagrams.
+    #[serde(default = "default_dead_after")]
+    #[schemars(with = "KubeDuration")]
+    pub dead_after: String,
+    /// UDP port the agents exchange heartbeats on (default 7707). Two clusters
+    /// that share a node need different ports.
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+}
+
+/// Default heartbeat interval.
+pub const DEFAULT_INTERVAL: &str = "200ms";
+/// Default heartbeat deadline.
+pub const DEFAULT_DEAD_AFTER: &str = "1s";
+/// Default heartbeat UDP port.
+pub const DEFAULT_PORT: u16 = 7707;
+/// Shortest heartbeat interval we accept.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(5);
+
+fn default_interval() -> String {
+    DEFAULT_INTERVAL.to_owned()
+}
+fn default_dead_after() -> String {
+    DEFAULT_DEAD_AFTER.to_owned()
+}
+fn default_port() -> u16 {
+    DEFAULT_PORT
+}
+
+impl Default for HeartbeatSpec {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            dead_after: default_dead_after(),
+            port: default_port(),
+        }
+    }
+}
+
+impl HeartbeatSpec {
+    /// The parsed heartbeat interval.
+    pub fn interval(&self) -> Result<Duration, DurationError> {
+        parse_duration(&self.interval)
+    }
+    /// The parsed dead-after deadline.
+    pub fn dead_after(&self) -> Result<Duration, DurationError> {
+        parse_duration(&self.dead_after)
+    }
+}
+
+/// Quorum rule of a cluster.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum QuorumMode {
+    /// More than half of the members must be connected.
+    #[default]
+    Majority,
+    /// Two-member clusters: the side holding the API server witness Lease wins.
+    Witness,
+    /// No quorum: every partition acts on its own (split brain possible).
+    None,
+}
+
+impl QuorumMode {
+    /// The string used in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Majority => "majority",
+            Self::Witness => "witness",
+            Self::None => "none",
+        }
+    }
+}
+
+/// Notification targets.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsSpec {
+    /// POST a JSON document to a webhook on every failover; the URL is read from a
+    /// Secret so it may carry a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSpec>,
+}
+
+/// A webhook whose URL lives in a Secret.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSpec {
+    /// The Secret (in the cluster's namespace) and key that hold the URL.
+    pub secret_ref: SecretKeyRef,
+}
+
+/// A key in a Secret of the same namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret (default `url`).
+    #[serde(default = "default_secret_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+fn default_secret_key() -> String {
+    "url".to_owned()
+}
+
+/// Flap quarantine of members (after Windows Server Failover Clustering's node quarantine).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantineSpec {
+    /// Number of failures (member going offline) within `period` that quarantines
+    /// it (default 3). 0 disables quarantine.
+    #[serde(default = "default_quarantine_failures")]
+    pub failures: u32,
+    /// Window in which failures are counted (default `1h`).
+    #[serde(default = "default_quarantine_period")]
+    #[schemars(with = "KubeDuration")]
+    pub period: String,
+    /// How long a quarantined member stays ineligible to own groups (default `2h`).
+    /// It keeps voting meanwhile.
+    #[serde(default = "default_quarantine_duration")]
+    #[schemars(with = "KubeDuration")]
+    pub duration: String,
+}
+
+fn default_quarantine_failures() -> u32 {
+    3
+}
+fn default_quarantine_period() -> String {
+    "1h".to_owned()
+}
+fn default_quarantine_duration() -> String {
+    "2h".to_owned()
+}
+
+impl Default for QuarantineSpec {
+    fn default() -> Self {
+        Self {
+            failures: default_quarantine_failures(),
+            period: default_quarantine_period(),
+            duration: default_quarantine_duration(),
+        }
+    }
+}
+
+impl QuarantineSpec {
+    /// The parsed counting window.
+    pub fn period(&self) -> Result<Duration, DurationError> {
+        parse_duration(&self.period)
+    }
+    /// The parsed quarantine length.
+    pub fn duration(&self) -> Result<Duration, DurationError> {
+        parse_duration(&self.duration)
+    }
+}
+
+/// Repetition of gratuitous ARP / unsolicited Neighbor Advertisements for VIPs.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnnouncementSpec {
+    /// Announcements sent right after a VIP comes up (default 3, at least 1);
+    /// repeats cover a switch that drops the first one.
+    #[serde(default = "default_announce_count")]
+    #[schemars(range(min = 1, max = 100))]
+    pub count: u32,
+    /// Pause between those announcements (default `100ms`).
+    #[serde(default = "default_announce_spacing")]
+    #[schemars(with = "KubeDuration")]
+    pub spacing: String,
+    /// While the owner holds a VIP, announce it again this often (default `1m`)
+    /// so caches that expired or missed the takeover learn it; `0s` disables.
+    #[serde(default = "default_announce_refresh")]
+    #[schemars(with = "KubeDuration")]
+    pub refresh_interval: String,
+}
+
+fn default_announce_count() -> u32 {
+    3
+}
+fn default_announce_spacing() -> String {
+    "100ms".to_owned()
+}
+fn default_announce_refresh() -> String {
+    "1m".to_owned()
+}
+
+impl Default for AnnouncementSpec {
+    fn default() -> Self {
+        Self {
+            count: default_announce_count(),
+            spacing: default_announce_spacing(),
+            refresh_interval: default_announce_refresh(),
+        }
+    }
+}
+
+impl AnnouncementSpec {
+    /// The parsed pause between announcements.
+    pub fn spacing(&self) -> Result<Duration, DurationError> {
+        parse_duration(&self.spacing)
+    }
+    /// The parsed refresh interval; `None` when refreshing is disabled (`0s`).
+    pub fn refresh_interval(&self) -> Result<Option<Duration>, DurationError> {
+        parse_duration(&self.refresh_interval).map(|d| (!d.is_zero()).then_some(d))
+    }
+}
+
+/// Observed state of a failover cluster, written by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverClusterStatus {
+    /// Per-member state as the agents report it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["node".into()]))]
+    pub members: Vec<MemberStatus>,
+    /// Number of members in the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<u32>,
+    /// Number of members currently Online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_count: Option<u32>,
+    /// Number of members that applied the current configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_count: Option<u32>,
+    /// Hash of the configuration the operator rendered from the current spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// Whether the members can form a quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<QuorumStatus>,
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, ConfigValid, Degraded, QuorumLost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// Observed state of one member.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    /// Node name of the member.
+    pub node: String,
+    /// Online, Offline, Paused or Unknown.
+    pub state: MemberState,
+    /// When the member's agent last reported in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<Time>,
+    /// Hash of the configuration the member's agent runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_config_hash: Option<String>,
+    /// Whether `appliedConfigHash` equals the cluster's current `configHash`.
+    #[serde(default)]
+    pub synchronized: bool,
+    /// Set while the member is quarantined for flapping: until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined_until: Option<Time>,
+}
+
+/// State of a member.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MemberState {
+    /// Heartbeats arrive; the member can own groups.
+    Online,
+    /// No heartbeat within `deadAfter`, or confirmed dead by a majority.
+    Offline,
+    /// In maintenance: votes, owns nothing.
+    Paused,
+    /// Not reported yet.
+    Unknown,
+}
+
+/// Quorum as the operator sees it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QuorumStatus {
+    /// Quorate, Lost or Disabled.
+    pub state: QuorumState,
+    /// Number of voting members.
+    pub voters: u32,
+    /// Number of voting members connected to the largest partition.
+    pub connected: u32,
+}
+
+/// Whether the cluster has quorum.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QuorumState {
+    /// A majority (or the witness holder) is connected.
+    Quorate,
+    /// No partition has quorum: owners have fenced themselves.
+    Lost,
+    /// `spec.quorum` is `none`.
+    Disabled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn omitted_blocks_get_the_same_defaults_as_their_fields() {
+        // `#[serde(default)]` on a block uses `Default`, an empty block uses the
+        // per-field functions: both must agree, or the schema would show two defaults.
+        let empty = serde_json::json!({});
+        assert_eq!(
+            serde_json::from_value::<HeartbeatSpec>(empty.clone()).unwrap(),
+            HeartbeatSpec::default()
+        );
+        assert_eq!(
+            serde_json::from_value::<QuarantineSpec>(empty.clone()).unwrap(),
+            QuarantineSpec::default()
+        );
+        assert_eq!(
+            serde_json::from_value::<AnnouncementSpec>(empty).unwrap(),
+            AnnouncementSpec::default()
+        );
+    }
+
+    #[test]
+    fn accessors_parse_durations_and_addresses() {
+        let hb = HeartbeatSpec::default();
+        assert_eq!(hb.interval(), Ok(Duration::from_millis(200)));
+        assert_eq!(hb.dead_after(), Ok(Duration::from_secs(1)));
+        let mut ann = AnnouncementSpec::default();
+        assert_eq!(ann.refresh_interval(), Ok(Some(Duration::from_secs(60))));
+        ann.refresh_interval = "0s".into();
+        assert_eq!(ann.refresh_interval(), Ok(None));
+        ann.spacing = "fast".into();
+        assert!(ann.spacing().is_err());
+        let q = QuarantineSpec::default();
+        assert_eq!(q.period(), Ok(Duration::from_secs(3600)));
+        assert_eq!(q.duration(), Ok(Duration::from_secs(7200)));
+
+        let mut member: MemberSpec =
+            serde_json::from_value(serde_json::json!({"node": "a"})).unwrap();
+        assert_eq!(member.priority, DEFAULT_PRIORITY);
+        assert!(member.address().is_none());
+        member.address = Some("fd77::1".into());
+        assert_eq!(member.address(), Some(Ok("fd77::1".parse().unwrap())));
+        member.address = Some("10.77.0.1/24".into());
+        assert!(matches!(member.address(), Some(Err(_))));
+    }
+
+    #[test]
+    fn quorum_mode_strings_match_serde() {
+        for mode in [QuorumMode::Majority, QuorumMode::Witness, QuorumMode::None] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The `failover` command line: argument parsing and the subcommands that need no
+//! cluster (`crd`, `validate`).
+//!
+//! Owns the clap definitions so `main.rs` stays a thin shell; each subcommand is one
+//! variant of [`Command`] with its own args struct, so new ones (`agent`, `operator`,
+//! `simulate`, `demo`) slot in beside them. It must never hold domain logic: it reads
+//! files, calls the library, and prints.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::api;
+
+/// Kubernetes operator and node agent for sub-second, split-brain-free failover.
+#[derive(Debug, Parser)]
+#[command(name = "failover", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions as YAML, or write one file per CRD.
+    Crd(CrdArgs),
+    /// Check manifests (one FailoverCluster plus its ResourceGroups per file) and
+    /// print every problem; exits with status 1 if there is any.
+    Validate(ValidateArgs),
+}
+
+/// Arguments of `failover crd`.
+#[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Write `<plural>.failover.dev.yaml` files into this directory instead of
+    /// printing a multi-document YAML stream.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// Arguments of `failover validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Manifest files to check.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Also check what the standalone agent needs (an address for every member).
+    #[arg(long)]
+    pub standalone: bool,
+}
+
+/// Why a command could not run (as opposed to finding problems in its input).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Rendering the CRDs failed.
+    #[error(transparent)]
+    Crd(#[from] api::CrdError),
+    /// Writing a file or to stdout failed.
+    #[error("cannot write {path}")]
+    Write {
+        /// What was being written.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the process should exit with after a command that ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything was fine.
+    Success,
+    /// The command ran and found problems in its input.
+    ProblemsFound,
+}
+
+/// Runs a parsed command line, printing to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
+    match cli.command {
+        Command::Crd(args) => crd(&args, out),
+        Command::Validate(args) => validate(&args, out),
+    }
+}
+
+fn write_err(path: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
+    let path = path.into();
+    move |source| CliError::Write { path, source }
+}
+
+fn crd(args: &CrdArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
+    let rendered = api::crds_yaml()?;
+    match &args.out_dir {
+        None => {
+            for (_, yaml) in &rendered {
+                write!(out, "---\n{yaml}").map_err(write_err("stdout"))?;
+            }
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(write_err(dir.display().to_string()))?;
+            for (crd, yaml) in &rendered {
+                let path = dir.join(api::crd_file_name(crd));
+                std::fs::write(&path, yaml).map_err(write_err(path.display().to_string()))?;
+                writeln!(out, "wrote {}", path.display()).map_err(write_err("stdout"))?;
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// Checks one file; returns the lines to print, empty when it is valid.
+fn check_file(path: &Path, standalone: bool) -> Vec<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => return vec![format!("cannot read: {e}")],
+    };
+    match api::load_documents(&text) {
+        Err(e) => vec![error_report(&e)],
+        Ok((cluster, groups)) => {
+            let mut problems = api::validate_config(&cluster, &groups);
+            if standalone {
+                problems.extend(api::validate_standalone(&cluster));
+            }
+            problems.iter().map(ToString::to_string).collect()
+        }
+    }
+}
+
+/// An error with its sources, so the YAML parser's line and column are shown.
+pub fn error_report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn validate(args: &ValidateArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
+    let mut outcome = Outcome::Success;
+    for path in &args.files {
+        let problems = check_file(path, args.standalone);
+        let shown = path.display();
+        if problems.is_empty() {
+            writeln!(out, "{shown}: ok").map_err(write_err("stdout"))?;
+        } else {
+            outcome = Outcome::ProblemsFound;
+            for problem in problems {
+                writeln!(out, "{shown}: {problem}").map_err(write_err("stdout"))?;
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> (Outcome, String) {
+        let cli = Cli::try_parse_from(args).unwrap();
+        let mut out = Vec::new();
+        let outcome = run(cli, &mut out).unwrap();
+        (outcome, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn validate_reports_problems_with_exit_status() {
+        let dir = std::env::temp_dir().join(format!("failover-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yaml");
+        let bad = dir.join("bad.yaml");
+        let cluster = "apiVersion: failover.dev/v1alpha1\nkind: FailoverCluster\nmetadata: {name: c}\nspec:\n  members: [{node: a}, {node: b}]\n";
+        std::fs::write(&good, cluster).unwrap();
+        std::fs::write(&bad, cluster.replace("node: b", "node: a")).unwrap();
+
+        let (outcome, text) = run_args(&["failover", "validate", good.to_str().unwrap()]);
+        assert_eq!(outcome, Outcome::Success);
+        assert!(text.ends_with("good.yaml: ok\n"), "{text}");
+
+        let (outcome, text) = run_args(&[
+            "failover",
+            "validate",
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+            dir.join("missing.yaml").to_str().unwrap(),
+        ]);
+        assert_eq!(outcome, Outcome::ProblemsFound);
+        assert!(
+            text.contains("spec.members[1].node: duplicate member \"a\""),
+            "{text}"
+        );
+        assert!(text.contains("missing.yaml: cannot read"), "{text}");
+
+        let (outcome, text) = run_args(&[
+            "failover",
+            "validate",
+            "--standalone",
+            good.to_str().unwrap(),
+        ]);
+        assert_eq!(outcome, Outcome::ProblemsFound);
+        assert!(
+            text.contains("FailoverCluster/c: spec.members[1].address: required when the agent runs standalone"),
+            "{text}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,798 @@
+//! Every example manifest loads and validates; every validation rule of the issue
+//! has a known-bad manifest whose problem names the offending field, and the CRD
+//! schema carries the matching constraint for the rules the API server enforces.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{by_kind, schema_at};
+use failover::api::{
+    FailbackPolicy, FailoverCluster, HealthCheckSpec, HttpProbe, MemberSpec, Problem, QuorumMode,
+    ResourceGroup, TcpProbe, VirtualIpSpec, WorkloadKind, WorkloadSpec, into_result,
+    load_documents, validate_cluster, validate_config, validate_group, validate_heartbeat_ports,
+    validate_standalone,
+};
+
+fn examples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+#[test]
+fn every_example_loads_and_validates() {
+    let mut count = 0;
+    for entry in std::fs::read_dir(examples_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        count += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("# Scenario"),
+            "{} must start with a comment saying what it shows",
+            path.display()
+        );
+        let (cluster, groups) =
+            load_documents(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            !groups.is_empty(),
+            "{} has no ResourceGroup",
+            path.display()
+        );
+        let problems = validate_config(&cluster, &groups);
+        assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
+        let problems = validate_standalone(&cluster);
+        assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
+    }
+    assert_eq!(count, 6, "one example per scenario of the issue");
+}
+
+const BASE: &str = r#"
+apiVersion: failover.dev/v1alpha1
+kind: FailoverCluster
+metadata: {name: c}
+spec:
+  members:
+    - {node: a, address: 10.77.0.1}
+    - {node: b, address: 10.77.0.2}
+    - {node: x, address: 10.77.0.3}
+---
+apiVersion: failover.dev/v1alpha1
+kind: ResourceGroup
+metadata: {name: g}
+spec:
+  cluster: c
+  preferredOwners: [a, b]
+  resources:
+    - name: vip
+      virtualIP: {address: 10.77.0.100/24}
+    - name: app
+      workload: {kind: Deployment, name: app}
+      dependsOn: [vip]
+    - name: check
+      healthCheck: {tcp: {port: 80}}
+      dependsOn: [app]
+"#;
+
+fn base() -> (FailoverCluster, Vec<ResourceGroup>) {
+    load_documents(BASE).unwrap()
+}
+
+/// Where the API server enforces a rule, if it can.
+enum Schema {
+    /// A CEL rule containing this text at this schema location.
+    Cel(&'static str, &'static [&'static str], &'static str),
+    /// A schema keyword with this value at this location.
+    Keyword(
+        &'static str,
+        &'static [&'static str],
+        &'static str,
+        serde_json::Value,
+    ),
+    /// Only the operator (Rust validation) can see it.
+    RustOnly,
+}
+
+struct Case {
+    name: &'static str,
+    mutate: fn(&mut FailoverCluster, &mut Vec<ResourceGroup>),
+    path: &'static str,
+    message: &'static str,
+    schema: Schema,
+}
+
+fn member(node: &str) -> MemberSpec {
+    MemberSpec {
+        node: node.to_owned(),
+        priority: 100,
+        paused: false,
+        address: None,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use Schema::*;
+    use serde_json::json;
+    vec![
+        Case {
+            name: "priority above 255",
+            mutate: |c, _| c.spec.members[1].priority = 256,
+            path: "spec.members[1].priority",
+            message: "out of range 0..=255",
+            schema: Keyword(
+                "FailoverCluster",
+                &["spec", "members", "[]", "priority"],
+                "maximum",
+                json!(255.0),
+            ),
+        },
+        Case {
+            name: "no members",
+            mutate: |c, _| {
+                c.spec.members.clear();
+                c.spec.quorum = QuorumMode::None;
+            },
+            path: "spec.members",
+            message: "at least one member",
+            schema: Keyword(
+                "FailoverCluster",
+                &["spec", "members"],
+                "minItems",
+                json!(1),
+            ),
+        },
+        Case {
+            name: "65 members",
+            mutate: |c, g| {
+                c.spec.members = (0..65).map(|i| member(&format!("n{i}"))).collect();
+                g[0].spec.preferred_owners.clear();
+            },
+            path: "spec.members",
+            message: "at most 64",
+            schema: Keyword(
+                "FailoverCluster",
+                &["spec", "members"],
+                "maxItems",
+                json!(64),
+            ),
+        },
+        Case {
+            name: "duplicate member node",
+            mutate: |c, _| c.spec.members[2].node = "a".into(),
+            path: "spec.members[2].node",
+            message: "duplicate member \"a\"",
+            schema: Keyword(
+                "FailoverCluster",
+                &["spec", "members"],
+                "x-kubernetes-list-map-keys",
+                json!(["node"]),
+            ),
+        },
+        Case {
+            name: "duplicate resource name",
+            mutate: |_, g| g[0].spec.resources[2].name = "vip".into(),
+            path: "spec.resources[2].name",
+            message: "duplicate resource name \"vip\"",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources"],
+                "x-kubernetes-list-map-keys",
+                json!(["name"]),
+            ),
+        },
+        Case {
+            name: "resource with two kinds",
+            mutate: |_, g| {
+                g[0].spec.resources[1].virtual_ip = Some(VirtualIpSpec {
+                    address: "10.77.0.101/24".into(),
+                    interface: None,
+                })
+            },
+            path: "spec.resources[1]",
+            message: "exactly one of virtualIP, workload, healthCheck (found 2)",
+            schema: Cel(
+                "ResourceGroup",
+                &["spec", "resources", "[]"],
+                "(has(self.virtualIP) ? 1 : 0)",
+            ),
+        },
+        Case {
+            name: "resource with no kind",
+            mutate: |_, g| g[0].spec.resources[1].workload = None,
+            path: "spec.resources[1]",
+            message: "exactly one of virtualIP, workload, healthCheck (found 0)",
+            schema: Cel("ResourceGroup", &["spec", "resources", "[]"], "== 1"),
+        },
+        Case {
+            name: "malformed CIDR",
+            mutate: |_, g| {
+                g[0].spec.resources[0].virtual_ip.as_mut().unwrap().address =
+                    "10.77.0.300/24".into()
+            },
+            path: "spec.resources[0].virtualIP.address",
+            message: "not a CIDR",
+            schema: Cel(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "virtualIP", "address"],
+                "isCIDR(self)",
+            ),
+        },
+        Case {
+            name: "CIDR without prefix length",
+            mutate: |_, g| {
+                g[0].spec.resources[0].virtual_ip.as_mut().unwrap().address = "10.77.0.100".into()
+            },
+            path: "spec.resources[0].virtualIP.address",
+            message: "not a CIDR",
+            schema: Cel(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "virtualIP", "address"],
+                "isCIDR(self)",
+            ),
+        },
+        Case {
+            name: "deadAfter not longer than interval",
+            mutate: |c, _| c.spec.heartbeat.dead_after = "200ms".into(),
+            path: "spec.heartbeat.deadAfter",
+            message: "must be longer than spec.heartbeat.interval",
+            schema: Cel(
+                "FailoverCluster",
+                &["spec", "heartbeat"],
+                "duration(self.deadAfter) > duration(self.interval)",
+            ),
+        },
+        Case {
+            name: "interval below 5ms",
+            mutate: |c, _| c.spec.heartbeat.interval = "4ms".into(),
+            path: "spec.heartbeat.interval",
+            message: "at least 5ms",
+            schema: Cel(
+                "FailoverCluster",
+                &["spec", "heartbeat"],
+                "duration(self.interval) >= duration('5ms')",
+            ),
+        },
+        Case {
+            name: "malformed duration",
+            mutate: |c, _| c.spec.heartbeat.interval = "0.2s".into(),
+            path: "spec.heartbeat.interval",
+            message: "invalid duration \"0.2s\"",
+            schema: Keyword(
+                "FailoverCluster",
+                &["spec", "heartbeat", "interval"],
+                "pattern",
+                json!("^([0-9]+(ms|s|m|h))+$"),
+            ),
+        },
+        Case {
+            name: "one voting member with majority quorum",
+            mutate: |c, g| {
+                c.spec.members.truncate(1);
+                g[0].spec.preferred_owners.clear();
+            },
+            path: "spec.members",
+            message: "needs at least 2 voting members",
+            schema: Cel(
+                "FailoverCluster",
+                &["spec"],
+                "self.quorum == 'none' || size(self.members) >= 2",
+            ),
+        },
+        Case {
+            name: "witness with three members",
+            mutate: |c, _| c.spec.quorum = QuorumMode::Witness,
+            path: "spec.quorum",
+            message: "witness needs exactly 2 voting members, found 3",
+            schema: Cel(
+                "FailoverCluster",
+                &["spec"],
+                "self.quorum != 'witness' || size(self.members) == 2",
+            ),
+        },
+        Case {
+            name: "dependency cycle",
+            mutate: |_, g| g[0].spec.resources[0].depends_on = vec!["check".into()],
+            path: "spec.resources[0].dependsOn",
+            message: "dependency cycle: vip -> check -> app -> vip",
+            schema: RustOnly,
+        },
+        Case {
+            name: "dependsOn unknown resource",
+            mutate: |_, g| g[0].spec.resources[2].depends_on = vec!["app".into(), "db".into()],
+            path: "spec.resources[2].dependsOn[1]",
+            message: "unknown resource \"db\"",
+            schema: RustOnly,
+        },
+        Case {
+            name: "dependsOn itself",
+            mutate: |_, g| g[0].spec.resources[1].depends_on = vec!["app".into()],
+            path: "spec.resources[1].dependsOn[0]",
+            message: "cannot depend on itself",
+            schema: RustOnly,
+        },
+        Case {
+            name: "preferred owner not a member",
+            mutate: |_, g| g[0].spec.preferred_owners = vec!["a".into(), "zed".into()],
+            path: "spec.preferredOwners[1]",
+            message: "\"zed\" is not a member of FailoverCluster/c",
+            schema: RustOnly,
+        },
+        Case {
+            name: "preferred owner listed twice",
+            mutate: |_, g| g[0].spec.preferred_owners = vec!["a".into(), "b".into(), "a".into()],
+            path: "spec.preferredOwners[2]",
+            message: "\"a\" is listed twice",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "preferredOwners"],
+                "x-kubernetes-list-type",
+                json!("set"),
+            ),
+        },
+        Case {
+            name: "failback window that never opens",
+            mutate: |_, g| {
+                g[0].spec.failback = serde_json::from_value(json!({
+                    "policy": "Window",
+                    "windows": [{"start": "02:00", "end": "02:00"}],
+                }))
+                .unwrap();
+            },
+            path: "spec.failback.windows[0].end",
+            message: "must differ from start",
+            schema: Cel(
+                "ResourceGroup",
+                &["spec", "failback", "windows", "[]"],
+                "self.start != self.end",
+            ),
+        },
+        Case {
+            name: "no announcements",
+            mutate: |c, _| c.spec.announcements.count = 0,
+            path: "spec.announcements.count",
+            message: "out of range 1..=100",
+            schema: Keyword(
+                "FailoverCluster",
+                &["spec", "announcements", "count"],
+                "minimum",
+                json!(1.0),
+            ),
+        },
+        Case {
+            name: "group in another namespace than its cluster",
+            mutate: |c, g| {
+                c.metadata.namespace = Some("prod".into());
+                g[0].metadata.namespace = Some("dev".into());
+            },
+            path: "metadata.namespace",
+            message: "differs from the namespace of FailoverCluster/c",
+            schema: RustOnly,
+        },
+        Case {
+            name: "group without a name",
+            mutate: |_, g| g[0].metadata.name = None,
+            path: "metadata.name",
+            message: "is required",
+            schema: RustOnly,
+        },
+        Case {
+            name: "manual owner not a member",
+            mutate: |_, g| g[0].spec.owner = Some("zed".into()),
+            path: "spec.owner",
+            message: "\"zed\" is not a member",
+            schema: RustOnly,
+        },
+        Case {
+            name: "same VIP in two groups of one cluster",
+            mutate: |_, g| {
+                let mut other = g[0].clone();
+                other.metadata.name = Some("h".into());
+                other.spec.resources.truncate(1);
+                other.spec.resources[0].virtual_ip.as_mut().unwrap().address =
+                    "10.77.0.100/32".into();
+                g.push(other);
+            },
+            path: "spec.resources[0].virtualIP.address",
+            message: "10.77.0.100 is already used by ResourceGroup/g spec.resources[0]",
+            schema: RustOnly,
+        },
+        Case {
+            name: "same VIP twice in one group",
+            mutate: |_, g| {
+                let mut second = g[0].spec.resources[0].clone();
+                second.name = "vip-again".into();
+                second.virtual_ip.as_mut().unwrap().address = "10.77.0.100/25".into();
+                g[0].spec.resources.push(second);
+            },
+            path: "spec.resources[3].virtualIP.address",
+            message: "10.77.0.100 is already used by spec.resources[0]",
+            schema: RustOnly,
+        },
+        Case {
+            name: "group names another cluster",
+            mutate: |_, g| g[0].spec.cluster = "other".into(),
+            path: "spec.cluster",
+            message: "names FailoverCluster \"other\"",
+            schema: RustOnly,
+        },
+        Case {
+            name: "member address not an IP",
+            mutate: |c, _| c.spec.members[0].address = Some("node-a.example".into()),
+            path: "spec.members[0].address",
+            message: "not an IP address",
+            schema: Cel(
+                "FailoverCluster",
+                &["spec", "members", "[]"],
+                "isIP(self.address)",
+            ),
+        },
+        Case {
+            name: "resource name not a DNS label",
+            mutate: |_, g| {
+                g[0].spec.resources[0].name = "VIP".into();
+                g[0].spec.resources[1].depends_on = vec!["VIP".into()];
+            },
+            path: "spec.resources[0].name",
+            message: "must be a DNS label",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "name"],
+                "pattern",
+                json!("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+            ),
+        },
+        Case {
+            name: "failback Window without windows",
+            mutate: |_, g| g[0].spec.failback.policy = FailbackPolicy::Window,
+            path: "spec.failback.windows",
+            message: "needs at least one window",
+            schema: Cel(
+                "ResourceGroup",
+                &["spec", "failback"],
+                "self.policy != 'Window'",
+            ),
+        },
+        Case {
+            name: "failback window time out of range",
+            mutate: |_, g| {
+                let mut failback: failover::api::FailbackSpec =
+                    serde_json::from_value(serde_json::json!({
+                        "policy": "Window",
+                        "windows": [{"start": "22:00", "end": "24:00"}],
+                    }))
+                    .unwrap();
+                std::mem::swap(&mut g[0].spec.failback, &mut failback);
+            },
+            path: "spec.failback.windows[0].end",
+            message: "invalid time of day \"24:00\"",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "failback", "windows", "[]", "end"],
+                "pattern",
+                json!("^([01][0-9]|2[0-3]):[0-5][0-9]$"),
+            ),
+        },
+        Case {
+            name: "health check with tcp and http",
+            mutate: |_, g| {
+                g[0].spec.resources[2].health_check.as_mut().unwrap().http = Some(HttpProbe {
+                    port: 80,
+                    host: None,
+                    path: "/".into(),
+                })
+            },
+            path: "spec.resources[2].healthCheck",
+            message: "exactly one of tcp, http",
+            schema: Cel(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "healthCheck"],
+                "has(self.tcp) != has(self.http)",
+            ),
+        },
+        Case {
+            name: "health check timeout above interval",
+            mutate: |_, g| {
+                g[0].spec.resources[2].health_check = Some(HealthCheckSpec {
+                    tcp: Some(TcpProbe {
+                        port: 80,
+                        host: None,
+                    }),
+                    http: None,
+                    interval: "1s".into(),
+                    timeout: "2s".into(),
+                    restart_limit: 1,
+                })
+            },
+            path: "spec.resources[2].healthCheck.timeout",
+            message: "must not exceed interval",
+            schema: Cel(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "healthCheck"],
+                "duration(self.timeout) <= duration(self.interval)",
+            ),
+        },
+        Case {
+            name: "empty workload name",
+            mutate: |_, g| {
+                g[0].spec.resources[1].workload = Some(WorkloadSpec {
+                    kind: WorkloadKind::StatefulSet,
+                    name: String::new(),
+                })
+            },
+            path: "spec.resources[1].workload.name",
+            message: "must not be empty",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "workload", "name"],
+                "minLength",
+                json!(1),
+            ),
+        },
+    ]
+}
+
+fn has_problem(problems: &[Problem], path: &str, message: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.path == path && p.message.contains(message))
+}
+
+#[test]
+fn base_manifest_is_valid() {
+    let (cluster, groups) = base();
+    assert_eq!(validate_config(&cluster, &groups), Vec::new());
+}
+
+#[test]
+fn every_bad_manifest_names_the_field_in_rust_validation() {
+    let mut failures = Vec::new();
+    for case in cases() {
+        let (mut cluster, mut groups) = base();
+        (case.mutate)(&mut cluster, &mut groups);
+        let problems = validate_config(&cluster, &groups);
+        if !has_problem(&problems, case.path, case.message) {
+            failures.push(format!(
+                "{}: want `{}: ...{}...`, got {:#?}",
+                case.name, case.path, case.message, problems
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_api_server_rule_is_in_the_generated_schema() {
+    let mut failures = Vec::new();
+    for case in cases() {
+        match case.schema {
+            Schema::RustOnly => {}
+            Schema::Cel(kind, at, rule) => {
+                let schema = schema_at(&by_kind(kind), at);
+                let rules = schema.x_kubernetes_validations.unwrap_or_default();
+                if !rules.iter().any(|r| r.rule.contains(rule)) {
+                    failures.push(format!(
+                        "{}: no CEL rule containing {rule:?} at {at:?}",
+                        case.name
+                    ));
+                }
+                if rules
+                    .iter()
+                    .any(|r| r.message.as_deref().is_none_or(str::is_empty))
+                {
+                    failures.push(format!(
+                        "{}: a CEL rule at {at:?} has no message",
+                        case.name
+                    ));
+                }
+            }
+            Schema::Keyword(kind, at, keyword, want) => {
+                let schema = serde_json::to_value(schema_at(&by_kind(kind), at)).unwrap();
+                if schema.get(keyword) != Some(&want) {
+                    failures.push(format!(
+                        "{}: want {keyword} = {want} at {at:?}, schema is {schema}",
+                        case.name
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let (mut cluster, mut groups) = base();
+    cluster.spec.members[1].priority = 300;
+    cluster.spec.heartbeat.dead_after = "1ms".into();
+    groups[0].spec.resources[2].depends_on = vec!["db".into()];
+    groups[0].spec.preferred_owners.push("zed".into());
+    let problems = validate_config(&cluster, &groups);
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "spec.members[1].priority",
+            "spec.heartbeat.deadAfter",
+            "spec.preferredOwners[2]",
+            "spec.resources[2].dependsOn[0]",
+        ]
+    );
+    assert_eq!(
+        problems[3].to_string(),
+        "ResourceGroup/g: spec.resources[2].dependsOn[0]: unknown resource \"db\""
+    );
+}
+
+#[test]
+fn heartbeat_port_conflicts_are_reported_on_the_later_cluster() {
+    let (first, _) = base();
+    let mut second = first.clone();
+    second.metadata.name = Some("d".into());
+    second.spec.members[0].node = "other".into();
+    // Shares nodes b and x with `c`, same default port: `d` sorts later by name.
+    let problems = validate_heartbeat_ports(&[second.clone(), first.clone()]);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].object, "FailoverCluster/d");
+    assert_eq!(problems[0].path, "spec.heartbeat.port");
+    assert!(
+        problems[0]
+            .message
+            .contains("FailoverCluster/c, which shares node \"b\"")
+    );
+
+    second.spec.heartbeat.port = 7708;
+    assert!(validate_heartbeat_ports(&[first.clone(), second.clone()]).is_empty());
+
+    second.spec.heartbeat.port = first.spec.heartbeat.port;
+    second.spec.members = vec![member("p"), member("q")];
+    assert!(
+        validate_heartbeat_ports(&[first, second]).is_empty(),
+        "no shared node"
+    );
+}
+
+#[test]
+fn validate_methods_match_the_functions() {
+    let (cluster, mut groups) = base();
+    groups[0].spec.owner = Some("zed".into());
+    assert_eq!(cluster.validate(), validate_cluster(&cluster));
+    assert_eq!(
+        groups[0].validate(&cluster),
+        validate_group(&groups[0], &cluster)
+    );
+    assert_eq!(groups[0].validate(&cluster).len(), 1);
+    let err = into_result(groups[0].validate(&cluster)).unwrap_err();
+    assert!(err.to_string().contains("spec.owner"), "{err}");
+    assert!(into_result(cluster.validate()).is_ok());
+}
+
+fn openapi_schema(kind: &str) -> serde_json::Value {
+    serde_json::to_value(common::root_schema(&by_kind(kind))).unwrap()
+}
+
+fn object_json(
+    cluster: &FailoverCluster,
+    groups: &[ResourceGroup],
+    kind: &str,
+) -> serde_json::Value {
+    match kind {
+        "FailoverCluster" => serde_json::to_value(cluster).unwrap(),
+        // The table mutates the first group; a case that adds a group targets the
+        // cluster-wide view, which CEL cannot see.
+        _ => serde_json::to_value(&groups[0]).unwrap(),
+    }
+}
+
+#[test]
+fn cel_rules_compile() {
+    for kind in ["FailoverCluster", "ResourceGroup"] {
+        let compiled = kube_cel::compile_schema(&openapi_schema(kind));
+        assert!(
+            !compiled.has_errors(),
+            "{kind}: {:#?}",
+            compiled.compilation_errors()
+        );
+    }
+}
+
+/// Runs kube-cel's static analysis (variable scope, cost estimate, list bounds) on
+/// every rule, at the schema node it is attached to.
+#[test]
+fn cel_rules_pass_static_analysis() {
+    fn walk(
+        node: &kube_cel::CompiledSchema,
+        at: &str,
+        found: &mut usize,
+        warnings: &mut Vec<String>,
+    ) {
+        for compiled in node.validations.iter().flatten() {
+            *found += 1;
+            let rule = &compiled.rule.rule;
+            for w in kube_cel::analyze_rule(rule, node, kube_cel::ScopeContext::CrdValidation) {
+                warnings.push(format!("{at}: {rule}: {}", w.message));
+            }
+        }
+        for (name, child) in &node.properties {
+            walk(child, &format!("{at}.{name}"), found, warnings);
+        }
+        if let Some(items) = &node.items {
+            walk(items, &format!("{at}[]"), found, warnings);
+        }
+    }
+    let mut found = 0;
+    let mut warnings = Vec::new();
+    for kind in ["FailoverCluster", "ResourceGroup"] {
+        walk(
+            &kube_cel::compile_schema(&openapi_schema(kind)),
+            kind,
+            &mut found,
+            &mut warnings,
+        );
+    }
+    assert!(found >= 10, "only {found} rules found; the walk is broken");
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
+
+/// Evaluates the CEL rules of the generated CRDs as the API server would (after
+/// applying schema defaults): each bad manifest is rejected by its rule, at its
+/// field, and the valid ones pass.
+#[test]
+fn every_cel_rule_rejects_its_bad_manifest() {
+    let validator = kube_cel::Validator::new();
+    let (cluster, groups) = base();
+    for kind in ["FailoverCluster", "ResourceGroup"] {
+        let result = validator.validate(
+            &openapi_schema(kind),
+            &object_json(&cluster, &groups, kind),
+            None,
+        );
+        assert!(result.is_ok(), "base {kind}: {result:?}");
+    }
+    let mut failures = Vec::new();
+    for case in cases() {
+        let Schema::Cel(kind, _, rule) = case.schema else {
+            continue;
+        };
+        let (mut cluster, mut groups) = base();
+        (case.mutate)(&mut cluster, &mut groups);
+        let object = object_json(&cluster, &groups, kind);
+        match validator.validate(&openapi_schema(kind), &object, None) {
+            Ok(()) => failures.push(format!("{}: CEL accepted it", case.name)),
+            Err(errors) => {
+                let hit = errors
+                    .iter()
+                    .any(|e| e.rule.contains(rule) && e.field_path == case.path);
+                if !hit {
+                    failures.push(format!(
+                        "{}: want rule {rule:?} at {}, got {errors:#?}",
+                        case.name, case.path
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_example_passes_the_cel_rules() {
+    let validator = kube_cel::Validator::new();
+    for entry in std::fs::read_dir(examples_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let (cluster, groups) = load_documents(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut objects = vec![("FailoverCluster", serde_json::to_value(&cluster).unwrap())];
+        objects.extend(
+            groups
+                .iter()
+                .map(|g| ("ResourceGroup", serde_json::to_value(g).unwrap())),
+        );
+        for (kind, object) in objects {
+            let result = validator.validate(&openapi_schema(kind), &object, None);
+            assert!(result.is_ok(), "{}: {kind}: {result:?}", path.display());
+        }
+    }
+}
