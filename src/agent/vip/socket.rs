@@ -2,7 +2,8 @@
 //!
 //! Owns the only unsafe code of the VIP driver: the libc calls that open, bind, send
 //! on and (in tests) receive from a packet socket. Must never build or interpret
-//! frames (that is `packet.rs`) and must never hold more than one file descriptor.
+//! frames (that is `packet.rs`), and must never send on any interface but the one
+//! it is bound to.
 #![allow(unsafe_code)]
 
 use std::io;
