@@ -5,6 +5,7 @@
 //! everywhere; the one module that opens raw packet sockets allows it locally.
 #![deny(unsafe_code)]
 
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod engine;

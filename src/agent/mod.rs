@@ -1,0 +1,7 @@
+//! The node agent: runs next to each member, exchanges heartbeats, decides with the
+//! pure cores and drives the node's resources.
+//!
+//! Owns every piece of IO the agent does on its node. Must never decide ownership
+//! itself: that is the membership and placement cores' job.
+
+pub mod vip;

@@ -1,0 +1,153 @@
+//! The AF_PACKET socket that puts announcement frames on one interface.
+//!
+//! Owns the only unsafe code of the VIP driver: the libc calls that open, bind, send
+//! on and (in tests) receive from a packet socket. Must never build or interpret
+//! frames (that is `packet.rs`), and must never send on any interface but the one
+//! it is bound to.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::packet::{self, Mac};
+
+/// A raw packet socket bound to one interface (and to one EtherType for receiving;
+/// 0 receives nothing, which is what a sender wants so no queue fills up).
+pub(super) struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: i32,
+}
+
+impl PacketSocket {
+    /// Opens a non-blocking `AF_PACKET`/`SOCK_RAW` socket bound to `ifindex`.
+    /// Needs CAP_NET_RAW.
+    pub(super) fn bind(ifindex: u32, protocol: u16) -> io::Result<Self> {
+        let ifindex = i32::try_from(ifindex).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "interface index out of range")
+        })?;
+        // SAFETY: plain syscall with constant arguments; no pointers are passed.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                i32::from(protocol.to_be()),
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a descriptor the kernel just returned to us and nothing else
+        // owns it; OwnedFd closes it exactly once.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let addr = link_addr(ifindex, protocol, [0; 6]);
+        // SAFETY: `addr` is a fully initialised sockaddr_ll that outlives the call,
+        // and the length passed is its exact size.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const addr).cast::<libc::sockaddr>(),
+                sockaddr_ll_len(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { fd, ifindex })
+    }
+
+    /// Sends one complete Ethernet frame (header included) out of the interface.
+    pub(super) fn send(&self, frame: &[u8]) -> io::Result<()> {
+        let (Some(dst), Some(ethertype)) = (packet::destination(frame), packet::ethertype(frame))
+        else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "frame shorter than an Ethernet header",
+            ));
+        };
+        let addr = link_addr(self.ifindex, ethertype, dst);
+        // SAFETY: `frame` and `addr` are valid for the lengths passed and outlive the
+        // call; the kernel only reads from them.
+        let sent = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&raw const addr).cast::<libc::sockaddr>(),
+                sockaddr_ll_len(),
+            )
+        };
+        match usize::try_from(sent) {
+            Ok(n) if n == frame.len() => Ok(()),
+            Ok(_) => Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "frame sent partially",
+            )),
+            Err(_) => Err(io::Error::last_os_error()),
+        }
+    }
+}
+
+impl AsRawFd for PacketSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+fn link_addr(ifindex: i32, protocol: u16, dst: Mac) -> libc::sockaddr_ll {
+    let mut sll_addr = [0u8; 8];
+    sll_addr[..6].copy_from_slice(&dst);
+    libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: protocol.to_be(),
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr,
+    }
+}
+
+fn sockaddr_ll_len() -> libc::socklen_t {
+    // sockaddr_ll is 20 bytes: the cast cannot truncate.
+    size_of::<libc::sockaddr_ll>() as libc::socklen_t
+}
+
+/// A capturing packet socket on tokio's reactor, for the tests that check what
+/// actually goes out on the wire.
+#[cfg(test)]
+pub(super) struct Capture(tokio::io::unix::AsyncFd<PacketSocket>);
+
+#[cfg(test)]
+impl Capture {
+    /// Captures the frames of `ethertype` arriving on `ifindex`.
+    pub(super) fn bind(ifindex: u32, ethertype: u16) -> io::Result<Self> {
+        let socket = PacketSocket::bind(ifindex, ethertype)?;
+        // SAFETY: the PacketSocket owns its descriptor and neither closes nor replaces
+        // it while registered; it is closed only when the AsyncFd (and it) is dropped.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register(socket) }.map_err(io::Error::from)?;
+        Ok(Self(fd))
+    }
+
+    /// Waits for the next frame.
+    pub(super) async fn next_frame(&self) -> io::Result<Vec<u8>> {
+        loop {
+            let mut guard = self.0.readable().await?;
+            match guard.try_io(|socket| recv(socket.get_ref())) {
+                Ok(frame) => return frame,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+fn recv(socket: &PacketSocket) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 2048];
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
+    let got = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let got = usize::try_from(got).map_err(|_| io::Error::last_os_error())?;
+    buf.truncate(got);
+    Ok(buf)
+}

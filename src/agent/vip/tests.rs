@@ -1,0 +1,409 @@
+//! Root tests of the VIP driver against the real kernel. Each runs on its own thread
+//! in a fresh network namespace (`unshare(CLONE_NEWNET)` affects only that thread),
+//! so they touch nothing of the host and leave nothing behind: the namespace and its
+//! links vanish when the thread ends. Without the privilege to unshare, they print
+//! SKIP and pass, so `cargo test` works for non-root users.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use nix::sched::{CloneFlags, unshare};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+
+use super::packet::{self, ETHERTYPE_ARP, ETHERTYPE_IPV6};
+use super::socket::Capture;
+use super::*;
+
+fn in_netns<F, Fut>(test: &'static str, body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let thread = std::thread::spawn(move || {
+        if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
+            eprintln!(
+                "SKIP {test}: needs root (CAP_SYS_ADMIN) for a private network namespace: unshare failed: {e}"
+            );
+            return;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(body());
+    });
+    if let Err(panic) = thread.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn vip(cidr: &str, interface: Option<&str>) -> VirtualIp {
+    let (address, prefix) = cidr.split_once('/').unwrap();
+    VirtualIp {
+        address: address.parse().unwrap(),
+        prefix_len: prefix.parse().unwrap(),
+        interface: interface.map(str::to_owned),
+    }
+}
+
+async fn index_of(handle: &Handle, name: &str) -> u32 {
+    let link = handle
+        .link()
+        .get()
+        .match_name(name.to_owned())
+        .execute()
+        .try_next()
+        .await
+        .unwrap();
+    link.unwrap().header.index
+}
+
+async fn up_with(handle: &Handle, name: &str, cidrs: &[&str]) {
+    let index = index_of(handle, name).await;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .unwrap();
+    for cidr in cidrs {
+        let v = vip(cidr, None);
+        handle
+            .address()
+            .add(index, v.address, v.prefix_len)
+            .execute()
+            .await
+            .unwrap();
+    }
+}
+
+/// A veth pair `name`/`name`p, both up, with `cidrs` on `name`. (Not a dummy link:
+/// the dummy driver is not available in every kernel; veth is what the lab uses.)
+async fn veth_with(handle: &Handle, name: &str, cidrs: &[&str]) {
+    let peer = format!("{name}p");
+    handle
+        .link()
+        .add(LinkVeth::new(name, &peer).build())
+        .execute()
+        .await
+        .unwrap();
+    up_with(handle, name, cidrs).await;
+    up_with(handle, &peer, &[]).await;
+}
+
+/// (valid_lft, preferred_lft, flags) of every kernel entry for `address`.
+async fn entries(handle: &Handle, address: IpAddr) -> Vec<(u32, u32, AddressFlags)> {
+    let messages: Vec<_> = handle
+        .address()
+        .get()
+        .set_address_filter(address)
+        .execute()
+        .try_collect()
+        .await
+        .unwrap();
+    messages
+        .iter()
+        .map(|m| {
+            let mut info = (0, 0, AddressFlags::empty());
+            for attribute in &m.attributes {
+                match attribute {
+                    AddressAttribute::CacheInfo(c) => {
+                        (info.0, info.1) = (c.ifa_valid, c.ifa_preferred)
+                    }
+                    AddressAttribute::Flags(f) => info.2 = *f,
+                    _ => {}
+                }
+            }
+            info
+        })
+        .collect()
+}
+
+#[test]
+fn acquire_sets_lifetime_renews_in_place_and_release_is_idempotent() {
+    in_netns("acquire_sets_lifetime", || async {
+        let driver = VipDriver::new().unwrap();
+        veth_with(&driver.handle, "vip0", &["10.77.0.1/24"]).await;
+        let bound = driver.resolve(&vip("10.77.0.100/24", None)).await.unwrap();
+        assert_eq!(bound.interface(), "vip0");
+        assert!(!driver.held(&bound).await.unwrap());
+
+        driver
+            .acquire(&bound, Duration::from_millis(9500))
+            .await
+            .unwrap();
+        let first = entries(&driver.handle, bound.vip().address).await;
+        assert_eq!(first.len(), 1, "{first:?}");
+        let (valid, preferred, flags) = first[0];
+        assert!(valid > 0 && valid <= 10, "valid_lft {valid}");
+        assert!(
+            preferred > 0 && preferred <= 10,
+            "preferred_lft {preferred}"
+        );
+        assert!(!flags.contains(AddressFlags::Permanent));
+        assert!(driver.held(&bound).await.unwrap());
+
+        // Renewal: same entry, lifetime now the new one (longer than the first could be).
+        driver
+            .acquire(&bound, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let renewed = entries(&driver.handle, bound.vip().address).await;
+        assert_eq!(renewed.len(), 1, "{renewed:?}");
+        assert!(renewed[0].0 > 10 && renewed[0].0 <= 60, "{renewed:?}");
+
+        driver.release(&bound).await.unwrap();
+        assert!(!driver.held(&bound).await.unwrap());
+        assert!(
+            entries(&driver.handle, bound.vip().address)
+                .await
+                .is_empty()
+        );
+        driver.release(&bound).await.unwrap();
+        // The node's own address is untouched.
+        assert_eq!(
+            entries(&driver.handle, "10.77.0.1".parse().unwrap())
+                .await
+                .len(),
+            1
+        );
+    });
+}
+
+#[test]
+fn resolution_by_subnet_and_by_name_and_eligibility() {
+    in_netns("resolution", || async {
+        let driver = VipDriver::new().unwrap();
+        veth_with(&driver.handle, "vipa", &["10.77.0.1/24"]).await;
+        veth_with(&driver.handle, "vipb", &["10.77.1.1/24", "fd77::1/64"]).await;
+
+        let by_subnet = vip("10.77.1.50/24", None);
+        assert_eq!(
+            driver.resolve(&by_subnet).await.unwrap().interface(),
+            "vipb"
+        );
+        assert!(driver.eligible(&by_subnet).await.unwrap());
+        let v6 = vip("fd77::50/64", None);
+        assert_eq!(driver.resolve(&v6).await.unwrap().interface(), "vipb");
+
+        // Named interface wins, but without the VIP's subnet the node is not eligible.
+        let named = vip("10.77.1.50/24", Some("vipa"));
+        let bound = driver.resolve(&named).await.unwrap();
+        assert_eq!(
+            (bound.interface(), bound.ifindex()),
+            ("vipa", index_of(&driver.handle, "vipa").await)
+        );
+        assert!(!driver.eligible(&named).await.unwrap());
+        assert!(
+            driver
+                .eligible(&vip("10.77.0.9/24", Some("vipa")))
+                .await
+                .unwrap()
+        );
+
+        let off_subnet = vip("10.77.9.9/24", None);
+        let err = driver.resolve(&off_subnet).await.unwrap_err();
+        assert!(matches!(err, VipError::NoInterface { .. }), "{err}");
+        assert!(!driver.eligible(&off_subnet).await.unwrap());
+
+        let unknown = vip("10.77.0.100/24", Some("nosuch0"));
+        let err = driver.resolve(&unknown).await.unwrap_err();
+        assert!(
+            matches!(&err, VipError::UnknownInterface { interface, .. } if interface == "nosuch0")
+        );
+        assert_eq!(
+            err.to_string(),
+            "VIP 10.77.0.100/24: interface nosuch0 does not exist on this node"
+        );
+        assert!(!driver.eligible(&unknown).await.unwrap());
+
+        let err = driver
+            .resolve(&vip("10.77.0.100/33", None))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, VipError::InvalidPrefix { .. }), "{err}");
+
+        // Holding the VIP does not make an off-subnet node eligible by itself.
+        let lone = vip("10.77.5.5/24", Some("vipa"));
+        let bound = driver.resolve(&lone).await.unwrap();
+        driver
+            .acquire(&bound, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(!driver.eligible(&lone).await.unwrap());
+    });
+}
+
+#[test]
+fn ipv6_vip_is_usable_at_once_and_released() {
+    in_netns("ipv6_vip", || async {
+        let driver = VipDriver::new().unwrap();
+        veth_with(&driver.handle, "vip6", &["fd77::1/64"]).await;
+        let bound = driver.resolve(&vip("fd77::100/64", None)).await.unwrap();
+        driver
+            .acquire(&bound, Duration::from_secs(5))
+            .await
+            .unwrap();
+        driver
+            .acquire(&bound, Duration::from_secs(7))
+            .await
+            .unwrap();
+        let got = entries(&driver.handle, bound.vip().address).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        let (valid, preferred, flags) = got[0];
+        assert!(
+            valid > 5 && valid <= 7 && preferred > 5 && preferred <= 7,
+            "{got:?}"
+        );
+        assert!(flags.contains(AddressFlags::Nodad), "{flags:?}");
+        assert!(!flags.contains(AddressFlags::Tentative), "{flags:?}");
+        driver.release(&bound).await.unwrap();
+        assert!(!driver.held(&bound).await.unwrap());
+        driver.release(&bound).await.unwrap();
+    });
+}
+
+#[test]
+fn remove_stale_removes_listed_vips_only() {
+    in_netns("remove_stale", || async {
+        let driver = VipDriver::new().unwrap();
+        veth_with(&driver.handle, "vipa", &["10.77.0.1/24"]).await;
+        veth_with(&driver.handle, "vipb", &["fd77::1/64"]).await;
+        let stale = [vip("10.77.0.100/24", None), vip("fd77::100/64", None)];
+        let kept = vip("10.77.0.200/24", None);
+        for v in stale.iter().chain([&kept]) {
+            let bound = driver.resolve(v).await.unwrap();
+            driver
+                .acquire(&bound, Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        assert_eq!(driver.remove_stale(&stale).await.unwrap(), 2);
+        for v in &stale {
+            assert!(
+                entries(&driver.handle, v.address).await.is_empty(),
+                "{v} left behind"
+            );
+        }
+        assert_eq!(entries(&driver.handle, kept.address).await.len(), 1);
+        assert_eq!(driver.remove_stale(&stale).await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn kernel_expires_an_unrenewed_vip() {
+    in_netns("kernel_expires", || async {
+        let driver = VipDriver::new().unwrap();
+        veth_with(&driver.handle, "vip0", &["10.77.0.1/24", "fd77::1/64"]).await;
+        let bound = [
+            driver.resolve(&vip("10.77.0.100/24", None)).await.unwrap(),
+            driver.resolve(&vip("fd77::100/64", None)).await.unwrap(),
+        ];
+        for b in &bound {
+            driver.acquire(b, Duration::from_secs(1)).await.unwrap();
+            assert!(driver.held(b).await.unwrap());
+        }
+        // Bounded wait: 50 polls of 100 ms = 5 s.
+        for _ in 0..50 {
+            if !driver.held(&bound[0]).await.unwrap() && !driver.held(&bound[1]).await.unwrap() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for b in &bound {
+            assert!(
+                !driver.held(b).await.unwrap(),
+                "{} still held after 5 s",
+                b.vip()
+            );
+        }
+    });
+}
+
+/// The frames captured that `wanted` accepts, until `count` arrived or 5 s passed.
+async fn capture(capture: &Capture, count: usize, wanted: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while frames.len() < count {
+        let Ok(frame) = tokio::time::timeout_at(deadline, capture.next_frame()).await else {
+            break;
+        };
+        let frame = frame.unwrap();
+        if wanted(&frame) {
+            frames.push(frame);
+        }
+    }
+    frames
+}
+
+#[test]
+fn announcements_arrive_on_the_peer_as_built() {
+    in_netns("announcements", || async {
+        let driver = VipDriver::new().unwrap();
+        driver
+            .handle
+            .link()
+            .add(LinkVeth::new("vipa", "vipb").build())
+            .execute()
+            .await
+            .unwrap();
+        up_with(&driver.handle, "vipa", &["10.77.0.1/24", "fd77::1/64"]).await;
+        up_with(&driver.handle, "vipb", &[]).await;
+        let peer = index_of(&driver.handle, "vipb").await;
+
+        let v4 = driver.resolve(&vip("10.77.0.100/24", None)).await.unwrap();
+        let v6 = driver.resolve(&vip("fd77::100/64", None)).await.unwrap();
+        let mac = v4.mac.unwrap();
+        let arp = Capture::bind(peer, ETHERTYPE_ARP).unwrap();
+        let ipv6 = Capture::bind(peer, ETHERTYPE_IPV6).unwrap();
+        for b in [&v4, &v6] {
+            driver.acquire(b, Duration::from_secs(30)).await.unwrap();
+        }
+        driver
+            .announce(&v4, 3, Duration::from_millis(20))
+            .await
+            .unwrap();
+        driver
+            .announce(&v6, 2, Duration::from_millis(20))
+            .await
+            .unwrap();
+
+        let IpAddr::V4(a4) = v4.vip().address else {
+            unreachable!()
+        };
+        let IpAddr::V6(a6) = v6.vip().address else {
+            unreachable!()
+        };
+        let garps = capture(&arp, 3, |f| {
+            packet::parse_gratuitous_arp(f) == Some((mac, a4))
+        })
+        .await;
+        assert_eq!(garps, vec![packet::gratuitous_arp(mac, a4); 3]);
+        // Other IPv6 traffic (MLD reports, router solicitations) is filtered out.
+        let nas = capture(&ipv6, 2, |f| {
+            packet::parse_unsolicited_na(f).is_some_and(|(_, t)| t == a6)
+        })
+        .await;
+        assert_eq!(nas, vec![packet::unsolicited_na(mac, a6); 2]);
+    });
+}
+
+#[test]
+fn announce_without_ethernet_address_is_a_clear_error() {
+    in_netns("announce_no_mac", || async {
+        let driver = VipDriver::new().unwrap();
+        up_with(&driver.handle, "lo", &[]).await;
+        let bound = driver
+            .resolve(&vip("127.0.0.5/8", Some("lo")))
+            .await
+            .unwrap();
+        let err = driver
+            .announce(&bound, 1, Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, VipError::NoHardwareAddress { .. }), "{err}");
+    });
+}
