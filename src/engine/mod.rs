@@ -178,9 +178,12 @@ pub enum Input<'a> {
         epoch: u64,
         granted: bool,
     },
-    /// The witness lease is held until this local time (conservative), or not held.
+    /// Answer to a [`Output::WitnessRequest`]: held until this local time
+    /// (conservative), or refused because another node holds it until `other_until`
+    /// (local time, if known).
     Witness {
         held_until: Option<Duration>,
+        other_until: Option<Duration>,
     },
     /// The groups this node cannot host (VIP subnet absent, checks failed).
     Unable {
@@ -548,11 +551,20 @@ impl Engine {
                     }
                 }
             }
-            Input::Witness { held_until } => {
+            Input::Witness {
+                held_until,
+                other_until,
+            } => {
                 self.witness_pending = false;
                 self.witness_until = held_until;
+                // Refused: another node holds it; ask again the moment its lease
+                // runs out (that is when a takeover needs it), or after an interval
+                // when the shell cannot tell.
                 if held_until.is_none() {
-                    self.witness_retry_at = now + self.model.interval;
+                    self.witness_retry_at = other_until
+                        .filter(|t| *t > now)
+                        .unwrap_or(now + self.model.interval)
+                        .max(now + self.model.interval / 8);
                 }
             }
             Input::Unable { groups } => {
@@ -781,7 +793,7 @@ impl Engine {
             if now < self.votes_from {
                 continue;
             }
-            if let Some((holder, holder_incarnation)) = self.best_claimant(group, now) {
+            if let Some((holder, holder_incarnation, claimed_at)) = self.best_claimant(group, now) {
                 let epoch = self.known_epoch.get(group).copied().unwrap_or(0) + 1;
                 self.known_epoch.insert(group.clone(), epoch);
                 self.votes.insert(
@@ -790,7 +802,7 @@ impl Engine {
                         holder,
                         holder_incarnation,
                         epoch,
-                        renewed_at: now,
+                        renewed_at: claimed_at,
                     },
                 );
                 changed = true;
@@ -802,25 +814,30 @@ impl Engine {
     }
 
     /// The claimant of `group` this node votes for: the first in the group's order
-    /// among the alive members (this node included) that claim it.
-    fn best_claimant(&self, group: &str, now: Duration) -> Option<(String, u64)> {
+    /// among the alive members (this node included) that claim it, with the local
+    /// time its claim was last heard. A vote runs from that time, not from now: a
+    /// claimant that has gone silent must not be kept alive by a late vote.
+    fn best_claimant(&self, group: &str, now: Duration) -> Option<(String, u64, Duration)> {
         let g = self.model.group(group)?;
         let me = self.membership.me();
         self.model.order(g).into_iter().find_map(|m| {
             if m == me {
                 return self
                     .claims(group)
-                    .then(|| (m.to_string(), self.membership.incarnation()));
+                    .then(|| (m.to_string(), self.membership.incarnation(), now));
             }
             let peer = self.membership.peer(m)?;
             (self.membership.alive(m, now) && peer.last.claims.iter().any(|c| c.group == group))
-                .then(|| (m.to_string(), peer.last.incarnation))
+                .then(|| (m.to_string(), peer.last.incarnation, peer.heard_at))
         })
     }
 
-    /// In witness mode, a node that holds or claims groups keeps the witness lease
-    /// fresh (renewed every interval, so that after its death the lease lapses no
-    /// later than its votes do); any other node asks for it when it has lost its peer.
+    /// In witness mode nobody needs the witness while both voters hear each other.
+    /// Once the peer has been silent for two intervals (or announces it leaves), a
+    /// node asks for the witness and keeps it fresh (renewed every interval, so that
+    /// after its own death the lease lapses no later than its votes do). A node that
+    /// runs groups asks one interval before one that does not, so that in a
+    /// partition the side that serves keeps serving.
     fn request_witness(&mut self, now: Duration) {
         if self.model.quorum != QuorumMode::Witness
             || self.witness_pending
@@ -828,10 +845,27 @@ impl Engine {
         {
             return;
         }
-        let claims = self.local.values().any(|l| l.claim(0).is_some());
-        let fresh_until = now + self.model.dead_after.saturating_sub(self.model.interval);
+        let me = self.membership.me();
+        let interval = self.model.interval;
+        let patience = if self.local.values().any(Local::holds) {
+            2 * interval
+        } else {
+            3 * interval
+        };
+        let peer_lost = self
+            .membership
+            .voters()
+            .iter()
+            .filter(|v| v.as_str() != me)
+            .any(|v| {
+                !self.membership.connected(v, now)
+                    || self.membership.peer(v).is_some_and(|p| {
+                        p.last.leaving || now.saturating_sub(p.heard_at) >= patience
+                    })
+            });
+        let fresh_until = now + self.model.dead_after.saturating_sub(interval);
         let fresh = self.witness_until.is_some_and(|t| t > fresh_until);
-        if (claims || self.membership.witness_needed(now)) && !fresh {
+        if peer_lost && !fresh {
             self.witness_pending = true;
             self.outputs.push_back(Output::WitnessRequest);
         }

@@ -432,7 +432,8 @@ struct World {
     last_config_change: Option<Duration>,
     /// Per group: the last node that had it online, and when a holder failed.
     last_online: BTreeMap<String, usize>,
-    failed_at: BTreeMap<String, Duration>,
+    /// Per group: the holder that failed and when, until another node has it online.
+    failed_at: BTreeMap<String, (usize, Duration)>,
     /// Per group: the last planned release (node, reason, true time).
     released: BTreeMap<String, (usize, Reason, Duration)>,
     overlap_since: BTreeMap<String, Duration>,
@@ -603,17 +604,25 @@ impl World {
                 incarnation,
             } => {
                 if self.alive_incarnation(node, incarnation) {
-                    let free = match self.witness {
-                        None => true,
-                        Some((holder, until)) => holder == node || until <= self.now,
+                    let (held_until, other_until) = match self.witness {
+                        Some((holder, until)) if holder != node && until > self.now => {
+                            let local_until = self.nodes[node].local(until);
+                            (None, Some(local_until))
+                        }
+                        _ => {
+                            self.witness = Some((node, self.now + self.config.dead_after));
+                            let held =
+                                local_sent + self.config.dead_after.mul_f64(1.0 - DRIFT_ALLOWANCE);
+                            (Some(held), None)
+                        }
                     };
-                    let held_until = if free {
-                        self.witness = Some((node, self.now + self.config.dead_after));
-                        Some(local_sent + self.config.dead_after.mul_f64(1.0 - DRIFT_ALLOWANCE))
-                    } else {
-                        None
-                    };
-                    self.feed(node, Input::Witness { held_until });
+                    self.feed(
+                        node,
+                        Input::Witness {
+                            held_until,
+                            other_until,
+                        },
+                    );
                 }
             }
             Ev::Configure { node, model, hash } => {
@@ -672,10 +681,14 @@ impl World {
     fn mark(&mut self, nodes: impl IntoIterator<Item = usize>) {
         for n in nodes {
             self.impaired_at.insert(n, self.now);
-            let holds: Vec<String> = self.nodes[n].resources.keys().cloned().collect();
-            for g in holds {
-                self.failed_at.entry(g).or_insert(self.now);
-            }
+        }
+    }
+
+    /// The holder `n` failed now (crash, freeze, isolation): time the takeover of
+    /// what it held.
+    fn holder_failed(&mut self, n: usize) {
+        for g in self.nodes[n].resources.keys() {
+            self.failed_at.entry(g.clone()).or_insert((n, self.now));
         }
     }
 
@@ -685,6 +698,7 @@ impl World {
         match op {
             FaultOp::Crash(n) => {
                 self.mark([n]);
+                self.holder_failed(n);
                 let node = &mut self.nodes[n];
                 node.proc = Proc::Down;
                 node.engine = None;
@@ -699,6 +713,7 @@ impl World {
             FaultOp::Pause(n) => {
                 if self.nodes[n].proc == Proc::Running {
                     self.mark([n]);
+                    self.holder_failed(n);
                     self.nodes[n].proc = Proc::Paused;
                 }
             }
@@ -710,6 +725,11 @@ impl World {
             }
             FaultOp::Partition(side) => {
                 self.mark(all.clone());
+                if side.len() < self.model.votes_needed() {
+                    for &n in &side {
+                        self.holder_failed(n);
+                    }
+                }
                 for &a in &side {
                     for b in all.iter().filter(|b| !side.contains(b)) {
                         self.blocked.insert((a, *b));
@@ -931,8 +951,11 @@ impl World {
             ResState::Starting => {
                 res.state = ResState::Online;
                 self.last_online.insert(group.clone(), n);
-                if let Some(failed) = self.failed_at.remove(&group) {
-                    self.report.takeovers.push(self.now - failed);
+                if let Some((failed, at)) = self.failed_at.remove(&group) {
+                    // The same node regaining it (a short freeze) is no takeover.
+                    if failed != n {
+                        self.report.takeovers.push(self.now - at);
+                    }
                 }
                 if self.nodes[n].proc == Proc::Running {
                     self.feed(n, Input::Online { group });
@@ -1025,7 +1048,13 @@ impl World {
         }
         let window = self.config.dead_after * 3 + self.config.liveness_bound();
         let recent = |t: Duration| self.now.saturating_sub(t) <= window;
-        let impaired = self.impaired_at.get(&previous).is_some_and(|&t| recent(t))
+        let impaired = self.nodes[previous].proc != Proc::Running
+            || self
+                .blocked
+                .iter()
+                .any(|&(a, b)| a == previous || b == previous)
+            || self.loss.contains_key(&previous)
+            || self.impaired_at.get(&previous).is_some_and(|&t| recent(t))
             || self.impaired_at.get(&n).is_some_and(|&t| recent(t));
         let configured = self.last_config_change.is_some_and(recent);
         let planned = self.released.get(group).is_some_and(|&(from, why, t)| {
@@ -1202,6 +1231,90 @@ impl Summary {
         })
         .to_string()
     }
+}
+
+/// A run that violated an invariant, with its shrunk fault schedule.
+#[derive(Clone, Debug)]
+pub struct FailedRun {
+    pub seed: u64,
+    pub trace: Vec<Fault>,
+    pub violation: String,
+}
+
+impl fmt::Display for FailedRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "seed {}: {}", self.seed, self.violation)?;
+        writeln!(f, "shrunk fault trace that reproduces it:")?;
+        for fault in &self.trace {
+            writeln!(f, "  {fault}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `runs` simulations with seeds `seed`, `seed + 1`, … on `threads` threads.
+pub fn simulate_many(
+    config: &SimConfig,
+    runs: u64,
+    seed: u64,
+    threads: usize,
+) -> (Summary, Vec<FailedRun>) {
+    let threads = threads.clamp(1, 64) as u64;
+    let results: Vec<(Summary, Vec<FailedRun>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut summary = Summary {
+                        nodes: config.nodes,
+                        ..Summary::default()
+                    };
+                    let mut failed = Vec::new();
+                    for i in (t..runs).step_by(threads as usize) {
+                        let seed = seed.wrapping_add(i);
+                        let faults = schedule(config, seed);
+                        let report = run(config, seed, &faults);
+                        summary.add(&report);
+                        if report.violations() > 0 {
+                            let (trace, shrunk) = shrink(config, seed, &faults);
+                            failed.push(FailedRun {
+                                seed,
+                                trace,
+                                violation: shrunk
+                                    .first_violation
+                                    .or(report.first_violation)
+                                    .unwrap_or_default(),
+                            });
+                        }
+                    }
+                    (summary, failed)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    let mut total = Summary {
+        nodes: config.nodes,
+        ..Summary::default()
+    };
+    let mut failed = Vec::new();
+    for (summary, f) in results {
+        total.runs += summary.runs;
+        total.steps += summary.steps;
+        total.safety_violations += summary.safety_violations;
+        total.liveness_violations += summary.liveness_violations;
+        total.unexplained_moves += summary.unexplained_moves;
+        total.takeovers.extend(summary.takeovers);
+        total.lingering_overlap = total.lingering_overlap.max(summary.lingering_overlap);
+        failed.extend(f);
+    }
+    failed.sort_by_key(|f| f.seed);
+    (total, failed)
 }
 
 fn round(v: f64) -> f64 {
