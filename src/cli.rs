@@ -68,6 +68,10 @@ pub struct SimulateArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Print every decision of every node to stderr (use with --runs 1 to follow
+    /// one seed).
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// Arguments of `failover crd`.
@@ -159,6 +163,7 @@ fn simulate(args: &SimulateArgs, out: &mut dyn Write) -> Result<Outcome, CliErro
     config.dead_after = Duration::from_millis(args.dead_after_ms.max(args.interval_ms + 1));
     config.address_lifetime =
         Duration::from_secs(config.dead_after.as_secs_f64().ceil().max(1.0) as u64);
+    config.trace = args.trace;
     if args.external_ledger {
         config.ledger = crate::engine::LedgerMode::External;
     }

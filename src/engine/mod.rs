@@ -305,6 +305,8 @@ pub struct Engine {
     votes_from: Duration,
     /// Local time of the last step.
     last_step: Duration,
+    /// When a graceful leave was asked for.
+    leave_started: Option<Duration>,
     outputs: VecDeque<Output>,
 }
 
@@ -348,6 +350,7 @@ impl Engine {
             wall_origin,
             votes_from: now + model_dead_after,
             last_step: now,
+            leave_started: None,
             outputs: VecDeque::new(),
         }
     }
@@ -434,6 +437,9 @@ impl Engine {
             consider(vote.renewed_at + self.model.dead_after);
         }
         consider(self.votes_from);
+        if let Some(t) = self.leave_started {
+            consider(t + self.model.dead_after);
+        }
         consider(self.witness_retry_at);
         if let Some(t) = self.witness_until {
             consider(t.saturating_sub(self.model.dead_after.saturating_sub(self.model.interval)));
@@ -442,10 +448,10 @@ impl Engine {
             match local {
                 Local::Backoff { until } => consider(*until),
                 l => {
-                    if let Some(since) = l.since_seq() {
-                        if let Some((until, _)) = self.lease(group, since) {
-                            consider(until.saturating_sub(self.config.fence_margin));
-                        }
+                    if let Some(since) = l.since_seq()
+                        && let Some((until, _)) = self.lease(group, since)
+                    {
+                        consider(until.saturating_sub(self.config.fence_margin));
                     }
                 }
             }
@@ -515,6 +521,7 @@ impl Engine {
                 self.send_now = true;
             }
             Input::Leave => {
+                self.leave_started.get_or_insert(now);
                 self.membership.set_leaving();
                 self.send_now = true;
             }
@@ -541,13 +548,12 @@ impl Engine {
                     reason,
                     message,
                 }) = self.local.get(&group).cloned()
+                    && e == epoch
                 {
-                    if e == epoch {
-                        if granted {
-                            self.begin_start(&group, since_seq, epoch, reason, message);
-                        } else {
-                            self.back_off(&group, now);
-                        }
+                    if granted {
+                        self.begin_start(&group, since_seq, epoch, reason, message);
+                    } else {
+                        self.back_off(&group, now);
                     }
                 }
             }
@@ -638,10 +644,11 @@ impl Engine {
         let dead_after = self.model.dead_after;
         let counted = dead_after.mul_f64(1.0 - DRIFT_ALLOWANCE);
         let mut votes: Vec<(Duration, u64)> = Vec::with_capacity(self.model.members.len() + 1);
-        if let Some(v) = self.votes.get(group) {
-            if v.holder == me && v.holder_incarnation == incarnation {
-                votes.push((v.renewed_at + counted, v.epoch));
-            }
+        if let Some(v) = self.votes.get(group)
+            && v.holder == me
+            && v.holder_incarnation == incarnation
+        {
+            votes.push((v.renewed_at + counted, v.epoch));
         }
         for (_, peer) in self.membership.peers() {
             let Some(grant) = peer.last.grants.iter().find(|g| {
@@ -660,10 +667,10 @@ impl Engine {
                 votes.push((sent + counted, grant.epoch));
             }
         }
-        if self.model.quorum == QuorumMode::Witness {
-            if let Some(until) = self.witness_until {
-                votes.push((until, 0));
-            }
+        if self.model.quorum == QuorumMode::Witness
+            && let Some(until) = self.witness_until
+        {
+            votes.push((until, 0));
         }
         let needed = match self.model.quorum {
             QuorumMode::None => 1,
@@ -672,7 +679,7 @@ impl Engine {
         if votes.len() < needed {
             return None;
         }
-        votes.sort_by(|a, b| b.0.cmp(&a.0));
+        votes.sort_by_key(|v| std::cmp::Reverse(v.0));
         let until = votes[needed - 1].0;
         let epoch = votes.iter().take(needed).map(|v| v.1).max().unwrap_or(0);
         Some((until, epoch))
@@ -780,10 +787,10 @@ impl Engine {
                         })
                 };
                 if keep {
-                    if vote.holder == me {
-                        if let Some(v) = self.votes.get_mut(group) {
-                            v.renewed_at = now;
-                        }
+                    if vote.holder == me
+                        && let Some(v) = self.votes.get_mut(group)
+                    {
+                        v.renewed_at = now;
                     }
                     continue;
                 }
@@ -984,6 +991,7 @@ impl Engine {
                     }
                 } else if now.saturating_sub(since)
                     > self.model.dead_after + 2 * self.model.interval
+                    && self.contested(group, now)
                 {
                     // Contested: another node holds votes for it. Step back for a while
                     // that differs between nodes, so one of them wins the next round.
@@ -1015,6 +1023,38 @@ impl Engine {
             }
             Some(Local::Stopping { .. }) => {}
         }
+    }
+
+    /// Whether another alive member claims `group` too.
+    fn contested(&self, group: &str, now: Duration) -> bool {
+        self.membership.peers().any(|(name, p)| {
+            self.membership.alive(name, now) && p.last.claims.iter().any(|c| c.group == group)
+        })
+    }
+
+    /// After a leave: whether the node may exit. It holds nothing, and it has stayed
+    /// to vote until every group it could matter for is held elsewhere (its vote may
+    /// be the one a successor's majority needs), or for `deadAfter` at most.
+    pub fn ready_to_exit(&self, now: Duration) -> bool {
+        if !self.membership.leaving() || !self.holds_nothing() {
+            return false;
+        }
+        let handed_over = self.model.groups.iter().all(|g| {
+            let held = self
+                .history
+                .groups
+                .get(&g.name)
+                .and_then(|h| h.holder.as_deref());
+            held.is_some_and(|h| h != self.membership.me())
+                || self
+                    .decisions
+                    .get(&g.name)
+                    .is_none_or(|d| d.owner.is_none())
+        });
+        handed_over
+            || self
+                .leave_started
+                .is_some_and(|t| now >= t + self.model.dead_after)
     }
 
     fn begin_start(

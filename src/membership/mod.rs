@@ -239,7 +239,7 @@ impl Membership {
                 }
             })
             .count();
-        reports_dead >= self.voters.len() / 2 + 1
+        reports_dead > self.voters.len() / 2
     }
 
     /// Connected voters, this node included.
@@ -257,14 +257,16 @@ impl Membership {
         match self.quorum {
             QuorumMode::None => true,
             QuorumMode::Majority => votes > self.voters.len() / 2,
-            QuorumMode::Witness => votes + usize::from(witness_held) > (self.voters.len() + 1) / 2,
+            QuorumMode::Witness => {
+                votes + usize::from(witness_held) > self.voters.len().div_ceil(2)
+            }
         }
     }
 
     /// In witness mode, whether this node needs the witness to be quorate.
     pub fn witness_needed(&self, now: Duration) -> bool {
         self.quorum == QuorumMode::Witness
-            && self.connected_voters(now) <= (self.voters.len() + 1) / 2
+            && self.connected_voters(now) <= self.voters.len().div_ceil(2)
     }
 
     /// The sequence number the next heartbeat will carry.

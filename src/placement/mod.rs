@@ -300,19 +300,19 @@ pub fn decide(
     }
 
     // Manual move: the pinned member wins while it is eligible.
-    if let Some(pinned) = group.owner.as_deref() {
-        if eligible.contains(&pinned) {
-            let reason = if holder.as_deref() == Some(pinned) {
-                Reason::Kept
-            } else {
-                Reason::ManualMove
-            };
-            return Decision {
-                owner: Some(pinned.to_string()),
-                reason,
-                message: format!("{} is pinned to {pinned} by spec.owner", group.name),
-            };
-        }
+    if let Some(pinned) = group.owner.as_deref()
+        && eligible.contains(&pinned)
+    {
+        let reason = if holder.as_deref() == Some(pinned) {
+            Reason::Kept
+        } else {
+            Reason::ManualMove
+        };
+        return Decision {
+            owner: Some(pinned.to_string()),
+            reason,
+            message: format!("{} is pinned to {pinned} by spec.owner", group.name),
+        };
     }
 
     let Some(best) = best else {

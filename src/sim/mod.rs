@@ -57,6 +57,8 @@ pub struct SimConfig {
     pub max_drift: f64,
     /// Lifetime of a VIP address in the kernel (renewed while held).
     pub address_lifetime: Duration,
+    /// Print every engine output (except heartbeats) to stderr, for reproducing a seed.
+    pub trace: bool,
 }
 
 impl SimConfig {
@@ -80,6 +82,7 @@ impl SimConfig {
             max_delay: Duration::from_micros(1500),
             max_drift: DRIFT_ALLOWANCE * 0.4,
             address_lifetime: Duration::from_secs(1),
+            trace: false,
         }
     }
 
@@ -519,12 +522,18 @@ impl World {
         let end = self.end();
         let final_check = end - self.config.liveness_bound() * 2;
         self.at(final_check, Ev::Repair);
+        self.run_until(end);
+    }
+
+    /// Processes events up to virtual time `end`.
+    fn run_until(&mut self, end: Duration) {
         // Bounded: at most this many events, far above what a run needs.
         let mut budget: u64 = 50_000_000;
-        while let Some(Reverse((t, id))) = self.queue.pop() {
+        while let Some(&Reverse((t, id))) = self.queue.peek() {
             if t > end || budget == 0 {
                 break;
             }
+            self.queue.pop();
             budget -= 1;
             self.now = t;
             let Some(ev) = self.events.remove(&id) else {
@@ -810,7 +819,7 @@ impl World {
             outputs.push(o);
         }
         let wake = engine.poll_timeout();
-        let leaving_done = engine.leaving() && engine.holds_nothing();
+        let leaving_done = engine.ready_to_exit(local);
         for o in outputs {
             self.output(n, o);
         }
@@ -835,6 +844,14 @@ impl World {
 
     fn output(&mut self, n: usize, o: Output) {
         let incarnation = self.nodes[n].incarnations;
+        if self.config.trace && !matches!(o, Output::Broadcast(_) | Output::Renew { .. }) {
+            eprintln!(
+                "t={:>10.3}ms {} {:?}",
+                self.now.as_secs_f64() * 1000.0,
+                node_name(n),
+                o
+            );
+        }
         match o {
             Output::Broadcast(bytes) => {
                 for to in 0..self.nodes.len() {

@@ -81,3 +81,172 @@ fn the_checker_catches_a_broken_protocol() {
     world.run();
     assert!(world.report.safety_violations > 0);
 }
+
+/// Nodes (by index) whose agents run `group` online at this instant.
+fn online(world: &World, group: usize) -> Vec<usize> {
+    (0..world.nodes.len())
+        .filter(|&n| {
+            world.nodes[n].proc == Proc::Running
+                && world.nodes[n]
+                    .resources
+                    .get(&group_name(group))
+                    .is_some_and(|r| r.state == ResState::Online)
+        })
+        .collect()
+}
+
+fn at_secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn world(config: SimConfig, faults: Vec<Fault>) -> World {
+    World::new(config, 11, &faults)
+}
+
+#[test]
+fn triad_secondary_does_not_take_over_without_the_tertiary() {
+    let mut config = quick(3);
+    config.groups = 1;
+    let faults = vec![
+        Fault {
+            at: at_secs(3.0),
+            op: FaultOp::Partition(vec![1]),
+        },
+        Fault {
+            at: at_secs(3.0),
+            op: FaultOp::Crash(0),
+        },
+    ];
+    let mut w = world(config.clone(), faults);
+    w.run_until(at_secs(2.9));
+    assert_eq!(online(&w, 0), vec![0], "the primary owns the group");
+    w.run_until(at_secs(8.0));
+    assert!(
+        online(&w, 0).is_empty(),
+        "the secondary must not take over alone"
+    );
+    assert_eq!(w.report.violations(), 0, "{:?}", w.report.first_violation);
+}
+
+#[test]
+fn triad_secondary_takes_over_when_it_reaches_the_tertiary() {
+    let mut config = quick(3);
+    config.groups = 1;
+    let faults = vec![Fault {
+        at: at_secs(3.0),
+        op: FaultOp::Crash(0),
+    }];
+    let mut w = world(config.clone(), faults);
+    w.run_until(at_secs(3.0) + config.liveness_bound());
+    assert_eq!(online(&w, 0), vec![1]);
+}
+
+#[test]
+fn two_node_pair_with_witness_fails_over_and_survives_a_split() {
+    let mut config = quick(2);
+    config.groups = 1;
+    let faults = vec![
+        // The link between the two breaks: the owner keeps serving with the witness.
+        Fault {
+            at: at_secs(3.0),
+            op: FaultOp::Partition(vec![0]),
+        },
+        Fault {
+            at: at_secs(6.0),
+            op: FaultOp::Heal,
+        },
+        // The owner dies: the other takes over with the witness.
+        Fault {
+            at: at_secs(9.0),
+            op: FaultOp::Crash(0),
+        },
+    ];
+    let mut w = world(config.clone(), faults);
+    w.run_until(at_secs(5.5));
+    assert_eq!(
+        online(&w, 0),
+        vec![0],
+        "the owner keeps the group through the split"
+    );
+    w.run_until(at_secs(9.0) + config.liveness_bound());
+    assert_eq!(online(&w, 0), vec![1]);
+    assert_eq!(w.report.violations(), 0, "{:?}", w.report.first_violation);
+}
+
+#[test]
+fn minority_owner_fences_itself_and_the_majority_takes_over() {
+    let mut config = quick(3);
+    config.groups = 1;
+    let faults = vec![Fault {
+        at: at_secs(3.0),
+        op: FaultOp::Partition(vec![0]),
+    }];
+    let mut w = world(config.clone(), faults);
+    w.run_until(at_secs(3.0) + config.dead_after);
+    assert!(
+        !online(&w, 0).contains(&0),
+        "the isolated owner fenced itself within deadAfter"
+    );
+    w.run_until(at_secs(3.0) + config.liveness_bound());
+    assert_eq!(online(&w, 0), vec![1]);
+    assert_eq!(w.report.violations(), 0, "{:?}", w.report.first_violation);
+}
+
+#[test]
+fn graceful_leave_and_failback_are_nearly_free() {
+    let mut config = quick(3);
+    config.groups = 1;
+    let faults = vec![
+        Fault {
+            at: at_secs(3.0),
+            op: FaultOp::Leave(0),
+        },
+        Fault {
+            at: at_secs(5.0),
+            op: FaultOp::Restart(0),
+        },
+    ];
+    let mut w = world(config.clone(), faults);
+    // Leave: the successor is online within a few network delays.
+    let handover = config.stop_time + config.start_time + 8 * config.max_delay;
+    w.run_until(at_secs(3.0) + handover);
+    assert_eq!(online(&w, 0), vec![1]);
+    // g0 fails back (Immediate, stabilizeFor = 2 intervals) to the restarted n1.
+    w.run_until(at_secs(5.0) + config.dead_after + config.interval * 4);
+    assert_eq!(online(&w, 0), vec![0]);
+    assert_eq!(w.report.violations(), 0, "{:?}", w.report.first_violation);
+}
+
+#[test]
+fn external_ledger_mode_holds_the_invariants() {
+    let mut config = quick(3);
+    config.ledger = LedgerMode::External;
+    for seed in 0..20 {
+        let faults = schedule(&config, seed);
+        let report = run(&config, seed, &faults);
+        assert_eq!(
+            report.violations(),
+            0,
+            "seed {seed}: {:?}",
+            report.first_violation
+        );
+    }
+}
+
+#[test]
+fn fastest_timing_holds_the_invariants() {
+    let mut config = quick(3);
+    config.interval = Duration::from_millis(5);
+    config.dead_after = Duration::from_millis(30);
+    config.max_delay = Duration::from_micros(300);
+    for seed in 0..20 {
+        let faults = schedule(&config, seed);
+        let report = run(&config, seed, &faults);
+        assert_eq!(
+            report.violations(),
+            0,
+            "seed {seed}: {:?}",
+            report.first_violation
+        );
+    }
+}
