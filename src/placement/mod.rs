@@ -266,17 +266,18 @@ pub fn decide(
         .map(|h| ineligibility(view, model, group, h));
     let quarantine = model.quarantine.as_ref();
     let order = model.order(group);
-    let eligible: Vec<&str> = order
-        .iter()
-        .copied()
-        .filter(|m| ineligibility(view, model, group, m).is_none())
-        .collect();
+    // Lazy: the first eligible members are usually at the head of the order, so most
+    // groups look at one or two members, not all of them.
+    let eligible = || {
+        order
+            .iter()
+            .copied()
+            .filter(|m| ineligibility(view, model, group, m).is_none())
+    };
     // Quarantined members rank last: they take a group only when nobody else can.
-    let best = eligible
-        .iter()
-        .copied()
+    let best = eligible()
         .find(|m| !history.quarantined(m, quarantine, now.mono))
-        .or_else(|| eligible.first().copied());
+        .or_else(|| eligible().next());
 
     if let Some(limit) = &group.failover_limit {
         let count = history.failovers_in_period(&group.name, limit, now.mono);
@@ -301,7 +302,7 @@ pub fn decide(
 
     // Manual move: the pinned member wins while it is eligible.
     if let Some(pinned) = group.owner.as_deref()
-        && eligible.contains(&pinned)
+        && ineligibility(view, model, group, pinned).is_none()
     {
         let reason = if holder.as_deref() == Some(pinned) {
             Reason::Kept
