@@ -4,3 +4,5 @@
 //! The crate is a fat library behind a thin `failover` binary. Unsafe code is denied
 //! everywhere; the one module that opens raw packet sockets allows it locally.
 #![deny(unsafe_code)]
+
+pub mod lab;
