@@ -163,7 +163,7 @@ pub fn wait_for_holders(
 }
 
 /// Waits for `child` to exit within `timeout`, then returns its whole stdout.
-fn wait_output(mut child: Child, timeout: Duration) -> Result<String, LabError> {
+pub fn wait_output(mut child: Child, timeout: Duration) -> Result<String, LabError> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
