@@ -249,7 +249,8 @@ pub fn run_once(
     let mut lab = Lab::up(NODES)?;
     let dir = run_dir(opts, &lab)?;
     let window = imp.window();
-    let probe_duration = opts.warmup + window;
+    let jitter = random_below(imp.period());
+    let probe_duration = opts.warmup + imp.period() + window;
     // Everything in a run is bounded by this; echo responders exit by themselves too.
     let echo_max = Duration::from_secs(120) + window * 4;
     let nodes = lab.node_namespaces();
@@ -285,7 +286,7 @@ pub fn run_once(
         &opts.exe,
         &probe_args(opts.port, opts.probe_interval, probe_duration),
     )?;
-    std::thread::sleep(opts.warmup);
+    std::thread::sleep(opts.warmup + jitter);
     let owner = lab.node_ns(1);
     let fault_ms = sampler.now_ms();
     match scenario {
@@ -345,6 +346,24 @@ pub fn run_once(
     })
 }
 
+/// A duration uniformly spread over `[0, max)` (a random phase, not cryptographic;
+/// std's per-process random hash keys plus the clock are entropy enough).
+pub fn random_below(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos(h.finish() % nanos)
+}
+
 /// Default per-run work directory.
 pub fn default_work_dir() -> PathBuf {
     Path::new("/tmp").join("failover-lab")
@@ -353,6 +372,15 @@ pub fn default_work_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_phase_stays_below_the_period_and_varies() {
+        let p = Duration::from_millis(10);
+        let draws: Vec<Duration> = (0..50).map(|_| random_below(p)).collect();
+        assert!(draws.iter().all(|d| *d < p));
+        assert!(draws.iter().any(|d| *d != draws[0]), "not constant");
+        assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
+    }
 
     #[test]
     fn scenario_names_round_trip() {

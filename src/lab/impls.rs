@@ -142,6 +142,19 @@ impl Impl {
         }
     }
 
+    /// The implementation's own period (advert or heartbeat interval). The fault is
+    /// injected at a random phase within it: otherwise every run would hit the same
+    /// point of the advert cycle (the lab starts in lock-step with the election) and
+    /// the outage would be biased instead of sampled.
+    pub fn period(&self) -> Duration {
+        match self {
+            Impl::Keepalived { advert } => {
+                Duration::from_secs_f64(advert.parse::<f64>().unwrap_or(1.0).clamp(0.01, 255.0))
+            }
+            Impl::Failover { timing, .. } => Duration::from_millis(timing.interval_ms.max(1)),
+        }
+    }
+
     /// Whether the scenario applies (only our agent has paused members).
     pub fn supports(&self, scenario: super::bench::Scenario) -> bool {
         !matches!(
@@ -156,8 +169,12 @@ impl Impl {
     /// Writes the configuration for all members of `lab` into `dir`; `paused` lists
     /// members marked paused (our agent only).
     pub fn write_config(&self, dir: &Path, lab: &Lab, paused: &[usize]) -> Result<(), LabError> {
+        // Write then rename: an agent watching the file never reads half of it.
         let write = |path: PathBuf, text: String| {
-            std::fs::write(&path, text).map_err(|e| LabError::io(path.display().to_string(), e))
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, text)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| LabError::io(path.display().to_string(), e))
         };
         match self {
             Impl::Keepalived { advert } => {
@@ -394,8 +411,18 @@ mod tests {
             .window();
         assert!(k1 > k001);
         assert!(k1 >= Duration::from_secs(9));
-        let f = Impl::parse("failover", t, vec![]).unwrap().window();
+        let f = Impl::parse("failover", t.clone(), vec![]).unwrap().window();
         assert!(f >= Duration::from_secs(3));
+        assert_eq!(
+            Impl::parse("keepalived-advert0.01", t.clone(), vec![])
+                .unwrap()
+                .period(),
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            Impl::parse("failover", t, vec![]).unwrap().period(),
+            Duration::from_millis(200)
+        );
     }
 
     #[test]
