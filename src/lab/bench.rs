@@ -325,9 +325,15 @@ pub fn run_once(
     let summary = parse_summary(&stdout?)?;
     let stale_vip =
         (scenario == Scenario::KillOwner).then(|| sampler::holds_at_end(&report.timelines[0]));
-    // When the old owner gave the VIP up, relative to the fault (planned moves may
-    // release it before the successor takes it; a crash may never release it).
-    let old_owner_release_ms = sampler::released_at(&report.timelines[0]).map(|at| at - fault_ms);
+    // When the old owner (n2 for failback, else n1) gave the VIP up, relative to the
+    // fault (a planned move may release it before the successor takes it; a crash
+    // may never release it).
+    let old_owner = if scenario == Scenario::Failback { 1 } else { 0 };
+    let old_owner_release_ms = report
+        .timelines
+        .get(old_owner)
+        .and_then(sampler::released_at)
+        .map(|at| at - fault_ms);
     tracing::debug!(?summary, holders = ?report.timelines, "run measured");
     lab.down()?;
     // The run directory holds configs and logs; keep it only when asked to debug.
