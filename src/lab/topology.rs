@@ -39,7 +39,8 @@ pub fn node_v6(i: usize) -> Ipv6Addr {
 pub fn unique_prefix() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("fo{}x{}", std::process::id() % 10000, n)
+    // The full pid (not pid % 10000): two live processes can never share it.
+    format!("fo{}x{}", std::process::id(), n)
 }
 
 /// Namespace names of one lab.
@@ -228,8 +229,20 @@ impl Lab {
                 detail: format!("{prefix:?} (ASCII letters and digits only)"),
             });
         }
+        let names = Names::new(prefix);
+        // Refuse a prefix already in use: tearing down after a failed set-up would
+        // otherwise delete namespaces this lab did not create.
+        if let Some(ns) = parse_netns_list(&ip(&["netns", "list"])?)
+            .into_iter()
+            .find(|ns| names.owns(ns))
+        {
+            return Err(LabError::Invalid {
+                what: "lab prefix".into(),
+                detail: format!("{prefix} is already in use (namespace {ns})"),
+            });
+        }
         let lab = Lab {
-            names: Names::new(prefix),
+            names,
             prefix: prefix.to_string(),
             nodes,
             children: Vec::new(),
@@ -495,7 +508,7 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_sizes_and_prefixes_without_running_anything() {
+    fn rejects_bad_sizes_and_prefixes_before_running_anything() {
         assert!(Lab::up_with_prefix("fo1", 0).is_err());
         assert!(Lab::up_with_prefix("fo1", MAX_NODES + 1).is_err());
         assert!(Lab::up_with_prefix("a b", 1).is_err());
