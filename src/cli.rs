@@ -35,6 +35,10 @@ pub enum Command {
     /// liveness and stability after every step. Ends with one JSON line; exits with
     /// status 1 (after printing each failing seed and its shrunk trace) on a violation.
     Simulate(SimulateArgs),
+    /// Network-namespace lab: topology, probe, echo responder, failover benchmarks
+    /// (needs root and iproute2).
+    #[command(subcommand)]
+    Lab(crate::lab::cli::LabCommand),
 }
 
 /// Arguments of `failover simulate`.
@@ -112,12 +116,14 @@ pub enum CliError {
 }
 
 /// What the process should exit with after a command that ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
     /// Everything was fine.
     Success,
     /// The command ran and found problems in its input.
     ProblemsFound,
+    /// The command chose its own exit status (the lab's "skipped" is 3).
+    Exit(std::process::ExitCode),
 }
 
 /// Runs a parsed command line, printing to `out`.
@@ -126,6 +132,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Crd(args) => crd(&args, out),
         Command::Validate(args) => validate(&args, out),
         Command::Simulate(args) => simulate(&args, out),
+        Command::Lab(cmd) => Ok(Outcome::Exit(crate::lab::cli::run(cmd))),
     }
 }
 

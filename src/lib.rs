@@ -9,6 +9,7 @@ pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod engine;
+pub mod lab;
 pub mod membership;
 pub mod placement;
 pub mod sim;

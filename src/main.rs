@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     match run(cli, &mut std::io::stdout().lock()) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::ProblemsFound) => ExitCode::FAILURE,
+        Ok(Outcome::Exit(code)) => code,
         Err(error) => {
             tracing::error!(error = %failover::cli::error_report(&error), "command failed");
             ExitCode::from(2)

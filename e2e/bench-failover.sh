@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Failover benchmark on the network-namespace lab (3 node namespaces + a client on one
+# bridge, see src/lab). Prints one JSON line per implementation and scenario, e.g.
+#   {"impl":"keepalived-advert1","scenario":"kill-owner","runs":10,"outage_ms":{…},"split_brain":0,"dual_holder_ms":…,…}
+# The timing-sensitive part runs in Rust (`failover lab bench`); this is the entry point.
+#
+# Usage: e2e/bench-failover.sh [--runs N] [--peer keepalived] [--scenarios a,b,…]
+#                              [--release] [-- extra args for `failover lab bench`]
+# Needs root, iproute2, nftables (partition/oneway-loss); --peer keepalived installs
+# keepalived (Debian package) when missing. FAILOVER_BIN=path skips the build.
+set -euo pipefail
+
+RUNS=10
+PEERS=()
+SCENARIOS="kill-owner,link-down,graceful-stop,failback,partition,oneway-loss,paused-member"
+PROFILE=debug
+EXTRA=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --runs) RUNS="$2"; shift 2 ;;
+    --peer) PEERS+=("$2"); shift 2 ;;
+    --scenarios) SCENARIOS="$2"; shift 2 ;;
+    --release) PROFILE=release; shift ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "bench-failover: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+die() { echo "bench-failover: $*" >&2; exit 1; }
+[[ "$(id -u)" == 0 ]] || die "needs root (network namespaces, veths, nftables)"
+command -v ip >/dev/null || die "needs iproute2 (ip)"
+if [[ ",$SCENARIOS," == *",partition,"* || ",$SCENARIOS," == *",oneway-loss,"* ]]; then
+  command -v nft >/dev/null || apt-get install -y nftables >&2 || die "needs nftables (nft)"
+fi
+for peer in "${PEERS[@]}"; do
+  case "$peer" in
+    keepalived) command -v keepalived >/dev/null || apt-get install -y keepalived >&2 || die "cannot install keepalived" ;;
+    *) die "unknown peer $peer (supported: keepalived)" ;;
+  esac
+done
+
+# Work on a private copy of the binary: the target directory may be shared with other
+# builds that overwrite it while the benchmark runs.
+TMP="$(mktemp -d /tmp/bench-failover.XXXXXX)"
+trap 'rm -rf "$TMP"' EXIT
+if [[ -n "${FAILOVER_BIN:-}" ]]; then
+  cp "$FAILOVER_BIN" "$TMP/failover"
+else
+  ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+  cargo_flags=(); [[ "$PROFILE" == release ]] && cargo_flags+=(--release)
+  (cd "$ROOT" && cargo build --quiet "${cargo_flags[@]}") >&2
+  cp "${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/failover" "$TMP/failover"
+fi
+BIN="$TMP/failover"
+"$BIN" lab --help >/dev/null 2>&1 || die "$BIN has no 'lab' subcommand (stale or foreign binary)"
+
+IMPLS=()
+if "$BIN" agent --help >/dev/null 2>&1; then
+  IMPLS+=(failover)
+else
+  echo "bench-failover: skipping impl failover: '$BIN agent --help' fails — the agent does not exist in this build yet" >&2
+fi
+for peer in "${PEERS[@]}"; do
+  [[ "$peer" == keepalived ]] && IMPLS+=(keepalived-advert1 keepalived-advert0.01)
+done
+[[ ${#IMPLS[@]} -gt 0 ]] || die "nothing to measure (no agent yet; try --peer keepalived)"
+
+IFS=, read -r -a SCEN <<<"$SCENARIOS"
+for impl in "${IMPLS[@]}"; do
+  for scenario in "${SCEN[@]}"; do
+    if [[ "$impl" == keepalived* && "$scenario" == paused-member ]]; then
+      echo "bench-failover: $impl: scenario paused-member does not apply (no paused members in VRRP)" >&2
+      continue
+    fi
+    rc=0
+    "$BIN" lab bench --impl "$impl" --scenario "$scenario" --runs "$RUNS" "${EXTRA[@]}" || rc=$?
+    case "$rc" in
+      0) ;;
+      3) echo "bench-failover: skipped $impl/$scenario (see above)" >&2 ;;
+      *) echo "bench-failover: $impl/$scenario failed (exit $rc)" >&2 ;;
+    esac
+  done
+done

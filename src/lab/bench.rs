@@ -1,0 +1,430 @@
+//! Failover scenarios and the benchmark loop: for each run, a fresh 3-node lab, echo
+//! responders, the implementation under test, the VIP sampler and the probe; inject
+//! the scenario's fault; fold the runs into one JSON line.
+//!
+//! Owns: scenario definitions and the timing-sensitive orchestration (in Rust, so the
+//! fault is injected at a known instant while the probe runs). Must never: leave a
+//! lab behind (every run's `Lab` tears down on drop) or wait without a bound.
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use super::LabError;
+use super::fault::{self, Direction, Filter, Signal};
+use super::impls::{Impl, VIP};
+use super::probe::Summary;
+use super::sampler::{self, VipSampler};
+use super::stats::{self, BenchLine, RunResult};
+use super::topology::{IFACE, Lab, node_v4, node_v6};
+
+/// Members of every benchmark cluster.
+pub const NODES: usize = 3;
+/// Upper bound on runs per scenario.
+pub const MAX_RUNS: usize = 1000;
+
+/// What happens to the owner (always n1, the Primary) during the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Every process of the owner's namespace gets SIGKILL (the daemon and its
+    /// service crash together); the kernel keeps whatever addresses it had.
+    KillOwner,
+    /// The owner's interface goes down.
+    LinkDown,
+    /// The owner's daemon gets SIGTERM (planned stop).
+    GracefulStop,
+    /// The Primary was stopped gracefully before the probe; it restarts during the
+    /// probe and takes the VIP back.
+    Failback,
+    /// The owner is cut off from the other members both ways (clients still reach all).
+    Partition,
+    /// Packets from the owner to the other members are lost (`loss_pct`).
+    OnewayLoss,
+    /// The owner is marked paused in the configuration, which is then reloaded.
+    PausedMember,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 7] = [
+        Scenario::KillOwner,
+        Scenario::LinkDown,
+        Scenario::GracefulStop,
+        Scenario::Failback,
+        Scenario::Partition,
+        Scenario::OnewayLoss,
+        Scenario::PausedMember,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::KillOwner => "kill-owner",
+            Scenario::LinkDown => "link-down",
+            Scenario::GracefulStop => "graceful-stop",
+            Scenario::Failback => "failback",
+            Scenario::Partition => "partition",
+            Scenario::OnewayLoss => "oneway-loss",
+            Scenario::PausedMember => "paused-member",
+        }
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = LabError;
+    fn from_str(s: &str) -> Result<Self, LabError> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.name() == s)
+            .ok_or_else(|| LabError::Invalid {
+                what: "scenario".into(),
+                detail: format!(
+                    "{s:?} (one of {})",
+                    Scenario::ALL.map(Scenario::name).join(", ")
+                ),
+            })
+    }
+}
+
+/// How to run the benchmark.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The `failover` binary (echo, probe, and our agent).
+    pub exe: PathBuf,
+    pub runs: usize,
+    pub probe_interval: Duration,
+    /// Probe time before the fault (the steady state the outage is measured against).
+    pub warmup: Duration,
+    /// UDP port of the echo responders.
+    pub port: u16,
+    /// Loss for `oneway-loss`, percent.
+    pub loss_pct: u8,
+    /// Per-run directories (configs, logs) go below this.
+    pub work_dir: PathBuf,
+}
+
+/// Runs `scenario` `opts.runs` times against `imp` and folds the results.
+pub fn run_bench(
+    imp: &Impl,
+    scenario: Scenario,
+    opts: &BenchOptions,
+) -> Result<BenchLine, LabError> {
+    imp.check_available(&opts.exe)?;
+    if !imp.supports(scenario) {
+        return Err(LabError::Unavailable {
+            name: imp.name(),
+            reason: format!("scenario {} does not apply", scenario.name()),
+        });
+    }
+    let runs = opts.runs.clamp(1, MAX_RUNS);
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for run in 1..=runs {
+        match run_once(imp, scenario, opts) {
+            Ok(r) => {
+                tracing::info!(impl_name = %imp.name(), scenario = scenario.name(), run, outage_ms = r.outage_ms, split_brain = r.split_brain, dual_ms = r.dual_holder_ms, "run done");
+                results.push(r);
+            }
+            Err(e) => {
+                tracing::warn!(impl_name = %imp.name(), scenario = scenario.name(), run, error = %e, "run failed");
+                failed += 1;
+            }
+        }
+    }
+    Ok(stats::bench_line(
+        &imp.name(),
+        scenario.name(),
+        &results,
+        failed,
+    ))
+}
+
+/// Polls until exactly `expected` (namespace names) hold the VIP, or `timeout`.
+pub fn wait_for_holders(
+    namespaces: &[String],
+    expected: &[String],
+    timeout: Duration,
+) -> Result<(), LabError> {
+    let deadline = Instant::now() + timeout;
+    let vip = VIP.to_string();
+    loop {
+        let now = sampler::holders(namespaces, &vip)?;
+        if now == expected {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(LabError::Timeout(format!(
+                "VIP on {expected:?} (holders: {now:?})"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for `child` to exit within `timeout`, then returns its whole stdout.
+pub fn wait_output(mut child: Child, timeout: Duration) -> Result<String, LabError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(LabError::Timeout("the probe to finish".into()));
+            }
+            Err(e) => return Err(LabError::io("probe process", e)),
+        }
+    }
+    let mut out = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        s.read_to_string(&mut out)
+            .map_err(|e| LabError::io("probe stdout", e))?;
+    }
+    Ok(out)
+}
+
+/// The probe's summary: its last non-empty stdout line.
+pub fn parse_summary(stdout: &str) -> Result<Summary, LabError> {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(line).map_err(|source| LabError::ProbeOutput {
+        line: line.to_string(),
+        source,
+    })
+}
+
+/// Arguments of `failover lab probe` for the lab VIP.
+pub fn probe_args(port: u16, interval: Duration, duration: Duration) -> Vec<String> {
+    vec![
+        "lab".into(),
+        "probe".into(),
+        "--vip".into(),
+        VIP.to_string(),
+        "--port".into(),
+        port.to_string(),
+        "--interval-ms".into(),
+        interval.as_millis().to_string(),
+        "--duration-ms".into(),
+        duration.as_millis().to_string(),
+    ]
+}
+
+/// Arguments of `failover lab echo` for node `name`, bounded by `max`.
+pub fn echo_args(port: u16, name: &str, max: Duration) -> Vec<String> {
+    vec![
+        "lab".into(),
+        "echo".into(),
+        "--port".into(),
+        port.to_string(),
+        "--name".into(),
+        name.into(),
+        "--duration-ms".into(),
+        max.as_millis().to_string(),
+    ]
+}
+
+fn peers_of_owner() -> Vec<IpAddr> {
+    (2..=NODES)
+        .flat_map(|i| [IpAddr::V4(node_v4(i)), IpAddr::V6(node_v6(i))])
+        .collect()
+}
+
+fn run_dir(opts: &BenchOptions, lab: &Lab) -> Result<PathBuf, LabError> {
+    let dir = opts.work_dir.join(lab.prefix());
+    std::fs::create_dir_all(&dir).map_err(|e| LabError::io(dir.display().to_string(), e))?;
+    Ok(dir)
+}
+
+/// One run on a fresh lab.
+pub fn run_once(
+    imp: &Impl,
+    scenario: Scenario,
+    opts: &BenchOptions,
+) -> Result<RunResult, LabError> {
+    let mut lab = Lab::up(NODES)?;
+    let dir = run_dir(opts, &lab)?;
+    let window = imp.window();
+    let jitter = random_below(imp.period());
+    let probe_duration = opts.warmup + imp.period() + window;
+    // Everything in a run is bounded by this; echo responders exit by themselves too.
+    let echo_max = Duration::from_secs(120) + window * 4;
+    let nodes = lab.node_namespaces();
+    for i in 1..=NODES {
+        let ns = lab.node_ns(i);
+        lab.spawn(
+            &ns,
+            &opts.exe,
+            &echo_args(opts.port, &format!("n{i}"), echo_max),
+            Some(&dir.join(format!("echo-n{i}.log"))),
+        )?;
+    }
+    imp.write_config(&dir, &lab, &[])?;
+    let mut main_pid = [0u32; NODES + 1];
+    for (i, pid) in main_pid.iter_mut().enumerate().skip(1) {
+        *pid = imp.start(&mut lab, i, &dir, &opts.exe)?;
+    }
+    let settle_timeout = Duration::from_secs(30) + window;
+    wait_for_holders(&nodes, &nodes[..1], settle_timeout)?;
+    // Let the backups see a few adverts/heartbeats from the new owner.
+    std::thread::sleep(Duration::from_millis(500));
+    if scenario == Scenario::Failback {
+        fault::signal(main_pid[1], Signal::Term)?;
+        wait_for_holders(&nodes, &nodes[1..2], settle_timeout)?;
+        std::thread::sleep(Duration::from_millis(500));
+        lab.reap();
+    }
+
+    let sampler = VipSampler::start(&nodes, &VIP.to_string())?;
+    let client = lab.client_ns();
+    let probe = lab.spawn_piped(
+        &client,
+        &opts.exe,
+        &probe_args(opts.port, opts.probe_interval, probe_duration),
+    )?;
+    std::thread::sleep(opts.warmup + jitter);
+    let owner = lab.node_ns(1);
+    let fault_ms = sampler.now_ms();
+    match scenario {
+        Scenario::KillOwner => fault::crash_all(&fault::netns_pids(&owner)?)?,
+        Scenario::LinkDown => fault::set_link(&owner, IFACE, false)?,
+        Scenario::GracefulStop => fault::signal(main_pid[1], Signal::Term)?,
+        Scenario::Failback => {
+            // The lab tracks the new process; nothing signals it during this run.
+            imp.start(&mut lab, 1, &dir, &opts.exe)?;
+        }
+        Scenario::Partition => fault::apply_filter(
+            &owner,
+            &Filter {
+                peers: peers_of_owner(),
+                direction: Direction::Both,
+                loss_pct: 100,
+            },
+        )?,
+        Scenario::OnewayLoss => fault::apply_filter(
+            &owner,
+            &Filter {
+                peers: peers_of_owner(),
+                direction: Direction::Outbound,
+                loss_pct: opts.loss_pct,
+            },
+        )?,
+        Scenario::PausedMember => {
+            // The agent reloads on file change or SIGHUP; do both, as an operator would.
+            imp.write_config(&dir, &lab, &[1])?;
+            let pids: Vec<u32> = main_pid.iter().copied().skip(1).collect();
+            fault::signal_all(&pids, Signal::Hup)?;
+        }
+    }
+    let stdout = wait_output(probe, probe_duration + Duration::from_secs(15));
+    let report = sampler.stop();
+    let summary = parse_summary(&stdout?)?;
+    let stale_vip =
+        (scenario == Scenario::KillOwner).then(|| sampler::holds_at_end(&report.timelines[0]));
+    // When the old owner (n2 for failback, else n1) gave the VIP up, relative to the
+    // fault (a planned move may release it before the successor takes it; a crash
+    // may never release it).
+    let old_owner = if scenario == Scenario::Failback { 1 } else { 0 };
+    let old_owner_release_ms = report
+        .timelines
+        .get(old_owner)
+        .and_then(sampler::released_at)
+        .map(|at| at - fault_ms);
+    tracing::debug!(?summary, holders = ?report.timelines, "run measured");
+    lab.down()?;
+    // The run directory holds configs and logs; keep it only when asked to debug.
+    if std::env::var_os("FAILOVER_LAB_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(RunResult {
+        outage_ms: summary.outage_ms,
+        recovered: summary.recovered,
+        split_brain_arp: summary.split_brain_arp,
+        split_brain_udp: summary.split_brain_udp,
+        split_brain: summary.split_brain,
+        dual_holder_ms: report.dual_holder_ms,
+        stale_vip,
+        old_owner_release_ms,
+    })
+}
+
+/// A duration uniformly spread over `[0, max)` (a random phase, not cryptographic;
+/// std's per-process random hash keys plus the clock are entropy enough).
+pub fn random_below(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos(h.finish() % nanos)
+}
+
+/// Default per-run work directory.
+pub fn default_work_dir() -> PathBuf {
+    Path::new("/tmp").join("failover-lab")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_phase_stays_below_the_period_and_varies() {
+        let p = Duration::from_millis(10);
+        let draws: Vec<Duration> = (0..50).map(|_| random_below(p)).collect();
+        assert!(draws.iter().all(|d| *d < p));
+        assert!(draws.iter().any(|d| *d != draws[0]), "not constant");
+        assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn scenario_names_round_trip() {
+        for s in Scenario::ALL {
+            assert_eq!(s.name().parse::<Scenario>().unwrap(), s);
+        }
+        assert!("nope".parse::<Scenario>().is_err());
+    }
+
+    #[test]
+    fn summary_is_the_last_line() {
+        let line = r#"{"sent":3,"answered":3,"outage_ms":2.0,"outage_start_ms":0.0,"recovered":true,"before":"n1","after":"n1","first_answer_ms":0.0,"split_brain_arp":0,"split_brain_udp":0,"split_brain":0,"nodes":["n1"],"macs":[]}"#;
+        let s = parse_summary(&format!("noise\n{line}\n\n")).unwrap();
+        assert_eq!(s.answered, 3);
+        assert!(parse_summary("").is_err());
+        assert!(parse_summary("{}").is_err());
+    }
+
+    #[test]
+    fn command_lines() {
+        let p = probe_args(7000, Duration::from_millis(2), Duration::from_millis(1500));
+        assert_eq!(
+            p.join(" "),
+            "lab probe --vip 10.77.0.100 --port 7000 --interval-ms 2 --duration-ms 1500"
+        );
+        let e = echo_args(7000, "n2", Duration::from_secs(60));
+        assert_eq!(
+            e.join(" "),
+            "lab echo --port 7000 --name n2 --duration-ms 60000"
+        );
+    }
+
+    #[test]
+    fn owner_peers_are_the_other_members_in_both_families() {
+        let p = peers_of_owner();
+        assert_eq!(p.len(), 4);
+        assert!(p.contains(&"10.77.0.12".parse().unwrap()));
+        assert!(p.contains(&"fd77::d".parse().unwrap()));
+        assert!(!p.contains(&"10.77.0.11".parse().unwrap()));
+    }
+}

@@ -1,0 +1,203 @@
+//! `failover lab …`: thin command-line glue over the lab (arguments in, one call,
+//! result printed). Must never: hold logic a test would want to call directly.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::LabError;
+use super::bench::{self, BenchOptions, Scenario};
+use super::impls::{FailoverTiming, Impl};
+use super::probe::{self, ProbeConfig};
+use super::topology::{self, IFACE, Lab};
+
+/// Exit code when an implementation or scenario cannot run here (scripts skip it).
+pub const EXIT_UNAVAILABLE: u8 = 3;
+
+/// Network-namespace lab commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum LabCommand {
+    /// Build a lab (bridge, node and client namespaces) and leave it; prints its prefix.
+    Up {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+    },
+    /// Tear down a lab built by `up` (kills its processes, deletes its namespaces).
+    Down {
+        #[arg(long)]
+        prefix: String,
+    },
+    /// Probe a VIP from the client namespace; prints a JSON summary line.
+    Probe {
+        #[arg(long)]
+        vip: Ipv4Addr,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 2)]
+        interval_ms: u64,
+        #[arg(long)]
+        duration_ms: u64,
+        #[arg(long, default_value = IFACE)]
+        iface: String,
+        /// Skip the ARP who-has probe (no raw socket needed).
+        #[arg(long)]
+        no_arp: bool,
+        /// Write one JSON line per probe interval to this file.
+        #[arg(long)]
+        samples: Option<PathBuf>,
+    },
+    /// Answer probes with this node's name (run in each node namespace).
+    Echo {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        name: String,
+        /// Exit after this long (bounded by design).
+        #[arg(long, default_value_t = 3_600_000)]
+        duration_ms: u64,
+    },
+    /// Run one scenario N times against one implementation; prints one JSON line.
+    Bench {
+        /// failover | keepalived | keepalived-advert<seconds> (e.g. keepalived-advert0.01)
+        #[arg(long = "impl")]
+        implementation: String,
+        #[arg(long)]
+        scenario: String,
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Our agent's heartbeat interval.
+        #[arg(long, default_value_t = 200)]
+        heartbeat_interval_ms: u64,
+        /// Our agent's deadAfter.
+        #[arg(long, default_value_t = 1000)]
+        dead_after_ms: u64,
+        #[arg(long, default_value_t = 7946)]
+        heartbeat_port: u16,
+        /// Extra argument for our agent (repeatable), e.g. a key-file flag.
+        #[arg(long = "agent-arg", allow_hyphen_values = true)]
+        agent_args: Vec<String>,
+        #[arg(long, default_value_t = 2)]
+        probe_interval_ms: u64,
+        #[arg(long, default_value_t = 500)]
+        warmup_ms: u64,
+        #[arg(long, default_value_t = 7000)]
+        port: u16,
+        #[arg(long, default_value_t = 100)]
+        loss_pct: u8,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+}
+
+/// Runs a lab command; errors go to stderr.
+pub fn run(cmd: LabCommand) -> ExitCode {
+    match execute(cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ LabError::Unavailable { .. }) => {
+            eprintln!("skipped: {e}");
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
+        Err(e) => {
+            let mut msg = format!("error: {e}");
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn needs_lab_prerequisites() -> Result<(), LabError> {
+    topology::check_prerequisites().map_err(|reason| LabError::Unavailable {
+        name: "lab".into(),
+        reason,
+    })
+}
+
+fn execute(cmd: LabCommand) -> Result<(), LabError> {
+    match cmd {
+        LabCommand::Up { nodes } => {
+            needs_lab_prerequisites()?;
+            println!("{}", Lab::up(nodes)?.keep());
+            Ok(())
+        }
+        LabCommand::Down { prefix } => Lab::attach(&prefix).down(),
+        LabCommand::Probe {
+            vip,
+            port,
+            interval_ms,
+            duration_ms,
+            iface,
+            no_arp,
+            samples,
+        } => {
+            let rec = probe::record(&ProbeConfig {
+                vip,
+                port,
+                interval: Duration::from_millis(interval_ms),
+                duration: Duration::from_millis(duration_ms),
+                iface,
+                arp: !no_arp,
+                samples,
+            })?;
+            let summary = probe::analyze(&rec);
+            let line = serde_json::to_string(&summary).map_err(|source| LabError::ProbeOutput {
+                line: String::new(),
+                source,
+            })?;
+            println!("{line}");
+            Ok(())
+        }
+        LabCommand::Echo {
+            port,
+            name,
+            duration_ms,
+        } => super::echo::run(port, &name, Duration::from_millis(duration_ms)).map(|_| ()),
+        LabCommand::Bench {
+            implementation,
+            scenario,
+            runs,
+            heartbeat_interval_ms,
+            dead_after_ms,
+            heartbeat_port,
+            agent_args,
+            probe_interval_ms,
+            warmup_ms,
+            port,
+            loss_pct,
+            work_dir,
+        } => {
+            needs_lab_prerequisites()?;
+            let imp = Impl::parse(
+                &implementation,
+                FailoverTiming {
+                    interval_ms: heartbeat_interval_ms,
+                    dead_after_ms,
+                    port: heartbeat_port,
+                },
+                agent_args,
+            )?;
+            let scenario: Scenario = scenario.parse()?;
+            let exe = std::env::current_exe().map_err(|e| LabError::io("current executable", e))?;
+            let line = bench::run_bench(
+                &imp,
+                scenario,
+                &BenchOptions {
+                    exe,
+                    runs,
+                    probe_interval: Duration::from_millis(probe_interval_ms),
+                    warmup: Duration::from_millis(warmup_ms),
+                    port,
+                    loss_pct,
+                    work_dir: work_dir.unwrap_or_else(bench::default_work_dir),
+                },
+            )?;
+            println!("{}", super::stats::to_json_line(&line));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The implementations the benchmark compares, behind one interface: write the
+//! configuration for the lab's topology, start a member in its node namespace,
+//! pause a member. `keepalived` works today; `failover` is our agent, started as
+//! `failover agent --standalone FILE --node nX` and reported unavailable until that
+//! subcommand exists.
+//!
+//! Owns: config rendering (pure, tested) and the command lines. Must never: pretend
+//! an implementation ran when it is unavailable.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::LabError;
+use super::topology::{IFACE, Lab, node_v4, run};
+
+/// The VIP every implementation manages.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 100);
+/// Its prefix length on the lab subnet.
+pub const VIP_PREFIX: u8 = 24;
+/// VRRP router id keepalived uses in the lab.
+const VRID: u8 = 77;
+
+/// Priority of member `i` (1-based): 200 / 100 / 50, then decreasing.
+pub fn priority(i: usize) -> u8 {
+    match i {
+        1 => 200,
+        2 => 100,
+        _ => 50u8
+            .saturating_sub(u8::try_from(i - 3).unwrap_or(u8::MAX))
+            .max(1),
+    }
+}
+
+/// Our agent's heartbeat timing for the lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverTiming {
+    pub interval_ms: u64,
+    pub dead_after_ms: u64,
+    pub port: u16,
+}
+
+impl Default for FailoverTiming {
+    fn default() -> Self {
+        FailoverTiming {
+            interval_ms: 200,
+            dead_after_ms: 1000,
+            port: 7946,
+        }
+    }
+}
+
+/// An implementation under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Impl {
+    /// keepalived with VRRP unicast between the members; `advert` in seconds as
+    /// keepalived spells it ("1", "0.01").
+    Keepalived { advert: String },
+    /// Our agent; `extra_args` are appended to its command line (e.g. a key file).
+    Failover {
+        timing: FailoverTiming,
+        extra_args: Vec<String>,
+    },
+}
+
+impl Impl {
+    /// Parses `failover`, `keepalived` (= advert 1) or `keepalived-advert<seconds>`.
+    pub fn parse(
+        name: &str,
+        timing: FailoverTiming,
+        extra_args: Vec<String>,
+    ) -> Result<Impl, LabError> {
+        let bad = |detail: &str| LabError::Invalid {
+            what: format!("implementation {name:?}"),
+            detail: detail.to_string(),
+        };
+        match name {
+            "failover" => Ok(Impl::Failover { timing, extra_args }),
+            "keepalived" => Ok(Impl::Keepalived { advert: "1".into() }),
+            _ => {
+                let advert = name.strip_prefix("keepalived-advert").ok_or_else(|| {
+                    bad("expected failover, keepalived or keepalived-advert<seconds>")
+                })?;
+                let secs: f64 = advert
+                    .parse()
+                    .map_err(|_| bad("advert interval is not a number"))?;
+                // keepalived's range: 0.01 s (VRRPv3 centiseconds) to 255 s.
+                if !(0.01..=255.0).contains(&secs) {
+                    return Err(bad("advert interval must be within 0.01..=255 s"));
+                }
+                Ok(Impl::Keepalived {
+                    advert: advert.to_string(),
+                })
+            }
+        }
+    }
+
+    /// The name printed in the benchmark line.
+    pub fn name(&self) -> String {
+        match self {
+            Impl::Keepalived { advert } => format!("keepalived-advert{advert}"),
+            Impl::Failover { .. } => "failover".to_string(),
+        }
+    }
+
+    /// Checks that the implementation can run here; the error says why not.
+    pub fn check_available(&self, exe: &Path) -> Result<(), LabError> {
+        let unavailable = |reason: String| LabError::Unavailable {
+            name: self.name(),
+            reason,
+        };
+        match self {
+            Impl::Keepalived { .. } => run("keepalived", &["--version".to_string()])
+                .map(|_| ())
+                .map_err(|e| unavailable(format!("{e} (apt-get install -y keepalived)"))),
+            Impl::Failover { .. } => {
+                let exe_s = exe.display().to_string();
+                run(&exe_s, &["agent".to_string(), "--help".to_string()])
+                    .map(|_| ())
+                    .map_err(|_| {
+                        unavailable(format!(
+                            "`{exe_s} agent --help` fails: the agent subcommand does not exist in this build yet"
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// How long a failover may take before the run counts it as not recovered.
+    pub fn window(&self) -> Duration {
+        match self {
+            Impl::Keepalived { advert } => {
+                // Master down interval is 3 adverts plus skew; allow that three times
+                // over, and at least a second for process start and gratuitous ARP.
+                let secs: f64 = advert.parse().unwrap_or(1.0);
+                Duration::from_secs_f64((secs * 9.0).max(1.5) + 1.0)
+            }
+            Impl::Failover { timing, .. } => {
+                Duration::from_millis(timing.dead_after_ms * 3 + timing.interval_ms * 3 + 1000)
+            }
+        }
+    }
+
+    /// The implementation's own period (advert or heartbeat interval). The fault is
+    /// injected at a random phase within it: otherwise every run would hit the same
+    /// point of the advert cycle (the lab starts in lock-step with the election) and
+    /// the outage would be biased instead of sampled.
+    pub fn period(&self) -> Duration {
+        match self {
+            Impl::Keepalived { advert } => {
+                Duration::from_secs_f64(advert.parse::<f64>().unwrap_or(1.0).clamp(0.01, 255.0))
+            }
+            Impl::Failover { timing, .. } => Duration::from_millis(timing.interval_ms.max(1)),
+        }
+    }
+
+    /// Whether the scenario applies (only our agent has paused members).
+    pub fn supports(&self, scenario: super::bench::Scenario) -> bool {
+        !matches!(
+            (self, scenario),
+            (
+                Impl::Keepalived { .. },
+                super::bench::Scenario::PausedMember
+            )
+        )
+    }
+
+    /// Writes the configuration for all members of `lab` into `dir`; `paused` lists
+    /// members marked paused (our agent only).
+    pub fn write_config(&self, dir: &Path, lab: &Lab, paused: &[usize]) -> Result<(), LabError> {
+        // Write then rename: an agent watching the file never reads half of it.
+        let write = |path: PathBuf, text: String| {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, text)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| LabError::io(path.display().to_string(), e))
+        };
+        match self {
+            Impl::Keepalived { advert } => {
+                if !paused.is_empty() {
+                    return Err(LabError::Invalid {
+                        what: "scenario".into(),
+                        detail: "keepalived has no paused members".into(),
+                    });
+                }
+                for i in 1..=lab.nodes() {
+                    write(
+                        keepalived_path(dir, i),
+                        keepalived_conf(i, lab.nodes(), advert),
+                    )?;
+                }
+                Ok(())
+            }
+            Impl::Failover { timing, .. } => write(
+                failover_path(dir),
+                failover_yaml(lab.nodes(), timing, paused),
+            ),
+        }
+    }
+
+    /// Starts member `i` in its namespace; returns the main process id.
+    pub fn start(&self, lab: &mut Lab, i: usize, dir: &Path, exe: &Path) -> Result<u32, LabError> {
+        let ns = lab.node_ns(i);
+        let log = dir.join(format!("{}-n{i}.log", self.name()));
+        let s = |p: PathBuf| p.display().to_string();
+        match self {
+            Impl::Keepalived { .. } => {
+                let args = vec![
+                    "--dont-fork".into(),
+                    "--log-console".into(),
+                    "--log-detail".into(),
+                    "--no-syslog".into(),
+                    "--vrrp".into(),
+                    "--use-file".into(),
+                    s(keepalived_path(dir, i)),
+                    "--pid".into(),
+                    s(dir.join(format!("keepalived-n{i}.pid"))),
+                    "--vrrp_pid".into(),
+                    s(dir.join(format!("keepalived-vrrp-n{i}.pid"))),
+                ];
+                lab.spawn(&ns, Path::new("keepalived"), &args, Some(&log))
+            }
+            Impl::Failover { extra_args, .. } => {
+                let mut args = agent_args(&failover_path(dir), &format!("n{i}"));
+                args.extend(extra_args.iter().cloned());
+                lab.spawn(&ns, exe, &args, Some(&log))
+            }
+        }
+    }
+}
+
+/// The command line of our agent in the lab — the one place to adapt when the
+/// agent's flags settle.
+pub fn agent_args(config: &Path, node: &str) -> Vec<String> {
+    vec![
+        "agent".into(),
+        "--standalone".into(),
+        config.display().to_string(),
+        "--node".into(),
+        node.into(),
+    ]
+}
+
+fn keepalived_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("keepalived-n{i}.conf"))
+}
+
+/// Path of our agent's YAML in the run directory.
+pub fn failover_path(dir: &Path) -> PathBuf {
+    dir.join("failover.yaml")
+}
+
+/// keepalived.conf for member `i` of `nodes`: VRRP unicast to the other members,
+/// priorities 200/100/50, preemption on (its default), the VIP on the lab interface.
+pub fn keepalived_conf(i: usize, nodes: usize, advert: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "global_defs {{");
+    let _ = writeln!(s, "    router_id fo_lab_n{i}");
+    // Sub-second adverts exist only in VRRPv3 (centisecond units).
+    if advert.parse::<f64>().is_ok_and(|a| a < 1.0) {
+        let _ = writeln!(s, "    vrrp_version 3");
+    }
+    let _ = writeln!(s, "}}");
+    let _ = writeln!(s, "vrrp_instance fo_lab {{");
+    let _ = writeln!(s, "    state BACKUP");
+    let _ = writeln!(s, "    interface {IFACE}");
+    let _ = writeln!(s, "    virtual_router_id {VRID}");
+    let _ = writeln!(s, "    priority {}", priority(i));
+    let _ = writeln!(s, "    advert_int {advert}");
+    let _ = writeln!(s, "    unicast_src_ip {}", node_v4(i));
+    let _ = writeln!(s, "    unicast_peer {{");
+    for j in (1..=nodes).filter(|j| *j != i) {
+        let _ = writeln!(s, "        {}", node_v4(j));
+    }
+    let _ = writeln!(s, "    }}");
+    let _ = writeln!(s, "    virtual_ipaddress {{");
+    let _ = writeln!(s, "        {VIP}/{VIP_PREFIX} dev {IFACE}");
+    let _ = writeln!(s, "    }}");
+    let _ = writeln!(s, "}}");
+    s
+}
+
+/// The standalone YAML for our agent: a FailoverCluster with the lab's members
+/// (priorities 200/100/50, heartbeat addresses) and one ResourceGroup holding the VIP
+/// with immediate failback. Field names follow DESIGN.md section 3.
+pub fn failover_yaml(nodes: usize, timing: &FailoverTiming, paused: &[usize]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "apiVersion: failover.dev/v1alpha1");
+    let _ = writeln!(s, "kind: FailoverCluster");
+    let _ = writeln!(s, "metadata:\n  name: lab");
+    let _ = writeln!(s, "spec:\n  members:");
+    for i in 1..=nodes {
+        let _ = writeln!(s, "    - node: n{i}");
+        let _ = writeln!(s, "      priority: {}", priority(i));
+        let _ = writeln!(s, "      address: {}", node_v4(i));
+        if paused.contains(&i) {
+            let _ = writeln!(s, "      paused: true");
+        }
+    }
+    let _ = writeln!(s, "  heartbeat:");
+    let _ = writeln!(s, "    interval: {}ms", timing.interval_ms);
+    let _ = writeln!(s, "    deadAfter: {}ms", timing.dead_after_ms);
+    let _ = writeln!(s, "    port: {}", timing.port);
+    let _ = writeln!(s, "  quorum: majority");
+    let _ = writeln!(s, "---");
+    let _ = writeln!(s, "apiVersion: failover.dev/v1alpha1");
+    let _ = writeln!(s, "kind: ResourceGroup");
+    let _ = writeln!(s, "metadata:\n  name: vip");
+    let _ = writeln!(s, "spec:\n  cluster: lab");
+    let _ = writeln!(
+        s,
+        "  failback:\n    policy: Immediate\n    stabilizeFor: 0s"
+    );
+    let _ = writeln!(s, "  resources:");
+    let _ = writeln!(s, "    - name: vip");
+    let _ = writeln!(s, "      virtualIP:");
+    let _ = writeln!(s, "        address: {VIP}/{VIP_PREFIX}");
+    let _ = writeln!(s, "        interface: {IFACE}");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities() {
+        assert_eq!((priority(1), priority(2), priority(3)), (200, 100, 50));
+        assert_eq!(priority(4), 49);
+        assert_eq!(priority(500), 1);
+    }
+
+    #[test]
+    fn parses_names() {
+        let t = FailoverTiming::default();
+        assert_eq!(
+            Impl::parse("keepalived", t.clone(), vec![]).unwrap().name(),
+            "keepalived-advert1"
+        );
+        assert_eq!(
+            Impl::parse("keepalived-advert0.01", t.clone(), vec![])
+                .unwrap()
+                .name(),
+            "keepalived-advert0.01"
+        );
+        assert_eq!(
+            Impl::parse("failover", t.clone(), vec![]).unwrap().name(),
+            "failover"
+        );
+        for bad in [
+            "ucarp",
+            "keepalived-advertx",
+            "keepalived-advert0.001",
+            "keepalived-advert300",
+        ] {
+            assert!(Impl::parse(bad, t.clone(), vec![]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keepalived_conf_unicast_to_the_others() {
+        let c = keepalived_conf(2, 3, "0.01");
+        assert!(c.contains("vrrp_version 3"));
+        assert!(c.contains("priority 100"));
+        assert!(c.contains("advert_int 0.01"));
+        assert!(c.contains("unicast_src_ip 10.77.0.12"));
+        assert!(c.contains("        10.77.0.11\n        10.77.0.13\n"));
+        assert!(!c.contains("        10.77.0.12\n"));
+        assert!(c.contains("10.77.0.100/24 dev eth0"));
+        assert!(!keepalived_conf(1, 3, "1").contains("vrrp_version"));
+    }
+
+    #[test]
+    fn failover_yaml_is_two_documents_with_the_members() {
+        let y = failover_yaml(3, &FailoverTiming::default(), &[1]);
+        let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&y)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        assert_eq!(docs.len(), 2);
+        let members = docs[0]["spec"]["members"].as_sequence().unwrap();
+        assert_eq!(members.len(), 3);
+        assert_eq!(members[0]["address"].as_str(), Some("10.77.0.11"));
+        assert_eq!(members[2]["priority"].as_u64(), Some(50));
+        assert_eq!(members[0]["paused"].as_bool(), Some(true));
+        assert!(members[1].get("paused").is_none());
+        assert_eq!(
+            docs[0]["spec"]["heartbeat"]["interval"].as_str(),
+            Some("200ms")
+        );
+        assert_eq!(
+            docs[0]["spec"]["heartbeat"]["deadAfter"].as_str(),
+            Some("1000ms")
+        );
+        assert_eq!(docs[0]["spec"]["heartbeat"]["port"].as_u64(), Some(7946));
+        assert_eq!(docs[1]["kind"].as_str(), Some("ResourceGroup"));
+        assert_eq!(
+            docs[1]["spec"]["resources"][0]["virtualIP"]["address"].as_str(),
+            Some("10.77.0.100/24")
+        );
+    }
+
+    #[test]
+    fn windows_scale_with_timing() {
+        let t = FailoverTiming::default();
+        let k1 = Impl::parse("keepalived", t.clone(), vec![])
+            .unwrap()
+            .window();
+        let k001 = Impl::parse("keepalived-advert0.01", t.clone(), vec![])
+            .unwrap()
+            .window();
+        assert!(k1 > k001);
+        assert!(k1 >= Duration::from_secs(9));
+        let f = Impl::parse("failover", t.clone(), vec![]).unwrap().window();
+        assert!(f >= Duration::from_secs(3));
+        assert_eq!(
+            Impl::parse("keepalived-advert0.01", t.clone(), vec![])
+                .unwrap()
+                .period(),
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            Impl::parse("failover", t, vec![]).unwrap().period(),
+            Duration::from_millis(200)
+        );
+    }
+
+    #[test]
+    fn agent_command_line() {
+        assert_eq!(
+            agent_args(Path::new("/tmp/x.yaml"), "n2"),
+            vec!["agent", "--standalone", "/tmp/x.yaml", "--node", "n2"]
+        );
+    }
+}
