@@ -39,6 +39,47 @@ pub enum Command {
     /// (needs root and iproute2).
     #[command(subcommand)]
     Lab(crate::lab::cli::LabCommand),
+    /// Run the Kubernetes operator: leader-elected controllers for FailoverCluster and
+    /// ResourceGroup that render the agents' configuration, Secret, DaemonSet, RBAC and
+    /// Leases and aggregate the agents' reports into status. Stops on SIGTERM.
+    Operator(OperatorArgs),
+}
+
+/// Arguments of `failover operator`.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Container image of the agent DaemonSet (normally the operator's own image).
+    #[arg(long, env = "FAILOVER_AGENT_IMAGE", value_name = "IMAGE")]
+    pub agent_image: String,
+    /// Pull policy of the agent image.
+    #[arg(long, env = "FAILOVER_AGENT_IMAGE_PULL_POLICY", default_value = "IfNotPresent",
+          value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub agent_image_pull_policy: String,
+    /// Kubeconfig file (default: in-cluster configuration, else $KUBECONFIG or ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG_FILE", value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the leader Lease `failover-operator-leader` (default: the pod's
+    /// namespace, else the kubeconfig's).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Watch only this namespace (default: every namespace).
+    #[arg(long, env = "FAILOVER_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Identity of this replica in the leader Lease (default: hostname and pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Leader Lease duration in seconds (renewed every third of it).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+    pub lease_duration_secs: u64,
+    /// Timeout of every API request, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub api_timeout_secs: u64,
+    /// Status refresh from the agents' Leases without other changes, in seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub resync_secs: u64,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
 }
 
 /// Arguments of `failover simulate`.
@@ -104,6 +145,12 @@ pub enum CliError {
     /// Rendering the CRDs failed.
     #[error(transparent)]
     Crd(#[from] api::CrdError),
+    /// The operator stopped with an error.
+    #[error(transparent)]
+    Operator(#[from] crate::operator::OperatorError),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
     /// Writing a file or to stdout failed.
     #[error("cannot write {path}")]
     Write {
@@ -133,7 +180,38 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Validate(args) => validate(&args, out),
         Command::Simulate(args) => simulate(&args, out),
         Command::Lab(cmd) => Ok(Outcome::Exit(crate::lab::cli::run(cmd))),
+        Command::Operator(args) => operator(args),
     }
+}
+
+fn operator(args: OperatorArgs) -> Result<Outcome, CliError> {
+    use std::time::Duration;
+    let identity = args.identity.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let options = crate::operator::Options {
+        kubeconfig: args.kubeconfig,
+        namespace: args.namespace,
+        watch_namespace: args.watch_namespace,
+        identity,
+        lease_duration: Duration::from_secs(args.lease_duration_secs),
+        metrics_addr: args.metrics_addr,
+        settings: crate::operator::Settings {
+            agent: crate::operator::AgentSettings {
+                image: args.agent_image,
+                pull_policy: args.agent_image_pull_policy,
+            },
+            api_timeout: Duration::from_secs(args.api_timeout_secs),
+            resync: Duration::from_secs(args.resync_secs),
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(crate::operator::run(options))?;
+    Ok(Outcome::Success)
 }
 
 fn write_err(path: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {

@@ -11,5 +11,6 @@ pub mod cli;
 pub mod engine;
 pub mod lab;
 pub mod membership;
+pub mod operator;
 pub mod placement;
 pub mod sim;

@@ -1,0 +1,409 @@
+//! The operator: turns FailoverCluster and ResourceGroup objects into a running,
+//! self-reporting failover cluster (DESIGN.md section 2).
+//!
+//! Owns the controllers, leader election, the rendering of every object the agents
+//! need and the aggregation of their reports into status. Pure parts: `names`,
+//! `config`, `build`, `status`, `leader::decide`; IO: `reconcile`, `leader`,
+//! `metrics` and [`run`]. It must never write a spec, never write a Lease holder
+//! (that is the agents' ledger) and never run controllers without the leader Lease.
+
+pub mod build;
+pub mod config;
+pub mod leader;
+pub mod metrics;
+pub mod names;
+pub mod reconcile;
+pub mod status;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, future};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::DynamicObject;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::utils::WatchStreamExt;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use tracing::{error, info, warn};
+
+pub use build::AgentSettings;
+pub use reconcile::{Context, Settings, Stores};
+
+use self::metrics::Metrics;
+use self::reconcile::{cluster_resource, group_resource};
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// No usable kubeconfig or in-cluster configuration.
+    #[error("cannot configure the Kubernetes client")]
+    Client(#[source] kube::Error),
+    /// The kubeconfig file could not be read.
+    #[error("cannot read kubeconfig {path}")]
+    Kubeconfig {
+        /// Its path.
+        path: String,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The metrics endpoint could not be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Leadership was lost: exit rather than guess.
+    #[error(transparent)]
+    Leadership(#[from] leader::LeaderError),
+}
+
+/// Everything `failover operator` needs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Kubeconfig to use instead of the in-cluster configuration / `$KUBECONFIG`.
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Namespace of the leader Lease (default: the client's default namespace).
+    pub namespace: Option<String>,
+    /// Watch only this namespace (default: all).
+    pub watch_namespace: Option<String>,
+    /// This replica's identity in the leader Lease.
+    pub identity: String,
+    /// Leader Lease duration.
+    pub lease_duration: Duration,
+    /// Where `/metrics`, `/healthz`, `/readyz` are served.
+    pub metrics_addr: SocketAddr,
+    /// Reconciler settings.
+    pub settings: Settings,
+}
+
+async fn client(options: &Options) -> Result<Client, OperatorError> {
+    let mut config = match &options.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|source| {
+                OperatorError::Kubeconfig {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .map_err(|source| OperatorError::Kubeconfig {
+                path: path.display().to_string(),
+                source,
+            })?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| OperatorError::Client(kube::Error::InferConfig(e)))?,
+    };
+    // Bound every request at the transport too; watches are long polls the
+    // watcher restarts, so only connecting is bounded for them.
+    config.connect_timeout = Some(options.settings.api_timeout);
+    Client::try_from(config).map_err(OperatorError::Client)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn dynamic_api(
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &kube::api::ApiResource,
+) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}
+
+/// The part of a Lease the operator reacts to: holder, epoch and the agents'
+/// annotations — not the renewals, which would reconcile every cluster every second.
+fn lease_content(lease: &Lease) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    lease.name_any().hash(&mut hasher);
+    if let Some(spec) = &lease.spec {
+        spec.holder_identity.hash(&mut hasher);
+        spec.lease_transitions.hash(&mut hasher);
+    }
+    lease.annotations().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// The part of a Node the ClusterConfig depends on: its addresses.
+fn node_content(node: &Node) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    node.name_any().hash(&mut hasher);
+    if let Some(addresses) = node.status.as_ref().and_then(|s| s.addresses.as_ref()) {
+        for a in addresses {
+            (&a.type_, &a.address).hash(&mut hasher);
+        }
+    }
+    Some(hasher.finish())
+}
+
+/// Clusters (as references) in `store` that list `node` as a member.
+fn clusters_with_node(
+    store: &reflector::Store<DynamicObject>,
+    node: &str,
+) -> Vec<ObjectRef<DynamicObject>> {
+    store
+        .state()
+        .iter()
+        .filter(|c| {
+            c.data["spec"]["members"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["node"].as_str() == Some(node)))
+        })
+        .map(|c| ObjectRef::from_obj_with(c.as_ref(), cluster_resource()))
+        .collect()
+}
+
+/// Runs the controllers of the leader until shutdown or loss of leadership.
+async fn run_controllers(
+    client: Client,
+    options: &Options,
+    metrics: Arc<Metrics>,
+    elector: &leader::Elector,
+) -> Result<(), OperatorError> {
+    let ns = options.watch_namespace.as_deref();
+    let label_wc = watcher::Config::default().labels(names::CLUSTER_LABEL);
+    let clusters = Controller::new_with(
+        dynamic_api(&client, ns, &cluster_resource()),
+        watcher::Config::default(),
+        cluster_resource(),
+    );
+    let groups = Controller::new_with(
+        dynamic_api(&client, ns, &group_resource()),
+        watcher::Config::default(),
+        group_resource(),
+    );
+    let (nodes, node_writer) = reflector::store::<Node>();
+    let node_stream = reflector::reflector(
+        node_writer,
+        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(node_content, Default::default());
+    let stores = Stores {
+        clusters: clusters.store(),
+        groups: groups.store(),
+        nodes,
+    };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: names::FIELD_MANAGER.to_owned(),
+            instance: Some(options.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        recorder,
+        metrics,
+        options.settings.clone(),
+        stores.clone(),
+    ));
+
+    let cluster_store = stores.clusters.clone();
+    let group_store = stores.groups.clone();
+    let lease_stream = |client: &Client| {
+        watcher(api_for::<Lease>(client, ns), label_wc.clone())
+            .default_backoff()
+            .applied_objects()
+            .predicate_filter(lease_content, Default::default())
+    };
+    let shutdown = shutdown_signal();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let cluster_controller = clusters
+        .owns(api_for::<ConfigMap>(&client, ns), label_wc.clone())
+        .owns(api_for::<Secret>(&client, ns), label_wc.clone())
+        .owns(api_for::<DaemonSet>(&client, ns), label_wc.clone())
+        .owns(api_for::<ServiceAccount>(&client, ns), label_wc.clone())
+        .owns(api_for::<Role>(&client, ns), label_wc.clone())
+        .owns(api_for::<RoleBinding>(&client, ns), label_wc.clone())
+        .watches_stream(lease_stream(&client), |lease: Lease| {
+            let cluster = lease.labels().get(names::CLUSTER_LABEL).cloned();
+            cluster
+                .zip(lease.namespace())
+                .map(|(name, ns)| ObjectRef::new_with(&name, cluster_resource()).within(&ns))
+        })
+        .watches_with(
+            dynamic_api(&client, ns, &group_resource()),
+            group_resource(),
+            watcher::Config::default(),
+            |group: DynamicObject| {
+                let cluster = group.data["spec"]["cluster"].as_str().map(str::to_owned);
+                cluster
+                    .zip(group.namespace())
+                    .map(|(name, ns)| ObjectRef::new_with(&name, cluster_resource()).within(&ns))
+            },
+        )
+        .watches_stream(node_stream, {
+            let store = cluster_store.clone();
+            move |node: Node| clusters_with_node(&store, &node.name_any())
+        })
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(
+            reconcile::reconcile_cluster,
+            reconcile::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(error = %crate::cli::error_report(&error), "cluster reconcile");
+            }
+        });
+    let group_controller = groups
+        .watches_stream(lease_stream(&client), move |lease: Lease| {
+            let (Some(cluster), Some(ns)) = (
+                lease.labels().get(names::CLUSTER_LABEL).cloned(),
+                lease.namespace(),
+            ) else {
+                return Vec::new();
+            };
+            group_store
+                .state()
+                .iter()
+                .filter(|g| {
+                    g.namespace().as_deref() == Some(ns.as_str())
+                        && g.data["spec"]["cluster"].as_str() == Some(cluster.as_str())
+                })
+                .map(|g| ObjectRef::from_obj_with(g.as_ref(), group_resource()))
+                .collect()
+        })
+        .watches_with(
+            dynamic_api(&client, ns, &cluster_resource()),
+            cluster_resource(),
+            watcher::Config::default(),
+            {
+                let store = stores.groups.clone();
+                move |cluster: DynamicObject| {
+                    let name = cluster.name_any();
+                    let ns = cluster.namespace();
+                    store
+                        .state()
+                        .iter()
+                        .filter(|g| {
+                            g.namespace() == ns
+                                && g.data["spec"]["cluster"].as_str() == Some(name.as_str())
+                        })
+                        .map(|g| ObjectRef::from_obj_with(g.as_ref(), group_resource()))
+                        .collect::<Vec<_>>()
+                }
+            },
+        )
+        .graceful_shutdown_on(stopped(stop_rx))
+        .run(
+            reconcile::reconcile_group,
+            reconcile::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(error = %crate::cli::error_report(&error), "group reconcile");
+            }
+        });
+
+    info!("controllers starting");
+    let controllers = future::join(cluster_controller, group_controller);
+    tokio::pin!(controllers);
+    tokio::select! {
+        _ = &mut controllers => Ok(()),
+        lost = elector.hold() => {
+            error!(error = %lost, "exiting: another replica may be writing now");
+            Err(lost.into())
+        }
+        () = shutdown => {
+            info!("SIGTERM: stopping the controllers");
+            let _ = stop_tx.send(true);
+            // Let in-flight reconciliations finish, but never longer than a Lease term.
+            let _ = tokio::time::timeout(options.lease_duration, &mut controllers).await;
+            elector.release().await;
+            Ok(())
+        }
+    }
+}
+
+/// Runs the operator: metrics endpoint, leader election, then the controllers.
+pub async fn run(options: Options) -> Result<(), OperatorError> {
+    let metrics = Arc::new(Metrics::default());
+    let bound = metrics::spawn(options.metrics_addr, metrics.clone())
+        .await
+        .map_err(|source| OperatorError::Listen {
+            addr: options.metrics_addr,
+            source,
+        })?;
+    info!(%bound, "serving /metrics, /healthz, /readyz");
+    let client = client(&options).await?;
+    let namespace = options
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let elector = leader::Elector::new(
+        Api::namespaced(client.clone(), &namespace),
+        options.identity.clone(),
+        options.lease_duration,
+        options.settings.api_timeout,
+    );
+    metrics.set_ready(true);
+    tokio::select! {
+        () = elector.acquire() => {}
+        () = shutdown_signal() => {
+            info!("SIGTERM before leadership: exiting");
+            return Ok(());
+        }
+    }
+    metrics.leader(true);
+    let result = run_controllers(client, &options, metrics.clone(), &elector).await;
+    metrics.leader(false);
+    result
+}

@@ -1,0 +1,666 @@
+//! The reconcilers of FailoverCluster and ResourceGroup, as a pipeline:
+//! dereference (stores and a few reads) → validate (pure) → build (pure, `build`)
+//! → apply (server-side apply as `failover-operator`) → status (pure, `status`).
+//!
+//! Owns the IO of one reconciliation, its error kinds and the error policy. It must
+//! never write a spec, never write a Lease holder, never let one unreadable object
+//! fail another's reconciliation, and never wait on the API server without a timeout.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Secret};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, instrument, warn};
+
+use super::build::{self, AgentSettings, KEY_LEN};
+use super::config::{ConfigError, node_address, render_config, resolve_addresses};
+use super::metrics::Metrics;
+use super::names;
+use super::status::{
+    Notice, Reports, cluster_notices, cluster_status, group_notices, group_status,
+};
+use crate::api::conditions::{self as cond};
+use crate::api::{
+    API_VERSION, FailoverCluster, Problem, ResourceGroup, validate_config, validate_group,
+    validate_heartbeat_ports,
+};
+
+/// Controller name of the FailoverCluster reconciler (metric label).
+pub const CLUSTER_CONTROLLER: &str = "failovercluster";
+/// Controller name of the ResourceGroup reconciler (metric label).
+pub const GROUP_CONTROLLER: &str = "resourcegroup";
+/// Longest wait between retries of a transient error.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Why a reconciliation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server answered with an error.
+    #[error("{what}: API request failed")]
+    Api {
+        /// The request.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API server did not answer in time.
+    #[error("{what}: no answer within {timeout:?}")]
+    Timeout {
+        /// The request.
+        what: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The ClusterConfig could not be rendered.
+    #[error("cannot render the ClusterConfig")]
+    Render(#[source] ConfigError),
+    /// No random bytes for a heartbeat key.
+    #[error("cannot generate a heartbeat key")]
+    Random(#[source] getrandom::Error),
+    /// A namespaced custom resource came without a namespace.
+    #[error("the object has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    /// Metric label of the error kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Api { .. } => "api",
+            Error::Timeout { .. } => "timeout",
+            Error::Render(_) => "render",
+            Error::Random(_) => "random",
+            Error::NoNamespace => "no_namespace",
+        }
+    }
+
+    /// Permanent errors do not go away by retrying: they wait for a change of the
+    /// object. Timeouts, conflicts, throttling and server errors are transient.
+    pub fn permanent(&self) -> bool {
+        match self {
+            Error::Api {
+                source: kube::Error::Api(status),
+                ..
+            } => matches!(status.code, 400 | 403 | 404 | 422),
+            Error::Api { .. } | Error::Timeout { .. } | Error::Random(_) => false,
+            Error::Render(_) | Error::NoNamespace => true,
+        }
+    }
+}
+
+/// Settings of the reconcilers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How the agent pods are built.
+    pub agent: AgentSettings,
+    /// Limit of every API request.
+    pub api_timeout: Duration,
+    /// How often status is refreshed from the Leases without any change.
+    pub resync: Duration,
+}
+
+/// The reflector stores the reconcilers read instead of listing.
+#[derive(Clone)]
+pub struct Stores {
+    /// Every FailoverCluster (as read, possibly malformed).
+    pub clusters: Store<DynamicObject>,
+    /// Every ResourceGroup (as read, possibly malformed).
+    pub groups: Store<DynamicObject>,
+    /// Every Node.
+    pub nodes: Store<Node>,
+}
+
+/// What every reconciliation shares.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Settings.
+    pub settings: Settings,
+    /// Reflector stores.
+    pub stores: Stores,
+    /// Consecutive transient failures per object, for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context.
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+        stores: Stores,
+    ) -> Self {
+        Self {
+            client,
+            recorder,
+            metrics,
+            settings,
+            stores,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn forget_failures(&self, key: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+    }
+}
+
+/// The dynamic API resource of FailoverCluster.
+pub fn cluster_resource() -> ApiResource {
+    ApiResource::erase::<FailoverCluster>(&())
+}
+
+/// The dynamic API resource of ResourceGroup.
+pub fn group_resource() -> ApiResource {
+    ApiResource::erase::<ResourceGroup>(&())
+}
+
+fn object_key(obj: &DynamicObject) -> String {
+    obj.uid()
+        .unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
+}
+
+/// Runs one API request under the timeout.
+async fn call<T>(
+    ctx: &Context,
+    what: impl FnOnce() -> String,
+    request: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(ctx.settings.api_timeout, request).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(Error::Api {
+            what: what(),
+            source,
+        }),
+        Err(_) => Err(Error::Timeout {
+            what: what(),
+            timeout: ctx.settings.api_timeout,
+        }),
+    }
+}
+
+/// Server-side apply of an owned object.
+async fn apply<K>(ctx: &Context, namespace: &str, object: &K) -> Result<(), Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = object.name_any();
+    let params = PatchParams::apply(names::FIELD_MANAGER).force();
+    call(
+        ctx,
+        || format!("apply {} {namespace}/{name}", K::kind(&())),
+        api.patch(&name, &params, &Patch::Apply(object)),
+    )
+    .await
+    .map(drop)
+}
+
+/// Server-side apply of the status subresource.
+async fn apply_status(
+    ctx: &Context,
+    resource: &ApiResource,
+    namespace: &str,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), Error> {
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, resource);
+    let body = serde_json::json!({
+        "apiVersion": API_VERSION,
+        "kind": resource.kind,
+        "status": status,
+    });
+    let params = PatchParams::apply(names::FIELD_MANAGER).force();
+    call(
+        ctx,
+        || format!("apply {} {namespace}/{name} status", resource.kind),
+        api.patch_status(name, &params, &Patch::Apply(&body)),
+    )
+    .await
+    .map(drop)
+}
+
+/// Publishes an Event; a failure is logged, never fails the reconciliation.
+async fn publish(ctx: &Context, obj: &DynamicObject, resource: &ApiResource, notice: Notice) {
+    let event = Event {
+        type_: if notice.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: notice.reason.to_owned(),
+        note: Some(notice.note),
+        action: notice.action.to_owned(),
+        secondary: None,
+    };
+    let reference = obj.object_ref(resource);
+    match tokio::time::timeout(
+        ctx.settings.api_timeout,
+        ctx.recorder.publish(&event, &reference),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => warn!(%error, reason = notice.reason, "cannot publish Event"),
+        Err(_) => warn!(reason = notice.reason, "publishing an Event timed out"),
+    }
+}
+
+/// An object that cannot be read as its kind: say so on its status (conditions
+/// only) and wait for someone to fix it.
+async fn report_malformed(
+    ctx: &Context,
+    obj: &DynamicObject,
+    resource: &ApiResource,
+    error: String,
+) -> Result<Action, Error> {
+    let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
+    let message = format!("the object cannot be read as a {}: {error}", resource.kind);
+    warn!(name = %obj.name_any(), %message, "malformed object");
+    let condition = serde_json::json!({
+        "type": cond::CONFIG_VALID,
+        "status": cond::STATUS_FALSE,
+        "reason": cond::reason::INVALID_SPEC,
+        "message": message,
+        "lastTransitionTime": Timestamp::now().to_string(),
+        "observedGeneration": obj.metadata.generation,
+    });
+    apply_status(
+        ctx,
+        resource,
+        &namespace,
+        &obj.name_any(),
+        serde_json::json!({ "conditions": [condition] }),
+    )
+    .await?;
+    publish(
+        ctx,
+        obj,
+        resource,
+        Notice {
+            warning: true,
+            reason: "ConfigRejected",
+            action: "Validate",
+            note: message,
+        },
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+fn object_name(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind}/{namespace}/{name}")
+}
+
+/// The groups naming `cluster` in `namespace`, and a problem for each that cannot
+/// be read (it blocks the cluster's configuration: leaving it out would stop it).
+fn groups_of(ctx: &Context, namespace: &str, cluster: &str) -> (Vec<ResourceGroup>, Vec<Problem>) {
+    let mut groups = Vec::new();
+    let mut problems = Vec::new();
+    for obj in ctx.stores.groups.state() {
+        if obj.namespace().as_deref() != Some(namespace)
+            || obj.data["spec"]["cluster"].as_str() != Some(cluster)
+        {
+            continue;
+        }
+        match (*obj).clone().try_parse::<ResourceGroup>() {
+            Ok(group) => groups.push(group),
+            Err(error) => problems.push(Problem {
+                object: object_name("ResourceGroup", namespace, &obj.name_any()),
+                path: "spec".to_owned(),
+                message: format!(
+                    "cannot be read ({}); see its status",
+                    crate::cli::error_report(&error)
+                ),
+            }),
+        }
+    }
+    groups.sort_by_key(ResourceExt::name_any);
+    (groups, problems)
+}
+
+/// Heartbeat port conflicts of `cluster` with the clusters sharing one of its nodes.
+fn port_problems(ctx: &Context, cluster: &FailoverCluster) -> Vec<Problem> {
+    let nodes: HashSet<&str> = cluster
+        .spec
+        .members
+        .iter()
+        .map(|m| m.node.as_str())
+        .collect();
+    let mut sharing: Vec<FailoverCluster> = ctx
+        .stores
+        .clusters
+        .state()
+        .iter()
+        .filter(|other| other.uid() != cluster.uid() || other.uid().is_none())
+        .filter(|other| {
+            other.namespace() != cluster.namespace() || other.name_any() != cluster.name_any()
+        })
+        .filter(|other| {
+            other.data["spec"]["members"]
+                .as_array()
+                .is_some_and(|members| {
+                    members
+                        .iter()
+                        .any(|m| m["node"].as_str().is_some_and(|n| nodes.contains(n)))
+                })
+        })
+        .filter_map(|other| (**other).clone().try_parse::<FailoverCluster>().ok())
+        .collect();
+    if sharing.is_empty() {
+        return Vec::new();
+    }
+    sharing.push(cluster.clone());
+    let me = object_name(
+        "FailoverCluster",
+        &cluster.namespace().unwrap_or_default(),
+        &cluster.name_any(),
+    );
+    validate_heartbeat_ports(&sharing)
+        .into_iter()
+        .filter(|p| p.object == me)
+        .collect()
+}
+
+/// Records the outcome of one reconciliation in the metrics and the backoff table.
+fn finish(
+    ctx: &Context,
+    controller: &'static str,
+    obj: &DynamicObject,
+    started: Instant,
+    result: &Result<Action, Error>,
+) {
+    ctx.metrics.reconciled(controller, started.elapsed());
+    ctx.metrics
+        .managed("FailoverCluster", ctx.stores.clusters.len());
+    ctx.metrics
+        .managed("ResourceGroup", ctx.stores.groups.len());
+    match result {
+        Ok(_) => ctx.forget_failures(&object_key(obj)),
+        Err(error) => ctx.metrics.failed(controller, error.kind()),
+    }
+}
+
+/// Reconciles one FailoverCluster.
+#[instrument(skip(obj, ctx), fields(namespace = obj.namespace(), name = obj.name_any()))]
+pub async fn reconcile_cluster(
+    obj: Arc<DynamicObject>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = cluster_pipeline(&obj, &ctx).await;
+    finish(&ctx, CLUSTER_CONTROLLER, &obj, started, &result);
+    result
+}
+
+async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
+    let resource = cluster_resource();
+    let cluster: FailoverCluster = match obj.clone().try_parse() {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            let error = crate::cli::error_report(&error);
+            return report_malformed(ctx, obj, &resource, error).await;
+        }
+    };
+    if cluster.metadata.deletion_timestamp.is_some() {
+        // Every object carries an owner reference: garbage collection removes them.
+        return Ok(Action::await_change());
+    }
+    let namespace = cluster.namespace().ok_or(Error::NoNamespace)?;
+    let name = cluster.name_any();
+
+    // Dereference.
+    let (groups, unreadable) = groups_of(ctx, &namespace, &name);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secret_name = names::heartbeat_secret(&name);
+    let existing_secret = call(
+        ctx,
+        || format!("get Secret {namespace}/{secret_name}"),
+        secrets.get_opt(&secret_name),
+    )
+    .await?;
+    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &namespace);
+    let selector = format!("{}={name}", names::CLUSTER_LABEL);
+    let lease_list = call(
+        ctx,
+        || format!("list Leases {namespace} {selector}"),
+        leases.list(&ListParams::default().labels(&selector)),
+    )
+    .await?
+    .items;
+
+    // Validate.
+    let mut problems = validate_config(&cluster, &groups);
+    problems.extend(unreadable);
+    problems.extend(port_problems(ctx, &cluster));
+    let resolved = resolve_addresses(&cluster, |node| {
+        node_address(ctx.stores.nodes.get(&ObjectRef::new(node)).as_deref())
+    });
+    let resolved = match resolved {
+        Ok(resolved) => Some(resolved),
+        Err(unresolved) => {
+            problems.extend(unresolved);
+            None
+        }
+    };
+
+    // Build and apply, only from a valid spec: otherwise every object, above all the
+    // ClusterConfig, stays as the last valid spec left it.
+    let mut requeue = ctx.settings.resync;
+    let config_hash = match resolved.filter(|_| problems.is_empty()) {
+        Some(resolved) => {
+            let rendered = render_config(&resolved, &groups).map_err(Error::Render)?;
+            let mut fresh_key = [0u8; KEY_LEN];
+            getrandom::fill(&mut fresh_key).map_err(Error::Random)?;
+            let secret = build::heartbeat_secret(
+                &cluster,
+                existing_secret.as_ref(),
+                Timestamp::now(),
+                fresh_key,
+            );
+            if secret.new_key {
+                debug!("heartbeat key generated");
+            }
+            if let Some(after) = secret.revisit_after {
+                requeue = requeue.min(after + Duration::from_secs(1));
+            }
+            apply(ctx, &namespace, &build::config_map(&cluster, &rendered)).await?;
+            apply(ctx, &namespace, &secret.secret).await?;
+            apply(ctx, &namespace, &build::service_account(&cluster)).await?;
+            apply(ctx, &namespace, &build::role(&cluster, &groups)).await?;
+            apply(ctx, &namespace, &build::role_binding(&cluster)).await?;
+            apply(
+                ctx,
+                &namespace,
+                &build::daemon_set(&cluster, &ctx.settings.agent),
+            )
+            .await?;
+            sync_leases(ctx, &namespace, &cluster, &groups, &lease_list, &leases).await?;
+            Some(rendered.hash)
+        }
+        None => cluster.status.as_ref().and_then(|s| s.config_hash.clone()),
+    };
+
+    // Status.
+    let reports = Reports::from_leases(&name, &lease_list);
+    let status = cluster_status(&cluster, &problems, config_hash, &reports, Timestamp::now());
+    let body = serde_json::to_value(&status).unwrap_or_default();
+    apply_status(ctx, &resource, &namespace, &name, body).await?;
+    let before = cluster.status.clone().unwrap_or_default();
+    for notice in cluster_notices(&before, &status) {
+        publish(ctx, obj, &resource, notice).await;
+    }
+    Ok(Action::requeue(requeue))
+}
+
+/// Creates the missing group and witness Leases (empty: agents write the holder)
+/// and deletes the ledgers of groups that no longer exist.
+async fn sync_leases(
+    ctx: &Context,
+    namespace: &str,
+    cluster: &FailoverCluster,
+    groups: &[ResourceGroup],
+    existing: &[Lease],
+    api: &Api<Lease>,
+) -> Result<(), Error> {
+    let present: HashSet<String> = existing.iter().map(ResourceExt::name_any).collect();
+    for lease in build::leases(cluster, groups) {
+        let name = lease.name_any();
+        if present.contains(&name) {
+            continue;
+        }
+        match call(
+            ctx,
+            || format!("create Lease {namespace}/{name}"),
+            api.create(&PostParams::default(), &lease),
+        )
+        .await
+        {
+            Ok(_) => {}
+            // Created meanwhile (a stale list): what we wanted.
+            Err(Error::Api {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.is_already_exists() => {}
+            Err(error) => return Err(error),
+        }
+    }
+    let wanted: HashSet<String> = groups.iter().map(ResourceExt::name_any).collect();
+    for lease in existing {
+        let Some(group) = lease.labels().get(names::GROUP_LABEL) else {
+            continue;
+        };
+        if wanted.contains(group) {
+            continue;
+        }
+        let name = lease.name_any();
+        match call(
+            ctx,
+            || format!("delete Lease {namespace}/{name}"),
+            api.delete(&name, &DeleteParams::default()),
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(Error::Api {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.is_not_found() => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Reconciles the status of one ResourceGroup.
+#[instrument(skip(obj, ctx), fields(namespace = obj.namespace(), name = obj.name_any()))]
+pub async fn reconcile_group(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = group_pipeline(&obj, &ctx).await;
+    finish(&ctx, GROUP_CONTROLLER, &obj, started, &result);
+    result
+}
+
+async fn group_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
+    let resource = group_resource();
+    let group: ResourceGroup = match obj.clone().try_parse() {
+        Ok(group) => group,
+        Err(error) => {
+            let error = crate::cli::error_report(&error);
+            return report_malformed(ctx, obj, &resource, error).await;
+        }
+    };
+    if group.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let namespace = group.namespace().ok_or(Error::NoNamespace)?;
+    let name = group.name_any();
+    let cluster_ref =
+        ObjectRef::new_with(&group.spec.cluster, cluster_resource()).within(&namespace);
+    let cluster: Option<FailoverCluster> = ctx
+        .stores
+        .clusters
+        .get(&cluster_ref)
+        .and_then(|c| (*c).clone().try_parse().ok());
+    let (problems, reports) = match &cluster {
+        Some(cluster) => {
+            let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &namespace);
+            let selector = format!("{}={}", names::CLUSTER_LABEL, cluster.name_any());
+            let list = call(
+                ctx,
+                || format!("list Leases {namespace} {selector}"),
+                leases.list(&ListParams::default().labels(&selector)),
+            )
+            .await?;
+            (
+                validate_group(&group, cluster),
+                Reports::from_leases(&cluster.name_any(), &list.items),
+            )
+        }
+        None => (Vec::new(), Reports::default()),
+    };
+    let status = group_status(
+        &group,
+        cluster.as_ref(),
+        &problems,
+        &reports,
+        Timestamp::now(),
+    );
+    let body = serde_json::to_value(&status).unwrap_or_default();
+    apply_status(ctx, &resource, &namespace, &name, body).await?;
+    let before = group.status.clone().unwrap_or_default();
+    for notice in group_notices(&before, &status) {
+        publish(ctx, obj, &resource, notice).await;
+    }
+    Ok(Action::requeue(ctx.settings.resync))
+}
+
+/// What to do after a failed reconciliation: permanent errors wait for a change of
+/// the object; transient ones retry with an exponential backoff (1 s doubling up to
+/// five minutes) per object.
+pub fn error_policy(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+    let report = crate::cli::error_report(error);
+    if error.permanent() {
+        warn!(name = %obj.name_any(), error = %report, "reconcile failed; waiting for a change");
+        return Action::await_change();
+    }
+    let attempt = ctx
+        .failures
+        .lock()
+        .map(|mut failures| {
+            let n = failures.entry(object_key(&obj)).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    let delay = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(9)).min(MAX_BACKOFF);
+    warn!(name = %obj.name_any(), error = %report, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}

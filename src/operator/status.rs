@@ -1,0 +1,642 @@
+//! Status aggregation: what the agents report in their Leases, turned into
+//! FailoverCluster and ResourceGroup status, and the Events worth telling a person.
+//!
+//! Owns the reading of the Lease annotations of the contract, member states, quorum,
+//! conditions and the transitions that become Events. It is pure (the caller passes
+//! `now` and the Leases) and must never write anything or decide ownership.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
+use serde::Deserialize;
+
+use super::names;
+use crate::api::conditions::{self as cond, reason};
+use crate::api::{
+    FailoverCluster, FailoverClusterStatus, GroupPhase, MemberExplanation, MemberState,
+    MemberStatus, Problem, QuorumMode, QuorumState, QuorumStatus, ResourceGroup,
+    ResourceGroupStatus, Transition,
+};
+
+/// How often an agent renews its node Lease at the least (the contract: every
+/// interval, at least every second). A Lease older than `deadAfter` plus this is stale.
+pub const RENEW_PERIOD_MAX: Duration = Duration::from_secs(1);
+
+/// The view an agent publishes in its node Lease.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct View {
+    /// Whether the agent is quorate.
+    #[serde(default)]
+    pub quorate: bool,
+    /// Members it hears.
+    #[serde(default)]
+    pub alive: Vec<String>,
+    /// Groups it holds, with their epochs.
+    #[serde(default)]
+    pub held: BTreeMap<String, u64>,
+}
+
+/// What one agent reports through its node Lease.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeReport {
+    /// Last renewal.
+    pub renewed: Option<Timestamp>,
+    /// Applied config hash.
+    pub config_hash: Option<String>,
+    /// Its view (absent or malformed: `None`).
+    pub view: Option<View>,
+    /// Per group: why it is or is not the owner.
+    pub explain: BTreeMap<String, String>,
+}
+
+/// What a group Lease records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ledger {
+    /// The owner node.
+    pub holder: Option<String>,
+    /// `leaseTransitions`.
+    pub epoch: Option<u64>,
+    /// Reason code of the last change.
+    pub reason: Option<String>,
+    /// Sentence of the last change.
+    pub message: Option<String>,
+    /// When the current holder acquired it.
+    pub acquired: Option<Timestamp>,
+}
+
+/// The node reports and group ledgers of one cluster, from its labelled Leases.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reports {
+    /// By node name.
+    pub nodes: BTreeMap<String, NodeReport>,
+    /// By group name.
+    pub groups: BTreeMap<String, Ledger>,
+}
+
+impl Reports {
+    /// Sorts a cluster's Leases by name prefix (node or group Lease); others are ignored.
+    pub fn from_leases(cluster: &str, leases: &[Lease]) -> Self {
+        let node_prefix = names::node_lease_prefix(cluster);
+        let group_prefix = names::group_lease_prefix(cluster);
+        let mut reports = Reports::default();
+        for lease in leases {
+            let name = lease.name_any();
+            let spec = lease.spec.clone().unwrap_or_default();
+            let annotations = lease.annotations();
+            if let Some(node) = name.strip_prefix(&node_prefix) {
+                reports.nodes.insert(
+                    node.to_owned(),
+                    NodeReport {
+                        renewed: spec.renew_time.map(|t| t.0),
+                        config_hash: annotations.get(names::CONFIG_HASH).cloned(),
+                        view: annotations
+                            .get(names::VIEW)
+                            .and_then(|v| serde_json::from_str(v).ok()),
+                        explain: annotations
+                            .get(names::EXPLAIN)
+                            .and_then(|v| serde_json::from_str(v).ok())
+                            .unwrap_or_default(),
+                    },
+                );
+            } else if let Some(group) = name.strip_prefix(&group_prefix) {
+                reports.groups.insert(
+                    group.to_owned(),
+                    Ledger {
+                        holder: spec.holder_identity.filter(|h| !h.is_empty()),
+                        epoch: spec.lease_transitions.and_then(|t| u64::try_from(t).ok()),
+                        reason: annotations.get(names::REASON).cloned(),
+                        message: annotations.get(names::MESSAGE).cloned(),
+                        acquired: spec.acquire_time.or(spec.renew_time).map(|t| t.0),
+                    },
+                );
+            }
+        }
+        reports
+    }
+}
+
+/// Whether a node report is fresh: renewed within `deadAfter` + [`RENEW_PERIOD_MAX`].
+fn online(report: Option<&NodeReport>, dead_after: Duration, now: Timestamp) -> bool {
+    let Some(renewed) = report.and_then(|r| r.renewed) else {
+        return false;
+    };
+    let age = now.duration_since(renewed);
+    // A renewal "in the future" (clock skew between agent and operator) counts as fresh.
+    Duration::try_from(age).map_or(true, |age| age <= dead_after + RENEW_PERIOD_MAX)
+}
+
+/// Builds a condition, keeping `lastTransitionTime` when the status did not change.
+fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or(Time(now), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        observed_generation: generation,
+        last_transition_time: since,
+    }
+}
+
+fn bool_status(value: bool) -> &'static str {
+    if value {
+        cond::STATUS_TRUE
+    } else {
+        cond::STATUS_FALSE
+    }
+}
+
+/// The ConfigValid condition's reason and message for a list of problems.
+pub fn problems_message(problems: &[Problem]) -> (&'static str, String) {
+    if problems.is_empty() {
+        return (reason::VALID, "the spec is valid".to_owned());
+    }
+    let reason = if problems.iter().all(|p| p.path == "spec.heartbeat.port") {
+        reason::HEARTBEAT_PORT_CONFLICT
+    } else {
+        reason::INVALID_SPEC
+    };
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    (
+        reason,
+        format!(
+            "{}; the last valid configuration keeps running",
+            list.join("; ")
+        ),
+    )
+}
+
+/// The status of a cluster. `config_hash` is the hash of the configuration the
+/// members should run: the current one when the spec is valid, else the last valid.
+pub fn cluster_status(
+    cluster: &FailoverCluster,
+    problems: &[Problem],
+    config_hash: Option<String>,
+    reports: &Reports,
+    now: Timestamp,
+) -> FailoverClusterStatus {
+    let previous = cluster.status.clone().unwrap_or_default();
+    let generation = cluster.metadata.generation;
+    let dead_after = cluster
+        .spec
+        .heartbeat
+        .dead_after()
+        .unwrap_or(Duration::from_secs(1));
+
+    let mut members = Vec::new();
+    for m in &cluster.spec.members {
+        let report = reports.nodes.get(&m.node);
+        let is_online = online(report, dead_after, now);
+        let state = match (report, m.paused, is_online) {
+            (None, _, _) => MemberState::Unknown,
+            (Some(_), true, true) => MemberState::Paused,
+            (Some(_), _, false) => MemberState::Offline,
+            (Some(_), false, true) => MemberState::Online,
+        };
+        let applied = report.and_then(|r| r.config_hash.clone());
+        members.push(MemberStatus {
+            node: m.node.clone(),
+            state,
+            last_heartbeat: report.and_then(|r| r.renewed).map(Time),
+            synchronized: applied.is_some() && applied == config_hash,
+            applied_config_hash: applied,
+            quarantined_until: None,
+        });
+    }
+    let count = |f: &dyn Fn(&MemberStatus) -> bool| {
+        u32::try_from(members.iter().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
+    };
+    let voters = u32::try_from(members.len()).unwrap_or(u32::MAX);
+    let up = count(&|m| matches!(m.state, MemberState::Online | MemberState::Paused));
+    let online_count = count(&|m| m.state == MemberState::Online);
+    let synced = count(&|m| m.synchronized);
+
+    // Connected voters: the largest set of live members one fresh agent hears
+    // (itself included); without views, the number of fresh members.
+    let member_names: Vec<&str> = cluster
+        .spec
+        .members
+        .iter()
+        .map(|m| m.node.as_str())
+        .collect();
+    let fresh_views: Vec<&View> = cluster
+        .spec
+        .members
+        .iter()
+        .filter(|m| online(reports.nodes.get(&m.node), dead_after, now))
+        .filter_map(|m| reports.nodes.get(&m.node).and_then(|r| r.view.as_ref()))
+        .collect();
+    let connected = fresh_views
+        .iter()
+        .map(|v| {
+            let heard = v
+                .alive
+                .iter()
+                .filter(|a| member_names.contains(&a.as_str()))
+                .count();
+            u32::try_from(heard).unwrap_or(u32::MAX)
+        })
+        .max()
+        .unwrap_or(up);
+    let any_quorate = fresh_views.iter().any(|v| v.quorate);
+    let quorum_state = match cluster.spec.quorum {
+        QuorumMode::None => QuorumState::Disabled,
+        _ if any_quorate => QuorumState::Quorate,
+        QuorumMode::Majority if fresh_views.is_empty() && up * 2 > voters => QuorumState::Quorate,
+        _ => QuorumState::Lost,
+    };
+
+    let prev = &previous.conditions;
+    let (valid_reason, valid_message) = problems_message(problems);
+    let config_valid = condition(
+        prev,
+        cond::CONFIG_VALID,
+        bool_status(problems.is_empty()),
+        valid_reason,
+        valid_message,
+        generation,
+        now,
+    );
+    let (lost_reason, lost_message) = match (quorum_state, cluster.spec.quorum) {
+        (QuorumState::Disabled, _) => (
+            reason::QUORUM_DISABLED,
+            "spec.quorum is none: split brain is possible".to_owned(),
+        ),
+        (QuorumState::Quorate, _) => (
+            reason::QUORATE,
+            format!("{connected} of {voters} voters connected"),
+        ),
+        (QuorumState::Lost, QuorumMode::Witness) => (
+            reason::WITNESS_UNAVAILABLE,
+            "no member holds quorum through the witness Lease".to_owned(),
+        ),
+        (QuorumState::Lost, _) => (
+            reason::NO_MAJORITY,
+            format!("{connected} of {voters} voters connected; a majority is needed"),
+        ),
+    };
+    let quorum_lost = condition(
+        prev,
+        cond::QUORUM_LOST,
+        bool_status(quorum_state == QuorumState::Lost),
+        lost_reason,
+        lost_message.clone(),
+        generation,
+        now,
+    );
+    let not_online: Vec<&str> = members
+        .iter()
+        .filter(|m| m.state != MemberState::Online)
+        .map(|m| m.node.as_str())
+        .collect();
+    let unsynced: Vec<&str> = members
+        .iter()
+        .filter(|m| !m.synchronized)
+        .map(|m| m.node.as_str())
+        .collect();
+    let (degraded, degraded_reason, degraded_message) = if members
+        .iter()
+        .any(|m| matches!(m.state, MemberState::Offline | MemberState::Unknown))
+    {
+        (
+            true,
+            reason::MEMBER_OFFLINE,
+            format!("not online: {}", not_online.join(", ")),
+        )
+    } else if members.iter().any(|m| m.state == MemberState::Paused) {
+        (
+            true,
+            reason::MEMBER_PAUSED,
+            format!("paused: {}", not_online.join(", ")),
+        )
+    } else if !unsynced.is_empty() {
+        (
+            true,
+            reason::CONFIG_NOT_SYNCHRONIZED,
+            format!(
+                "not running the current configuration: {}",
+                unsynced.join(", ")
+            ),
+        )
+    } else if quorum_state == QuorumState::Disabled {
+        (true, reason::QUORUM_DISABLED, lost_message.clone())
+    } else {
+        (
+            false,
+            reason::ALL_MEMBERS_ONLINE,
+            "every member is online and synchronized".to_owned(),
+        )
+    };
+    let degraded = condition(
+        prev,
+        cond::DEGRADED,
+        bool_status(degraded),
+        degraded_reason,
+        degraded_message,
+        generation,
+        now,
+    );
+    let ready = quorum_state != QuorumState::Lost && online_count > 0;
+    let (ready_reason, ready_message) = if ready || quorum_state == QuorumState::Lost {
+        (lost_reason, lost_message)
+    } else {
+        (reason::MEMBER_OFFLINE, "no member is online".to_owned())
+    };
+    let ready = condition(
+        prev,
+        cond::READY,
+        bool_status(ready),
+        ready_reason,
+        ready_message,
+        generation,
+        now,
+    );
+
+    FailoverClusterStatus {
+        members,
+        member_count: Some(voters),
+        online_count: Some(online_count),
+        synced_count: Some(synced),
+        config_hash,
+        quorum: Some(QuorumStatus {
+            state: quorum_state,
+            voters,
+            connected,
+        }),
+        observed_generation: generation,
+        conditions: vec![ready, config_valid, degraded, quorum_lost],
+    }
+}
+
+/// The status of a group from its ledger and the members' reports. `cluster` is
+/// `None` when `spec.cluster` names no existing FailoverCluster.
+pub fn group_status(
+    group: &ResourceGroup,
+    cluster: Option<&FailoverCluster>,
+    problems: &[Problem],
+    reports: &Reports,
+    now: Timestamp,
+) -> ResourceGroupStatus {
+    let previous = group.status.clone().unwrap_or_default();
+    let generation = group.metadata.generation;
+    let prev = &previous.conditions;
+    let name = group.name_any();
+    let (valid_reason, valid_message) = match cluster {
+        None => (
+            reason::CLUSTER_NOT_FOUND,
+            format!(
+                "spec.cluster: FailoverCluster {:?} does not exist",
+                group.spec.cluster
+            ),
+        ),
+        Some(_) => problems_message(problems),
+    };
+    let config_valid = condition(
+        prev,
+        cond::CONFIG_VALID,
+        bool_status(cluster.is_some() && problems.is_empty()),
+        valid_reason,
+        valid_message,
+        generation,
+        now,
+    );
+    let Some(cluster) = cluster else {
+        let ready = condition(
+            prev,
+            cond::READY,
+            cond::STATUS_FALSE,
+            reason::CLUSTER_NOT_FOUND,
+            "the group has no cluster to run on".to_owned(),
+            generation,
+            now,
+        );
+        return ResourceGroupStatus {
+            phase: Some(GroupPhase::Pending),
+            observed_generation: generation,
+            conditions: vec![ready, config_valid],
+            ..previous
+        };
+    };
+    let dead_after = cluster
+        .spec
+        .heartbeat
+        .dead_after()
+        .unwrap_or(Duration::from_secs(1));
+    let ledger = reports.groups.get(&name).cloned().unwrap_or_default();
+    let owner_report = ledger.holder.as_ref().and_then(|h| reports.nodes.get(h));
+    let owner_online = owner_report.is_some() && online(owner_report, dead_after, now);
+    let owner_holds = owner_report
+        .and_then(|r| r.view.as_ref())
+        .is_some_and(|v| v.held.contains_key(&name));
+    let failed = ledger.reason.as_deref() == Some(reason::FAILOVER_LIMIT_REACHED);
+    let phase = match (&ledger.holder, owner_online, owner_holds) {
+        _ if failed => GroupPhase::Failed,
+        (None, _, _) => GroupPhase::Pending,
+        (Some(_), true, true) => GroupPhase::Online,
+        (Some(_), _, _) => GroupPhase::Moving,
+    };
+    let members = cluster
+        .spec
+        .members
+        .iter()
+        .map(|m| {
+            let report = reports.nodes.get(&m.node);
+            let is_online = online(report, dead_after, now);
+            let said = report.and_then(|r| r.explain.get(&name)).cloned();
+            let reason = match (said, report) {
+                (Some(sentence), _) if is_online => sentence,
+                (_, None) => "no report from its agent yet".to_owned(),
+                (_, Some(_)) if !is_online => "offline".to_owned(),
+                (None, Some(_)) => "its agent gives no reason yet".to_owned(),
+                (Some(sentence), Some(_)) => sentence,
+            };
+            MemberExplanation {
+                node: m.node.clone(),
+                eligible: is_online && !m.paused,
+                reason,
+            }
+        })
+        .collect();
+    let last_transition = match (&ledger.reason, ledger.acquired) {
+        (Some(r), Some(time)) => Some(Transition {
+            reason: r.clone(),
+            message: ledger.message.clone().unwrap_or_default(),
+            time: Time(time),
+        }),
+        _ => previous.last_transition.clone(),
+    };
+    let (ready_status, ready_reason, ready_message) = match (phase, &ledger.holder) {
+        (GroupPhase::Online, Some(owner)) => (true, "Online", format!("online on {owner}")),
+        (GroupPhase::Failed, _) => (
+            false,
+            reason::FAILOVER_LIMIT_REACHED,
+            ledger.message.clone().unwrap_or_default(),
+        ),
+        (_, Some(owner)) => (false, "Moving", format!("being brought online on {owner}")),
+        (_, None) => (false, reason::NO_ELIGIBLE_MEMBER, "no owner yet".to_owned()),
+    };
+    let ready = condition(
+        prev,
+        cond::READY,
+        bool_status(ready_status),
+        ready_reason,
+        ready_message,
+        generation,
+        now,
+    );
+    ResourceGroupStatus {
+        owner: ledger.holder.clone(),
+        epoch: ledger.epoch,
+        phase: Some(phase),
+        resources: previous.resources,
+        last_transition,
+        failovers: previous.failovers,
+        members,
+        observed_generation: generation,
+        conditions: vec![ready, config_valid],
+    }
+}
+
+/// An Event to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Warning (something a person should look at) or Normal.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// What the operator observed (CamelCase).
+    pub action: &'static str,
+    /// The sentence.
+    pub note: String,
+}
+
+/// Events for a cluster status change: member down/up, quorum lost/regained,
+/// configuration rejected.
+pub fn cluster_notices(
+    before: &FailoverClusterStatus,
+    after: &FailoverClusterStatus,
+) -> Vec<Notice> {
+    let mut notices = Vec::new();
+    for m in &after.members {
+        let was = before
+            .members
+            .iter()
+            .find(|b| b.node == m.node)
+            .map(|b| b.state);
+        match (was, m.state) {
+            (Some(MemberState::Online | MemberState::Paused), MemberState::Offline) => {
+                notices.push(Notice {
+                    warning: true,
+                    reason: "MemberDown",
+                    action: "ObserveMember",
+                    note: format!("member {} stopped reporting", m.node),
+                });
+            }
+            (Some(MemberState::Offline | MemberState::Unknown), MemberState::Online) => {
+                notices.push(Notice {
+                    warning: false,
+                    reason: "MemberUp",
+                    action: "ObserveMember",
+                    note: format!("member {} is online", m.node),
+                });
+            }
+            _ => {}
+        }
+    }
+    let state = |s: &FailoverClusterStatus| s.quorum.as_ref().map(|q| q.state);
+    match (state(before), state(after)) {
+        (Some(QuorumState::Quorate), Some(QuorumState::Lost)) => notices.push(Notice {
+            warning: true,
+            reason: "QuorumLost",
+            action: "ObserveQuorum",
+            note: "the members lost quorum; owners fence themselves".to_owned(),
+        }),
+        (Some(QuorumState::Lost), Some(QuorumState::Quorate)) => notices.push(Notice {
+            warning: false,
+            reason: "QuorumRegained",
+            action: "ObserveQuorum",
+            note: "the members are quorate again".to_owned(),
+        }),
+        _ => {}
+    }
+    if let Some(notice) = config_rejected(&before.conditions, &after.conditions) {
+        notices.push(notice);
+    }
+    notices
+}
+
+/// A ConfigRejected Event when ConfigValid turns False or its message changes.
+fn config_rejected(before: &[Condition], after: &[Condition]) -> Option<Notice> {
+    let find = |list: &[Condition]| {
+        list.iter()
+            .find(|c| c.type_ == cond::CONFIG_VALID)
+            .map(|c| (c.status.clone(), c.message.clone()))
+    };
+    let now = find(after)?;
+    (now.0 == cond::STATUS_FALSE && find(before) != Some(now.clone())).then(|| Notice {
+        warning: true,
+        reason: "ConfigRejected",
+        action: "Validate",
+        note: truncate(&now.1, 1000),
+    })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Events for a group status change: failover or failback (owner change), config
+/// rejected.
+pub fn group_notices(before: &ResourceGroupStatus, after: &ResourceGroupStatus) -> Vec<Notice> {
+    let mut notices = Vec::new();
+    if after.owner.is_some() && after.owner != before.owner {
+        let why = after.last_transition.as_ref();
+        let code = why.map(|t| t.reason.as_str()).unwrap_or_default();
+        let sentence = why.map(|t| t.message.clone()).unwrap_or_default();
+        let to = after.owner.clone().unwrap_or_default();
+        let note = match &before.owner {
+            Some(from) => format!(
+                "{from} -> {to} (epoch {}): {sentence}",
+                after.epoch.unwrap_or(0)
+            ),
+            None => format!(
+                "online on {to} (epoch {}): {sentence}",
+                after.epoch.unwrap_or(0)
+            ),
+        };
+        let (warning, reason) = match code {
+            reason::FAILBACK => (false, "Failback"),
+            reason::OWNER_FAILED | reason::HEALTH_CHECK_FAILED => (true, "Failover"),
+            _ if before.owner.is_none() => (false, "Placed"),
+            _ => (false, "Failover"),
+        };
+        notices.push(Notice {
+            warning,
+            reason,
+            action: "ObserveOwner",
+            note,
+        });
+    }
+    if let Some(notice) = config_rejected(&before.conditions, &after.conditions) {
+        notices.push(notice);
+    }
+    notices
+}

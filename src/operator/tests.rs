@@ -1,0 +1,1 @@
+//! Reconcile IO against a mocked API server.
