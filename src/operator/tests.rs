@@ -1,1 +1,1213 @@
-//! Reconcile IO against a mocked API server.
+//! Tests of the operator: the pure rendering and status functions with plain
+//! values, and the reconcilers' IO against a mocked API server that asserts every
+//! request (method, path, body) in order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{Node, NodeAddress as K8sNodeAddress, NodeStatus, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use kube::api::{ApiResource, DynamicObject, ObjectMeta};
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use super::build::{self, AgentSettings, KEY_LEN, KEY_ROTATION_OVERLAP};
+use super::config::{NodeAddress, config_hash, node_address, render_config, resolve_addresses};
+use super::metrics::Metrics;
+use super::names;
+use super::reconcile::{
+    Context, Settings, Stores, cluster_resource, group_resource, reconcile_cluster, reconcile_group,
+};
+use super::status::{Reports, cluster_notices, cluster_status, group_notices, group_status};
+use crate::api::{
+    FailoverCluster, FailoverClusterSpec, GroupPhase, MemberSpec, MemberState, QuorumMode,
+    QuorumState, ResourceGroup, ResourceGroupSpec, ResourceSpec, VirtualIpSpec, load_documents,
+};
+
+// ---------------------------------------------------------------- fixtures
+
+const NS: &str = "ns";
+
+fn member(node: &str) -> MemberSpec {
+    MemberSpec {
+        node: node.to_owned(),
+        priority: 100,
+        paused: false,
+        address: None,
+    }
+}
+
+/// A FailoverCluster `c` in `ns` with members a and b.
+fn cluster() -> FailoverCluster {
+    let spec: FailoverClusterSpec =
+        serde_json::from_value(json!({"members": [{"node": "a"}, {"node": "b"}]})).unwrap();
+    let mut c = FailoverCluster::new("c", spec);
+    c.metadata.namespace = Some(NS.to_owned());
+    c.metadata.uid = Some("uid-c".to_owned());
+    c.metadata.generation = Some(1);
+    c
+}
+
+trait ClusterFixture: Sized {
+    fn member(self, node: &str) -> Self;
+    fn witness(self) -> Self;
+    fn dead_after(self, text: &str) -> Self;
+    fn hash(self, hash: &str) -> Self;
+}
+
+impl ClusterFixture for FailoverCluster {
+    fn member(mut self, node: &str) -> Self {
+        self.spec.members.push(member(node));
+        self
+    }
+    fn witness(mut self) -> Self {
+        self.spec.quorum = QuorumMode::Witness;
+        self
+    }
+    fn dead_after(mut self, text: &str) -> Self {
+        self.spec.heartbeat.dead_after = text.to_owned();
+        self
+    }
+    fn hash(mut self, hash: &str) -> Self {
+        self.status.get_or_insert_with(Default::default).config_hash = Some(hash.to_owned());
+        self
+    }
+}
+
+/// A ResourceGroup of cluster `c` with one VIP.
+fn group(name: &str, vip: &str) -> ResourceGroup {
+    let mut g = ResourceGroup::new(
+        name,
+        ResourceGroupSpec {
+            cluster: "c".to_owned(),
+            ..serde_json::from_value(json!({"cluster": "c", "resources": []})).unwrap()
+        },
+    );
+    g.spec.resources.push(ResourceSpec {
+        name: "vip".to_owned(),
+        virtual_ip: Some(VirtualIpSpec {
+            address: vip.to_owned(),
+            interface: None,
+        }),
+        workload: None,
+        health_check: None,
+        depends_on: Vec::new(),
+    });
+    g.metadata.namespace = Some(NS.to_owned());
+    g.metadata.uid = Some(format!("uid-{name}"));
+    g.metadata.generation = Some(1);
+    g
+}
+
+fn node(name: &str, ip: Option<&str>) -> Node {
+    Node {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        status: Some(NodeStatus {
+            addresses: Some(
+                ip.map(|ip| K8sNodeAddress {
+                    type_: "InternalIP".to_owned(),
+                    address: ip.to_owned(),
+                })
+                .into_iter()
+                .collect(),
+            ),
+            ..NodeStatus::default()
+        }),
+        ..Node::default()
+    }
+}
+
+fn ip_of(name: &str) -> NodeAddress {
+    match name {
+        "a" => NodeAddress::Ip("10.0.0.1".into()),
+        "b" => NodeAddress::Ip("10.0.0.2".into()),
+        "c" => NodeAddress::Ip("10.0.0.3".into()),
+        "bare" => NodeAddress::NoInternalIp,
+        _ => NodeAddress::Unknown,
+    }
+}
+
+fn lease(
+    name: &str,
+    holder: Option<&str>,
+    renewed: Timestamp,
+    annotations: &[(&str, &str)],
+) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(NS.to_owned()),
+            labels: Some(BTreeMap::from([(
+                names::CLUSTER_LABEL.to_owned(),
+                "c".to_owned(),
+            )])),
+            annotations: Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: holder.map(str::to_owned),
+            renew_time: Some(MicroTime(renewed)),
+            ..LeaseSpec::default()
+        }),
+    }
+}
+
+/// A node Lease of `node`, renewed `age` ago, reporting `hash` and a view.
+fn node_lease(node: &str, age: Duration, hash: &str, quorate: bool, held: &[&str]) -> Lease {
+    let view = json!({
+        "quorate": quorate,
+        "alive": ["a", "b"],
+        "held": held.iter().map(|g| (g.to_string(), 1)).collect::<BTreeMap<_, _>>(),
+    })
+    .to_string();
+    let explain = json!({"web": format!("{node} explains")}).to_string();
+    lease(
+        &names::node_lease("c", node),
+        Some(node),
+        Timestamp::now() - age,
+        &[
+            (names::CONFIG_HASH, hash),
+            (names::VIEW, &view),
+            (names::EXPLAIN, &explain),
+        ],
+    )
+}
+
+fn resolved(c: &FailoverCluster) -> FailoverCluster {
+    resolve_addresses(c, ip_of).unwrap()
+}
+
+// ---------------------------------------------------------------- pure: config
+
+#[test]
+fn config_map_holds_the_documents_the_agent_loads_and_their_hash() {
+    let mut c = cluster().member("c");
+    c.spec.members[2].address = Some("192.0.2.3".into());
+    let groups = [
+        group("web", "10.77.0.100/24"),
+        group("db", "10.77.0.101/24"),
+    ];
+    let rendered = render_config(&resolved(&c), &groups).unwrap();
+    let (loaded, loaded_groups) = load_documents(&rendered.yaml).unwrap();
+    // Addresses: from the Node when unset, the spec's when set.
+    let addresses: Vec<_> = loaded
+        .spec
+        .members
+        .iter()
+        .map(|m| m.address.clone().unwrap())
+        .collect();
+    assert_eq!(addresses, ["10.0.0.1", "10.0.0.2", "192.0.2.3"]);
+    // Groups sorted by name, spec only.
+    let names: Vec<_> = loaded_groups.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(names, ["db", "web"]);
+    assert!(loaded.status.is_none());
+    assert_eq!(loaded.namespace().as_deref(), Some(NS));
+    // The hash is what the agent computes from what it loads.
+    assert_eq!(
+        rendered.hash,
+        format!("{:016x}", config_hash(&loaded, &loaded_groups))
+    );
+    assert_eq!(rendered.hash.len(), 16);
+    assert!(
+        rendered
+            .hash
+            .chars()
+            .all(|ch| ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase())
+    );
+
+    let cm = build::config_map(&c, &rendered);
+    assert_eq!(cm.name_any(), "c-config");
+    let data = cm.data.unwrap();
+    assert_eq!(data["hash"], rendered.hash);
+    assert_eq!(data["config.yaml"], rendered.yaml);
+}
+
+#[test]
+fn the_hash_follows_the_spec_not_the_order_or_the_status() {
+    let c = resolved(&cluster());
+    let (web, db) = (
+        group("web", "10.77.0.100/24"),
+        group("db", "10.77.0.101/24"),
+    );
+    let one = render_config(&c, &[web.clone(), db.clone()]).unwrap();
+    let mut with_status = c.clone();
+    with_status.status = Some(Default::default());
+    with_status.metadata.generation = Some(7);
+    assert_eq!(
+        one,
+        render_config(&with_status, &[db.clone(), web.clone()]).unwrap()
+    );
+    let mut changed = c.clone();
+    changed.spec.heartbeat.port = 7800;
+    assert_ne!(one.hash, render_config(&changed, &[web, db]).unwrap().hash);
+}
+
+#[test]
+fn members_without_an_address_or_a_known_node_are_problems_naming_the_field() {
+    let c = cluster().member("ghost").member("bare");
+    let problems = resolve_addresses(&c, ip_of).unwrap_err();
+    let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["spec.members[2].node", "spec.members[3].node"]);
+    assert!(
+        problems[0].message.contains("does not exist"),
+        "{}",
+        problems[0]
+    );
+    assert!(
+        problems[1].message.contains("no InternalIP"),
+        "{}",
+        problems[1]
+    );
+    assert_eq!(node_address(None), NodeAddress::Unknown);
+    assert_eq!(
+        node_address(Some(&node("x", None))),
+        NodeAddress::NoInternalIp
+    );
+    assert_eq!(
+        node_address(Some(&node("x", Some("fd00::1")))),
+        NodeAddress::Ip("fd00::1".into())
+    );
+}
+
+// ---------------------------------------------------------------- pure: Secret
+
+fn secret_key(secret: &Secret, key: &str) -> Option<Vec<u8>> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone())
+}
+
+#[test]
+fn the_heartbeat_key_is_generated_once_and_rotated_on_request() {
+    let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let c = cluster();
+    let first = build::heartbeat_secret(&c, None, t0, [1; KEY_LEN]);
+    assert!(first.new_key);
+    assert_eq!(
+        secret_key(&first.secret, names::KEY),
+        Some(vec![1; KEY_LEN])
+    );
+    assert_eq!(first.secret.owner_references().len(), 1);
+
+    // Reconciling again keeps the key whatever random bytes are offered.
+    let again = build::heartbeat_secret(
+        &c,
+        Some(&first.secret),
+        t0 + Duration::from_secs(60),
+        [2; KEY_LEN],
+    );
+    assert!(!again.new_key);
+    assert_eq!(again.secret, first.secret);
+
+    // Rotation: the annotation's new value rotates once, keeping the old key.
+    let mut rotate = c.clone();
+    rotate
+        .annotations_mut()
+        .insert(names::ROTATE_KEY.into(), "1".into());
+    let t1 = t0 + Duration::from_secs(120);
+    let rotated = build::heartbeat_secret(&rotate, Some(&first.secret), t1, [3; KEY_LEN]);
+    assert!(rotated.new_key);
+    assert_eq!(
+        secret_key(&rotated.secret, names::KEY),
+        Some(vec![3; KEY_LEN])
+    );
+    assert_eq!(
+        secret_key(&rotated.secret, names::PREVIOUS_KEY),
+        Some(vec![1; KEY_LEN])
+    );
+    assert_eq!(rotated.revisit_after, Some(KEY_ROTATION_OVERLAP));
+    assert_eq!(
+        rotated.secret.annotations()[names::ROTATED_AT],
+        t1.to_string()
+    );
+
+    let t2 = t1 + Duration::from_secs(30);
+    let same = build::heartbeat_secret(&rotate, Some(&rotated.secret), t2, [4; KEY_LEN]);
+    assert!(!same.new_key, "the same annotation value rotates only once");
+    assert_eq!(secret_key(&same.secret, names::KEY), Some(vec![3; KEY_LEN]));
+    assert_eq!(
+        secret_key(&same.secret, names::PREVIOUS_KEY),
+        Some(vec![1; KEY_LEN])
+    );
+
+    // After the overlap the previous key is gone.
+    let later = build::heartbeat_secret(
+        &rotate,
+        Some(&rotated.secret),
+        t1 + KEY_ROTATION_OVERLAP + Duration::from_secs(1),
+        [5; KEY_LEN],
+    );
+    assert_eq!(
+        secret_key(&later.secret, names::KEY),
+        Some(vec![3; KEY_LEN])
+    );
+    assert_eq!(secret_key(&later.secret, names::PREVIOUS_KEY), None);
+    assert_eq!(later.revisit_after, None);
+}
+
+// ---------------------------------------------------------------- pure: DaemonSet, RBAC, Leases
+
+fn settings() -> AgentSettings {
+    AgentSettings {
+        image: "registry.example/failover:1.2.3".into(),
+        pull_policy: "Always".into(),
+    }
+}
+
+#[test]
+fn the_agent_daemon_set_runs_on_exactly_the_members_with_two_capabilities() {
+    let c = cluster().member("c").dead_after("1500ms");
+    let ds = build::daemon_set(&c, &settings());
+    assert_eq!(ds.name_any(), "c-agent");
+    assert_eq!(ds.owner_references()[0].uid, "uid-c");
+    assert_eq!(ds.owner_references()[0].controller, Some(true));
+    let spec = ds.spec.unwrap();
+    let labels = spec.selector.match_labels.unwrap();
+    assert_eq!(labels[names::APP_LABEL], "failover-agent");
+    let pod = spec.template.spec.unwrap();
+    let terms = pod
+        .affinity
+        .unwrap()
+        .node_affinity
+        .unwrap()
+        .required_during_scheduling_ignored_during_execution
+        .unwrap()
+        .node_selector_terms;
+    let fields = terms[0].match_fields.clone().unwrap();
+    assert_eq!(fields[0].key, "metadata.name");
+    assert_eq!(fields[0].values.clone().unwrap(), ["a", "b", "c"]);
+    assert_eq!(
+        pod.tolerations.unwrap()[0].operator.as_deref(),
+        Some("Exists")
+    );
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
+    assert_eq!(pod.service_account_name.as_deref(), Some("c-agent"));
+    // ceil(1.5 s) + 5 s of graceful leave.
+    assert_eq!(pod.termination_grace_period_seconds, Some(7));
+    let agent = &pod.containers[0];
+    assert_eq!(
+        agent.image.as_deref(),
+        Some("registry.example/failover:1.2.3")
+    );
+    assert_eq!(agent.image_pull_policy.as_deref(), Some("Always"));
+    assert_eq!(
+        agent.args.clone().unwrap(),
+        [
+            "agent",
+            "--cluster",
+            "c",
+            "--namespace",
+            "ns",
+            "--metrics-addr",
+            "0.0.0.0:7707"
+        ]
+    );
+    let env = &agent.env.clone().unwrap()[0];
+    assert_eq!(env.name, "NODE_NAME");
+    assert_eq!(
+        env.value_from
+            .clone()
+            .unwrap()
+            .field_ref
+            .unwrap()
+            .field_path,
+        "spec.nodeName"
+    );
+    let sc = agent.security_context.clone().unwrap();
+    assert_eq!(sc.privileged, Some(false));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    let caps = sc.capabilities.unwrap();
+    assert_eq!(caps.add.unwrap(), ["NET_ADMIN", "NET_RAW"]);
+    assert_eq!(caps.drop.unwrap(), ["ALL"]);
+    let resources = agent.resources.clone().unwrap();
+    assert!(resources.requests.unwrap().contains_key("memory"));
+    assert!(resources.limits.unwrap().contains_key("memory"));
+    for (probe, path) in [
+        (&agent.liveness_probe, "/healthz"),
+        (&agent.readiness_probe, "/readyz"),
+    ] {
+        let get = probe.clone().unwrap().http_get.unwrap();
+        assert_eq!(get.path.as_deref(), Some(path));
+    }
+    let ports = agent.ports.clone().unwrap();
+    assert!(
+        ports
+            .iter()
+            .any(|p| p.name.as_deref() == Some("metrics") && p.container_port == 7707)
+    );
+}
+
+#[test]
+fn the_agent_role_names_only_this_clusters_objects() {
+    let groups = [group("web", "10.77.0.100/24")];
+    let c = cluster();
+    let role = build::role(&c, &groups);
+    assert_eq!(role.owner_references()[0].uid, "uid-c");
+    let rules = role.rules.unwrap();
+    let find = |resource: &str, verb: &str| {
+        rules
+            .iter()
+            .find(|r| {
+                r.resources.as_ref().unwrap()[0] == resource && r.verbs.iter().any(|v| v == verb)
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no {verb} on {resource}"))
+    };
+    assert_eq!(
+        find("configmaps", "watch").resource_names.unwrap(),
+        ["c-config"]
+    );
+    assert_eq!(
+        find("secrets", "get").resource_names.unwrap(),
+        ["c-heartbeat"]
+    );
+    assert_eq!(find("leases", "create").resource_names, None);
+    assert_eq!(
+        find("leases", "update").resource_names.unwrap(),
+        ["c-group-web", "c-node-a", "c-node-b"]
+    );
+    assert_eq!(
+        find("events", "create").api_groups.unwrap(),
+        ["events.k8s.io"]
+    );
+    // No verb beyond these anywhere.
+    let verbs: Vec<&str> = rules
+        .iter()
+        .flat_map(|r| r.verbs.iter().map(String::as_str))
+        .collect();
+    assert!(
+        verbs
+            .iter()
+            .all(|v| ["get", "list", "watch", "create", "update", "patch"].contains(v))
+    );
+    assert!(!verbs.contains(&"delete"));
+    let witness = build::role(&c.clone().witness(), &groups).rules.unwrap();
+    assert!(witness.iter().any(|r| {
+        r.resource_names
+            .as_ref()
+            .is_some_and(|n| n.contains(&"c-witness".to_owned()))
+    }));
+
+    let binding = build::role_binding(&c);
+    assert_eq!(binding.role_ref.name, "c-agent");
+    assert_eq!(binding.subjects.unwrap()[0].namespace.as_deref(), Some(NS));
+    assert_eq!(build::service_account(&c).owner_references().len(), 1);
+}
+
+#[test]
+fn leases_are_created_empty_one_per_group_and_the_witness_only_in_witness_mode() {
+    let groups = [
+        group("web", "10.77.0.100/24"),
+        group("db", "10.77.0.101/24"),
+    ];
+    let leases = build::leases(&cluster().dead_after("2500ms"), &groups);
+    let names: Vec<_> = leases.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(names, ["c-group-web", "c-group-db"]);
+    for lease in &leases {
+        let spec = lease.spec.clone().unwrap();
+        assert_eq!(spec.holder_identity, None);
+        assert_eq!(spec.lease_duration_seconds, Some(3));
+        assert_eq!(lease.owner_references()[0].uid, "uid-c");
+        assert_eq!(lease.labels()[names::CLUSTER_LABEL], "c");
+    }
+    let witness = build::leases(&cluster().witness(), &[]);
+    assert_eq!(witness.len(), 1);
+    assert_eq!(witness[0].name_any(), "c-witness");
+}
+
+// ---------------------------------------------------------------- pure: status
+
+#[test]
+fn member_states_sync_and_quorum_come_from_the_node_leases() {
+    let mut c = cluster().member("c").member("d");
+    c.spec.members[3].paused = true;
+    let leases = [
+        node_lease("a", Duration::from_millis(300), "h1", true, &["web"]),
+        node_lease("b", Duration::from_secs(30), "h0", false, &[]),
+        node_lease("d", Duration::from_millis(100), "h1", true, &[]),
+    ];
+    let reports = Reports::from_leases("c", &leases);
+    let status = cluster_status(&c, &[], Some("h1".into()), &reports, Timestamp::now());
+    let states: Vec<_> = status
+        .members
+        .iter()
+        .map(|m| (m.node.as_str(), m.state, m.synchronized))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("a", MemberState::Online, true),
+            ("b", MemberState::Offline, false),
+            ("c", MemberState::Unknown, false),
+            ("d", MemberState::Paused, true),
+        ]
+    );
+    assert_eq!(status.members[1].applied_config_hash.as_deref(), Some("h0"));
+    assert_eq!(status.online_count, Some(1));
+    assert_eq!(status.synced_count, Some(2));
+    let quorum = status.quorum.clone().unwrap();
+    assert_eq!((quorum.state, quorum.voters), (QuorumState::Quorate, 4));
+    let condition = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|x| x.type_ == t)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(condition("Ready").status, "True");
+    assert_eq!(condition("Degraded").status, "True");
+    assert_eq!(condition("Degraded").reason, "MemberOffline");
+    assert_eq!(condition("QuorumLost").status, "False");
+    assert_eq!(condition("ConfigValid").status, "True");
+    assert_eq!(status.observed_generation, Some(1));
+
+    // Everyone silent: quorum lost, and the transitions become Events.
+    let later = Timestamp::now() + Duration::from_secs(60);
+    let mut c2 = c.clone();
+    c2.status = Some(status.clone());
+    let lost = cluster_status(&c2, &[], Some("h1".into()), &reports, later);
+    assert_eq!(lost.quorum.clone().unwrap().state, QuorumState::Lost);
+    // lastTransitionTime moves only with the status.
+    let valid_before = condition("ConfigValid");
+    let valid_after = lost
+        .conditions
+        .iter()
+        .find(|x| x.type_ == "ConfigValid")
+        .unwrap();
+    assert_eq!(
+        valid_before.last_transition_time,
+        valid_after.last_transition_time
+    );
+    let reasons: Vec<_> = cluster_notices(&status, &lost)
+        .iter()
+        .map(|n| n.reason)
+        .collect();
+    // a (online) and d (paused) both stopped reporting.
+    assert_eq!(reasons, ["MemberDown", "MemberDown", "QuorumLost"]);
+    let back: Vec<_> = cluster_notices(&lost, &status)
+        .iter()
+        .map(|n| n.reason)
+        .collect();
+    assert_eq!(back, ["MemberUp", "QuorumRegained"]);
+}
+
+#[test]
+fn invalid_config_keeps_the_last_hash_and_is_announced_once() {
+    let c = cluster().hash("h1");
+    let problems = resolve_addresses(&c.clone().member("ghost"), ip_of).unwrap_err();
+    let status = cluster_status(
+        &c,
+        &problems,
+        Some("h1".into()),
+        &Reports::default(),
+        Timestamp::now(),
+    );
+    let valid = status
+        .conditions
+        .iter()
+        .find(|x| x.type_ == "ConfigValid")
+        .unwrap();
+    assert_eq!(
+        (valid.status.as_str(), valid.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        valid.message.contains("spec.members[2].node"),
+        "{}",
+        valid.message
+    );
+    assert_eq!(status.config_hash.as_deref(), Some("h1"));
+    let before = c.status.clone().unwrap();
+    let notices = cluster_notices(&before, &status);
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].reason, "ConfigRejected");
+    assert!(cluster_notices(&status, &status).is_empty());
+}
+
+#[test]
+fn group_status_reads_the_ledger_and_explains_every_member() {
+    let c = cluster();
+    let mut g = group("web", "10.77.0.100/24");
+    let t = Timestamp::now() - Duration::from_secs(5);
+    let mut ledger = lease(
+        &names::group_lease("c", "web"),
+        Some("a"),
+        t,
+        &[
+            (names::REASON, "OwnerFailed"),
+            (names::MESSAGE, "b was confirmed dead"),
+        ],
+    );
+    ledger.spec.as_mut().unwrap().lease_transitions = Some(4);
+    let leases = [
+        ledger,
+        node_lease("a", Duration::from_millis(100), "h", true, &["web"]),
+    ];
+    let reports = Reports::from_leases("c", &leases);
+    let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(status.owner.as_deref(), Some("a"));
+    assert_eq!(status.epoch, Some(4));
+    assert_eq!(status.phase, Some(GroupPhase::Online));
+    let transition = status.last_transition.clone().unwrap();
+    assert_eq!(transition.reason, "OwnerFailed");
+    assert_eq!(transition.message, "b was confirmed dead");
+    assert_eq!(transition.time, Time(t));
+    assert_eq!(status.members[0].reason, "a explains");
+    assert!(status.members[0].eligible);
+    assert_eq!(status.members[1].reason, "no report from its agent yet");
+    assert!(!status.members[1].eligible);
+
+    g.status = Some(crate::api::ResourceGroupStatus {
+        owner: Some("b".into()),
+        ..Default::default()
+    });
+    let notices = group_notices(g.status.as_ref().unwrap(), &status);
+    assert_eq!(notices.len(), 1);
+    assert_eq!((notices[0].reason, notices[0].warning), ("Failover", true));
+    assert!(
+        notices[0].note.starts_with("b -> a (epoch 4)"),
+        "{}",
+        notices[0].note
+    );
+
+    let missing = group_status(&g, None, &[], &Reports::default(), Timestamp::now());
+    let valid = missing
+        .conditions
+        .iter()
+        .find(|x| x.type_ == "ConfigValid")
+        .unwrap();
+    assert_eq!(valid.reason, "ClusterNotFound");
+}
+
+// ---------------------------------------------------------------- mocked API server
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// Plays the API server: each expectation checks one request and answers it.
+struct ApiServerVerifier(Handle);
+
+/// What the verifier saw.
+struct Seen {
+    method: Method,
+    query: String,
+    body: Value,
+}
+
+impl ApiServerVerifier {
+    /// Takes the next request, checks method and path, answers with `answer(body)`.
+    async fn expect(
+        &mut self,
+        method: Method,
+        path: &str,
+        answer: impl FnOnce(&Value) -> (StatusCode, Value),
+    ) -> Seen {
+        let (request, send) = tokio::time::timeout(Duration::from_secs(10), self.0.next_request())
+            .await
+            .unwrap_or_else(|_| panic!("no request; expected {method} {path}"))
+            .unwrap_or_else(|| panic!("client gone; expected {method} {path}"));
+        let seen_method = request.method().clone();
+        let seen_path = request.uri().path().to_owned();
+        let query = request.uri().query().unwrap_or_default().to_owned();
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        assert_eq!(
+            (&seen_method, seen_path.as_str()),
+            (&method, path),
+            "unexpected request, body {body}"
+        );
+        let (status, answer) = answer(&body);
+        send.send_response(
+            Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                .unwrap(),
+        );
+        Seen {
+            method: seen_method,
+            query,
+            body,
+        }
+    }
+
+    /// An apply of `kind` at `path`, echoed back; returns the applied object.
+    async fn apply(&mut self, path: &str) -> Value {
+        let seen = self
+            .expect(Method::PATCH, path, |body| (StatusCode::OK, body.clone()))
+            .await;
+        assert!(
+            seen.query.contains("fieldManager=failover-operator"),
+            "{}",
+            seen.query
+        );
+        assert!(seen.query.contains("force=true"), "{}", seen.query);
+        seen.body
+    }
+
+    async fn not_found(&mut self, path: &str) {
+        self.expect(Method::GET, path, |_| {
+            (
+                StatusCode::NOT_FOUND,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                       "message": "not found", "reason": "NotFound", "code": 404}),
+            )
+        })
+        .await;
+    }
+
+    async fn leases(&mut self, items: Vec<Lease>) {
+        let seen = self
+            .expect(Method::GET, "/apis/coordination.k8s.io/v1/namespaces/ns/leases", move |_| {
+                (StatusCode::OK, json!({"apiVersion": "coordination.k8s.io/v1", "kind": "LeaseList", "metadata": {}, "items": items}))
+            })
+            .await;
+        assert!(
+            seen.query
+                .contains("labelSelector=failover.dev%2Fcluster%3Dc"),
+            "{}",
+            seen.query
+        );
+    }
+
+    /// The applies of every owned object of a valid cluster; returns them by kind.
+    async fn owned_objects(&mut self) -> BTreeMap<&'static str, Value> {
+        let mut applied = BTreeMap::new();
+        for (kind, path) in [
+            ("ConfigMap", "/api/v1/namespaces/ns/configmaps/c-config"),
+            ("Secret", "/api/v1/namespaces/ns/secrets/c-heartbeat"),
+            (
+                "ServiceAccount",
+                "/api/v1/namespaces/ns/serviceaccounts/c-agent",
+            ),
+            (
+                "Role",
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/ns/roles/c-agent",
+            ),
+            (
+                "RoleBinding",
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/ns/rolebindings/c-agent",
+            ),
+            (
+                "DaemonSet",
+                "/apis/apps/v1/namespaces/ns/daemonsets/c-agent",
+            ),
+        ] {
+            let body = self.apply(path).await;
+            assert_eq!(body["kind"], kind);
+            assert_eq!(
+                body["metadata"]["ownerReferences"][0]["uid"], "uid-c",
+                "{kind}"
+            );
+            applied.insert(kind, body);
+        }
+        applied
+    }
+
+    async fn status(&mut self, path: &str) -> Value {
+        let seen = self
+            .expect(Method::PATCH, path, |body| (StatusCode::OK, body.clone()))
+            .await;
+        assert!(
+            seen.query.contains("fieldManager=failover-operator"),
+            "{}",
+            seen.query
+        );
+        assert_eq!(seen.body["apiVersion"], "failover.dev/v1alpha1");
+        seen.body["status"].clone()
+    }
+
+    async fn event(&mut self) -> Value {
+        let seen = self
+            .expect(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns/events",
+                |body| (StatusCode::CREATED, body.clone()),
+            )
+            .await;
+        assert_eq!(seen.method, Method::POST);
+        seen.body
+    }
+}
+
+fn dynamic<K: Resource<DynamicType = ()> + serde::Serialize>(
+    object: &K,
+    resource: &ApiResource,
+) -> DynamicObject {
+    let mut value = serde_json::to_value(object).unwrap();
+    value["apiVersion"] = json!(resource.api_version);
+    value["kind"] = json!(resource.kind);
+    serde_json::from_value(value).unwrap()
+}
+
+/// A context on a mocked client with stores holding the given objects.
+fn context(
+    clusters: &[FailoverCluster],
+    groups: &[Value],
+    nodes: &[Node],
+) -> (Arc<Context>, ApiServerVerifier) {
+    let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(mock, NS);
+    let mut cluster_writer = Writer::new(cluster_resource());
+    for c in clusters {
+        cluster_writer.apply_watcher_event(&watcher::Event::Apply(dynamic(c, &cluster_resource())));
+    }
+    let mut group_writer = Writer::new(group_resource());
+    for g in groups {
+        group_writer.apply_watcher_event(&watcher::Event::Apply(
+            serde_json::from_value(g.clone()).unwrap(),
+        ));
+    }
+    let mut node_writer: Writer<Node> = Writer::default();
+    for n in nodes {
+        node_writer.apply_watcher_event(&watcher::Event::Apply(n.clone()));
+    }
+    let stores = Stores {
+        clusters: cluster_writer.as_reader(),
+        groups: group_writer.as_reader(),
+        nodes: node_writer.as_reader(),
+    };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "failover-operator".into(),
+            instance: None,
+        },
+    );
+    let settings = Settings {
+        agent: settings(),
+        api_timeout: Duration::from_secs(5),
+        resync: Duration::from_secs(5),
+    };
+    // The writers must outlive the test for the readers to stay valid.
+    std::mem::forget((cluster_writer, group_writer, node_writer));
+    (
+        Arc::new(Context::new(
+            client,
+            recorder,
+            Arc::new(Metrics::default()),
+            settings,
+            stores,
+        )),
+        ApiServerVerifier(handle),
+    )
+}
+
+fn group_json(g: &ResourceGroup) -> Value {
+    serde_json::to_value(dynamic(g, &group_resource())).unwrap()
+}
+
+fn nodes() -> Vec<Node> {
+    vec![
+        node("a", Some("10.0.0.1")),
+        node("b", Some("10.0.0.2")),
+        node("c", Some("10.0.0.3")),
+    ]
+}
+
+const CLUSTER_STATUS: &str = "/apis/failover.dev/v1alpha1/namespaces/ns/failoverclusters/c/status";
+
+async fn run_cluster<F: std::future::Future<Output = ()> + Send + 'static>(
+    ctx: Arc<Context>,
+    c: &FailoverCluster,
+    server: F,
+) -> Action {
+    let server = tokio::spawn(server);
+    let action = reconcile_cluster(Arc::new(dynamic(c, &cluster_resource())), ctx)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+    action
+}
+
+#[tokio::test]
+async fn create_applies_every_object_then_status() {
+    let c = cluster();
+    let web = group("web", "10.77.0.100/24");
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    let action = run_cluster(ctx, &c, async move {
+        api.not_found("/api/v1/namespaces/ns/secrets/c-heartbeat")
+            .await;
+        api.leases(vec![]).await;
+        let applied = api.owned_objects().await;
+        let cm = &applied["ConfigMap"];
+        let hash = cm["data"]["hash"].as_str().unwrap().to_owned();
+        let (loaded, groups) = load_documents(cm["data"]["config.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!(loaded.spec.members[0].address.as_deref(), Some("10.0.0.1"));
+        assert_eq!(groups.len(), 1);
+        let key = applied["Secret"]["data"]["key"].as_str().unwrap();
+        assert_eq!(key.len(), 44, "32 bytes in base64: {key}");
+        assert_eq!(
+            applied["DaemonSet"]["spec"]["template"]["spec"]["hostNetwork"],
+            true
+        );
+        let lease = api
+            .expect(
+                Method::POST,
+                "/apis/coordination.k8s.io/v1/namespaces/ns/leases",
+                |b| (StatusCode::CREATED, b.clone()),
+            )
+            .await
+            .body;
+        assert_eq!(lease["metadata"]["name"], "c-group-web");
+        assert!(lease["spec"].get("holderIdentity").is_none());
+        let status = api.status(CLUSTER_STATUS).await;
+        assert_eq!(status["configHash"], hash.as_str());
+        assert_eq!(status["observedGeneration"], 1);
+        assert_eq!(status["members"][0]["state"], "Unknown");
+        let valid = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["type"] == "ConfigValid")
+            .unwrap()
+            .clone();
+        assert_eq!(valid["status"], "True");
+    })
+    .await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+}
+
+#[tokio::test]
+async fn a_spec_change_renders_a_new_hash_and_keeps_the_key() {
+    let old = resolved(&cluster());
+    let web = group("web", "10.77.0.100/24");
+    let old_hash = render_config(&old, std::slice::from_ref(&web))
+        .unwrap()
+        .hash;
+    let c = cluster().member("c").hash(&old_hash);
+    let existing = build::heartbeat_secret(&c, None, Timestamp::now(), [9; KEY_LEN]).secret;
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    let mut ledger = build::leases(&c, std::slice::from_ref(&web));
+    ledger.push(node_lease(
+        "a",
+        Duration::from_millis(200),
+        &old_hash,
+        true,
+        &["web"],
+    ));
+    run_cluster(ctx, &c, async move {
+        api.expect(Method::GET, "/api/v1/namespaces/ns/secrets/c-heartbeat", move |_| (StatusCode::OK, serde_json::to_value(&existing).unwrap()))
+            .await;
+        api.leases(ledger).await;
+        let applied = api.owned_objects().await;
+        let hash = applied["ConfigMap"]["data"]["hash"].as_str().unwrap().to_owned();
+        assert_ne!(hash, old_hash);
+        assert_eq!(applied["Secret"]["data"]["key"], json!(k8s_openapi::ByteString(vec![9; KEY_LEN])));
+        let nodes = &applied["DaemonSet"]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+            ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchFields"][0]["values"];
+        assert_eq!(nodes, &json!(["a", "b", "c"]));
+        // The group Lease exists: no create. Status follows the new hash; a still
+        // runs the old one.
+        let status = api.status(CLUSTER_STATUS).await;
+        assert_eq!(status["configHash"], hash.as_str());
+        assert_eq!(status["members"][0]["appliedConfigHash"], old_hash.as_str());
+        assert_eq!(status["members"][0]["synchronized"], false);
+        assert_eq!(status["members"][0]["state"], "Online");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_invalid_spec_sets_config_valid_false_and_touches_no_object() {
+    let c = cluster().member("ghost").hash("0123456789abcdef");
+    let web = group("web", "10.77.0.100/24");
+    let dup = group("dup", "10.77.0.100/24");
+    let (ctx, mut api) = context(
+        std::slice::from_ref(&c),
+        &[group_json(&web), group_json(&dup)],
+        &nodes(),
+    );
+    run_cluster(ctx, &c, async move {
+        api.not_found("/api/v1/namespaces/ns/secrets/c-heartbeat")
+            .await;
+        api.leases(vec![]).await;
+        // Straight to status: no ConfigMap, Secret, DaemonSet, RBAC or Lease write.
+        let status = api.status(CLUSTER_STATUS).await;
+        assert_eq!(
+            status["configHash"], "0123456789abcdef",
+            "the last valid config keeps running"
+        );
+        let valid = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["type"] == "ConfigValid")
+            .unwrap()
+            .clone();
+        assert_eq!(valid["status"], "False");
+        assert_eq!(valid["reason"], "InvalidSpec");
+        let message = valid["message"].as_str().unwrap();
+        assert!(message.contains("spec.members[2].node"), "{message}");
+        assert!(
+            message.contains("spec.resources[0].virtualIP.address"),
+            "{message}"
+        );
+        let event = api.event().await;
+        assert_eq!(event["reason"], "ConfigRejected");
+        assert_eq!(event["type"], "Warning");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_malformed_group_is_reported_on_itself_and_blocks_only_its_cluster_config() {
+    let c = cluster();
+    let mut bad = group_json(&group("bad", "10.77.0.100/24"));
+    bad["spec"]["resources"] = json!("not a list");
+    let (ctx, mut api) = context(
+        std::slice::from_ref(&c),
+        std::slice::from_ref(&bad),
+        &nodes(),
+    );
+    let obj: DynamicObject = serde_json::from_value(bad).unwrap();
+    let server = tokio::spawn(async move {
+        let status = api
+            .status("/apis/failover.dev/v1alpha1/namespaces/ns/resourcegroups/bad/status")
+            .await;
+        assert_eq!(status["conditions"][0]["status"], "False");
+        assert!(
+            status["conditions"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("cannot be read")
+        );
+        assert_eq!(api.event().await["reason"], "ConfigRejected");
+        api
+    });
+    let action = reconcile_group(Arc::new(obj), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let mut api = server.await.unwrap();
+    run_cluster(ctx, &c, async move {
+        api.not_found("/api/v1/namespaces/ns/secrets/c-heartbeat")
+            .await;
+        api.leases(vec![]).await;
+        let status = api.status(CLUSTER_STATUS).await;
+        let valid = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["type"] == "ConfigValid")
+            .unwrap()
+            .clone();
+        assert!(
+            valid["message"]
+                .as_str()
+                .unwrap()
+                .contains("ResourceGroup/ns/bad"),
+            "{valid}"
+        );
+        api.event().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deletion_leaves_cleanup_to_garbage_collection_and_removes_ledgers_of_deleted_groups() {
+    // A cluster being deleted: nothing is written (owner references do the rest).
+    let mut deleted = cluster();
+    deleted.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+    let (ctx, api) = context(std::slice::from_ref(&deleted), &[], &nodes());
+    let action = reconcile_cluster(
+        Arc::new(dynamic(&deleted, &cluster_resource())),
+        ctx.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(action, Action::await_change());
+    drop(ctx);
+    let mut handle = api.0;
+    assert!(
+        handle.next_request().await.is_none(),
+        "no request for a cluster being deleted"
+    );
+
+    // A group deleted: its ledger goes, the others stay.
+    let c = cluster();
+    let web = group("web", "10.77.0.100/24");
+    let mut leases = build::leases(&c, &[web.clone(), group("old", "10.77.0.101/24")]);
+    leases.push(node_lease("a", Duration::from_millis(100), "x", true, &[]));
+    let existing = build::heartbeat_secret(&c, None, Timestamp::now(), [7; KEY_LEN]).secret;
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    run_cluster(ctx, &c, async move {
+        api.expect(Method::GET, "/api/v1/namespaces/ns/secrets/c-heartbeat", move |_| (StatusCode::OK, serde_json::to_value(&existing).unwrap()))
+            .await;
+        api.leases(leases).await;
+        let applied = api.owned_objects().await;
+        let role = applied["Role"].to_string();
+        assert!(!role.contains("c-group-old"), "{role}");
+        api.expect(Method::DELETE, "/apis/coordination.k8s.io/v1/namespaces/ns/leases/c-group-old", |_| {
+            (StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+        })
+        .await;
+        api.status(CLUSTER_STATUS).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn group_status_and_failover_event_from_the_ledger() {
+    let c = cluster();
+    let mut web = group("web", "10.77.0.100/24");
+    web.status = Some(crate::api::ResourceGroupStatus {
+        owner: Some("b".into()),
+        epoch: Some(1),
+        ..Default::default()
+    });
+    let mut ledger = lease(
+        &names::group_lease("c", "web"),
+        Some("a"),
+        Timestamp::now(),
+        &[(names::REASON, "OwnerFailed"), (names::MESSAGE, "b died")],
+    );
+    ledger.spec.as_mut().unwrap().lease_transitions = Some(2);
+    let leases = vec![
+        ledger,
+        node_lease("a", Duration::from_millis(100), "x", true, &["web"]),
+    ];
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    let server = tokio::spawn(async move {
+        api.leases(leases).await;
+        let status = api
+            .status("/apis/failover.dev/v1alpha1/namespaces/ns/resourcegroups/web/status")
+            .await;
+        assert_eq!(status["owner"], "a");
+        assert_eq!(status["epoch"], 2);
+        assert_eq!(status["phase"], "Online");
+        assert_eq!(status["lastTransition"]["reason"], "OwnerFailed");
+        let event = api.event().await;
+        assert_eq!(event["reason"], "Failover");
+        assert_eq!(event["note"], "b -> a (epoch 2): b died");
+    });
+    reconcile_group(Arc::new(dynamic(&web, &group_resource())), ctx)
+        .await
+        .unwrap();
+    server.await.unwrap();
+}
