@@ -202,6 +202,77 @@ fn clusters_with_node(
         .collect()
 }
 
+/// What of a custom resource should trigger a reconciliation: the spec (through
+/// `generation`), annotations (key rotation) and deletion — not status writes, which
+/// would make every status write trigger the next reconciliation.
+fn spec_or_annotations(obj: &DynamicObject) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    obj.metadata.generation.hash(&mut hasher);
+    obj.annotations().hash(&mut hasher);
+    obj.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    // The uid, so a recreated object with generation 1 triggers too.
+    obj.metadata.uid.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// A reflector-backed, predicate-filtered watch of a custom resource: its store
+/// holds every object (malformed ones too, as `DynamicObject`), the stream yields
+/// only spec, annotation and deletion changes.
+fn custom_resource_stream(
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &kube::api::ApiResource,
+) -> (
+    reflector::Store<DynamicObject>,
+    impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
+) {
+    let writer = reflector::store::Writer::new(resource.clone());
+    let reader = writer.as_reader();
+    let stream = reflector::reflector(
+        writer,
+        watcher(
+            dynamic_api(client, namespace, resource),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(spec_or_annotations, Default::default());
+    (reader, stream)
+}
+
+/// The groups in `store` that run on the cluster `name` in `namespace`.
+fn groups_of_cluster(
+    store: &reflector::Store<DynamicObject>,
+    namespace: Option<&str>,
+    name: &str,
+) -> Vec<ObjectRef<DynamicObject>> {
+    store
+        .state()
+        .iter()
+        .filter(|g| {
+            g.namespace().as_deref() == namespace
+                && g.data["spec"]["cluster"].as_str() == Some(name)
+        })
+        .map(|g| ObjectRef::from_obj_with(g.as_ref(), group_resource()))
+        .collect()
+}
+
+/// The cluster a group names.
+fn cluster_of_group(group: &DynamicObject) -> Option<ObjectRef<DynamicObject>> {
+    let name = group.data["spec"]["cluster"].as_str()?;
+    Some(ObjectRef::new_with(name, cluster_resource()).within(&group.namespace()?))
+}
+
+/// The cluster a Lease belongs to (by its label).
+fn cluster_of_lease(lease: &Lease) -> Option<(String, String)> {
+    Some((
+        lease.labels().get(names::CLUSTER_LABEL)?.clone(),
+        lease.namespace()?,
+    ))
+}
+
 /// Runs the controllers of the leader until shutdown or loss of leadership.
 async fn run_controllers(
     client: Client,
@@ -211,16 +282,12 @@ async fn run_controllers(
 ) -> Result<(), OperatorError> {
     let ns = options.watch_namespace.as_deref();
     let label_wc = watcher::Config::default().labels(names::CLUSTER_LABEL);
-    let clusters = Controller::new_with(
-        dynamic_api(&client, ns, &cluster_resource()),
-        watcher::Config::default(),
-        cluster_resource(),
-    );
-    let groups = Controller::new_with(
-        dynamic_api(&client, ns, &group_resource()),
-        watcher::Config::default(),
-        group_resource(),
-    );
+    // Each controller gets its own watches (streams cannot be shared without the
+    // shared-stream API); the stores the reconcilers read come from the first set.
+    let (cluster_store, cluster_stream) = custom_resource_stream(&client, ns, &cluster_resource());
+    let (group_store, group_stream) = custom_resource_stream(&client, ns, &group_resource());
+    let (_, groups_for_clusters) = custom_resource_stream(&client, ns, &group_resource());
+    let (_, clusters_for_groups) = custom_resource_stream(&client, ns, &cluster_resource());
     let (nodes, node_writer) = reflector::store::<Node>();
     let node_stream = reflector::reflector(
         node_writer,
@@ -229,9 +296,15 @@ async fn run_controllers(
     .default_backoff()
     .applied_objects()
     .predicate_filter(node_content, Default::default());
+    let lease_stream = || {
+        watcher(api_for::<Lease>(&client, ns), label_wc.clone())
+            .default_backoff()
+            .applied_objects()
+            .predicate_filter(lease_content, Default::default())
+    };
     let stores = Stores {
-        clusters: clusters.store(),
-        groups: groups.store(),
+        clusters: cluster_store.clone(),
+        groups: group_store.clone(),
         nodes,
     };
     let recorder = Recorder::new(
@@ -246,112 +319,77 @@ async fn run_controllers(
         recorder,
         metrics,
         options.settings.clone(),
-        stores.clone(),
+        stores,
     ));
 
-    let cluster_store = stores.clusters.clone();
-    let group_store = stores.groups.clone();
-    let lease_stream = |client: &Client| {
-        watcher(api_for::<Lease>(client, ns), label_wc.clone())
-            .default_backoff()
-            .applied_objects()
-            .predicate_filter(lease_content, Default::default())
-    };
     let shutdown = shutdown_signal();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let cluster_controller = clusters
-        .owns(api_for::<ConfigMap>(&client, ns), label_wc.clone())
-        .owns(api_for::<Secret>(&client, ns), label_wc.clone())
-        .owns(api_for::<DaemonSet>(&client, ns), label_wc.clone())
-        .owns(api_for::<ServiceAccount>(&client, ns), label_wc.clone())
-        .owns(api_for::<Role>(&client, ns), label_wc.clone())
-        .owns(api_for::<RoleBinding>(&client, ns), label_wc.clone())
-        .watches_stream(lease_stream(&client), |lease: Lease| {
-            let cluster = lease.labels().get(names::CLUSTER_LABEL).cloned();
-            cluster
-                .zip(lease.namespace())
-                .map(|(name, ns)| ObjectRef::new_with(&name, cluster_resource()).within(&ns))
-        })
-        .watches_with(
-            dynamic_api(&client, ns, &group_resource()),
-            group_resource(),
-            watcher::Config::default(),
-            |group: DynamicObject| {
-                let cluster = group.data["spec"]["cluster"].as_str().map(str::to_owned);
-                cluster
-                    .zip(group.namespace())
+    let cluster_controller =
+        Controller::for_stream_with(cluster_stream, cluster_store.clone(), cluster_resource())
+            .owns(api_for::<ConfigMap>(&client, ns), label_wc.clone())
+            .owns(api_for::<Secret>(&client, ns), label_wc.clone())
+            .owns(api_for::<DaemonSet>(&client, ns), label_wc.clone())
+            .owns(api_for::<ServiceAccount>(&client, ns), label_wc.clone())
+            .owns(api_for::<Role>(&client, ns), label_wc.clone())
+            .owns(api_for::<RoleBinding>(&client, ns), label_wc.clone())
+            .watches_stream(lease_stream(), |lease: Lease| {
+                cluster_of_lease(&lease)
                     .map(|(name, ns)| ObjectRef::new_with(&name, cluster_resource()).within(&ns))
-            },
-        )
-        .watches_stream(node_stream, {
-            let store = cluster_store.clone();
-            move |node: Node| clusters_with_node(&store, &node.name_any())
-        })
-        .graceful_shutdown_on(stopped(stop_rx.clone()))
-        .run(
-            reconcile::reconcile_cluster,
-            reconcile::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(error = %crate::cli::error_report(&error), "cluster reconcile");
-            }
-        });
-    let group_controller = groups
-        .watches_stream(lease_stream(&client), move |lease: Lease| {
-            let (Some(cluster), Some(ns)) = (
-                lease.labels().get(names::CLUSTER_LABEL).cloned(),
-                lease.namespace(),
-            ) else {
-                return Vec::new();
-            };
-            group_store
-                .state()
-                .iter()
-                .filter(|g| {
-                    g.namespace().as_deref() == Some(ns.as_str())
-                        && g.data["spec"]["cluster"].as_str() == Some(cluster.as_str())
-                })
-                .map(|g| ObjectRef::from_obj_with(g.as_ref(), group_resource()))
-                .collect()
-        })
-        .watches_with(
-            dynamic_api(&client, ns, &cluster_resource()),
-            cluster_resource(),
-            watcher::Config::default(),
-            {
-                let store = stores.groups.clone();
-                move |cluster: DynamicObject| {
-                    let name = cluster.name_any();
-                    let ns = cluster.namespace();
-                    store
-                        .state()
-                        .iter()
-                        .filter(|g| {
-                            g.namespace() == ns
-                                && g.data["spec"]["cluster"].as_str() == Some(name.as_str())
-                        })
-                        .map(|g| ObjectRef::from_obj_with(g.as_ref(), group_resource()))
-                        .collect::<Vec<_>>()
+            })
+            .watches_stream_with(
+                groups_for_clusters,
+                |g| cluster_of_group(&g),
+                group_resource(),
+            )
+            .watches_stream(node_stream, {
+                let store = cluster_store.clone();
+                move |node: Node| clusters_with_node(&store, &node.name_any())
+            })
+            .graceful_shutdown_on(stopped(stop_rx.clone()))
+            .run(
+                reconcile::reconcile_cluster,
+                reconcile::error_policy,
+                ctx.clone(),
+            )
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(error = %crate::cli::error_report(&error), "cluster reconcile");
                 }
-            },
-        )
-        .graceful_shutdown_on(stopped(stop_rx))
-        .run(
-            reconcile::reconcile_group,
-            reconcile::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(error = %crate::cli::error_report(&error), "group reconcile");
-            }
-        });
+            });
+    let group_controller =
+        Controller::for_stream_with(group_stream, group_store.clone(), group_resource())
+            .watches_stream(lease_stream(), {
+                let store = group_store.clone();
+                move |lease: Lease| match cluster_of_lease(&lease) {
+                    Some((name, ns)) => groups_of_cluster(&store, Some(&ns), &name),
+                    None => Vec::new(),
+                }
+            })
+            .watches_stream_with(
+                clusters_for_groups,
+                {
+                    let store = group_store.clone();
+                    move |cluster: DynamicObject| {
+                        groups_of_cluster(
+                            &store,
+                            cluster.namespace().as_deref(),
+                            &cluster.name_any(),
+                        )
+                    }
+                },
+                cluster_resource(),
+            )
+            .graceful_shutdown_on(stopped(stop_rx))
+            .run(reconcile::reconcile_group, reconcile::error_policy, ctx)
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(error = %crate::cli::error_report(&error), "group reconcile");
+                }
+            });
 
     info!("controllers starting");
     let controllers = future::join(cluster_controller, group_controller);

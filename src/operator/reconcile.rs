@@ -511,8 +511,11 @@ async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, 
     // Status.
     let reports = Reports::from_leases(&name, &lease_list);
     let status = cluster_status(&cluster, &problems, config_hash, &reports, Timestamp::now());
-    let body = serde_json::to_value(&status).unwrap_or_default();
-    apply_status(ctx, &resource, &namespace, &name, body).await?;
+    // An unchanged status is not written: no write, no watch event for anyone.
+    if cluster.status.as_ref() != Some(&status) {
+        let body = serde_json::to_value(&status).unwrap_or_default();
+        apply_status(ctx, &resource, &namespace, &name, body).await?;
+    }
     let before = cluster.status.clone().unwrap_or_default();
     for notice in cluster_notices(&before, &status) {
         publish(ctx, obj, &resource, notice).await;

@@ -26,6 +26,11 @@ use crate::api::{
 /// interval, at least every second). A Lease older than `deadAfter` plus this is stale.
 pub const RENEW_PERIOD_MAX: Duration = Duration::from_secs(1);
 
+/// `status.members[].lastHeartbeat` moves in steps of this much while the member's
+/// state stays the same: status then changes (and is written) when something
+/// happens, not on every Lease renewal. State changes show at once.
+pub const HEARTBEAT_STATUS_STEP: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+
 /// The view an agent publishes in its node Lease.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct View {
@@ -209,10 +214,24 @@ pub fn cluster_status(
             (Some(_), false, true) => MemberState::Online,
         };
         let applied = report.and_then(|r| r.config_hash.clone());
+        let renewed = report.and_then(|r| r.renewed);
+        let shown = previous
+            .members
+            .iter()
+            .find(|p| p.node == m.node && p.state == state)
+            .and_then(|p| p.last_heartbeat.clone());
+        let last_heartbeat = match (renewed, shown) {
+            (Some(renewed), Some(shown))
+                if renewed.duration_since(shown.0) < HEARTBEAT_STATUS_STEP =>
+            {
+                Some(shown)
+            }
+            (renewed, _) => renewed.map(Time),
+        };
         members.push(MemberStatus {
             node: m.node.clone(),
             state,
-            last_heartbeat: report.and_then(|r| r.renewed).map(Time),
+            last_heartbeat,
             synchronized: applied.is_some() && applied == config_hash,
             applied_config_hash: applied,
             quarantined_until: None,

@@ -1211,3 +1211,45 @@ async fn group_status_and_failover_event_from_the_ledger() {
         .unwrap();
     server.await.unwrap();
 }
+
+#[test]
+fn status_does_not_change_with_every_lease_renewal() {
+    let c = cluster();
+    let now = Timestamp::now();
+    let reports = |age: Duration| {
+        Reports::from_leases(
+            "c",
+            &[
+                node_lease("a", age, "h", true, &[]),
+                node_lease("b", age, "h", true, &[]),
+            ],
+        )
+    };
+    let first = cluster_status(&c, &[], Some("h".into()), &reports(Duration::ZERO), now);
+    let mut c2 = c.clone();
+    c2.status = Some(first.clone());
+    // Renewed 10 s later: same state, heartbeat within the step, same status.
+    let later = now + Duration::from_secs(10);
+    let renewed = Reports::from_leases(
+        "c",
+        &[
+            node_lease("a", Duration::ZERO, "h", true, &[]),
+            node_lease("b", Duration::ZERO, "h", true, &[]),
+        ],
+    );
+    let mut renewed_later = renewed.clone();
+    for r in renewed_later.nodes.values_mut() {
+        r.renewed = Some(later);
+    }
+    assert_eq!(
+        cluster_status(&c2, &[], Some("h".into()), &renewed_later, later),
+        first
+    );
+    // 40 s later the heartbeat moves.
+    let much_later = now + Duration::from_secs(40);
+    for r in renewed_later.nodes.values_mut() {
+        r.renewed = Some(much_later);
+    }
+    let moved = cluster_status(&c2, &[], Some("h".into()), &renewed_later, much_later);
+    assert_eq!(moved.members[0].last_heartbeat, Some(Time(much_later)));
+}
