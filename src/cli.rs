@@ -56,7 +56,7 @@ pub struct OperatorArgs {
           value_parser = ["Always", "IfNotPresent", "Never"])]
     pub agent_image_pull_policy: String,
     /// Kubeconfig file (default: in-cluster configuration, else $KUBECONFIG or ~/.kube/config).
-    #[arg(long, env = "KUBECONFIG_FILE", value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
     /// Namespace of the leader Lease `failover-operator-leader` (default: the pod's
     /// namespace, else the kubeconfig's).

@@ -432,9 +432,24 @@ pub async fn run(options: Options) -> Result<(), OperatorError> {
         options.lease_duration,
         options.settings.api_timeout,
     );
-    metrics.set_ready(true);
+    // Ready once the API server answers: a standby replica is ready too (it takes
+    // part in the election), a replica that cannot reach the API server is not.
+    let reach = async {
+        loop {
+            match tokio::time::timeout(options.settings.api_timeout, client.apiserver_version())
+                .await
+            {
+                Ok(Ok(_)) => break,
+                Ok(Err(error)) => warn!(%error, "API server not reachable yet"),
+                Err(_) => warn!("API server did not answer in time"),
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        metrics.set_ready(true);
+        elector.acquire().await;
+    };
     tokio::select! {
-        () = elector.acquire() => {}
+        () = reach => {}
         () = shutdown_signal() => {
             info!("SIGTERM before leadership: exiting");
             return Ok(());

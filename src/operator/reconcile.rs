@@ -36,8 +36,8 @@ use super::status::{
 };
 use crate::api::conditions::{self as cond};
 use crate::api::{
-    API_VERSION, FailoverCluster, Problem, ResourceGroup, validate_config, validate_group,
-    validate_heartbeat_ports,
+    API_VERSION, FailoverCluster, Problem, QuorumMode, ResourceGroup, validate_config,
+    validate_group, validate_heartbeat_ports,
 };
 
 /// Controller name of the FailoverCluster reconciler (metric label).
@@ -524,7 +524,8 @@ async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, 
 }
 
 /// Creates the missing group and witness Leases (empty: agents write the holder)
-/// and deletes the ledgers of groups that no longer exist.
+/// and deletes the ledgers of groups that no longer exist (and the witness outside
+/// witness mode).
 async fn sync_leases(
     ctx: &Context,
     namespace: &str,
@@ -556,14 +557,17 @@ async fn sync_leases(
         }
     }
     let wanted: HashSet<String> = groups.iter().map(ResourceExt::name_any).collect();
+    let witness = names::witness_lease(&cluster.name_any());
     for lease in existing {
-        let Some(group) = lease.labels().get(names::GROUP_LABEL) else {
-            continue;
+        let name = lease.name_any();
+        let stale = match lease.labels().get(names::GROUP_LABEL) {
+            Some(group) => !wanted.contains(group),
+            // The witness of a cluster that left witness mode.
+            None => name == witness && cluster.spec.quorum != QuorumMode::Witness,
         };
-        if wanted.contains(group) {
+        if !stale {
             continue;
         }
-        let name = lease.name_any();
         match call(
             ctx,
             || format!("delete Lease {namespace}/{name}"),

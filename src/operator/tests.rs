@@ -1253,3 +1253,111 @@ fn status_does_not_change_with_every_lease_renewal() {
     let moved = cluster_status(&c2, &[], Some("h".into()), &renewed_later, much_later);
     assert_eq!(moved.members[0].last_heartbeat, Some(Time(much_later)));
 }
+
+// ---------------------------------------------------------------- leader election, metrics
+
+const LEADER: &str = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/failover-operator-leader";
+
+fn elector() -> (super::leader::Elector, ApiServerVerifier) {
+    let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(mock, NS);
+    let elector = super::leader::Elector::new(
+        kube::Api::namespaced(client, NS),
+        "me".into(),
+        Duration::from_secs(15),
+        Duration::from_secs(5),
+    );
+    (elector, ApiServerVerifier(handle))
+}
+
+#[tokio::test]
+async fn leader_lease_is_created_then_released_by_compare_and_swap() {
+    let (elector, mut api) = elector();
+    let server = tokio::spawn(async move {
+        api.not_found(LEADER).await;
+        let created = api
+            .expect(
+                Method::POST,
+                "/apis/coordination.k8s.io/v1/namespaces/ns/leases",
+                |b| (StatusCode::CREATED, b.clone()),
+            )
+            .await
+            .body;
+        assert_eq!(created["metadata"]["name"], "failover-operator-leader");
+        assert_eq!(created["spec"]["holderIdentity"], "me");
+        assert_eq!(created["spec"]["leaseDurationSeconds"], 15);
+        let mut held = created.clone();
+        held["metadata"]["resourceVersion"] = json!("5");
+        api.expect(Method::GET, LEADER, move |_| (StatusCode::OK, held))
+            .await;
+        let released = api
+            .expect(Method::PUT, LEADER, |b| (StatusCode::OK, b.clone()))
+            .await
+            .body;
+        assert_eq!(
+            released["metadata"]["resourceVersion"], "5",
+            "a compare-and-swap"
+        );
+        assert!(released["spec"].get("holderIdentity").is_none());
+    });
+    elector.acquire().await;
+    elector.release().await;
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_leader_lease_is_taken_over_with_a_new_transition() {
+    let (elector, mut api) = elector();
+    let stale = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "failover-operator-leader", "namespace": NS, "resourceVersion": "9"},
+        "spec": {"holderIdentity": "other", "leaseDurationSeconds": 15, "leaseTransitions": 3,
+                 "renewTime": (Timestamp::now() - Duration::from_secs(60)).to_string()},
+    });
+    let server = tokio::spawn(async move {
+        api.expect(Method::GET, LEADER, move |_| (StatusCode::OK, stale))
+            .await;
+        let taken = api
+            .expect(Method::PUT, LEADER, |b| (StatusCode::OK, b.clone()))
+            .await
+            .body;
+        assert_eq!(taken["spec"]["holderIdentity"], "me");
+        assert_eq!(taken["spec"]["leaseTransitions"], 4);
+        assert_eq!(taken["metadata"]["resourceVersion"], "9");
+    });
+    elector.acquire().await;
+    server.await.unwrap();
+}
+
+#[test]
+fn metrics_and_health_endpoints() {
+    let metrics = Metrics::default();
+    metrics.reconciled("failovercluster", Duration::from_millis(3));
+    metrics.failed("failovercluster", "timeout");
+    metrics.managed("FailoverCluster", 4);
+    let (status, _, body) = metrics.respond("/metrics");
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("failover_operator_reconciles_total{controller=\"failovercluster\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("failover_operator_reconcile_errors_total{controller=\"failovercluster\",kind=\"timeout\"} 1"), "{body}");
+    assert!(
+        body.contains(
+            "failover_operator_reconcile_duration_seconds_count{controller=\"failovercluster\"} 1"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("failover_operator_managed_objects{kind=\"FailoverCluster\"} 4"),
+        "{body}"
+    );
+    assert_eq!(metrics.respond("/healthz").0, StatusCode::OK);
+    assert_eq!(
+        metrics.respond("/readyz").0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    metrics.set_ready(true);
+    assert_eq!(metrics.respond("/readyz").0, StatusCode::OK);
+    assert_eq!(metrics.respond("/other").0, StatusCode::NOT_FOUND);
+}
