@@ -128,7 +128,7 @@ async fn main() {
             let n = c * groups + g;
             let group = object(json!({
                 "apiVersion": "failover.dev/v1alpha1", "kind": "ResourceGroup",
-                "metadata": {"name": format!("g{g}"), "namespace": format!("ns{}", c % 20), "uid": format!("uid-c{c}-g{g}"), "generation": 1},
+                "metadata": {"name": format!("c{c}-g{g}"), "namespace": format!("ns{}", c % 20), "uid": format!("uid-c{c}-g{g}"), "generation": 1},
                 "spec": {"cluster": format!("c{c}"), "resources": [
                     {"name": "vip", "virtualIP": {"address": format!("10.{}.{}.{}/32", 100 + (n >> 16), (n >> 8) & 255, n & 255)}},
                     {"name": "check", "healthCheck": {"tcp": {"port": 80}}, "dependsOn": ["vip"]},
@@ -146,6 +146,12 @@ async fn main() {
     // The reconcilers get the stores' own objects, as the Controller passes them.
     let cluster_objects = stores.clusters.state();
     let group_objects = stores.groups.state();
+    assert_eq!(cluster_objects.len(), clusters, "cluster names are unique");
+    assert_eq!(
+        group_objects.len(),
+        clusters * groups,
+        "group names are unique"
+    );
 
     let client = Client::new(tower::service_fn(api_server), "default");
     let recorder = Recorder::new(

@@ -191,13 +191,12 @@ fn clusters_with_node(
     node: &str,
 ) -> Vec<ObjectRef<DynamicObject>> {
     store
-        .state()
-        .iter()
-        .filter(|c| {
+        .state_filter(|c| {
             c.data["spec"]["members"]
                 .as_array()
                 .is_some_and(|m| m.iter().any(|m| m["node"].as_str() == Some(node)))
         })
+        .iter()
         .map(|c| ObjectRef::from_obj_with(c.as_ref(), cluster_resource()))
         .collect()
 }
@@ -249,12 +248,11 @@ fn groups_of_cluster(
     name: &str,
 ) -> Vec<ObjectRef<DynamicObject>> {
     store
-        .state()
-        .iter()
-        .filter(|g| {
-            g.namespace().as_deref() == namespace
+        .state_filter(|g| {
+            g.metadata.namespace.as_deref() == namespace
                 && g.data["spec"]["cluster"].as_str() == Some(name)
         })
+        .iter()
         .map(|g| ObjectRef::from_obj_with(g.as_ref(), group_resource()))
         .collect()
 }

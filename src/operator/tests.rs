@@ -1361,3 +1361,37 @@ fn metrics_and_health_endpoints() {
     assert_eq!(metrics.respond("/readyz").0, StatusCode::OK);
     assert_eq!(metrics.respond("/other").0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_heartbeat_port_shared_with_an_earlier_cluster_on_the_same_node_is_rejected() {
+    let mut first = FailoverCluster::new("first", cluster().spec);
+    first.metadata.namespace = Some("other".into());
+    first.metadata.uid = Some("uid-first".into());
+    first.metadata.creation_timestamp = Some(Time("2026-01-01T00:00:00Z".parse().unwrap()));
+    let mut c = cluster();
+    c.metadata.creation_timestamp = Some(Time("2026-01-02T00:00:00Z".parse().unwrap()));
+    // Another port on the same nodes is fine: only `first` shares port and nodes.
+    let mut elsewhere = FailoverCluster::new("elsewhere", cluster().spec);
+    elsewhere.metadata.namespace = Some(NS.into());
+    elsewhere.spec.heartbeat.port = 7800;
+    let (ctx, mut api) = context(&[first, c.clone(), elsewhere], &[], &nodes());
+    run_cluster(ctx, &c, async move {
+        api.not_found("/api/v1/namespaces/ns/secrets/c-heartbeat")
+            .await;
+        api.leases(vec![]).await;
+        let status = api.status(CLUSTER_STATUS).await;
+        let valid = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["type"] == "ConfigValid")
+            .unwrap()
+            .clone();
+        assert_eq!(valid["reason"], "HeartbeatPortConflict");
+        let message = valid["message"].as_str().unwrap();
+        assert!(message.contains("FailoverCluster/other/first"), "{message}");
+        assert!(!message.contains("elsewhere"), "{message}");
+        api.event().await;
+    })
+    .await;
+}
