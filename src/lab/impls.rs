@@ -372,6 +372,17 @@ mod tests {
     }
 
     #[test]
+    fn failover_yaml_is_a_valid_standalone_config() {
+        for paused in [&[][..], &[2][..]] {
+            let y = failover_yaml(3, &FailoverTiming::default(), paused);
+            let (cluster, groups) = crate::api::load_documents(&y).unwrap();
+            let mut problems = crate::api::validate_config(&cluster, &groups);
+            problems.extend(crate::api::validate_standalone(&cluster));
+            assert!(problems.is_empty(), "{problems:?}");
+        }
+    }
+
+    #[test]
     fn failover_yaml_is_two_documents_with_the_members() {
         let y = failover_yaml(3, &FailoverTiming::default(), &[1]);
         let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&y)
