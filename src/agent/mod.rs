@@ -4,4 +4,5 @@
 //! Owns every piece of IO the agent does on its node. Must never decide ownership
 //! itself: that is the membership and placement cores' job.
 
+pub mod config;
 pub mod vip;
