@@ -12,3 +12,4 @@ pub mod engine;
 pub mod membership;
 pub mod placement;
 pub mod sim;
+pub mod telemetry;
