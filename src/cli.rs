@@ -337,4 +337,83 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    fn agent_args(extra: &[&str]) -> Result<AgentArgs, clap::Error> {
+        let mut args = vec![
+            "failover",
+            "agent",
+            "--standalone",
+            "c.yaml",
+            "--node",
+            "n1",
+        ];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args)?.command {
+            Command::Agent(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn agent_needs_a_key_or_an_explicit_opt_out() {
+        let err = agent_options(agent_args(&[]).unwrap()).unwrap_err();
+        assert!(matches!(err, CliError::NoKey));
+        assert!(err.to_string().contains("--key-file PATH"), "{err}");
+        assert!(err.to_string().contains("--insecure-no-auth"), "{err}");
+
+        let options = agent_options(agent_args(&["--insecure-no-auth"]).unwrap()).unwrap();
+        assert_eq!(options.node, "n1");
+        assert_eq!(options.config_path, PathBuf::from("c.yaml"));
+        assert_eq!(options.metrics_addr, Some("0.0.0.0:9477".parse().unwrap()));
+
+        // Both at once is a contradiction, not a choice.
+        assert!(agent_args(&["--insecure-no-auth", "--key-file", "k"]).is_err());
+        assert!(agent_args(&["--previous-key-file", "k"]).is_err());
+        // Kubernetes mode does not exist yet: --standalone is required.
+        assert!(Cli::try_parse_from(["failover", "agent", "--node", "n1"]).is_err());
+    }
+
+    #[test]
+    fn agent_key_files_and_metrics_address() {
+        let dir = std::env::temp_dir().join(format!("failover-cli-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (good, short) = (dir.join("good"), dir.join("short"));
+        std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
+        std::fs::write(&short, "0123456789\n").unwrap();
+        let (good, short) = (good.to_str().unwrap(), short.to_str().unwrap());
+
+        let options =
+            agent_options(agent_args(&["--key-file", good, "--metrics-addr", ""]).unwrap())
+                .unwrap();
+        assert_eq!(options.metrics_addr, None);
+        assert!(
+            agent_options(agent_args(&["--key-file", good, "--previous-key-file", good]).unwrap())
+                .is_ok()
+        );
+        // Ten bytes once the newline is trimmed: too short.
+        let err = agent_options(agent_args(&["--key-file", short]).unwrap()).unwrap_err();
+        assert!(matches!(err, CliError::Key { .. }), "{err}");
+        assert!(
+            error_report(&err).contains("10 bytes"),
+            "{}",
+            error_report(&err)
+        );
+        let err =
+            agent_options(agent_args(&["--key-file", good, "--previous-key-file", short]).unwrap())
+                .unwrap_err();
+        assert!(matches!(err, CliError::Key { .. }), "{err}");
+        let missing = dir.join("missing");
+        let err = agent_options(agent_args(&["--key-file", missing.to_str().unwrap()]).unwrap())
+            .unwrap_err();
+        assert!(
+            matches!(err, CliError::Agent(AgentError::Read { .. })),
+            "{err}"
+        );
+        let err = agent_options(
+            agent_args(&["--insecure-no-auth", "--metrics-addr", "localhost"]).unwrap(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, CliError::MetricsAddr(_)), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

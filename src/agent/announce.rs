@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::config::Announcements;
 use super::vip::{BoundVip, VipDriver};
@@ -35,7 +35,7 @@ pub fn spawn(
     detection: Option<Detection>,
     telemetry: Arc<Telemetry>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
+    let task = async move {
         let round = |first: bool| {
             let (driver, vips, telemetry, group) = (&driver, &vips, &telemetry, &group);
             async move {
@@ -45,7 +45,8 @@ pub fn spawn(
                         // Once per takeover is enough: a missing MAC or CAP_NET_RAW
                         // does not fix itself between rounds.
                         if first {
-                            warn!(group, vip = %bound.vip(), error = %crate::cli::error_report(&error), "cannot announce VIP");
+                            let error = crate::cli::error_report(&error);
+                            warn!(group, vip = %bound.vip(), %error, "cannot announce VIP");
                         }
                     }
                 }
@@ -71,5 +72,7 @@ pub fn spawn(
                 round(false).await;
             }
         }
-    })
+    };
+    // In the caller's span, so its logs carry the cluster and node fields.
+    tokio::spawn(task.in_current_span())
 }
