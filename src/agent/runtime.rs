@@ -132,8 +132,14 @@ fn log_config_error(error: &AgentError) {
         for problem in &invalid.problems {
             error!(file = %path.display(), %problem, "invalid configuration");
         }
+        error!(
+            file = %path.display(),
+            problems = invalid.problems.len(),
+            "configuration rejected"
+        );
+    } else {
+        error!(error = %error_report(error), "configuration rejected");
     }
-    error!(error = %error_report(error), "configuration rejected");
 }
 
 /// One group this node runs: its VIPs on their interfaces and the announcer.
@@ -156,6 +162,8 @@ struct Agent {
     start: Instant,
     /// Addresses heartbeats go to: every other member.
     peers: Vec<SocketAddr>,
+    /// Peers whose last send failed (logged once per failure streak).
+    send_failing: BTreeSet<SocketAddr>,
     held: BTreeMap<String, Held>,
     /// Groups whose VIPs this node cannot host (subnet absent).
     ineligible: BTreeSet<String>,
@@ -234,6 +242,7 @@ async fn run_with(options: AgentOptions, config: AgentConfig) -> Result<(), Agen
         node: options.node,
         config_path: options.config_path,
         peers: Vec::new(),
+        send_failing: BTreeSet::new(),
         config,
         engine,
         socket: socket.clone(),
@@ -386,9 +395,18 @@ impl Agent {
                 for addr in &self.peers {
                     // try_send_to: a full socket buffer must not stall the loop; the
                     // heartbeat is repeated next interval anyway.
-                    if let Err(error) = self.socket.try_send_to(&bytes, *addr) {
-                        self.telemetry.metrics.send_error();
-                        debug!(%addr, %error, "heartbeat send failed");
+                    match self.socket.try_send_to(&bytes, *addr) {
+                        Ok(_) => {
+                            if self.send_failing.remove(addr) {
+                                info!(%addr, "heartbeat sends work again");
+                            }
+                        }
+                        Err(error) => {
+                            self.telemetry.metrics.send_error();
+                            if self.send_failing.insert(*addr) {
+                                warn!(%addr, %error, "heartbeat send failed (counted; logged once until it works again)");
+                            }
+                        }
                     }
                 }
             }
@@ -618,6 +636,13 @@ impl Agent {
 
     /// Checks every group's VIPs against this node's interfaces and tells the engine.
     async fn check_eligibility(&mut self) {
+        self.update_ineligible().await;
+        let unable = self.unable();
+        self.step(Input::Unable { groups: unable }).await;
+    }
+
+    /// Checks every group's VIPs against this node's interfaces.
+    async fn update_ineligible(&mut self) {
         let mut ineligible = BTreeSet::new();
         for (group, vips) in &self.config.vips {
             for vip in vips {
@@ -643,8 +668,6 @@ impl Agent {
             }
             self.ineligible = ineligible;
         }
-        let unable = self.unable();
-        self.step(Input::Unable { groups: unable }).await;
     }
 
     async fn leave(&mut self, deadline: &mut Option<Duration>) {
@@ -699,8 +722,16 @@ impl Agent {
         self.config = config;
         self.apply_peers();
         self.telemetry.metrics.config_reload("applied");
+        // Eligibility for the new groups first, so that the engine never sees a
+        // group it might claim without knowing whether this node can host it.
+        self.update_ineligible().await;
+        self.engine.handle(
+            self.now(),
+            Input::Unable {
+                groups: self.unable(),
+            },
+        );
         self.step(Input::Configure { model, hash }).await;
-        self.check_eligibility().await;
     }
 
     /// For groups this node keeps holding, removes VIPs the new configuration dropped

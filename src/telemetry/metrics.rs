@@ -45,6 +45,11 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MemberLabel {
     member: String,
 }
@@ -86,7 +91,7 @@ pub struct Metrics {
     failovers: Family<ReasonLabel, Counter>,
     phase_seconds: HistogramFamily,
     vip_errors: Family<OpLabel, Counter>,
-    config_reloads: Family<ReasonLabel, Counter>,
+    config_reloads: Family<ResultLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -250,7 +255,7 @@ impl Metrics {
 
     pub fn config_reload(&self, result: &'static str) {
         self.config_reloads
-            .get_or_create(&ReasonLabel { reason: result })
+            .get_or_create(&ResultLabel { result })
             .inc();
     }
 }
@@ -274,6 +279,7 @@ mod tests {
         m.phase(Phase::VipUp, 0.0005);
         m.vip_error("acquire");
         m.send_error();
+        m.config_reload("rejected");
         let text = m.render();
         for line in [
             "failover_heartbeats_sent_total 4",
@@ -289,6 +295,7 @@ mod tests {
             "failover_phase_seconds_bucket{le=\"0.001\",phase=\"vip_up\"} 1",
             "failover_phase_seconds_bucket{le=\"0.512\",phase=\"vip_up\"} 2",
             "failover_vip_errors_total{op=\"acquire\"} 1",
+            "failover_config_reloads_total{result=\"rejected\"} 1",
             "# TYPE failover_phase_seconds histogram",
             "# EOF",
         ] {
