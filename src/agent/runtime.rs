@@ -181,13 +181,18 @@ struct Agent {
 
 /// Runs the agent until SIGTERM/SIGINT and a graceful leave.
 pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
+    // Stamp before reading, so an edit in between is noticed by the first poll.
+    let file_stamp = stamp(&options.config_path);
     let config = load(&options.config_path)?;
     let span = info_span!("agent", cluster = %config.model.cluster, node = %options.node);
-    run_with(options, config).instrument(span).await
+    run_with(options, config, file_stamp).instrument(span).await
 }
 
-async fn run_with(options: AgentOptions, config: AgentConfig) -> Result<(), AgentError> {
-    let file_stamp = stamp(&options.config_path);
+async fn run_with(
+    options: AgentOptions,
+    config: AgentConfig,
+    file_stamp: FileStamp,
+) -> Result<(), AgentError> {
     let me = config
         .address_of(&options.node)
         .map_err(|source| AgentError::Config {
