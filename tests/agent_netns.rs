@@ -1,7 +1,8 @@
 //! Root test of the standalone agent on real Linux networking: three member
 //! namespaces on a bridge (in a fourth namespace), one `failover agent` process per
 //! member, a VIP that must be on exactly the right node after a SIGKILL of the
-//! owner, a configuration reload, a restart and a graceful SIGTERM handover.
+//! owner, a refused invalid file, a configuration reload, a restart and a graceful
+//! SIGTERM handover.
 //!
 //! Skips (with a printed reason) unless run as root with `ip` available. Everything
 //! it creates carries the prefix `fa<pid>` and is removed by a Drop guard; every
@@ -112,6 +113,10 @@ impl Lab {
     }
 
     fn write_config(&self, n1_paused: bool) {
+        self.write_config_with(n1_paused, "250ms");
+    }
+
+    fn write_config_with(&self, n1_paused: bool, dead_after: &str) {
         let s = &self.subnet;
         let yaml = format!(
             "apiVersion: failover.dev/v1alpha1
@@ -122,7 +127,7 @@ spec:
     - {{node: n1, priority: 200, address: {s}.1, paused: {n1_paused}}}
     - {{node: n2, priority: 100, address: {s}.2}}
     - {{node: n3, priority: 50, address: {s}.3}}
-  heartbeat: {{interval: 50ms, deadAfter: 250ms}}
+  heartbeat: {{interval: 50ms, deadAfter: {dead_after}}}
 ---
 apiVersion: failover.dev/v1alpha1
 kind: ResourceGroup
@@ -310,6 +315,20 @@ fn vip_follows_the_owner_across_kill_reload_restart_and_graceful_stop() {
         killed.elapsed()
     );
     assert!(!lab.has_vip(3), "n3 must not hold the VIP");
+
+    // An invalid file is refused with its problems named; the cluster runs on.
+    lab.write_config_with(false, "10ms");
+    let reload = Instant::now();
+    while reload.elapsed() < Duration::from_millis(1200) {
+        assert_eq!(lab.holders(), [2], "the VIP moved after an invalid file");
+        std::thread::sleep(POLL);
+    }
+    let logs = lab.logs();
+    assert!(
+        logs.contains("spec.heartbeat.deadAfter: 10ms must be longer than")
+            && logs.contains("keeping the running configuration"),
+        "the invalid file should have been refused:\n{logs}"
+    );
 
     // A configuration change that keeps n2 the owner must not touch the VIP.
     lab.write_config(true);
