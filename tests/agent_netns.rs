@@ -60,10 +60,11 @@ struct Lab {
 }
 
 impl Lab {
-    fn new() -> Self {
+    /// A lab whose names start with `fa<pid><tag>` (tests of this file run at once).
+    fn new(tag: char) -> Self {
         let pid = std::process::id();
-        let prefix = format!("fa{pid}");
-        let dir = std::env::temp_dir().join(format!("failover-agent-netns-{pid}"));
+        let prefix = format!("fa{pid}{tag}");
+        let dir = std::env::temp_dir().join(format!("failover-agent-netns-{pid}{tag}"));
         fs::create_dir_all(&dir).unwrap();
         let mut lab = Lab {
             subnet: format!("10.78.{}", pid % 200),
@@ -145,6 +146,11 @@ spec:
     }
 
     fn start(&mut self, node: usize) {
+        self.start_with(node, &[]);
+    }
+
+    /// Starts the agent of `node` through `wrapper` (a command that execs its arguments).
+    fn start_with(&mut self, node: usize, wrapper: &[&str]) {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -153,6 +159,7 @@ spec:
         let config = self.config_path();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns(node)])
+            .args(wrapper)
             .arg(env!("CARGO_BIN_EXE_failover"))
             .args(["agent", "--standalone"])
             .arg(&config)
@@ -281,7 +288,7 @@ fn vip_follows_the_owner_across_kill_reload_restart_and_graceful_stop() {
         println!("SKIPPED agent_netns: {reason}");
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new('k');
     lab.write_config(false);
     for node in 1..=3 {
         lab.start(node);
@@ -374,4 +381,46 @@ fn vip_follows_the_owner_across_kill_reload_restart_and_graceful_stop() {
             "namespace {ns} left behind"
         );
     }
+}
+
+#[test]
+fn a_node_that_cannot_add_the_vip_hands_the_group_on() {
+    if let Some(reason) = skip_reason() {
+        println!("SKIPPED agent_netns: {reason}");
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        println!("SKIPPED agent_netns: setpriv (util-linux) is missing");
+        return;
+    }
+    let mut lab = Lab::new('f');
+    lab.write_config(false);
+    // n1 ranks first but runs without CAP_NET_ADMIN: adding the VIP fails there.
+    lab.start_with(1, &["setpriv", "--bounding-set=-net_admin"]);
+    lab.start(2);
+    lab.start(3);
+    wait_until(&lab, "n2 holds the VIP", WAIT, |l| l.has_vip(2));
+    // Longer than the eligibility recheck (5 s), after which n1 may try again: the
+    // group must stay with n2 (failback Never) and n1 must stay healthy.
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(6) {
+        assert_eq!(lab.holders(), [2]);
+        std::thread::sleep(POLL);
+    }
+    let logs = lab.logs();
+    assert!(
+        logs.contains("cannot bring the group's VIPs up; giving the group up here"),
+        "n1 should have reported the failed start:\n{logs}"
+    );
+    for node in 1..=3 {
+        lab.terminate(node);
+    }
+    for node in 1..=3 {
+        assert_eq!(
+            lab.wait_exit(node, Duration::from_secs(5)),
+            Some(0),
+            "n{node}"
+        );
+    }
+    assert_eq!(lab.holders(), Vec::<usize>::new());
 }
