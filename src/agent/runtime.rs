@@ -514,6 +514,11 @@ impl Agent {
     /// Brings a group's VIPs up; on any failure takes back what it added and marks
     /// the group unable here, so the engine stops it and placement moves it on.
     async fn start_group(&mut self, group: String, reason: crate::placement::Reason) {
+        // The engine never starts a group twice without a stop in between; should it
+        // ever, the old announcer must not outlive the VIPs it announces.
+        if let Some(task) = self.held.remove(&group).and_then(|h| h.announcer) {
+            task.abort();
+        }
         let lifetime = self.config.vip_lifetime();
         let wanted = self.config.vips.get(&group).cloned().unwrap_or_default();
         let mut bound = Vec::with_capacity(wanted.len());
