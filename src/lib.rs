@@ -13,3 +13,4 @@ pub mod lab;
 pub mod membership;
 pub mod placement;
 pub mod sim;
+pub mod telemetry;
