@@ -37,6 +37,10 @@ pub enum Command {
     /// liveness and stability after every step. Ends with one JSON line; exits with
     /// status 1 (after printing each failing seed and its shrunk trace) on a violation.
     Simulate(SimulateArgs),
+    /// The demo: a three-node cluster of network namespaces on this machine; kills
+    /// the VIP's owner and prints the failover timeline and the outage a client saw.
+    /// Needs root and iproute2; removes everything it created.
+    Demo(DemoArgs),
     /// Network-namespace lab: topology, probe, echo responder, failover benchmarks
     /// (needs root and iproute2).
     #[command(subcommand)]
@@ -45,6 +49,17 @@ pub enum Command {
     /// Stops gracefully on SIGTERM/SIGINT (hands its groups over first) and reloads
     /// its configuration on SIGHUP or when the file changes.
     Agent(AgentArgs),
+}
+
+/// Arguments of `failover demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Heartbeat interval in milliseconds (the product default is 200).
+    #[arg(long, default_value_t = 200)]
+    pub interval_ms: u64,
+    /// deadAfter in milliseconds (the product default is 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub dead_after_ms: u64,
 }
 
 /// Arguments of `failover simulate`.
@@ -157,6 +172,9 @@ pub struct ValidateArgs {
 /// Why a command could not run (as opposed to finding problems in its input).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// The demo could not run or did not recover.
+    #[error("demo failed")]
+    Demo(#[source] crate::lab::LabError),
     /// Rendering the CRDs failed.
     #[error(transparent)]
     Crd(#[from] api::CrdError),
@@ -212,6 +230,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Validate(args) => validate(&args, out),
         Command::Simulate(args) => simulate(&args, out),
         Command::Lab(cmd) => Ok(Outcome::Exit(crate::lab::cli::run(cmd))),
+        Command::Demo(args) => demo(&args),
         Command::Agent(args) => run_agent(args),
     }
 }
@@ -282,6 +301,27 @@ fn crd(args: &CrdArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
             }
         }
     }
+    Ok(Outcome::Success)
+}
+
+fn demo(args: &DemoArgs) -> Result<Outcome, CliError> {
+    let exe = std::env::current_exe().map_err(|source| {
+        CliError::Demo(crate::lab::LabError::Io {
+            what: "the path of this executable".into(),
+            source,
+        })
+    })?;
+    let options = crate::lab::demo::DemoOptions {
+        exe,
+        timing: crate::lab::impls::FailoverTiming {
+            interval_ms: args.interval_ms,
+            dead_after_ms: args.dead_after_ms,
+            ..Default::default()
+        },
+        probe_interval: std::time::Duration::from_millis(2),
+        echo_port: 7000,
+    };
+    crate::lab::demo::run(&options).map_err(CliError::Demo)?;
     Ok(Outcome::Success)
 }
 

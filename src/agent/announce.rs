@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, warn};
 
 use super::config::Announcements;
 use super::vip::{BoundVip, VipDriver};
 use crate::telemetry::Telemetry;
-use crate::telemetry::metrics::Phase;
 
 /// When the failure that led to this takeover was detected, for the `arp_sent` phase.
 #[derive(Clone, Copy, Debug)]
@@ -26,50 +25,46 @@ pub struct Detection {
     pub at: Duration,
 }
 
-/// Starts announcing `vips` of `group`; abort the handle to stop.
+/// Announces every VIP of `group` once. Failures are counted; the first round of a
+/// takeover also logs them (a missing MAC or CAP_NET_RAW does not fix itself
+/// between rounds).
+pub async fn round(
+    driver: &VipDriver,
+    group: &str,
+    vips: &[BoundVip],
+    telemetry: &Telemetry,
+    first: bool,
+) {
+    for bound in vips {
+        if let Err(error) = driver.announce(bound, 1, Duration::ZERO).await {
+            telemetry.metrics.vip_error("announce");
+            if first {
+                let error = crate::cli::error_report(&error);
+                warn!(group, vip = %bound.vip(), %error, "cannot announce VIP");
+            }
+        }
+    }
+}
+
+/// Repeats the announcements of `vips` of `group` after the first one, which the
+/// caller sent: `count - 1` more, `spacing` apart, then every refresh interval.
+/// Abort the handle to stop.
 pub fn spawn(
     driver: VipDriver,
     group: String,
     vips: Vec<BoundVip>,
     settings: Announcements,
-    detection: Option<Detection>,
     telemetry: Arc<Telemetry>,
 ) -> JoinHandle<()> {
     let task = async move {
-        let round = |first: bool| {
-            let (driver, vips, telemetry, group) = (&driver, &vips, &telemetry, &group);
-            async move {
-                for bound in vips {
-                    if let Err(error) = driver.announce(bound, 1, Duration::ZERO).await {
-                        telemetry.metrics.vip_error("announce");
-                        // Once per takeover is enough: a missing MAC or CAP_NET_RAW
-                        // does not fix itself between rounds.
-                        if first {
-                            let error = crate::cli::error_report(&error);
-                            warn!(group, vip = %bound.vip(), %error, "cannot announce VIP");
-                        }
-                    }
-                }
-            }
-        };
-        round(true).await;
-        if let Some(d) = detection {
-            let since = d.start.elapsed().saturating_sub(d.at);
-            telemetry.metrics.phase(Phase::ArpSent, since.as_secs_f64());
-            info!(
-                group,
-                arp_sent_ms = since.as_secs_f64() * 1e3,
-                "takeover: first announcement sent"
-            );
-        }
         for _ in 1..settings.count {
             tokio::time::sleep(settings.spacing).await;
-            round(false).await;
+            round(&driver, &group, &vips, &telemetry, false).await;
         }
         if let Some(refresh) = settings.refresh {
             loop {
                 tokio::time::sleep(refresh).await;
-                round(false).await;
+                round(&driver, &group, &vips, &telemetry, false).await;
             }
         }
     };

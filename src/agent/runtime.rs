@@ -422,7 +422,7 @@ impl Agent {
                 reason,
                 message,
             } => {
-                info!(group, epoch, reason = reason.code(), %message, "taking the group online");
+                info!(group, epoch, reason = reason.code(), why = %message, "taking the group online");
                 self.start_group(group, reason).await;
             }
             Output::Renew { group } => self.renew(&group).await,
@@ -494,7 +494,7 @@ impl Agent {
                     metrics.phase(Phase::Decided, (now - at).as_secs_f64());
                     self.timelines.insert(group.clone(), at);
                 }
-                info!(group, reason = reason.code(), %message, "claiming the group");
+                info!(group, reason = reason.code(), why = %message, "claiming the group");
             }
             Event::Won { group, epoch } => {
                 if let Some(&at) = self.timelines.get(&group) {
@@ -564,13 +564,26 @@ impl Agent {
         });
         self.telemetry.metrics.failover(reason);
         self.telemetry.metrics.owned(&group, true);
+        // The first announcement goes out here, before anything else: until the
+        // neighbours' caches move, clients still send to the old owner.
+        announce::round(&self.driver, &group, &bound, &self.telemetry, true).await;
+        if let Some(d) = detection {
+            let since = d.start.elapsed().saturating_sub(d.at);
+            self.telemetry
+                .metrics
+                .phase(Phase::ArpSent, since.as_secs_f64());
+            info!(
+                group,
+                arp_sent_ms = since.as_secs_f64() * 1e3,
+                "takeover: first announcement sent"
+            );
+        }
         let announcer = (!bound.is_empty()).then(|| {
             announce::spawn(
                 self.driver.clone(),
                 group.clone(),
                 bound.clone(),
                 self.config.announcements,
-                detection,
                 self.telemetry.clone(),
             )
         });
@@ -647,6 +660,11 @@ impl Agent {
         self.ineligible.union(&self.start_failed).cloned().collect()
     }
 
+    async fn prepare_announcements(&self, vip: &VirtualIp) -> Result<(), VipError> {
+        let bound = self.driver.resolve(vip).await?;
+        self.driver.prepare(&bound)
+    }
+
     /// Checks every group's VIPs against this node's interfaces and tells the engine.
     async fn check_eligibility(&mut self) {
         self.update_ineligible().await;
@@ -660,6 +678,13 @@ impl Agent {
         for (group, vips) in &self.config.vips {
             for vip in vips {
                 let ok = match self.driver.eligible(vip).await {
+                    Ok(true) => {
+                        // Ready the announcement socket now, not during a takeover.
+                        if let Err(error) = self.prepare_announcements(vip).await {
+                            warn!(group, %vip, error = %error_report(&error), "cannot prepare VIP announcements");
+                        }
+                        true
+                    }
                     Ok(ok) => ok,
                     Err(error) => {
                         warn!(group, %vip, error = %error_report(&error), "cannot check VIP eligibility");
@@ -795,12 +820,12 @@ impl Agent {
                     task.abort();
                 }
                 vips.extend(new);
+                announce::round(&self.driver, &group, &vips, &self.telemetry, true).await;
                 announcer = Some(announce::spawn(
                     self.driver.clone(),
                     group.clone(),
                     vips.clone(),
                     config.announcements,
-                    None,
                     self.telemetry.clone(),
                 ));
             }

@@ -15,6 +15,7 @@
 pub mod arp;
 pub mod bench;
 pub mod cli;
+pub mod demo;
 pub mod echo;
 pub mod fault;
 pub mod impls;
