@@ -290,7 +290,14 @@ pub fn run_once(
     let owner = lab.node_ns(1);
     let fault_ms = sampler.now_ms();
     match scenario {
-        Scenario::KillOwner => fault::crash_all(&fault::netns_pids(&owner)?)?,
+        Scenario::KillOwner => {
+            let spared = sampler.pids();
+            let victims: Vec<u32> = fault::netns_pids(&owner)?
+                .into_iter()
+                .filter(|p| !spared.contains(p))
+                .collect();
+            fault::crash_all(&victims)?
+        }
         Scenario::LinkDown => fault::set_link(&owner, IFACE, false)?,
         Scenario::GracefulStop => fault::signal(main_pid[1], Signal::Term)?,
         Scenario::Failback => {

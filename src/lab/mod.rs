@@ -18,6 +18,7 @@ pub mod cli;
 pub mod demo;
 pub mod echo;
 pub mod fault;
+pub mod idle;
 pub mod impls;
 pub mod probe;
 pub mod rawsock;
