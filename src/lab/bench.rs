@@ -341,6 +341,10 @@ pub fn run_once(
         .get(old_owner)
         .and_then(sampler::released_at)
         .map(|at| at - fault_ms);
+    let holding = sampler::holders(&nodes, &VIP.to_string())?;
+    let final_holders = (1..=NODES)
+        .filter(|&i| holding.contains(&lab.node_ns(i)))
+        .collect();
     tracing::debug!(?summary, holders = ?report.timelines, "run measured");
     lab.down()?;
     // The run directory holds configs and logs; keep it only when asked to debug.
@@ -356,6 +360,7 @@ pub fn run_once(
         dual_holder_ms: report.dual_holder_ms,
         stale_vip,
         old_owner_release_ms,
+        final_holders,
     })
 }
 
