@@ -5,7 +5,7 @@
 # The timing-sensitive part runs in Rust (`failover lab bench`); this is the entry point.
 #
 # Usage: e2e/bench-failover.sh [--runs N] [--peer keepalived] [--scenarios a,b,…]
-#                              [--release] [-- extra args for `failover lab bench`]
+#                              [--debug] [-- extra args for `failover lab bench`]
 # Needs root, iproute2, nftables (partition/oneway-loss); --peer keepalived installs
 # keepalived (Debian package) when missing. FAILOVER_BIN=path skips the build.
 set -euo pipefail
@@ -13,14 +13,14 @@ set -euo pipefail
 RUNS=10
 PEERS=()
 SCENARIOS="kill-owner,link-down,graceful-stop,failback,partition,oneway-loss,paused-member"
-PROFILE=debug
+PROFILE=release
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
     --peer) PEERS+=("$2"); shift 2 ;;
     --scenarios) SCENARIOS="$2"; shift 2 ;;
-    --release) PROFILE=release; shift ;;
+    --debug) PROFILE=debug; shift ;;
     --) shift; EXTRA=("$@"); break ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "bench-failover: unknown argument $1" >&2; exit 2 ;;

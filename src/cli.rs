@@ -1,5 +1,5 @@
-//! The `failover` command line: argument parsing and the subcommands that need no
-//! cluster (`crd`, `validate`).
+//! The `failover` command line: argument parsing, the subcommands that need no
+//! cluster (`crd`, `validate`) and the start of the standalone `agent`.
 //!
 //! Owns the clap definitions so `main.rs` stays a thin shell; each subcommand is one
 //! variant of [`Command`] with its own args struct, so new ones (`agent`, `operator`,
@@ -9,8 +9,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::agent::{self, AgentError, AgentOptions};
+use crate::membership::{AuthError, Keyring};
 use crate::{api, sim};
 
 /// Kubernetes operator and node agent for sub-second, split-brain-free failover.
@@ -35,10 +37,18 @@ pub enum Command {
     /// liveness and stability after every step. Ends with one JSON line; exits with
     /// status 1 (after printing each failing seed and its shrunk trace) on a violation.
     Simulate(SimulateArgs),
+    /// The demo: a three-node cluster of network namespaces on this machine; kills
+    /// the VIP's owner and prints the failover timeline and the outage a client saw.
+    /// Needs root and iproute2; removes everything it created.
+    Demo(DemoArgs),
     /// Network-namespace lab: topology, probe, echo responder, failover benchmarks
     /// (needs root and iproute2).
     #[command(subcommand)]
     Lab(crate::lab::cli::LabCommand),
+    /// Run the node agent of one member: heartbeats, ownership decisions, VIPs.
+    /// Stops gracefully on SIGTERM/SIGINT (hands its groups over first) and reloads
+    /// its configuration on SIGHUP or when the file changes.
+    Agent(AgentArgs),
     /// Run the Kubernetes operator: leader-elected controllers for FailoverCluster and
     /// ResourceGroup that render the agents' configuration, Secret, DaemonSet, RBAC and
     /// Leases and aggregate the agents' reports into status. Stops on SIGTERM.
@@ -82,6 +92,17 @@ pub struct OperatorArgs {
     pub metrics_addr: std::net::SocketAddr,
 }
 
+/// Arguments of `failover demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Heartbeat interval in milliseconds (the product default is 200).
+    #[arg(long, default_value_t = 200)]
+    pub interval_ms: u64,
+    /// deadAfter in milliseconds (the product default is 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub dead_after_ms: u64,
+}
+
 /// Arguments of `failover simulate`.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
@@ -119,6 +140,56 @@ pub struct SimulateArgs {
     pub trace: bool,
 }
 
+/// Arguments of `failover agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Run without Kubernetes from this YAML file: one FailoverCluster (every member
+    /// with an `address`) and its ResourceGroups, as `kubectl apply -f` would take
+    /// them. Required for now: the Kubernetes mode (configuration from the
+    /// operator) is a later issue.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub standalone: PathBuf,
+    /// This member's node name (spec.members[].node).
+    #[arg(long, value_name = "NAME")]
+    pub node: String,
+    /// File holding the cluster's heartbeat HMAC key (at least 16 bytes, the same on
+    /// every member; trailing whitespace is ignored).
+    #[arg(long, value_name = "PATH", conflicts_with = "insecure_no_auth")]
+    pub key_file: Option<PathBuf>,
+    /// The previous key during a rotation: heartbeats signed with it are accepted too.
+    #[arg(long, value_name = "PATH", requires = "key_file")]
+    pub previous_key_file: Option<PathBuf>,
+    /// Run without heartbeat authentication: anyone who can send UDP to the port
+    /// can take part in ownership decisions. For labs only.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Address to serve /metrics, /healthz and /readyz on; "" disables.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9477")]
+    pub metrics_addr: String,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Cli {
+    /// The log format the command asks for.
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            Command::Agent(args) => args.log_format,
+            _ => LogFormat::Text,
+        }
+    }
+}
+
 /// Arguments of `failover crd`.
 #[derive(Debug, Args)]
 pub struct CrdArgs {
@@ -142,13 +213,36 @@ pub struct ValidateArgs {
 /// Why a command could not run (as opposed to finding problems in its input).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// The demo could not run or did not recover.
+    #[error("demo failed")]
+    Demo(#[source] crate::lab::LabError),
     /// Rendering the CRDs failed.
     #[error(transparent)]
     Crd(#[from] api::CrdError),
     /// The operator stopped with an error.
     #[error(transparent)]
     Operator(#[from] crate::operator::OperatorError),
-    /// The async runtime could not start.
+    /// The agent was started without a key and without opting out.
+    #[error(
+        "no heartbeat key: pass --key-file PATH (at least 16 bytes, the same file on every member) or, for a lab, --insecure-no-auth"
+    )]
+    NoKey,
+    /// A key file holds an unusable key.
+    #[error("{path}: unusable heartbeat key")]
+    Key {
+        /// The key file.
+        path: String,
+        /// Why.
+        #[source]
+        source: AuthError,
+    },
+    /// `--metrics-addr` is not an address.
+    #[error("--metrics-addr {0:?}: expected IP:PORT, or \"\" to disable")]
+    MetricsAddr(String),
+    /// The agent could not start or its runtime failed.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// The async runtime could not be built.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     /// Writing a file or to stdout failed.
@@ -180,8 +274,54 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Validate(args) => validate(&args, out),
         Command::Simulate(args) => simulate(&args, out),
         Command::Lab(cmd) => Ok(Outcome::Exit(crate::lab::cli::run(cmd))),
+        Command::Demo(args) => demo(&args),
+        Command::Agent(args) => run_agent(args),
         Command::Operator(args) => operator(args),
     }
+}
+
+/// Builds the agent's options (keys, metrics address) from its arguments.
+fn agent_options(args: AgentArgs) -> Result<AgentOptions, CliError> {
+    let read = |path: &PathBuf| agent::runtime::read_key_file(path);
+    let keys = match (&args.key_file, args.insecure_no_auth) {
+        (Some(path), _) => {
+            let current = read(path)?;
+            let previous = args.previous_key_file.as_ref().map(read).transpose()?;
+            Keyring::new(current, previous).map_err(|source| CliError::Key {
+                path: path.display().to_string(),
+                source,
+            })?
+        }
+        (None, true) => {
+            tracing::warn!("heartbeat authentication disabled (--insecure-no-auth)");
+            Keyring::insecure_public()
+        }
+        (None, false) => return Err(CliError::NoKey),
+    };
+    let metrics_addr = match args.metrics_addr.trim() {
+        "" => None,
+        text => Some(
+            text.parse()
+                .map_err(|_| CliError::MetricsAddr(args.metrics_addr.clone()))?,
+        ),
+    };
+    Ok(AgentOptions {
+        config_path: args.standalone,
+        node: args.node,
+        keys,
+        metrics_addr,
+    })
+}
+
+fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
+    let options = agent_options(args)?;
+    // One thread is plenty for one socket and a few timers, and keeps RSS low.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(agent::run(options))?;
+    Ok(Outcome::Success)
 }
 
 fn operator(args: OperatorArgs) -> Result<Outcome, CliError> {
@@ -236,6 +376,27 @@ fn crd(args: &CrdArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
             }
         }
     }
+    Ok(Outcome::Success)
+}
+
+fn demo(args: &DemoArgs) -> Result<Outcome, CliError> {
+    let exe = std::env::current_exe().map_err(|source| {
+        CliError::Demo(crate::lab::LabError::Io {
+            what: "the path of this executable".into(),
+            source,
+        })
+    })?;
+    let options = crate::lab::demo::DemoOptions {
+        exe,
+        timing: crate::lab::impls::FailoverTiming {
+            interval_ms: args.interval_ms,
+            dead_after_ms: args.dead_after_ms,
+            ..Default::default()
+        },
+        probe_interval: std::time::Duration::from_millis(2),
+        echo_port: 7000,
+    };
+    crate::lab::demo::run(&options).map_err(CliError::Demo)?;
     Ok(Outcome::Success)
 }
 
@@ -364,6 +525,85 @@ mod tests {
             text.contains("FailoverCluster/c: spec.members[1].address: required when the agent runs standalone"),
             "{text}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn agent_args(extra: &[&str]) -> Result<AgentArgs, clap::Error> {
+        let mut args = vec![
+            "failover",
+            "agent",
+            "--standalone",
+            "c.yaml",
+            "--node",
+            "n1",
+        ];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args)?.command {
+            Command::Agent(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn agent_needs_a_key_or_an_explicit_opt_out() {
+        let err = agent_options(agent_args(&[]).unwrap()).unwrap_err();
+        assert!(matches!(err, CliError::NoKey));
+        assert!(err.to_string().contains("--key-file PATH"), "{err}");
+        assert!(err.to_string().contains("--insecure-no-auth"), "{err}");
+
+        let options = agent_options(agent_args(&["--insecure-no-auth"]).unwrap()).unwrap();
+        assert_eq!(options.node, "n1");
+        assert_eq!(options.config_path, PathBuf::from("c.yaml"));
+        assert_eq!(options.metrics_addr, Some("0.0.0.0:9477".parse().unwrap()));
+
+        // Both at once is a contradiction, not a choice.
+        assert!(agent_args(&["--insecure-no-auth", "--key-file", "k"]).is_err());
+        assert!(agent_args(&["--previous-key-file", "k"]).is_err());
+        // Kubernetes mode does not exist yet: --standalone is required.
+        assert!(Cli::try_parse_from(["failover", "agent", "--node", "n1"]).is_err());
+    }
+
+    #[test]
+    fn agent_key_files_and_metrics_address() {
+        let dir = std::env::temp_dir().join(format!("failover-cli-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (good, short) = (dir.join("good"), dir.join("short"));
+        std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
+        std::fs::write(&short, "0123456789\n").unwrap();
+        let (good, short) = (good.to_str().unwrap(), short.to_str().unwrap());
+
+        let options =
+            agent_options(agent_args(&["--key-file", good, "--metrics-addr", ""]).unwrap())
+                .unwrap();
+        assert_eq!(options.metrics_addr, None);
+        assert!(
+            agent_options(agent_args(&["--key-file", good, "--previous-key-file", good]).unwrap())
+                .is_ok()
+        );
+        // Ten bytes once the newline is trimmed: too short.
+        let err = agent_options(agent_args(&["--key-file", short]).unwrap()).unwrap_err();
+        assert!(matches!(err, CliError::Key { .. }), "{err}");
+        assert!(
+            error_report(&err).contains("10 bytes"),
+            "{}",
+            error_report(&err)
+        );
+        let err =
+            agent_options(agent_args(&["--key-file", good, "--previous-key-file", short]).unwrap())
+                .unwrap_err();
+        assert!(matches!(err, CliError::Key { .. }), "{err}");
+        let missing = dir.join("missing");
+        let err = agent_options(agent_args(&["--key-file", missing.to_str().unwrap()]).unwrap())
+            .unwrap_err();
+        assert!(
+            matches!(err, CliError::Agent(AgentError::Read { .. })),
+            "{err}"
+        );
+        let err = agent_options(
+            agent_args(&["--insecure-no-auth", "--metrics-addr", "localhost"]).unwrap(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, CliError::MetricsAddr(_)), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,3 +14,4 @@ pub mod membership;
 pub mod operator;
 pub mod placement;
 pub mod sim;
+pub mod telemetry;

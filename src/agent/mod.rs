@@ -4,4 +4,10 @@
 //! Owns every piece of IO the agent does on its node. Must never decide ownership
 //! itself: that is the membership and placement cores' job.
 
+mod announce;
+pub mod config;
+pub mod runtime;
 pub mod vip;
+
+pub use config::{AgentConfig, ConfigError};
+pub use runtime::{AgentError, AgentOptions, run};

@@ -269,13 +269,6 @@ struct Vote {
     renewed_at: Duration,
 }
 
-/// Per-group memory of how its last holder went away, for counting failovers.
-#[derive(Clone, Debug, Default)]
-struct Tenure {
-    last_holder: Option<String>,
-    ended_by_failure: bool,
-}
-
 /// The engine of one node.
 #[derive(Debug)]
 pub struct Engine {
@@ -283,7 +276,6 @@ pub struct Engine {
     config: EngineConfig,
     membership: Membership,
     history: History,
-    tenures: BTreeMap<String, Tenure>,
     local: BTreeMap<String, Local>,
     votes: BTreeMap<String, Vote>,
     known_epoch: BTreeMap<String, u64>,
@@ -334,7 +326,6 @@ impl Engine {
             config,
             membership,
             history: History::default(),
-            tenures: BTreeMap::new(),
             local: BTreeMap::new(),
             votes: BTreeMap::new(),
             known_epoch: BTreeMap::new(),
@@ -879,15 +870,20 @@ impl Engine {
     }
 
     /// Records who holds each group as far as this node knows, and counts failovers.
+    /// A holder that died while holding stays the holder of record until another
+    /// node takes the group over, so that placement explains the move as the owner's
+    /// loss and the takeover counts as a failover; one that released the group
+    /// while alive (a planned move) leaves no holder behind.
     fn track_holders(&mut self, now: Duration, view: &View) {
         let me = self.membership.me().to_string();
+        let alive = |m: &str| view.members.get(m).is_some_and(|s| s.alive);
         for g in &self.model.groups {
-            let holder = if self.local.get(&g.name).is_some_and(Local::holds) {
+            let observed = if self.local.get(&g.name).is_some_and(Local::holds) {
                 Some(me.clone())
             } else {
                 self.membership
                     .peers()
-                    .filter(|(name, _)| view.members.get(*name).is_some_and(|s| s.alive))
+                    .filter(|(name, _)| alive(name))
                     .filter_map(|(name, p)| {
                         p.last
                             .claims
@@ -898,28 +894,21 @@ impl Engine {
                     .max()
                     .map(|(_, name)| name)
             };
-            let tenure = self.tenures.entry(g.name.clone()).or_default();
             let history = self.history.groups.entry(g.name.clone()).or_default();
-            if holder == history.holder {
-                continue;
-            }
-            if let Some(old) = &history.holder {
-                // The old holder went away: by failure if it is no longer alive,
-                // otherwise it released the group (a planned move).
-                tenure.ended_by_failure = !view.members.get(old).is_some_and(|s| s.alive);
-                tenure.last_holder = Some(old.clone());
-            }
-            if let Some(new) = &holder {
-                if tenure.ended_by_failure && tenure.last_holder.as_ref().is_some_and(|o| o != new)
-                {
-                    history.failovers.push_back(now);
-                    while history.failovers.len() > 64 {
-                        history.failovers.pop_front();
+            let previous = history.holder.take();
+            history.holder = match (previous, observed) {
+                (Some(old), Some(new)) => {
+                    if old != new && !alive(&old) {
+                        history.failovers.push_back(now);
+                        while history.failovers.len() > 64 {
+                            history.failovers.pop_front();
+                        }
                     }
+                    Some(new)
                 }
-                tenure.ended_by_failure = false;
-            }
-            history.holder = holder;
+                (Some(old), None) if old != me && !alive(&old) => Some(old),
+                (_, observed) => observed,
+            };
         }
     }
 

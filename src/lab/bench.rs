@@ -290,7 +290,14 @@ pub fn run_once(
     let owner = lab.node_ns(1);
     let fault_ms = sampler.now_ms();
     match scenario {
-        Scenario::KillOwner => fault::crash_all(&fault::netns_pids(&owner)?)?,
+        Scenario::KillOwner => {
+            let spared = sampler.pids();
+            let victims: Vec<u32> = fault::netns_pids(&owner)?
+                .into_iter()
+                .filter(|p| !spared.contains(p))
+                .collect();
+            fault::crash_all(&victims)?
+        }
         Scenario::LinkDown => fault::set_link(&owner, IFACE, false)?,
         Scenario::GracefulStop => fault::signal(main_pid[1], Signal::Term)?,
         Scenario::Failback => {
@@ -334,6 +341,10 @@ pub fn run_once(
         .get(old_owner)
         .and_then(sampler::released_at)
         .map(|at| at - fault_ms);
+    let holding = sampler::holders(&nodes, &VIP.to_string())?;
+    let final_holders = (1..=NODES)
+        .filter(|&i| holding.contains(&lab.node_ns(i)))
+        .collect();
     tracing::debug!(?summary, holders = ?report.timelines, "run measured");
     lab.down()?;
     // The run directory holds configs and logs; keep it only when asked to debug.
@@ -349,6 +360,7 @@ pub fn run_once(
         dual_holder_ms: report.dual_holder_ms,
         stale_vip,
         old_owner_release_ms,
+        final_holders,
     })
 }
 

@@ -57,6 +57,18 @@ pub enum LabCommand {
         #[arg(long, default_value_t = 3_600_000)]
         duration_ms: u64,
     },
+    /// Run three agents undisturbed; prints one JSON line with false failovers
+    /// (ownership activity after settling), resident memory and CPU per agent.
+    Idle {
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        #[arg(long, default_value_t = 200)]
+        heartbeat_interval_ms: u64,
+        #[arg(long, default_value_t = 1000)]
+        dead_after_ms: u64,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
     /// Run one scenario N times against one implementation; prints one JSON line.
     Bench {
         /// failover | keepalived | keepalived-advert<seconds> (e.g. keepalived-advert0.01)
@@ -157,6 +169,28 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             name,
             duration_ms,
         } => super::echo::run(port, &name, Duration::from_millis(duration_ms)).map(|_| ()),
+        LabCommand::Idle {
+            seconds,
+            heartbeat_interval_ms,
+            dead_after_ms,
+            work_dir,
+        } => {
+            needs_lab_prerequisites()?;
+            let exe = std::env::current_exe().map_err(|e| LabError::io("current executable", e))?;
+            let timing = FailoverTiming {
+                interval_ms: heartbeat_interval_ms,
+                dead_after_ms,
+                ..FailoverTiming::default()
+            };
+            let work_dir = work_dir.unwrap_or_else(bench::default_work_dir);
+            let report = super::idle::run(&exe, timing, Duration::from_secs(seconds), &work_dir)?;
+            let line = serde_json::to_string(&report).map_err(|source| LabError::ProbeOutput {
+                line: String::new(),
+                source,
+            })?;
+            println!("{line}");
+            Ok(())
+        }
         LabCommand::Bench {
             implementation,
             scenario,

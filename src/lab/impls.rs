@@ -192,10 +192,18 @@ impl Impl {
                 }
                 Ok(())
             }
-            Impl::Failover { timing, .. } => write(
-                failover_path(dir),
-                failover_yaml(lab.nodes(), timing, paused),
-            ),
+            Impl::Failover { timing, .. } => {
+                // One heartbeat key for the cluster, as an admin would distribute it;
+                // kept across rewrites of the config (a paused member is a reload).
+                let key = key_path(dir);
+                if !key.exists() {
+                    write(key, random_key_hex()?)?;
+                }
+                write(
+                    failover_path(dir),
+                    failover_yaml(lab.nodes(), timing, paused),
+                )
+            }
         }
     }
 
@@ -222,7 +230,7 @@ impl Impl {
                 lab.spawn(&ns, Path::new("keepalived"), &args, Some(&log))
             }
             Impl::Failover { extra_args, .. } => {
-                let mut args = agent_args(&failover_path(dir), &format!("n{i}"));
+                let mut args = agent_args(dir, &format!("n{i}"));
                 args.extend(extra_args.iter().cloned());
                 lab.spawn(&ns, exe, &args, Some(&log))
             }
@@ -232,14 +240,33 @@ impl Impl {
 
 /// The command line of our agent in the lab — the one place to adapt when the
 /// agent's flags settle.
-pub fn agent_args(config: &Path, node: &str) -> Vec<String> {
+pub fn agent_args(dir: &Path, node: &str) -> Vec<String> {
     vec![
         "agent".into(),
         "--standalone".into(),
-        config.display().to_string(),
+        failover_path(dir).display().to_string(),
         "--node".into(),
         node.into(),
+        "--key-file".into(),
+        key_path(dir).display().to_string(),
+        "--log-format".into(),
+        "json".into(),
     ]
+}
+
+/// Path of the cluster's heartbeat key in the run directory.
+pub fn key_path(dir: &Path) -> PathBuf {
+    dir.join("failover.key")
+}
+
+/// 32 random bytes from the kernel, hex-encoded (the agent takes the file's bytes).
+fn random_key_hex() -> Result<String, LabError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| LabError::io("/dev/urandom", e))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn keepalived_path(dir: &Path, i: usize) -> PathBuf {
@@ -372,6 +399,17 @@ mod tests {
     }
 
     #[test]
+    fn failover_yaml_is_a_valid_standalone_config() {
+        for paused in [&[][..], &[2][..]] {
+            let y = failover_yaml(3, &FailoverTiming::default(), paused);
+            let (cluster, groups) = crate::api::load_documents(&y).unwrap();
+            let mut problems = crate::api::validate_config(&cluster, &groups);
+            problems.extend(crate::api::validate_standalone(&cluster));
+            assert!(problems.is_empty(), "{problems:?}");
+        }
+    }
+
+    #[test]
     fn failover_yaml_is_two_documents_with_the_members() {
         let y = failover_yaml(3, &FailoverTiming::default(), &[1]);
         let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&y)
@@ -428,8 +466,18 @@ mod tests {
     #[test]
     fn agent_command_line() {
         assert_eq!(
-            agent_args(Path::new("/tmp/x.yaml"), "n2"),
-            vec!["agent", "--standalone", "/tmp/x.yaml", "--node", "n2"]
+            agent_args(Path::new("/tmp/run"), "n2"),
+            vec![
+                "agent",
+                "--standalone",
+                "/tmp/run/failover.yaml",
+                "--node",
+                "n2",
+                "--key-file",
+                "/tmp/run/failover.key",
+                "--log-format",
+                "json"
+            ]
         );
     }
 }

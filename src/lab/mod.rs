@@ -15,8 +15,10 @@
 pub mod arp;
 pub mod bench;
 pub mod cli;
+pub mod demo;
 pub mod echo;
 pub mod fault;
+pub mod idle;
 pub mod impls;
 pub mod probe;
 pub mod rawsock;

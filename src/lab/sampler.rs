@@ -93,6 +93,12 @@ pub struct VipSampler {
 
 impl VipSampler {
     /// Starts watching `vip` (bare address) in each of `namespaces`.
+    /// Process ids of the sampler's own monitors. They run inside the namespaces
+    /// they watch, so a fault that kills "everything in a namespace" must spare them.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
     pub fn start(namespaces: &[String], vip: &str) -> Result<VipSampler, LabError> {
         let t0 = Instant::now();
         let mut s = VipSampler {

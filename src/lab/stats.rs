@@ -90,6 +90,8 @@ pub struct RunResult {
     pub stale_vip: Option<bool>,
     /// Milliseconds from the fault until the old owner no longer held the VIP.
     pub old_owner_release_ms: Option<f64>,
+    /// Nodes (1-based) holding the VIP when the run ended.
+    pub final_holders: Vec<usize>,
 }
 
 /// Folds run results into the benchmark line (pure).
@@ -177,6 +179,7 @@ mod tests {
             dual_holder_ms: dual,
             stale_vip: stale,
             old_owner_release_ms: stale.filter(|s| !s).map(|_| 4.0),
+            final_holders: vec![],
         }
     }
 

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use sha2::{Digest, Sha256};
 
+use crate::agent::config::config_hash;
 use crate::api::{FailoverCluster, Problem, ResourceGroup};
 
 /// Why the ClusterConfig could not be rendered.
@@ -99,7 +99,8 @@ pub fn resolve_addresses(
     }
 }
 
-/// The ConfigMap payload: the YAML and its hash.
+/// The ConfigMap payload: the YAML and its hash (`agent::config::config_hash` of
+/// exactly the documents in the YAML, so the agents compute the same value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedConfig {
     /// `config.yaml`: one FailoverCluster document, then the groups sorted by name.
@@ -143,28 +144,4 @@ pub fn render_config(
         yaml,
         hash: format!("{:016x}", config_hash(&doc_cluster, &groups)),
     })
-}
-
-/// The config hash the agents report: the first 8 bytes (big endian) of the SHA-256
-/// of the canonical JSON of the cluster id (`namespace/name`), the cluster spec and
-/// the groups (name and spec) sorted by name.
-///
-/// This is the same function as `agent::config::config_hash` on the agent branch;
-/// when that branch is merged this one is replaced by a call to it.
-pub fn config_hash(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> u64 {
-    let mut sorted: Vec<&ResourceGroup> = groups.iter().collect();
-    sorted.sort_by_key(|g| g.name_any());
-    let namespace = cluster.namespace().unwrap_or_else(|| "default".to_owned());
-    let document = serde_json::json!({
-        "cluster": format!("{namespace}/{}", cluster.name_any()),
-        "spec": &cluster.spec,
-        "groups": sorted
-            .iter()
-            .map(|g| serde_json::json!({ "name": g.name_any(), "spec": &g.spec }))
-            .collect::<Vec<_>>(),
-    });
-    let digest = Sha256::digest(document.to_string().as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(first)
 }

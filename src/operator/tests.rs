@@ -21,13 +21,14 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::build::{self, AgentSettings, KEY_LEN, KEY_ROTATION_OVERLAP};
-use super::config::{NodeAddress, config_hash, node_address, render_config, resolve_addresses};
+use super::config::{NodeAddress, node_address, render_config, resolve_addresses};
 use super::metrics::Metrics;
 use super::names;
 use super::reconcile::{
     Context, Settings, Stores, cluster_resource, group_resource, reconcile_cluster, reconcile_group,
 };
 use super::status::{Reports, cluster_notices, cluster_status, group_notices, group_status};
+use crate::agent::config::{AgentConfig, config_hash};
 use crate::api::{
     FailoverCluster, FailoverClusterSpec, GroupPhase, MemberSpec, MemberState, QuorumMode,
     QuorumState, ResourceGroup, ResourceGroupSpec, ResourceSpec, VirtualIpSpec, load_documents,
@@ -224,6 +225,9 @@ fn config_map_holds_the_documents_the_agent_loads_and_their_hash() {
         rendered.hash,
         format!("{:016x}", config_hash(&loaded, &loaded_groups))
     );
+    // And the standalone agent accepts the rendered file and computes the same hash.
+    let agent = AgentConfig::from_yaml(&rendered.yaml).unwrap();
+    assert_eq!(rendered.hash, format!("{:016x}", agent.hash));
     assert_eq!(rendered.hash.len(), 16);
     assert!(
         rendered

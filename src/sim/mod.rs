@@ -442,6 +442,8 @@ struct World {
     overlap_since: BTreeMap<String, Duration>,
     /// Check safety even with quorum `none` (to prove the checker sees split brain).
     force_safety_check: bool,
+    /// Every start: when, where, which group, why.
+    starts: Vec<(Duration, usize, String, Reason)>,
     report: RunReport,
 }
 
@@ -493,6 +495,7 @@ impl World {
             released: BTreeMap::new(),
             overlap_since: BTreeMap::new(),
             force_safety_check: false,
+            starts: Vec::new(),
             report: RunReport::default(),
             config,
         };
@@ -883,6 +886,7 @@ impl World {
             }
             Output::Start { group, reason, .. } => {
                 self.check_move(n, &group, reason);
+                self.starts.push((self.now, n, group.clone(), reason));
                 let until = self.now + self.config.address_lifetime;
                 self.nodes[n].resources.insert(
                     group.clone(),

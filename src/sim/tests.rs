@@ -139,6 +139,12 @@ fn triad_secondary_takes_over_when_it_reaches_the_tertiary() {
     let mut w = world(config.clone(), faults);
     w.run_until(at_secs(3.0) + config.liveness_bound());
     assert_eq!(online(&w, 0), vec![1]);
+    let (_, node, _, reason) = w.starts.last().unwrap();
+    assert_eq!(
+        (*node, *reason),
+        (1, Reason::OwnerLost),
+        "the takeover says why"
+    );
 }
 
 #[test]

@@ -30,9 +30,11 @@ mod socket;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -132,6 +134,10 @@ pub enum VipError {
 #[derive(Clone, Debug)]
 pub struct VipDriver {
     handle: rtnetlink::Handle,
+    /// One transmit-only packet socket per interface, opened ahead of a takeover:
+    /// binding an AF_PACKET socket waits for an RCU grace period in the kernel
+    /// (about 10 ms measured here), which must not delay the first gratuitous ARP.
+    sockets: Arc<Mutex<BTreeMap<u32, Arc<PacketSocket>>>>,
 }
 
 impl VipDriver {
@@ -143,7 +149,10 @@ impl VipDriver {
     pub fn new() -> Result<Self, VipError> {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(VipError::Connection)?;
         tokio::spawn(connection);
-        Ok(Self { handle })
+        Ok(Self {
+            handle,
+            sockets: Arc::default(),
+        })
     }
 
     /// Chooses the interface for `vip`: the named one if given, else the interface
@@ -297,7 +306,7 @@ impl VipDriver {
             interface: bound.interface.clone(),
             source,
         };
-        let socket = PacketSocket::bind(bound.ifindex, 0).map_err(failed)?;
+        let socket = self.packet_socket(bound.ifindex).map_err(failed)?;
         for sent in 0..count {
             if sent > 0 {
                 tokio::time::sleep(spacing).await;
@@ -306,6 +315,30 @@ impl VipDriver {
         }
         debug!(%vip, interface = %bound.interface, count, "VIP announced");
         Ok(())
+    }
+
+    /// Opens (once) the socket announcements of `bound` leave through, so that a
+    /// takeover finds it ready.
+    pub fn prepare(&self, bound: &BoundVip) -> Result<(), VipError> {
+        self.packet_socket(bound.ifindex)
+            .map(drop)
+            .map_err(|source| VipError::Announce {
+                vip: bound.vip.clone(),
+                interface: bound.interface.clone(),
+                source,
+            })
+    }
+
+    fn packet_socket(&self, ifindex: u32) -> io::Result<Arc<PacketSocket>> {
+        // A poisoned lock only means another thread panicked while inserting; the
+        // map itself is still a valid cache.
+        let mut sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(socket) = sockets.get(&ifindex) {
+            return Ok(socket.clone());
+        }
+        let socket = Arc::new(PacketSocket::bind(ifindex, 0)?);
+        sockets.insert(ifindex, socket.clone());
+        Ok(socket)
     }
 
     async fn links(&self) -> Result<Vec<Link>, VipError> {

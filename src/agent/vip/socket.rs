@@ -14,6 +14,7 @@ use super::packet::{self, Mac};
 
 /// A raw packet socket bound to one interface (and to one EtherType for receiving;
 /// 0 receives nothing, which is what a sender wants so no queue fills up).
+#[derive(Debug)]
 pub(super) struct PacketSocket {
     fd: OwnedFd,
     ifindex: i32,

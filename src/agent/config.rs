@@ -1,0 +1,597 @@
+//! What the standalone agent runs: a validated FailoverCluster and its
+//! ResourceGroups converted into the decision core's [`ClusterModel`], the VIPs of
+//! every group, the members' heartbeat addresses, the announcement settings and a
+//! stable hash of the whole configuration.
+//!
+//! Owns that conversion and the hash. It is pure: it must never read files, open
+//! sockets or touch addresses, and never accept a configuration that `api`'s
+//! validation rejects (it runs that validation itself and reports every problem).
+
+use std::collections::BTreeMap;
+use std::net::{AddrParseError, IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::civil::{Time as CivilTime, Weekday as CivilWeekday};
+use jiff::tz::TimeZone;
+use kube::ResourceExt;
+use sha2::{Digest, Sha256};
+
+use super::vip::VirtualIp;
+use crate::api::group::TimeOfDayError;
+use crate::api::{
+    self, DurationError, FailbackPolicy as ApiFailback, FailoverCluster, InvalidConfig, LoadError,
+    ResourceGroup, Weekday,
+};
+use crate::placement::{
+    ClusterModel, DailyWindow, FailbackPolicy, FailoverLimit, GroupModel, MemberModel,
+    QuarantinePolicy, QuorumMode,
+};
+
+/// Namespace of a standalone document without `metadata.namespace`, as kubectl
+/// would apply it.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Why a configuration cannot be run by the standalone agent. Each variant names the
+/// field it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot load the configuration")]
+    Load(#[source] LoadError),
+    #[error(transparent)]
+    Invalid(InvalidConfig),
+    #[error(
+        "spec.quorum: witness cannot work standalone: the witness is a Kubernetes Lease; use majority with 3 or more members, or none"
+    )]
+    WitnessStandalone,
+    #[error("{field}: invalid duration")]
+    Duration {
+        field: String,
+        #[source]
+        source: DurationError,
+    },
+    #[error("{field}: invalid time of day")]
+    TimeOfDay {
+        field: String,
+        #[source]
+        source: TimeOfDayError,
+    },
+    #[error("{field}: unknown time zone {name:?}")]
+    TimeZone {
+        field: String,
+        name: String,
+        #[source]
+        source: jiff::Error,
+    },
+    #[error("{field}: invalid address")]
+    Address {
+        field: String,
+        #[source]
+        source: AddrParseError,
+    },
+    #[error("{field}: invalid CIDR")]
+    Cidr {
+        field: String,
+        #[source]
+        source: ipnet::AddrParseError,
+    },
+    #[error("{field}: priority {value} is above 255")]
+    Priority { field: String, value: u32 },
+    #[error("--node {node}: not a member of cluster {cluster}")]
+    NotAMember { node: String, cluster: String },
+}
+
+/// Gratuitous ARP / unsolicited NA settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Announcements {
+    /// Announcements right after a VIP comes up.
+    pub count: u32,
+    /// Pause between them.
+    pub spacing: Duration,
+    /// Re-announce this often while the VIP is held; `None` disables.
+    pub refresh: Option<Duration>,
+}
+
+/// Everything the agent runs, for every member alike.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub model: Arc<ClusterModel>,
+    /// Stable hash of the configuration (see [`config_hash`]).
+    pub hash: u64,
+    /// Heartbeat address of every member, with the cluster's heartbeat port.
+    pub addresses: BTreeMap<String, SocketAddr>,
+    /// The VIPs of every group, in resource order (empty for a group without VIPs).
+    pub vips: BTreeMap<String, Vec<VirtualIp>>,
+    pub announcements: Announcements,
+    /// What is in the configuration but not run by the standalone agent.
+    pub warnings: Vec<String>,
+}
+
+impl AgentConfig {
+    /// Loads multi-document YAML text and converts it.
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let (cluster, groups) = api::load_documents(text).map_err(ConfigError::Load)?;
+        Self::convert(&cluster, &groups)
+    }
+
+    /// Validates (as `failover validate --standalone` does) and converts.
+    pub fn convert(
+        cluster: &FailoverCluster,
+        groups: &[ResourceGroup],
+    ) -> Result<Self, ConfigError> {
+        let mut problems = api::validate_config(cluster, groups);
+        problems.extend(api::validate_standalone(cluster));
+        api::into_result(problems).map_err(ConfigError::Invalid)?;
+        let spec = &cluster.spec;
+        let quorum = match spec.quorum {
+            api::QuorumMode::Witness => return Err(ConfigError::WitnessStandalone),
+            api::QuorumMode::Majority => QuorumMode::Majority,
+            api::QuorumMode::None => QuorumMode::None,
+        };
+
+        let mut members = Vec::with_capacity(spec.members.len());
+        let mut addresses = BTreeMap::new();
+        let port = spec.heartbeat.port;
+        for (i, m) in spec.members.iter().enumerate() {
+            let priority = u8::try_from(m.priority).map_err(|_| ConfigError::Priority {
+                field: format!("spec.members[{i}].priority"),
+                value: m.priority,
+            })?;
+            members.push(MemberModel {
+                name: m.node.clone(),
+                priority,
+                paused: m.paused,
+            });
+            // validate_standalone guarantees an address; an absent one is still an
+            // error here rather than a panic.
+            let text = m.address.as_deref().unwrap_or_default();
+            let ip: IpAddr = text.parse().map_err(|source| ConfigError::Address {
+                field: format!("spec.members[{i}].address"),
+                source,
+            })?;
+            addresses.insert(m.node.clone(), SocketAddr::new(ip, port));
+        }
+
+        let interval = parsed("spec.heartbeat.interval", spec.heartbeat.interval())?;
+        let dead_after = parsed("spec.heartbeat.deadAfter", spec.heartbeat.dead_after())?;
+        let quarantine = if spec.quarantine.failures == 0 {
+            None
+        } else {
+            Some(QuarantinePolicy {
+                failures: spec.quarantine.failures,
+                period: parsed("spec.quarantine.period", spec.quarantine.period())?,
+                duration: parsed("spec.quarantine.duration", spec.quarantine.duration())?,
+            })
+        };
+        let announcements = Announcements {
+            count: spec.announcements.count.max(1),
+            spacing: parsed("spec.announcements.spacing", spec.announcements.spacing())?,
+            refresh: parsed(
+                "spec.announcements.refreshInterval",
+                spec.announcements.refresh_interval(),
+            )?,
+        };
+
+        let mut sorted: Vec<&ResourceGroup> = groups.iter().collect();
+        sorted.sort_by_key(|g| g.name_any());
+        let mut models = Vec::with_capacity(sorted.len());
+        let mut vips = BTreeMap::new();
+        let mut warnings = Vec::new();
+        for group in &sorted {
+            let name = group.name_any();
+            let object = format!("ResourceGroup/{name}");
+            models.push(group_model(group, &object)?);
+            let mut list = Vec::new();
+            for (i, resource) in group.spec.resources.iter().enumerate() {
+                if let Some(v) = &resource.virtual_ip {
+                    let net = v.network().map_err(|source| ConfigError::Cidr {
+                        field: format!("{object}: spec.resources[{i}].virtualIP.address"),
+                        source,
+                    })?;
+                    list.push(VirtualIp {
+                        address: net.addr(),
+                        prefix_len: net.prefix_len(),
+                        interface: v.interface.clone(),
+                    });
+                } else {
+                    warnings.push(format!(
+                        "{object}: spec.resources[{i}] ({}): only virtualIP resources are run by the standalone agent; this one is ignored",
+                        resource.name
+                    ));
+                }
+            }
+            vips.insert(name, list);
+        }
+
+        let model = ClusterModel {
+            cluster: cluster_id(cluster),
+            members,
+            quorum,
+            interval,
+            dead_after,
+            quarantine,
+            groups: models,
+        };
+        Ok(AgentConfig {
+            model: Arc::new(model),
+            hash: config_hash(cluster, groups),
+            addresses,
+            vips,
+            announcements,
+            warnings,
+        })
+    }
+
+    /// The heartbeat socket address of `node`, or an error if it is not a member.
+    pub fn address_of(&self, node: &str) -> Result<SocketAddr, ConfigError> {
+        self.addresses
+            .get(node)
+            .copied()
+            .ok_or_else(|| ConfigError::NotAMember {
+                node: node.to_owned(),
+                cluster: self.model.cluster.clone(),
+            })
+    }
+
+    /// Every VIP of every group.
+    pub fn all_vips(&self) -> Vec<VirtualIp> {
+        self.vips.values().flatten().cloned().collect()
+    }
+
+    /// How long a VIP lives in the kernel without renewal: `deadAfter` rounded up to
+    /// whole seconds, at least one second (netlink lifetimes are whole seconds).
+    pub fn vip_lifetime(&self) -> Duration {
+        let dead_after = self.model.dead_after;
+        let secs = dead_after.as_secs() + u64::from(dead_after.subsec_nanos() > 0);
+        Duration::from_secs(secs.max(1))
+    }
+}
+
+/// `namespace/name` of the cluster; documents without a namespace are in `default`.
+pub fn cluster_id(cluster: &FailoverCluster) -> String {
+    let namespace = cluster
+        .namespace()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    format!("{namespace}/{}", cluster.name_any())
+}
+
+fn group_model(group: &ResourceGroup, object: &str) -> Result<GroupModel, ConfigError> {
+    let spec = &group.spec;
+    let field = |path: &str| format!("{object}: {path}");
+    let duration = |path: &str, r| parsed(&field(path), r);
+    let fb = &spec.failback;
+    let failback = match fb.policy {
+        ApiFailback::Never => FailbackPolicy::Never,
+        ApiFailback::Immediate => FailbackPolicy::Immediate {
+            stabilize_for: duration("spec.failback.stabilizeFor", fb.stabilize_for())?,
+        },
+        ApiFailback::Window => {
+            let time_zone =
+                TimeZone::get(&fb.time_zone).map_err(|source| ConfigError::TimeZone {
+                    field: field("spec.failback.timeZone"),
+                    name: fb.time_zone.clone(),
+                    source,
+                })?;
+            let mut windows = Vec::with_capacity(fb.windows.len());
+            for (i, w) in fb.windows.iter().enumerate() {
+                let time = |path: &str, text: &str, minute: Result<u16, TimeOfDayError>| {
+                    minute
+                        .and_then(|m| {
+                            let (h, m) = (i8::try_from(m / 60), i8::try_from(m % 60));
+                            match (h, m) {
+                                (Ok(h), Ok(m)) => CivilTime::new(h, m, 0, 0).ok(),
+                                _ => None,
+                            }
+                            .ok_or_else(|| TimeOfDayError(text.to_owned()))
+                        })
+                        .map_err(|source| ConfigError::TimeOfDay {
+                            field: field(&format!("spec.failback.windows[{i}].{path}")),
+                            source,
+                        })
+                };
+                windows.push(DailyWindow {
+                    start: time("start", &w.start, w.start_minute())?,
+                    end: time("end", &w.end, w.end_minute())?,
+                    days: w.days.iter().map(|&d| weekday(d)).collect(),
+                });
+            }
+            FailbackPolicy::Window {
+                stabilize_for: duration("spec.failback.stabilizeFor", fb.stabilize_for())?,
+                windows,
+                time_zone,
+            }
+        }
+    };
+    Ok(GroupModel {
+        name: group.name_any(),
+        preferred_owners: spec.preferred_owners.clone(),
+        failback,
+        failover_limit: Some(FailoverLimit {
+            max: spec.failover_limit.max_failovers,
+            period: duration("spec.failoverLimit.period", spec.failover_limit.period())?,
+        }),
+        owner: spec.owner.clone(),
+    })
+}
+
+/// A parsed duration field, or the error naming `field`.
+fn parsed<T>(field: &str, r: Result<T, DurationError>) -> Result<T, ConfigError> {
+    r.map_err(|source| ConfigError::Duration {
+        field: field.to_owned(),
+        source,
+    })
+}
+
+fn weekday(day: Weekday) -> CivilWeekday {
+    match day {
+        Weekday::Mon => CivilWeekday::Monday,
+        Weekday::Tue => CivilWeekday::Tuesday,
+        Weekday::Wed => CivilWeekday::Wednesday,
+        Weekday::Thu => CivilWeekday::Thursday,
+        Weekday::Fri => CivilWeekday::Friday,
+        Weekday::Sat => CivilWeekday::Saturday,
+        Weekday::Sun => CivilWeekday::Sunday,
+    }
+}
+
+/// A stable hash of a configuration: the first 8 bytes (big endian) of the SHA-256
+/// of the canonical JSON of the cluster id, the cluster spec and the groups (name
+/// and spec) sorted by name. Canonical: serde_json objects, whose keys serialize in
+/// a fixed order, so the same documents give the same hash on every member no
+/// matter how the YAML was written; status and other metadata are left out.
+pub fn config_hash(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> u64 {
+    let mut sorted: Vec<&ResourceGroup> = groups.iter().collect();
+    sorted.sort_by_key(|g| g.name_any());
+    let document = serde_json::json!({
+        "cluster": cluster_id(cluster),
+        "spec": &cluster.spec,
+        "groups": sorted
+            .iter()
+            .map(|g| serde_json::json!({ "name": g.name_any(), "spec": &g.spec }))
+            .collect::<Vec<_>>(),
+    });
+    let digest = Sha256::digest(document.to_string().as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: &str = "apiVersion: failover.dev/v1alpha1
+kind: FailoverCluster
+metadata: {name: lab}
+spec:
+  members:
+    - {node: n1, priority: 200, address: 10.78.0.1}
+    - {node: n2, priority: 100, address: 10.78.0.2}
+    - {node: n3, priority: 50, address: 10.78.0.3, paused: true}
+  heartbeat: {interval: 50ms, deadAfter: 250ms, port: 7800}
+  announcements: {count: 2, spacing: 20ms, refreshInterval: 0s}
+---
+apiVersion: failover.dev/v1alpha1
+kind: ResourceGroup
+metadata: {name: web}
+spec:
+  cluster: lab
+  preferredOwners: [n2, n1]
+  failback:
+    policy: Window
+    stabilizeFor: 5s
+    timeZone: Europe/Berlin
+    windows: [{start: '22:00', end: '06:30', days: [Sat, Sun]}]
+  failoverLimit: {maxFailovers: 2, period: 10m}
+  resources:
+    - {name: vip, virtualIP: {address: 10.78.0.100/24, interface: eth0}}
+    - {name: vip6, virtualIP: {address: 'fd78::100/64'}}
+---
+apiVersion: failover.dev/v1alpha1
+kind: ResourceGroup
+metadata: {name: db}
+spec:
+  cluster: lab
+  owner: n3
+  failback: {policy: Immediate, stabilizeFor: 2s}
+  resources:
+    - {name: vip, virtualIP: {address: 10.78.0.101/24}}
+    - {name: app, workload: {kind: Deployment, name: db}}
+";
+
+    #[test]
+    fn converts_every_field() {
+        let c = AgentConfig::from_yaml(YAML).unwrap();
+        let m = &c.model;
+        assert_eq!(m.cluster, "default/lab");
+        assert_eq!(m.quorum, QuorumMode::Majority);
+        assert_eq!(m.interval, Duration::from_millis(50));
+        assert_eq!(m.dead_after, Duration::from_millis(250));
+        assert_eq!(
+            m.members
+                .iter()
+                .map(|m| (m.name.as_str(), m.priority, m.paused))
+                .collect::<Vec<_>>(),
+            [("n1", 200, false), ("n2", 100, false), ("n3", 50, true)]
+        );
+        assert_eq!(
+            m.quarantine,
+            Some(QuarantinePolicy {
+                failures: 3,
+                period: Duration::from_secs(3600),
+                duration: Duration::from_secs(7200)
+            })
+        );
+        // Groups are sorted by name.
+        assert_eq!(
+            m.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
+            ["db", "web"]
+        );
+        let db = m.group("db").unwrap();
+        assert_eq!(db.owner.as_deref(), Some("n3"));
+        assert!(
+            matches!(db.failback, FailbackPolicy::Immediate { stabilize_for } if stabilize_for == Duration::from_secs(2))
+        );
+        let web = m.group("web").unwrap();
+        assert_eq!(web.preferred_owners, ["n2", "n1"]);
+        assert_eq!(
+            web.failover_limit,
+            Some(FailoverLimit {
+                max: 2,
+                period: Duration::from_secs(600)
+            })
+        );
+        let FailbackPolicy::Window {
+            stabilize_for,
+            windows,
+            time_zone,
+        } = &web.failback
+        else {
+            panic!("expected a window policy: {:?}", web.failback);
+        };
+        assert_eq!(*stabilize_for, Duration::from_secs(5));
+        assert_eq!(time_zone.iana_name(), Some("Europe/Berlin"));
+        assert_eq!(
+            windows,
+            &[DailyWindow {
+                start: CivilTime::constant(22, 0, 0, 0),
+                end: CivilTime::constant(6, 30, 0, 0),
+                days: vec![CivilWeekday::Saturday, CivilWeekday::Sunday],
+            }]
+        );
+
+        assert_eq!(c.addresses["n2"], "10.78.0.2:7800".parse().unwrap());
+        assert_eq!(
+            c.address_of("n3").unwrap(),
+            "10.78.0.3:7800".parse().unwrap()
+        );
+        assert!(matches!(
+            c.address_of("n9"),
+            Err(ConfigError::NotAMember { .. })
+        ));
+        assert_eq!(
+            c.vips["web"],
+            [
+                VirtualIp {
+                    address: "10.78.0.100".parse().unwrap(),
+                    prefix_len: 24,
+                    interface: Some("eth0".into())
+                },
+                VirtualIp {
+                    address: "fd78::100".parse().unwrap(),
+                    prefix_len: 64,
+                    interface: None
+                },
+            ]
+        );
+        assert_eq!(c.all_vips().len(), 3);
+        assert_eq!(
+            c.announcements,
+            Announcements {
+                count: 2,
+                spacing: Duration::from_millis(20),
+                refresh: None
+            }
+        );
+        assert_eq!(c.vip_lifetime(), Duration::from_secs(1));
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("ResourceGroup/db: spec.resources[1] (app)"));
+    }
+
+    #[test]
+    fn lifetime_rounds_dead_after_up_to_whole_seconds() {
+        let mut c = AgentConfig::from_yaml(YAML).unwrap();
+        let mut model = (*c.model).clone();
+        model.dead_after = Duration::from_millis(1500);
+        c.model = Arc::new(model.clone());
+        assert_eq!(c.vip_lifetime(), Duration::from_secs(2));
+        model.dead_after = Duration::from_secs(3);
+        c.model = Arc::new(model);
+        assert_eq!(c.vip_lifetime(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn hash_is_stable_and_changes_with_the_config() {
+        let a = AgentConfig::from_yaml(YAML).unwrap().hash;
+        assert_eq!(a, AgentConfig::from_yaml(YAML).unwrap().hash);
+        // The order of the documents and the YAML style do not matter.
+        let parts: Vec<&str> = YAML.split("---\n").collect();
+        let reordered = format!("{}---\n{}---\n{}", parts[2], parts[0], parts[1]);
+        assert_eq!(a, AgentConfig::from_yaml(&reordered).unwrap().hash);
+        let restyled = YAML.replace(
+            "{interval: 50ms, deadAfter: 250ms, port: 7800}",
+            "\n    interval: 50ms\n    port: 7800\n    deadAfter: 250ms",
+        );
+        assert_ne!(restyled, YAML);
+        assert_eq!(a, AgentConfig::from_yaml(&restyled).unwrap().hash);
+        // Any change of the spec changes it.
+        for (from, to) in [
+            ("priority: 100", "priority: 101"),
+            ("10.78.0.101/24", "10.78.0.102/24"),
+            ("metadata: {name: db}", "metadata: {name: db2}"),
+            ("deadAfter: 250ms", "deadAfter: 300ms"),
+        ] {
+            let changed = YAML.replace(from, to);
+            assert_ne!(changed, YAML, "{from}");
+            assert_ne!(
+                a,
+                AgentConfig::from_yaml(&changed).unwrap().hash,
+                "{from} -> {to}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_witness_quorum_standalone() {
+        let two = YAML
+            .replace(
+                "    - {node: n3, priority: 50, address: 10.78.0.3, paused: true}\n",
+                "",
+            )
+            .replace("owner: n3", "owner: n2")
+            .replace("heartbeat:", "quorum: witness\n  heartbeat:");
+        let err = AgentConfig::from_yaml(&two).unwrap_err();
+        assert!(matches!(err, ConfigError::WitnessStandalone), "{err}");
+        assert!(err.to_string().contains("witness is a Kubernetes Lease"));
+    }
+
+    #[test]
+    fn refuses_invalid_config_listing_every_problem() {
+        let bad = YAML
+            .replace("address: 10.78.0.2}", "}")
+            .replace("deadAfter: 250ms", "deadAfter: 10ms")
+            .replace("preferredOwners: [n2, n1]", "preferredOwners: [n2, n7]");
+        let err = AgentConfig::from_yaml(&bad).unwrap_err();
+        let ConfigError::Invalid(invalid) = &err else {
+            panic!("expected invalid config: {err}");
+        };
+        let text = err.to_string();
+        assert!(invalid.problems.len() >= 3, "{text}");
+        for field in [
+            "spec.members[1].address",
+            "spec.heartbeat.deadAfter",
+            "spec.preferredOwners[1]",
+        ] {
+            assert!(text.contains(field), "{field} missing in {text}");
+        }
+    }
+
+    #[test]
+    fn unknown_time_zone_names_the_field() {
+        let bad = YAML.replace("Europe/Berlin", "Mars/Olympus_Mons");
+        let err = AgentConfig::from_yaml(&bad).unwrap_err();
+        assert!(matches!(err, ConfigError::TimeZone { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "ResourceGroup/web: spec.failback.timeZone: unknown time zone \"Mars/Olympus_Mons\""
+        );
+    }
+
+    #[test]
+    fn load_errors_are_reported() {
+        assert!(matches!(
+            AgentConfig::from_yaml("a: [\n"),
+            Err(ConfigError::Load(_))
+        ));
+    }
+}

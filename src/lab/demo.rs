@@ -1,0 +1,253 @@
+//! `failover demo`: the product in one command. Builds a three-node cluster of
+//! network namespaces on one bridge, starts one agent per node, shows who owns the
+//! VIP, kills the owner (SIGKILL of everything in its namespace, as a crashed node),
+//! and prints the failover timeline, the outage a client measured, and that the dead
+//! node's VIP went away by itself. Everything it creates is removed at the end.
+//!
+//! It owns only orchestration and printing; the lab pieces (topology, echo, probe,
+//! faults) are the ones the benchmarks use.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::bench::{echo_args, parse_summary, probe_args, wait_for_holders, wait_output};
+use super::impls::{FailoverTiming, Impl, VIP};
+use super::topology;
+use super::{Lab, LabError, fault};
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub exe: PathBuf,
+    pub timing: FailoverTiming,
+    pub probe_interval: Duration,
+    pub echo_port: u16,
+}
+
+/// One step of the failover timeline, from the successor's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Milliseconds after the owner was killed.
+    pub at_ms: f64,
+    pub what: String,
+}
+
+/// The log lines of the successor that make up a takeover, and how to name them.
+const TIMELINE: [(&str, &str); 5] = [
+    (
+        "peer down",
+        "detected: no heartbeat from the owner within deadAfter",
+    ),
+    (
+        "claiming the group",
+        "decided: placement picks this node, it asks for votes",
+    ),
+    (
+        "a majority voted for this node",
+        "won the vote (the ledger: a majority)",
+    ),
+    (
+        "takeover: VIPs up",
+        "VIP added (netlink, with a finite lifetime)",
+    ),
+    ("takeover: first announcement sent", "gratuitous ARP sent"),
+];
+
+/// Picks the takeover steps out of an agent's JSON log, relative to `killed_at`
+/// (Unix time in seconds). Pure, so it is tested without a lab.
+pub fn timeline(log: &str, killed_at: f64) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for line in log.lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let message = entry["fields"]["message"].as_str().unwrap_or_default();
+        let Some(at) = entry["timestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        else {
+            continue;
+        };
+        let at_ms = (at.as_microsecond() as f64 / 1e6 - killed_at) * 1000.0;
+        if at_ms < 0.0 {
+            continue;
+        }
+        for (prefix, what) in TIMELINE {
+            let first = !steps.iter().any(|s: &Step| s.what == what);
+            if message.starts_with(prefix) && first {
+                steps.push(Step {
+                    at_ms,
+                    what: what.to_string(),
+                });
+            }
+        }
+    }
+    steps
+}
+
+fn unix_now() -> f64 {
+    jiff::Timestamp::now().as_microsecond() as f64 / 1e6
+}
+
+fn say(text: &str) {
+    println!("{text}");
+}
+
+/// Runs the demo, printing as it goes. Returns the measured outage in ms.
+pub fn run(opts: &DemoOptions) -> Result<f64, LabError> {
+    topology::check_prerequisites().map_err(|detail| LabError::Invalid {
+        what: "machine for the demo".into(),
+        detail: format!("{detail}; run it as root on Linux with iproute2 installed"),
+    })?;
+    let imp = Impl::parse("failover", opts.timing.clone(), vec![])?;
+    let mut lab = Lab::up(3)?;
+    let dir = std::env::temp_dir().join(format!("failover-demo-{}", lab.prefix()));
+    std::fs::create_dir_all(&dir).map_err(|e| LabError::io(dir.display().to_string(), e))?;
+    let result = demo_in(&mut lab, &dir, &imp, opts);
+    lab.down()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    say("cleaned up: namespaces, processes and files of the demo are gone");
+    result
+}
+
+fn demo_in(lab: &mut Lab, dir: &Path, imp: &Impl, opts: &DemoOptions) -> Result<f64, LabError> {
+    let nodes = lab.node_namespaces();
+    say(&format!(
+        "lab: 3 nodes (n1 priority 200, n2 100, n3 50) and a client on one bridge, namespaces {}-*",
+        lab.prefix()
+    ));
+    say(&format!(
+        "config: heartbeat every {} ms, deadAfter {} ms, VIP {VIP}/24, HMAC-authenticated",
+        opts.timing.interval_ms, opts.timing.dead_after_ms
+    ));
+    let echo_max = Duration::from_secs(120);
+    for i in 1..=3 {
+        let ns = lab.node_ns(i);
+        lab.spawn(
+            &ns,
+            &opts.exe,
+            &echo_args(opts.echo_port, &format!("n{i}"), echo_max),
+            None,
+        )?;
+    }
+    imp.write_config(dir, lab, &[])?;
+    let started = Instant::now();
+    for i in 1..=3 {
+        imp.start(lab, i, dir, &opts.exe)?;
+    }
+    wait_for_holders(&nodes, &nodes[..1], Duration::from_secs(30))?;
+    say(&format!(
+        "agents started; n1 holds the VIP after {:.0} ms (highest priority, quorum of 3)",
+        started.elapsed().as_secs_f64() * 1000.0
+    ));
+    // Let the cluster settle: the other agents see n1 holding it.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let dead_after = Duration::from_millis(opts.timing.dead_after_ms);
+    let probe_for = Duration::from_millis(1000) + dead_after * 3;
+    let client = lab.client_ns();
+    let probe = lab.spawn_piped(
+        &client,
+        &opts.exe,
+        &probe_args(opts.echo_port, opts.probe_interval, probe_for),
+    )?;
+    say(&format!(
+        "client: probing {VIP} every {} ms over UDP (and ARP, to catch two answering nodes)",
+        opts.probe_interval.as_millis()
+    ));
+    std::thread::sleep(Duration::from_millis(700));
+    let owner = lab.node_ns(1);
+    let killed_at = unix_now();
+    fault::crash_all(&fault::netns_pids(&owner)?)?;
+    say("t=0: n1 killed (SIGKILL of everything in its namespace, as if the node crashed)");
+
+    // The kernel fence: n1's VIP was added with a finite lifetime and nobody renews it.
+    let fence_deadline = Instant::now() + Duration::from_secs(5);
+    let mut vip_gone_ms = None;
+    while Instant::now() < fence_deadline {
+        if !topology::holds_address(&owner, &VIP.to_string())? {
+            vip_gone_ms = Some((unix_now() - killed_at) * 1000.0);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stdout = wait_output(probe, probe_for + Duration::from_secs(15))?;
+    let summary = parse_summary(&stdout)?;
+
+    let log_of = |i: usize| dir.join(format!("{}-n{i}.log", imp.name()));
+    let new_owner = summary.after.clone().unwrap_or_else(|| "nobody".into());
+    let successor_log = match new_owner.as_str() {
+        "n3" => log_of(3),
+        _ => log_of(2),
+    };
+    let log = std::fs::read_to_string(&successor_log).unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(out, "\nfailover timeline on {new_owner} (from its log):");
+    for step in timeline(&log, killed_at) {
+        let _ = writeln!(out, "  +{:>7.1} ms  {}", step.at_ms, step.what);
+    }
+    match vip_gone_ms {
+        Some(ms) => {
+            let _ = writeln!(
+                out,
+                "  +{ms:>7.1} ms  n1's kernel dropped the dead agent's VIP by itself (address lifetime)"
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  n1 still held the VIP 5 s after the kill (unexpected)"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nclient saw: outage {:.0} ms (answers from {} before, {} after)",
+        summary.outage_ms,
+        summary.before.as_deref().unwrap_or("nobody"),
+        new_owner,
+    );
+    let _ = writeln!(
+        out,
+        "  two nodes serving UDP in turn: {} probe intervals; two MACs answering ARP: {} intervals{}",
+        summary.split_brain_udp,
+        summary.split_brain_arp,
+        if summary.split_brain_arp > 0 {
+            " (the dead node's kernel answers ARP for its VIP until the address lifetime runs out)"
+        } else {
+            ""
+        }
+    );
+    print!("{out}");
+    if !summary.recovered {
+        return Err(LabError::Invalid {
+            what: "demo result".into(),
+            detail: "the VIP did not come back within the probe window".into(),
+        });
+    }
+    Ok(summary.outage_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_reads_the_successor_log() {
+        let log = r#"{"timestamp":"2026-11-22T00:00:01.000000Z","level":"INFO","fields":{"message":"peer up"}}
+{"timestamp":"2026-11-22T00:00:02.950000Z","level":"WARN","fields":{"message":"peer down: no heartbeat within deadAfter","peer":"n1"}}
+not json
+{"timestamp":"2026-11-22T00:00:02.951000Z","level":"INFO","fields":{"message":"claiming the group","group":"vip"}}
+{"timestamp":"2026-11-22T00:00:02.953000Z","level":"INFO","fields":{"message":"a majority voted for this node"}}
+{"timestamp":"2026-11-22T00:00:02.954000Z","level":"INFO","fields":{"message":"takeover: VIPs up"}}
+{"timestamp":"2026-11-22T00:00:02.955000Z","level":"INFO","fields":{"message":"takeover: first announcement sent"}}
+{"timestamp":"2026-11-22T00:00:03.000000Z","level":"INFO","fields":{"message":"claiming the group"}}"#;
+        let killed: jiff::Timestamp = "2026-11-22T00:00:02Z".parse().unwrap();
+        let steps = timeline(log, killed.as_millisecond() as f64 / 1000.0);
+        let ms: Vec<i64> = steps.iter().map(|s| s.at_ms.round() as i64).collect();
+        assert_eq!(ms, vec![950, 951, 953, 954, 955]);
+        assert!(steps[0].what.starts_with("detected"));
+        assert!(steps[4].what.contains("ARP"));
+    }
+}

@@ -1,0 +1,329 @@
+//! The agent's Prometheus metrics, rendered in the OpenMetrics text format that
+//! Prometheus scrapes.
+//!
+//! Owns the metric names, help texts, labels and histogram buckets. It must never
+//! use a label value that is not bounded by the configuration or the code (member
+//! and group names come from the config, reasons and phases are fixed strings).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::membership::DropReason;
+use crate::placement::Reason;
+
+/// The steps of a takeover, in order, timed from the detection of the failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Placement chose this node (it asks the voters).
+    Decided,
+    /// A majority voted for it (the ledger of standalone mode).
+    Ledger,
+    /// Its VIPs are on the interface.
+    VipUp,
+    /// The first announcement (gratuitous ARP / unsolicited NA) left.
+    ArpSent,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Decided => "decided",
+            Phase::Ledger => "ledger",
+            Phase::VipUp => "vip_up",
+            Phase::ArpSent => "arp_sent",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemberLabel {
+    member: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabel {
+    group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabel {
+    op: &'static str,
+}
+
+type HistogramFamily = Family<PhaseLabel, Histogram, fn() -> Histogram>;
+
+fn phase_histogram() -> Histogram {
+    // 1 ms to about 16 s: covers 5 ms heartbeats as well as the default 1 s deadAfter.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// Every metric of the agent, registered under the `failover_` prefix. Cheap to
+/// update from the event loop (atomics); rendering takes the registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    heartbeats_sent: Counter,
+    heartbeats_received: Counter,
+    heartbeats_dropped: Family<ReasonLabel, Counter>,
+    send_errors: Counter,
+    peer_up: Family<MemberLabel, Gauge>,
+    quorum: Gauge,
+    group_owned: Family<GroupLabel, Gauge>,
+    failovers: Family<ReasonLabel, Counter>,
+    phase_seconds: HistogramFamily,
+    vip_errors: Family<OpLabel, Counter>,
+    config_reloads: Family<ResultLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("failover");
+        // Registration takes clones (metrics are shared atomics); the registry then
+        // moves into the struct beside them.
+        let mut m = Metrics {
+            registry: Registry::default(),
+            heartbeats_sent: Counter::default(),
+            heartbeats_received: Counter::default(),
+            heartbeats_dropped: Family::default(),
+            send_errors: Counter::default(),
+            peer_up: Family::default(),
+            quorum: Gauge::default(),
+            group_owned: Family::default(),
+            failovers: Family::default(),
+            phase_seconds: Family::new_with_constructor(phase_histogram),
+            vip_errors: Family::default(),
+            config_reloads: Family::default(),
+        };
+        registry.register(
+            "heartbeats_sent",
+            "Heartbeats built and sent (one per interval, to every other member)",
+            m.heartbeats_sent.clone(),
+        );
+        registry.register(
+            "heartbeats_received",
+            "Valid heartbeats received",
+            m.heartbeats_received.clone(),
+        );
+        registry.register(
+            "heartbeats_dropped",
+            "Datagrams dropped, by reason",
+            m.heartbeats_dropped.clone(),
+        );
+        registry.register(
+            "heartbeat_send_errors",
+            "Heartbeat datagrams the kernel refused to send",
+            m.send_errors.clone(),
+        );
+        registry.register(
+            "peer_up",
+            "1 while a valid heartbeat of the member arrived within deadAfter",
+            m.peer_up.clone(),
+        );
+        registry.register("quorum", "1 while this node is quorate", m.quorum.clone());
+        registry.register(
+            "group_owned",
+            "1 while this node runs the group's resources",
+            m.group_owned.clone(),
+        );
+        registry.register(
+            "failovers",
+            "Groups this node brought online, by the placement reason (Placed, OwnerLost, OwnerLeaving, Failback, ...)",
+            m.failovers.clone(),
+        );
+        registry.register(
+            "phase_seconds",
+            "Time from the detection of a failure (peer down) to each phase of the takeover on this node",
+            m.phase_seconds.clone(),
+        );
+        registry.register(
+            "vip_errors",
+            "Failed VIP operations, by operation",
+            m.vip_errors.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by result (applied, unchanged, rejected)",
+            m.config_reloads.clone(),
+        );
+        m.registry = registry;
+        m
+    }
+}
+
+impl Metrics {
+    /// The text exposition (OpenMetrics 1.0, which Prometheus scrapes).
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    pub fn heartbeats(&self, sent: u64, received: u64) {
+        self.heartbeats_sent.inc_by(sent);
+        self.heartbeats_received.inc_by(received);
+    }
+
+    pub fn dropped(&self, reason: DropReason, count: u64) {
+        self.heartbeats_dropped
+            .get_or_create(&ReasonLabel {
+                reason: reason.label(),
+            })
+            .inc_by(count);
+    }
+
+    pub fn send_error(&self) {
+        self.send_errors.inc();
+    }
+
+    pub fn peer(&self, member: &str, up: bool) {
+        self.peer_up
+            .get_or_create(&MemberLabel {
+                member: member.to_owned(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// Keeps the per-member and per-group series to the configured names.
+    pub fn retain_config<'a>(
+        &self,
+        members: impl IntoIterator<Item = &'a str>,
+        groups: impl IntoIterator<Item = &'a str>,
+    ) {
+        // Families cannot be filtered in place: clear and recreate with the state
+        // the runtime reports next.
+        self.peer_up.clear();
+        for member in members {
+            self.peer(member, false);
+        }
+        self.group_owned.clear();
+        for group in groups {
+            self.owned(group, false);
+        }
+    }
+
+    pub fn quorate(&self, quorate: bool) {
+        self.quorum.set(i64::from(quorate));
+    }
+
+    pub fn owned(&self, group: &str, owned: bool) {
+        self.group_owned
+            .get_or_create(&GroupLabel {
+                group: group.to_owned(),
+            })
+            .set(i64::from(owned));
+    }
+
+    pub fn failover(&self, reason: Reason) {
+        self.failovers
+            .get_or_create(&ReasonLabel {
+                reason: reason.code(),
+            })
+            .inc();
+    }
+
+    pub fn phase(&self, phase: Phase, seconds: f64) {
+        self.phase_seconds
+            .get_or_create(&PhaseLabel {
+                phase: phase.label(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn vip_error(&self, op: &'static str) {
+        self.vip_errors.get_or_create(&OpLabel { op }).inc();
+    }
+
+    pub fn config_reload(&self, result: &'static str) {
+        self.config_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric_with_its_labels() {
+        let m = Metrics::default();
+        m.heartbeats(3, 2);
+        m.heartbeats(1, 0);
+        m.dropped(DropReason::BadMac, 2);
+        m.peer("n2", true);
+        m.peer("n3", false);
+        m.quorate(true);
+        m.owned("web", true);
+        m.failover(Reason::OwnerLost);
+        m.phase(Phase::VipUp, 0.3);
+        m.phase(Phase::VipUp, 0.0005);
+        m.vip_error("acquire");
+        m.send_error();
+        m.config_reload("rejected");
+        let text = m.render();
+        for line in [
+            "failover_heartbeats_sent_total 4",
+            "failover_heartbeats_received_total 2",
+            "failover_heartbeats_dropped_total{reason=\"bad_mac\"} 2",
+            "failover_heartbeat_send_errors_total 1",
+            "failover_peer_up{member=\"n2\"} 1",
+            "failover_peer_up{member=\"n3\"} 0",
+            "failover_quorum 1",
+            "failover_group_owned{group=\"web\"} 1",
+            "failover_failovers_total{reason=\"OwnerLost\"} 1",
+            "failover_phase_seconds_count{phase=\"vip_up\"} 2",
+            "failover_phase_seconds_bucket{le=\"0.001\",phase=\"vip_up\"} 1",
+            "failover_phase_seconds_bucket{le=\"0.512\",phase=\"vip_up\"} 2",
+            "failover_vip_errors_total{op=\"acquire\"} 1",
+            "failover_config_reloads_total{result=\"rejected\"} 1",
+            "# TYPE failover_phase_seconds histogram",
+            "# EOF",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in\n{text}"
+            );
+        }
+        let sum = text
+            .lines()
+            .find_map(|l| l.strip_prefix("failover_phase_seconds_sum{phase=\"vip_up\"} "))
+            .unwrap();
+        assert!((sum.parse::<f64>().unwrap() - 0.3005).abs() < 1e-9, "{sum}");
+    }
+
+    #[test]
+    fn retain_config_drops_series_of_removed_members_and_groups() {
+        let m = Metrics::default();
+        m.peer("old", true);
+        m.owned("gone", true);
+        m.retain_config(["n1", "n2"], ["web"]);
+        let text = m.render();
+        assert!(!text.contains("old"), "{text}");
+        assert!(!text.contains("gone"), "{text}");
+        assert!(text.contains("failover_peer_up{member=\"n2\"} 0"), "{text}");
+        assert!(
+            text.contains("failover_group_owned{group=\"web\"} 0"),
+            "{text}"
+        );
+    }
+}
