@@ -48,6 +48,7 @@ fn check(scenario: Scenario, expected_owner: usize) {
         interval_ms: 50,
         dead_after_ms: 250,
         port: 7946,
+        realtime_priority: None,
     };
     let imp = Impl::parse("failover", timing, vec![]).unwrap();
     let work_dir = std::env::temp_dir().join(format!("failover-lab-test-{}", std::process::id()));

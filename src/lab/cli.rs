@@ -66,6 +66,9 @@ pub enum LabCommand {
         heartbeat_interval_ms: u64,
         #[arg(long, default_value_t = 1000)]
         dead_after_ms: u64,
+        /// Run the agents with this SCHED_RR priority (chrt --rr).
+        #[arg(long)]
+        realtime_priority: Option<u8>,
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
@@ -86,6 +89,9 @@ pub enum LabCommand {
         dead_after_ms: u64,
         #[arg(long, default_value_t = 7946)]
         heartbeat_port: u16,
+        /// Run our agents with this SCHED_RR priority (chrt --rr).
+        #[arg(long)]
+        realtime_priority: Option<u8>,
         /// Extra argument for our agent (repeatable), e.g. a key-file flag.
         #[arg(long = "agent-arg", allow_hyphen_values = true)]
         agent_args: Vec<String>,
@@ -173,6 +179,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             seconds,
             heartbeat_interval_ms,
             dead_after_ms,
+            realtime_priority,
             work_dir,
         } => {
             needs_lab_prerequisites()?;
@@ -180,6 +187,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             let timing = FailoverTiming {
                 interval_ms: heartbeat_interval_ms,
                 dead_after_ms,
+                realtime_priority,
                 ..FailoverTiming::default()
             };
             let work_dir = work_dir.unwrap_or_else(bench::default_work_dir);
@@ -198,6 +206,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             heartbeat_interval_ms,
             dead_after_ms,
             heartbeat_port,
+            realtime_priority,
             agent_args,
             probe_interval_ms,
             warmup_ms,
@@ -212,6 +221,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
                     interval_ms: heartbeat_interval_ms,
                     dead_after_ms,
                     port: heartbeat_port,
+                    realtime_priority,
                 },
                 agent_args,
             )?;

@@ -20,6 +20,7 @@ pub struct IdleReport {
     pub seconds: u64,
     pub interval_ms: u64,
     pub dead_after_ms: u64,
+    pub realtime_priority: Option<u8>,
     /// Peer-down detections, claims and fences after the cluster settled.
     pub false_failovers: u64,
     pub peer_down_events: u64,
@@ -142,6 +143,7 @@ pub fn run(
             seconds: length.as_secs(),
             interval_ms: timing.interval_ms,
             dead_after_ms: timing.dead_after_ms,
+            realtime_priority: timing.realtime_priority,
             false_failovers: moves,
             peer_down_events: downs,
             rss_kib: rss,

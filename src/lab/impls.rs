@@ -39,6 +39,10 @@ pub struct FailoverTiming {
     pub interval_ms: u64,
     pub dead_after_ms: u64,
     pub port: u16,
+    /// Run the agents with this SCHED_RR real-time priority (`chrt --rr`), as
+    /// heartbeat daemons such as corosync do, so that a busy machine cannot starve
+    /// them into false failovers at millisecond timings.
+    pub realtime_priority: Option<u8>,
 }
 
 impl Default for FailoverTiming {
@@ -47,6 +51,7 @@ impl Default for FailoverTiming {
             interval_ms: 200,
             dead_after_ms: 1000,
             port: 7946,
+            realtime_priority: None,
         }
     }
 }
@@ -229,10 +234,22 @@ impl Impl {
                 ];
                 lab.spawn(&ns, Path::new("keepalived"), &args, Some(&log))
             }
-            Impl::Failover { extra_args, .. } => {
+            Impl::Failover { extra_args, timing } => {
                 let mut args = agent_args(dir, &format!("n{i}"));
                 args.extend(extra_args.iter().cloned());
-                lab.spawn(&ns, exe, &args, Some(&log))
+                match timing.realtime_priority {
+                    // chrt execs the agent: the pid stays the agent's.
+                    Some(priority) => {
+                        let mut chrt = vec![
+                            "--rr".to_string(),
+                            priority.to_string(),
+                            s(exe.to_path_buf()),
+                        ];
+                        chrt.extend(args);
+                        lab.spawn(&ns, Path::new("chrt"), &chrt, Some(&log))
+                    }
+                    None => lab.spawn(&ns, exe, &args, Some(&log)),
+                }
             }
         }
     }
