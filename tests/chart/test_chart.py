@@ -503,3 +503,15 @@ def test_write_rendered_documents_for_the_rust_check():
             path.write_text(yaml.safe_dump(doc, sort_keys=False))
             count += 1
     assert count >= 3 * 8
+
+
+def test_notes_tell_the_user_what_to_do_next():
+    notes = render(ALL_TOGGLES)["failover-operator/templates/NOTES.txt"]
+    assert "kubectl get fc,rg" in notes and " -w" in notes
+    assert "kubectl apply -n NS -f examples/" in notes
+    assert "pod-security.kubernetes.io/enforce=privileged" in notes
+    assert f"-n {NAMESPACE} get lease failover-operator-leader" in notes
+    assert "watching namespace team-a" in notes
+    warning = render({"prometheusRule": {"enabled": True}})["failover-operator/templates/NOTES.txt"]
+    assert "WARNING: prometheusRule.enabled without serviceMonitor.enabled" in warning
+    assert "WARNING" not in notes
