@@ -10,6 +10,8 @@ cd "$(dirname "$0")/../.."
 TARGET="${CARGO_TARGET_DIR:-target}"
 VENV="${TARGET}/chart-venv"
 export CHART_RENDERED_DIR="${TARGET}/chart-rendered"
+# No __pycache__ in the source tree.
+export PYTHONDONTWRITEBYTECODE=1
 
 fail() {
     echo "==> chart tests FAILED: $*" >&2
