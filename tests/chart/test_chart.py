@@ -515,3 +515,14 @@ def test_notes_tell_the_user_what_to_do_next():
     warning = render({"prometheusRule": {"enabled": True}})["failover-operator/templates/NOTES.txt"]
     assert "WARNING: prometheusRule.enabled without serviceMonitor.enabled" in warning
     assert "WARNING" not in notes
+
+
+def test_an_existing_service_account_must_be_named():
+    with pytest.raises(helm.HelmError, match="serviceAccount.name is required"):
+        render({"serviceAccount": {"create": False}})
+    docs = documents({"serviceAccount": {"create": False, "name": "mine"}, "image": {"tag": "1.2.3"}})
+    assert not by_kind(docs, "ServiceAccount")
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "mine"
+    assert pod["containers"][0]["image"].endswith(":1.2.3")
+    assert "--agent-image=registry.example.com/failover-operator:1.2.3" in pod["containers"][0]["args"]
