@@ -29,6 +29,9 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD.
     Crd(CrdArgs),
+    /// Print the API reference (Markdown, generated from the CRD schemas), or write
+    /// it to a file (docs/api.md in the repository).
+    Docs(DocsArgs),
     /// Check manifests (one FailoverCluster plus its ResourceGroups per file) and
     /// print every problem; exits with status 1 if there is any.
     Validate(ValidateArgs),
@@ -199,6 +202,14 @@ pub struct CrdArgs {
     pub out_dir: Option<PathBuf>,
 }
 
+/// Arguments of `failover docs`.
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// Write the reference to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
 /// Arguments of `failover validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -271,6 +282,7 @@ pub enum Outcome {
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
     match cli.command {
         Command::Crd(args) => crd(&args, out),
+        Command::Docs(args) => docs(&args, out),
         Command::Validate(args) => validate(&args, out),
         Command::Simulate(args) => simulate(&args, out),
         Command::Lab(cmd) => Ok(Outcome::Exit(crate::lab::cli::run(cmd))),
@@ -357,6 +369,17 @@ fn operator(args: OperatorArgs) -> Result<Outcome, CliError> {
 fn write_err(path: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
     let path = path.into();
     move |source| CliError::Write { path, source }
+}
+
+fn docs(args: &DocsArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
+    let text = api::docs::api_reference();
+    match &args.out {
+        Some(path) => std::fs::write(path, text).map_err(write_err(path.display().to_string()))?,
+        None => out
+            .write_all(text.as_bytes())
+            .map_err(write_err("stdout"))?,
+    }
+    Ok(Outcome::Success)
 }
 
 fn crd(args: &CrdArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {

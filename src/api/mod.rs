@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod conditions;
 pub mod crd;
+pub mod docs;
 pub mod duration;
 pub mod group;
 pub mod load;
