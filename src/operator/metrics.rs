@@ -2,22 +2,15 @@
 //! endpoints.
 //!
 //! Owns the metric names and labels (controller and error kind: fixed strings, so
-//! the label sets are bounded) and a small hyper HTTP/1 server. It must never decide
-//! anything; the reconcilers report, this module counts. The agent's telemetry
-//! (src/telemetry on the agent branch) serves the same three paths; the two can be
-//! unified once both are on main.
+//! the label sets are bounded). It must never decide anything; the reconcilers
+//! report, this module counts. The paths are served by the same responder as the
+//! agent's (`telemetry::http`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -25,7 +18,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tracing::debug;
+
+use crate::telemetry::http::{Endpoints, serve};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabel {
@@ -138,57 +132,15 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
-
-    /// The answer to a GET of `path`.
-    pub fn respond(&self, path: &str) -> (StatusCode, &'static str, String) {
-        const TEXT: &str = "text/plain; charset=utf-8";
-        match path {
-            "/metrics" => (
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                self.render(),
-            ),
-            "/healthz" => (StatusCode::OK, TEXT, "ok\n".to_owned()),
-            "/readyz" if self.ready.load(Ordering::Relaxed) => {
-                (StatusCode::OK, TEXT, "ready\n".to_owned())
-            }
-            "/readyz" => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                TEXT,
-                "not ready\n".to_owned(),
-            ),
-            _ => (StatusCode::NOT_FOUND, TEXT, "not found\n".to_owned()),
-        }
-    }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors and the like: wait instead of spinning.
-                debug!(%error, "metrics accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
-                let (status, content_type, body) = metrics.respond(request.uri().path());
-                let response = Response::builder()
-                    .status(status)
-                    .header("content-type", content_type)
-                    .body(Full::new(Bytes::from(body)));
-                async move { response }
-            });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = tokio::time::timeout(Duration::from_secs(30), connection).await {
-                debug!(%peer, %error, "metrics client too slow");
-            }
-        });
+impl Endpoints for Metrics {
+    fn metrics_text(&self) -> String {
+        self.render()
+    }
+
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
     }
 }
 

@@ -1339,8 +1339,13 @@ fn metrics_and_health_endpoints() {
     metrics.reconciled("failovercluster", Duration::from_millis(3));
     metrics.failed("failovercluster", "timeout");
     metrics.managed("FailoverCluster", 4);
-    let (status, _, body) = metrics.respond("/metrics");
-    assert_eq!(status, StatusCode::OK);
+    let get = |path: &str| {
+        crate::telemetry::http::respond(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes(), &metrics)
+            .0
+    };
+    let scraped = get("/metrics");
+    assert_eq!(scraped.status, 200);
+    let body = scraped.body;
     assert!(
         body.contains("failover_operator_reconciles_total{controller=\"failovercluster\"} 1"),
         "{body}"
@@ -1356,14 +1361,11 @@ fn metrics_and_health_endpoints() {
         body.contains("failover_operator_managed_objects{kind=\"FailoverCluster\"} 4"),
         "{body}"
     );
-    assert_eq!(metrics.respond("/healthz").0, StatusCode::OK);
-    assert_eq!(
-        metrics.respond("/readyz").0,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+    assert_eq!(get("/healthz").status, 200);
+    assert_eq!(get("/readyz").status, 503);
     metrics.set_ready(true);
-    assert_eq!(metrics.respond("/readyz").0, StatusCode::OK);
-    assert_eq!(metrics.respond("/other").0, StatusCode::NOT_FOUND);
+    assert_eq!(get("/readyz").status, 200);
+    assert_eq!(get("/other").status, 404);
 }
 
 #[tokio::test]

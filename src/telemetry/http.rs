@@ -1,5 +1,6 @@
 //! A tiny HTTP/1.1 responder for `/metrics`, `/healthz` and `/readyz` on a tokio
-//! TcpListener: one request per connection, `Connection: close`.
+//! TcpListener: one request per connection, `Connection: close`. The agent and the
+//! operator both serve through it, each with its own [`Endpoints`].
 //!
 //! Owns request parsing and the routes. It must never block the agent's event loop
 //! (every connection runs in its own task with a deadline), never read more than a
@@ -13,6 +14,32 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
 use super::Telemetry;
+
+/// What a process shows on the three paths.
+pub trait Endpoints: Send + Sync + 'static {
+    /// The OpenMetrics text of `/metrics`.
+    fn metrics_text(&self) -> String;
+    /// Whether `/readyz` answers 200.
+    fn ready(&self) -> bool;
+    /// The body words of `/readyz` when ready and when not.
+    fn readiness_words(&self) -> (&'static str, &'static str) {
+        ("ready", "not ready")
+    }
+}
+
+impl Endpoints for Telemetry {
+    fn metrics_text(&self) -> String {
+        self.metrics.render()
+    }
+
+    fn ready(&self) -> bool {
+        Telemetry::ready(self)
+    }
+
+    fn readiness_words(&self) -> (&'static str, &'static str) {
+        ("quorate", "not quorate")
+    }
+}
 
 /// Largest request head read; anything longer is answered 431.
 const MAX_HEAD: usize = 8 * 1024;
@@ -65,7 +92,7 @@ impl Response {
 }
 
 /// The answer to a request head (request line and headers, without the body).
-pub fn respond(head: &[u8], telemetry: &Telemetry) -> (Response, bool) {
+pub fn respond(head: &[u8], endpoints: &dyn Endpoints) -> (Response, bool) {
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut parts = line.trim_end().split(' ');
@@ -81,29 +108,30 @@ pub fn respond(head: &[u8], telemetry: &Telemetry) -> (Response, bool) {
         return (Response::text(405, "only GET and HEAD"), false);
     }
     let path = target.split('?').next().unwrap_or_default();
+    let (ready_word, unready_word) = endpoints.readiness_words();
     let response = match path {
         "/metrics" => Response {
             status: 200,
             content_type: METRICS_TYPE,
-            body: telemetry.metrics.render(),
+            body: endpoints.metrics_text(),
         },
         "/healthz" => Response::text(200, "ok"),
-        "/readyz" if telemetry.ready() => Response::text(200, "quorate"),
-        "/readyz" => Response::text(503, "not quorate"),
+        "/readyz" if endpoints.ready() => Response::text(200, ready_word),
+        "/readyz" => Response::text(503, unready_word),
         _ => Response::text(404, "not found; try /metrics, /healthz or /readyz"),
     };
     (response, head_only)
 }
 
 /// Serves connections until the task is dropped.
-pub async fn serve(listener: TcpListener, telemetry: Arc<Telemetry>) {
+pub async fn serve<E: Endpoints>(listener: TcpListener, endpoints: Arc<E>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let telemetry = telemetry.clone();
+                let endpoints = endpoints.clone();
                 tokio::spawn(async move {
                     if let Err(error) =
-                        tokio::time::timeout(DEADLINE, handle(stream, &telemetry)).await
+                        tokio::time::timeout(DEADLINE, handle(stream, endpoints.as_ref())).await
                     {
                         debug!(%peer, %error, "HTTP client too slow");
                     }
@@ -118,7 +146,7 @@ pub async fn serve(listener: TcpListener, telemetry: Arc<Telemetry>) {
     }
 }
 
-async fn handle(mut stream: TcpStream, telemetry: &Telemetry) {
+async fn handle(mut stream: TcpStream, endpoints: &dyn Endpoints) {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let complete = loop {
@@ -134,7 +162,7 @@ async fn handle(mut stream: TcpStream, telemetry: &Telemetry) {
         }
     };
     let bytes = if complete {
-        let (response, head_only) = respond(&head, telemetry);
+        let (response, head_only) = respond(&head, endpoints);
         response.to_bytes(head_only)
     } else {
         Response::text(431, "request head too large").to_bytes(false)
