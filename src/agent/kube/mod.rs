@@ -36,9 +36,6 @@ use crate::membership::{AuthError, Keyring};
 use crate::operator::{OperatorError, names};
 use crate::placement::{ClusterModel, Reason};
 
-/// ConfigMap data key the operator adds: JSON `{group: clear-failures value}` of the
-/// groups annotated `failover.dev/clear-failures`.
-pub const CLEAR_FAILURES_KEY: &str = "clear-failures.json";
 /// The longest any single API call may take; shorter when `deadAfter` is.
 const API_TIMEOUT: Duration = Duration::from_secs(2);
 /// The node Lease is renewed at most this often, however short the interval...
@@ -141,10 +138,10 @@ pub fn parse_config_map(
             "config hash differs from the operator's (version skew?); running the computed one"
         );
     }
-    let clear = match data.and_then(|d| d.get(CLEAR_FAILURES_KEY)) {
+    let clear = match data.and_then(|d| d.get(names::CLEAR_FAILURES_KEY)) {
         None => BTreeMap::new(),
         Some(text) => serde_json::from_str(text).unwrap_or_else(|error| {
-            warn!(configmap = name, %error, "ignoring malformed {CLEAR_FAILURES_KEY}");
+            warn!(configmap = name, %error, "ignoring malformed {}", names::CLEAR_FAILURES_KEY);
             BTreeMap::new()
         }),
     };
