@@ -467,8 +467,10 @@ impl Backend for KubeBackend {
     }
 }
 
-/// Renews the node Lease with the latest report and the group Leases this node
-/// holds, every `renew_every`; failures are logged once per streak and never fence.
+/// Renews the node Lease with the latest report every `renew_every`, and the group
+/// Leases this node holds every half `leaseDurationSeconds` (at least 1 s apart:
+/// they are the record, not the fence); failures are logged once per streak and
+/// never fence.
 async fn renew_leases(
     leases: Leases,
     reports: watch::Receiver<Option<Report>>,
@@ -476,6 +478,7 @@ async fn renew_leases(
 ) {
     let mut last = None;
     let mut failing = false;
+    let mut groups_renewed: Option<Instant> = None;
     loop {
         let Some(t) = *timing.borrow() else {
             tokio::time::sleep(NODE_RENEW_MAX).await;
@@ -491,8 +494,15 @@ async fn renew_leases(
             let mut result = leases
                 .renew_node(last.take(), t.duration_secs, &report)
                 .await;
+            let group_period = (Duration::from_secs(u64::try_from(t.duration_secs).unwrap_or(1))
+                / 2)
+            .max(NODE_RENEW_MAX);
+            let groups_due = groups_renewed.is_none_or(|at| at.elapsed() >= group_period);
             if let Ok(stored) = &result {
                 last = Some(stored.clone());
+            }
+            if groups_due && !report.held.is_empty() {
+                groups_renewed = Some(Instant::now());
                 for (group, epoch) in &report.held {
                     if let Err(error) = leases.renew_group(group, *epoch).await {
                         result = Err(error);

@@ -645,3 +645,93 @@ async fn node_lease_is_created_then_renewed_with_annotations() {
     leases.renew_node(Some(stored), 1, &later).await.unwrap();
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn watches_by_name_feed_the_config_and_the_keys() {
+    let (mock, mut api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(mock, NS);
+    let (updates_tx, mut updates) = mpsc::channel(8);
+    let (timing_tx, timing) = watch::channel(None);
+    let (reference_tx, reference) = watch::channel(None);
+    tokio::spawn(watch_sources(
+        client,
+        NS.into(),
+        "c".into(),
+        updates_tx,
+        timing_tx,
+        reference_tx,
+    ));
+    let cm = config_map(&[("config.yaml", CONFIG)]);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("c-heartbeat".into()),
+            namespace: Some(NS.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "key".to_owned(),
+            ByteString(vec![3; 32]),
+        )])),
+        ..Secret::default()
+    };
+    let server = tokio::spawn(async move {
+        // Answer both initial lists (in whatever order they come); keep the watches
+        // that follow open without events.
+        let mut held = Vec::new();
+        let mut lists = 0;
+        while lists < 2 {
+            let (request, send) = api.next_request().await.expect("a request");
+            let path = request.uri().path().to_owned();
+            let query = request.uri().query().unwrap_or_default().to_owned();
+            if query.contains("watch=true") {
+                held.push(send);
+                continue;
+            }
+            let (name, items) = match path.as_str() {
+                "/api/v1/namespaces/ns/configmaps" => ("c-config", json!([cm])),
+                "/api/v1/namespaces/ns/secrets" => ("c-heartbeat", json!([secret])),
+                other => panic!("unexpected request {other}?{query}"),
+            };
+            // Only its own object, as RBAC (resourceNames) allows.
+            assert!(
+                query.contains(&format!("fieldSelector=metadata.name%3D{name}")),
+                "{query}"
+            );
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(
+                        serde_json::to_vec(&json!({
+                            "apiVersion": "v1", "kind": "List",
+                            "metadata": {"resourceVersion": "1"}, "items": items,
+                        }))
+                        .unwrap(),
+                    ))
+                    .unwrap(),
+            );
+            lists += 1;
+        }
+        (api, held)
+    });
+    let mut got_config = false;
+    let mut got_keys = false;
+    while !(got_config && got_keys) {
+        let update = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+            .await
+            .expect("an update")
+            .expect("channel open");
+        match update {
+            Update::Config(config) => {
+                assert_eq!(config.model.cluster, "ns/c");
+                got_config = true;
+            }
+            Update::Keys(_) => got_keys = true,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(timing.borrow().unwrap().duration_secs, 1);
+    assert_eq!(
+        reference.borrow().as_ref().unwrap().name.as_deref(),
+        Some("c")
+    );
+    let _keep = server.await.unwrap();
+}
