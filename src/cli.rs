@@ -143,20 +143,33 @@ pub struct SimulateArgs {
     pub trace: bool,
 }
 
-/// Arguments of `failover agent`.
+/// Arguments of `failover agent`: exactly one of `--standalone FILE` (without
+/// Kubernetes) or `--cluster NAME` (configuration, key and ledger from the API).
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["standalone", "cluster"])))]
 pub struct AgentArgs {
     /// Run without Kubernetes from this YAML file: one FailoverCluster (every member
     /// with an `address`) and its ResourceGroups, as `kubectl apply -f` would take
-    /// them. Required for now: the Kubernetes mode (configuration from the
-    /// operator) is a later issue.
-    #[arg(long, value_name = "FILE", required = true)]
-    pub standalone: PathBuf,
-    /// This member's node name (spec.members[].node).
-    #[arg(long, value_name = "NAME")]
+    /// them.
+    #[arg(long, value_name = "FILE")]
+    pub standalone: Option<PathBuf>,
+    /// Run in Kubernetes for this FailoverCluster: watch its ClusterConfig ConfigMap
+    /// and heartbeat Secret, record ownership in its group Leases.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["key_file", "insecure_no_auth"])]
+    pub cluster: Option<String>,
+    /// The cluster's namespace (default: the kubeconfig's or the pod's namespace).
+    #[arg(long, value_name = "NS", conflicts_with = "standalone")]
+    pub namespace: Option<String>,
+    /// Kubeconfig to use (default: in-cluster, then $KUBECONFIG / ~/.kube/config).
+    #[arg(long, value_name = "PATH", conflicts_with = "standalone")]
+    pub kubeconfig: Option<PathBuf>,
+    /// This member's node name (spec.members[].node); in a pod the downward API
+    /// sets NODE_NAME.
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
     pub node: String,
     /// File holding the cluster's heartbeat HMAC key (at least 16 bytes, the same on
-    /// every member; trailing whitespace is ignored).
+    /// every member; trailing whitespace is ignored). Standalone only: in
+    /// Kubernetes the key comes from the cluster's Secret.
     #[arg(long, value_name = "PATH", conflicts_with = "insecure_no_auth")]
     pub key_file: Option<PathBuf>,
     /// The previous key during a rotation: heartbeats signed with it are accepted too.
@@ -253,6 +266,9 @@ pub enum CliError {
     /// The agent could not start or its runtime failed.
     #[error(transparent)]
     Agent(#[from] AgentError),
+    /// The agent's Kubernetes mode could not start or stopped on an error.
+    #[error("agent (Kubernetes mode)")]
+    KubeAgent(#[from] agent::kube::KubeError),
     /// The async runtime could not be built.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
@@ -292,7 +308,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
     }
 }
 
-/// Builds the agent's options (keys, metrics address) from its arguments.
+/// The metrics address argument; "" disables.
+fn metrics_addr(text: &str) -> Result<Option<std::net::SocketAddr>, CliError> {
+    match text.trim() {
+        "" => Ok(None),
+        t => t
+            .parse()
+            .map(Some)
+            .map_err(|_| CliError::MetricsAddr(text.to_owned())),
+    }
+}
+
+/// Builds the standalone agent's options (keys, metrics address) from its arguments.
 fn agent_options(args: AgentArgs) -> Result<AgentOptions, CliError> {
     let read = |path: &PathBuf| agent::runtime::read_key_file(path);
     let keys = match (&args.key_file, args.insecure_no_auth) {
@@ -310,15 +337,9 @@ fn agent_options(args: AgentArgs) -> Result<AgentOptions, CliError> {
         }
         (None, false) => return Err(CliError::NoKey),
     };
-    let metrics_addr = match args.metrics_addr.trim() {
-        "" => None,
-        text => Some(
-            text.parse()
-                .map_err(|_| CliError::MetricsAddr(args.metrics_addr.clone()))?,
-        ),
-    };
+    let metrics_addr = metrics_addr(&args.metrics_addr)?;
     Ok(AgentOptions {
-        config_path: args.standalone,
+        config_path: args.standalone.unwrap_or_default(),
         node: args.node,
         keys,
         metrics_addr,
@@ -326,13 +347,25 @@ fn agent_options(args: AgentArgs) -> Result<AgentOptions, CliError> {
 }
 
 fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
-    let options = agent_options(args)?;
-    // One thread is plenty for one socket and a few timers, and keeps RSS low.
+    // One thread is plenty for one socket, a few timers and the API calls, and
+    // keeps RSS low.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    runtime.block_on(agent::run(options))?;
+    if let Some(cluster) = args.cluster.clone() {
+        let options = agent::kube::KubeOptions {
+            cluster,
+            namespace: args.namespace.clone(),
+            node: args.node.clone(),
+            kubeconfig: args.kubeconfig.clone(),
+            metrics_addr: metrics_addr(&args.metrics_addr)?,
+        };
+        runtime.block_on(agent::kube::run(options))?;
+    } else {
+        let options = agent_options(args)?;
+        runtime.block_on(agent::run(options))?;
+    }
     Ok(Outcome::Success)
 }
 
@@ -582,8 +615,34 @@ mod tests {
         // Both at once is a contradiction, not a choice.
         assert!(agent_args(&["--insecure-no-auth", "--key-file", "k"]).is_err());
         assert!(agent_args(&["--previous-key-file", "k"]).is_err());
-        // Kubernetes mode does not exist yet: --standalone is required.
+        // Exactly one mode: --standalone or --cluster.
         assert!(Cli::try_parse_from(["failover", "agent", "--node", "n1"]).is_err());
+        assert!(agent_args(&["--cluster", "c"]).is_err());
+        // Kubernetes mode takes no key files: the key comes from the Secret.
+        let kube = |extra: &[&str]| {
+            let mut args = vec!["failover", "agent", "--cluster", "c", "--node", "n1"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Agent(args) => args,
+                _ => unreachable!(),
+            })
+        };
+        assert!(kube(&["--key-file", "k"]).is_err());
+        assert!(kube(&["--insecure-no-auth"]).is_err());
+        let args = kube(&[
+            "--namespace",
+            "ns",
+            "--kubeconfig",
+            "/k",
+            "--metrics-addr",
+            "",
+        ])
+        .unwrap();
+        assert_eq!(args.cluster.as_deref(), Some("c"));
+        assert_eq!(args.namespace.as_deref(), Some("ns"));
+        assert_eq!(args.kubeconfig, Some(PathBuf::from("/k")));
+        // --namespace and --kubeconfig belong to the Kubernetes mode.
+        assert!(agent_args(&["--insecure-no-auth", "--namespace", "ns"]).is_err());
     }
 
     #[test]

@@ -81,6 +81,15 @@ pub enum ConfigError {
     NotAMember { node: String, cluster: String },
 }
 
+/// Where the agent runs, which decides what a configuration may ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// From a file, without Kubernetes: no witness Lease exists.
+    Standalone,
+    /// From the operator's ClusterConfig, with the API server at hand.
+    Kubernetes,
+}
+
 /// Gratuitous ARP / unsolicited NA settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Announcements {
@@ -108,23 +117,35 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// Loads multi-document YAML text and converts it.
+    /// Loads multi-document YAML text and converts it for the standalone agent.
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
         let (cluster, groups) = api::load_documents(text).map_err(ConfigError::Load)?;
-        Self::convert(&cluster, &groups)
+        Self::convert(&cluster, &groups, Mode::Standalone)
     }
 
-    /// Validates (as `failover validate --standalone` does) and converts.
+    /// Loads the ClusterConfig's `config.yaml` (the same documents, addresses
+    /// resolved by the operator) for the Kubernetes mode, where witness quorum works.
+    pub fn from_cluster_yaml(text: &str) -> Result<Self, ConfigError> {
+        let (cluster, groups) = api::load_documents(text).map_err(ConfigError::Load)?;
+        Self::convert(&cluster, &groups, Mode::Kubernetes)
+    }
+
+    /// Validates (as `failover validate --standalone` does: every member needs an
+    /// address in both modes) and converts.
     pub fn convert(
         cluster: &FailoverCluster,
         groups: &[ResourceGroup],
+        mode: Mode,
     ) -> Result<Self, ConfigError> {
         let mut problems = api::validate_config(cluster, groups);
         problems.extend(api::validate_standalone(cluster));
         api::into_result(problems).map_err(ConfigError::Invalid)?;
         let spec = &cluster.spec;
         let quorum = match spec.quorum {
-            api::QuorumMode::Witness => return Err(ConfigError::WitnessStandalone),
+            api::QuorumMode::Witness if mode == Mode::Standalone => {
+                return Err(ConfigError::WitnessStandalone);
+            }
+            api::QuorumMode::Witness => QuorumMode::Witness,
             api::QuorumMode::Majority => QuorumMode::Majority,
             api::QuorumMode::None => QuorumMode::None,
         };

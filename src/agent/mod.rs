@@ -6,6 +6,7 @@
 
 mod announce;
 pub mod config;
+pub mod kube;
 pub mod runtime;
 pub mod vip;
 

@@ -1,7 +1,10 @@
-//! The standalone agent runtime: a thin async shell around one [`Engine`].
+//! The agent runtime shared by both modes: a thin async shell around one [`Engine`].
 //!
 //! It owns the real IO of one member — the heartbeat UDP socket, the tokio timers,
-//! the signals, the configuration file, the VIP driver and the telemetry endpoint —
+//! the signals, the VIP driver and the telemetry endpoint — and takes its
+//! configuration either from a file (standalone, [`run`]) or from [`Update`]s another
+//! task pushes (the Kubernetes mode, `agent::kube`), whose [`Backend`] also answers
+//! the ledger and witness requests. It
 //! and does with them exactly what the simulator (`sim::World::feed`/`output`) does
 //! with its models: feed every event to the engine with the local monotonic time,
 //! then carry out every output in order. VIP operations are awaited inline in the
@@ -9,7 +12,8 @@
 //! engine's inputs is what keeps two nodes from holding a VIP at once.
 //!
 //! It must never decide ownership (the engine does), never hold a VIP the engine did
-//! not ask for, and never exit while it still holds one.
+//! not ask for, never wait on the Kubernetes API (the backend answers through the
+//! updates channel), and never exit while it still holds one.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -20,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use jiff::Timestamp;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -29,6 +34,7 @@ use super::vip::{BoundVip, VipDriver, VipError, VirtualIp};
 use crate::cli::error_report;
 use crate::engine::{Engine, EngineConfig, Event, Input, LedgerMode, Output, StopCause};
 use crate::membership::{Counters, Keyring};
+use crate::placement::Reason;
 use crate::telemetry::metrics::Phase;
 use crate::telemetry::{Telemetry, http};
 
@@ -65,9 +71,10 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: cannot run this configuration")]
+    #[error("{origin}: cannot run this configuration")]
     Config {
-        path: PathBuf,
+        /// Where the configuration came from (a file, a ConfigMap).
+        origin: String,
         #[source]
         source: ConfigError,
     },
@@ -117,29 +124,145 @@ fn load(path: &Path) -> Result<AgentConfig, AgentError> {
         source,
     })?;
     AgentConfig::from_yaml(&text).map_err(|source| AgentError::Config {
-        path: path.to_owned(),
+        origin: path.display().to_string(),
         source,
     })
 }
 
 /// Logs every problem of a configuration that cannot run, one line each.
-fn log_config_error(error: &AgentError) {
+pub(crate) fn log_config_error(error: &AgentError) {
     if let AgentError::Config {
-        path,
+        origin,
         source: ConfigError::Invalid(invalid),
     } = error
     {
         for problem in &invalid.problems {
-            error!(file = %path.display(), %problem, "invalid configuration");
+            error!(%origin, %problem, "invalid configuration");
         }
         error!(
-            file = %path.display(),
+            %origin,
             problems = invalid.problems.len(),
             "configuration rejected"
         );
     } else {
         error!(error = %error_report(error), "configuration rejected");
     }
+}
+
+/// What another task pushes into the event loop (the Kubernetes mode's watches and
+/// its ledger and witness answers).
+#[derive(Debug)]
+pub enum Update {
+    /// A new, validated configuration.
+    Config(Box<AgentConfig>),
+    /// New heartbeat keys (a rotation).
+    Keys(Keyring),
+    /// The answer to a ledger request.
+    Ledger {
+        group: String,
+        epoch: u64,
+        granted: bool,
+    },
+    /// The answer to a witness request, in the loop's local time.
+    Witness {
+        held_until: Option<Duration>,
+        other_until: Option<Duration>,
+    },
+    /// A person cleared a group's failure count.
+    ClearFailures(String),
+}
+
+/// A summary of the node's state for the outside world (the node Lease).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub config_hash: u64,
+    pub quorate: bool,
+    /// Members this node counts alive, itself included, sorted.
+    pub alive: Vec<String>,
+    /// Groups this node runs, with their epochs.
+    pub held: BTreeMap<String, u64>,
+    /// Per group: why this node is or is not the owner.
+    pub explain: BTreeMap<String, String>,
+}
+
+/// A person-visible transition the backend may publish (as a Kubernetes Event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// This node brought a group online.
+    Took {
+        group: String,
+        reason: Reason,
+        message: String,
+    },
+    Fenced {
+        group: String,
+    },
+    QuorumLost,
+    QuorumGained,
+}
+
+/// What a mode adds to the shared event loop. Every method returns at once: work
+/// that talks to a remote service is spawned, and its answer comes back as an
+/// [`Update`].
+pub trait Backend: Send {
+    /// How the engine keeps the ownership ledger in this mode.
+    fn ledger_mode(&self) -> LedgerMode;
+    /// Record this node as owner of `group` with `epoch` and answer with
+    /// [`Update::Ledger`]; `false`: this mode has no ledger (the loop refuses).
+    fn ledger_request(
+        &mut self,
+        group: String,
+        epoch: u64,
+        reason: Reason,
+        message: String,
+    ) -> bool;
+    /// Acquire or renew the witness and answer with [`Update::Witness`]; `false`:
+    /// this mode has no witness (the loop refuses).
+    fn witness_request(&mut self) -> bool;
+    /// A transition a person cares about.
+    fn notice(&mut self, notice: Notice);
+    /// How often [`Backend::report`] wants a fresh [`Report`]; `None`: never.
+    fn report_every(&self) -> Option<Duration>;
+    fn report(&mut self, report: Report);
+}
+
+/// The standalone mode: the quorate majority is the ledger, nothing to report.
+struct Standalone;
+
+impl Backend for Standalone {
+    fn ledger_mode(&self) -> LedgerMode {
+        LedgerMode::Quorum
+    }
+    // LedgerMode::Quorum never asks and witness quorum is refused at load; refusing
+    // keeps the engine consistent should either ever change.
+    fn ledger_request(&mut self, group: String, epoch: u64, _: Reason, _: String) -> bool {
+        error!(group, epoch, "ledger request in standalone mode; refused");
+        false
+    }
+    fn witness_request(&mut self) -> bool {
+        error!("witness request in standalone mode; refused");
+        false
+    }
+    fn notice(&mut self, _: Notice) {}
+    fn report_every(&self) -> Option<Duration> {
+        None
+    }
+    fn report(&mut self, _: Report) {}
+}
+
+/// Everything the shared loop needs besides the first configuration.
+pub struct LoopOptions {
+    pub node: String,
+    pub keys: Keyring,
+    pub metrics_addr: Option<SocketAddr>,
+    /// Where the first configuration came from, for errors.
+    pub origin: String,
+    /// The origin of the loop's local monotonic time (the backend computes witness
+    /// times against it).
+    pub start: Instant,
+    /// Updates pushed by another task; `None` in standalone mode.
+    pub updates: Option<mpsc::Receiver<Update>>,
+    pub backend: Box<dyn Backend>,
 }
 
 /// One group this node runs: its VIPs on their interfaces and the announcer.
@@ -153,7 +276,11 @@ struct Held {
 /// The event loop's state.
 struct Agent {
     node: String,
-    config_path: PathBuf,
+    /// The standalone configuration file (`None` in the Kubernetes mode).
+    config_path: Option<PathBuf>,
+    backend: Box<dyn Backend>,
+    /// The reason and sentence of each group's current claim, for the ledger record.
+    claims: BTreeMap<String, (Reason, String)>,
     config: AgentConfig,
     engine: Engine,
     socket: Arc<UdpSocket>,
@@ -185,18 +312,36 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
     let file_stamp = stamp(&options.config_path);
     let config = load(&options.config_path)?;
     let span = info_span!("agent", cluster = %config.model.cluster, node = %options.node);
-    run_with(options, config, file_stamp).instrument(span).await
+    let loop_options = LoopOptions {
+        node: options.node,
+        keys: options.keys,
+        metrics_addr: options.metrics_addr,
+        origin: options.config_path.display().to_string(),
+        start: Instant::now(),
+        updates: None,
+        backend: Box::new(Standalone),
+    };
+    run_loop(
+        loop_options,
+        config,
+        Some((options.config_path, file_stamp)),
+    )
+    .instrument(span)
+    .await
 }
 
-async fn run_with(
-    options: AgentOptions,
+/// The event loop both modes share: runs one member with `config` until
+/// SIGTERM/SIGINT and a graceful leave. `file` is the standalone configuration file
+/// (polled and reloaded on SIGHUP) with its stamp when read.
+pub(crate) async fn run_loop(
+    options: LoopOptions,
     config: AgentConfig,
-    file_stamp: FileStamp,
+    file: Option<(PathBuf, FileStamp)>,
 ) -> Result<(), AgentError> {
     let me = config
         .address_of(&options.node)
         .map_err(|source| AgentError::Config {
-            path: options.config_path.clone(),
+            origin: options.origin.clone(),
             source,
         })?;
     for warning in &config.warnings {
@@ -228,7 +373,7 @@ async fn run_with(
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signal)?;
     let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signal)?;
 
-    let start = Instant::now();
+    let start = options.start;
     let wall = Timestamp::now();
     // Microseconds since the epoch: strictly larger than any earlier run's.
     let incarnation = u64::try_from(wall.as_microsecond()).unwrap_or_default();
@@ -236,16 +381,21 @@ async fn run_with(
         &options.node,
         config.model.clone(),
         config.hash,
-        EngineConfig::for_model(&config.model, LedgerMode::Quorum),
+        EngineConfig::for_model(&config.model, options.backend.ledger_mode()),
         options.keys,
         incarnation,
-        Duration::ZERO,
+        start.elapsed(),
         wall,
     );
+    let report_every = options.backend.report_every();
+    let mut updates = options.updates;
+    let (config_path, file_stamp) = file.unzip();
     let socket = Arc::new(socket);
     let mut agent = Agent {
         node: options.node,
-        config_path: options.config_path,
+        config_path,
+        backend: options.backend,
+        claims: BTreeMap::new(),
         peers: Vec::new(),
         send_failing: BTreeSet::new(),
         config,
@@ -261,7 +411,7 @@ async fn run_with(
         counters: Counters::default(),
         detected: None,
         timelines: BTreeMap::new(),
-        file_stamp,
+        file_stamp: file_stamp.flatten(),
     };
     agent.apply_peers();
     info!(
@@ -277,7 +427,9 @@ async fn run_with(
     let origin = tokio::time::Instant::from_std(start);
     let mut file_poll = tokio::time::interval(FILE_POLL);
     let mut recheck = tokio::time::interval(ELIGIBILITY_RECHECK);
-    for timer in [&mut file_poll, &mut recheck] {
+    // Without a report period the timer still exists but nearly never fires.
+    let mut report = tokio::time::interval(report_every.unwrap_or(Duration::from_secs(86_400)));
+    for timer in [&mut file_poll, &mut recheck, &mut report] {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         timer.reset();
     }
@@ -313,13 +465,26 @@ async fn run_with(
                 info!("SIGHUP: reloading the configuration");
                 agent.reload().await;
             }
-            _ = file_poll.tick() => {
-                let now_stamp = stamp(&agent.config_path);
+            _ = file_poll.tick(), if agent.config_path.is_some() => {
+                let now_stamp = agent.config_path.as_deref().and_then(stamp);
                 if now_stamp != agent.file_stamp {
                     agent.file_stamp = now_stamp;
                     info!("configuration file changed: reloading");
                     agent.reload().await;
                 }
+            }
+            update = next_update(&mut updates) => match update {
+                Some(update) => agent.update(update).await,
+                None => {
+                    // The feeding task ended (a bug or shutdown): keep running on
+                    // the last configuration, as through an API server outage.
+                    warn!("configuration updates ended; keeping the running configuration");
+                    updates = None;
+                }
+            },
+            _ = report.tick(), if report_every.is_some() => {
+                let report = agent.report();
+                agent.backend.report(report);
             }
             _ = recheck.tick() => {
                 agent.start_failed.clear();
@@ -331,9 +496,84 @@ async fn run_with(
     Ok(())
 }
 
+/// The next update, or never when there is no channel.
+async fn next_update(updates: &mut Option<mpsc::Receiver<Update>>) -> Option<Update> {
+    match updates {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Agent {
     fn now(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// Applies one update pushed by the mode's tasks.
+    async fn update(&mut self, update: Update) {
+        match update {
+            Update::Config(config) => self.apply(*config).await,
+            Update::Keys(keys) => {
+                info!("heartbeat keys changed: using the new keys");
+                self.engine.set_keys(keys);
+            }
+            Update::Ledger {
+                group,
+                epoch,
+                granted,
+            } => {
+                self.step(Input::Ledger {
+                    group,
+                    epoch,
+                    granted,
+                })
+                .await
+            }
+            Update::Witness {
+                held_until,
+                other_until,
+            } => {
+                self.step(Input::Witness {
+                    held_until,
+                    other_until,
+                })
+                .await
+            }
+            Update::ClearFailures(group) => {
+                info!(group, "failure count cleared");
+                self.step(Input::ClearFailures { group }).await
+            }
+        }
+    }
+
+    /// The node's state for the node Lease.
+    fn report(&self) -> Report {
+        let now = self.now();
+        let model = self.engine.model();
+        let membership = self.engine.membership();
+        Report {
+            config_hash: self.config.hash,
+            quorate: self.engine.quorate(),
+            alive: model
+                .members
+                .iter()
+                .filter(|m| m.name == self.node || membership.alive(&m.name, now))
+                .map(|m| m.name.clone())
+                .collect(),
+            held: self
+                .engine
+                .held_groups()
+                .map(|(g, e)| (g.to_owned(), e))
+                .collect(),
+            explain: model
+                .groups
+                .iter()
+                .filter_map(|g| {
+                    let why = self.engine.explain(&g.name, &self.node, now)?;
+                    Some((g.name.clone(), why))
+                })
+                .collect(),
+        }
     }
 
     fn apply_peers(&mut self) {
@@ -423,31 +663,40 @@ impl Agent {
                 message,
             } => {
                 info!(group, epoch, reason = reason.code(), why = %message, "taking the group online");
+                self.backend.notice(Notice::Took {
+                    group: group.clone(),
+                    reason,
+                    message,
+                });
                 self.start_group(group, reason).await;
             }
             Output::Renew { group } => self.renew(&group).await,
             Output::Stop { group, cause } => self.stop_group(group, cause).await,
             Output::LedgerRequest { group, epoch } => {
-                // Standalone runs LedgerMode::Quorum, which never asks; refusing keeps
-                // the engine consistent if that ever changes.
-                error!(
-                    group,
-                    epoch, "ledger request in standalone mode (no external ledger); refused"
-                );
-                self.followups.push_back(Input::Ledger {
-                    group,
-                    epoch,
-                    granted: false,
-                });
+                // The claim that led here names the reason (it always precedes).
+                let (reason, message) = self
+                    .claims
+                    .get(&group)
+                    .cloned()
+                    .unwrap_or((Reason::Placed, String::new()));
+                if !self
+                    .backend
+                    .ledger_request(group.clone(), epoch, reason, message)
+                {
+                    self.followups.push_back(Input::Ledger {
+                        group,
+                        epoch,
+                        granted: false,
+                    });
+                }
             }
             Output::WitnessRequest => {
-                error!(
-                    "witness request in standalone mode (witness quorum is refused at load); refused"
-                );
-                self.followups.push_back(Input::Witness {
-                    held_until: None,
-                    other_until: None,
-                });
+                if !self.backend.witness_request() {
+                    self.followups.push_back(Input::Witness {
+                        held_until: None,
+                        other_until: None,
+                    });
+                }
             }
             Output::Event(event) => self.event(event),
         }
@@ -471,11 +720,13 @@ impl Agent {
                 }
             }
             Event::QuorumGained => {
+                self.backend.notice(Notice::QuorumGained);
                 metrics.quorate(true);
                 self.telemetry.set_ready(true);
                 info!("quorum gained");
             }
             Event::QuorumLost => {
+                self.backend.notice(Notice::QuorumLost);
                 metrics.quorate(false);
                 self.telemetry.set_ready(false);
                 warn!("quorum lost");
@@ -495,6 +746,7 @@ impl Agent {
                     self.timelines.insert(group.clone(), at);
                 }
                 info!(group, reason = reason.code(), why = %message, "claiming the group");
+                self.claims.insert(group, (reason, message));
             }
             Event::Won { group, epoch } => {
                 if let Some(&at) = self.timelines.get(&group) {
@@ -503,6 +755,9 @@ impl Agent {
                 info!(group, epoch, "a majority voted for this node");
             }
             Event::Fenced { group } => {
+                self.backend.notice(Notice::Fenced {
+                    group: group.clone(),
+                });
                 warn!(
                     group,
                     "fencing: votes about to lapse (quorum lost or partitioned); stopping the group"
@@ -722,8 +977,13 @@ impl Agent {
         self.step(Input::Leave).await;
     }
 
+    /// Reloads the standalone configuration file (SIGHUP, or when it changed).
     async fn reload(&mut self) {
-        let config = match load(&self.config_path) {
+        let Some(path) = &self.config_path else {
+            info!("configuration comes from the cluster; nothing to reload");
+            return;
+        };
+        let config = match load(path) {
             Ok(config) => config,
             Err(error) => {
                 self.telemetry.metrics.config_reload("rejected");
@@ -732,6 +992,12 @@ impl Agent {
                 return;
             }
         };
+        self.apply(config).await;
+    }
+
+    /// Applies a validated configuration live; one this member cannot run (it is no
+    /// longer a member) is refused and the running one stays.
+    async fn apply(&mut self, config: AgentConfig) {
         let me = match config.address_of(&self.node) {
             Ok(me) => me,
             Err(error) => {

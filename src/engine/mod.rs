@@ -367,6 +367,11 @@ impl Engine {
         &self.decisions
     }
 
+    /// Replaces the heartbeat keys (a rotation), effective for the next datagram.
+    pub fn set_keys(&mut self, keys: Keyring) {
+        self.membership.set_keys(keys);
+    }
+
     pub fn quorate(&self) -> bool {
         self.quorate
     }

@@ -113,10 +113,20 @@ pub fn config_map(cluster: &FailoverCluster, rendered: &RenderedConfig) -> Confi
             names::config_map(&cluster.name_any()),
             cluster_labels(&cluster.name_any()),
         ),
-        data: Some(BTreeMap::from([
-            (names::CONFIG_KEY.to_owned(), rendered.yaml.clone()),
-            (names::HASH_KEY.to_owned(), rendered.hash.clone()),
-        ])),
+        data: Some({
+            let mut data = BTreeMap::from([
+                (names::CONFIG_KEY.to_owned(), rendered.yaml.clone()),
+                (names::HASH_KEY.to_owned(), rendered.hash.clone()),
+            ]);
+            if !rendered.clear_failures.is_empty() {
+                // A map of strings always serializes.
+                data.insert(
+                    names::CLEAR_FAILURES_KEY.to_owned(),
+                    serde_json::json!(rendered.clear_failures).to_string(),
+                );
+            }
+            data
+        }),
         ..ConfigMap::default()
     }
 }

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
+use super::names;
 use crate::agent::config::config_hash;
 use crate::api::{FailoverCluster, Problem, ResourceGroup};
 
@@ -107,11 +108,15 @@ pub struct RenderedConfig {
     pub yaml: String,
     /// The config hash as 16 lowercase hex digits.
     pub hash: String,
+    /// Group -> its `failover.dev/clear-failures` annotation, for the groups that
+    /// have one. Not part of the hash: clearing failures changes no configuration.
+    pub clear_failures: BTreeMap<String, String>,
 }
 
 /// Renders the ClusterConfig of a validated cluster whose addresses are resolved
-/// (see [`resolve_addresses`]). Only name, namespace and spec go in, so status
-/// updates never change the hash.
+/// (see [`resolve_addresses`]). Only name, namespace and spec go in the YAML, so
+/// status updates never change the hash; the groups' clear-failures annotations go
+/// beside it.
 pub fn render_config(
     cluster: &FailoverCluster,
     groups: &[ResourceGroup],
@@ -139,9 +144,17 @@ pub fn render_config(
             &serde_yaml_ng::to_string(doc).map_err(yaml_err(format!("ResourceGroup/{name}")))?,
         );
     }
+    let clear_failures = groups
+        .iter()
+        .filter_map(|g| {
+            let value = g.annotations().get(names::CLEAR_FAILURES)?;
+            Some((g.name_any(), value.clone()))
+        })
+        .collect();
     let groups: Vec<ResourceGroup> = sorted.into_values().collect();
     Ok(RenderedConfig {
         yaml,
         hash: format!("{:016x}", config_hash(&doc_cluster, &groups)),
+        clear_failures,
     })
 }

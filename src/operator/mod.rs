@@ -90,7 +90,16 @@ pub struct Options {
 }
 
 async fn client(options: &Options) -> Result<Client, OperatorError> {
-    let mut config = match &options.kubeconfig {
+    client_from(options.kubeconfig.as_deref(), options.settings.api_timeout).await
+}
+
+/// A client from `kubeconfig`, else the in-cluster or default configuration, with
+/// connecting bounded by `timeout` (shared with the agent's Kubernetes mode).
+pub(crate) async fn client_from(
+    kubeconfig: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<Client, OperatorError> {
+    let mut config = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|source| {
                 OperatorError::Kubeconfig {
@@ -114,7 +123,7 @@ async fn client(options: &Options) -> Result<Client, OperatorError> {
     };
     // Bound every request at the transport too; watches are long polls the
     // watcher restarts, so only connecting is bounded for them.
-    config.connect_timeout = Some(options.settings.api_timeout);
+    config.connect_timeout = Some(timeout);
     Client::try_from(config).map_err(OperatorError::Client)
 }
 

@@ -22,6 +22,12 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const CONFIG_KEY: &str = "config.yaml";
 /// ConfigMap data key: the config hash, 16 lowercase hex digits.
 pub const HASH_KEY: &str = "hash";
+/// ConfigMap data key: JSON `{group: value}` of the `failover.dev/clear-failures`
+/// annotation of each group that has one (absent when none has), so the agents,
+/// which cannot read ResourceGroups, see a new value and clear the failure count.
+pub const CLEAR_FAILURES_KEY: &str = "clear-failures.json";
+/// ResourceGroup annotation: any new value resets the group's failover count.
+pub const CLEAR_FAILURES: &str = "failover.dev/clear-failures";
 /// Secret data key: the current heartbeat key.
 pub const KEY: &str = "key";
 /// Secret data key: the key before the last rotation, kept for the rotation period.

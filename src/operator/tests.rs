@@ -241,6 +241,36 @@ fn config_map_holds_the_documents_the_agent_loads_and_their_hash() {
     let data = cm.data.unwrap();
     assert_eq!(data["hash"], rendered.hash);
     assert_eq!(data["config.yaml"], rendered.yaml);
+    // No group asks to clear failures: no key.
+    assert!(!data.contains_key("clear-failures.json"));
+}
+
+#[test]
+fn clear_failures_annotations_ride_beside_the_config_without_changing_its_hash() {
+    let c = resolved(&cluster());
+    let plain = [
+        group("web", "10.77.0.100/24"),
+        group("db", "10.77.0.101/24"),
+    ];
+    let mut annotated = plain.clone();
+    annotated[0]
+        .annotations_mut()
+        .insert("failover.dev/clear-failures".into(), "2026-11-22".into());
+    let before = render_config(&c, &plain).unwrap();
+    let after = render_config(&c, &annotated).unwrap();
+    assert_eq!(before.hash, after.hash);
+    assert_eq!(before.yaml, after.yaml);
+    assert_eq!(
+        after.clear_failures,
+        BTreeMap::from([("web".to_owned(), "2026-11-22".to_owned())])
+    );
+    let data = build::config_map(&c, &after).data.unwrap();
+    let values: BTreeMap<String, String> =
+        serde_json::from_str(&data["clear-failures.json"]).unwrap();
+    assert_eq!(values, after.clear_failures);
+    // What the agent reads back.
+    let (_, read) = crate::agent::kube::parse_config_map(&build::config_map(&c, &after)).unwrap();
+    assert_eq!(read, after.clear_failures);
 }
 
 #[test]

@@ -1,0 +1,675 @@
+//! The agent's Kubernetes mode (`failover agent --cluster NAME`): the shared event
+//! loop of `agent::runtime` fed from the API server instead of a file.
+//!
+//! Owns the watches of the cluster's ClusterConfig ConfigMap and heartbeat Secret
+//! (by name, as the operator's Role allows), the group-Lease ledger, the witness,
+//! the node Lease renewals and the Events, all per notes/k8s-contract.md. Every API
+//! call runs in its own task under a timeout and answers the loop through the
+//! updates channel: the loop never waits on the API server, and through an outage it
+//! keeps running on the last configuration and keys (DESIGN.md section 5). It must
+//! never decide ownership, and never start the loop before a valid configuration
+//! and key arrived (until then the node holds nothing).
+
+pub mod lease;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
+use kube::api::Api;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use self::lease::{Claim, Leases};
+use super::config::{AgentConfig, ConfigError};
+use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update};
+use crate::api::FailoverCluster;
+use crate::cli::error_report;
+use crate::engine::LedgerMode;
+use crate::membership::{AuthError, Keyring};
+use crate::operator::{OperatorError, names};
+use crate::placement::{ClusterModel, Reason};
+
+/// The longest any single API call may take; shorter when `deadAfter` is.
+const API_TIMEOUT: Duration = Duration::from_secs(2);
+/// The node Lease is renewed at most this often, however short the interval...
+const NODE_RENEW_MIN: Duration = Duration::from_millis(250);
+/// ...and at least this often: the operator shows a member Offline when its
+/// renewTime is older than deadAfter + 1 s.
+const NODE_RENEW_MAX: Duration = Duration::from_secs(1);
+/// The same Event (reason and group) is published at most once per this period.
+const EVENT_SPACING: Duration = Duration::from_secs(10);
+
+/// Why the Kubernetes mode stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("cannot reach the Kubernetes API")]
+    Client(#[source] OperatorError),
+    #[error("the agent loop failed")]
+    Agent(#[source] AgentError),
+    #[error("cannot install signal handlers")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Why one ConfigMap or Secret version cannot be used (the last good one stays).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{name}: no data key {key}")]
+    Missing { name: String, key: &'static str },
+    #[error("ConfigMap {name}")]
+    Config {
+        name: String,
+        #[source]
+        source: ConfigError,
+    },
+    #[error("Secret {name}: unusable heartbeat key")]
+    Key {
+        name: String,
+        #[source]
+        source: AuthError,
+    },
+}
+
+/// What `failover agent --cluster` needs.
+#[derive(Debug, Clone)]
+pub struct KubeOptions {
+    pub cluster: String,
+    /// The cluster's namespace; `None`: the client's default namespace.
+    pub namespace: Option<String>,
+    pub node: String,
+    pub kubeconfig: Option<PathBuf>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// Timing of the API work, from the running configuration's heartbeat settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Group and witness `leaseDurationSeconds`: `deadAfter` rounded up.
+    pub duration_secs: i32,
+    /// Per API call (and per ledger or witness request): min(deadAfter, 2 s).
+    pub timeout: Duration,
+    /// Node Lease renewal period: the interval, within 250 ms..1 s.
+    pub renew_every: Duration,
+}
+
+impl Timing {
+    pub fn of(model: &ClusterModel) -> Self {
+        let millis = model.dead_after.as_millis().div_ceil(1000);
+        Timing {
+            duration_secs: i32::try_from(millis).unwrap_or(i32::MAX).max(1),
+            timeout: model.dead_after.min(API_TIMEOUT),
+            renew_every: model.interval.clamp(NODE_RENEW_MIN, NODE_RENEW_MAX),
+        }
+    }
+}
+
+/// The configuration in a ClusterConfig ConfigMap and the clear-failures values.
+/// A hash that differs from the one the agent computes is logged, not fatal: the
+/// computed one is what the agent runs and reports.
+pub fn parse_config_map(
+    cm: &ConfigMap,
+) -> Result<(AgentConfig, BTreeMap<String, String>), SourceError> {
+    let name = cm.name_any();
+    let data = cm.data.as_ref();
+    let yaml = data
+        .and_then(|d| d.get(names::CONFIG_KEY))
+        .ok_or_else(|| SourceError::Missing {
+            name: name.clone(),
+            key: names::CONFIG_KEY,
+        })?;
+    let config = AgentConfig::from_cluster_yaml(yaml).map_err(|source| SourceError::Config {
+        name: name.clone(),
+        source,
+    })?;
+    let computed = format!("{:016x}", config.hash);
+    if let Some(stated) = data.and_then(|d| d.get(names::HASH_KEY))
+        && *stated != computed
+    {
+        warn!(
+            configmap = name,
+            stated,
+            computed,
+            "config hash differs from the operator's (version skew?); running the computed one"
+        );
+    }
+    let clear = match data.and_then(|d| d.get(names::CLEAR_FAILURES_KEY)) {
+        None => BTreeMap::new(),
+        Some(text) => serde_json::from_str(text).unwrap_or_else(|error| {
+            warn!(configmap = name, %error, "ignoring malformed {}", names::CLEAR_FAILURES_KEY);
+            BTreeMap::new()
+        }),
+    };
+    Ok((config, clear))
+}
+
+/// The groups whose clear-failures value is new or changed since `old`.
+pub fn cleared(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+    new.iter()
+        .filter(|(group, value)| old.get(*group) != Some(*value))
+        .map(|(group, _)| group.clone())
+        .collect()
+}
+
+/// The heartbeat keys in the Secret: `key`, and `previousKey` during a rotation
+/// (also returned raw, to notice changes).
+#[allow(clippy::type_complexity)]
+pub fn parse_secret(secret: &Secret) -> Result<(Keyring, (Vec<u8>, Option<Vec<u8>>)), SourceError> {
+    let name = secret.name_any();
+    let data = secret.data.as_ref();
+    let key = data
+        .and_then(|d| d.get(names::KEY))
+        .ok_or_else(|| SourceError::Missing {
+            name: name.clone(),
+            key: names::KEY,
+        })?;
+    let previous = data
+        .and_then(|d| d.get(names::PREVIOUS_KEY))
+        .map(|p| p.0.clone());
+    let keys = Keyring::new(key.0.clone(), previous.clone())
+        .map_err(|source| SourceError::Key { name, source })?;
+    Ok((keys, (key.0.clone(), previous)))
+}
+
+/// The FailoverCluster the ConfigMap belongs to (its controller ownerReference), as
+/// the object the agent's Events are about.
+pub fn cluster_reference(cm: &ConfigMap) -> Option<ObjectReference> {
+    let owner = cm
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == FailoverCluster::kind(&()))?;
+    Some(ObjectReference {
+        api_version: Some(owner.api_version.clone()),
+        kind: Some(owner.kind.clone()),
+        name: Some(owner.name.clone()),
+        namespace: cm.namespace(),
+        uid: Some(owner.uid.clone()),
+        ..ObjectReference::default()
+    })
+}
+
+/// The Event for a notice: (type, reason, note).
+pub fn event_for(node: &str, notice: &Notice) -> (EventType, &'static str, String) {
+    match notice {
+        Notice::Took {
+            group,
+            reason,
+            message,
+        } => {
+            let kind = match reason {
+                Reason::OwnerLost | Reason::OwnerLeaving => "Failover",
+                Reason::Failback => "Failback",
+                _ => "GroupTaken",
+            };
+            let note = format!("{node} took group {group} ({}): {message}", reason.code());
+            (EventType::Normal, kind, note)
+        }
+        Notice::Fenced { group } => (
+            EventType::Warning,
+            "Fenced",
+            format!(
+                "{node} stopped group {group}: its votes were about to lapse (quorum lost or partitioned)"
+            ),
+        ),
+        Notice::QuorumLost => (
+            EventType::Warning,
+            "QuorumLost",
+            format!("{node} lost quorum"),
+        ),
+        Notice::QuorumGained => (
+            EventType::Normal,
+            "QuorumRegained",
+            format!("{node} is quorate"),
+        ),
+    }
+}
+
+/// Watches one object by name; yields every version seen (after relists too).
+fn watch_named<K>(api: Api<K>, name: &str) -> impl Stream<Item = K> + Send
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let what = format!("{}/{name}", K::kind(&Default::default()));
+    watcher(api, config)
+        .default_backoff()
+        .applied_objects()
+        .filter_map(move |result| {
+            let what = what.clone();
+            async move {
+                match result {
+                    Ok(object) => Some(object),
+                    Err(error) => {
+                        // The watcher retries with backoff; the agent keeps running.
+                        warn!(object = what, error = %error_report(&error), "watch failed; retrying");
+                        None
+                    }
+                }
+            }
+        })
+}
+
+/// Feeds the loop from the ConfigMap and Secret watches.
+async fn watch_sources(
+    client: Client,
+    namespace: String,
+    cluster: String,
+    updates: mpsc::Sender<Update>,
+    timing: watch::Sender<Option<Timing>>,
+    reference: watch::Sender<Option<ObjectReference>>,
+) {
+    let config_name = names::config_map(&cluster);
+    let secret_name = names::heartbeat_secret(&cluster);
+    let configs =
+        watch_named::<ConfigMap>(Api::namespaced(client.clone(), &namespace), &config_name);
+    let secrets = watch_named::<Secret>(Api::namespaced(client, &namespace), &secret_name);
+    let mut configs = std::pin::pin!(configs);
+    let mut secrets = std::pin::pin!(secrets);
+    let mut clear: Option<BTreeMap<String, String>> = None;
+    let mut last_keys: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
+    loop {
+        let update = tokio::select! {
+            Some(cm) = configs.next() => {
+                reference.send_replace(cluster_reference(&cm));
+                match parse_config_map(&cm) {
+                    Ok((config, values)) => {
+                        // Values present when the agent starts are old requests: its
+                        // failure history starts empty anyway.
+                        if let Some(old) = &clear {
+                            for group in cleared(old, &values) {
+                                if updates.send(Update::ClearFailures(group)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        clear = Some(values);
+                        timing.send_replace(Some(Timing::of(&config.model)));
+                        Update::Config(Box::new(config))
+                    }
+                    Err(error) => {
+                        if let SourceError::Config { name, source } = error {
+                            runtime::log_config_error(&AgentError::Config {
+                                origin: format!("ConfigMap {namespace}/{name}"),
+                                source,
+                            });
+                        } else {
+                            error!(error = %error_report(&error), "configuration rejected");
+                        }
+                        warn!("keeping the running configuration");
+                        continue;
+                    }
+                }
+            }
+            Some(secret) = secrets.next() => {
+                match parse_secret(&secret) {
+                    Ok((keys, raw)) => {
+                        // Relists repeat the same Secret: only a change is news.
+                        if last_keys.as_ref() == Some(&raw) {
+                            continue;
+                        }
+                        last_keys = Some(raw);
+                        Update::Keys(keys)
+                    }
+                    Err(error) => {
+                        error!(error = %error_report(&error), "heartbeat keys rejected; keeping the running ones");
+                        continue;
+                    }
+                }
+            }
+            else => return,
+        };
+        if updates.send(update).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The backend of the Kubernetes mode: spawns every API call.
+struct KubeBackend {
+    leases: Leases,
+    updates: mpsc::Sender<Update>,
+    timing: watch::Receiver<Option<Timing>>,
+    start: Instant,
+    reports: watch::Sender<Option<Report>>,
+    notices: mpsc::Sender<Notice>,
+}
+
+impl KubeBackend {
+    fn timing(&self) -> Timing {
+        self.timing.borrow().unwrap_or(Timing {
+            duration_secs: 1,
+            timeout: API_TIMEOUT,
+            renew_every: NODE_RENEW_MAX,
+        })
+    }
+
+    fn leases(&self, timing: Timing) -> Leases {
+        Leases {
+            timeout: timing.timeout,
+            ..self.leases.clone()
+        }
+    }
+}
+
+impl Backend for KubeBackend {
+    fn ledger_mode(&self) -> LedgerMode {
+        LedgerMode::External
+    }
+
+    fn ledger_request(
+        &mut self,
+        group: String,
+        epoch: u64,
+        reason: Reason,
+        message: String,
+    ) -> bool {
+        let timing = self.timing();
+        let leases = self.leases(timing);
+        let updates = self.updates.clone();
+        let claim = Claim {
+            node: leases.node.clone(),
+            epoch,
+            duration_secs: timing.duration_secs,
+            reason: reason.code().to_owned(),
+            message,
+        };
+        tokio::spawn(async move {
+            let granted = match tokio::time::timeout(
+                timing.timeout,
+                leases.take_group(&group, &claim),
+            )
+            .await
+            {
+                Ok(Ok(granted)) => granted,
+                Ok(Err(error)) => {
+                    warn!(group, epoch, error = %error_report(&error), "ledger request failed; refused");
+                    false
+                }
+                Err(_) => {
+                    warn!(group, epoch, timeout = ?timing.timeout, "ledger request unanswered; refused");
+                    false
+                }
+            };
+            if granted {
+                info!(group, epoch, "group Lease records this node as owner");
+            }
+            // A closed channel means the loop is gone; nothing to answer.
+            let _ = updates
+                .send(Update::Ledger {
+                    group,
+                    epoch,
+                    granted,
+                })
+                .await;
+        });
+        true
+    }
+
+    fn witness_request(&mut self) -> bool {
+        let timing = self.timing();
+        let leases = self.leases(timing);
+        let updates = self.updates.clone();
+        let start = self.start;
+        let sent = start.elapsed();
+        tokio::spawn(async move {
+            let answer = match tokio::time::timeout(
+                timing.timeout,
+                leases.witness(timing.duration_secs, sent, || start.elapsed()),
+            )
+            .await
+            {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(error)) => {
+                    warn!(error = %error_report(&error), "witness request failed");
+                    lease::WitnessAnswer {
+                        held_until: None,
+                        other_until: None,
+                    }
+                }
+                Err(_) => {
+                    warn!(timeout = ?timing.timeout, "witness request unanswered");
+                    lease::WitnessAnswer {
+                        held_until: None,
+                        other_until: None,
+                    }
+                }
+            };
+            debug!(?answer, "witness answer");
+            let _ = updates
+                .send(Update::Witness {
+                    held_until: answer.held_until,
+                    other_until: answer.other_until,
+                })
+                .await;
+        });
+        true
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        // Events are best effort: a full queue drops them rather than wait.
+        if self.notices.try_send(notice).is_err() {
+            debug!("event queue full; event dropped");
+        }
+    }
+
+    fn report_every(&self) -> Option<Duration> {
+        Some(NODE_RENEW_MIN)
+    }
+
+    fn report(&mut self, report: Report) {
+        self.reports.send_replace(Some(report));
+    }
+}
+
+/// Renews the node Lease with the latest report every `renew_every`, and the group
+/// Leases this node holds every half `leaseDurationSeconds` (at least 1 s apart:
+/// they are the record, not the fence); failures are logged once per streak and
+/// never fence.
+async fn renew_leases(
+    leases: Leases,
+    reports: watch::Receiver<Option<Report>>,
+    timing: watch::Receiver<Option<Timing>>,
+) {
+    let mut last = None;
+    let mut failing = false;
+    let mut groups_renewed: Option<Instant> = None;
+    loop {
+        let Some(t) = *timing.borrow() else {
+            tokio::time::sleep(NODE_RENEW_MAX).await;
+            continue;
+        };
+        let next = tokio::time::Instant::now() + t.renew_every;
+        let report = reports.borrow().clone();
+        if let Some(report) = report {
+            let leases = Leases {
+                timeout: t.timeout,
+                ..leases.clone()
+            };
+            let mut result = leases
+                .renew_node(last.take(), t.duration_secs, &report)
+                .await;
+            let group_period = (Duration::from_secs(u64::try_from(t.duration_secs).unwrap_or(1))
+                / 2)
+            .max(NODE_RENEW_MAX);
+            let groups_due = groups_renewed.is_none_or(|at| at.elapsed() >= group_period);
+            if let Ok(stored) = &result {
+                last = Some(stored.clone());
+            }
+            if groups_due && !report.held.is_empty() {
+                groups_renewed = Some(Instant::now());
+                for (group, epoch) in &report.held {
+                    if let Err(error) = leases.renew_group(group, *epoch).await {
+                        result = Err(error);
+                    }
+                }
+            }
+            match result {
+                Ok(_) if failing => {
+                    failing = false;
+                    info!("Lease renewals work again");
+                }
+                Ok(_) => {}
+                Err(error) if !failing => {
+                    failing = true;
+                    warn!(error = %error_report(&error), "Lease renewal failed (logged once until it works again); running on");
+                }
+                Err(_) => {}
+            }
+        }
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+/// Publishes notices as Events on the FailoverCluster, each (reason, subject) at most
+/// once per [`EVENT_SPACING`].
+async fn publish_events(
+    recorder: Recorder,
+    node: String,
+    mut notices: mpsc::Receiver<Notice>,
+    reference: watch::Receiver<Option<ObjectReference>>,
+) {
+    let mut last: BTreeMap<String, Instant> = BTreeMap::new();
+    while let Some(notice) = notices.recv().await {
+        let (type_, reason, note) = event_for(&node, &notice);
+        let subject = match &notice {
+            Notice::Took { group, .. } | Notice::Fenced { group } => group.as_str(),
+            _ => "",
+        };
+        let key = format!("{reason}/{subject}");
+        if last.get(&key).is_some_and(|t| t.elapsed() < EVENT_SPACING) {
+            continue;
+        }
+        last.insert(key, Instant::now());
+        let Some(reference) = reference.borrow().clone() else {
+            continue;
+        };
+        let event = KubeEvent {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: reason.to_owned(),
+            secondary: None,
+        };
+        match tokio::time::timeout(API_TIMEOUT, recorder.publish(&event, &reference)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => debug!(error = %error_report(&error), "cannot publish Event"),
+            Err(_) => debug!("Event publish timed out"),
+        }
+    }
+}
+
+/// Runs the agent of `options.node` for the cluster until SIGTERM/SIGINT and a
+/// graceful leave.
+pub async fn run(options: KubeOptions) -> Result<(), KubeError> {
+    let client = crate::operator::client_from(options.kubeconfig.as_deref(), API_TIMEOUT)
+        .await
+        .map_err(KubeError::Client)?;
+    let namespace = options
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let span = info_span!("agent", cluster = %format!("{namespace}/{}", options.cluster), node = %options.node);
+    run_with(client, namespace, options).instrument(span).await
+}
+
+async fn run_with(
+    client: Client,
+    namespace: String,
+    options: KubeOptions,
+) -> Result<(), KubeError> {
+    let (updates_tx, mut updates) = mpsc::channel(64);
+    let (timing_tx, timing) = watch::channel(None);
+    let (reference_tx, reference) = watch::channel(None);
+    tokio::spawn(watch_sources(
+        client.clone(),
+        namespace.clone(),
+        options.cluster.clone(),
+        updates_tx.clone(),
+        timing_tx,
+        reference_tx,
+    ));
+
+    // Hold nothing until both a valid configuration and a key arrived.
+    info!(
+        configmap = names::config_map(&options.cluster),
+        secret = names::heartbeat_secret(&options.cluster),
+        "waiting for the configuration and the heartbeat key"
+    );
+    let mut term = signal(SignalKind::terminate()).map_err(KubeError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(KubeError::Signal)?;
+    let (mut config, mut keys): (Option<AgentConfig>, Option<Keyring>) = (None, None);
+    let (config, keys) = loop {
+        if let (Some(c), Some(k)) = (&config, &keys) {
+            break (c.clone(), k.clone());
+        }
+        tokio::select! {
+            update = updates.recv() => match update {
+                Some(Update::Config(c)) => match c.address_of(&options.node) {
+                    Ok(_) => config = Some(*c),
+                    Err(error) => error!(error = %error_report(&error), "this node is not a member; waiting for a configuration that names it"),
+                },
+                Some(Update::Keys(k)) => keys = Some(k),
+                Some(_) => {}
+                None => return Ok(()),
+            },
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+        }
+    };
+    drop((term, int));
+
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &namespace);
+    let leases = Leases {
+        api,
+        cluster: options.cluster.clone(),
+        node: options.node.clone(),
+        timeout: API_TIMEOUT,
+    };
+    let (reports_tx, reports) = watch::channel(None);
+    let (notices_tx, notices) = mpsc::channel(64);
+    tokio::spawn(renew_leases(leases.clone(), reports, timing.clone()));
+    let reporter = Reporter {
+        controller: names::APP_AGENT.to_owned(),
+        instance: Some(options.node.clone()),
+    };
+    tokio::spawn(publish_events(
+        Recorder::new(client, reporter),
+        options.node.clone(),
+        notices,
+        reference,
+    ));
+    let start = Instant::now();
+    let backend = KubeBackend {
+        leases,
+        updates: updates_tx,
+        timing,
+        start,
+        reports: reports_tx,
+        notices: notices_tx,
+    };
+    let loop_options = LoopOptions {
+        node: options.node,
+        keys,
+        metrics_addr: options.metrics_addr,
+        origin: format!(
+            "ConfigMap {namespace}/{}",
+            names::config_map(&options.cluster)
+        ),
+        start,
+        updates: Some(updates),
+        backend: Box::new(backend),
+    };
+    runtime::run_loop(loop_options, config, None)
+        .await
+        .map_err(KubeError::Agent)
+}
+
+#[cfg(test)]
+mod tests;
