@@ -157,11 +157,13 @@ pub enum Update {
     Config(Box<AgentConfig>),
     /// New heartbeat keys (a rotation).
     Keys(Keyring),
-    /// The answer to a ledger request.
+    /// The answer to a ledger request (with the epoch the ledger holds, when refused
+    /// for being stale).
     Ledger {
         group: String,
         epoch: u64,
         granted: bool,
+        recorded: Option<u64>,
     },
     /// The answer to a witness request, in the loop's local time.
     Witness {
@@ -521,11 +523,13 @@ impl Agent {
                 group,
                 epoch,
                 granted,
+                recorded,
             } => {
                 self.step(Input::Ledger {
                     group,
                     epoch,
                     granted,
+                    recorded,
                 })
                 .await
             }
@@ -687,6 +691,7 @@ impl Agent {
                         group,
                         epoch,
                         granted: false,
+                        recorded: None,
                     });
                 }
             }

@@ -172,11 +172,14 @@ pub enum Input<'a> {
     Offline {
         group: String,
     },
-    /// Answer to a [`Output::LedgerRequest`].
+    /// Answer to a [`Output::LedgerRequest`]. A refusal says, when it knows, the
+    /// epoch the ledger holds: after every agent restarted, the engines' epochs start
+    /// low again, and the next request must exceed what the ledger recorded.
     Ledger {
         group: String,
         epoch: u64,
         granted: bool,
+        recorded: Option<u64>,
     },
     /// Answer to a [`Output::WitnessRequest`]: held until this local time
     /// (conservative), or refused because another node holds it until `other_until`
@@ -299,6 +302,8 @@ pub struct Engine {
     last_step: Duration,
     /// When a graceful leave was asked for.
     leave_started: Option<Duration>,
+    /// Per group, the highest epoch the external ledger said it holds.
+    ledger_floor: BTreeMap<String, u64>,
     outputs: VecDeque<Output>,
 }
 
@@ -342,6 +347,7 @@ impl Engine {
             votes_from: now + model_dead_after,
             last_step: now,
             leave_started: None,
+            ledger_floor: BTreeMap::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -537,7 +543,14 @@ impl Engine {
                 group,
                 epoch,
                 granted,
+                recorded,
             } => {
+                if let Some(recorded) = recorded {
+                    let floor = self.ledger_floor.entry(group.clone()).or_default();
+                    *floor = (*floor).max(recorded);
+                    let known = self.known_epoch.entry(group.clone()).or_default();
+                    *known = (*known).max(recorded);
+                }
                 if let Some(Local::Ledger {
                     since_seq,
                     epoch: e,
@@ -966,6 +979,8 @@ impl Engine {
                 } else if let Some(epoch) = self.lease_valid(group, since_seq, now) {
                     match self.config.ledger {
                         LedgerMode::External if self.model.quorum != QuorumMode::None => {
+                            let floor = self.ledger_floor.get(group).map_or(0, |f| f + 1);
+                            let epoch = epoch.max(floor);
                             self.local.insert(
                                 group.to_string(),
                                 Local::Ledger {

@@ -597,6 +597,7 @@ impl World {
                 if self.alive_incarnation(node, incarnation) {
                     let entry = self.ledger.entry(group.clone()).or_default();
                     let granted = epoch > *entry;
+                    let recorded = (!granted).then_some(*entry);
                     if granted {
                         *entry = epoch;
                     }
@@ -606,6 +607,7 @@ impl World {
                             group,
                             epoch,
                             granted,
+                            recorded,
                         },
                     );
                 }

@@ -256,3 +256,21 @@ fn fastest_timing_holds_the_invariants() {
         );
     }
 }
+
+#[test]
+fn external_ledger_left_at_a_high_epoch_does_not_block_ownership() {
+    // Every agent restarted: the engines' epochs start low, the group Leases still
+    // record epoch 100. Refusals carry the recorded epoch; the next claims exceed it.
+    let mut config = quick(3);
+    config.ledger = LedgerMode::External;
+    let mut w = world(config.clone(), vec![]);
+    for g in 0..config.groups {
+        w.ledger.insert(group_name(g), 100);
+    }
+    w.run_until(config.dead_after * 6);
+    for g in 0..config.groups {
+        assert_eq!(online(&w, g).len(), 1, "group {g} must come online");
+        assert!(w.ledger[&group_name(g)] > 100);
+    }
+    assert_eq!(w.report.violations(), 0, "{:?}", w.report.first_violation);
+}

@@ -44,6 +44,16 @@ pub enum Refusal {
     StaleEpoch { holder: String, stored: i64 },
 }
 
+/// The answer of the group Lease to a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    Granted,
+    /// Refused; `recorded` is the epoch the Lease holds when the claim was stale.
+    Refused {
+        recorded: Option<u64>,
+    },
+}
+
 /// The ownership record this node wants to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
@@ -281,7 +291,7 @@ impl Leases {
 
     /// Records this node as owner of the group: read, decide, compare-and-swap; on
     /// a conflict reads and decides once more. `Ok(false)`: refused.
-    pub async fn take_group(&self, group: &str, claim: &Claim) -> Result<bool, LeaseError> {
+    pub async fn take_group(&self, group: &str, claim: &Claim) -> Result<Taken, LeaseError> {
         let name = names::group_lease(&self.cluster, group);
         for attempt in 0..2 {
             let current = self.get(&name).await?;
@@ -289,11 +299,14 @@ impl Leases {
                 Ok(lease) => lease,
                 Err(refusal) => {
                     info!(group, epoch = claim.epoch, ?refusal, "group Lease refused");
-                    return Ok(false);
+                    let Refusal::StaleEpoch { stored, .. } = refusal;
+                    return Ok(Taken::Refused {
+                        recorded: u64::try_from(stored).ok(),
+                    });
                 }
             };
             if self.swap(&name, &lease).await?.is_some() {
-                return Ok(true);
+                return Ok(Taken::Granted);
             }
             debug!(
                 group,
@@ -305,7 +318,7 @@ impl Leases {
             epoch = claim.epoch,
             "group Lease kept changing; refused"
         );
-        Ok(false)
+        Ok(Taken::Refused { recorded: None })
     }
 
     /// Refreshes renewTime of a group Lease this node holds with `epoch`.

@@ -26,7 +26,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use self::lease::{Claim, Leases};
+use self::lease::{Claim, Leases, Taken};
 use super::config::{AgentConfig, ConfigError};
 use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update};
 use crate::api::FailoverCluster;
@@ -380,21 +380,26 @@ impl Backend for KubeBackend {
             message,
         };
         tokio::spawn(async move {
-            let granted = match tokio::time::timeout(
+            let refused = Taken::Refused { recorded: None };
+            let taken = match tokio::time::timeout(
                 timing.timeout,
                 leases.take_group(&group, &claim),
             )
             .await
             {
-                Ok(Ok(granted)) => granted,
+                Ok(Ok(taken)) => taken,
                 Ok(Err(error)) => {
                     warn!(group, epoch, error = %error_report(&error), "ledger request failed; refused");
-                    false
+                    refused
                 }
                 Err(_) => {
                     warn!(group, epoch, timeout = ?timing.timeout, "ledger request unanswered; refused");
-                    false
+                    refused
                 }
+            };
+            let (granted, recorded) = match taken {
+                Taken::Granted => (true, None),
+                Taken::Refused { recorded } => (false, recorded),
             };
             if granted {
                 info!(group, epoch, "group Lease records this node as owner");
@@ -405,6 +410,7 @@ impl Backend for KubeBackend {
                     group,
                     epoch,
                     granted,
+                    recorded,
                 })
                 .await;
         });

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Owne
 use kube::client::Body;
 use serde_json::{Value, json};
 
-use super::lease::{self, Claim, Leases, Refusal, WitnessAnswer};
+use super::lease::{self, Claim, Leases, Refusal, Taken, WitnessAnswer};
 use super::*;
 
 const NS: &str = "ns";
@@ -464,7 +464,10 @@ async fn ledger_compare_and_swap_succeeds() {
             "OwnerLost"
         );
     });
-    assert!(leases.take_group("web", &claim("n1", 3)).await.unwrap());
+    assert_eq!(
+        leases.take_group("web", &claim("n1", 3)).await.unwrap(),
+        Taken::Granted
+    );
     server.await.unwrap();
 }
 
@@ -489,7 +492,10 @@ async fn ledger_conflict_rereads_and_refuses_when_another_node_won() {
         .await;
         api
     });
-    assert!(!leases.take_group("web", &claim("n1", 3)).await.unwrap());
+    assert_eq!(
+        leases.take_group("web", &claim("n1", 3)).await.unwrap(),
+        Taken::Refused { recorded: Some(3) }
+    );
     let mut api = server.await.unwrap();
     // Nothing else was sent.
     drop(leases);
@@ -512,7 +518,10 @@ async fn ledger_two_conflicts_in_a_row_refuse() {
             .await;
         }
     });
-    assert!(!leases.take_group("web", &claim("n1", 3)).await.unwrap());
+    assert_eq!(
+        leases.take_group("web", &claim("n1", 3)).await.unwrap(),
+        Taken::Refused { recorded: None }
+    );
     server.await.unwrap();
 }
 
@@ -527,7 +536,11 @@ async fn ledger_stale_epoch_is_refused_without_a_write() {
         .await;
         api
     });
-    assert!(!leases.take_group("web", &claim("n1", 5)).await.unwrap());
+    assert_eq!(
+        leases.take_group("web", &claim("n1", 5)).await.unwrap(),
+        Taken::Refused { recorded: Some(8) },
+        "a stale claim learns the epoch the Lease holds"
+    );
     let mut api = server.await.unwrap();
     drop(leases);
     assert!(api.next_request().await.is_none());
@@ -561,7 +574,7 @@ async fn unanswered_ledger_request_is_refused_after_the_timeout() {
         .unwrap();
     assert!(matches!(
         answer,
-        Update::Ledger { ref group, epoch: 2, granted: false } if group == "web"
+        Update::Ledger { ref group, epoch: 2, granted: false, .. } if group == "web"
     ));
 }
 
