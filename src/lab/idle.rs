@@ -151,7 +151,10 @@ pub fn run(
         })
     })();
     lab.down()?;
-    let _ = std::fs::remove_dir_all(&dir);
+    // The run directory holds configs and logs; keep it only when asked to debug.
+    if std::env::var_os("FAILOVER_LAB_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 
