@@ -33,6 +33,18 @@ struct ErrorLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabel {
+    namespace: String,
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabel {
+    namespace: String,
+    group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -50,6 +62,8 @@ pub struct Metrics {
     errors: Family<ErrorLabel, Counter>,
     duration: Family<ControllerLabel, Histogram, fn() -> Histogram>,
     managed: Family<KindLabel, Gauge>,
+    config_valid: Family<ClusterLabel, Gauge>,
+    group_failed: Family<GroupLabel, Gauge>,
     leader: Gauge,
     ready: AtomicBool,
 }
@@ -63,6 +77,8 @@ impl Default for Metrics {
             errors: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             managed: Family::default(),
+            config_valid: Family::default(),
+            group_failed: Family::default(),
             leader: Gauge::default(),
             ready: AtomicBool::new(false),
         };
@@ -81,6 +97,16 @@ impl Default for Metrics {
             "managed_objects",
             "Custom resources the operator manages, by kind",
             m.managed.clone(),
+        );
+        registry.register(
+            "cluster_config_valid",
+            "0 while a FailoverCluster has ConfigValid=False (the last valid config keeps running)",
+            m.config_valid.clone(),
+        );
+        registry.register(
+            "group_failed",
+            "1 while a ResourceGroup is in phase Failed (failover limit reached)",
+            m.group_failed.clone(),
         );
         registry.register(
             "leader",
@@ -113,6 +139,29 @@ impl Metrics {
         self.managed
             .get_or_create(&KindLabel { kind })
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Replaces the per-object state gauges with the objects that exist now (a
+    /// deleted object's series goes away with it): `clusters` as (namespace, name,
+    /// config valid), `groups` as (namespace, name, failed). Labels are object names,
+    /// bounded by what the users created.
+    pub fn object_states(
+        &self,
+        clusters: impl IntoIterator<Item = (String, String, bool)>,
+        groups: impl IntoIterator<Item = (String, String, bool)>,
+    ) {
+        self.config_valid.clear();
+        for (namespace, cluster, valid) in clusters {
+            self.config_valid
+                .get_or_create(&ClusterLabel { namespace, cluster })
+                .set(i64::from(valid));
+        }
+        self.group_failed.clear();
+        for (namespace, group, failed) in groups {
+            self.group_failed
+                .get_or_create(&GroupLabel { namespace, group })
+                .set(i64::from(failed));
+        }
     }
 
     /// Leadership gained or lost.

@@ -406,6 +406,21 @@ fn finish(
         .managed("FailoverCluster", ctx.stores.clusters.len());
     ctx.metrics
         .managed("ResourceGroup", ctx.stores.groups.len());
+    ctx.metrics.object_states(
+        ctx.stores.clusters.state().iter().map(|c| {
+            let valid = c.data["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|cond| cond["type"] == cond::CONFIG_VALID)
+                .is_none_or(|cond| cond["status"] != "False");
+            (c.namespace().unwrap_or_default(), c.name_any(), valid)
+        }),
+        ctx.stores.groups.state().iter().map(|g| {
+            let failed = g.data["status"]["phase"] == "Failed";
+            (g.namespace().unwrap_or_default(), g.name_any(), failed)
+        }),
+    );
     match result {
         Ok(_) => ctx.forget_failures(&object_key(obj)),
         Err(error) => ctx.metrics.failed(controller, error.kind()),

@@ -1391,6 +1391,24 @@ fn metrics_and_health_endpoints() {
         body.contains("failover_operator_managed_objects{kind=\"FailoverCluster\"} 4"),
         "{body}"
     );
+    metrics.object_states(
+        [("ns".to_owned(), "edge".to_owned(), false)],
+        [("ns".to_owned(), "web".to_owned(), true)],
+    );
+    let body = get("/metrics").body;
+    assert!(
+        body.contains(
+            "failover_operator_cluster_config_valid{namespace=\"ns\",cluster=\"edge\"} 0"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("failover_operator_group_failed{namespace=\"ns\",group=\"web\"} 1"),
+        "{body}"
+    );
+    // A deleted object's series goes away with it.
+    metrics.object_states([], []);
+    assert!(!get("/metrics").body.contains("group=\"web\""));
     assert_eq!(get("/healthz").status, 200);
     assert_eq!(get("/readyz").status, 503);
     metrics.set_ready(true);
