@@ -165,6 +165,7 @@ async fn main() {
         agent: AgentSettings {
             image: "failover:bench".into(),
             pull_policy: "IfNotPresent".into(),
+            resources: None,
         },
         api_timeout: Duration::from_secs(30),
         resync: Duration::from_secs(5),

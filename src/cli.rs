@@ -93,6 +93,18 @@ pub struct OperatorArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
+    /// Log format on stderr.
+    #[arg(long, value_enum, env = "FAILOVER_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Requests and limits of the agent containers, as a JSON ResourceRequirements
+    /// (e.g. '{"requests":{"cpu":"100m"}}'); unset = 50m CPU / 32Mi requested, 128Mi
+    /// memory limit, no CPU limit (throttling would delay heartbeats).
+    #[arg(long, env = "FAILOVER_AGENT_RESOURCES", value_parser = parse_resources)]
+    pub agent_resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+}
+
+fn parse_resources(text: &str) -> Result<k8s_openapi::api::core::v1::ResourceRequirements, String> {
+    serde_json::from_str(text).map_err(|e| format!("not a JSON ResourceRequirements: {e}"))
 }
 
 /// Arguments of `failover demo`.
@@ -201,6 +213,7 @@ impl Cli {
     pub fn log_format(&self) -> LogFormat {
         match &self.command {
             Command::Agent(args) => args.log_format,
+            Command::Operator(args) => args.log_format,
             _ => LogFormat::Text,
         }
     }
@@ -386,6 +399,7 @@ fn operator(args: OperatorArgs) -> Result<Outcome, CliError> {
             agent: crate::operator::AgentSettings {
                 image: args.agent_image,
                 pull_policy: args.agent_image_pull_policy,
+                resources: args.agent_resources,
             },
             api_timeout: Duration::from_secs(args.api_timeout_secs),
             resync: Duration::from_secs(args.resync_secs),

@@ -43,12 +43,30 @@ pub const KEY_LEN: usize = 32;
 const LEAVE_GRACE_SECONDS: i64 = 5;
 
 /// Operator settings that shape the agent pods.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentSettings {
     /// Container image of the agent (the same image as the operator).
     pub image: String,
     /// `Always`, `IfNotPresent` or `Never`.
     pub pull_policy: String,
+    /// The agent container's requests and limits; `None` = the built-in default
+    /// (see [`default_agent_resources`]).
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// Requests and limits of the agent container unless the operator is told otherwise.
+/// No CPU limit on purpose: CFS throttling would delay heartbeats and cause false
+/// failovers. Memory is bounded.
+pub fn default_agent_resources() -> ResourceRequirements {
+    let quantity = |q: &str| Quantity(q.to_owned());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), quantity("50m")),
+            ("memory".to_owned(), quantity("32Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_owned(), quantity("128Mi"))])),
+        ..ResourceRequirements::default()
+    }
 }
 
 /// The labels of every object of a cluster.
@@ -371,16 +389,12 @@ pub fn daemon_set(cluster: &FailoverCluster, settings: &AgentSettings) -> Daemon
         ]),
         liveness_probe: Some(probe("/healthz", 10)),
         readiness_probe: Some(probe("/readyz", 5)),
-        // No CPU limit on purpose: CFS throttling would delay heartbeats and cause
-        // false failovers. Memory is bounded.
-        resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_owned(), quantity("50m")),
-                ("memory".to_owned(), quantity("32Mi")),
-            ])),
-            limits: Some(BTreeMap::from([("memory".to_owned(), quantity("128Mi"))])),
-            ..ResourceRequirements::default()
-        }),
+        resources: Some(
+            settings
+                .resources
+                .clone()
+                .unwrap_or_else(default_agent_resources),
+        ),
         // Root in the container, without privilege: Kubernetes grants added
         // capabilities only to the permitted/bounding sets, and a non-root process gets
         // them in its effective set only through file capabilities or ambient

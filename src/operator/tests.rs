@@ -404,6 +404,7 @@ fn settings() -> AgentSettings {
     AgentSettings {
         image: "registry.example/failover:1.2.3".into(),
         pull_policy: "Always".into(),
+        resources: None,
     }
 }
 
@@ -1361,6 +1362,35 @@ async fn an_expired_leader_lease_is_taken_over_with_a_new_transition() {
     });
     elector.acquire().await;
     server.await.unwrap();
+}
+
+#[test]
+fn agent_resources_come_from_the_operator_settings() {
+    let c = cluster();
+    let container = |ds: &k8s_openapi::api::apps::v1::DaemonSet| {
+        ds.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .resources
+            .clone()
+            .unwrap()
+    };
+    let default = container(&build::daemon_set(&c, &settings()));
+    assert_eq!(default, build::default_agent_resources());
+    assert!(
+        default.limits.unwrap().get("cpu").is_none(),
+        "no CPU limit by default"
+    );
+    let custom: k8s_openapi::api::core::v1::ResourceRequirements =
+        serde_json::from_str(r#"{"requests":{"cpu":"100m","memory":"64Mi"}}"#).unwrap();
+    let mut with = settings();
+    with.resources = Some(custom.clone());
+    assert_eq!(container(&build::daemon_set(&c, &with)), custom);
 }
 
 #[test]
