@@ -1209,14 +1209,29 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Adds another summary of the same configuration (another thread's runs).
+    pub fn merge(&mut self, other: Summary) {
+        self.runs += other.runs;
+        self.steps += other.steps;
+        self.safety_violations += other.safety_violations;
+        self.liveness_violations += other.liveness_violations;
+        self.unexplained_moves += other.unexplained_moves;
+        self.takeovers.extend(other.takeovers);
+        self.lingering_overlap = self.lingering_overlap.max(other.lingering_overlap);
+    }
+
+    /// Adds one run.
     pub fn add(&mut self, r: &RunReport) {
-        self.runs += 1;
-        self.steps += r.steps;
-        self.safety_violations += r.safety_violations;
-        self.liveness_violations += r.liveness_violations;
-        self.unexplained_moves += r.unexplained_moves;
-        self.takeovers.extend_from_slice(&r.takeovers);
-        self.lingering_overlap = self.lingering_overlap.max(r.lingering_overlap);
+        self.merge(Summary {
+            runs: 1,
+            nodes: self.nodes,
+            steps: r.steps,
+            safety_violations: r.safety_violations,
+            liveness_violations: r.liveness_violations,
+            unexplained_moves: r.unexplained_moves,
+            takeovers: r.takeovers.clone(),
+            lingering_overlap: r.lingering_overlap,
+        });
     }
 
     /// The one JSON line of `failover simulate`.
@@ -1327,13 +1342,7 @@ pub fn simulate_many(
     };
     let mut failed = Vec::new();
     for (summary, f) in results {
-        total.runs += summary.runs;
-        total.steps += summary.steps;
-        total.safety_violations += summary.safety_violations;
-        total.liveness_violations += summary.liveness_violations;
-        total.unexplained_moves += summary.unexplained_moves;
-        total.takeovers.extend(summary.takeovers);
-        total.lingering_overlap = total.lingering_overlap.max(summary.lingering_overlap);
+        total.merge(summary);
         failed.extend(f);
     }
     failed.sort_by_key(|f| f.seed);

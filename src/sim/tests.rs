@@ -40,23 +40,28 @@ fn crash_of_an_owner_is_taken_over_within_the_bound() {
     }
 }
 
+/// Runs seeds `seeds` of `config`; on a violation, panics with the shrunk trace.
+fn assert_seeds_hold(config: &SimConfig, seeds: std::ops::Range<u64>) {
+    for seed in seeds {
+        let faults = schedule(config, seed);
+        let report = run(config, seed, &faults);
+        if report.violations() > 0 {
+            let (trace, shrunk) = shrink(config, seed, &faults);
+            let trace: Vec<String> = trace.iter().map(ToString::to_string).collect();
+            panic!(
+                "nodes {} seed {seed}: {:?}\nshrunk trace:\n{}",
+                config.nodes,
+                shrunk.first_violation,
+                trace.join("\n")
+            );
+        }
+    }
+}
+
 #[test]
 fn many_random_runs_hold_the_invariants() {
     for nodes in [2, 3, 5] {
-        let config = quick(nodes);
-        for seed in 0..30 {
-            let faults = schedule(&config, seed);
-            let report = run(&config, seed, &faults);
-            if report.violations() > 0 {
-                let (trace, shrunk) = shrink(&config, seed, &faults);
-                let trace: Vec<String> = trace.iter().map(ToString::to_string).collect();
-                panic!(
-                    "nodes {nodes} seed {seed}: {:?}\nshrunk trace:\n{}",
-                    shrunk.first_violation,
-                    trace.join("\n")
-                );
-            }
-        }
+        assert_seeds_hold(&quick(nodes), 0..30);
     }
 }
 
@@ -227,16 +232,7 @@ fn graceful_leave_and_failback_are_nearly_free() {
 fn external_ledger_mode_holds_the_invariants() {
     let mut config = quick(3);
     config.ledger = LedgerMode::External;
-    for seed in 0..20 {
-        let faults = schedule(&config, seed);
-        let report = run(&config, seed, &faults);
-        assert_eq!(
-            report.violations(),
-            0,
-            "seed {seed}: {:?}",
-            report.first_violation
-        );
-    }
+    assert_seeds_hold(&config, 0..20);
 }
 
 #[test]
@@ -245,16 +241,7 @@ fn fastest_timing_holds_the_invariants() {
     config.interval = Duration::from_millis(5);
     config.dead_after = Duration::from_millis(30);
     config.max_delay = Duration::from_micros(300);
-    for seed in 0..20 {
-        let faults = schedule(&config, seed);
-        let report = run(&config, seed, &faults);
-        assert_eq!(
-            report.violations(),
-            0,
-            "seed {seed}: {:?}",
-            report.first_violation
-        );
-    }
+    assert_seeds_hold(&config, 0..20);
 }
 
 #[test]
