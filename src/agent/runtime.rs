@@ -157,19 +157,9 @@ pub enum Update {
     Config(Box<AgentConfig>),
     /// New heartbeat keys (a rotation).
     Keys(Keyring),
-    /// The answer to a ledger request (with the epoch the ledger holds, when refused
-    /// for being stale).
-    Ledger {
-        group: String,
-        epoch: u64,
-        granted: bool,
-        recorded: Option<u64>,
-    },
-    /// The answer to a witness request, in the loop's local time.
-    Witness {
-        held_until: Option<Duration>,
-        other_until: Option<Duration>,
-    },
+    /// An answer for the engine as it is: [`Input::Ledger`] or [`Input::Witness`]
+    /// (witness times in the loop's local time).
+    Engine(Input<'static>),
     /// A person cleared a group's failure count.
     ClearFailures(String),
 }
@@ -210,7 +200,7 @@ pub trait Backend: Send {
     /// How the engine keeps the ownership ledger in this mode.
     fn ledger_mode(&self) -> LedgerMode;
     /// Record this node as owner of `group` with `epoch` and answer with
-    /// [`Update::Ledger`]; `false`: this mode has no ledger (the loop refuses).
+    /// [`Input::Ledger`] in an [`Update::Engine`]; `false`: this mode has no ledger (the loop refuses).
     fn ledger_request(
         &mut self,
         group: String,
@@ -218,7 +208,7 @@ pub trait Backend: Send {
         reason: Reason,
         message: String,
     ) -> bool;
-    /// Acquire or renew the witness and answer with [`Update::Witness`]; `false`:
+    /// Acquire or renew the witness and answer with [`Input::Witness`] in an [`Update::Engine`]; `false`:
     /// this mode has no witness (the loop refuses).
     fn witness_request(&mut self) -> bool;
     /// A transition a person cares about.
@@ -519,30 +509,7 @@ impl Agent {
                 info!("heartbeat keys changed: using the new keys");
                 self.engine.set_keys(keys);
             }
-            Update::Ledger {
-                group,
-                epoch,
-                granted,
-                recorded,
-            } => {
-                self.step(Input::Ledger {
-                    group,
-                    epoch,
-                    granted,
-                    recorded,
-                })
-                .await
-            }
-            Update::Witness {
-                held_until,
-                other_until,
-            } => {
-                self.step(Input::Witness {
-                    held_until,
-                    other_until,
-                })
-                .await
-            }
+            Update::Engine(input) => self.step(input).await,
             Update::ClearFailures(group) => {
                 info!(group, "failure count cleared");
                 self.step(Input::ClearFailures { group }).await

@@ -31,7 +31,7 @@ use super::config::{AgentConfig, ConfigError};
 use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update};
 use crate::api::FailoverCluster;
 use crate::cli::error_report;
-use crate::engine::LedgerMode;
+use crate::engine::{Input, LedgerMode};
 use crate::membership::{AuthError, Keyring};
 use crate::operator::{OperatorError, names};
 use crate::placement::{ClusterModel, Reason};
@@ -406,12 +406,12 @@ impl Backend for KubeBackend {
             }
             // A closed channel means the loop is gone; nothing to answer.
             let _ = updates
-                .send(Update::Ledger {
+                .send(Update::Engine(Input::Ledger {
                     group,
                     epoch,
                     granted,
                     recorded,
-                })
+                }))
                 .await;
         });
         true
@@ -448,10 +448,10 @@ impl Backend for KubeBackend {
             };
             debug!(?answer, "witness answer");
             let _ = updates
-                .send(Update::Witness {
+                .send(Update::Engine(Input::Witness {
                     held_until: answer.held_until,
                     other_until: answer.other_until,
-                })
+                }))
                 .await;
         });
         true

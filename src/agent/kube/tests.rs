@@ -574,7 +574,7 @@ async fn unanswered_ledger_request_is_refused_after_the_timeout() {
         .unwrap();
     assert!(matches!(
         answer,
-        Update::Ledger { ref group, epoch: 2, granted: false, .. } if group == "web"
+        Update::Engine(Input::Ledger { ref group, epoch: 2, granted: false, .. }) if group == "web"
     ));
 }
 
