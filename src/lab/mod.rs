@@ -5,8 +5,8 @@
 //! the client-side probe and the node-side echo responder (`probe`, `echo`, with
 //! ARP wire format in `arp` and the raw socket in `rawsock`), the sampler of which
 //! namespace holds a VIP (`sampler`), statistics and the benchmark JSON (`stats`),
-//! the pluggable implementations under test (`impls`) and the scenario runner
-//! (`bench`). The CLI glue lives in `cli`.
+//! the pluggable implementations under test (`impls`), bounded CPU load (`load`)
+//! and the scenario runner (`bench`). The CLI glue lives in `cli`.
 //!
 //! Must never: touch anything outside the namespaces it created (every name carries a
 //! per-lab prefix and teardown removes only that prefix), run an unbounded loop, or be
@@ -20,6 +20,7 @@ pub mod echo;
 pub mod fault;
 pub mod idle;
 pub mod impls;
+pub mod load;
 pub mod probe;
 pub mod rawsock;
 pub mod sampler;

@@ -42,6 +42,12 @@ pub const ROTATE_KEY: &str = "failover.dev/rotate-key";
 pub const CONFIG_HASH: &str = "failover.dev/config-hash";
 /// Node Lease annotation: the agent's view, JSON `{"quorate","alive","held"}`.
 pub const VIEW: &str = "failover.dev/view";
+/// Node Lease annotation: JSON `{group: {"epoch", "reason", "message", "since"}}` of
+/// every group this node runs now: its ownership epoch, the placement reason code and
+/// sentence of the transition that made this node the owner, and when (RFC 3339).
+/// Written at once on every change, so status follows ownership without waiting for
+/// a group Lease (and without one, in `quorum: none`).
+pub const OWNED: &str = "failover.dev/owned";
 /// Node Lease annotation: JSON `{group: sentence}` why the node is (not) the owner.
 pub const EXPLAIN: &str = "failover.dev/explain";
 /// Group Lease annotation: placement reason code of the last ownership change.
