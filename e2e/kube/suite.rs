@@ -137,7 +137,7 @@ impl Env {
         };
         let vip = var("FAILOVER_E2E_VIP").unwrap_or_else(|| {
             panic!(
-                "FAILOVER_E2E_VIP is required: an unused address inside the subnet of the member nodes' interfaces, with that subnet's prefix (e.g. 10.0.0.250/24); the agent only takes a VIP whose subnet is on one of its interfaces (see e2e/kube/README.md)"
+                "FAILOVER_E2E_VIP is required: an unused address, as ADDRESS/PREFIX, inside a subnet that an interface of every member node has (e.g. 10.0.0.250/32 when the members have 10.0.0.x/24); the agent only takes a VIP inside a subnet of its interfaces (see e2e/kube/README.md)"
             )
         });
         let (address, prefix) = vip
