@@ -1618,8 +1618,8 @@ async fn owner_kill(run: &mut Run, hash: &str) {
     let kill_ms = sampler.as_ref().map(VipSampler::now_ms);
     let killed = kill_agent(run, &owner).await;
     let (mut report_at, mut lease_at) = (None, None);
-    let (successor, status_at, after) = wait_every(
-        &format!("a successor of {owner} in status.owner"),
+    let (successor, report_ms, status_at, after) = wait_every(
+        &format!("a successor of {owner} in its node Lease and in status.owner"),
         WAIT_FAILOVER,
         SAMPLE,
         async || {
@@ -1635,18 +1635,20 @@ async fn owner_kill(run: &mut Run, hash: &str) {
             {
                 lease_at = Some(s.at_ms);
             }
-            match &s.status_owner {
-                Some(new) if *new != owner => Ok((new.clone(), s.at_ms, s)),
-                other => missing(format!(
-                    "status.owner {other:?}; members reporting {GROUP}: {:?}",
+            match (&s.status_owner, report_at) {
+                (Some(new), Some(report)) if *new != owner => Ok((new.clone(), report, s.at_ms, s)),
+                (other, _) => missing(format!(
+                    "status.owner {other:?}; members reporting {GROUP} in {}: {:?}",
+                    names::OWNED,
                     s.holders()
                 )),
             }
         },
     )
     .await;
-    let report_ms = report_at.unwrap_or(status_at);
     let vip = sampler.map(|sampler| {
+        // Let the dead node's address lifetime run out, so the overlap is measured whole.
+        std::thread::sleep(Duration::from_millis(KILLED_OVERLAP_BOUND_MS as u64 + 500));
         let seen = sampler.stop();
         let index = nodes.iter().position(|n| *n == successor).expect("successor is a member");
         let from = kill_ms.unwrap_or(0.0);
@@ -1655,7 +1657,9 @@ async fn owner_kill(run: &mut Run, hash: &str) {
             "two namespaces held the VIP for {} ms (bound {KILLED_OVERLAP_BOUND_MS} ms, the dead node's address lifetime): {seen:?}",
             seen.dual_holder_ms
         );
-        let taken = vip_taken_at(&seen, index, from).map(|at| ((at - from) * 10.0).round() / 10.0);
+        let taken = vip_taken_at(&seen, index, from)
+            .map(|at| ((at - from) * 10.0).round() / 10.0)
+            .unwrap_or_else(|| panic!("status names {successor}, but its namespace never held the VIP: {seen:?}"));
         (taken, seen.dual_holder_ms)
     });
     let lag = ((status_at - report_ms) * 10.0).round() / 10.0;
@@ -1664,7 +1668,7 @@ async fn owner_kill(run: &mut Run, hash: &str) {
         json!({
             "kill": killed.kind, "from": owner, "to": successor, "dead_after_ms": DEAD_AFTER_MS,
             "report_ms": report_ms, "lease_ms": lease_at, "status_ms": status_at,
-            "vip_ms": vip.and_then(|v| v.0), "dual_holder_ms": vip.map(|v| v.1),
+            "vip_ms": vip.map(|v| v.0), "dual_holder_ms": vip.map(|v| v.1),
             "status_after_report_ms": lag,
             "target_status_ms": STATUS_TARGET_MS, "met": lag <= STATUS_TARGET_MS,
             "resolution_ms": ms(SAMPLE),
@@ -1898,6 +1902,7 @@ async fn api_outage(run: &mut Run, hash: &str) {
         .nodes
         .get(&owner)
         .and_then(|l| owned(l).get(GROUP).cloned());
+    let owner_version = before.nodes.get(&owner).and_then(|l| l.resource_version());
     let epoch = before.group_lease.as_ref().and_then(|(_, _, e)| *e);
     let kill = matches!(run.env.agents, Agents::Local { .. }) && nodes.len() > 2;
     let sampler = vip_sampler(&run.env, &nodes);
@@ -2027,14 +2032,15 @@ async fn api_outage(run: &mut Run, hash: &str) {
         }
         None => {
             let after = wait_for(
-                "the owner's report after the outage",
+                "the owner's first node Lease write after the outage",
                 WAIT_FAILOVER,
                 async || {
                     let s = apis.snapshot(&nodes, Instant::now()).await?;
-                    if s.status_owner.is_some() {
+                    let version = s.nodes.get(&owner).and_then(|l| l.resource_version());
+                    if version.is_some() && version != owner_version {
                         Ok(s)
                     } else {
-                        missing("no status.owner")
+                        missing(format!("{owner}'s node Lease unchanged since the outage"))
                     }
                 },
             )
