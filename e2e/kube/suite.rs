@@ -745,6 +745,29 @@ impl Apis {
     }
 }
 
+/// With the agents in known namespaces, waits until exactly `holders` hold the VIP.
+async fn wait_vip_held_by(run: &Run, holders: &[String], what: &str) {
+    let namespaces: Option<Vec<String>> = run.nodes.iter().map(|n| run.env.netns(n)).collect();
+    let Some(namespaces) = namespaces else {
+        return;
+    };
+    let vip = run.env.vip_address().to_owned();
+    wait_for(
+        &format!("the VIP held by {what}"),
+        WAIT_FAILOVER,
+        async || {
+            let now = failover::lab::sampler::holders(&namespaces, &vip)
+                .map_err(|e| Wait::Fatal(format!("cannot read the namespaces' addresses: {e}")))?;
+            if now == holders {
+                Ok(())
+            } else {
+                missing(format!("held in {now:?}"))
+            }
+        },
+    )
+    .await;
+}
+
 /// Starts sampling which network namespaces hold the VIP, when the agents run in
 /// known namespaces.
 fn vip_sampler(env: &Env, nodes: &[String]) -> Option<VipSampler> {
@@ -1370,15 +1393,8 @@ async fn synchronized_and_placed(run: &mut Run, hash: &str) -> String {
     })
     .await;
     println!("  {GROUP} runs on {owner}");
-    if let Some(ns) = run.env.netns(&owner) {
-        let held = failover::lab::topology::holds_address(&ns, run.env.vip_address())
-            .unwrap_or_else(|e| panic!("cannot read the addresses of {ns}: {e}"));
-        assert!(
-            held,
-            "status says {owner} owns {GROUP}, but {ns} has no {}",
-            run.env.vip
-        );
-    }
+    let holder = run.env.netns(&owner);
+    wait_vip_held_by(run, holder.as_slice(), &format!("{owner}'s namespace only")).await;
     hash.to_owned()
 }
 
@@ -1568,30 +1584,8 @@ async fn revive(run: &mut Run, node: &str, killed: &Killed, hash: &str) {
         apis.placed(members).await
     })
     .await;
-    let nodes = run.nodes.clone();
-    if let Some(namespaces) = nodes
-        .iter()
-        .map(|n| run.env.netns(n))
-        .collect::<Option<Vec<_>>>()
-    {
-        let vip = run.env.vip_address().to_owned();
-        let only = run.env.netns(&owner);
-        wait_for(
-            &format!("the VIP in {owner}'s namespace only"),
-            WAIT_FAILOVER,
-            async || {
-                let holders = failover::lab::sampler::holders(&namespaces, &vip).map_err(|e| {
-                    Wait::Fatal(format!("cannot read the namespaces' addresses: {e}"))
-                })?;
-                if holders.len() == 1 && only.as_ref() == holders.first() {
-                    Ok(())
-                } else {
-                    missing(format!("held in {holders:?}"))
-                }
-            },
-        )
-        .await;
-    }
+    let holder = run.env.netns(&owner);
+    wait_vip_held_by(run, holder.as_slice(), &format!("{owner}'s namespace only")).await;
 }
 
 /// The owner's agent is killed; a successor takes over. Measures kill → successor
@@ -2197,68 +2191,27 @@ async fn deletion(run: &mut Run) {
     )
     .await;
     let selector = format!("{}={CLUSTER}", names::CLUSTER_LABEL);
+    let mut lease_names = vec![
+        names::group_lease(CLUSTER, GROUP),
+        names::witness_lease(CLUSTER),
+    ];
+    lease_names.extend(run.nodes.iter().map(|n| names::node_lease(CLUSTER, n)));
+    // Everything labelled with the cluster, and its Leases by name (in case one lost
+    // its label).
     let gone = async || -> Result<(), Wait> {
-        let mut left = Vec::new();
         let lp = ListParams::default().labels(&selector);
-        left.extend(
-            apis.leases
-                .list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("Lease {}", o.name_any())),
-        );
-        left.extend(
-            apis.cms
-                .list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("ConfigMap {}", o.name_any())),
-        );
-        left.extend(
-            apis.secrets
-                .list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("Secret {}", o.name_any())),
-        );
-        left.extend(
-            apis.daemonsets
-                .list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("DaemonSet {}", o.name_any())),
-        );
-        left.extend(
-            sa.list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("ServiceAccount {}", o.name_any())),
-        );
-        left.extend(
-            role.list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("Role {}", o.name_any())),
-        );
-        left.extend(
-            binding
-                .list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("RoleBinding {}", o.name_any())),
-        );
-        for name in [names::config_map(CLUSTER), names::heartbeat_secret(CLUSTER)] {
-            if apis.cms.get_opt(&name).await?.is_some()
-                || apis.secrets.get_opt(&name).await?.is_some()
+        let mut left = labelled(&apis.leases, &lp).await?;
+        left.extend(labelled(&apis.cms, &lp).await?);
+        left.extend(labelled(&apis.secrets, &lp).await?);
+        left.extend(labelled(&apis.daemonsets, &lp).await?);
+        left.extend(labelled(&sa, &lp).await?);
+        left.extend(labelled(&role, &lp).await?);
+        left.extend(labelled(&binding, &lp).await?);
+        for name in &lease_names {
+            if apis.leases.get_opt(name).await?.is_some()
+                && !left.contains(&format!("Lease {name}"))
             {
-                left.push(name);
+                left.push(format!("Lease {name} (without the label)"));
             }
         }
         if left.is_empty() {
@@ -2273,29 +2226,7 @@ async fn deletion(run: &mut Run) {
         gone,
     )
     .await;
-    let members: Vec<String> = run.nodes.clone();
-    if let Some(namespaces) = members
-        .iter()
-        .map(|n| run.env.netns(n))
-        .collect::<Option<Vec<_>>>()
-    {
-        let vip = run.env.vip_address().to_owned();
-        wait_for(
-            "the VIP offline on every member (the agents' config is gone)",
-            WAIT_FAILOVER,
-            async || {
-                let holders = failover::lab::sampler::holders(&namespaces, &vip).map_err(|e| {
-                    Wait::Fatal(format!("cannot read the namespaces' addresses: {e}"))
-                })?;
-                if holders.is_empty() {
-                    Ok(())
-                } else {
-                    missing(format!("held in {holders:?}"))
-                }
-            },
-        )
-        .await;
-    }
+    wait_vip_held_by(run, &[], "no member (the agents' configuration is gone)").await;
     // Nothing re-creates them: the agents that still run write no Lease of a
     // cluster that is gone.
     tokio::time::sleep(Duration::from_millis(3 * DEAD_AFTER_MS)).await;
@@ -2307,6 +2238,22 @@ async fn deletion(run: &mut Run) {
         apis.groups.delete(GROUP, &DeleteParams::default()),
     )
     .await;
+}
+
+/// "Kind name" of every object of `api` that `lp` selects.
+async fn labelled<K>(api: &Api<K>, lp: &ListParams) -> Result<Vec<String>, Wait>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    Ok(api
+        .list(lp)
+        .await?
+        .items
+        .iter()
+        .map(|o| format!("{kind} {}", o.name_any()))
+        .collect())
 }
 
 /// SIGTERM stops the leader with exit status 0 and releases the leader Lease.
