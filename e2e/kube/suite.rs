@@ -1015,7 +1015,7 @@ async fn steps(run: &mut Run) {
     create_cluster(run).await;
     let (hash, key) = rendered_objects(run).await;
     agents_on_their_role(run).await;
-    let hash = synchronized_and_placed(run, &hash).await;
+    synchronized_and_placed(run, &hash).await;
     let hash = propagation(run, &hash).await;
     let same = bounded(
         "get Secret",
@@ -1377,8 +1377,8 @@ async fn agents_on_their_role(run: &mut Run) {
     );
 }
 
-/// Every member Online on `hash` and the group placed; returns the current hash.
-async fn synchronized_and_placed(run: &mut Run, hash: &str) -> String {
+/// Every member Online on `hash` and the group placed.
+async fn synchronized_and_placed(run: &mut Run, hash: &str) {
     step("every member synchronized, the group placed");
     let apis = run.apis.clone();
     let members = run.nodes.len();
@@ -1395,7 +1395,6 @@ async fn synchronized_and_placed(run: &mut Run, hash: &str) -> String {
     println!("  {GROUP} runs on {owner}");
     let holder = run.env.netns(&owner);
     wait_vip_held_by(run, holder.as_slice(), &format!("{owner}'s namespace only")).await;
-    hash.to_owned()
 }
 
 /// 20 config changes, each timed from the apply to every agent reporting the new
