@@ -1176,10 +1176,16 @@ async fn operator_rbac(run: &mut Run) {
         },
     )
     .await;
+    // A dry run is authorized like the real request and creates nothing, so a
+    // failing check leaves no Namespace behind.
     let namespaces: Api<Namespace> = Api::all(operator);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
     let refused = namespaces
         .create(
-            &PostParams::default(),
+            &dry_run,
             &object(json!({"metadata": {"name": format!("{ns}-forbidden")}})),
         )
         .await;
