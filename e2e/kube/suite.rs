@@ -2007,6 +2007,13 @@ async fn api_outage(run: &mut Run, hash: &str) {
                     && took_ms <= (DEAD_AFTER_MS + OUTAGE_TAKEOVER_SLACK_MS) as f64,
                 "{successor} took {GROUP} over at {since}, {took_ms:.0} ms after the kill at {killed_at}; the API was down until {down_until}: the takeover must not wait for the API"
             );
+            if vip.is_some() {
+                let bound = (DEAD_AFTER_MS + OUTAGE_TAKEOVER_SLACK_MS) as f64;
+                assert!(
+                    vip_ms.is_some_and(|at| at <= bound),
+                    "{successor}'s namespace must hold the VIP within {bound} ms of the kill, API or not: {vip_ms:?}"
+                );
+            }
             let leases = apis.leases.clone();
             let group_lease = names::group_lease(CLUSTER, GROUP);
             wait_for(
