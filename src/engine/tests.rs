@@ -171,3 +171,51 @@ fn a_superseded_record_fences_and_holds_off_the_next_claim() {
     );
     assert_eq!(start_epoch(&take(&mut e, after)), Some(8));
 }
+
+#[test]
+fn a_configuration_without_groups_stops_them_and_the_full_one_brings_them_back() {
+    // What the agent feeds when its ClusterConfig is deleted, and when it returns.
+    let mut e = lone();
+    assert_eq!(start_epoch(&take(&mut e, Duration::ZERO)), Some(0));
+    let t = Duration::from_millis(2);
+    e.handle(
+        t,
+        Input::Online {
+            group: "web".into(),
+        },
+    );
+    let full = Arc::new(e.model().clone());
+    let none = Arc::new(ClusterModel {
+        groups: Vec::new(),
+        ..e.model().clone()
+    });
+    e.handle(
+        t,
+        Input::Configure {
+            model: none,
+            hash: 1,
+        },
+    );
+    assert_eq!(
+        actions(&mut e),
+        vec![Output::Stop {
+            group: "web".into(),
+            cause: StopCause::Removed
+        }]
+    );
+    e.handle(
+        t,
+        Input::Offline {
+            group: "web".into(),
+        },
+    );
+    assert!(e.holds_nothing());
+    e.handle(
+        t,
+        Input::Configure {
+            model: full,
+            hash: 1,
+        },
+    );
+    assert!(start_epoch(&take(&mut e, t)).is_some(), "runs again");
+}

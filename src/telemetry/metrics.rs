@@ -20,7 +20,7 @@ use crate::placement::Reason;
 pub enum Phase {
     /// Placement chose this node (it asks the voters).
     Decided,
-    /// A majority voted for it (the ledger of standalone mode).
+    /// A majority voted for it (the ledger, in both modes).
     Ledger,
     /// Its VIPs are on the interface.
     VipUp,

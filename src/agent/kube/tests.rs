@@ -963,3 +963,79 @@ async fn watches_by_name_feed_the_config_and_the_keys() {
     );
     let _keep = server.await.unwrap();
 }
+
+/// Finding 7: the ClusterConfig is deleted (its cluster was deleted): the loop is
+/// told, once; when a ClusterConfig comes again, it runs again.
+#[tokio::test]
+async fn a_deleted_cluster_config_is_reported_and_a_new_one_runs() {
+    let (mock, mut api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(mock, NS);
+    let (updates_tx, mut updates) = mpsc::channel(8);
+    let (timing_tx, _timing) = watch::channel(None);
+    let (reference_tx, _reference) = watch::channel(None);
+    tokio::spawn(watch_sources(
+        client,
+        NS.into(),
+        "c".into(),
+        updates_tx,
+        timing_tx,
+        reference_tx,
+    ));
+    let mut cm = config_map(&[("config.yaml", CONFIG)]);
+    cm.metadata.resource_version = Some("1".into());
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        let mut config_watches = 0;
+        // Lists of both objects, then the ConfigMap's watch: deleted, created again.
+        while config_watches < 1 {
+            let (request, send) = api.next_request().await.expect("a request");
+            let path = request.uri().path().to_owned();
+            let watching = request
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .contains("watch=true");
+            let configs = path == "/api/v1/namespaces/ns/configmaps";
+            let body = match (watching, configs) {
+                (true, true) => {
+                    config_watches += 1;
+                    let mut again = cm.clone();
+                    again.metadata.resource_version = Some("3".into());
+                    [
+                        json!({"type": "DELETED", "object": cm}),
+                        json!({"type": "ADDED", "object": again}),
+                    ]
+                    .iter()
+                    .map(|e| format!("{e}\n"))
+                    .collect::<String>()
+                }
+                (true, false) => {
+                    held.push(send);
+                    continue;
+                }
+                (false, _) => {
+                    let items = if configs { json!([cm]) } else { json!([]) };
+                    json!({"apiVersion": "v1", "kind": "List",
+                           "metadata": {"resourceVersion": "1"}, "items": items})
+                    .to_string()
+                }
+            };
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(body.into_bytes()))
+                    .unwrap(),
+            );
+        }
+        (api, held)
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        match next_update(&mut updates).await {
+            Update::Config(_) => seen.push("config"),
+            Update::ConfigDeleted => seen.push("deleted"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["config", "deleted", "config"]);
+    let _keep = server.await.unwrap();
+}
