@@ -690,9 +690,8 @@ impl World {
         };
         let key = (n, group.clone());
         match self.records.get(&group).copied() {
-            Some((holder, recorded)) if holder == n && recorded == epoch => {
-                self.written.insert(key, epoch);
-            }
+            Some((holder, recorded))
+                if holder == n && recorded == epoch && self.written.get(&key) == Some(&epoch) => {}
             Some((_, recorded)) if recorded >= epoch => {
                 if self.written.get(&key) == Some(&epoch) {
                     self.report.superseded += 1;

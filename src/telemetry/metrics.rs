@@ -146,7 +146,7 @@ impl Default for Metrics {
         );
         registry.register(
             "failovers",
-            "Groups this node brought online, by the placement reason (Placed, OwnerLost, OwnerLeaving, Failback, ...)",
+            "Groups this node brought online, by the placement reason (Placed, OwnerLost, OwnerPaused, OwnerLeaving, Failback, ManualMove, ...)",
             m.failovers.clone(),
         );
         registry.register(

@@ -16,7 +16,7 @@
 //! answers. A takeover never waits for it. [`record_group`] compares the Lease with
 //! this node's record:
 //!
-//! - lower epoch (any holder), or this very record: written (renewed);
+//! - lower epoch (any holder): written; this very record, once written: renewed;
 //! - an epoch at least ours that is not ours, **before** ours was written: a record
 //!   from before our take — the last owner before every agent restarted (engines'
 //!   epochs start low again), or a take whose epoch did not reach our voters. It is a
@@ -32,7 +32,9 @@
 //!   of them stops at the first write of the second, not both.
 //!
 //! "Written" is per take and per agent process: a restarted agent has written
-//! nothing, so whatever its Lease holds is a floor for it.
+//! nothing, so whatever its Lease holds is a floor for it — its own name at its own
+//! epoch too (a record of its previous run, or of a write whose answer was lost): the
+//! epoch then rises once more, so that a new take never leaves the record unchanged.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -128,7 +130,7 @@ pub fn record_group(current: &Lease, record: &Record, written: bool, now: Timest
     let stored = recorded_epoch(current);
     // What `leaseTransitions` can hold of our epoch.
     let epoch = record.epoch.min(i32::MAX as u64);
-    let ours = holder(current) == Some(record.node.as_str()) && stored == epoch;
+    let ours = written && holder(current) == Some(record.node.as_str()) && stored == epoch;
     if !ours && stored >= epoch {
         return if written {
             Verdict::Superseded {

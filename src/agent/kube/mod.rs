@@ -217,7 +217,7 @@ pub fn event_for(node: &str, notice: &Notice) -> (EventType, &'static str, Strin
             message,
         } => {
             let kind = match reason {
-                Reason::OwnerLost | Reason::OwnerLeaving => "Failover",
+                Reason::OwnerLost | Reason::OwnerLeaving | Reason::OwnerPaused => "Failover",
                 Reason::Failback => "Failback",
                 _ => "GroupTaken",
             };

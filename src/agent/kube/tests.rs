@@ -122,6 +122,11 @@ fn a_record_not_below_ours_is_a_floor_before_ours_was_written_and_supersedes_aft
         lease::record_group(&stale, &record("n1", 1), false, now),
         Verdict::Floor(5)
     );
+    // Even at the same epoch: a new take must not leave the record as it was.
+    assert_eq!(
+        lease::record_group(&stale, &record("n1", 5), false, now),
+        Verdict::Floor(5)
+    );
 }
 
 #[test]
@@ -530,6 +535,7 @@ fn notices_become_events_with_reasons() {
     assert_eq!((t, r), (EventType::Normal, "Failover"));
     assert_eq!(note, "n1 took group web (OwnerLost): why");
     assert_eq!(event_for("n1", &took(Reason::Failback)).1, "Failback");
+    assert_eq!(event_for("n1", &took(Reason::OwnerPaused)).1, "Failover");
     assert_eq!(event_for("n1", &took(Reason::Placed)).1, "GroupTaken");
     let (t, r, _) = event_for(
         "n1",
