@@ -446,6 +446,8 @@ struct World {
     /// With `record`: per (node, group), the epoch that node's current incarnation
     /// wrote into the record.
     written: BTreeMap<(usize, String), u64>,
+    /// With `record`: the API server answers no record request in [from, until).
+    api_down: Option<(Duration, Duration)>,
     witness: Option<(usize, Duration)>,
     /// Last time each node was touched by a fault (true time).
     impaired_at: BTreeMap<usize, Duration>,
@@ -505,6 +507,7 @@ impl World {
                 .unwrap_or_else(|_| Keyring::insecure_public()),
             records: BTreeMap::new(),
             written: BTreeMap::new(),
+            api_down: None,
             witness: None,
             impaired_at: BTreeMap::new(),
             last_config_change: None,
@@ -611,12 +614,21 @@ impl World {
                 group,
                 incarnation,
             } => {
-                if self.alive_incarnation(node, incarnation) {
+                if let Some(retry) = self.api_retry() {
+                    let ev = Ev::Record {
+                        node,
+                        group,
+                        incarnation,
+                    };
+                    self.at(retry, ev);
+                } else if self.alive_incarnation(node, incarnation) {
                     self.write_record(node, group, incarnation);
                 }
             }
             Ev::Floor { node, incarnation } => {
-                if self.alive_incarnation(node, incarnation) {
+                if let Some(retry) = self.api_retry() {
+                    self.at(retry, Ev::Floor { node, incarnation });
+                } else if self.alive_incarnation(node, incarnation) {
                     let floors: Vec<(String, u64)> = self
                         .records
                         .iter()
@@ -664,6 +676,12 @@ impl World {
                 recheck,
             } => self.check_liveness(fault_index, recheck),
         }
+    }
+
+    /// While the simulated API server is down, when a record request is tried again.
+    fn api_retry(&mut self) -> Option<Duration> {
+        let (from, until) = self.api_down?;
+        (from <= self.now && self.now < until).then(|| until + self.api_delay())
     }
 
     /// One API round trip of the simulated API server.

@@ -239,22 +239,24 @@ fn fastest_timing_holds_the_invariants() {
 
 #[test]
 fn recorded_mode_holds_the_invariants_and_records_only_rising_epochs() {
-    let mut config = quick(3);
-    config.record = true;
-    for seed in 0..20 {
-        let faults = schedule(&config, seed);
-        let report = run(&config, seed, &faults);
-        assert_eq!(
-            report.violations(),
-            0,
-            "seed {seed}: {:?}",
-            report.first_violation
-        );
-        assert_eq!(
-            report.superseded, 0,
-            "seed {seed}: no take overlaps another"
-        );
-        assert_rising(&report.records);
+    for nodes in [3, 5] {
+        let mut config = quick(nodes);
+        config.record = true;
+        for seed in 0..20 {
+            let faults = schedule(&config, seed);
+            let report = run(&config, seed, &faults);
+            assert_eq!(
+                report.violations(),
+                0,
+                "seed {seed}: {:?}",
+                report.first_violation
+            );
+            assert_eq!(
+                report.superseded, 0,
+                "seed {seed}: no take overlaps another"
+            );
+            assert_rising(&report.records);
+        }
     }
 }
 
@@ -368,5 +370,36 @@ fn pause_and_failback_handovers_carry_their_reasons() {
             (0, Reason::Failback)
         ]
     );
+    assert_eq!(w.report.violations(), 0, "{:?}", w.report.first_violation);
+}
+
+#[test]
+fn takeover_needs_no_api_server_and_the_record_follows_when_it_answers() {
+    // Finding 4: the API server is down from 2.5 s to 10 s; the owner of g0 and g1
+    // crashes at 3 s. The successors take over within the bound anyway; the records
+    // follow once the API answers, with higher epochs.
+    let mut config = quick(3);
+    config.record = true;
+    let faults = vec![Fault {
+        at: at_secs(3.0),
+        op: FaultOp::Crash(0),
+    }];
+    let mut w = world(config.clone(), faults);
+    w.api_down = Some((at_secs(2.5), at_secs(10.0)));
+    w.run_until(at_secs(2.5));
+    let before = w.records.clone();
+    assert_eq!(before["g0"].0, 0, "n1 owned g0 and recorded it");
+    w.run_until(at_secs(3.0) + config.liveness_bound());
+    assert_eq!(online(&w, 0), vec![1], "taken over while the API is down");
+    assert!(!w.report.takeovers.is_empty());
+    for t in &w.report.takeovers {
+        assert!(*t <= config.liveness_bound(), "takeover took {t:?}");
+    }
+    assert_eq!(w.records, before, "nothing recorded while the API is down");
+    w.run_until(at_secs(11.0));
+    let (holder, epoch) = w.records["g0"];
+    assert_eq!(holder, 1, "the record follows the majority's decision");
+    assert!(epoch > before["g0"].1);
+    assert_rising(&w.report.records);
     assert_eq!(w.report.violations(), 0, "{:?}", w.report.first_violation);
 }
