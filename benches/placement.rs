@@ -1,7 +1,7 @@
 //! Placement time for the largest cluster the API allows (64 members) with 1,000
 //! groups: the work a node does on every heartbeat it receives.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -74,7 +74,7 @@ fn cluster(members: usize, groups: usize) -> (ClusterModel, View, History) {
                     g.name.clone(),
                     GroupHistory {
                         holder: Some(names[(i * 3) % members].clone()),
-                        failovers: VecDeque::new(),
+                        ..GroupHistory::default()
                     },
                 )
             })

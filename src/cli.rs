@@ -142,10 +142,6 @@ pub struct SimulateArgs {
     /// deadAfter in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub dead_after_ms: u64,
-    /// Also record each ownership change in an external ledger (the Kubernetes
-    /// mode's group Lease compare-and-swap) before starting.
-    #[arg(long)]
-    pub external_ledger: bool,
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -156,7 +152,7 @@ pub struct SimulateArgs {
 }
 
 /// Arguments of `failover agent`: exactly one of `--standalone FILE` (without
-/// Kubernetes) or `--cluster NAME` (configuration, key and ledger from the API).
+/// Kubernetes) or `--cluster NAME` (configuration and key from the API, ownership recorded in it).
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["standalone", "cluster"])))]
 pub struct AgentArgs {
@@ -480,9 +476,6 @@ fn simulate(args: &SimulateArgs, out: &mut dyn Write) -> Result<Outcome, CliErro
     config.address_lifetime =
         Duration::from_secs(config.dead_after.as_secs_f64().ceil().max(1.0) as u64);
     config.trace = args.trace;
-    if args.external_ledger {
-        config.ledger = crate::engine::LedgerMode::External;
-    }
     let (summary, failed) = sim::simulate_many(&config, args.runs, args.seed, args.threads);
     for f in &failed {
         write!(out, "{f}").map_err(write_err("stdout"))?;

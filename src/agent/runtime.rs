@@ -4,8 +4,8 @@
 //! the signals, the VIP driver and the telemetry endpoint — and takes its
 //! configuration either from a file (standalone, [`run`]) or from [`Update`]s another
 //! task pushes (the Kubernetes mode, `agent::kube`), whose [`Backend`] also answers
-//! the ledger and witness requests. It
-//! and does with them exactly what the simulator (`sim::World::feed`/`output`) does
+//! the witness requests and records what the node does. It
+//! does with them exactly what the simulator (`sim::World::feed`/`output`) does
 //! with its models: feed every event to the engine with the local monotonic time,
 //! then carry out every output in order. VIP operations are awaited inline in the
 //! event loop: they take well under a millisecond, and their order relative to the
@@ -32,7 +32,7 @@ use super::announce::{self, Detection};
 use super::config::{AgentConfig, ConfigError};
 use super::vip::{BoundVip, VipDriver, VipError, VirtualIp};
 use crate::cli::error_report;
-use crate::engine::{Engine, EngineConfig, Event, Input, LedgerMode, Output, StopCause};
+use crate::engine::{Engine, EngineConfig, Event, Input, Output, StopCause};
 use crate::membership::{Counters, Keyring};
 use crate::placement::Reason;
 use crate::telemetry::metrics::Phase;
@@ -149,16 +149,19 @@ pub(crate) fn log_config_error(error: &AgentError) {
     }
 }
 
-/// What another task pushes into the event loop (the Kubernetes mode's watches and
-/// its ledger and witness answers).
+/// What another task pushes into the event loop (the Kubernetes mode's watches, its
+/// witness answers and what the group records say).
 #[derive(Debug)]
 pub enum Update {
     /// A new, validated configuration.
     Config(Box<AgentConfig>),
+    /// The configuration was deleted (the cluster was deleted): every group goes
+    /// offline until a configuration comes again.
+    ConfigDeleted,
     /// New heartbeat keys (a rotation).
     Keys(Keyring),
-    /// An answer for the engine as it is: [`Input::Ledger`] or [`Input::Witness`]
-    /// (witness times in the loop's local time).
+    /// An input for the engine as it is: [`Input::Witness`] (times in the loop's
+    /// local time), [`Input::Recorded`] or [`Input::Superseded`].
     Engine(Input<'static>),
     /// A person cleared a group's failure count.
     ClearFailures(String),
@@ -171,10 +174,23 @@ pub struct Report {
     pub quorate: bool,
     /// Members this node counts alive, itself included, sorted.
     pub alive: Vec<String>,
-    /// Groups this node runs, with their epochs.
-    pub held: BTreeMap<String, u64>,
+    /// Groups this node runs (VIPs up or coming up, not stopping).
+    pub owned: BTreeMap<String, Owned>,
     /// Per group: why this node is or is not the owner.
     pub explain: BTreeMap<String, String>,
+}
+
+/// How this node came to run a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owned {
+    /// The ownership epoch (it may rise while the node runs the group, when the
+    /// group's record was higher: [`Input::Recorded`]).
+    pub epoch: u64,
+    /// Why placement made this node the owner.
+    pub reason: Reason,
+    pub message: String,
+    /// When this node took it (wall clock).
+    pub since: Timestamp,
 }
 
 /// A person-visible transition the backend may publish (as a Kubernetes Event).
@@ -197,40 +213,25 @@ pub enum Notice {
 /// that talks to a remote service is spawned, and its answer comes back as an
 /// [`Update`].
 pub trait Backend: Send {
-    /// How the engine keeps the ownership ledger in this mode.
-    fn ledger_mode(&self) -> LedgerMode;
-    /// Record this node as owner of `group` with `epoch` and answer with
-    /// [`Input::Ledger`] in an [`Update::Engine`]; `false`: this mode has no ledger (the loop refuses).
-    fn ledger_request(
-        &mut self,
-        group: String,
-        epoch: u64,
-        reason: Reason,
-        message: String,
-    ) -> bool;
     /// Acquire or renew the witness and answer with [`Input::Witness`] in an [`Update::Engine`]; `false`:
     /// this mode has no witness (the loop refuses).
     fn witness_request(&mut self) -> bool;
     /// A transition a person cares about.
     fn notice(&mut self, notice: Notice);
-    /// How often [`Backend::report`] wants a fresh [`Report`]; `None`: never.
+    /// How often [`Backend::report`] wants a fresh [`Report`] besides the one sent
+    /// at once after every change; `None`: never.
     fn report_every(&self) -> Option<Duration>;
-    fn report(&mut self, report: Report);
+    /// The node's state; `None` while the configuration is deleted (nothing to
+    /// report, nothing to record).
+    fn report(&mut self, report: Option<Report>);
 }
 
-/// The standalone mode: the quorate majority is the ledger, nothing to report.
+/// The standalone mode: nothing to record or report.
 struct Standalone;
 
 impl Backend for Standalone {
-    fn ledger_mode(&self) -> LedgerMode {
-        LedgerMode::Quorum
-    }
-    // LedgerMode::Quorum never asks and witness quorum is refused at load; refusing
-    // keeps the engine consistent should either ever change.
-    fn ledger_request(&mut self, group: String, epoch: u64, _: Reason, _: String) -> bool {
-        error!(group, epoch, "ledger request in standalone mode; refused");
-        false
-    }
+    // Witness quorum is refused at load; refusing keeps the engine consistent
+    // should that ever change.
     fn witness_request(&mut self) -> bool {
         error!("witness request in standalone mode; refused");
         false
@@ -239,7 +240,7 @@ impl Backend for Standalone {
     fn report_every(&self) -> Option<Duration> {
         None
     }
-    fn report(&mut self, _: Report) {}
+    fn report(&mut self, _: Option<Report>) {}
 }
 
 /// Everything the shared loop needs besides the first configuration.
@@ -271,8 +272,12 @@ struct Agent {
     /// The standalone configuration file (`None` in the Kubernetes mode).
     config_path: Option<PathBuf>,
     backend: Box<dyn Backend>,
-    /// The reason and sentence of each group's current claim, for the ledger record.
-    claims: BTreeMap<String, (Reason, String)>,
+    /// How this node came to run each group it runs (from its start to its stop).
+    owned: BTreeMap<String, (Reason, String, Timestamp)>,
+    /// Something the report shows changed: send it at once.
+    report_due: bool,
+    /// The configuration was deleted: no groups run until one comes again.
+    config_deleted: bool,
     config: AgentConfig,
     engine: Engine,
     socket: Arc<UdpSocket>,
@@ -373,7 +378,7 @@ pub(crate) async fn run_loop(
         &options.node,
         config.model.clone(),
         config.hash,
-        EngineConfig::for_model(&config.model, options.backend.ledger_mode()),
+        EngineConfig::for_model(&config.model),
         options.keys,
         incarnation,
         start.elapsed(),
@@ -387,7 +392,9 @@ pub(crate) async fn run_loop(
         node: options.node,
         config_path,
         backend: options.backend,
-        claims: BTreeMap::new(),
+        owned: BTreeMap::new(),
+        report_due: true,
+        config_deleted: false,
         peers: Vec::new(),
         send_failing: BTreeSet::new(),
         config,
@@ -474,14 +481,17 @@ pub(crate) async fn run_loop(
                     updates = None;
                 }
             },
-            _ = report.tick(), if report_every.is_some() => {
-                let report = agent.report();
-                agent.backend.report(report);
-            }
+            _ = report.tick(), if report_every.is_some() => agent.report_due = true,
             _ = recheck.tick() => {
                 agent.start_failed.clear();
                 agent.check_eligibility().await;
             }
+        }
+        // Every change is reported at once (the backend spaces its writes).
+        if agent.report_due && report_every.is_some() {
+            agent.report_due = false;
+            let report = (!agent.config_deleted).then(|| agent.report());
+            agent.backend.report(report);
         }
     }
     agent.shutdown().await;
@@ -505,11 +515,16 @@ impl Agent {
     async fn update(&mut self, update: Update) {
         match update {
             Update::Config(config) => self.apply(*config).await,
+            Update::ConfigDeleted => self.config_deleted().await,
             Update::Keys(keys) => {
                 info!("heartbeat keys changed: using the new keys");
                 self.engine.set_keys(keys);
             }
-            Update::Engine(input) => self.step(input).await,
+            Update::Engine(input) => {
+                // A record may have raised the epoch of a group this node runs.
+                self.report_due = true;
+                self.step(input).await
+            }
             Update::ClearFailures(group) => {
                 info!(group, "failure count cleared");
                 self.step(Input::ClearFailures { group }).await
@@ -531,10 +546,19 @@ impl Agent {
                 .filter(|m| m.name == self.node || membership.alive(&m.name, now))
                 .map(|m| m.name.clone())
                 .collect(),
-            held: self
+            owned: self
                 .engine
                 .held_groups()
-                .map(|(g, e)| (g.to_owned(), e))
+                .filter_map(|(group, epoch)| {
+                    let (reason, message, since) = self.owned.get(group)?;
+                    let owned = Owned {
+                        epoch,
+                        reason: *reason,
+                        message: message.clone(),
+                        since: *since,
+                    };
+                    Some((group.to_owned(), owned))
+                })
                 .collect(),
             explain: model
                 .groups
@@ -634,6 +658,9 @@ impl Agent {
                 message,
             } => {
                 info!(group, epoch, reason = reason.code(), why = %message, "taking the group online");
+                self.owned
+                    .insert(group.clone(), (reason, message.clone(), Timestamp::now()));
+                self.report_due = true;
                 self.backend.notice(Notice::Took {
                     group: group.clone(),
                     reason,
@@ -642,25 +669,10 @@ impl Agent {
                 self.start_group(group, reason).await;
             }
             Output::Renew { group } => self.renew(&group).await,
-            Output::Stop { group, cause } => self.stop_group(group, cause).await,
-            Output::LedgerRequest { group, epoch } => {
-                // The claim that led here names the reason (it always precedes).
-                let (reason, message) = self
-                    .claims
-                    .get(&group)
-                    .cloned()
-                    .unwrap_or((Reason::Placed, String::new()));
-                if !self
-                    .backend
-                    .ledger_request(group.clone(), epoch, reason, message)
-                {
-                    self.followups.push_back(Input::Ledger {
-                        group,
-                        epoch,
-                        granted: false,
-                        recorded: None,
-                    });
-                }
+            Output::Stop { group, cause } => {
+                self.owned.remove(&group);
+                self.report_due = true;
+                self.stop_group(group, cause).await
             }
             Output::WitnessRequest => {
                 if !self.backend.witness_request() {
@@ -677,6 +689,13 @@ impl Agent {
     fn event(&mut self, event: Event) {
         let now = self.now();
         let metrics = &self.telemetry.metrics;
+        if matches!(
+            event,
+            Event::PeerUp { .. } | Event::PeerDown { .. } | Event::QuorumGained | Event::QuorumLost
+        ) {
+            // The report's view changed.
+            self.report_due = true;
+        }
         match event {
             Event::PeerUp { node } => {
                 metrics.peer(&node, true);
@@ -718,7 +737,6 @@ impl Agent {
                     self.timelines.insert(group.clone(), at);
                 }
                 info!(group, reason = reason.code(), why = %message, "claiming the group");
-                self.claims.insert(group, (reason, message));
             }
             Event::Won { group, epoch } => {
                 if let Some(&at) = self.timelines.get(&group) {
@@ -978,11 +996,15 @@ impl Agent {
                 return;
             }
         };
-        if config.hash == self.config.hash {
+        if config.hash == self.config.hash && !self.config_deleted {
             self.telemetry.metrics.config_reload("unchanged");
             debug!("configuration unchanged");
             return;
         }
+        if std::mem::take(&mut self.config_deleted) {
+            info!("the configuration is back: running its groups again");
+        }
+        self.report_due = true;
         if Some(me) != self.socket.local_addr().ok() {
             warn!(address = %me, "this member's heartbeat address or port changed; restart the agent to use it");
         }
@@ -1007,6 +1029,31 @@ impl Agent {
                 groups: self.unable(),
             },
         );
+        self.step(Input::Configure { model, hash }).await;
+    }
+
+    /// The configuration was deleted (its cluster was deleted): takes every group
+    /// offline (the engine stops them, VIPs removed) and reports nothing, so no
+    /// Lease is written, until a configuration comes again. The node keeps
+    /// heartbeating its peers, so a configuration that comes back runs at once.
+    async fn config_deleted(&mut self) {
+        if self.config_deleted {
+            return;
+        }
+        warn!(
+            groups = self.held.len(),
+            "the configuration was deleted (was the cluster deleted?): taking every group offline and writing no Lease until it comes back"
+        );
+        self.config_deleted = true;
+        self.report_due = true;
+        let model = Arc::new(crate::placement::ClusterModel {
+            groups: Vec::new(),
+            ..(*self.config.model).clone()
+        });
+        self.config.model = model.clone();
+        self.config.vips.clear();
+        self.update_ineligible().await;
+        let hash = self.config.hash;
         self.step(Input::Configure { model, hash }).await;
     }
 

@@ -2,10 +2,11 @@
 //! self-fencing, as one sans-IO state machine (DESIGN.md section 5).
 //!
 //! Inputs (a datagram, a timer, a config change, a leave request, the answer of the
-//! resource layer, the ledger or the witness) go in with the local monotonic time;
-//! outputs (datagrams to broadcast, resources to start, renew or stop, ledger and
-//! witness requests, events) come out of [`Engine::poll_output`]; [`Engine::poll_timeout`]
-//! says when the engine wants to be woken. It owns no socket, timer or thread.
+//! resource layer or the witness, what the group's record outside the cluster says)
+//! go in with the local monotonic time; outputs (datagrams to broadcast, resources to
+//! start, renew or stop, witness requests, events) come out of [`Engine::poll_output`];
+//! [`Engine::poll_timeout`] says when the engine wants to be woken. It owns no socket,
+//! timer or thread.
 //!
 //! # Why two nodes never run the same group
 //!
@@ -26,6 +27,16 @@
 //! saw the owner dead (majority-confirmed death). A graceful release (leave, pause,
 //! failback, manual move) is announced in a heartbeat sent at once, which frees the
 //! votes at once, so a planned move costs a few datagrams.
+//!
+//! # Epochs
+//!
+//! The quorate majority is the ledger, in every mode: no ownership change waits for
+//! anything outside the cluster (the witness of a two-node cluster is a vote). Each
+//! take carries an epoch above every epoch its voters know, so it rises with every
+//! ownership change while any member remembers the last one. What outlives the
+//! agents (the Kubernetes group Lease) is only a record of the majority's decisions;
+//! fed back as [`Input::Recorded`] it is a floor, so the epoch keeps rising after
+//! every agent restarted too.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -42,20 +53,9 @@ use crate::placement::{
 /// less than 0.01%; a node counts a vote for 1% less than the voter keeps it.
 pub const DRIFT_ALLOWANCE: f64 = 0.01;
 
-/// How the ownership ledger is kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LedgerMode {
-    /// The quorate majority is the ledger (standalone mode).
-    Quorum,
-    /// After winning the vote, the node also records itself as owner in an external
-    /// ledger (the group Lease, by compare-and-swap) before it starts anything.
-    External,
-}
-
 /// Tunables of the engine that are not part of the cluster configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EngineConfig {
-    pub ledger: LedgerMode,
     /// How long before its votes lapse a holder starts to stop its resources: covers
     /// the time to stop them and a late timer.
     pub fence_margin: Duration,
@@ -64,11 +64,10 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// Defaults for a cluster's timing: an eighth of `deadAfter`, at least 3 ms
     /// (timer granularity plus a netlink round trip) and at most 100 ms.
-    pub fn for_model(model: &ClusterModel, ledger: LedgerMode) -> Self {
+    pub fn for_model(model: &ClusterModel) -> Self {
         let margin =
             (model.dead_after / 8).clamp(Duration::from_millis(3), Duration::from_millis(100));
         EngineConfig {
-            ledger,
             fence_margin: margin,
         }
     }
@@ -79,7 +78,8 @@ impl EngineConfig {
 pub enum StopCause {
     /// Placement moves the group (failback, manual move, pause, leave, unable).
     Release(Reason),
-    /// Its votes are about to lapse (lost quorum, partition, lost the ledger).
+    /// Its votes are about to lapse (lost quorum, partition), or the group's record
+    /// names another owner written after this node's own ([`Input::Superseded`]).
     Fence,
     /// The group left the configuration.
     Removed,
@@ -104,7 +104,8 @@ pub enum Event {
         reason: Reason,
         message: String,
     },
-    /// A majority voted for this node (and the ledger recorded it).
+    /// A majority voted for this node: the ledger (the quorate majority) made it
+    /// the owner.
     Won {
         group: String,
         epoch: u64,
@@ -140,12 +141,6 @@ pub enum Output {
         group: String,
         cause: StopCause,
     },
-    /// Record this node as owner of `group` with `epoch` in the external ledger and
-    /// answer with [`Input::Ledger`].
-    LedgerRequest {
-        group: String,
-        epoch: u64,
-    },
     /// Acquire or renew the witness lease and answer with [`Input::Witness`].
     WitnessRequest,
     Event(Event),
@@ -172,14 +167,22 @@ pub enum Input<'a> {
     Offline {
         group: String,
     },
-    /// Answer to a [`Output::LedgerRequest`]. A refusal says, when it knows, the
-    /// epoch the ledger holds: after every agent restarted, the engines' epochs start
-    /// low again, and the next request must exceed what the ledger recorded.
-    Ledger {
+    /// The group's record outside the cluster (the Kubernetes group Lease) names
+    /// `epoch`. After every agent restarted, the engines' epochs start low again:
+    /// this is the floor. The next take of the group gets a higher epoch, and a
+    /// group this node runs at an epoch not above it moves to `epoch + 1` (same
+    /// owner, a higher number), so recorded epochs never go back.
+    Recorded {
         group: String,
         epoch: u64,
-        granted: bool,
-        recorded: Option<u64>,
+    },
+    /// The group's record names another owner at an epoch at least `epoch`, written
+    /// after this node's own record of its ownership at `epoch`: someone else took
+    /// the group over since. The node fences the group (if it still runs it at
+    /// `epoch`) and claims it again only after `deadAfter` + one interval.
+    Superseded {
+        group: String,
+        epoch: u64,
     },
     /// Answer to a [`Output::WitnessRequest`]: held until this local time
     /// (conservative), or refused because another node holds it until `other_until`
@@ -205,13 +208,6 @@ enum Local {
     Claiming {
         since_seq: u64,
         since: Duration,
-        reason: Reason,
-        message: String,
-    },
-    /// Won the vote, waiting for the external ledger.
-    Ledger {
-        since_seq: u64,
-        epoch: u64,
         reason: Reason,
         message: String,
     },
@@ -244,7 +240,6 @@ impl Local {
     fn claim(&self, known_epoch: u64) -> Option<(u64, ClaimState)> {
         match self {
             Local::Claiming { .. } => Some((known_epoch, ClaimState::Claiming)),
-            Local::Ledger { epoch, .. } => Some((*epoch, ClaimState::Claiming)),
             Local::Starting { epoch, .. }
             | Local::Online { epoch, .. }
             | Local::Stopping { epoch } => Some((*epoch, ClaimState::Holding)),
@@ -255,7 +250,6 @@ impl Local {
     fn since_seq(&self) -> Option<u64> {
         match self {
             Local::Claiming { since_seq, .. }
-            | Local::Ledger { since_seq, .. }
             | Local::Starting { since_seq, .. }
             | Local::Online { since_seq, .. } => Some(*since_seq),
             _ => None,
@@ -302,8 +296,10 @@ pub struct Engine {
     last_step: Duration,
     /// When a graceful leave was asked for.
     leave_started: Option<Duration>,
-    /// Per group, the highest epoch the external ledger said it holds.
-    ledger_floor: BTreeMap<String, u64>,
+    /// Per group, the highest epoch its record (the group Lease) was seen with.
+    record_floor: BTreeMap<String, u64>,
+    /// Per group superseded in its record: no claim before this local time.
+    superseded_until: BTreeMap<String, Duration>,
     outputs: VecDeque<Output>,
 }
 
@@ -347,7 +343,8 @@ impl Engine {
             votes_from: now + model_dead_after,
             last_step: now,
             leave_started: None,
-            ledger_floor: BTreeMap::new(),
+            record_floor: BTreeMap::new(),
+            superseded_until: BTreeMap::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -443,6 +440,9 @@ impl Engine {
             consider(t + self.model.dead_after);
         }
         consider(self.witness_retry_at);
+        for t in self.superseded_until.values() {
+            consider(*t);
+        }
         if let Some(t) = self.witness_until {
             consider(t.saturating_sub(self.model.dead_after.saturating_sub(self.model.interval)));
         }
@@ -539,31 +539,18 @@ impl Engine {
                     self.send_now = true;
                 }
             }
-            Input::Ledger {
-                group,
-                epoch,
-                granted,
-                recorded,
-            } => {
-                if let Some(recorded) = recorded {
-                    let floor = self.ledger_floor.entry(group.clone()).or_default();
-                    *floor = (*floor).max(recorded);
-                    let known = self.known_epoch.entry(group.clone()).or_default();
-                    *known = (*known).max(recorded);
-                }
-                if let Some(Local::Ledger {
-                    since_seq,
-                    epoch: e,
-                    reason,
-                    message,
-                }) = self.local.get(&group).cloned()
-                    && e == epoch
+            Input::Recorded { group, epoch } => self.recorded(&group, epoch),
+            Input::Superseded { group, epoch } => {
+                if let Some(Local::Starting { epoch: e, .. } | Local::Online { epoch: e, .. }) =
+                    self.local.get(&group)
+                    && *e == epoch
                 {
-                    if granted {
-                        self.begin_start(&group, since_seq, epoch, reason, message);
-                    } else {
-                        self.back_off(&group, now);
-                    }
+                    self.outputs.push_back(Output::Event(Event::Fenced {
+                        group: group.clone(),
+                    }));
+                    self.stop(&group, StopCause::Fence);
+                    let until = now + self.model.dead_after + self.model.interval;
+                    self.superseded_until.insert(group, until);
                 }
             }
             Input::Witness {
@@ -891,7 +878,8 @@ impl Engine {
     /// A holder that died while holding stays the holder of record until another
     /// node takes the group over, so that placement explains the move as the owner's
     /// loss and the takeover counts as a failover; one that released the group
-    /// while alive (a planned move) leaves no holder behind.
+    /// while alive (a planned move) leaves no holder behind, only its name as
+    /// `released_by`, so that the successor's reason says why (failback, pause).
     fn track_holders(&mut self, now: Duration, view: &View) {
         let me = self.membership.me().to_string();
         let alive = |m: &str| view.members.get(m).is_some_and(|s| s.alive);
@@ -914,6 +902,9 @@ impl Engine {
             };
             let history = self.history.groups.entry(g.name.clone()).or_default();
             let previous = history.holder.take();
+            if observed.is_some() {
+                history.released_by = None;
+            }
             history.holder = match (previous, observed) {
                 (Some(old), Some(new)) => {
                     if old != new && !alive(&old) {
@@ -925,7 +916,12 @@ impl Engine {
                     Some(new)
                 }
                 (Some(old), None) if old != me && !alive(&old) => Some(old),
-                (_, observed) => observed,
+                (Some(old), None) => {
+                    // Released while alive: placement tells why the group moves.
+                    history.released_by = Some(old);
+                    None
+                }
+                (None, observed) => observed,
             };
         }
     }
@@ -938,9 +934,13 @@ impl Engine {
             .is_some_and(|d| d.owner.as_deref() == Some(me.as_str()))
             && self.quorate
             && !self.membership.leaving();
+        let held_off = self
+            .superseded_until
+            .get(group)
+            .is_some_and(|&until| now < until);
         match self.local.get(group).cloned() {
             None => {
-                if wanted {
+                if wanted && !held_off {
                     let Decision {
                         reason, message, ..
                     } = decision.unwrap_or_else(|| unreachable!());
@@ -977,27 +977,8 @@ impl Engine {
                     self.local.remove(group);
                     self.send_now = true;
                 } else if let Some(epoch) = self.lease_valid(group, since_seq, now) {
-                    match self.config.ledger {
-                        LedgerMode::External if self.model.quorum != QuorumMode::None => {
-                            let floor = self.ledger_floor.get(group).map_or(0, |f| f + 1);
-                            let epoch = epoch.max(floor);
-                            self.local.insert(
-                                group.to_string(),
-                                Local::Ledger {
-                                    since_seq,
-                                    epoch,
-                                    reason,
-                                    message,
-                                },
-                            );
-                            self.outputs.push_back(Output::LedgerRequest {
-                                group: group.to_string(),
-                                epoch,
-                            });
-                            self.send_now = true;
-                        }
-                        _ => self.begin_start(group, since_seq, epoch, reason, message),
-                    }
+                    let epoch = self.take_epoch(group, epoch);
+                    self.begin_start(group, since_seq, epoch, reason, message);
                 } else if now.saturating_sub(since)
                     > self.model.dead_after + 2 * self.model.interval
                     && self.contested(group, now)
@@ -1005,12 +986,6 @@ impl Engine {
                     // Contested: another node holds votes for it. Step back for a while
                     // that differs between nodes, so one of them wins the next round.
                     self.back_off(group, now);
-                }
-            }
-            Some(Local::Ledger { since_seq, .. }) => {
-                if !wanted || self.lease_valid(group, since_seq, now).is_none() {
-                    self.local.remove(group);
-                    self.send_now = true;
                 }
             }
             Some(Local::Starting { since_seq, .. }) | Some(Local::Online { since_seq, .. }) => {
@@ -1064,6 +1039,33 @@ impl Engine {
             || self
                 .leave_started
                 .is_some_and(|t| now >= t + self.model.dead_after)
+    }
+
+    /// The epoch of a take whose majority's votes carry `voted`, raised above the
+    /// group's record.
+    fn take_epoch(&mut self, group: &str, voted: u64) -> u64 {
+        let known = self.known_epoch.get(group).copied().unwrap_or(0);
+        let floor = self.record_floor.get(group).map_or(0, |f| f + 1);
+        let epoch = voted.max(floor);
+        self.known_epoch.insert(group.to_string(), known.max(epoch));
+        epoch
+    }
+
+    /// The group's record names `epoch`: raise the floor and what this node knows,
+    /// and move a group it runs at an epoch not above it to `epoch + 1`.
+    fn recorded(&mut self, group: &str, epoch: u64) {
+        let floor = self.record_floor.entry(group.to_string()).or_default();
+        *floor = (*floor).max(epoch);
+        let known = self.known_epoch.entry(group.to_string()).or_default();
+        *known = (*known).max(epoch);
+        if let Some(Local::Starting { epoch: e, .. } | Local::Online { epoch: e, .. }) =
+            self.local.get_mut(group)
+            && *e <= epoch
+        {
+            *e = epoch + 1;
+            *known = epoch + 1;
+            self.send_now = true;
+        }
     }
 
     fn begin_start(

@@ -61,6 +61,10 @@ pub struct View {
 pub struct GroupHistory {
     /// The member currently running the group, if any.
     pub holder: Option<String>,
+    /// The member that ran the group last and released it while alive (a planned
+    /// move: failback, pause, leave, manual move), until another member runs it: the
+    /// successor's decision names why the group moves.
+    pub released_by: Option<String>,
     /// Monotonic times of automatic failovers (oldest first).
     pub failovers: VecDeque<Duration>,
 }
@@ -117,9 +121,12 @@ pub enum Reason {
     Placed,
     /// The owner stays: it is eligible and nothing asks for a move.
     Kept,
-    /// The owner is gone (not alive, not connected, paused, unable); the next
-    /// eligible member takes over.
+    /// The owner is gone (not alive, not connected, unable); the next eligible
+    /// member takes over.
     OwnerLost,
+    /// The owner was paused (maintenance): it hands the group over and the next
+    /// eligible member takes it.
+    OwnerPaused,
     /// The owner announced a graceful exit; the next member takes over at once.
     OwnerLeaving,
     /// A better member returned and failback policy lets it take the group back.
@@ -147,6 +154,7 @@ impl Reason {
             Reason::Placed => "Placed",
             Reason::Kept => "Kept",
             Reason::OwnerLost => "OwnerLost",
+            Reason::OwnerPaused => "OwnerPaused",
             Reason::OwnerLeaving => "OwnerLeaving",
             Reason::Failback => "Failback",
             Reason::ManualMove => "ManualMove",
@@ -339,30 +347,56 @@ pub fn decide(
             }
             failback(view, group, now, h, best)
         }
-        (Some(h), Some(Some(problem))) => {
-            let leaving = problem == Ineligible::Leaving;
-            Decision {
-                owner: Some(best.to_string()),
-                reason: if leaving {
-                    Reason::OwnerLeaving
-                } else {
-                    Reason::OwnerLost
+        (Some(h), Some(Some(problem))) => moved(group, h, best, problem),
+        // Released while alive: the successor says why it moves.
+        _ => match history
+            .groups
+            .get(&group.name)
+            .and_then(|g| g.released_by.as_deref())
+            .filter(|r| *r != best)
+        {
+            Some(from) => match ineligibility(view, model, group, from) {
+                Some(problem) => moved(group, from, best, problem),
+                None if rank(&order, best) < rank(&order, from) => Decision {
+                    owner: Some(best.to_string()),
+                    reason: Reason::Failback,
+                    message: format!(
+                        "{} failed back from {from} to {best}, which ranks higher",
+                        group.name
+                    ),
                 },
-                message: format!(
-                    "{} moves from {h} to {best}: {h} {}",
-                    group.name,
-                    problem.sentence()
-                ),
-            }
-        }
-        _ => Decision {
-            owner: Some(best.to_string()),
-            reason: Reason::Placed,
-            message: format!(
-                "{} is placed on {best}, the first eligible member in its order",
-                group.name
-            ),
+                None => placed(group, best),
+            },
+            None => placed(group, best),
         },
+    }
+}
+
+/// The group moves from `from`, which cannot run it any more, to `to`.
+fn moved(group: &GroupModel, from: &str, to: &str, problem: Ineligible) -> Decision {
+    Decision {
+        owner: Some(to.to_string()),
+        reason: match problem {
+            Ineligible::Leaving => Reason::OwnerLeaving,
+            Ineligible::Paused => Reason::OwnerPaused,
+            _ => Reason::OwnerLost,
+        },
+        message: format!(
+            "{} moves from {from} to {to}: {from} {}",
+            group.name,
+            problem.sentence()
+        ),
+    }
+}
+
+fn placed(group: &GroupModel, best: &str) -> Decision {
+    Decision {
+        owner: Some(best.to_string()),
+        reason: Reason::Placed,
+        message: format!(
+            "{} is placed on {best}, the first eligible member in its order",
+            group.name
+        ),
     }
 }
 

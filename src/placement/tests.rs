@@ -67,7 +67,7 @@ fn held_by(m: &ClusterModel, holder: Option<&str>) -> History {
             g.name.clone(),
             GroupHistory {
                 holder: holder.map(str::to_string),
-                failovers: VecDeque::new(),
+                ..GroupHistory::default()
             },
         );
     }
@@ -236,7 +236,7 @@ fn n_plus_one_standby_and_cascading_over_two_failures() {
             g.into(),
             GroupHistory {
                 holder: Some(o.into()),
-                failovers: VecDeque::new(),
+                ..GroupHistory::default()
             },
         );
     }
@@ -280,7 +280,7 @@ fn paused_members_own_nothing_and_hand_over() {
         at(5),
         g,
     );
-    assert_eq!((owner(&d), d.reason), (Some("s"), Reason::OwnerLost));
+    assert_eq!((owner(&d), d.reason), (Some("s"), Reason::OwnerPaused));
     assert!(d.message.contains("paused"), "{}", d.message);
     assert_eq!(
         ineligibility(&view("s", &m, &["p", "s"]), &m, g, "p"),
@@ -487,4 +487,70 @@ fn placement_is_deterministic() {
     let two = placement(&v, &m, &History::default(), at(1));
     assert_eq!(one, two);
     assert!(one.values().all(|d| owner(d) == Some("a")));
+}
+
+/// History in which `from` ran every group and released it while alive.
+fn released_by(m: &ClusterModel, from: &str) -> History {
+    let mut h = held_by(m, None);
+    for g in h.groups.values_mut() {
+        g.released_by = Some(from.into());
+    }
+    h
+}
+
+#[test]
+fn the_successor_of_a_planned_release_says_why_the_group_moved() {
+    let mut m = model(
+        vec![member("p", 200), member("s", 100)],
+        vec![group(
+            "vip",
+            &[],
+            FailbackPolicy::Immediate { stabilize_for: S },
+        )],
+    );
+    let g = &m.groups[0];
+    // s ran the group and handed it back to p, which ranks higher: a failback.
+    let d = decide(
+        &view("p", &m, &["p", "s"]),
+        &m,
+        &released_by(&m, "s"),
+        at(5),
+        g,
+    );
+    assert_eq!((owner(&d), d.reason), (Some("p"), Reason::Failback));
+    assert!(d.message.contains("from s to p"), "{}", d.message);
+    // Released by a member that ranks lower for no failback (e.g. unable, then able
+    // again): simply placed.
+    let d = decide(
+        &view("s", &m, &["p", "s"]),
+        &m,
+        &released_by(&m, "p"),
+        at(5),
+        g,
+    );
+    assert_eq!((owner(&d), d.reason), (Some("p"), Reason::Placed));
+    // p was paused and handed the group over: the successor says so, not OwnerLost.
+    m.members[0].paused = true;
+    let g = &m.groups[0];
+    let d = decide(
+        &view("s", &m, &["p", "s"]),
+        &m,
+        &released_by(&m, "p"),
+        at(5),
+        g,
+    );
+    assert_eq!((owner(&d), d.reason), (Some("s"), Reason::OwnerPaused));
+    assert!(d.message.contains("p is paused"), "{}", d.message);
+    // p left: OwnerLeaving; p gone since: OwnerLost.
+    m.members[0].paused = false;
+    let g = &m.groups[0];
+    let mut v = view("s", &m, &["p", "s"]);
+    v.members.get_mut("p").unwrap().leaving = true;
+    let d = decide(&v, &m, &released_by(&m, "p"), at(5), g);
+    assert_eq!(d.reason, Reason::OwnerLeaving);
+    let d = decide(&view("s", &m, &["s"]), &m, &released_by(&m, "p"), at(5), g);
+    assert_eq!((owner(&d), d.reason), (Some("s"), Reason::OwnerLost));
+    // Nobody released it: placed.
+    let d = decide(&view("s", &m, &["s"]), &m, &held_by(&m, None), at(5), g);
+    assert_eq!(d.reason, Reason::Placed);
 }

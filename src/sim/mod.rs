@@ -31,7 +31,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::{DRIFT_ALLOWANCE, Engine, EngineConfig, Input, LedgerMode, Output, StopCause};
+use crate::engine::{DRIFT_ALLOWANCE, Engine, EngineConfig, Input, Output, StopCause};
 use crate::membership::Keyring;
 use crate::placement::{ClusterModel, FailbackPolicy, GroupModel, MemberModel, QuorumMode, Reason};
 use rng::Rng;
@@ -44,7 +44,11 @@ pub struct SimConfig {
     pub interval: Duration,
     pub dead_after: Duration,
     pub quorum: QuorumMode,
-    pub ledger: LedgerMode,
+    /// Model the Kubernetes mode's group Lease, the record of what the majority
+    /// decided: each holder writes it an API round trip after it took the group
+    /// (raising its epoch above the record first when the record is higher and not
+    /// its own), and every agent reads it back as a floor when it boots.
+    pub record: bool,
     /// Number of fault episodes per run.
     pub faults: usize,
     /// Time to start and to stop a group's resources.
@@ -74,7 +78,7 @@ impl SimConfig {
             } else {
                 QuorumMode::Majority
             },
-            ledger: LedgerMode::Quorum,
+            record: false,
             faults: 6,
             start_time: Duration::from_millis(2),
             stop_time: Duration::from_millis(1),
@@ -162,6 +166,10 @@ pub struct RunReport {
     pub takeovers: Vec<Duration>,
     /// Longest overlap between a frozen agent's lingering resources and a new owner.
     pub lingering_overlap: Duration,
+    /// With `record`: every write of a group's record (group, node, epoch), in order.
+    pub records: Vec<(String, usize, u64)>,
+    /// With `record`: holders fenced because another node's record superseded theirs.
+    pub superseded: u64,
     /// The first violation, described.
     pub first_violation: Option<String>,
 }
@@ -389,10 +397,15 @@ enum Ev {
         group: String,
         incarnation: u64,
     },
-    Ledger {
+    /// The holder's record write for a group reaches the API server.
+    Record {
         node: usize,
         group: String,
-        epoch: u64,
+        incarnation: u64,
+    },
+    /// A booted agent's read of every group's record reaches the API server.
+    Floor {
+        node: usize,
         incarnation: u64,
     },
     Witness {
@@ -428,7 +441,13 @@ struct World {
     loss: BTreeMap<usize, u8>,
     duplicate: f64,
     keys: Keyring,
-    ledger: BTreeMap<String, u64>,
+    /// With `record`: per group, the node and epoch its record names.
+    records: BTreeMap<String, (usize, u64)>,
+    /// With `record`: per (node, group), the epoch that node's current incarnation
+    /// wrote into the record.
+    written: BTreeMap<(usize, String), u64>,
+    /// With `record`: the API server answers no record request in [from, until).
+    api_down: Option<(Duration, Duration)>,
     witness: Option<(usize, Duration)>,
     /// Last time each node was touched by a fault (true time).
     impaired_at: BTreeMap<usize, Duration>,
@@ -486,7 +505,9 @@ impl World {
             duplicate,
             keys: Keyring::new(b"simulation key, 32 bytes long!!!".to_vec(), None)
                 .unwrap_or_else(|_| Keyring::insecure_public()),
-            ledger: BTreeMap::new(),
+            records: BTreeMap::new(),
+            written: BTreeMap::new(),
+            api_down: None,
             witness: None,
             impaired_at: BTreeMap::new(),
             last_config_change: None,
@@ -588,28 +609,34 @@ impl World {
                 group,
                 incarnation,
             } => self.resource_done(node, group, incarnation),
-            Ev::Ledger {
+            Ev::Record {
                 node,
                 group,
-                epoch,
                 incarnation,
             } => {
-                if self.alive_incarnation(node, incarnation) {
-                    let entry = self.ledger.entry(group.clone()).or_default();
-                    let granted = epoch > *entry;
-                    let recorded = (!granted).then_some(*entry);
-                    if granted {
-                        *entry = epoch;
-                    }
-                    self.feed(
+                if let Some(retry) = self.api_retry() {
+                    let ev = Ev::Record {
                         node,
-                        Input::Ledger {
-                            group,
-                            epoch,
-                            granted,
-                            recorded,
-                        },
-                    );
+                        group,
+                        incarnation,
+                    };
+                    self.at(retry, ev);
+                } else if self.alive_incarnation(node, incarnation) {
+                    self.write_record(node, group, incarnation);
+                }
+            }
+            Ev::Floor { node, incarnation } => {
+                if let Some(retry) = self.api_retry() {
+                    self.at(retry, Ev::Floor { node, incarnation });
+                } else if self.alive_incarnation(node, incarnation) {
+                    let floors: Vec<(String, u64)> = self
+                        .records
+                        .iter()
+                        .map(|(g, &(_, epoch))| (g.clone(), epoch))
+                        .collect();
+                    for (group, epoch) in floors {
+                        self.feed(node, Input::Recorded { group, epoch });
+                    }
                 }
             }
             Ev::Witness {
@@ -651,6 +678,69 @@ impl World {
         }
     }
 
+    /// While the simulated API server is down, when a record request is tried again.
+    fn api_retry(&mut self) -> Option<Duration> {
+        let (from, until) = self.api_down?;
+        (from <= self.now && self.now < until).then(|| until + self.api_delay())
+    }
+
+    /// One API round trip of the simulated API server.
+    fn api_delay(&mut self) -> Duration {
+        self.rng
+            .between(self.config.min_delay, self.config.max_delay * 2)
+    }
+
+    /// What the Kubernetes mode's record writer does for a group node `n` runs: write
+    /// its epoch when the record is lower; when it is not lower and names something
+    /// else, fence if this node's own record was written before (superseded), else
+    /// take the record as a floor and write again.
+    fn write_record(&mut self, n: usize, group: String, incarnation: u64) {
+        let running = self.nodes[n]
+            .resources
+            .get(&group)
+            .is_some_and(|r| r.state != ResState::Stopping);
+        let held = self.nodes[n]
+            .engine
+            .as_ref()
+            .and_then(|e| e.held_groups().find(|(g, _)| *g == group).map(|(_, e)| e));
+        let (Some(epoch), true) = (held, running) else {
+            return;
+        };
+        let key = (n, group.clone());
+        match self.records.get(&group).copied() {
+            Some((holder, recorded))
+                if holder == n && recorded == epoch && self.written.get(&key) == Some(&epoch) => {}
+            Some((_, recorded)) if recorded >= epoch => {
+                if self.written.get(&key) == Some(&epoch) {
+                    self.report.superseded += 1;
+                    self.feed(n, Input::Superseded { group, epoch });
+                } else {
+                    self.feed(
+                        n,
+                        Input::Recorded {
+                            group: group.clone(),
+                            epoch: recorded,
+                        },
+                    );
+                    let at = self.now + self.api_delay();
+                    self.at(
+                        at,
+                        Ev::Record {
+                            node: n,
+                            group,
+                            incarnation,
+                        },
+                    );
+                }
+            }
+            _ => {
+                self.records.insert(group.clone(), (n, epoch));
+                self.written.insert(key, epoch);
+                self.report.records.push((group, n, epoch));
+            }
+        }
+    }
+
     fn alive_incarnation(&self, node: usize, incarnation: u64) -> bool {
         self.nodes[node].proc == Proc::Running && self.nodes[node].incarnations == incarnation
     }
@@ -663,11 +753,12 @@ impl World {
         // A new agent removes stale addresses of its config before anything else.
         node.resources.clear();
         let local = node.local(self.now);
+        let incarnation = node.incarnations;
         let engine = Engine::new(
             &node_name(n),
             Arc::new(self.model.clone()),
             self.config_hash,
-            EngineConfig::for_model(&self.model, self.config.ledger),
+            EngineConfig::for_model(&self.model),
             self.keys.clone(),
             node.incarnations,
             local,
@@ -675,6 +766,17 @@ impl World {
         );
         node.engine = Some(engine);
         self.feed(n, Input::Tick);
+        if self.config.record {
+            self.written.retain(|(node, _), _| *node != n);
+            let at = self.now + self.api_delay();
+            self.at(
+                at,
+                Ev::Floor {
+                    node: n,
+                    incarnation,
+                },
+            );
+        }
     }
 
     fn resume(&mut self, n: usize) {
@@ -887,6 +989,17 @@ impl World {
                 }
             }
             Output::Start { group, reason, .. } => {
+                if self.config.record {
+                    let at = self.now + self.api_delay();
+                    self.at(
+                        at,
+                        Ev::Record {
+                            node: n,
+                            group: group.clone(),
+                            incarnation,
+                        },
+                    );
+                }
                 self.check_move(n, &group, reason);
                 self.starts.push((self.now, n, group.clone(), reason));
                 let until = self.now + self.config.address_lifetime;
@@ -931,24 +1044,8 @@ impl World {
                     },
                 );
             }
-            Output::LedgerRequest { group, epoch } => {
-                let delay = self
-                    .rng
-                    .between(self.config.min_delay, self.config.max_delay * 2);
-                self.at(
-                    self.now + delay,
-                    Ev::Ledger {
-                        node: n,
-                        group,
-                        epoch,
-                        incarnation,
-                    },
-                );
-            }
             Output::WitnessRequest => {
-                let delay = self
-                    .rng
-                    .between(self.config.min_delay, self.config.max_delay * 2);
+                let delay = self.api_delay();
                 let local_sent = self.nodes[n].local(self.now);
                 self.at(
                     self.now + delay,

@@ -20,7 +20,7 @@ use crate::placement::Reason;
 pub enum Phase {
     /// Placement chose this node (it asks the voters).
     Decided,
-    /// A majority voted for it (the ledger of standalone mode).
+    /// A majority voted for it (the ledger, in both modes).
     Ledger,
     /// Its VIPs are on the interface.
     VipUp,
@@ -146,7 +146,7 @@ impl Default for Metrics {
         );
         registry.register(
             "failovers",
-            "Groups this node brought online, by the placement reason (Placed, OwnerLost, OwnerLeaving, Failback, ...)",
+            "Groups this node brought online, by the placement reason (Placed, OwnerLost, OwnerPaused, OwnerLeaving, Failback, ManualMove, ...)",
             m.failovers.clone(),
         );
         registry.register(

@@ -1,22 +1,50 @@
 //! The Leases of the agent's Kubernetes mode (notes/k8s-contract.md): the group
-//! ledger taken by compare-and-swap, the witness, and the node's heartbeat Lease.
+//! records, the witness, and the node's Lease.
 //!
 //! Owns the decisions (pure functions of the Lease read and the time) and the few
 //! API calls that carry them out: GET by name, then PUT with the resourceVersion
-//! read (an update with a precondition), or POST for the node Lease the first time —
-//! exactly the verbs the operator's Role grants. It must never list or watch Leases,
-//! never write a Lease of another cluster, and never decide ownership: a grant here
-//! only records what the peers' votes decided.
+//! read (an update with a precondition) — the verbs the operator's Role grants. It
+//! never creates a Lease (the operator creates and owns them all: a missing one is
+//! an error the caller retries), never lists or watches Leases, never writes a Lease
+//! of another cluster, and never decides ownership.
+//!
+//! # The group Lease is a record, not the ledger
+//!
+//! The quorate majority decides who owns a group (`engine`); the owner then writes
+//! the group Lease (holder = node, `leaseTransitions` = epoch, reason and message
+//! annotations, `acquireTime` = when it took the group) whenever the API server
+//! answers. A takeover never waits for it. [`record_group`] compares the Lease with
+//! this node's record:
+//!
+//! - lower epoch (any holder): written; this very record, once written: renewed;
+//! - an epoch at least ours that is not ours, **before** ours was written: a record
+//!   from before our take — the last owner before every agent restarted (engines'
+//!   epochs start low again), or a take whose epoch did not reach our voters. It is a
+//!   floor ([`Verdict::Floor`]): the engine raises our epoch above it
+//!   (`Input::Recorded`) and we write that. A stale record never fences an owner.
+//! - the same, **after** ours was written: someone wrote over our record, so it
+//!   was written after our take: another node has taken the group over since
+//!   (DESIGN.md: "a group Lease that records another node at a higher epoch"), and
+//!   we fence ([`Verdict::Superseded`], `Input::Superseded`). The majority's votes
+//!   already keep two owners apart; this is the second line. If two nodes ever did
+//!   run a group at once, the one that writes second raises its epoch over the
+//!   first's (a floor for it), and the first, whose record was written, fences: one
+//!   of them stops at the first write of the second, not both.
+//!
+//! "Written" is per take and per agent process: a restarted agent has written
+//! nothing, so whatever its Lease holds is a floor for it — its own name at its own
+//! epoch too (a record of its previous run, or of a write whose answer was lost): the
+//! epoch then rises once more, so that a new take never leaves the record unchanged.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::agent::runtime::Report;
 use crate::engine::DRIFT_ALLOWANCE;
@@ -35,28 +63,13 @@ pub enum LeaseError {
     Timeout { name: String, timeout: Duration },
     #[error("Lease {name}: changed by another writer twice in a row")]
     Conflict { name: String },
+    #[error("Lease {name} does not exist (the operator creates it)")]
+    Missing { name: String },
 }
 
-/// Why this node may not record itself in a group Lease.
+/// This node's record of its ownership of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// Another holder recorded an epoch at least as high: this request is stale.
-    StaleEpoch { holder: String, stored: i64 },
-}
-
-/// The answer of the group Lease to a claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Taken {
-    Granted,
-    /// Refused; `recorded` is the epoch the Lease holds when the claim was stale.
-    Refused {
-        recorded: Option<u64>,
-    },
-}
-
-/// The ownership record this node wants to write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
+pub struct Record {
     pub node: String,
     pub epoch: u64,
     /// `leaseDurationSeconds`: `deadAfter` rounded up.
@@ -64,18 +77,46 @@ pub struct Claim {
     /// Placement reason code.
     pub reason: String,
     pub message: String,
+    /// When this node took the group (`acquireTime`).
+    pub since: Timestamp,
+}
+
+/// What the group Lease says against this node's record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Write this (our record, renewed now; the resourceVersion read kept).
+    Write(Box<Lease>),
+    /// The Lease names `epoch`, at least ours, and ours was never written: raise ours.
+    Floor(u64),
+    /// The Lease names `holder` at `epoch`, at least ours, over our written record.
+    Superseded { holder: String, epoch: u64 },
+}
+
+/// What a record write came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    Written,
+    Floor(u64),
+    Superseded { holder: String, epoch: u64 },
 }
 
 fn holder(lease: &Lease) -> Option<&str> {
-    lease.spec.as_ref()?.holder_identity.as_deref()
+    lease
+        .spec
+        .as_ref()?
+        .holder_identity
+        .as_deref()
+        .filter(|h| !h.is_empty())
 }
 
-fn transitions(lease: &Lease) -> i64 {
+/// The epoch a Lease records (`leaseTransitions`, 0 when absent or negative).
+pub fn recorded_epoch(lease: &Lease) -> u64 {
     lease
         .spec
         .as_ref()
         .and_then(|s| s.lease_transitions)
-        .map_or(0, i64::from)
+        .and_then(|t| u64::try_from(t).ok())
+        .unwrap_or(0)
 }
 
 /// `leaseTransitions` is an int32; an epoch beyond it is recorded as the maximum.
@@ -83,43 +124,36 @@ fn epoch_i32(epoch: u64) -> i32 {
     i32::try_from(epoch).unwrap_or(i32::MAX)
 }
 
-/// The group Lease with this node recorded as owner, or why not: granted when the
-/// stored epoch is lower than the claim's or this node is already the holder (a
-/// renewal, or a restart of the holder). The resourceVersion read stays in the
-/// result, so the write is a compare-and-swap.
-pub fn claim_group(current: &Lease, claim: &Claim, now: Timestamp) -> Result<Lease, Refusal> {
-    let stored = transitions(current);
-    let same = holder(current) == Some(claim.node.as_str());
-    if !same && stored >= i64::try_from(claim.epoch).unwrap_or(i64::MAX) {
-        return Err(Refusal::StaleEpoch {
-            holder: holder(current).unwrap_or_default().to_owned(),
-            stored,
-        });
+/// The decision of the module doc: `written` says whether this node's record of
+/// this take (this epoch) was already stored.
+pub fn record_group(current: &Lease, record: &Record, written: bool, now: Timestamp) -> Verdict {
+    let stored = recorded_epoch(current);
+    // What `leaseTransitions` can hold of our epoch.
+    let epoch = record.epoch.min(i32::MAX as u64);
+    let ours = written && holder(current) == Some(record.node.as_str()) && stored == epoch;
+    if !ours && stored >= epoch {
+        return if written {
+            Verdict::Superseded {
+                holder: holder(current).unwrap_or_default().to_owned(),
+                epoch: stored,
+            }
+        } else {
+            Verdict::Floor(stored)
+        };
     }
     let mut lease = current.clone();
     let annotations = lease.metadata.annotations.get_or_insert_with(BTreeMap::new);
-    annotations.insert(names::REASON.to_owned(), claim.reason.clone());
-    annotations.insert(names::MESSAGE.to_owned(), claim.message.clone());
+    annotations.insert(names::REASON.to_owned(), record.reason.clone());
+    annotations.insert(names::MESSAGE.to_owned(), record.message.clone());
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
-    if !same {
-        spec.acquire_time = Some(MicroTime(now));
+    if !ours {
+        spec.acquire_time = Some(MicroTime(record.since));
     }
-    spec.holder_identity = Some(claim.node.clone());
-    spec.lease_transitions = Some(epoch_i32(claim.epoch));
-    spec.lease_duration_seconds = Some(claim.duration_secs);
+    spec.holder_identity = Some(record.node.clone());
+    spec.lease_transitions = Some(epoch_i32(record.epoch));
+    spec.lease_duration_seconds = Some(record.duration_secs);
     spec.renew_time = Some(MicroTime(now));
-    Ok(lease)
-}
-
-/// The group Lease with a fresh renewTime, if this node still holds it with `epoch`
-/// (another node's later record is left alone).
-pub fn renew_group(current: &Lease, node: &str, epoch: u64, now: Timestamp) -> Option<Lease> {
-    if holder(current) != Some(node) || transitions(current) != i64::from(epoch_i32(epoch)) {
-        return None;
-    }
-    let mut lease = current.clone();
-    lease.spec.get_or_insert_with(LeaseSpec::default).renew_time = Some(MicroTime(now));
-    Some(lease)
+    Verdict::Write(Box::new(lease))
 }
 
 /// The outcome of a witness request, in the agent's local monotonic time.
@@ -154,7 +188,7 @@ pub fn claim_witness(
     duration_secs: i32,
     now: Timestamp,
 ) -> Result<Lease, Option<Timestamp>> {
-    let other = holder(current).filter(|h| !h.is_empty() && *h != node);
+    let other = holder(current).filter(|h| *h != node);
     if other.is_some() {
         match expires(current) {
             Some(at) if at <= now => {}
@@ -165,9 +199,7 @@ pub fn claim_witness(
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     if holder(current) != Some(node) {
         spec.acquire_time = Some(MicroTime(now));
-        spec.lease_transitions = Some(epoch_i32(
-            u64::try_from(transitions(current)).unwrap_or(0) + 1,
-        ));
+        spec.lease_transitions = Some(epoch_i32(recorded_epoch(current) + 1));
     }
     spec.holder_identity = Some(node.to_owned());
     spec.lease_duration_seconds = Some(duration_secs);
@@ -181,14 +213,37 @@ pub fn other_until(expiry: Timestamp, wall_now: Timestamp, local_now: Duration) 
     local_now + Duration::try_from(left).unwrap_or(Duration::ZERO)
 }
 
-/// The node Lease's annotations for a report, per the contract.
+/// The node Lease's annotations for a report, per the contract (`names::VIEW`,
+/// `names::OWNED`, …).
 pub fn node_annotations(report: &Report) -> BTreeMap<String, String> {
+    let held: BTreeMap<&str, u64> = report
+        .owned
+        .iter()
+        .map(|(group, o)| (group.as_str(), o.epoch))
+        .collect();
     let view = json!({
         "quorate": report.quorate,
         "alive": report.alive,
-        "held": report.held,
+        "held": held,
     });
+    let owned: serde_json::Map<String, serde_json::Value> = report
+        .owned
+        .iter()
+        .map(|(group, o)| {
+            let value = json!({
+                "epoch": o.epoch,
+                "reason": o.reason.code(),
+                "message": o.message,
+                "since": o.since.to_string(),
+            });
+            (group.clone(), value)
+        })
+        .collect();
     BTreeMap::from([
+        (
+            names::OWNED.to_owned(),
+            serde_json::Value::Object(owned).to_string(),
+        ),
         (
             names::CONFIG_HASH.to_owned(),
             format!("{:016x}", report.config_hash),
@@ -198,29 +253,17 @@ pub fn node_annotations(report: &Report) -> BTreeMap<String, String> {
     ])
 }
 
-/// The node Lease as this node writes it: holder = node, renewed now, labelled with
-/// the cluster, annotated with the report. `current` keeps its resourceVersion and
-/// any other field.
+/// The node Lease as this node writes it over `current` (as the operator created
+/// it): holder = node, renewed now, annotated with the report. Everything else of
+/// `current` stays: its resourceVersion (the write is an update with a
+/// precondition), labels, ownerReferences, other annotations.
 pub fn node_lease(
-    current: Option<Lease>,
-    cluster: &str,
+    mut lease: Lease,
     node: &str,
     duration_secs: i32,
     report: &Report,
     now: Timestamp,
 ) -> Lease {
-    let mut lease = current.unwrap_or_else(|| Lease {
-        metadata: ObjectMeta {
-            name: Some(names::node_lease(cluster, node)),
-            ..ObjectMeta::default()
-        },
-        ..Lease::default()
-    });
-    lease
-        .metadata
-        .labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(names::CLUSTER_LABEL.to_owned(), cluster.to_owned());
     lease
         .metadata
         .annotations
@@ -249,8 +292,15 @@ fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.is_conflict())
 }
 
-fn is_not_found(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.is_not_found())
+/// A 404 is its own error: the Lease is not there (yet, or any more).
+fn missing(error: LeaseError) -> LeaseError {
+    match error {
+        LeaseError::Api {
+            name,
+            source: kube::Error::Api(status),
+        } if status.is_not_found() => LeaseError::Missing { name },
+        other => other,
+    }
 }
 
 impl Leases {
@@ -273,7 +323,7 @@ impl Leases {
     }
 
     async fn get(&self, name: &str) -> Result<Lease, LeaseError> {
-        self.call(name, self.api.get(name)).await
+        self.call(name, self.api.get(name)).await.map_err(missing)
     }
 
     /// PUT with the resourceVersion read: `Ok(None)` on a conflict (someone wrote
@@ -285,50 +335,45 @@ impl Leases {
         {
             Ok(lease) => Ok(Some(lease)),
             Err(LeaseError::Api { source, .. }) if is_conflict(&source) => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => Err(missing(e)),
         }
     }
 
-    /// Records this node as owner of the group: read, decide, compare-and-swap; on
-    /// a conflict reads and decides once more. `Ok(false)`: refused.
-    pub async fn take_group(&self, group: &str, claim: &Claim) -> Result<Taken, LeaseError> {
+    /// Writes this node's record into the group Lease (module doc): read, decide,
+    /// update with the resourceVersion read; on a conflict reads and decides once
+    /// more. `written`: this record (this epoch) was stored before.
+    pub async fn record_group(
+        &self,
+        group: &str,
+        record: &Record,
+        written: bool,
+    ) -> Result<Recorded, LeaseError> {
         let name = names::group_lease(&self.cluster, group);
         for attempt in 0..2 {
             let current = self.get(&name).await?;
-            let lease = match claim_group(&current, claim, Timestamp::now()) {
-                Ok(lease) => lease,
-                Err(refusal) => {
-                    info!(group, epoch = claim.epoch, ?refusal, "group Lease refused");
-                    let Refusal::StaleEpoch { stored, .. } = refusal;
-                    return Ok(Taken::Refused {
-                        recorded: u64::try_from(stored).ok(),
-                    });
+            match record_group(&current, record, written, Timestamp::now()) {
+                Verdict::Write(lease) => {
+                    if self.swap(&name, &lease).await?.is_some() {
+                        return Ok(Recorded::Written);
+                    }
+                    debug!(
+                        group,
+                        attempt, "group Lease changed under us; reading it again"
+                    );
                 }
-            };
-            if self.swap(&name, &lease).await?.is_some() {
-                return Ok(Taken::Granted);
+                Verdict::Floor(epoch) => return Ok(Recorded::Floor(epoch)),
+                Verdict::Superseded { holder, epoch } => {
+                    return Ok(Recorded::Superseded { holder, epoch });
+                }
             }
-            debug!(
-                group,
-                attempt, "group Lease changed under us; reading it again"
-            );
         }
-        info!(
-            group,
-            epoch = claim.epoch,
-            "group Lease kept changing; refused"
-        );
-        Ok(Taken::Refused { recorded: None })
+        Err(LeaseError::Conflict { name })
     }
 
-    /// Refreshes renewTime of a group Lease this node holds with `epoch`.
-    pub async fn renew_group(&self, group: &str, epoch: u64) -> Result<(), LeaseError> {
+    /// The epoch the group Lease records (0: none).
+    pub async fn read_epoch(&self, group: &str) -> Result<u64, LeaseError> {
         let name = names::group_lease(&self.cluster, group);
-        let current = self.get(&name).await?;
-        if let Some(lease) = renew_group(&current, &self.node, epoch, Timestamp::now()) {
-            self.swap(&name, &lease).await?;
-        }
-        Ok(())
+        Ok(recorded_epoch(&self.get(&name).await?))
     }
 
     /// Acquires or renews the witness Lease. `sent` is the local time the request
@@ -366,8 +411,9 @@ impl Leases {
         })
     }
 
-    /// Renews the node Lease from `last` (the object last written, if any),
-    /// creating it when it does not exist; returns what the API server stored.
+    /// Writes the node Lease over `last` (the object last stored, if any; else it
+    /// is read first); returns what the API server stored. It never creates the
+    /// Lease: [`LeaseError::Missing`] until the operator has.
     pub async fn renew_node(
         &self,
         last: Option<Lease>,
@@ -375,37 +421,18 @@ impl Leases {
         report: &Report,
     ) -> Result<Lease, LeaseError> {
         let name = names::node_lease(&self.cluster, &self.node);
-        let render = |current| {
-            node_lease(
-                current,
-                &self.cluster,
-                &self.node,
-                duration_secs,
-                report,
-                Timestamp::now(),
-            )
-        };
+        let render =
+            |current| node_lease(current, &self.node, duration_secs, report, Timestamp::now());
         let current = match last {
-            Some(lease) => Some(lease),
-            None => match self.get(&name).await {
-                Ok(lease) => Some(lease),
-                Err(LeaseError::Api { source, .. }) if is_not_found(&source) => None,
-                Err(e) => return Err(e),
-            },
+            Some(lease) => lease,
+            None => self.get(&name).await?,
         };
-        let Some(current) = current else {
-            info!(lease = name, "creating the node Lease");
-            let lease = render(None);
-            return self
-                .call(&name, self.api.create(&PostParams::default(), &lease))
-                .await;
-        };
-        if let Some(stored) = self.swap(&name, &render(Some(current))).await? {
+        if let Some(stored) = self.swap(&name, &render(current)).await? {
             return Ok(stored);
         }
         // Our copy was stale (another writer, or a restart): read and write again.
         let current = self.get(&name).await?;
-        self.swap(&name, &render(Some(current)))
+        self.swap(&name, &render(current))
             .await?
             .ok_or(LeaseError::Conflict { name })
     }

@@ -2,13 +2,18 @@
 //! loop of `agent::runtime` fed from the API server instead of a file.
 //!
 //! Owns the watches of the cluster's ClusterConfig ConfigMap and heartbeat Secret
-//! (by name, as the operator's Role allows), the group-Lease ledger, the witness,
-//! the node Lease renewals and the Events, all per notes/k8s-contract.md. Every API
-//! call runs in its own task under a timeout and answers the loop through the
-//! updates channel: the loop never waits on the API server, and through an outage it
-//! keeps running on the last configuration and keys (DESIGN.md section 5). It must
-//! never decide ownership, and never start the loop before a valid configuration
-//! and key arrived (until then the node holds nothing).
+//! (by name, as the operator's Role allows), the group-Lease records, the witness,
+//! the node Lease and the Events, all per notes/k8s-contract.md. Every API call runs
+//! in a task under a timeout and answers the loop through the updates channel: the
+//! loop never waits on the API server, and through an outage it keeps running on the
+//! last configuration and keys, and takes groups over with the majority alone
+//! (DESIGN.md section 5; only `witness` quorum needs the API, for the witness Lease).
+//! The group Leases record what the majority decided when the API answers
+//! (`lease` module doc); the node Lease reports every change at once. A deleted
+//! ClusterConfig takes every group offline until it comes back. It must never
+//! decide ownership, never create a Lease (the operator does), and never start the
+//! loop before a valid configuration and key arrived (until then the node holds
+//! nothing).
 
 pub mod lease;
 
@@ -17,6 +22,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
 use kube::api::Api;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -26,12 +32,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use self::lease::{Claim, Leases, Taken};
+use self::lease::{LeaseError, Leases, Record, Recorded};
 use super::config::{AgentConfig, ConfigError};
 use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update};
 use crate::api::FailoverCluster;
 use crate::cli::error_report;
-use crate::engine::{Input, LedgerMode};
+use crate::engine::Input;
 use crate::membership::{AuthError, Keyring};
 use crate::operator::{OperatorError, names};
 use crate::placement::{ClusterModel, Reason};
@@ -43,6 +49,15 @@ const NODE_RENEW_MIN: Duration = Duration::from_millis(250);
 /// ...and at least this often: the operator shows a member Offline when its
 /// renewTime is older than deadAfter + 1 s.
 const NODE_RENEW_MAX: Duration = Duration::from_secs(1);
+/// A change of the node's state (config hash, quorum, peers, groups owned) is
+/// written to the node Lease at once, but never sooner than this after the last
+/// write: a flapping state costs at most ten writes a second per node.
+const CHANGE_FLOOR: Duration = Duration::from_millis(100);
+/// A failed group-record write or read is retried after this, doubling per failure
+/// in a row...
+const RETRY_MIN: Duration = Duration::from_millis(200);
+/// ...up to this, for as long as the API server does not answer.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 /// The same Event (reason and group) is published at most once per this period.
 const EVENT_SPACING: Duration = Duration::from_secs(10);
 
@@ -202,7 +217,7 @@ pub fn event_for(node: &str, notice: &Notice) -> (EventType, &'static str, Strin
             message,
         } => {
             let kind = match reason {
-                Reason::OwnerLost | Reason::OwnerLeaving => "Failover",
+                Reason::OwnerLost | Reason::OwnerLeaving | Reason::OwnerPaused => "Failover",
                 Reason::Failback => "Failback",
                 _ => "GroupTaken",
             };
@@ -229,29 +244,55 @@ pub fn event_for(node: &str, notice: &Notice) -> (EventType, &'static str, Strin
     }
 }
 
-/// Watches one object by name; yields every version seen (after relists too).
-fn watch_named<K>(api: Api<K>, name: &str) -> impl Stream<Item = K> + Send
+/// What a watch of one object by name saw.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen<K> {
+    /// A version of the object (after relists too).
+    Present(K),
+    /// It was deleted, or a (re)list found it absent.
+    Absent,
+}
+
+/// The news in one watcher event for a watch of one object by name; `listed`
+/// tracks whether the (re)list in progress found the object.
+pub fn seen<K>(event: watcher::Event<K>, listed: &mut bool) -> Option<Seen<K>> {
+    match event {
+        watcher::Event::Apply(object) => Some(Seen::Present(object)),
+        watcher::Event::Delete(_) => Some(Seen::Absent),
+        watcher::Event::Init => {
+            *listed = false;
+            None
+        }
+        watcher::Event::InitApply(object) => {
+            *listed = true;
+            Some(Seen::Present(object))
+        }
+        watcher::Event::InitDone => (!*listed).then_some(Seen::Absent),
+    }
+}
+
+/// Watches one object by name; yields every version seen (after relists too) and
+/// its absence (deleted, or not found by a relist).
+fn watch_named<K>(api: Api<K>, name: &str) -> impl Stream<Item = Seen<K>> + Send
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
     K::DynamicType: Default,
 {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let what = format!("{}/{name}", K::kind(&Default::default()));
+    let mut listed = false;
     watcher(api, config)
         .default_backoff()
-        .applied_objects()
         .filter_map(move |result| {
-            let what = what.clone();
-            async move {
-                match result {
-                    Ok(object) => Some(object),
-                    Err(error) => {
-                        // The watcher retries with backoff; the agent keeps running.
-                        warn!(object = what, error = %error_report(&error), "watch failed; retrying");
-                        None
-                    }
+            let news = match result {
+                Ok(event) => seen(event, &mut listed),
+                Err(error) => {
+                    // The watcher retries with backoff; the agent keeps running.
+                    warn!(object = what, error = %error_report(&error), "watch failed; retrying");
+                    None
                 }
-            }
+            };
+            std::future::ready(news)
         })
 }
 
@@ -275,7 +316,21 @@ async fn watch_sources(
     let mut last_keys: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
     loop {
         let update = tokio::select! {
-            Some(cm) = configs.next() => {
+            Some(seen) = configs.next() => {
+                let cm = match seen {
+                    Seen::Present(cm) => cm,
+                    // Absent before the first version is only "not created yet".
+                    Seen::Absent if clear.take().is_some() => {
+                        if updates.send(Update::ConfigDeleted).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Seen::Absent => {
+                        info!(configmap = config_name, "ClusterConfig not found; waiting for it");
+                        continue;
+                    }
+                };
                 reference.send_replace(cluster_reference(&cm));
                 match parse_config_map(&cm) {
                     Ok((config, values)) => {
@@ -306,7 +361,11 @@ async fn watch_sources(
                     }
                 }
             }
-            Some(secret) = secrets.next() => {
+            Some(seen) = secrets.next() => {
+                let Seen::Present(secret) = seen else {
+                    warn!(secret = secret_name, "heartbeat Secret not found; keeping the running keys");
+                    continue;
+                };
                 match parse_secret(&secret) {
                     Ok((keys, raw)) => {
                         // Relists repeat the same Secret: only a change is news.
@@ -358,65 +417,6 @@ impl KubeBackend {
 }
 
 impl Backend for KubeBackend {
-    fn ledger_mode(&self) -> LedgerMode {
-        LedgerMode::External
-    }
-
-    fn ledger_request(
-        &mut self,
-        group: String,
-        epoch: u64,
-        reason: Reason,
-        message: String,
-    ) -> bool {
-        let timing = self.timing();
-        let leases = self.leases(timing);
-        let updates = self.updates.clone();
-        let claim = Claim {
-            node: leases.node.clone(),
-            epoch,
-            duration_secs: timing.duration_secs,
-            reason: reason.code().to_owned(),
-            message,
-        };
-        tokio::spawn(async move {
-            let refused = Taken::Refused { recorded: None };
-            let taken = match tokio::time::timeout(
-                timing.timeout,
-                leases.take_group(&group, &claim),
-            )
-            .await
-            {
-                Ok(Ok(taken)) => taken,
-                Ok(Err(error)) => {
-                    warn!(group, epoch, error = %error_report(&error), "ledger request failed; refused");
-                    refused
-                }
-                Err(_) => {
-                    warn!(group, epoch, timeout = ?timing.timeout, "ledger request unanswered; refused");
-                    refused
-                }
-            };
-            let (granted, recorded) = match taken {
-                Taken::Granted => (true, None),
-                Taken::Refused { recorded } => (false, recorded),
-            };
-            if granted {
-                info!(group, epoch, "group Lease records this node as owner");
-            }
-            // A closed channel means the loop is gone; nothing to answer.
-            let _ = updates
-                .send(Update::Engine(Input::Ledger {
-                    group,
-                    epoch,
-                    granted,
-                    recorded,
-                }))
-                .await;
-        });
-        true
-    }
-
     fn witness_request(&mut self) -> bool {
         let timing = self.timing();
         let leases = self.leases(timing);
@@ -468,67 +468,294 @@ impl Backend for KubeBackend {
         Some(NODE_RENEW_MIN)
     }
 
-    fn report(&mut self, report: Report) {
-        self.reports.send_replace(Some(report));
+    fn report(&mut self, report: Option<Report>) {
+        self.reports.send_replace(report);
     }
 }
 
-/// Renews the node Lease with the latest report every `renew_every`, and the group
-/// Leases this node holds every half `leaseDurationSeconds` (at least 1 s apart:
-/// they are the record, not the fence); failures are logged once per streak and
-/// never fence.
-async fn renew_leases(
+/// What of a report makes the node Lease out of date at once (the explanations
+/// follow with the next periodic write).
+fn news(report: &Report) -> impl PartialEq + '_ {
+    (
+        report.config_hash,
+        report.quorate,
+        &report.alive,
+        &report.owned,
+    )
+}
+
+/// When the node Lease is written next: at once for the first report; for a change,
+/// [`CHANGE_FLOOR`] after the last write; otherwise (and after a failure) one
+/// renewal period after it. `None`: no report (the configuration was deleted).
+pub fn node_write_due(
+    report: Option<&Report>,
+    last: Option<(Instant, Option<&Report>)>,
+    renew_every: Duration,
+) -> Option<Instant> {
+    let report = report?;
+    let Some((at, stored)) = last else {
+        return Some(Instant::now());
+    };
+    Some(match stored {
+        Some(stored) if news(stored) != news(report) => at + CHANGE_FLOOR,
+        _ => at + renew_every,
+    })
+}
+
+/// Writes the node Lease: every report change at once (spaced by [`CHANGE_FLOOR`])
+/// and a renewal every `renew_every`. Never creates it; failures (a missing Lease
+/// included) are logged once per streak, retried at the renewal period, and never
+/// fence. Writes nothing while the configuration is deleted.
+async fn write_node_lease(
     leases: Leases,
-    reports: watch::Receiver<Option<Report>>,
+    mut reports: watch::Receiver<Option<Report>>,
     timing: watch::Receiver<Option<Timing>>,
 ) {
-    let mut last = None;
+    let mut stored: Option<Lease> = None;
+    // When the last write was tried, and the report it stored (None: it failed).
+    let mut last: Option<(Instant, Option<Report>)> = None;
     let mut failing = false;
-    let mut groups_renewed: Option<Instant> = None;
     loop {
         let Some(t) = *timing.borrow() else {
             tokio::time::sleep(NODE_RENEW_MAX).await;
             continue;
         };
-        let next = tokio::time::Instant::now() + t.renew_every;
-        let report = reports.borrow().clone();
-        if let Some(report) = report {
-            let leases = Leases {
-                timeout: t.timeout,
-                ..leases.clone()
+        let report = reports.borrow_and_update().clone();
+        let due = node_write_due(
+            report.as_ref(),
+            last.as_ref().map(|(at, r)| (*at, r.as_ref())),
+            t.renew_every,
+        );
+        let Some(report) = report.filter(|_| due.is_some_and(|d| d <= Instant::now())) else {
+            let wait = async {
+                match due {
+                    Some(due) => tokio::time::sleep_until(due.into()).await,
+                    None => std::future::pending().await,
+                }
             };
-            let mut result = leases
-                .renew_node(last.take(), t.duration_secs, &report)
-                .await;
-            let group_period = (Duration::from_secs(u64::try_from(t.duration_secs).unwrap_or(1))
-                / 2)
-            .max(NODE_RENEW_MAX);
-            let groups_due = groups_renewed.is_none_or(|at| at.elapsed() >= group_period);
-            if let Ok(stored) = &result {
-                last = Some(stored.clone());
+            tokio::select! {
+                changed = reports.changed() => if changed.is_err() { return },
+                () = wait => {}
             }
-            if groups_due && !report.held.is_empty() {
-                groups_renewed = Some(Instant::now());
-                for (group, epoch) in &report.held {
-                    if let Err(error) = leases.renew_group(group, *epoch).await {
-                        result = Err(error);
+            continue;
+        };
+        let leases = Leases {
+            timeout: t.timeout,
+            ..leases.clone()
+        };
+        let started = Instant::now();
+        match leases
+            .renew_node(stored.take(), t.duration_secs, &report)
+            .await
+        {
+            Ok(lease) => {
+                stored = Some(lease);
+                last = Some((started, Some(report)));
+                if std::mem::take(&mut failing) {
+                    info!("node Lease writes work again");
+                }
+            }
+            Err(error) => {
+                last = Some((started, None));
+                if !std::mem::replace(&mut failing, true) {
+                    match &error {
+                        LeaseError::Missing { name } => warn!(
+                            lease = name,
+                            "node Lease missing (the operator creates it); retrying every renewal period"
+                        ),
+                        _ => {
+                            warn!(error = %error_report(&error), "node Lease write failed (logged once until it works again); running on")
+                        }
                     }
                 }
             }
-            match result {
-                Ok(_) if failing => {
-                    failing = false;
-                    info!("Lease renewals work again");
+        }
+    }
+}
+
+/// The group-record writer's state for one group.
+#[derive(Debug, Default)]
+struct GroupRecord {
+    /// The epoch this node's record was stored with (this take).
+    written: Option<u64>,
+    /// The epoch of the last attempt to write it.
+    attempted: Option<u64>,
+    /// The Lease's epoch was read (or our record written): the engine has its floor.
+    floored: bool,
+    /// Next attempt (write, renewal, retry or floor read).
+    next: Option<Instant>,
+    /// Failures in a row.
+    failures: u32,
+}
+
+/// The bounded backoff after `failures` failures in a row.
+pub fn retry_after(failures: u32) -> Duration {
+    RETRY_MIN
+        .saturating_mul(1 << failures.saturating_sub(1).min(8))
+        .min(RETRY_MAX)
+}
+
+/// Keeps the group Leases recording what the majority decided (`lease` module doc):
+/// for every group this node runs, writes its record at once after the take and
+/// renews it every half `leaseDurationSeconds` (at least 1 s); for every other
+/// group, reads the recorded epoch once, as the engine's floor. Failures are retried
+/// with a bounded backoff ([`retry_after`]) and never delay or stop a group; a
+/// deleted configuration stops everything.
+async fn record_groups(
+    leases: Leases,
+    mut reports: watch::Receiver<Option<Report>>,
+    timing: watch::Receiver<Option<Timing>>,
+    updates: mpsc::Sender<Update>,
+) {
+    let mut groups: BTreeMap<String, GroupRecord> = BTreeMap::new();
+    let mut failing = false;
+    loop {
+        let (Some(t), Some(report)) = (*timing.borrow(), reports.borrow_and_update().clone())
+        else {
+            if reports.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let renew = (Duration::from_secs(u64::try_from(t.duration_secs).unwrap_or(1)) / 2)
+            .max(NODE_RENEW_MAX);
+        // The report's explanations cover every group of the configuration.
+        groups.retain(|g, _| report.explain.contains_key(g));
+        for group in report.explain.keys() {
+            let state = groups.entry(group.clone()).or_default();
+            match report.owned.get(group) {
+                // A new take (or a raised epoch): write at once.
+                Some(o) if state.written != Some(o.epoch) && state.attempted != Some(o.epoch) => {
+                    state.next = Some(Instant::now());
                 }
-                Ok(_) => {}
-                Err(error) if !failing => {
-                    failing = true;
-                    warn!(error = %error_report(&error), "Lease renewal failed (logged once until it works again); running on");
+                Some(_) => {}
+                None => {
+                    state.written = None;
+                    state.attempted = None;
+                    if state.floored {
+                        state.next = None;
+                    } else {
+                        state.next.get_or_insert_with(Instant::now);
+                    }
                 }
-                Err(_) => {}
             }
         }
-        tokio::time::sleep_until(next).await;
+        let now = Instant::now();
+        let due = groups
+            .iter()
+            .filter_map(|(g, s)| s.next.map(|at| (at, g.clone())))
+            .min();
+        let Some((_, group)) = due.clone().filter(|(at, _)| *at <= now) else {
+            let wait = async {
+                match due {
+                    Some((at, _)) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = reports.changed() => if changed.is_err() { return },
+                () = wait => {}
+            }
+            continue;
+        };
+        let leases = Leases {
+            timeout: t.timeout,
+            ..leases.clone()
+        };
+        let Some(state) = groups.get_mut(&group) else {
+            continue;
+        };
+        let result = match report.owned.get(&group) {
+            Some(owned) => {
+                let record = Record {
+                    node: leases.node.clone(),
+                    epoch: owned.epoch,
+                    duration_secs: t.duration_secs,
+                    reason: owned.reason.code().to_owned(),
+                    message: owned.message.clone(),
+                    since: owned.since,
+                };
+                let written = state.written == Some(owned.epoch);
+                state.attempted = Some(owned.epoch);
+                leases
+                    .record_group(&group, &record, written)
+                    .await
+                    .map(|recorded| (Some(owned.epoch), recorded))
+            }
+            None => leases
+                .read_epoch(&group)
+                .await
+                .map(|epoch| (None, Recorded::Floor(epoch))),
+        };
+        let input = match result {
+            Err(error) => {
+                state.failures += 1;
+                state.next = Some(Instant::now() + retry_after(state.failures));
+                if !std::mem::replace(&mut failing, true) {
+                    warn!(group, error = %error_report(&error), "group Lease not written or read (logged once until it works again); ownership goes on without it, retrying");
+                }
+                debug!(group, failures = state.failures, error = %error_report(&error), "group Lease attempt failed");
+                continue;
+            }
+            Ok((epoch, recorded)) => {
+                if std::mem::take(&mut failing) {
+                    info!(group, "group Lease writes work again");
+                }
+                state.failures = 0;
+                state.floored = true;
+                match (epoch, recorded) {
+                    (Some(epoch), Recorded::Written) => {
+                        if state.written != Some(epoch) {
+                            info!(group, epoch, "group Lease records this node as owner");
+                        }
+                        state.written = Some(epoch);
+                        state.next = Some(Instant::now() + renew);
+                        None
+                    }
+                    (None, Recorded::Floor(epoch)) => {
+                        state.next = None;
+                        (epoch > 0).then(|| Input::Recorded {
+                            group: group.clone(),
+                            epoch,
+                        })
+                    }
+                    (Some(ours), Recorded::Floor(epoch)) => {
+                        info!(
+                            group,
+                            ours,
+                            recorded = epoch,
+                            "group Lease records an epoch not below ours from before our take; raising ours above it"
+                        );
+                        // The engine raises the epoch; the new report wakes us.
+                        state.next = Some(Instant::now() + RETRY_MIN);
+                        Some(Input::Recorded {
+                            group: group.clone(),
+                            epoch,
+                        })
+                    }
+                    (Some(ours), Recorded::Superseded { holder, epoch }) => {
+                        warn!(
+                            group,
+                            ours,
+                            holder,
+                            recorded = epoch,
+                            "group Lease records another owner over our record: fencing"
+                        );
+                        state.next = Some(Instant::now() + renew);
+                        Some(Input::Superseded {
+                            group: group.clone(),
+                            epoch: ours,
+                        })
+                    }
+                    (None, _) => None,
+                }
+            }
+        };
+        if let Some(input) = input
+            && updates.send(Update::Engine(input)).await.is_err()
+        {
+            return;
+        }
     }
 }
 
@@ -630,8 +857,7 @@ async fn run_with(
     };
     drop((term, int));
 
-    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
-        Api::namespaced(client.clone(), &namespace);
+    let api: Api<Lease> = Api::namespaced(client.clone(), &namespace);
     let leases = Leases {
         api,
         cluster: options.cluster.clone(),
@@ -640,7 +866,17 @@ async fn run_with(
     };
     let (reports_tx, reports) = watch::channel(None);
     let (notices_tx, notices) = mpsc::channel(64);
-    tokio::spawn(renew_leases(leases.clone(), reports, timing.clone()));
+    tokio::spawn(write_node_lease(
+        leases.clone(),
+        reports.clone(),
+        timing.clone(),
+    ));
+    tokio::spawn(record_groups(
+        leases.clone(),
+        reports,
+        timing.clone(),
+        updates_tx.clone(),
+    ));
     let reporter = Reporter {
         controller: names::APP_AGENT.to_owned(),
         instance: Some(options.node.clone()),

@@ -12,11 +12,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Owne
 use kube::client::Body;
 use serde_json::{Value, json};
 
-use super::lease::{self, Claim, Leases, Refusal, Taken, WitnessAnswer};
+use super::lease::{self, LeaseError, Leases, Record, Verdict, WitnessAnswer};
 use super::*;
+use crate::agent::runtime::Owned;
 
 const NS: &str = "ns";
-const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/ns/leases";
 
 fn lease(name: &str, rv: &str, holder: Option<&str>, transitions: Option<i32>) -> Lease {
     Lease {
@@ -34,13 +34,21 @@ fn lease(name: &str, rv: &str, holder: Option<&str>, transitions: Option<i32>) -
     }
 }
 
-fn claim(node: &str, epoch: u64) -> Claim {
-    Claim {
+fn record(node: &str, epoch: u64) -> Record {
+    Record {
         node: node.to_owned(),
         epoch,
         duration_secs: 1,
         reason: "OwnerLost".to_owned(),
         message: "n2 is not alive".to_owned(),
+        since: "2026-12-01T04:00:00Z".parse().unwrap(),
+    }
+}
+
+fn written(verdict: Verdict) -> Lease {
+    match verdict {
+        Verdict::Write(lease) => *lease,
+        other => panic!("expected a write, got {other:?}"),
     }
 }
 
@@ -51,59 +59,74 @@ fn spec(lease: &Lease) -> &LeaseSpec {
 // ---------------------------------------------------------------- pure decisions
 
 #[test]
-fn group_lease_is_taken_when_the_stored_epoch_is_lower() {
+fn group_record_is_written_over_a_lower_epoch() {
     let now = Timestamp::now();
-    let current = lease("c-group-web", "5", Some("n2"), Some(2));
-    let taken = lease::claim_group(&current, &claim("n1", 3), now).unwrap();
-    let s = spec(&taken);
-    assert_eq!(s.holder_identity.as_deref(), Some("n1"));
-    assert_eq!(s.lease_transitions, Some(3));
-    assert_eq!(s.lease_duration_seconds, Some(1));
-    assert_eq!(s.renew_time, Some(MicroTime(now)));
-    assert_eq!(s.acquire_time, Some(MicroTime(now)));
-    // The resourceVersion read makes the write a compare-and-swap.
-    assert_eq!(taken.metadata.resource_version.as_deref(), Some("5"));
-    let a = taken.metadata.annotations.as_ref().unwrap();
-    assert_eq!(a["failover.dev/reason"], "OwnerLost");
-    assert_eq!(a["failover.dev/message"], "n2 is not alive");
-
+    let mine = record("n1", 3);
+    for written_before in [false, true] {
+        let current = lease("c-group-web", "5", Some("n2"), Some(2));
+        let taken = written(lease::record_group(&current, &mine, written_before, now));
+        let s = spec(&taken);
+        assert_eq!(s.holder_identity.as_deref(), Some("n1"));
+        assert_eq!(s.lease_transitions, Some(3));
+        assert_eq!(s.lease_duration_seconds, Some(1));
+        assert_eq!(s.renew_time, Some(MicroTime(now)));
+        // acquireTime: when the majority made n1 the owner, not when the API answered.
+        assert_eq!(s.acquire_time, Some(MicroTime(mine.since)));
+        // The resourceVersion read makes the write an update with a precondition.
+        assert_eq!(taken.metadata.resource_version.as_deref(), Some("5"));
+        let a = taken.metadata.annotations.as_ref().unwrap();
+        assert_eq!(a["failover.dev/reason"], "OwnerLost");
+        assert_eq!(a["failover.dev/message"], "n2 is not alive");
+    }
     // The operator creates it empty: no holder, no transitions.
     let empty = lease("c-group-web", "1", None, None);
-    assert!(lease::claim_group(&empty, &claim("n1", 1), now).is_ok());
+    written(lease::record_group(&empty, &record("n1", 1), false, now));
 }
 
 #[test]
-fn group_lease_refuses_a_stale_epoch_of_another_node_but_not_its_holder() {
+fn group_record_renews_our_own_record_and_keeps_its_acquire_time() {
     let now = Timestamp::now();
-    let current = lease("c-group-web", "5", Some("n2"), Some(4));
-    assert_eq!(
-        lease::claim_group(&current, &claim("n1", 4), now),
-        Err(Refusal::StaleEpoch {
-            holder: "n2".into(),
-            stored: 4
-        })
-    );
-    assert!(lease::claim_group(&current, &claim("n1", 3), now).is_err());
-    // The same holder renews or re-records (e.g. after its restart) and keeps its
-    // acquireTime.
     let mut own = lease("c-group-web", "5", Some("n1"), Some(7));
     own.spec.as_mut().unwrap().acquire_time = Some(MicroTime(Timestamp::UNIX_EPOCH));
-    let taken = lease::claim_group(&own, &claim("n1", 7), now).unwrap();
+    let renewed = written(lease::record_group(&own, &record("n1", 7), true, now));
     assert_eq!(
-        spec(&taken).acquire_time,
+        spec(&renewed).acquire_time,
         Some(MicroTime(Timestamp::UNIX_EPOCH))
     );
+    assert_eq!(spec(&renewed).renew_time, Some(MicroTime(now)));
 }
 
 #[test]
-fn group_lease_renewal_only_touches_our_own_record() {
+fn a_record_not_below_ours_is_a_floor_before_ours_was_written_and_supersedes_after() {
     let now = Timestamp::now();
-    let ours = lease("g", "5", Some("n1"), Some(3));
-    let renewed = lease::renew_group(&ours, "n1", 3, now).unwrap();
-    assert_eq!(spec(&renewed).renew_time, Some(MicroTime(now)));
-    assert_eq!(spec(&renewed).lease_transitions, Some(3));
-    assert!(lease::renew_group(&ours, "n1", 2, now).is_none());
-    assert!(lease::renew_group(&ours, "n2", 3, now).is_none());
+    // Another node at a higher or the same epoch.
+    for stored in [5, 9] {
+        let current = lease("c-group-web", "5", Some("n2"), Some(stored));
+        assert_eq!(
+            lease::record_group(&current, &record("n1", 5), false, now),
+            Verdict::Floor(u64::try_from(stored).unwrap()),
+            "from before our take: a floor, never a fence"
+        );
+        assert_eq!(
+            lease::record_group(&current, &record("n1", 5), true, now),
+            Verdict::Superseded {
+                holder: "n2".into(),
+                epoch: u64::try_from(stored).unwrap()
+            },
+            "written over ours: someone took over since"
+        );
+    }
+    // This node's own record from before its restart (finding 3: epoch 5, then 1).
+    let stale = lease("c-group-web", "5", Some("n1"), Some(5));
+    assert_eq!(
+        lease::record_group(&stale, &record("n1", 1), false, now),
+        Verdict::Floor(5)
+    );
+    // Even at the same epoch: a new take must not leave the record as it was.
+    assert_eq!(
+        lease::record_group(&stale, &record("n1", 5), false, now),
+        Verdict::Floor(5)
+    );
 }
 
 #[test]
@@ -160,7 +183,15 @@ fn report() -> Report {
         config_hash: 0x00ab_cdef_0123_4567,
         quorate: true,
         alive: vec!["n1".into(), "n2".into()],
-        held: BTreeMap::from([("web".into(), 4)]),
+        owned: BTreeMap::from([(
+            "web".into(),
+            Owned {
+                epoch: 4,
+                reason: Reason::Failback,
+                message: "web failed back from n2 to n1, which ranks higher".into(),
+                since: "2026-12-01T04:00:00Z".parse().unwrap(),
+            },
+        )]),
         explain: BTreeMap::from([("web".into(), "n1 is the owner".into())]),
     }
 }
@@ -177,16 +208,149 @@ fn node_lease_annotations_follow_the_contract() {
     let explain: Value = serde_json::from_str(&a["failover.dev/explain"]).unwrap();
     assert_eq!(explain, json!({"web": "n1 is the owner"}));
 
-    let now = Timestamp::now();
-    let l = lease::node_lease(None, "c", "n1", 2, &report(), now);
-    assert_eq!(l.metadata.name.as_deref(), Some("c-node-n1"));
+    let owned: Value = serde_json::from_str(&a["failover.dev/owned"]).unwrap();
     assert_eq!(
-        l.metadata.labels.as_ref().unwrap()["failover.dev/cluster"],
-        "c"
+        owned,
+        json!({"web": {
+            "epoch": 4,
+            "reason": "Failback",
+            "message": "web failed back from n2 to n1, which ranks higher",
+            "since": "2026-12-01T04:00:00Z",
+        }})
     );
+
+    let now = Timestamp::now();
+    let created = operator_node_lease();
+    let l = lease::node_lease(created.clone(), "n1", 2, &report(), now);
     assert_eq!(spec(&l).holder_identity.as_deref(), Some("n1"));
     assert_eq!(spec(&l).lease_duration_seconds, Some(2));
     assert_eq!(spec(&l).renew_time, Some(MicroTime(now)));
+    // What the operator wrote stays: name, labels, ownerReferences, resourceVersion.
+    assert_eq!(l.metadata.name, created.metadata.name);
+    assert_eq!(l.metadata.labels, created.metadata.labels);
+    assert_eq!(
+        l.metadata.owner_references,
+        created.metadata.owner_references
+    );
+    assert_eq!(l.metadata.resource_version.as_deref(), Some("10"));
+}
+
+/// The node Lease as the operator creates it: labelled, owned by the cluster.
+fn operator_node_lease() -> Lease {
+    let mut l = lease("c-node-n1", "10", None, None);
+    l.metadata.labels = Some(BTreeMap::from([(
+        "failover.dev/cluster".to_owned(),
+        "c".to_owned(),
+    )]));
+    l.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "failover.dev/v1alpha1".into(),
+        kind: "FailoverCluster".into(),
+        name: "c".into(),
+        uid: "uid-1".into(),
+        controller: Some(true),
+        ..OwnerReference::default()
+    }]);
+    l
+}
+
+#[test]
+fn node_lease_is_written_at_once_on_news_and_spaced_by_the_floor() {
+    let renew = Duration::from_millis(250);
+    let r = report();
+    assert!(
+        node_write_due(None, None, renew).is_none(),
+        "config deleted: nothing"
+    );
+    let first = node_write_due(Some(&r), None, renew).unwrap();
+    assert!(first <= Instant::now(), "the first report at once");
+    let at = Instant::now();
+    // Unchanged: the periodic renewal; explanations alone are no news.
+    let mut same = r.clone();
+    same.explain.insert("web".into(), "another sentence".into());
+    assert_eq!(
+        node_write_due(Some(&same), Some((at, Some(&r))), renew),
+        Some(at + renew)
+    );
+    // Every kind of news: at the floor after the last write.
+    let mut news = Vec::new();
+    let mut n = r.clone();
+    n.config_hash += 1;
+    news.push(n);
+    let mut n = r.clone();
+    n.quorate = false;
+    news.push(n);
+    let mut n = r.clone();
+    n.alive.pop();
+    news.push(n);
+    let mut n = r.clone();
+    n.owned.get_mut("web").unwrap().epoch = 5;
+    news.push(n);
+    let mut n = r.clone();
+    n.owned.clear();
+    news.push(n);
+    for n in &news {
+        assert_eq!(
+            node_write_due(Some(n), Some((at, Some(&r))), renew),
+            Some(at + Duration::from_millis(100))
+        );
+    }
+    // After a failed write: retried at the renewal period, however much changed.
+    assert_eq!(
+        node_write_due(Some(&news[0]), Some((at, None)), renew),
+        Some(at + renew)
+    );
+}
+
+#[test]
+fn group_record_retries_back_off_up_to_a_bound() {
+    let ms = |n| Duration::from_millis(n);
+    let waits: Vec<Duration> = (1..=8).map(retry_after).collect();
+    assert_eq!(
+        waits,
+        vec![
+            ms(200),
+            ms(400),
+            ms(800),
+            ms(1600),
+            ms(3200),
+            ms(5000),
+            ms(5000),
+            ms(5000)
+        ]
+    );
+    assert_eq!(retry_after(u32::MAX), ms(5000));
+}
+
+#[test]
+fn a_watch_by_name_sees_deletion_and_absence_from_a_relist() {
+    use kube::runtime::watcher::Event;
+    let cm = config_map(&[]);
+    let mut listed = false;
+    let seen_all = |events: Vec<Event<ConfigMap>>, listed: &mut bool| -> Vec<Seen<ConfigMap>> {
+        events.into_iter().filter_map(|e| seen(e, listed)).collect()
+    };
+    // Listed with the object, then deleted, then created again.
+    let got = seen_all(
+        vec![
+            Event::Init,
+            Event::InitApply(cm.clone()),
+            Event::InitDone,
+            Event::Delete(cm.clone()),
+            Event::Apply(cm.clone()),
+        ],
+        &mut listed,
+    );
+    assert_eq!(
+        got,
+        vec![
+            Seen::Present(cm.clone()),
+            Seen::Absent,
+            Seen::Present(cm.clone())
+        ]
+    );
+    // Deleted while the watch was down: the relist does not find it.
+    let got = seen_all(vec![Event::Init, Event::InitDone], &mut listed);
+    assert_eq!(got, vec![Seen::Absent]);
 }
 
 #[test]
@@ -371,6 +535,7 @@ fn notices_become_events_with_reasons() {
     assert_eq!((t, r), (EventType::Normal, "Failover"));
     assert_eq!(note, "n1 took group web (OwnerLost): why");
     assert_eq!(event_for("n1", &took(Reason::Failback)).1, "Failback");
+    assert_eq!(event_for("n1", &took(Reason::OwnerPaused)).1, "Failover");
     assert_eq!(event_for("n1", &took(Reason::Placed)).1, "GroupTaken");
     let (t, r, _) = event_for(
         "n1",
@@ -446,139 +611,6 @@ const WITNESS: &str = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/c-witne
 const NODE: &str = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/c-node-n1";
 
 #[tokio::test]
-async fn ledger_compare_and_swap_succeeds() {
-    let (leases, mut api) = leases();
-    let server = tokio::spawn(async move {
-        let stored = lease("c-group-web", "5", None, None);
-        expect(&mut api, Method::GET, GROUP, StatusCode::OK, |_| {
-            to_json(&stored)
-        })
-        .await;
-        let put = expect(&mut api, Method::PUT, GROUP, StatusCode::OK, Value::clone).await;
-        assert_eq!(put["metadata"]["resourceVersion"], "5");
-        assert_eq!(put["spec"]["holderIdentity"], "n1");
-        assert_eq!(put["spec"]["leaseTransitions"], 3);
-        assert_eq!(put["spec"]["leaseDurationSeconds"], 1);
-        assert_eq!(
-            put["metadata"]["annotations"]["failover.dev/reason"],
-            "OwnerLost"
-        );
-    });
-    assert_eq!(
-        leases.take_group("web", &claim("n1", 3)).await.unwrap(),
-        Taken::Granted
-    );
-    server.await.unwrap();
-}
-
-#[tokio::test]
-async fn ledger_conflict_rereads_and_refuses_when_another_node_won() {
-    let (leases, mut api) = leases();
-    let server = tokio::spawn(async move {
-        let stored = lease("c-group-web", "5", None, None);
-        expect(&mut api, Method::GET, GROUP, StatusCode::OK, |_| {
-            to_json(&stored)
-        })
-        .await;
-        expect(&mut api, Method::PUT, GROUP, StatusCode::CONFLICT, |_| {
-            status(409, "Conflict")
-        })
-        .await;
-        // Re-read: n2 recorded the same epoch in between: no second write.
-        let won = lease("c-group-web", "6", Some("n2"), Some(3));
-        expect(&mut api, Method::GET, GROUP, StatusCode::OK, |_| {
-            to_json(&won)
-        })
-        .await;
-        api
-    });
-    assert_eq!(
-        leases.take_group("web", &claim("n1", 3)).await.unwrap(),
-        Taken::Refused { recorded: Some(3) }
-    );
-    let mut api = server.await.unwrap();
-    // Nothing else was sent.
-    drop(leases);
-    assert!(api.next_request().await.is_none());
-}
-
-#[tokio::test]
-async fn ledger_two_conflicts_in_a_row_refuse() {
-    let (leases, mut api) = leases();
-    let server = tokio::spawn(async move {
-        for rv in ["5", "6"] {
-            let stored = lease("c-group-web", rv, None, None);
-            expect(&mut api, Method::GET, GROUP, StatusCode::OK, |_| {
-                to_json(&stored)
-            })
-            .await;
-            expect(&mut api, Method::PUT, GROUP, StatusCode::CONFLICT, |_| {
-                status(409, "Conflict")
-            })
-            .await;
-        }
-    });
-    assert_eq!(
-        leases.take_group("web", &claim("n1", 3)).await.unwrap(),
-        Taken::Refused { recorded: None }
-    );
-    server.await.unwrap();
-}
-
-#[tokio::test]
-async fn ledger_stale_epoch_is_refused_without_a_write() {
-    let (leases, mut api) = leases();
-    let server = tokio::spawn(async move {
-        let stored = lease("c-group-web", "9", Some("n2"), Some(8));
-        expect(&mut api, Method::GET, GROUP, StatusCode::OK, |_| {
-            to_json(&stored)
-        })
-        .await;
-        api
-    });
-    assert_eq!(
-        leases.take_group("web", &claim("n1", 5)).await.unwrap(),
-        Taken::Refused { recorded: Some(8) },
-        "a stale claim learns the epoch the Lease holds"
-    );
-    let mut api = server.await.unwrap();
-    drop(leases);
-    assert!(api.next_request().await.is_none());
-}
-
-#[tokio::test]
-async fn unanswered_ledger_request_is_refused_after_the_timeout() {
-    let (leases, mut api) = leases();
-    let (updates_tx, mut updates) = mpsc::channel(4);
-    let (_timing_tx, timing) = watch::channel(Some(Timing {
-        duration_secs: 1,
-        timeout: Duration::from_millis(200),
-        renew_every: Duration::from_secs(1),
-    }));
-    let (reports, _) = watch::channel(None);
-    let (notices, _notices_rx) = mpsc::channel(4);
-    let mut backend = KubeBackend {
-        leases,
-        updates: updates_tx,
-        timing,
-        start: Instant::now(),
-        reports,
-        notices,
-    };
-    assert!(backend.ledger_request("web".into(), 2, Reason::OwnerLost, "why".into()));
-    // The API server takes the GET and never answers.
-    let (_request, _send) = api.next_request().await.unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(10), updates.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(matches!(
-        answer,
-        Update::Engine(Input::Ledger { ref group, epoch: 2, granted: false, .. }) if group == "web"
-    ));
-}
-
-#[tokio::test]
 async fn witness_is_acquired_then_refused_with_the_other_holders_expiry() {
     let (leases, mut api) = leases();
     let server = tokio::spawn(async move {
@@ -619,44 +651,233 @@ async fn witness_is_acquired_then_refused_with_the_other_holders_expiry() {
     server.await.unwrap();
 }
 
+/// A report of node n1: `owned` maps groups to epochs; the configuration has `groups`.
+fn owning(groups: &[&str], owned: &[(&str, u64)]) -> Report {
+    Report {
+        config_hash: 1,
+        quorate: true,
+        alive: vec!["n1".into(), "n2".into()],
+        owned: owned
+            .iter()
+            .map(|(g, epoch)| {
+                let o = Owned {
+                    epoch: *epoch,
+                    reason: Reason::OwnerLost,
+                    message: "web moves from n2 to n1: n2 is not alive".into(),
+                    since: "2026-12-01T04:00:00Z".parse().unwrap(),
+                };
+                ((*g).to_owned(), o)
+            })
+            .collect(),
+        explain: groups
+            .iter()
+            .map(|g| ((*g).to_owned(), String::new()))
+            .collect(),
+    }
+}
+
+/// Starts the group-record writer of n1 with short API timeouts.
+fn start_records(
+    leases: Leases,
+    first: Report,
+) -> (watch::Sender<Option<Report>>, mpsc::Receiver<Update>) {
+    let (reports_tx, reports) = watch::channel(Some(first));
+    let (_timing_tx, timing) = watch::channel(Some(Timing {
+        duration_secs: 1,
+        timeout: Duration::from_millis(200),
+        renew_every: Duration::from_millis(250),
+    }));
+    let (updates_tx, updates) = mpsc::channel(8);
+    tokio::spawn(async move {
+        // Keep the timing sender alive as long as the task.
+        let _timing_tx = _timing_tx;
+        record_groups(leases, reports, timing, updates_tx).await;
+    });
+    (reports_tx, updates)
+}
+
+async fn next_update(updates: &mut mpsc::Receiver<Update>) -> Update {
+    tokio::time::timeout(Duration::from_secs(10), updates.recv())
+        .await
+        .expect("an update in time")
+        .expect("the writer runs")
+}
+
+/// The engine took `web` while the API server was down (the takeover asks nothing
+/// of it: the backend has no ledger call). The record follows once the API answers:
+/// errors and an unanswered request are retried with backoff, then the write goes
+/// through; nothing is asked of the engine.
 #[tokio::test]
-async fn node_lease_is_created_then_renewed_with_annotations() {
+async fn the_record_is_written_when_the_api_server_comes_back() {
+    let (leases, mut api) = leases();
+    let started = Instant::now();
+    let (reports, mut updates) = start_records(leases, owning(&["web"], &[("web", 3)]));
+    expect(
+        &mut api,
+        Method::GET,
+        GROUP,
+        StatusCode::SERVICE_UNAVAILABLE,
+        |_| status(503, "ServiceUnavailable"),
+    )
+    .await;
+    // The next one is never answered: it times out.
+    let (_unanswered, _send) = api.next_request().await.unwrap();
+    let stored = lease("c-group-web", "5", Some("n2"), Some(2));
+    expect(&mut api, Method::GET, GROUP, StatusCode::OK, |_| {
+        to_json(&stored)
+    })
+    .await;
+    // Backoff 200 ms, timeout 200 ms, backoff 400 ms.
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    let put = expect(&mut api, Method::PUT, GROUP, StatusCode::OK, Value::clone).await;
+    assert_eq!(put["metadata"]["resourceVersion"], "5");
+    assert_eq!(put["spec"]["holderIdentity"], "n1");
+    assert_eq!(put["spec"]["leaseTransitions"], 3);
+    assert_eq!(put["spec"]["acquireTime"], "2026-12-01T04:00:00.000000Z");
+    assert_eq!(
+        put["metadata"]["annotations"]["failover.dev/reason"],
+        "OwnerLost"
+    );
+    assert!(updates.try_recv().is_err(), "nothing for the engine");
+
+    // The configuration is deleted: no Lease is written or retried any more.
+    reports.send_replace(None);
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), api.next_request()).await;
+    assert!(
+        quiet.is_err(),
+        "no request after the configuration was deleted"
+    );
+}
+
+/// Finding 3: every agent restarted with the group Lease at epoch 5. The writer
+/// reads it as the engine's floor; and when the engine took the group at a low
+/// epoch anyway (the read came too late), the holder's write raises the epoch above
+/// the record before writing it.
+#[tokio::test]
+async fn a_restart_under_a_lease_at_a_high_epoch_raises_the_epoch_above_it() {
+    let (leases, mut api) = leases();
+    let (reports, mut updates) = start_records(leases, owning(&["web"], &[]));
+    let stale = lease("c-group-web", "5", Some("n1"), Some(5));
+    expect(&mut api, Method::GET, GROUP, StatusCode::OK, |_| {
+        to_json(&stale)
+    })
+    .await;
+    let floor = next_update(&mut updates).await;
+    assert!(
+        matches!(floor, Update::Engine(Input::Recorded { ref group, epoch: 5 }) if group == "web"),
+        "{floor:?}"
+    );
+    // The engine took it at epoch 1 nonetheless.
+    reports.send_replace(Some(owning(&["web"], &[("web", 1)])));
+    expect(&mut api, Method::GET, GROUP, StatusCode::OK, |_| {
+        to_json(&stale)
+    })
+    .await;
+    let raise = next_update(&mut updates).await;
+    assert!(
+        matches!(raise, Update::Engine(Input::Recorded { ref group, epoch: 5 }) if group == "web"),
+        "{raise:?}"
+    );
+    // The engine raised it to 6: that is what is recorded.
+    reports.send_replace(Some(owning(&["web"], &[("web", 6)])));
+    expect(&mut api, Method::GET, GROUP, StatusCode::OK, |_| {
+        to_json(&stale)
+    })
+    .await;
+    let put = expect(&mut api, Method::PUT, GROUP, StatusCode::OK, Value::clone).await;
+    assert_eq!(put["spec"]["holderIdentity"], "n1");
+    assert_eq!(put["spec"]["leaseTransitions"], 6);
+}
+
+/// Our record was written; at the renewal the Lease names another node at a higher
+/// epoch: it was written after ours, so that node took over since: fence.
+#[tokio::test]
+async fn a_record_written_over_ours_fences_the_group() {
+    let (leases, mut api) = leases();
+    let (_reports, mut updates) = start_records(leases, owning(&["web"], &[("web", 6)]));
+    let before = lease("c-group-web", "5", Some("n2"), Some(2));
+    expect(&mut api, Method::GET, GROUP, StatusCode::OK, |_| {
+        to_json(&before)
+    })
+    .await;
+    expect(&mut api, Method::PUT, GROUP, StatusCode::OK, |b| {
+        let mut stored = b.clone();
+        stored["metadata"]["resourceVersion"] = json!("6");
+        stored
+    })
+    .await;
+    let over = lease("c-group-web", "7", Some("n2"), Some(7));
+    expect(&mut api, Method::GET, GROUP, StatusCode::OK, |_| {
+        to_json(&over)
+    })
+    .await;
+    let fence = next_update(&mut updates).await;
+    assert!(
+        matches!(fence, Update::Engine(Input::Superseded { ref group, epoch: 6 }) if group == "web"),
+        "{fence:?}"
+    );
+}
+
+/// Finding 5: the operator creates and owns the node Lease. The agent never creates
+/// it (a missing one is an error to retry), and its writes keep what the operator
+/// wrote (ownerReferences included).
+#[tokio::test]
+async fn node_lease_is_never_created_and_keeps_the_operators_metadata() {
     let (leases, mut api) = leases();
     let server = tokio::spawn(async move {
         expect(&mut api, Method::GET, NODE, StatusCode::NOT_FOUND, |_| {
             status(404, "NotFound")
         })
         .await;
-        let created = expect(&mut api, Method::POST, LEASES, StatusCode::CREATED, |b| {
+        expect(&mut api, Method::GET, NODE, StatusCode::OK, |_| {
+            to_json(&operator_node_lease())
+        })
+        .await;
+        let put = expect(&mut api, Method::PUT, NODE, StatusCode::OK, |b| {
             let mut stored = b.clone();
-            stored["metadata"]["resourceVersion"] = json!("10");
+            stored["metadata"]["resourceVersion"] = json!("11");
             stored
         })
         .await;
-        assert_eq!(created["metadata"]["name"], "c-node-n1");
-        assert_eq!(created["metadata"]["labels"]["failover.dev/cluster"], "c");
-        assert_eq!(created["spec"]["holderIdentity"], "n1");
+        assert_eq!(put["metadata"]["resourceVersion"], "10");
         assert_eq!(
-            created["metadata"]["annotations"]["failover.dev/config-hash"],
-            "00abcdef01234567"
+            put["metadata"]["ownerReferences"][0]["kind"],
+            "FailoverCluster"
         );
-        // The renewal writes over what was stored, with its resourceVersion: no GET.
-        let renewed = expect(&mut api, Method::PUT, NODE, StatusCode::OK, Value::clone).await;
-        assert_eq!(renewed["metadata"]["resourceVersion"], "10");
-        let view: Value = serde_json::from_str(
-            renewed["metadata"]["annotations"]["failover.dev/view"]
+        assert_eq!(put["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        assert_eq!(put["metadata"]["labels"]["failover.dev/cluster"], "c");
+        assert_eq!(put["spec"]["holderIdentity"], "n1");
+        let owned: Value = serde_json::from_str(
+            put["metadata"]["annotations"]["failover.dev/owned"]
                 .as_str()
                 .unwrap(),
         )
         .unwrap();
-        assert_eq!(view["quorate"], false);
-        assert!(renewed["spec"]["renewTime"].is_string());
+        assert_eq!(owned["web"]["epoch"], 4);
+        assert_eq!(owned["web"]["reason"], "Failback");
+        // A stale copy (409): read again and write again.
+        expect(&mut api, Method::PUT, NODE, StatusCode::CONFLICT, |_| {
+            status(409, "Conflict")
+        })
+        .await;
+        expect(&mut api, Method::GET, NODE, StatusCode::OK, |_| {
+            to_json(&operator_node_lease())
+        })
+        .await;
+        expect(&mut api, Method::PUT, NODE, StatusCode::OK, Value::clone).await;
+        api
     });
+    let missing = leases.renew_node(None, 1, &report()).await.unwrap_err();
+    assert!(matches!(missing, LeaseError::Missing { .. }), "{missing:?}");
     let stored = leases.renew_node(None, 1, &report()).await.unwrap();
-    let mut later = report();
-    later.quorate = false;
-    leases.renew_node(Some(stored), 1, &later).await.unwrap();
-    server.await.unwrap();
+    leases.renew_node(Some(stored), 1, &report()).await.unwrap();
+    let mut api = server.await.unwrap();
+    drop(leases);
+    assert!(api.next_request().await.is_none(), "never a POST");
 }
 
 #[tokio::test]
@@ -746,5 +967,81 @@ async fn watches_by_name_feed_the_config_and_the_keys() {
         reference.borrow().as_ref().unwrap().name.as_deref(),
         Some("c")
     );
+    let _keep = server.await.unwrap();
+}
+
+/// Finding 7: the ClusterConfig is deleted (its cluster was deleted): the loop is
+/// told, once; when a ClusterConfig comes again, it runs again.
+#[tokio::test]
+async fn a_deleted_cluster_config_is_reported_and_a_new_one_runs() {
+    let (mock, mut api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(mock, NS);
+    let (updates_tx, mut updates) = mpsc::channel(8);
+    let (timing_tx, _timing) = watch::channel(None);
+    let (reference_tx, _reference) = watch::channel(None);
+    tokio::spawn(watch_sources(
+        client,
+        NS.into(),
+        "c".into(),
+        updates_tx,
+        timing_tx,
+        reference_tx,
+    ));
+    let mut cm = config_map(&[("config.yaml", CONFIG)]);
+    cm.metadata.resource_version = Some("1".into());
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        let mut config_watches = 0;
+        // Lists of both objects, then the ConfigMap's watch: deleted, created again.
+        while config_watches < 1 {
+            let (request, send) = api.next_request().await.expect("a request");
+            let path = request.uri().path().to_owned();
+            let watching = request
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .contains("watch=true");
+            let configs = path == "/api/v1/namespaces/ns/configmaps";
+            let body = match (watching, configs) {
+                (true, true) => {
+                    config_watches += 1;
+                    let mut again = cm.clone();
+                    again.metadata.resource_version = Some("3".into());
+                    [
+                        json!({"type": "DELETED", "object": cm}),
+                        json!({"type": "ADDED", "object": again}),
+                    ]
+                    .iter()
+                    .map(|e| format!("{e}\n"))
+                    .collect::<String>()
+                }
+                (true, false) => {
+                    held.push(send);
+                    continue;
+                }
+                (false, _) => {
+                    let items = if configs { json!([cm]) } else { json!([]) };
+                    json!({"apiVersion": "v1", "kind": "List",
+                           "metadata": {"resourceVersion": "1"}, "items": items})
+                    .to_string()
+                }
+            };
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(body.into_bytes()))
+                    .unwrap(),
+            );
+        }
+        (api, held)
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        match next_update(&mut updates).await {
+            Update::Config(_) => seen.push("config"),
+            Update::ConfigDeleted => seen.push("deleted"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["config", "deleted", "config"]);
     let _keep = server.await.unwrap();
 }
