@@ -427,9 +427,19 @@ fn the_agent_daemon_set_runs_on_exactly_the_members_with_two_capabilities() {
         .required_during_scheduling_ignored_during_execution
         .unwrap()
         .node_selector_terms;
-    let fields = terms[0].match_fields.clone().unwrap();
-    assert_eq!(fields[0].key, "metadata.name");
-    assert_eq!(fields[0].values.clone().unwrap(), ["a", "b", "c"]);
+    // One term per member, each with a single-valued metadata.name requirement: the
+    // API server refuses a field requirement with several values (issue 9, finding 1).
+    let selected: Vec<Vec<String>> = terms
+        .iter()
+        .map(|t| {
+            let fields = t.match_fields.clone().unwrap();
+            assert_eq!(fields.len(), 1);
+            assert_eq!(fields[0].key, "metadata.name");
+            assert_eq!(fields[0].operator, "In");
+            fields[0].values.clone().unwrap()
+        })
+        .collect();
+    assert_eq!(selected, [["a"], ["b"], ["c"]]);
     assert_eq!(
         pod.tolerations.unwrap()[0].operator.as_deref(),
         Some("Exists")
@@ -1056,9 +1066,9 @@ async fn a_spec_change_renders_a_new_hash_and_keeps_the_key() {
         let hash = applied["ConfigMap"]["data"]["hash"].as_str().unwrap().to_owned();
         assert_ne!(hash, old_hash);
         assert_eq!(applied["Secret"]["data"]["key"], json!(k8s_openapi::ByteString(vec![9; KEY_LEN])));
-        let nodes = &applied["DaemonSet"]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
-            ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchFields"][0]["values"];
-        assert_eq!(nodes, &json!(["a", "b", "c"]));
+        let terms = &applied["DaemonSet"]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+            ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+        assert_eq!(terms, &json!(["a", "b", "c"].map(|n| json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": [n]}]}))));
         // The group Lease exists: no create. Status follows the new hash; a still
         // runs the old one.
         let status = api.status(CLUSTER_STATUS).await;
