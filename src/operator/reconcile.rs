@@ -32,7 +32,8 @@ use super::config::{ConfigError, node_address, render_config, resolve_addresses}
 use super::metrics::Metrics;
 use super::names;
 use super::status::{
-    Notice, Reports, cluster_notices, cluster_status, group_notices, group_status,
+    EVENT_NOTE_MAX_BYTES, Notice, Reports, cluster_notices, cluster_status, group_notices,
+    group_status, truncate,
 };
 use crate::api::conditions::{self as cond};
 use crate::api::{
@@ -256,7 +257,8 @@ async fn publish(ctx: &Context, obj: &DynamicObject, resource: &ApiResource, not
             EventType::Normal
         },
         reason: notice.reason.to_owned(),
-        note: Some(notice.note),
+        // Agents' sentences and problem lists have no bound of their own.
+        note: Some(truncate(&notice.note, EVENT_NOTE_MAX_BYTES)),
         action: notice.action.to_owned(),
         secondary: None,
     };

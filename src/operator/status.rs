@@ -611,15 +611,25 @@ fn config_rejected(before: &[Condition], after: &[Condition]) -> Option<Notice> 
         warning: true,
         reason: "ConfigRejected",
         action: "Validate",
-        note: truncate(&now.1, 1000),
+        note: truncate(&now.1, EVENT_NOTE_MAX_BYTES),
     })
 }
 
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
+/// The longest Event note the API server takes: `NoteLengthLimit` in
+/// pkg/apis/core/validation/events.go, counted in bytes.
+pub const EVENT_NOTE_MAX_BYTES: usize = 1024;
+
+/// `text` cut at a character boundary so that it, with the "…" that marks the cut,
+/// has at most `max` bytes.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
     }
+    let mut at = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    format!("{}…", &text[..at])
 }
 
 /// Events for a group status change: failover or failback (owner change), config

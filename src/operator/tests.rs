@@ -20,6 +20,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
+use super::apiserver_rules;
 use super::build::{self, AgentSettings, KEY_LEN, KEY_ROTATION_OVERLAP};
 use super::config::{NodeAddress, node_address, render_config, resolve_addresses};
 use super::metrics::Metrics;
@@ -751,7 +752,29 @@ fn group_status_reads_the_ledger_and_explains_every_member() {
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// Plays the API server: each expectation checks one request and answers it.
+/// Every object written is first checked against the API server's validation rules
+/// (`apiserver_rules`), so a request a real API server would refuse fails the test.
 struct ApiServerVerifier(Handle);
+
+/// Fails unless a real API server would accept this write.
+fn assert_accepted(method: &Method, path: &str, body: &Value) {
+    if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) || body.is_null() {
+        return;
+    }
+    let violations = if path.ends_with("/status") {
+        let kind = body["kind"].as_str().unwrap_or_default();
+        apiserver_rules::validate_against_schema(
+            &apiserver_rules::status_schema(kind),
+            &body["status"],
+        )
+    } else {
+        apiserver_rules::validate(body)
+    };
+    assert!(
+        violations.is_empty(),
+        "{method} {path}: the API server would refuse it: {violations:#?}\n{body:#}"
+    );
+}
 
 /// What the verifier saw.
 struct Seen {
@@ -786,6 +809,7 @@ impl ApiServerVerifier {
             (&method, path),
             "unexpected request, body {body}"
         );
+        assert_accepted(&seen_method, &seen_path, &body);
         let (status, answer) = answer(&body);
         send.send_response(
             Response::builder()
@@ -1488,4 +1512,234 @@ async fn a_heartbeat_port_shared_with_an_earlier_cluster_on_the_same_node_is_rej
         api.event().await;
     })
     .await;
+}
+
+// ---------------------------------------------------------------- the API server's rules
+
+/// Every object a reconciliation of `c` renders, as the JSON the API server receives.
+fn rendered(c: &FailoverCluster, groups: &[ResourceGroup]) -> Vec<Value> {
+    let rendered = render_config(
+        &resolve_addresses(c, |_| NodeAddress::Ip("10.0.0.9".into())).unwrap(),
+        groups,
+    )
+    .unwrap();
+    let secret = build::heartbeat_secret(c, None, Timestamp::now(), [1; KEY_LEN]).secret;
+    let mut objects = vec![
+        serde_json::to_value(build::config_map(c, &rendered)).unwrap(),
+        serde_json::to_value(secret).unwrap(),
+        serde_json::to_value(build::service_account(c)).unwrap(),
+        serde_json::to_value(build::role(c, groups)).unwrap(),
+        serde_json::to_value(build::role_binding(c)).unwrap(),
+        serde_json::to_value(build::daemon_set(c, &settings())).unwrap(),
+    ];
+    objects.extend(
+        build::leases(c, groups)
+            .iter()
+            .map(|l| serde_json::to_value(l).unwrap()),
+    );
+    objects
+}
+
+#[test]
+fn the_api_server_rules_refuse_the_known_bad_objects() {
+    let groups = [group("web", "10.77.0.100/24")];
+    let c = cluster().member("c");
+    let objects = rendered(&c, &groups);
+    let by_kind = |kind: &str| objects.iter().find(|o| o["kind"] == kind).cloned().unwrap();
+    let refused = |object: &Value, what: &str| {
+        let violations = apiserver_rules::validate(object);
+        assert!(
+            violations.iter().any(|v| v.contains(what)),
+            "want {what:?}, got {violations:#?}"
+        );
+    };
+    let ds = by_kind("DaemonSet");
+    assert_eq!(apiserver_rules::validate(&ds), Vec::<String>::new());
+
+    // Finding 1: every member in one metadata.name requirement.
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"] = json!([
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a", "b", "c"]}]}
+    ]);
+    refused(
+        &bad,
+        "must be only one value when operator is 'In' or 'NotIn'",
+    );
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"] =
+        json!([{"matchFields": [{"key": "metadata.labels", "operator": "In", "values": ["a"]}]}]);
+    refused(&bad, "not a supported node field selector key");
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["spec"]["containers"][0]["ports"][1]["name"] =
+        json!("metrics-endpoint");
+    refused(&bad, "not an IANA_SVC_NAME port name");
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["spec"]["containers"][0]["ports"][1]["name"] = json!("heartbeat");
+    refused(&bad, "Duplicate value");
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["metadata"]["labels"][names::APP_LABEL] = json!("other");
+    refused(&bad, "`selector` does not match template `labels`");
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["spec"]["volumes"][0]["name"] = json!("Tmp");
+    refused(&bad, "is not a DNS-1123 label");
+    let mut bad = ds.clone();
+    bad["metadata"]["ownerReferences"] = json!([
+        {"apiVersion": "failover.dev/v1alpha1", "kind": "FailoverCluster", "name": "c", "uid": "1", "controller": true},
+        {"apiVersion": "failover.dev/v1alpha1", "kind": "FailoverCluster", "name": "d", "uid": "2", "controller": true},
+    ]);
+    refused(&bad, "only one reference can have Controller set to true");
+    let mut moved = ds.clone();
+    moved["spec"]["selector"]["matchLabels"]["extra"] = json!("x");
+    moved["spec"]["template"]["metadata"]["labels"]["extra"] = json!("x");
+    assert_eq!(apiserver_rules::validate(&moved), Vec::<String>::new());
+    assert_eq!(
+        apiserver_rules::validate_update(&ds, &moved),
+        ["spec.selector: field is immutable"]
+    );
+
+    let mut bad = by_kind("ConfigMap");
+    bad["metadata"]["labels"][names::CLUSTER_LABEL] = json!("c".repeat(64));
+    refused(&bad, "label value");
+    let mut bad = by_kind("ConfigMap");
+    bad["data"]["config/yaml"] = json!("x");
+    refused(&bad, "is not a valid ConfigMap/Secret key");
+    let mut bad = by_kind("Secret");
+    bad["metadata"]["annotations"]["big"] = json!("x".repeat(256 * 1024));
+    refused(&bad, "metadata.annotations");
+    let mut bad = by_kind("Role");
+    bad["rules"][0]["verbs"] = json!([]);
+    refused(&bad, "verbs must contain at least one value");
+    let mut bad = by_kind("Role");
+    bad["rules"][0]["apiGroups"] = json!([]);
+    refused(&bad, "resource rules must supply at least one api group");
+    let binding = by_kind("RoleBinding");
+    let mut bad = binding.clone();
+    bad["roleRef"]["name"] = json!("other");
+    assert_eq!(
+        apiserver_rules::validate_update(&binding, &bad),
+        ["roleRef: cannot change roleRef"]
+    );
+    let mut bad = by_kind("Lease");
+    bad["spec"]["leaseDurationSeconds"] = json!(0);
+    refused(&bad, "must be greater than 0");
+    let event = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": format!("{}.18a1b2c3d4e5f607", "c".repeat(253)), "namespace": NS},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "failover-operator",
+        "reportingInstance": "op-0", "action": "ObserveOwner", "reason": "Failover",
+        "note": "é".repeat(513), "type": "Normal",
+        "regarding": {"kind": "ResourceGroup", "name": "web", "namespace": "other"},
+    });
+    refused(&event, "metadata.name");
+    refused(&event, "note: 1026 bytes");
+    refused(&event, "regarding.namespace");
+
+    let schema = apiserver_rules::status_schema("ResourceGroup");
+    let violations = apiserver_rules::validate_against_schema(
+        &schema,
+        &json!({"phase": "Sideways", "epoch": -1}),
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("status.phase: Unsupported value")),
+        "{violations:#?}"
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("status.epoch: below the minimum")),
+        "{violations:#?}"
+    );
+    let violations = apiserver_rules::validate_against_schema(&schema, &json!({"ownr": "a"}));
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("status.ownr: unknown field")),
+        "{violations:#?}"
+    );
+}
+
+#[test]
+fn every_rendered_object_passes_the_api_server_rules_at_the_longest_names() {
+    // The longest names the CRDs and the validation allow: 63-character cluster and
+    // group names (label values), a node name that makes its Lease name 253 long.
+    let long_node = format!("n{}", ".n".repeat(91)); // 183 characters
+    let mut c = cluster().member(&long_node);
+    c.metadata.name = Some("c".repeat(63));
+    assert_eq!(names::node_lease(&c.name_any(), &long_node).len(), 252);
+    let mut web = group(&"w".repeat(63), "10.77.0.100/24");
+    web.spec.cluster = c.name_any();
+    let groups = [web];
+    assert_eq!(crate::api::validate_config(&c, &groups), Vec::new());
+    for quorum in [QuorumMode::Majority, QuorumMode::Witness, QuorumMode::None] {
+        let mut c = c.clone();
+        c.spec.quorum = quorum;
+        if quorum == QuorumMode::Witness {
+            c.spec.members.truncate(2);
+        }
+        for object in rendered(&c, &groups) {
+            assert_eq!(
+                apiserver_rules::validate(&object),
+                Vec::<String>::new(),
+                "{quorum:?} {}",
+                object["kind"]
+            );
+        }
+    }
+    // A spec change (member added, new image) is a valid update of every object.
+    let mut next = c.clone().member("b2");
+    next.spec.members[0].priority = 7;
+    let mut other_image = settings();
+    other_image.image = "registry.example/failover:2.0.0".into();
+    let before = serde_json::to_value(build::daemon_set(&c, &settings())).unwrap();
+    let after = serde_json::to_value(build::daemon_set(&next, &other_image)).unwrap();
+    assert_eq!(
+        apiserver_rules::validate_update(&before, &after),
+        Vec::<String>::new()
+    );
+    let before = serde_json::to_value(build::role_binding(&c)).unwrap();
+    let after = serde_json::to_value(build::role_binding(&next)).unwrap();
+    assert_eq!(
+        apiserver_rules::validate_update(&before, &after),
+        Vec::<String>::new()
+    );
+
+    // The statuses, against the CRDs' status schemas.
+    let leases = [node_lease(
+        "a",
+        Duration::from_millis(100),
+        "h",
+        true,
+        &["web"],
+    )];
+    let reports = Reports::from_leases("c", &leases);
+    let status = cluster_status(&c, &[], Some("h".into()), &reports, Timestamp::now());
+    assert_eq!(
+        apiserver_rules::validate_against_schema(
+            &apiserver_rules::status_schema("FailoverCluster"),
+            &serde_json::to_value(&status).unwrap()
+        ),
+        Vec::<String>::new()
+    );
+    let status = group_status(&groups[0], Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(
+        apiserver_rules::validate_against_schema(
+            &apiserver_rules::status_schema("ResourceGroup"),
+            &serde_json::to_value(&status).unwrap()
+        ),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn event_notes_are_cut_to_the_api_servers_byte_limit() {
+    use super::status::{EVENT_NOTE_MAX_BYTES, truncate};
+    let long = "é".repeat(1000); // 2000 bytes
+    let cut = truncate(&long, EVENT_NOTE_MAX_BYTES);
+    assert!(cut.len() <= EVENT_NOTE_MAX_BYTES, "{}", cut.len());
+    assert!(cut.ends_with('…'));
+    assert_eq!(truncate("short", EVENT_NOTE_MAX_BYTES), "short");
 }
