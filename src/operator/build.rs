@@ -522,6 +522,27 @@ fn empty_lease(cluster: &FailoverCluster, name: String, group: Option<&str>) -> 
     }
 }
 
+/// The node Leases `<cluster>-node-<node>` of every member, as the operator applies
+/// them: labels and the owner reference only (garbage collection removes them with
+/// the cluster), no spec — the holder, renewals and the report annotations are the
+/// agent's, and an apply without them never takes them over or clears them.
+pub fn node_leases(cluster: &FailoverCluster) -> Vec<Lease> {
+    let name = cluster.name_any();
+    cluster
+        .spec
+        .members
+        .iter()
+        .map(|m| Lease {
+            metadata: owned_meta(
+                cluster,
+                names::node_lease(&name, &m.node),
+                cluster_labels(&name),
+            ),
+            spec: None,
+        })
+        .collect()
+}
+
 /// The Leases the operator creates (empty): one ledger per group, plus the witness
 /// in `witness` mode.
 pub fn leases(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> Vec<Lease> {

@@ -93,6 +93,11 @@ impl Reports {
             let spec = lease.spec.clone().unwrap_or_default();
             let annotations = lease.annotations();
             if let Some(node) = name.strip_prefix(&node_prefix) {
+                // The operator creates every member's node Lease; one its agent has
+                // never renewed is no report yet (the member is Unknown, not Offline).
+                if spec.renew_time.is_none() {
+                    continue;
+                }
                 reports.nodes.insert(
                     node.to_owned(),
                     NodeReport {

@@ -897,6 +897,28 @@ impl ApiServerVerifier {
         applied
     }
 
+    /// The applies of the node Leases of `nodes`: metadata only, never a spec field.
+    async fn node_leases(&mut self, nodes: &[&str]) {
+        for node in nodes {
+            let body = self
+                .apply(&format!(
+                    "/apis/coordination.k8s.io/v1/namespaces/ns/leases/c-node-{node}"
+                ))
+                .await;
+            assert_eq!(body["metadata"]["labels"][names::CLUSTER_LABEL], "c");
+            assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-c");
+            assert!(body.get("spec").is_none(), "{body}");
+        }
+    }
+
+    /// A GET of the ResourceGroup `name`, answered 404.
+    async fn group_not_found(&mut self, name: &str) {
+        self.not_found(&format!(
+            "/apis/failover.dev/v1alpha1/namespaces/ns/resourcegroups/{name}"
+        ))
+        .await;
+    }
+
     async fn status(&mut self, path: &str) -> Value {
         let seen = self
             .expect(Method::PATCH, path, |body| (StatusCode::OK, body.clone()))
@@ -941,25 +963,71 @@ fn context(
 ) -> (Arc<Context>, ApiServerVerifier) {
     let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(mock, NS);
-    let mut cluster_writer = Writer::new(cluster_resource());
-    for c in clusters {
-        cluster_writer.apply_watcher_event(&watcher::Event::Apply(dynamic(c, &cluster_resource())));
+    let (stores, writers) = stores(clusters, groups, nodes);
+    // The writers must outlive the test for the readers to stay valid.
+    std::mem::forget(writers);
+    context_with(client, stores, handle)
+}
+
+/// The writers behind [`Stores`]: a test holding them plays the reflectors.
+struct Writers {
+    clusters: Writer<DynamicObject>,
+    groups: Writer<DynamicObject>,
+    nodes: Writer<Node>,
+}
+
+/// A complete list into `writer`, as a watcher's initial list delivers it (the
+/// store is ready afterwards).
+fn listed<K>(writer: &mut Writer<K>, objects: impl IntoIterator<Item = K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for object in objects {
+        writer.apply_watcher_event(&watcher::Event::InitApply(object));
     }
-    let mut group_writer = Writer::new(group_resource());
-    for g in groups {
-        group_writer.apply_watcher_event(&watcher::Event::Apply(
-            serde_json::from_value(g.clone()).unwrap(),
-        ));
-    }
-    let mut node_writer: Writer<Node> = Writer::default();
-    for n in nodes {
-        node_writer.apply_watcher_event(&watcher::Event::Apply(n.clone()));
-    }
-    let stores = Stores {
-        clusters: cluster_writer.as_reader(),
-        groups: group_writer.as_reader(),
-        nodes: node_writer.as_reader(),
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+}
+
+/// Stores listed with the given objects.
+fn stores(clusters: &[FailoverCluster], groups: &[Value], nodes: &[Node]) -> (Stores, Writers) {
+    let (stores, mut writers) = unlisted_stores();
+    listed(
+        &mut writers.clusters,
+        clusters.iter().map(|c| dynamic(c, &cluster_resource())),
+    );
+    listed(
+        &mut writers.groups,
+        groups
+            .iter()
+            .map(|g| serde_json::from_value::<DynamicObject>(g.clone()).unwrap()),
+    );
+    listed(&mut writers.nodes, nodes.iter().cloned());
+    (stores, writers)
+}
+
+/// Stores whose reflectors have not listed anything yet (an operator starting).
+fn unlisted_stores() -> (Stores, Writers) {
+    let writers = Writers {
+        clusters: Writer::new(cluster_resource()),
+        groups: Writer::new(group_resource()),
+        nodes: Writer::default(),
     };
+    let stores = Stores {
+        clusters: writers.clusters.as_reader(),
+        groups: writers.groups.as_reader(),
+        nodes: writers.nodes.as_reader(),
+    };
+    (stores, writers)
+}
+
+/// A context on the mocked `client` over `stores`.
+fn context_with(
+    client: Client,
+    stores: Stores,
+    handle: Handle,
+) -> (Arc<Context>, ApiServerVerifier) {
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -972,8 +1040,6 @@ fn context(
         api_timeout: Duration::from_secs(5),
         resync: Duration::from_secs(5),
     };
-    // The writers must outlive the test for the readers to stay valid.
-    std::mem::forget((cluster_writer, group_writer, node_writer));
     (
         Arc::new(Context::new(
             client,
@@ -1047,6 +1113,7 @@ async fn create_applies_every_object_then_status() {
             .body;
         assert_eq!(lease["metadata"]["name"], "c-group-web");
         assert!(lease["spec"].get("holderIdentity").is_none());
+        api.node_leases(&["a", "b"]).await;
         let status = api.status(CLUSTER_STATUS).await;
         assert_eq!(status["configHash"], hash.as_str());
         assert_eq!(status["observedGeneration"], 1);
@@ -1093,8 +1160,10 @@ async fn a_spec_change_renders_a_new_hash_and_keeps_the_key() {
         let terms = &applied["DaemonSet"]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
             ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
         assert_eq!(terms, &json!(["a", "b", "c"].map(|n| json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": [n]}]}))));
-        // The group Lease exists: no create. Status follows the new hash; a still
-        // runs the old one.
+        // The group Lease exists: no create. a's node Lease (written by its agent)
+        // gets the operator's labels and owner reference, b's and c's are created.
+        // Status follows the new hash; a still runs the old one.
+        api.node_leases(&["a", "b", "c"]).await;
         let status = api.status(CLUSTER_STATUS).await;
         assert_eq!(status["configHash"], hash.as_str());
         assert_eq!(status["members"][0]["appliedConfigHash"], old_hash.as_str());
@@ -1229,6 +1298,8 @@ async fn deletion_leaves_cleanup_to_garbage_collection_and_removes_ledgers_of_de
         api.expect(Method::GET, "/api/v1/namespaces/ns/secrets/c-heartbeat", move |_| (StatusCode::OK, serde_json::to_value(&existing).unwrap()))
             .await;
         api.leases(leases).await;
+        // Not in the store: the API server is asked before its ledger goes.
+        api.group_not_found("old").await;
         let applied = api.owned_objects().await;
         let role = applied["Role"].to_string();
         assert!(!role.contains("c-group-old"), "{role}");
@@ -1236,6 +1307,7 @@ async fn deletion_leaves_cleanup_to_garbage_collection_and_removes_ledgers_of_de
             (StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
         })
         .await;
+        api.node_leases(&["a", "b"]).await;
         api.status(CLUSTER_STATUS).await;
     })
     .await;
@@ -1535,6 +1607,7 @@ fn rendered(c: &FailoverCluster, groups: &[ResourceGroup]) -> Vec<Value> {
     objects.extend(
         build::leases(c, groups)
             .iter()
+            .chain(&build::node_leases(c))
             .map(|l| serde_json::to_value(l).unwrap()),
     );
     objects
@@ -1742,4 +1815,233 @@ fn event_notes_are_cut_to_the_api_servers_byte_limit() {
     assert!(cut.len() <= EVENT_NOTE_MAX_BYTES, "{}", cut.len());
     assert!(cut.ends_with('…'));
     assert_eq!(truncate("short", EVENT_NOTE_MAX_BYTES), "short");
+}
+
+// ---------------------------------------------------------------- operator restart
+
+/// A group Lease as the agents leave it: held by `holder` at `epoch`.
+fn held_ledger(c: &FailoverCluster, group: &ResourceGroup, holder: &str, epoch: i32) -> Lease {
+    let mut lease = build::leases(c, std::slice::from_ref(group)).remove(0);
+    let spec = lease.spec.as_mut().unwrap();
+    spec.holder_identity = Some(holder.to_owned());
+    spec.lease_transitions = Some(epoch);
+    spec.renew_time = Some(MicroTime(Timestamp::now()));
+    spec.acquire_time = Some(MicroTime(Timestamp::now()));
+    lease.metadata.annotations = Some(BTreeMap::from([(
+        names::REASON.to_owned(),
+        "Placed".to_owned(),
+    )]));
+    lease
+}
+
+/// A node Lease as the operator rendered it and its agent renews it.
+fn adopted_node_lease(c: &FailoverCluster, node: &str, hash: &str, held: &[(&str, u64)]) -> Lease {
+    let mut lease = build::node_leases(c)
+        .into_iter()
+        .find(|l| l.name_any() == names::node_lease("c", node))
+        .unwrap();
+    let view = json!({"quorate": true, "alive": ["a", "b"], "held": held.iter().map(|(g, e)| (g.to_string(), *e)).collect::<BTreeMap<_, _>>()});
+    lease.metadata.annotations = Some(BTreeMap::from([
+        (names::CONFIG_HASH.to_owned(), hash.to_owned()),
+        (names::VIEW.to_owned(), view.to_string()),
+    ]));
+    lease.spec = Some(LeaseSpec {
+        holder_identity: Some(node.to_owned()),
+        renew_time: Some(MicroTime(Timestamp::now())),
+        ..LeaseSpec::default()
+    });
+    lease
+}
+
+/// Issue 9, finding 2: a restarted operator (new leader) must not reconcile before
+/// its caches are listed, and then must neither delete a group Lease, nor render a
+/// ClusterConfig without a group, nor write the holder or epoch of a Lease.
+#[tokio::test]
+async fn a_restarted_operator_waits_for_its_caches_and_keeps_every_ledger() {
+    let web = group("web", "10.77.0.100/24");
+    let db = group("db", "10.77.0.101/24");
+    let groups = [db.clone(), web.clone()];
+    let hash = render_config(&resolved(&cluster()), &groups).unwrap().hash;
+    let c = cluster().hash(&hash);
+    let secret = build::heartbeat_secret(&c, None, Timestamp::now(), [9; KEY_LEN]).secret;
+    let existing = vec![
+        held_ledger(&c, &web, "a", 5),
+        held_ledger(&c, &db, "b", 3),
+        adopted_node_lease(&c, "a", &hash, &[("web", 5)]),
+        adopted_node_lease(&c, "b", &hash, &[("db", 3)]),
+    ];
+
+    let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (stores, mut writers) = unlisted_stores();
+    let (ctx, mut api) = context_with(Client::new(mock, NS), stores, handle);
+    let reconcile = tokio::spawn(reconcile_cluster(
+        Arc::new(dynamic(&c, &cluster_resource())),
+        ctx.clone(),
+    ));
+    // Nothing is read or written while the caches are not listed.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), api.0.next_request())
+            .await
+            .is_err(),
+        "a request before the caches were listed"
+    );
+    listed(&mut writers.clusters, [dynamic(&c, &cluster_resource())]);
+    listed(
+        &mut writers.groups,
+        groups.iter().map(|g| dynamic(g, &group_resource())),
+    );
+    listed(&mut writers.nodes, nodes());
+
+    let leases = existing.clone();
+    let server = tokio::spawn(async move {
+        api.expect(
+            Method::GET,
+            "/api/v1/namespaces/ns/secrets/c-heartbeat",
+            move |_| (StatusCode::OK, serde_json::to_value(&secret).unwrap()),
+        )
+        .await;
+        api.leases(leases).await;
+        let applied = api.owned_objects().await;
+        let cm = &applied["ConfigMap"];
+        assert_eq!(
+            cm["data"]["hash"],
+            hash.as_str(),
+            "the configuration is unchanged"
+        );
+        let (_, rendered) = load_documents(cm["data"]["config.yaml"].as_str().unwrap()).unwrap();
+        let rendered: Vec<String> = rendered.iter().map(ResourceExt::name_any).collect();
+        assert_eq!(
+            rendered,
+            ["db", "web"],
+            "every group stays in the ClusterConfig"
+        );
+        // No Lease request at all: no create, no delete, no apply (the node Leases
+        // already carry the labels and the owner reference). The next request is
+        // the status; a Lease request would fail this expectation.
+        let status = api.status(CLUSTER_STATUS).await;
+        assert_eq!(status["syncedCount"], 2);
+        api
+    });
+    reconcile.await.unwrap().unwrap();
+    let mut api = server.await.unwrap();
+
+    // The groups' status still names their holders and epochs.
+    for (g, owner, epoch) in [(&web, "a", 5), (&db, "b", 3)] {
+        let leases = existing.clone();
+        let path = format!(
+            "/apis/failover.dev/v1alpha1/namespaces/ns/resourcegroups/{}/status",
+            g.name_any()
+        );
+        let server = tokio::spawn(async move {
+            api.leases(leases).await;
+            let status = api.status(&path).await;
+            assert_eq!(status["owner"], owner);
+            assert_eq!(status["epoch"], epoch);
+            assert_eq!(status["phase"], "Online");
+            api.event().await; // Placed: the fixture's group status had no owner
+            api
+        });
+        reconcile_group(Arc::new(dynamic(g, &group_resource())), ctx.clone())
+            .await
+            .unwrap();
+        api = server.await.unwrap();
+    }
+}
+
+/// A ledger whose group the store does not hold while the API server still has it
+/// (a store behind the API server): the reconciliation stops before rendering or
+/// deleting anything, and retries.
+#[tokio::test]
+async fn a_ledger_of_a_group_missing_only_from_the_store_is_kept_and_nothing_rendered() {
+    let web = group("web", "10.77.0.100/24");
+    let db = group("db", "10.77.0.101/24");
+    let c = cluster();
+    let secret = build::heartbeat_secret(&c, None, Timestamp::now(), [9; KEY_LEN]).secret;
+    let existing = vec![held_ledger(&c, &web, "a", 5), held_ledger(&c, &db, "b", 3)];
+    // The store lists web only.
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    let db_json = group_json(&db);
+    let server = tokio::spawn(async move {
+        api.expect(
+            Method::GET,
+            "/api/v1/namespaces/ns/secrets/c-heartbeat",
+            move |_| (StatusCode::OK, serde_json::to_value(&secret).unwrap()),
+        )
+        .await;
+        api.leases(existing).await;
+        api.expect(
+            Method::GET,
+            "/apis/failover.dev/v1alpha1/namespaces/ns/resourcegroups/db",
+            move |_| (StatusCode::OK, db_json.clone()),
+        )
+        .await;
+        api
+    });
+    let result = reconcile_cluster(Arc::new(dynamic(&c, &cluster_resource())), ctx.clone()).await;
+    let error = result.unwrap_err();
+    assert!(!error.permanent(), "{error}");
+    assert!(error.to_string().contains("db"), "{error}");
+    drop(ctx);
+    let mut handle = server.await.unwrap().0;
+    assert!(handle.next_request().await.is_none(), "nothing written");
+}
+
+/// Issue 9, finding 5: the operator renders every member's node Lease with an owner
+/// reference to the cluster (garbage collection removes it with the cluster) and no
+/// spec (the agent's), and deletes the node Lease of a member that left.
+#[tokio::test]
+async fn node_leases_belong_to_the_cluster_and_leave_with_their_member() {
+    let c = cluster();
+    let leases = build::node_leases(&c);
+    let names: Vec<String> = leases.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(names, ["c-node-a", "c-node-b"]);
+    for lease in &leases {
+        assert_eq!(lease.spec, None);
+        let owner = &lease.owner_references()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("FailoverCluster", "uid-c", Some(true))
+        );
+        assert_eq!(lease.labels()[names::CLUSTER_LABEL], "c");
+    }
+    // Rendered but never renewed: no report yet, the member is Unknown.
+    let status = cluster_status(
+        &c,
+        &[],
+        None,
+        &Reports::from_leases("c", &leases),
+        Timestamp::now(),
+    );
+    assert_eq!(status.members[0].state, MemberState::Unknown);
+
+    let web = group("web", "10.77.0.100/24");
+    let hash = render_config(&resolved(&c), std::slice::from_ref(&web))
+        .unwrap()
+        .hash;
+    let c = c.hash(&hash);
+    let secret = build::heartbeat_secret(&c, None, Timestamp::now(), [9; KEY_LEN]).secret;
+    let mut former = cluster().member("gone");
+    former.metadata.uid = c.metadata.uid.clone();
+    let existing = vec![
+        held_ledger(&c, &web, "a", 1),
+        adopted_node_lease(&c, "a", &hash, &[("web", 1)]),
+        adopted_node_lease(&former, "gone", &hash, &[]),
+    ];
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    run_cluster(ctx, &c, async move {
+        api.expect(Method::GET, "/api/v1/namespaces/ns/secrets/c-heartbeat", move |_| {
+            (StatusCode::OK, serde_json::to_value(&secret).unwrap())
+        })
+        .await;
+        api.leases(existing).await;
+        api.owned_objects().await;
+        // a's Lease is up to date; b's is created; gone's is deleted.
+        api.node_leases(&["b"]).await;
+        api.expect(Method::DELETE, "/apis/coordination.k8s.io/v1/namespaces/ns/leases/c-node-gone", |_| {
+            (StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+        })
+        .await;
+        api.status(CLUSTER_STATUS).await;
+    })
+    .await;
 }
