@@ -2045,3 +2045,172 @@ async fn node_leases_belong_to_the_cluster_and_leave_with_their_member() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------- status from the node reports
+
+/// A node Lease of `node`, renewed `age` ago, reporting `owned` (JSON of the
+/// `failover.dev/owned` annotation).
+fn reporting_lease(node: &str, age: Duration, owned: Value) -> Lease {
+    let mut lease = node_lease(node, age, "h", true, &[]);
+    lease
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(names::OWNED.to_owned(), owned.to_string());
+    lease
+}
+
+/// Issue 9, finding 6: in `quorum: none` no group Lease is written; the owner comes
+/// from the node report.
+#[test]
+fn a_one_member_cluster_without_quorum_shows_its_owner_from_the_node_report() {
+    let mut c = cluster();
+    c.spec.members.truncate(1);
+    c.spec.quorum = QuorumMode::None;
+    let web = group("web", "10.77.0.100/24");
+    let leases = [reporting_lease(
+        "a",
+        Duration::from_millis(100),
+        json!({"web": {"epoch": 1, "reason": "Placed", "message": "a is the first eligible member", "since": "2026-12-01T05:00:00Z"}}),
+    )];
+    let status = group_status(
+        &web,
+        Some(&c),
+        &[],
+        &Reports::from_leases("c", &leases),
+        Timestamp::now(),
+    );
+    assert_eq!(status.owner.as_deref(), Some("a"));
+    assert_eq!(status.epoch, Some(1));
+    assert_eq!(status.phase, Some(GroupPhase::Online));
+    let transition = status.last_transition.clone().unwrap();
+    assert_eq!(transition.reason, "Placed");
+    assert_eq!(
+        transition.time.0,
+        "2026-12-01T05:00:00Z".parse::<Timestamp>().unwrap()
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True", "{ready:?}");
+    // Without any report, and without a Lease: Pending, no owner.
+    let none = group_status(&web, Some(&c), &[], &Reports::default(), Timestamp::now());
+    assert_eq!((none.owner, none.phase), (None, Some(GroupPhase::Pending)));
+}
+
+/// Issue 9, finding 8: a failback is recorded with the reason the new owner reports,
+/// as soon as it reports it, even while the group Lease still names the old owner;
+/// the freshest report (highest epoch of a live member) wins.
+#[test]
+fn the_owner_and_its_reason_come_from_the_freshest_node_report() {
+    let c = cluster().member("c");
+    let mut web = group("web", "10.77.0.100/24");
+    web.status = Some(crate::api::ResourceGroupStatus {
+        owner: Some("b".into()),
+        epoch: Some(6),
+        ..Default::default()
+    });
+    let mut ledger = lease(
+        &names::group_lease("c", "web"),
+        Some("b"),
+        Timestamp::now(),
+        &[(names::REASON, "OwnerLost"), (names::MESSAGE, "a was lost")],
+    );
+    ledger.spec.as_mut().unwrap().lease_transitions = Some(6);
+    let leases = [
+        ledger,
+        // a took the group back (epoch 7); b has not written yet that it let go.
+        reporting_lease(
+            "a",
+            Duration::from_millis(50),
+            json!({"web": {"epoch": 7, "reason": "Failback", "message": "a is back", "since": "2026-12-01T05:10:00Z"}}),
+        ),
+        reporting_lease(
+            "b",
+            Duration::from_millis(400),
+            json!({"web": {"epoch": 6, "reason": "OwnerLost", "message": "a was lost", "since": "2026-12-01T05:00:00Z"}}),
+        ),
+        // c's report is stale (its agent is gone): ignored whatever it claims.
+        reporting_lease(
+            "c",
+            Duration::from_secs(60),
+            json!({"web": {"epoch": 9, "reason": "ManualMove", "message": "", "since": "2026-12-01T04:00:00Z"}}),
+        ),
+    ];
+    let reports = Reports::from_leases("c", &leases);
+    let status = group_status(&web, Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(status.owner.as_deref(), Some("a"));
+    assert_eq!(status.epoch, Some(7));
+    assert_eq!(status.phase, Some(GroupPhase::Online));
+    assert_eq!(status.last_transition.as_ref().unwrap().reason, "Failback");
+    let notices = group_notices(web.status.as_ref().unwrap(), &status);
+    assert_eq!(notices[0].reason, "Failback");
+    assert_eq!(notices[0].note, "b -> a (epoch 7): a is back");
+
+    // Takeover from a lost owner: a Failover warning.
+    let leases = [reporting_lease(
+        "c",
+        Duration::from_millis(50),
+        json!({"web": {"epoch": 7, "reason": "OwnerLost", "message": "b is gone"}}),
+    )];
+    let status = group_status(
+        &web,
+        Some(&c),
+        &[],
+        &Reports::from_leases("c", &leases),
+        Timestamp::now(),
+    );
+    let notices = group_notices(web.status.as_ref().unwrap(), &status);
+    assert_eq!((notices[0].reason, notices[0].warning), ("Failover", true));
+    // Without a time of its own, the transition keeps the time shown before.
+    let again = {
+        let mut web = web.clone();
+        web.status = Some(status.clone());
+        group_status(
+            &web,
+            Some(&c),
+            &[],
+            &Reports::from_leases("c", &leases),
+            Timestamp::now() + jiff::SignedDuration::from_secs(5),
+        )
+    };
+    assert_eq!(again.last_transition, status.last_transition);
+}
+
+/// Issue 9, finding 8: the Lease watch passes a node Lease to the controllers (no
+/// debounce: kube's default is none) as soon as what status shows changes — the
+/// owned groups, the view, the config hash — and not on a bare renewal.
+#[test]
+fn a_change_of_the_owned_groups_triggers_status_and_a_renewal_does_not() {
+    let before = reporting_lease(
+        "a",
+        Duration::from_millis(100),
+        json!({"web": {"epoch": 1, "reason": "Placed"}}),
+    );
+    let mut renewed = before.clone();
+    renewed.spec.as_mut().unwrap().renew_time = Some(MicroTime(
+        Timestamp::now() + jiff::SignedDuration::from_secs(1),
+    ));
+    assert_eq!(
+        super::lease_content(&before),
+        super::lease_content(&renewed)
+    );
+    let changed = reporting_lease(
+        "a",
+        Duration::from_millis(100),
+        json!({"web": {"epoch": 2, "reason": "Failback"}}),
+    );
+    assert_ne!(
+        super::lease_content(&before),
+        super::lease_content(&changed)
+    );
+    let mut hash = before.clone();
+    hash.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(names::CONFIG_HASH.to_owned(), "h2".to_owned());
+    assert_ne!(super::lease_content(&before), super::lease_content(&hash));
+}
