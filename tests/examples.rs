@@ -796,3 +796,78 @@ fn every_example_passes_the_cel_rules() {
         }
     }
 }
+
+/// A FailoverCluster or ResourceGroup name is the value of a label on every object
+/// rendered for it (at most 63 characters): the CRDs' root CEL rules refuse longer
+/// ones as the API server would, and the Rust validation (standalone files, an older
+/// CRD) says the same. `<cluster>-node-<node>` is a Lease name (at most 253): only
+/// the Rust validation checks it (the operator then renders nothing).
+#[test]
+fn names_longer_than_a_label_value_or_a_lease_name_are_refused() {
+    use failover::api::validate_config;
+    use kube::ResourceExt;
+    let validator = kube_cel::Validator::new();
+    let refused_by = |kind: &str, object: serde_json::Value| -> Vec<String> {
+        match validator.validate(&openapi_schema(kind), &object, None) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.iter().map(|e| e.rule.clone()).collect(),
+        }
+    };
+    let (cluster, groups) = base();
+    let longest = "c".repeat(63);
+    let too_long = "c".repeat(64);
+
+    let mut c = cluster.clone();
+    c.metadata.name = Some(longest.clone());
+    assert_eq!(
+        refused_by("FailoverCluster", serde_json::to_value(&c).unwrap()),
+        Vec::<String>::new()
+    );
+    c.metadata.name = Some(too_long.clone());
+    let rules = refused_by("FailoverCluster", serde_json::to_value(&c).unwrap());
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.contains("size(self.metadata.name) <= 63")),
+        "{rules:?}"
+    );
+    let mut gs = groups.clone();
+    for g in &mut gs {
+        g.spec.cluster = too_long.clone();
+    }
+    assert!(has_problem(
+        &validate_config(&c, &gs),
+        "metadata.name",
+        "at most 63"
+    ));
+
+    let mut c = cluster.clone();
+    c.metadata.name = Some(longest.clone());
+    c.spec.members[0].node = format!("n{}", ".n".repeat(92)); // 185 characters
+    let mut gs = groups.clone();
+    for g in &mut gs {
+        g.spec.cluster = c.name_any();
+    }
+    assert!(has_problem(
+        &validate_config(&c, &gs),
+        "spec.members[0].node",
+        "at most 253"
+    ));
+    c.spec.members[0].node.truncate(184);
+    assert_eq!(failover::api::validate_cluster(&c), Vec::new());
+
+    let mut g = groups[0].clone();
+    g.metadata.name = Some("g".repeat(64));
+    let rules = refused_by("ResourceGroup", serde_json::to_value(&g).unwrap());
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.contains("size(self.metadata.name) <= 63")),
+        "{rules:?}"
+    );
+    assert!(has_problem(
+        &validate_config(&cluster, &[g]),
+        "metadata.name",
+        "at most 63"
+    ));
+}

@@ -31,6 +31,11 @@ use super::duration::{DurationError, KubeDuration, parse_duration};
     category = "failover",
     doc = "A set of Kubernetes nodes that own resource groups one node at a time and fail them over to each other in well under a second.",
     derive = "PartialEq",
+    // The name is the value of the `failover.dev/cluster` label on every object the
+    // operator renders, and a label value has at most 63 characters. (That a member's
+    // node Lease `<cluster>-node-<node>` stays within 253 characters is checked by the
+    // operator's validation: it sets ConfigValid=False and renders nothing.)
+    validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name: at most 63 characters (it is the value of the failover.dev/cluster label)"),
     printcolumn(
         name = "Members",
         type_ = "integer",

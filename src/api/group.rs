@@ -43,6 +43,9 @@ pub const MAX_RESOURCES: usize = 64;
     category = "failover",
     doc = "Virtual IPs, a pinned workload and health checks that one member of a FailoverCluster owns at a time, with ordered failover and failback.",
     derive = "PartialEq",
+    // The name is the value of the `failover.dev/group` label of the group's Lease,
+    // and a label value has at most 63 characters.
+    validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name: at most 63 characters (it is the value of the failover.dev/group label)"),
     printcolumn(
         name = "Cluster",
         type_ = "string",

@@ -98,10 +98,27 @@ fn object_name<K: Resource<DynamicType = ()>>(object: &K) -> String {
     }
 }
 
-/// Reports a missing `metadata.name` (possible in a hand-written standalone file).
+/// Longest FailoverCluster or ResourceGroup name: the name is the value of the
+/// `failover.dev/cluster` (or `failover.dev/group`) label of the objects rendered for
+/// it, and a label value has at most 63 characters (the CRDs' CEL rules say the same).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Longest name of a Kubernetes object (a DNS-1123 subdomain).
+const MAX_OBJECT_NAME_LEN: usize = 253;
+
+/// Reports a missing `metadata.name` (possible in a hand-written standalone file)
+/// and one too long to be a label value.
 fn check_name<K: Resource>(r: &mut Report<'_>, object: &K) {
-    if object.meta().name.as_deref().is_none_or(str::is_empty) {
-        r.add("metadata.name", "is required");
+    match object.meta().name.as_deref() {
+        None | Some("") => r.add("metadata.name", "is required"),
+        Some(name) if name.len() > MAX_NAME_LEN => r.add(
+            "metadata.name",
+            format!(
+                "{} characters; at most {MAX_NAME_LEN} (it is a label value on the objects rendered for it)",
+                name.len()
+            ),
+        ),
+        Some(_) => {}
     }
 }
 
@@ -188,6 +205,16 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
     let mut nodes: HashMap<&str, usize> = HashMap::new();
     for (i, m) in spec.members.iter().enumerate() {
         let path = format!("spec.members[{i}]");
+        // The node Lease `<cluster>-node-<node>` is an object name.
+        let lease_name_len = cluster.name_any().len() + "-node-".len() + m.node.len();
+        if lease_name_len > MAX_OBJECT_NAME_LEN {
+            r.add(
+                format!("{path}.node"),
+                format!(
+                    "the node Lease name <cluster>-node-<node> would have {lease_name_len} characters; at most {MAX_OBJECT_NAME_LEN}"
+                ),
+            );
+        }
         if m.node.is_empty() {
             r.add(format!("{path}.node"), "must not be empty");
         } else {

@@ -323,6 +323,18 @@ pub fn role_binding(cluster: &FailoverCluster) -> RoleBinding {
     }
 }
 
+/// A node selector term that matches the node named `node` only.
+fn node_name_term(node: String) -> NodeSelectorTerm {
+    NodeSelectorTerm {
+        match_fields: Some(vec![NodeSelectorRequirement {
+            key: "metadata.name".to_owned(),
+            operator: "In".to_owned(),
+            values: Some(vec![node]),
+        }]),
+        ..NodeSelectorTerm::default()
+    }
+}
+
 /// The agent DaemonSet: one pod on exactly the member nodes.
 pub fn daemon_set(cluster: &FailoverCluster, settings: &AgentSettings) -> DaemonSet {
     let name = cluster.name_any();
@@ -334,6 +346,7 @@ pub fn daemon_set(cluster: &FailoverCluster, settings: &AgentSettings) -> Daemon
         .map(|m| m.node.clone())
         .collect();
     nodes.sort();
+    nodes.dedup();
     let probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),
@@ -433,18 +446,12 @@ pub fn daemon_set(cluster: &FailoverCluster, settings: &AgentSettings) -> Daemon
             i64::from(dead_after_seconds(cluster)) + LEAVE_GRACE_SECONDS,
         ),
         // Exactly the member nodes: the same field the DaemonSet controller itself
-        // uses to place a pod on a node.
+        // uses to place a pod on a node. The API server takes exactly one value in a
+        // `metadata.name` field requirement, so one term per member (terms are ORed).
         affinity: Some(Affinity {
             node_affinity: Some(NodeAffinity {
                 required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                    node_selector_terms: vec![NodeSelectorTerm {
-                        match_fields: Some(vec![NodeSelectorRequirement {
-                            key: "metadata.name".to_owned(),
-                            operator: "In".to_owned(),
-                            values: Some(nodes),
-                        }]),
-                        ..NodeSelectorTerm::default()
-                    }],
+                    node_selector_terms: nodes.into_iter().map(node_name_term).collect(),
                 }),
                 ..NodeAffinity::default()
             }),
@@ -513,6 +520,27 @@ fn empty_lease(cluster: &FailoverCluster, name: String, group: Option<&str>) -> 
             ..LeaseSpec::default()
         }),
     }
+}
+
+/// The node Leases `<cluster>-node-<node>` of every member, as the operator applies
+/// them: labels and the owner reference only (garbage collection removes them with
+/// the cluster), no spec — the holder, renewals and the report annotations are the
+/// agent's, and an apply without them never takes them over or clears them.
+pub fn node_leases(cluster: &FailoverCluster) -> Vec<Lease> {
+    let name = cluster.name_any();
+    cluster
+        .spec
+        .members
+        .iter()
+        .map(|m| Lease {
+            metadata: owned_meta(
+                cluster,
+                names::node_lease(&name, &m.node),
+                cluster_labels(&name),
+            ),
+            spec: None,
+        })
+        .collect()
 }
 
 /// The Leases the operator creates (empty): one ledger per group, plus the witness

@@ -16,6 +16,8 @@ pub mod reconcile;
 pub mod status;
 
 #[cfg(test)]
+mod apiserver_rules;
+#[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;

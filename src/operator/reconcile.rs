@@ -32,7 +32,8 @@ use super::config::{ConfigError, node_address, render_config, resolve_addresses}
 use super::metrics::Metrics;
 use super::names;
 use super::status::{
-    Notice, Reports, cluster_notices, cluster_status, group_notices, group_status,
+    EVENT_NOTE_MAX_BYTES, Notice, Reports, cluster_notices, cluster_status, group_notices,
+    group_status, truncate,
 };
 use crate::api::conditions::{self as cond};
 use crate::api::{
@@ -76,6 +77,19 @@ pub enum Error {
     /// A namespaced custom resource came without a namespace.
     #[error("the object has no namespace")]
     NoNamespace,
+    /// A group Lease names a group the API server has for this cluster but the store
+    /// does not (yet): nothing is rendered from the store until it catches up.
+    #[error("the ResourceGroup {group} exists but is not in the watch cache yet")]
+    StoreBehind {
+        /// The group.
+        group: String,
+    },
+    /// The reflector stores have not been listed yet (operator start, relist).
+    #[error("the watch caches have not been listed within {timeout:?}")]
+    NotListed {
+        /// How long it waited.
+        timeout: Duration,
+    },
 }
 
 impl Error {
@@ -87,6 +101,8 @@ impl Error {
             Error::Render(_) => "render",
             Error::Random(_) => "random",
             Error::NoNamespace => "no_namespace",
+            Error::NotListed { .. } => "not_listed",
+            Error::StoreBehind { .. } => "store_behind",
         }
     }
 
@@ -98,7 +114,11 @@ impl Error {
                 source: kube::Error::Api(status),
                 ..
             } => matches!(status.code, 400 | 403 | 404 | 422),
-            Error::Api { .. } | Error::Timeout { .. } | Error::Random(_) => false,
+            Error::Api { .. }
+            | Error::Timeout { .. }
+            | Error::Random(_)
+            | Error::NotListed { .. }
+            | Error::StoreBehind { .. } => false,
             Error::Render(_) | Error::NoNamespace => true,
         }
     }
@@ -183,6 +203,30 @@ fn object_key(obj: &DynamicObject) -> String {
         .unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
 }
 
+impl Stores {
+    /// Resolves once every store holds a complete list. Until then a missing
+    /// ResourceGroup or Node may only not have been listed yet: a reconciliation
+    /// that read it as absent would render a ClusterConfig without the group, delete
+    /// its Lease and stop it on every member (issue 9, finding 2).
+    pub async fn listed(&self) -> bool {
+        let (clusters, groups, nodes) = tokio::join!(
+            self.clusters.wait_until_ready(),
+            self.groups.wait_until_ready(),
+            self.nodes.wait_until_ready(),
+        );
+        clusters.is_ok() && groups.is_ok() && nodes.is_ok()
+    }
+}
+
+/// Waits, bounded by the API timeout, until the stores are listed.
+async fn stores_listed(ctx: &Context) -> Result<(), Error> {
+    let timeout = ctx.settings.api_timeout;
+    match tokio::time::timeout(timeout, ctx.stores.listed()).await {
+        Ok(true) => Ok(()),
+        Ok(false) | Err(_) => Err(Error::NotListed { timeout }),
+    }
+}
+
 /// Runs one API request under the timeout.
 async fn call<T>(
     ctx: &Context,
@@ -256,7 +300,8 @@ async fn publish(ctx: &Context, obj: &DynamicObject, resource: &ApiResource, not
             EventType::Normal
         },
         reason: notice.reason.to_owned(),
-        note: Some(notice.note),
+        // Agents' sentences and problem lists have no bound of their own.
+        note: Some(truncate(&notice.note, EVENT_NOTE_MAX_BYTES)),
         action: notice.action.to_owned(),
         secondary: None,
     };
@@ -454,6 +499,7 @@ async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, 
     }
     let namespace = cluster.namespace().ok_or(Error::NoNamespace)?;
     let name = cluster.name_any();
+    stores_listed(ctx).await?;
 
     // Dereference.
     let (groups, unreadable) = groups_of(ctx, &namespace, &name);
@@ -495,6 +541,7 @@ async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, 
     let mut requeue = ctx.settings.resync;
     let config_hash = match resolved.filter(|_| problems.is_empty()) {
         Some(resolved) => {
+            let stale = stale_leases(ctx, &namespace, &cluster, &groups, &lease_list).await?;
             let rendered = render_config(&resolved, &groups).map_err(Error::Render)?;
             let mut fresh_key = [0u8; KEY_LEN];
             getrandom::fill(&mut fresh_key).map_err(Error::Random)?;
@@ -521,7 +568,16 @@ async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, 
                 &build::daemon_set(&cluster, &ctx.settings.agent),
             )
             .await?;
-            sync_leases(ctx, &namespace, &cluster, &groups, &lease_list, &leases).await?;
+            sync_leases(
+                ctx,
+                &namespace,
+                &cluster,
+                &groups,
+                &lease_list,
+                &stale,
+                &leases,
+            )
+            .await?;
             Some(rendered.hash)
         }
         None => cluster.status.as_ref().and_then(|s| s.config_hash.clone()),
@@ -542,15 +598,103 @@ async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, 
     Ok(Action::requeue(requeue))
 }
 
-/// Creates the missing group and witness Leases (empty: agents write the holder)
-/// and deletes the ledgers of groups that no longer exist (and the witness outside
-/// witness mode).
+/// Whether the ResourceGroup `group` is gone from `cluster`, asked of the API server
+/// rather than the store: deleting a ledger stops the group on every member, so a
+/// store that lags (or was not listed) must not be the reason.
+async fn group_gone(
+    ctx: &Context,
+    namespace: &str,
+    cluster: &str,
+    group: &str,
+) -> Result<bool, Error> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &group_resource());
+    let found = call(
+        ctx,
+        || format!("get ResourceGroup {namespace}/{group}"),
+        api.get_opt(group),
+    )
+    .await?;
+    Ok(found.is_none_or(|g| g.data["spec"]["cluster"].as_str() != Some(cluster)))
+}
+
+/// Server-side apply of the node Leases of the members whose Lease lacks the
+/// cluster's labels or owner reference (metadata only: the agents own the spec and
+/// the annotations), and deletion of the node Leases of former members.
+async fn sync_node_leases(
+    ctx: &Context,
+    namespace: &str,
+    cluster: &FailoverCluster,
+    existing: &[Lease],
+    api: &Api<Lease>,
+) -> Result<(), Error> {
+    let desired = build::node_leases(cluster);
+    for lease in &desired {
+        let name = lease.name_any();
+        let current = existing.iter().find(|l| l.name_any() == name);
+        let up_to_date = current.is_some_and(|current| {
+            lease
+                .labels()
+                .iter()
+                .all(|(k, v)| current.labels().get(k) == Some(v))
+                && lease
+                    .owner_references()
+                    .iter()
+                    .all(|o| current.owner_references().contains(o))
+        });
+        if !up_to_date {
+            apply(ctx, namespace, lease).await?;
+        }
+    }
+    let prefix = names::node_lease_prefix(&cluster.name_any());
+    let wanted: HashSet<String> = desired.iter().map(ResourceExt::name_any).collect();
+    for lease in existing {
+        let name = lease.name_any();
+        if !name.starts_with(&prefix)
+            || lease.labels().contains_key(names::GROUP_LABEL)
+            || wanted.contains(&name)
+        {
+            continue;
+        }
+        debug!(lease = %name, "deleting the node Lease of a former member");
+        delete_lease(ctx, namespace, api, &name).await?;
+    }
+    Ok(())
+}
+
+async fn delete_lease(
+    ctx: &Context,
+    namespace: &str,
+    api: &Api<Lease>,
+    name: &str,
+) -> Result<(), Error> {
+    match call(
+        ctx,
+        || format!("delete Lease {namespace}/{name}"),
+        api.delete(name, &DeleteParams::default()),
+    )
+    .await
+    {
+        Ok(_) => Ok(()),
+        Err(Error::Api {
+            source: kube::Error::Api(status),
+            ..
+        }) if status.is_not_found() => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Creates the missing group and witness Leases (empty: agents write the holder;
+/// an existing Lease is never written, so its holder and epoch stay the agents')
+/// and deletes the ledgers of groups the API server confirms are gone (and the
+/// witness outside witness mode).
 async fn sync_leases(
     ctx: &Context,
     namespace: &str,
     cluster: &FailoverCluster,
     groups: &[ResourceGroup],
     existing: &[Lease],
+    stale: &[String],
     api: &Api<Lease>,
 ) -> Result<(), Error> {
     let present: HashSet<String> = existing.iter().map(ResourceExt::name_any).collect();
@@ -575,34 +719,47 @@ async fn sync_leases(
             Err(error) => return Err(error),
         }
     }
+    for name in stale {
+        delete_lease(ctx, namespace, api, name).await?;
+    }
+    sync_node_leases(ctx, namespace, cluster, existing, api).await
+}
+
+/// The group and witness Leases of `cluster` to delete: ledgers of groups the API
+/// server confirms are gone, and the witness outside witness mode. A ledger whose
+/// group the API server still has for this cluster means the store is behind: an
+/// error, before anything is rendered from it.
+async fn stale_leases(
+    ctx: &Context,
+    namespace: &str,
+    cluster: &FailoverCluster,
+    groups: &[ResourceGroup],
+    existing: &[Lease],
+) -> Result<Vec<String>, Error> {
     let wanted: HashSet<String> = groups.iter().map(ResourceExt::name_any).collect();
-    let witness = names::witness_lease(&cluster.name_any());
+    let cluster_name = cluster.name_any();
+    let witness = names::witness_lease(&cluster_name);
+    let mut stale = Vec::new();
     for lease in existing {
         let name = lease.name_any();
-        let stale = match lease.labels().get(names::GROUP_LABEL) {
-            Some(group) => !wanted.contains(group),
+        match lease.labels().get(names::GROUP_LABEL) {
+            Some(group) if !wanted.contains(group) => {
+                if !group_gone(ctx, namespace, &cluster_name, group).await? {
+                    return Err(Error::StoreBehind {
+                        group: group.clone(),
+                    });
+                }
+                stale.push(name);
+            }
+            Some(_) => {}
             // The witness of a cluster that left witness mode.
-            None => name == witness && cluster.spec.quorum != QuorumMode::Witness,
-        };
-        if !stale {
-            continue;
-        }
-        match call(
-            ctx,
-            || format!("delete Lease {namespace}/{name}"),
-            api.delete(&name, &DeleteParams::default()),
-        )
-        .await
-        {
-            Ok(_) => {}
-            Err(Error::Api {
-                source: kube::Error::Api(status),
-                ..
-            }) if status.is_not_found() => {}
-            Err(error) => return Err(error),
+            None if name == witness && cluster.spec.quorum != QuorumMode::Witness => {
+                stale.push(name);
+            }
+            None => {}
         }
     }
-    Ok(())
+    Ok(stale)
 }
 
 /// Reconciles the status of one ResourceGroup.
@@ -628,6 +785,8 @@ async fn group_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, Er
     }
     let namespace = group.namespace().ok_or(Error::NoNamespace)?;
     let name = group.name_any();
+    // An unlisted cluster store would show the group's cluster as missing.
+    stores_listed(ctx).await?;
     let cluster_ref =
         ObjectRef::new_with(&group.spec.cluster, cluster_resource()).within(&namespace);
     let cluster: Option<FailoverCluster> = ctx

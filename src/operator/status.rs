@@ -45,6 +45,28 @@ pub struct View {
     pub held: BTreeMap<String, u64>,
 }
 
+/// One group a node runs, as its agent reports it in the `failover.dev/owned`
+/// annotation of its node Lease.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Owned {
+    /// The ownership epoch.
+    pub epoch: u64,
+    /// Placement reason code of the transition that made this node the owner.
+    #[serde(default)]
+    pub reason: String,
+    /// Its sentence.
+    #[serde(default)]
+    pub message: String,
+    /// When (RFC 3339); unreadable or absent: `None`.
+    #[serde(default, deserialize_with = "rfc3339")]
+    pub since: Option<Timestamp>,
+}
+
+fn rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    Ok(text.and_then(|t| t.parse().ok()))
+}
+
 /// What one agent reports through its node Lease.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeReport {
@@ -56,6 +78,8 @@ pub struct NodeReport {
     pub view: Option<View>,
     /// Per group: why it is or is not the owner.
     pub explain: BTreeMap<String, String>,
+    /// The groups it runs now (absent or malformed annotation: none).
+    pub owned: BTreeMap<String, Owned>,
 }
 
 /// What a group Lease records.
@@ -93,6 +117,11 @@ impl Reports {
             let spec = lease.spec.clone().unwrap_or_default();
             let annotations = lease.annotations();
             if let Some(node) = name.strip_prefix(&node_prefix) {
+                // The operator creates every member's node Lease; one its agent has
+                // never renewed is no report yet (the member is Unknown, not Offline).
+                if spec.renew_time.is_none() {
+                    continue;
+                }
                 reports.nodes.insert(
                     node.to_owned(),
                     NodeReport {
@@ -103,6 +132,10 @@ impl Reports {
                             .and_then(|v| serde_json::from_str(v).ok()),
                         explain: annotations
                             .get(names::EXPLAIN)
+                            .and_then(|v| serde_json::from_str(v).ok())
+                            .unwrap_or_default(),
+                        owned: annotations
+                            .get(names::OWNED)
                             .and_then(|v| serde_json::from_str(v).ok())
                             .unwrap_or_default(),
                     },
@@ -456,13 +489,48 @@ pub fn group_status(
         .heartbeat
         .dead_after()
         .unwrap_or(Duration::from_secs(1));
-    let ledger = reports.groups.get(&name).cloned().unwrap_or_default();
+    // The owner: the live member with the highest epoch that reports running the
+    // group (fresh, written by the agent at once on every change, and present in
+    // `quorum: none` too); only when no member says so, the group Lease.
+    let reported = cluster
+        .spec
+        .members
+        .iter()
+        .filter(|m| online(reports.nodes.get(&m.node), dead_after, now))
+        .filter_map(|m| {
+            let owned = reports.nodes.get(&m.node)?.owned.get(&name)?;
+            Some((m.node.clone(), owned))
+        })
+        .max_by(|(a, x), (b, y)| x.epoch.cmp(&y.epoch).then(b.cmp(a)));
+    let reported_by_member = reported.is_some();
+    let ledger = match reported {
+        Some((node, owned)) => {
+            let since = owned.since.or_else(|| {
+                // Without a time of its own: the one shown for the same transition.
+                previous
+                    .last_transition
+                    .as_ref()
+                    .filter(|t| t.reason == owned.reason && t.message == owned.message)
+                    .map(|t| t.time.0)
+            });
+            Ledger {
+                holder: Some(node),
+                epoch: Some(owned.epoch),
+                reason: Some(owned.reason.clone()).filter(|r| !r.is_empty()),
+                message: Some(owned.message.clone()),
+                acquired: Some(since.unwrap_or(now)),
+            }
+        }
+        None => reports.groups.get(&name).cloned().unwrap_or_default(),
+    };
     let owner_report = ledger.holder.as_ref().and_then(|h| reports.nodes.get(h));
     let owner_online = owner_report.is_some() && online(owner_report, dead_after, now);
-    let owner_holds = owner_report
-        .and_then(|r| r.view.as_ref())
-        .is_some_and(|v| v.held.contains_key(&name));
-    let failed = ledger.reason.as_deref() == Some(reason::FAILOVER_LIMIT_REACHED);
+    let owner_holds = reported_by_member
+        || owner_report
+            .and_then(|r| r.view.as_ref())
+            .is_some_and(|v| v.held.contains_key(&name));
+    let failed =
+        !reported_by_member && ledger.reason.as_deref() == Some(reason::FAILOVER_LIMIT_REACHED);
     let phase = match (&ledger.holder, owner_online, owner_holds) {
         _ if failed => GroupPhase::Failed,
         (None, _, _) => GroupPhase::Pending,
@@ -611,16 +679,30 @@ fn config_rejected(before: &[Condition], after: &[Condition]) -> Option<Notice> 
         warning: true,
         reason: "ConfigRejected",
         action: "Validate",
-        note: truncate(&now.1, 1000),
+        note: truncate(&now.1, EVENT_NOTE_MAX_BYTES),
     })
 }
 
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
+/// The longest Event note the API server takes: `NoteLengthLimit` in
+/// pkg/apis/core/validation/events.go, counted in bytes.
+pub const EVENT_NOTE_MAX_BYTES: usize = 1024;
+
+/// `text` cut at a character boundary so that it, with the "…" that marks the cut,
+/// has at most `max` bytes.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
     }
+    let mut at = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    format!("{}…", &text[..at])
 }
+
+/// Placement's code (`placement::Reason::OwnerLost`) for a takeover from an owner
+/// that is gone.
+const PLACEMENT_OWNER_LOST: &str = "OwnerLost";
 
 /// Events for a group status change: failover or failback (owner change), config
 /// rejected.
@@ -641,9 +723,13 @@ pub fn group_notices(before: &ResourceGroupStatus, after: &ResourceGroupStatus) 
                 after.epoch.unwrap_or(0)
             ),
         };
+        // By the reason code the new owner reports (placement's codes, or the
+        // ledger's): a failback is a Failback whatever the previous status showed.
         let (warning, reason) = match code {
             reason::FAILBACK => (false, "Failback"),
-            reason::OWNER_FAILED | reason::HEALTH_CHECK_FAILED => (true, "Failover"),
+            reason::OWNER_FAILED | reason::HEALTH_CHECK_FAILED | PLACEMENT_OWNER_LOST => {
+                (true, "Failover")
+            }
             _ if before.owner.is_none() => (false, "Placed"),
             _ => (false, "Failover"),
         };

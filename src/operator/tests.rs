@@ -20,6 +20,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
+use super::apiserver_rules;
 use super::build::{self, AgentSettings, KEY_LEN, KEY_ROTATION_OVERLAP};
 use super::config::{NodeAddress, node_address, render_config, resolve_addresses};
 use super::metrics::Metrics;
@@ -427,9 +428,19 @@ fn the_agent_daemon_set_runs_on_exactly_the_members_with_two_capabilities() {
         .required_during_scheduling_ignored_during_execution
         .unwrap()
         .node_selector_terms;
-    let fields = terms[0].match_fields.clone().unwrap();
-    assert_eq!(fields[0].key, "metadata.name");
-    assert_eq!(fields[0].values.clone().unwrap(), ["a", "b", "c"]);
+    // One term per member, each with a single-valued metadata.name requirement: the
+    // API server refuses a field requirement with several values (issue 9, finding 1).
+    let selected: Vec<Vec<String>> = terms
+        .iter()
+        .map(|t| {
+            let fields = t.match_fields.clone().unwrap();
+            assert_eq!(fields.len(), 1);
+            assert_eq!(fields[0].key, "metadata.name");
+            assert_eq!(fields[0].operator, "In");
+            fields[0].values.clone().unwrap()
+        })
+        .collect();
+    assert_eq!(selected, [["a"], ["b"], ["c"]]);
     assert_eq!(
         pod.tolerations.unwrap()[0].operator.as_deref(),
         Some("Exists")
@@ -741,7 +752,29 @@ fn group_status_reads_the_ledger_and_explains_every_member() {
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// Plays the API server: each expectation checks one request and answers it.
+/// Every object written is first checked against the API server's validation rules
+/// (`apiserver_rules`), so a request a real API server would refuse fails the test.
 struct ApiServerVerifier(Handle);
+
+/// Fails unless a real API server would accept this write.
+fn assert_accepted(method: &Method, path: &str, body: &Value) {
+    if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) || body.is_null() {
+        return;
+    }
+    let violations = if path.ends_with("/status") {
+        let kind = body["kind"].as_str().unwrap_or_default();
+        apiserver_rules::validate_against_schema(
+            &apiserver_rules::status_schema(kind),
+            &body["status"],
+        )
+    } else {
+        apiserver_rules::validate(body)
+    };
+    assert!(
+        violations.is_empty(),
+        "{method} {path}: the API server would refuse it: {violations:#?}\n{body:#}"
+    );
+}
 
 /// What the verifier saw.
 struct Seen {
@@ -776,6 +809,7 @@ impl ApiServerVerifier {
             (&method, path),
             "unexpected request, body {body}"
         );
+        assert_accepted(&seen_method, &seen_path, &body);
         let (status, answer) = answer(&body);
         send.send_response(
             Response::builder()
@@ -863,6 +897,28 @@ impl ApiServerVerifier {
         applied
     }
 
+    /// The applies of the node Leases of `nodes`: metadata only, never a spec field.
+    async fn node_leases(&mut self, nodes: &[&str]) {
+        for node in nodes {
+            let body = self
+                .apply(&format!(
+                    "/apis/coordination.k8s.io/v1/namespaces/ns/leases/c-node-{node}"
+                ))
+                .await;
+            assert_eq!(body["metadata"]["labels"][names::CLUSTER_LABEL], "c");
+            assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-c");
+            assert!(body.get("spec").is_none(), "{body}");
+        }
+    }
+
+    /// A GET of the ResourceGroup `name`, answered 404.
+    async fn group_not_found(&mut self, name: &str) {
+        self.not_found(&format!(
+            "/apis/failover.dev/v1alpha1/namespaces/ns/resourcegroups/{name}"
+        ))
+        .await;
+    }
+
     async fn status(&mut self, path: &str) -> Value {
         let seen = self
             .expect(Method::PATCH, path, |body| (StatusCode::OK, body.clone()))
@@ -907,25 +963,71 @@ fn context(
 ) -> (Arc<Context>, ApiServerVerifier) {
     let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(mock, NS);
-    let mut cluster_writer = Writer::new(cluster_resource());
-    for c in clusters {
-        cluster_writer.apply_watcher_event(&watcher::Event::Apply(dynamic(c, &cluster_resource())));
+    let (stores, writers) = stores(clusters, groups, nodes);
+    // The writers must outlive the test for the readers to stay valid.
+    std::mem::forget(writers);
+    context_with(client, stores, handle)
+}
+
+/// The writers behind [`Stores`]: a test holding them plays the reflectors.
+struct Writers {
+    clusters: Writer<DynamicObject>,
+    groups: Writer<DynamicObject>,
+    nodes: Writer<Node>,
+}
+
+/// A complete list into `writer`, as a watcher's initial list delivers it (the
+/// store is ready afterwards).
+fn listed<K>(writer: &mut Writer<K>, objects: impl IntoIterator<Item = K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for object in objects {
+        writer.apply_watcher_event(&watcher::Event::InitApply(object));
     }
-    let mut group_writer = Writer::new(group_resource());
-    for g in groups {
-        group_writer.apply_watcher_event(&watcher::Event::Apply(
-            serde_json::from_value(g.clone()).unwrap(),
-        ));
-    }
-    let mut node_writer: Writer<Node> = Writer::default();
-    for n in nodes {
-        node_writer.apply_watcher_event(&watcher::Event::Apply(n.clone()));
-    }
-    let stores = Stores {
-        clusters: cluster_writer.as_reader(),
-        groups: group_writer.as_reader(),
-        nodes: node_writer.as_reader(),
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+}
+
+/// Stores listed with the given objects.
+fn stores(clusters: &[FailoverCluster], groups: &[Value], nodes: &[Node]) -> (Stores, Writers) {
+    let (stores, mut writers) = unlisted_stores();
+    listed(
+        &mut writers.clusters,
+        clusters.iter().map(|c| dynamic(c, &cluster_resource())),
+    );
+    listed(
+        &mut writers.groups,
+        groups
+            .iter()
+            .map(|g| serde_json::from_value::<DynamicObject>(g.clone()).unwrap()),
+    );
+    listed(&mut writers.nodes, nodes.iter().cloned());
+    (stores, writers)
+}
+
+/// Stores whose reflectors have not listed anything yet (an operator starting).
+fn unlisted_stores() -> (Stores, Writers) {
+    let writers = Writers {
+        clusters: Writer::new(cluster_resource()),
+        groups: Writer::new(group_resource()),
+        nodes: Writer::default(),
     };
+    let stores = Stores {
+        clusters: writers.clusters.as_reader(),
+        groups: writers.groups.as_reader(),
+        nodes: writers.nodes.as_reader(),
+    };
+    (stores, writers)
+}
+
+/// A context on the mocked `client` over `stores`.
+fn context_with(
+    client: Client,
+    stores: Stores,
+    handle: Handle,
+) -> (Arc<Context>, ApiServerVerifier) {
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -938,8 +1040,6 @@ fn context(
         api_timeout: Duration::from_secs(5),
         resync: Duration::from_secs(5),
     };
-    // The writers must outlive the test for the readers to stay valid.
-    std::mem::forget((cluster_writer, group_writer, node_writer));
     (
         Arc::new(Context::new(
             client,
@@ -1013,6 +1113,7 @@ async fn create_applies_every_object_then_status() {
             .body;
         assert_eq!(lease["metadata"]["name"], "c-group-web");
         assert!(lease["spec"].get("holderIdentity").is_none());
+        api.node_leases(&["a", "b"]).await;
         let status = api.status(CLUSTER_STATUS).await;
         assert_eq!(status["configHash"], hash.as_str());
         assert_eq!(status["observedGeneration"], 1);
@@ -1056,11 +1157,13 @@ async fn a_spec_change_renders_a_new_hash_and_keeps_the_key() {
         let hash = applied["ConfigMap"]["data"]["hash"].as_str().unwrap().to_owned();
         assert_ne!(hash, old_hash);
         assert_eq!(applied["Secret"]["data"]["key"], json!(k8s_openapi::ByteString(vec![9; KEY_LEN])));
-        let nodes = &applied["DaemonSet"]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
-            ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchFields"][0]["values"];
-        assert_eq!(nodes, &json!(["a", "b", "c"]));
-        // The group Lease exists: no create. Status follows the new hash; a still
-        // runs the old one.
+        let terms = &applied["DaemonSet"]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+            ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+        assert_eq!(terms, &json!(["a", "b", "c"].map(|n| json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": [n]}]}))));
+        // The group Lease exists: no create. a's node Lease (written by its agent)
+        // gets the operator's labels and owner reference, b's and c's are created.
+        // Status follows the new hash; a still runs the old one.
+        api.node_leases(&["a", "b", "c"]).await;
         let status = api.status(CLUSTER_STATUS).await;
         assert_eq!(status["configHash"], hash.as_str());
         assert_eq!(status["members"][0]["appliedConfigHash"], old_hash.as_str());
@@ -1195,6 +1298,8 @@ async fn deletion_leaves_cleanup_to_garbage_collection_and_removes_ledgers_of_de
         api.expect(Method::GET, "/api/v1/namespaces/ns/secrets/c-heartbeat", move |_| (StatusCode::OK, serde_json::to_value(&existing).unwrap()))
             .await;
         api.leases(leases).await;
+        // Not in the store: the API server is asked before its ledger goes.
+        api.group_not_found("old").await;
         let applied = api.owned_objects().await;
         let role = applied["Role"].to_string();
         assert!(!role.contains("c-group-old"), "{role}");
@@ -1202,6 +1307,7 @@ async fn deletion_leaves_cleanup_to_garbage_collection_and_removes_ledgers_of_de
             (StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
         })
         .await;
+        api.node_leases(&["a", "b"]).await;
         api.status(CLUSTER_STATUS).await;
     })
     .await;
@@ -1478,4 +1584,633 @@ async fn a_heartbeat_port_shared_with_an_earlier_cluster_on_the_same_node_is_rej
         api.event().await;
     })
     .await;
+}
+
+// ---------------------------------------------------------------- the API server's rules
+
+/// Every object a reconciliation of `c` renders, as the JSON the API server receives.
+fn rendered(c: &FailoverCluster, groups: &[ResourceGroup]) -> Vec<Value> {
+    let rendered = render_config(
+        &resolve_addresses(c, |_| NodeAddress::Ip("10.0.0.9".into())).unwrap(),
+        groups,
+    )
+    .unwrap();
+    let secret = build::heartbeat_secret(c, None, Timestamp::now(), [1; KEY_LEN]).secret;
+    let mut objects = vec![
+        serde_json::to_value(build::config_map(c, &rendered)).unwrap(),
+        serde_json::to_value(secret).unwrap(),
+        serde_json::to_value(build::service_account(c)).unwrap(),
+        serde_json::to_value(build::role(c, groups)).unwrap(),
+        serde_json::to_value(build::role_binding(c)).unwrap(),
+        serde_json::to_value(build::daemon_set(c, &settings())).unwrap(),
+    ];
+    objects.extend(
+        build::leases(c, groups)
+            .iter()
+            .chain(&build::node_leases(c))
+            .map(|l| serde_json::to_value(l).unwrap()),
+    );
+    objects
+}
+
+#[test]
+fn the_api_server_rules_refuse_the_known_bad_objects() {
+    let groups = [group("web", "10.77.0.100/24")];
+    let c = cluster().member("c");
+    let objects = rendered(&c, &groups);
+    let by_kind = |kind: &str| objects.iter().find(|o| o["kind"] == kind).cloned().unwrap();
+    let refused = |object: &Value, what: &str| {
+        let violations = apiserver_rules::validate(object);
+        assert!(
+            violations.iter().any(|v| v.contains(what)),
+            "want {what:?}, got {violations:#?}"
+        );
+    };
+    let ds = by_kind("DaemonSet");
+    assert_eq!(apiserver_rules::validate(&ds), Vec::<String>::new());
+
+    // Finding 1: every member in one metadata.name requirement.
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"] = json!([
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a", "b", "c"]}]}
+    ]);
+    refused(
+        &bad,
+        "must be only one value when operator is 'In' or 'NotIn'",
+    );
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"] =
+        json!([{"matchFields": [{"key": "metadata.labels", "operator": "In", "values": ["a"]}]}]);
+    refused(&bad, "not a supported node field selector key");
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["spec"]["containers"][0]["ports"][1]["name"] =
+        json!("metrics-endpoint");
+    refused(&bad, "not an IANA_SVC_NAME port name");
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["spec"]["containers"][0]["ports"][1]["name"] = json!("heartbeat");
+    refused(&bad, "Duplicate value");
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["metadata"]["labels"][names::APP_LABEL] = json!("other");
+    refused(&bad, "`selector` does not match template `labels`");
+    let mut bad = ds.clone();
+    bad["spec"]["template"]["spec"]["volumes"][0]["name"] = json!("Tmp");
+    refused(&bad, "is not a DNS-1123 label");
+    let mut bad = ds.clone();
+    bad["metadata"]["ownerReferences"] = json!([
+        {"apiVersion": "failover.dev/v1alpha1", "kind": "FailoverCluster", "name": "c", "uid": "1", "controller": true},
+        {"apiVersion": "failover.dev/v1alpha1", "kind": "FailoverCluster", "name": "d", "uid": "2", "controller": true},
+    ]);
+    refused(&bad, "only one reference can have Controller set to true");
+    let mut moved = ds.clone();
+    moved["spec"]["selector"]["matchLabels"]["extra"] = json!("x");
+    moved["spec"]["template"]["metadata"]["labels"]["extra"] = json!("x");
+    assert_eq!(apiserver_rules::validate(&moved), Vec::<String>::new());
+    assert_eq!(
+        apiserver_rules::validate_update(&ds, &moved),
+        ["spec.selector: field is immutable"]
+    );
+
+    let mut bad = by_kind("ConfigMap");
+    bad["metadata"]["labels"][names::CLUSTER_LABEL] = json!("c".repeat(64));
+    refused(&bad, "label value");
+    let mut bad = by_kind("ConfigMap");
+    bad["data"]["config/yaml"] = json!("x");
+    refused(&bad, "is not a valid ConfigMap/Secret key");
+    let mut bad = by_kind("Secret");
+    bad["metadata"]["annotations"]["big"] = json!("x".repeat(256 * 1024));
+    refused(&bad, "metadata.annotations");
+    let mut bad = by_kind("Role");
+    bad["rules"][0]["verbs"] = json!([]);
+    refused(&bad, "verbs must contain at least one value");
+    let mut bad = by_kind("Role");
+    bad["rules"][0]["apiGroups"] = json!([]);
+    refused(&bad, "resource rules must supply at least one api group");
+    let binding = by_kind("RoleBinding");
+    let mut bad = binding.clone();
+    bad["roleRef"]["name"] = json!("other");
+    assert_eq!(
+        apiserver_rules::validate_update(&binding, &bad),
+        ["roleRef: cannot change roleRef"]
+    );
+    let mut bad = by_kind("Lease");
+    bad["spec"]["leaseDurationSeconds"] = json!(0);
+    refused(&bad, "must be greater than 0");
+    let event = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": format!("{}.18a1b2c3d4e5f607", "c".repeat(253)), "namespace": NS},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "failover-operator",
+        "reportingInstance": "op-0", "action": "ObserveOwner", "reason": "Failover",
+        "note": "é".repeat(513), "type": "Normal",
+        "regarding": {"kind": "ResourceGroup", "name": "web", "namespace": "other"},
+    });
+    refused(&event, "metadata.name");
+    refused(&event, "note: 1026 bytes");
+    refused(&event, "regarding.namespace");
+
+    let schema = apiserver_rules::status_schema("ResourceGroup");
+    let violations = apiserver_rules::validate_against_schema(
+        &schema,
+        &json!({"phase": "Sideways", "epoch": -1}),
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("status.phase: Unsupported value")),
+        "{violations:#?}"
+    );
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("status.epoch: below the minimum")),
+        "{violations:#?}"
+    );
+    let violations = apiserver_rules::validate_against_schema(&schema, &json!({"ownr": "a"}));
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("status.ownr: unknown field")),
+        "{violations:#?}"
+    );
+}
+
+#[test]
+fn every_rendered_object_passes_the_api_server_rules_at_the_longest_names() {
+    // The longest names the CRDs and the validation allow: 63-character cluster and
+    // group names (label values), a node name that makes its Lease name 253 long.
+    let long_node = format!("n{}", ".n".repeat(91)); // 183 characters
+    let mut c = cluster().member(&long_node);
+    c.metadata.name = Some("c".repeat(63));
+    assert_eq!(names::node_lease(&c.name_any(), &long_node).len(), 252);
+    let mut web = group(&"w".repeat(63), "10.77.0.100/24");
+    web.spec.cluster = c.name_any();
+    let groups = [web];
+    assert_eq!(crate::api::validate_config(&c, &groups), Vec::new());
+    for quorum in [QuorumMode::Majority, QuorumMode::Witness, QuorumMode::None] {
+        let mut c = c.clone();
+        c.spec.quorum = quorum;
+        if quorum == QuorumMode::Witness {
+            c.spec.members.truncate(2);
+        }
+        for object in rendered(&c, &groups) {
+            assert_eq!(
+                apiserver_rules::validate(&object),
+                Vec::<String>::new(),
+                "{quorum:?} {}",
+                object["kind"]
+            );
+        }
+    }
+    // A spec change (member added, new image) is a valid update of every object.
+    let mut next = c.clone().member("b2");
+    next.spec.members[0].priority = 7;
+    let mut other_image = settings();
+    other_image.image = "registry.example/failover:2.0.0".into();
+    let before = serde_json::to_value(build::daemon_set(&c, &settings())).unwrap();
+    let after = serde_json::to_value(build::daemon_set(&next, &other_image)).unwrap();
+    assert_eq!(
+        apiserver_rules::validate_update(&before, &after),
+        Vec::<String>::new()
+    );
+    let before = serde_json::to_value(build::role_binding(&c)).unwrap();
+    let after = serde_json::to_value(build::role_binding(&next)).unwrap();
+    assert_eq!(
+        apiserver_rules::validate_update(&before, &after),
+        Vec::<String>::new()
+    );
+
+    // The statuses, against the CRDs' status schemas.
+    let leases = [node_lease(
+        "a",
+        Duration::from_millis(100),
+        "h",
+        true,
+        &["web"],
+    )];
+    let reports = Reports::from_leases("c", &leases);
+    let status = cluster_status(&c, &[], Some("h".into()), &reports, Timestamp::now());
+    assert_eq!(
+        apiserver_rules::validate_against_schema(
+            &apiserver_rules::status_schema("FailoverCluster"),
+            &serde_json::to_value(&status).unwrap()
+        ),
+        Vec::<String>::new()
+    );
+    let status = group_status(&groups[0], Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(
+        apiserver_rules::validate_against_schema(
+            &apiserver_rules::status_schema("ResourceGroup"),
+            &serde_json::to_value(&status).unwrap()
+        ),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn event_notes_are_cut_to_the_api_servers_byte_limit() {
+    use super::status::{EVENT_NOTE_MAX_BYTES, truncate};
+    let long = "é".repeat(1000); // 2000 bytes
+    let cut = truncate(&long, EVENT_NOTE_MAX_BYTES);
+    assert!(cut.len() <= EVENT_NOTE_MAX_BYTES, "{}", cut.len());
+    assert!(cut.ends_with('…'));
+    assert_eq!(truncate("short", EVENT_NOTE_MAX_BYTES), "short");
+}
+
+// ---------------------------------------------------------------- operator restart
+
+/// A group Lease as the agents leave it: held by `holder` at `epoch`.
+fn held_ledger(c: &FailoverCluster, group: &ResourceGroup, holder: &str, epoch: i32) -> Lease {
+    let mut lease = build::leases(c, std::slice::from_ref(group)).remove(0);
+    let spec = lease.spec.as_mut().unwrap();
+    spec.holder_identity = Some(holder.to_owned());
+    spec.lease_transitions = Some(epoch);
+    spec.renew_time = Some(MicroTime(Timestamp::now()));
+    spec.acquire_time = Some(MicroTime(Timestamp::now()));
+    lease.metadata.annotations = Some(BTreeMap::from([(
+        names::REASON.to_owned(),
+        "Placed".to_owned(),
+    )]));
+    lease
+}
+
+/// A node Lease as the operator rendered it and its agent renews it.
+fn adopted_node_lease(c: &FailoverCluster, node: &str, hash: &str, held: &[(&str, u64)]) -> Lease {
+    let mut lease = build::node_leases(c)
+        .into_iter()
+        .find(|l| l.name_any() == names::node_lease("c", node))
+        .unwrap();
+    let view = json!({"quorate": true, "alive": ["a", "b"], "held": held.iter().map(|(g, e)| (g.to_string(), *e)).collect::<BTreeMap<_, _>>()});
+    lease.metadata.annotations = Some(BTreeMap::from([
+        (names::CONFIG_HASH.to_owned(), hash.to_owned()),
+        (names::VIEW.to_owned(), view.to_string()),
+    ]));
+    lease.spec = Some(LeaseSpec {
+        holder_identity: Some(node.to_owned()),
+        renew_time: Some(MicroTime(Timestamp::now())),
+        ..LeaseSpec::default()
+    });
+    lease
+}
+
+/// Issue 9, finding 2: a restarted operator (new leader) must not reconcile before
+/// its caches are listed, and then must neither delete a group Lease, nor render a
+/// ClusterConfig without a group, nor write the holder or epoch of a Lease.
+#[tokio::test]
+async fn a_restarted_operator_waits_for_its_caches_and_keeps_every_ledger() {
+    let web = group("web", "10.77.0.100/24");
+    let db = group("db", "10.77.0.101/24");
+    let groups = [db.clone(), web.clone()];
+    let hash = render_config(&resolved(&cluster()), &groups).unwrap().hash;
+    let c = cluster().hash(&hash);
+    let secret = build::heartbeat_secret(&c, None, Timestamp::now(), [9; KEY_LEN]).secret;
+    let existing = vec![
+        held_ledger(&c, &web, "a", 5),
+        held_ledger(&c, &db, "b", 3),
+        adopted_node_lease(&c, "a", &hash, &[("web", 5)]),
+        adopted_node_lease(&c, "b", &hash, &[("db", 3)]),
+    ];
+
+    let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (stores, mut writers) = unlisted_stores();
+    let (ctx, mut api) = context_with(Client::new(mock, NS), stores, handle);
+    let reconcile = tokio::spawn(reconcile_cluster(
+        Arc::new(dynamic(&c, &cluster_resource())),
+        ctx.clone(),
+    ));
+    // Nothing is read or written while the caches are not listed.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), api.0.next_request())
+            .await
+            .is_err(),
+        "a request before the caches were listed"
+    );
+    listed(&mut writers.clusters, [dynamic(&c, &cluster_resource())]);
+    listed(
+        &mut writers.groups,
+        groups.iter().map(|g| dynamic(g, &group_resource())),
+    );
+    listed(&mut writers.nodes, nodes());
+
+    let leases = existing.clone();
+    let server = tokio::spawn(async move {
+        api.expect(
+            Method::GET,
+            "/api/v1/namespaces/ns/secrets/c-heartbeat",
+            move |_| (StatusCode::OK, serde_json::to_value(&secret).unwrap()),
+        )
+        .await;
+        api.leases(leases).await;
+        let applied = api.owned_objects().await;
+        let cm = &applied["ConfigMap"];
+        assert_eq!(
+            cm["data"]["hash"],
+            hash.as_str(),
+            "the configuration is unchanged"
+        );
+        let (_, rendered) = load_documents(cm["data"]["config.yaml"].as_str().unwrap()).unwrap();
+        let rendered: Vec<String> = rendered.iter().map(ResourceExt::name_any).collect();
+        assert_eq!(
+            rendered,
+            ["db", "web"],
+            "every group stays in the ClusterConfig"
+        );
+        // No Lease request at all: no create, no delete, no apply (the node Leases
+        // already carry the labels and the owner reference). The next request is
+        // the status; a Lease request would fail this expectation.
+        let status = api.status(CLUSTER_STATUS).await;
+        assert_eq!(status["syncedCount"], 2);
+        api
+    });
+    reconcile.await.unwrap().unwrap();
+    let mut api = server.await.unwrap();
+
+    // The groups' status still names their holders and epochs.
+    for (g, owner, epoch) in [(&web, "a", 5), (&db, "b", 3)] {
+        let leases = existing.clone();
+        let path = format!(
+            "/apis/failover.dev/v1alpha1/namespaces/ns/resourcegroups/{}/status",
+            g.name_any()
+        );
+        let server = tokio::spawn(async move {
+            api.leases(leases).await;
+            let status = api.status(&path).await;
+            assert_eq!(status["owner"], owner);
+            assert_eq!(status["epoch"], epoch);
+            assert_eq!(status["phase"], "Online");
+            api.event().await; // Placed: the fixture's group status had no owner
+            api
+        });
+        reconcile_group(Arc::new(dynamic(g, &group_resource())), ctx.clone())
+            .await
+            .unwrap();
+        api = server.await.unwrap();
+    }
+}
+
+/// A ledger whose group the store does not hold while the API server still has it
+/// (a store behind the API server): the reconciliation stops before rendering or
+/// deleting anything, and retries.
+#[tokio::test]
+async fn a_ledger_of_a_group_missing_only_from_the_store_is_kept_and_nothing_rendered() {
+    let web = group("web", "10.77.0.100/24");
+    let db = group("db", "10.77.0.101/24");
+    let c = cluster();
+    let secret = build::heartbeat_secret(&c, None, Timestamp::now(), [9; KEY_LEN]).secret;
+    let existing = vec![held_ledger(&c, &web, "a", 5), held_ledger(&c, &db, "b", 3)];
+    // The store lists web only.
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    let db_json = group_json(&db);
+    let server = tokio::spawn(async move {
+        api.expect(
+            Method::GET,
+            "/api/v1/namespaces/ns/secrets/c-heartbeat",
+            move |_| (StatusCode::OK, serde_json::to_value(&secret).unwrap()),
+        )
+        .await;
+        api.leases(existing).await;
+        api.expect(
+            Method::GET,
+            "/apis/failover.dev/v1alpha1/namespaces/ns/resourcegroups/db",
+            move |_| (StatusCode::OK, db_json.clone()),
+        )
+        .await;
+        api
+    });
+    let result = reconcile_cluster(Arc::new(dynamic(&c, &cluster_resource())), ctx.clone()).await;
+    let error = result.unwrap_err();
+    assert!(!error.permanent(), "{error}");
+    assert!(error.to_string().contains("db"), "{error}");
+    drop(ctx);
+    let mut handle = server.await.unwrap().0;
+    assert!(handle.next_request().await.is_none(), "nothing written");
+}
+
+/// Issue 9, finding 5: the operator renders every member's node Lease with an owner
+/// reference to the cluster (garbage collection removes it with the cluster) and no
+/// spec (the agent's), and deletes the node Lease of a member that left.
+#[tokio::test]
+async fn node_leases_belong_to_the_cluster_and_leave_with_their_member() {
+    let c = cluster();
+    let leases = build::node_leases(&c);
+    let names: Vec<String> = leases.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(names, ["c-node-a", "c-node-b"]);
+    for lease in &leases {
+        assert_eq!(lease.spec, None);
+        let owner = &lease.owner_references()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("FailoverCluster", "uid-c", Some(true))
+        );
+        assert_eq!(lease.labels()[names::CLUSTER_LABEL], "c");
+    }
+    // Rendered but never renewed: no report yet, the member is Unknown.
+    let status = cluster_status(
+        &c,
+        &[],
+        None,
+        &Reports::from_leases("c", &leases),
+        Timestamp::now(),
+    );
+    assert_eq!(status.members[0].state, MemberState::Unknown);
+
+    let web = group("web", "10.77.0.100/24");
+    let hash = render_config(&resolved(&c), std::slice::from_ref(&web))
+        .unwrap()
+        .hash;
+    let c = c.hash(&hash);
+    let secret = build::heartbeat_secret(&c, None, Timestamp::now(), [9; KEY_LEN]).secret;
+    let mut former = cluster().member("gone");
+    former.metadata.uid = c.metadata.uid.clone();
+    let existing = vec![
+        held_ledger(&c, &web, "a", 1),
+        adopted_node_lease(&c, "a", &hash, &[("web", 1)]),
+        adopted_node_lease(&former, "gone", &hash, &[]),
+    ];
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    run_cluster(ctx, &c, async move {
+        api.expect(Method::GET, "/api/v1/namespaces/ns/secrets/c-heartbeat", move |_| {
+            (StatusCode::OK, serde_json::to_value(&secret).unwrap())
+        })
+        .await;
+        api.leases(existing).await;
+        api.owned_objects().await;
+        // a's Lease is up to date; b's is created; gone's is deleted.
+        api.node_leases(&["b"]).await;
+        api.expect(Method::DELETE, "/apis/coordination.k8s.io/v1/namespaces/ns/leases/c-node-gone", |_| {
+            (StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+        })
+        .await;
+        api.status(CLUSTER_STATUS).await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------- status from the node reports
+
+/// A node Lease of `node`, renewed `age` ago, reporting `owned` (JSON of the
+/// `failover.dev/owned` annotation).
+fn reporting_lease(node: &str, age: Duration, owned: Value) -> Lease {
+    let mut lease = node_lease(node, age, "h", true, &[]);
+    lease
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(names::OWNED.to_owned(), owned.to_string());
+    lease
+}
+
+/// Issue 9, finding 6: in `quorum: none` no group Lease is written; the owner comes
+/// from the node report.
+#[test]
+fn a_one_member_cluster_without_quorum_shows_its_owner_from_the_node_report() {
+    let mut c = cluster();
+    c.spec.members.truncate(1);
+    c.spec.quorum = QuorumMode::None;
+    let web = group("web", "10.77.0.100/24");
+    let leases = [reporting_lease(
+        "a",
+        Duration::from_millis(100),
+        json!({"web": {"epoch": 1, "reason": "Placed", "message": "a is the first eligible member", "since": "2026-12-01T05:00:00Z"}}),
+    )];
+    let status = group_status(
+        &web,
+        Some(&c),
+        &[],
+        &Reports::from_leases("c", &leases),
+        Timestamp::now(),
+    );
+    assert_eq!(status.owner.as_deref(), Some("a"));
+    assert_eq!(status.epoch, Some(1));
+    assert_eq!(status.phase, Some(GroupPhase::Online));
+    let transition = status.last_transition.clone().unwrap();
+    assert_eq!(transition.reason, "Placed");
+    assert_eq!(
+        transition.time.0,
+        "2026-12-01T05:00:00Z".parse::<Timestamp>().unwrap()
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True", "{ready:?}");
+    // Without any report, and without a Lease: Pending, no owner.
+    let none = group_status(&web, Some(&c), &[], &Reports::default(), Timestamp::now());
+    assert_eq!((none.owner, none.phase), (None, Some(GroupPhase::Pending)));
+}
+
+/// Issue 9, finding 8: a failback is recorded with the reason the new owner reports,
+/// as soon as it reports it, even while the group Lease still names the old owner;
+/// the freshest report (highest epoch of a live member) wins.
+#[test]
+fn the_owner_and_its_reason_come_from_the_freshest_node_report() {
+    let c = cluster().member("c");
+    let mut web = group("web", "10.77.0.100/24");
+    web.status = Some(crate::api::ResourceGroupStatus {
+        owner: Some("b".into()),
+        epoch: Some(6),
+        ..Default::default()
+    });
+    let mut ledger = lease(
+        &names::group_lease("c", "web"),
+        Some("b"),
+        Timestamp::now(),
+        &[(names::REASON, "OwnerLost"), (names::MESSAGE, "a was lost")],
+    );
+    ledger.spec.as_mut().unwrap().lease_transitions = Some(6);
+    let leases = [
+        ledger,
+        // a took the group back (epoch 7); b has not written yet that it let go.
+        reporting_lease(
+            "a",
+            Duration::from_millis(50),
+            json!({"web": {"epoch": 7, "reason": "Failback", "message": "a is back", "since": "2026-12-01T05:10:00Z"}}),
+        ),
+        reporting_lease(
+            "b",
+            Duration::from_millis(400),
+            json!({"web": {"epoch": 6, "reason": "OwnerLost", "message": "a was lost", "since": "2026-12-01T05:00:00Z"}}),
+        ),
+        // c's report is stale (its agent is gone): ignored whatever it claims.
+        reporting_lease(
+            "c",
+            Duration::from_secs(60),
+            json!({"web": {"epoch": 9, "reason": "ManualMove", "message": "", "since": "2026-12-01T04:00:00Z"}}),
+        ),
+    ];
+    let reports = Reports::from_leases("c", &leases);
+    let status = group_status(&web, Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(status.owner.as_deref(), Some("a"));
+    assert_eq!(status.epoch, Some(7));
+    assert_eq!(status.phase, Some(GroupPhase::Online));
+    assert_eq!(status.last_transition.as_ref().unwrap().reason, "Failback");
+    let notices = group_notices(web.status.as_ref().unwrap(), &status);
+    assert_eq!(notices[0].reason, "Failback");
+    assert_eq!(notices[0].note, "b -> a (epoch 7): a is back");
+
+    // Takeover from a lost owner: a Failover warning.
+    let leases = [reporting_lease(
+        "c",
+        Duration::from_millis(50),
+        json!({"web": {"epoch": 7, "reason": "OwnerLost", "message": "b is gone"}}),
+    )];
+    let status = group_status(
+        &web,
+        Some(&c),
+        &[],
+        &Reports::from_leases("c", &leases),
+        Timestamp::now(),
+    );
+    let notices = group_notices(web.status.as_ref().unwrap(), &status);
+    assert_eq!((notices[0].reason, notices[0].warning), ("Failover", true));
+    // Without a time of its own, the transition keeps the time shown before.
+    let again = {
+        let mut web = web.clone();
+        web.status = Some(status.clone());
+        group_status(
+            &web,
+            Some(&c),
+            &[],
+            &Reports::from_leases("c", &leases),
+            Timestamp::now() + jiff::SignedDuration::from_secs(5),
+        )
+    };
+    assert_eq!(again.last_transition, status.last_transition);
+}
+
+/// Issue 9, finding 8: the Lease watch passes a node Lease to the controllers (no
+/// debounce: kube's default is none) as soon as what status shows changes — the
+/// owned groups, the view, the config hash — and not on a bare renewal.
+#[test]
+fn a_change_of_the_owned_groups_triggers_status_and_a_renewal_does_not() {
+    let before = reporting_lease(
+        "a",
+        Duration::from_millis(100),
+        json!({"web": {"epoch": 1, "reason": "Placed"}}),
+    );
+    let mut renewed = before.clone();
+    renewed.spec.as_mut().unwrap().renew_time = Some(MicroTime(
+        Timestamp::now() + jiff::SignedDuration::from_secs(1),
+    ));
+    assert_eq!(
+        super::lease_content(&before),
+        super::lease_content(&renewed)
+    );
+    let changed = reporting_lease(
+        "a",
+        Duration::from_millis(100),
+        json!({"web": {"epoch": 2, "reason": "Failback"}}),
+    );
+    assert_ne!(
+        super::lease_content(&before),
+        super::lease_content(&changed)
+    );
+    let mut hash = before.clone();
+    hash.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(names::CONFIG_HASH.to_owned(), "h2".to_owned());
+    assert_ne!(super::lease_content(&before), super::lease_content(&hash));
 }
