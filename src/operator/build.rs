@@ -286,11 +286,9 @@ pub fn role(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> Role {
                 &["get", "list", "watch"],
                 Some(vec![names::heartbeat_secret(&name)]),
             ),
-            // The agent creates its node Lease on first start; create cannot be limited
-            // by name (the object does not exist yet when RBAC is checked).
-            rule("coordination.k8s.io", "leases", &["create"], None),
-            // Renewing its node Lease, reading and compare-and-swapping the group
-            // ledgers and the witness: only this cluster's Leases, by name.
+            // Renewing its node Lease, writing the group records and taking the
+            // witness: only this cluster's Leases, by name. The operator creates every
+            // one of them, so the agent needs no `create` (which RBAC cannot limit by name).
             rule(
                 "coordination.k8s.io",
                 "leases",
