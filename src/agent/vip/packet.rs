@@ -89,6 +89,52 @@ pub fn unsolicited_na(mac: Mac, vip: Ipv6Addr) -> Vec<u8> {
     frame
 }
 
+/// An ARP request seen on the wire: who asks (MAC and address) and for what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpRequest {
+    pub sender_mac: Mac,
+    /// 0.0.0.0 for an RFC 5227 probe.
+    pub sender_ip: Ipv4Addr,
+    pub target_ip: Ipv4Addr,
+}
+
+/// Recognises an Ethernet/IPv4 ARP request that asks a question. A gratuitous ARP
+/// (sender = target, as [`gratuitous_arp`] builds it) announces and asks nothing, so
+/// it is not one; an RFC 5227 probe (sender 0.0.0.0) is.
+pub fn parse_arp_request(frame: &[u8]) -> Option<ArpRequest> {
+    let arp = frame.get(ETH_HEADER_LEN..ETH_HEADER_LEN + ARP_LEN)?;
+    if ethertype(frame)? != ETHERTYPE_ARP || arp[..8] != [0, 1, 8, 0, 6, 4, 0, 1] {
+        return None;
+    }
+    let sender: [u8; 4] = arp[14..18].try_into().ok()?;
+    let target: [u8; 4] = arp[24..28].try_into().ok()?;
+    (sender != target).then_some(ArpRequest {
+        sender_mac: arp[8..14].try_into().ok()?,
+        sender_ip: sender.into(),
+        target_ip: target.into(),
+    })
+}
+
+/// The ARP reply saying that `vip` is at `mac`, for the node that sent `request`,
+/// laid out as Linux answers (`arp_process`): unicast to the asker's sender MAC, the
+/// target fields being the asker's sender fields (0.0.0.0 for a probe). Padded to the
+/// Ethernet minimum like [`gratuitous_arp`].
+pub fn arp_reply(mac: Mac, vip: Ipv4Addr, request: &ArpRequest) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(ETH_MIN_FRAME);
+    ethernet_header(&mut frame, request.sender_mac, mac, ETHERTYPE_ARP);
+    frame.extend_from_slice(&1u16.to_be_bytes()); // hardware type: Ethernet
+    frame.extend_from_slice(&0x0800u16.to_be_bytes()); // protocol type: IPv4
+    frame.push(6); // hardware address length
+    frame.push(4); // protocol address length
+    frame.extend_from_slice(&2u16.to_be_bytes()); // operation: reply
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&vip.octets());
+    frame.extend_from_slice(&request.sender_mac);
+    frame.extend_from_slice(&request.sender_ip.octets());
+    frame.resize(ETH_MIN_FRAME, 0);
+    frame
+}
+
 /// Recognises a gratuitous ARP as built by [`gratuitous_arp`] (request or reply,
 /// sender = target) and returns the announced (MAC, address).
 pub fn parse_gratuitous_arp(frame: &[u8]) -> Option<(Mac, Ipv4Addr)> {
@@ -211,6 +257,54 @@ mod tests {
         assert_eq!(parse_unsolicited_na(&hex(NA_FIXTURE)), Some((MAC, V6)));
         assert_eq!(ethertype(&hex(NA_FIXTURE)), Some(ETHERTYPE_IPV6));
         assert_eq!(destination(&hex(GARP_FIXTURE)), Some(BROADCAST));
+    }
+
+    // An ordinary request (10.77.0.7 at 02:00:5e:77:00:02 asks for 10.77.0.100,
+    // broadcast, padded to 60 bytes) and its reply from MAC, written field by field
+    // from RFC 826; that the reply is what Linux itself sends is checked against the
+    // kernel in tests.rs (`agent_reply_is_the_kernels_reply`).
+    const ASKER: Mac = [0x02, 0x00, 0x5e, 0x77, 0x00, 0x02];
+    const REQUEST_FIXTURE: &str = "ffffffffffff02005e77000208060001080006040001\
+                                   02005e7700020a4d0007\
+                                   0000000000000a4d0064\
+                                   000000000000000000000000000000000000";
+    const REPLY_FIXTURE: &str = "02005e77000202005e77000108060001080006040002\
+                                 02005e7700010a4d0064\
+                                 02005e7700020a4d0007\
+                                 000000000000000000000000000000000000";
+
+    #[test]
+    fn arp_request_parses_and_is_answered_as_linux_does() {
+        let request = parse_arp_request(&hex(REQUEST_FIXTURE)).unwrap();
+        assert_eq!(
+            request,
+            ArpRequest {
+                sender_mac: ASKER,
+                sender_ip: Ipv4Addr::new(10, 77, 0, 7),
+                target_ip: V4,
+            }
+        );
+        assert_eq!(arp_reply(MAC, V4, &request), hex(REPLY_FIXTURE));
+        // A probe (sender 0.0.0.0) is a question too, answered to 0.0.0.0.
+        let mut probe = hex(REQUEST_FIXTURE);
+        probe[28..32].copy_from_slice(&[0; 4]);
+        let request = parse_arp_request(&probe).unwrap();
+        assert_eq!(request.sender_ip, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(&arp_reply(MAC, V4, &request)[38..42], &[0; 4]);
+    }
+
+    #[test]
+    fn announcements_replies_and_short_frames_are_not_questions() {
+        assert_eq!(parse_arp_request(&hex(GARP_FIXTURE)), None);
+        assert_eq!(parse_arp_request(&hex(REPLY_FIXTURE)), None);
+        assert_eq!(parse_arp_request(&hex(NA_FIXTURE)), None);
+        let request = hex(REQUEST_FIXTURE);
+        for len in 0..42 {
+            assert_eq!(parse_arp_request(&request[..len]), None, "len {len}");
+        }
+        let mut ipv6_arp = request.clone();
+        ipv6_arp[16..18].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(parse_arp_request(&ipv6_arp), None);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! The AF_PACKET socket that puts announcement frames on one interface.
+//! The AF_PACKET sockets of the VIP driver: one that puts announcement frames on an
+//! interface, and one that receives the ARP frames of an interface (for the ARP
+//! responder, and for the tests that check what goes out on the wire).
 //!
 //! Owns the only unsafe code of the VIP driver: the libc calls that open, bind, send
-//! on and (in tests) receive from a packet socket. Must never build or interpret
-//! frames (that is `packet.rs`), and must never send on any interface but the one
-//! it is bound to.
+//! on and receive from a packet socket. Must never build or interpret frames (that is
+//! `packet.rs`), and must never send on any interface but the one it is bound to.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -115,14 +116,14 @@ fn sockaddr_ll_len() -> libc::socklen_t {
     size_of::<libc::sockaddr_ll>() as libc::socklen_t
 }
 
-/// A capturing packet socket on tokio's reactor, for the tests that check what
-/// actually goes out on the wire.
-#[cfg(test)]
+/// A receiving packet socket on tokio's reactor: the ARP responder's (which also
+/// sends its replies through it), and the tests' capture of what goes on the wire.
+#[derive(Debug)]
 pub(super) struct Capture(tokio::io::unix::AsyncFd<PacketSocket>);
 
-#[cfg(test)]
 impl Capture {
-    /// Captures the frames of `ethertype` arriving on `ifindex`.
+    /// Captures the frames of `ethertype` arriving on (or leaving) `ifindex`. Must be
+    /// called inside a tokio runtime.
     pub(super) fn bind(ifindex: u32, ethertype: u16) -> io::Result<Self> {
         let socket = PacketSocket::bind(ifindex, ethertype)?;
         // SAFETY: the PacketSocket owns its descriptor and neither closes nor replaces
@@ -141,9 +142,13 @@ impl Capture {
             }
         }
     }
+
+    /// Sends one complete Ethernet frame out of the interface it is bound to.
+    pub(super) fn send(&self, frame: &[u8]) -> io::Result<()> {
+        self.0.get_ref().send(frame)
+    }
 }
 
-#[cfg(test)]
 fn recv(socket: &PacketSocket) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 2048];
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
