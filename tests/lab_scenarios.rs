@@ -1,7 +1,8 @@
 //! The lab scenarios of the agent issue as correctness tests (root, network
 //! namespaces): three real agents, a client probing the VIP every 2 ms, one fault
 //! per scenario. Each must end with the VIP on the right node, the client served
-//! again, no two nodes serving in turn, and nothing left behind. Timing is fast
+//! again, no two nodes serving in turn, no two MACs answering ARP for the VIP, and
+//! nothing left behind. Timing is fast
 //! (50 ms / 250 ms) to keep CI short; the figures come from e2e/bench-failover.sh,
 //! not from these assertions, whose timeouts are generous. Every scenario runs twice:
 //! on the machine as it is, and under load (one busy worker per core for the whole
@@ -81,9 +82,15 @@ fn check(scenario: Scenario, expected_owner: usize, cpu_load: bool) {
         result.split_brain_udp, 0,
         "{scenario:?} (cpu_load {cpu_load}): two nodes served the VIP in turn: {result:?}"
     );
+    // One answerer: no interval in which two MACs answered ARP for the VIP, also
+    // after SIGKILL (the agent answers ARP itself; the dead node's kernel does not).
+    assert_eq!(
+        result.split_brain_arp, 0,
+        "{scenario:?} (cpu_load {cpu_load}): two MACs answered ARP for the VIP: {result:?}"
+    );
     // A live agent never overlaps another; after SIGKILL the dead node's kernel
-    // keeps the address until its lifetime (1 s, checked by the kernel up to
-    // ~0.25 s late) ends.
+    // keeps the address (unanswered) until its lifetime (1 s, checked by the kernel
+    // up to ~0.25 s late) ends.
     let bound = if scenario == Scenario::KillOwner {
         1600.0
     } else {
