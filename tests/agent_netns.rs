@@ -221,6 +221,16 @@ spec:
         out.contains(&format!(" {}/", self.vip()))
     }
 
+    /// An IPv4 setting of the node's eth0 (read in its namespace).
+    fn ipv4_conf(&self, node: usize, name: &str) -> i32 {
+        let path = format!("/proc/sys/net/ipv4/conf/eth0/{name}");
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node), "cat", &path])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
     /// The MAC of the node's eth0.
     fn mac(&self, node: usize) -> String {
         let out = ip(&["-n", &self.ns(node), "-o", "link", "show", "eth0"]).unwrap();
@@ -401,6 +411,19 @@ fn vip_follows_the_owner_across_kill_reload_restart_and_graceful_stop() {
     assert_eq!(lab.wait_exit(3, Duration::from_secs(5)), Some(0));
     assert_eq!(lab.wait_exit(1, Duration::from_secs(5)), Some(0));
     assert_eq!(lab.holders(), Vec::<usize>::new());
+    // A graceful exit puts back the ARP settings the agent changed on eth0; the
+    // killed n1 could not, and its successor process found them changed already (a
+    // crash leaves the node quiet about VIPs its kernel may still hold).
+    assert_eq!(
+        [1, 2, 3].map(|n| lab.ipv4_conf(n, "arp_ignore")),
+        [1, 0, 0],
+        "arp_ignore of n1..n3 after exit"
+    );
+    assert_eq!(
+        [1, 2, 3].map(|n| lab.ipv4_conf(n, "arp_announce")),
+        [2, 0, 0],
+        "arp_announce of n1..n3 after exit"
+    );
 
     let namespaces = lab.namespaces.clone();
     drop(lab);
