@@ -1,9 +1,9 @@
 //! The VIP driver: puts virtual IP addresses on this node over netlink, with a finite
 //! kernel-enforced lifetime, takes them off again, announces them with gratuitous ARP
-//! (IPv4) or unsolicited neighbour advertisements (IPv6), and answers ARP for the
-//! IPv4 ones itself.
+//! (IPv4) or unsolicited neighbour advertisements (IPv6), and answers ARP and
+//! neighbour solicitations for them itself.
 //!
-//! Owns the VIP addresses of this node, the frames that announce them, the ARP
+//! Owns the VIP addresses of this node, the frames that announce them, the ARP/NDP
 //! answers for them, and the two ARP settings of a VIP's interface it changes.
 //! Must never decide whether this node should hold a VIP (the agent's cores decide),
 //! never shell out to `ip`, and never add an address without a lifetime: the
@@ -12,18 +12,18 @@
 //!
 //! **One answerer.** The lifetime alone would leave a killed agent's node answering
 //! ARP for the VIP until it runs out (whole seconds), while the successor already
-//! answers. So an IPv4 VIP on an Ethernet interface goes on the node's loopback
-//! device as a /32 (the kernel accepts traffic for it from any interface), the
-//! interface gets `arp_ignore` = 1 (answer only for addresses configured on it) and
-//! `arp_announce` = 2 (never use a VIP as the sender of the kernel's own ARP
-//! requests), and the agent's responder (`responder.rs`) answers ARP for the VIP on
-//! the interface. When the agent dies its answers stop at once; the kernel, told not
-//! to, answers nothing, and the address itself expires with its lifetime. The two
-//! settings are written over rtnetlink (`IFLA_AF_SPEC`/`IFLA_INET_CONF`, needs only
-//! CAP_NET_ADMIN, not a writable /proc/sys), only when lower than these values, and
-//! [`VipDriver::restore_kernel`] puts the previous values back on a graceful exit.
-//! IPv6 VIPs stay on the interface and the kernel answers neighbour solicitations
-//! for them (not yet moved to the agent).
+//! answers. So a VIP on an Ethernet interface goes on the node's loopback device as
+//! a /32 or /128 (the kernel accepts traffic for it from any interface), and the
+//! agent's responder (`responder.rs`) answers ARP or neighbour solicitations for it
+//! on the interface. When the agent dies its answers stop at once, and the address
+//! itself expires with its lifetime. For IPv6 that is all it takes: Linux answers a
+//! solicitation only for addresses on the receiving interface. For IPv4 the
+//! interface also gets `arp_ignore` = 1 (answer only for addresses configured on it)
+//! and `arp_announce` = 2 (never use a VIP as the sender of the kernel's own ARP
+//! requests); both are written over rtnetlink (`IFLA_AF_SPEC`/`IFLA_INET_CONF`,
+//! needs only CAP_NET_ADMIN, not a writable /proc/sys), only when lower than these
+//! values, and [`VipDriver::restore_kernel`] puts the previous values back on a
+//! graceful exit.
 //!
 //! The driver works in the network namespace of the thread that called
 //! [`VipDriver::new`] (the netlink socket is opened there).
@@ -52,7 +52,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -105,8 +105,8 @@ pub struct BoundVip {
     ifindex: u32,
     interface: String,
     mac: Option<Mac>,
-    /// Where the address goes: the loopback device when the agent answers ARP for
-    /// the VIP (IPv4 on an Ethernet interface), else the interface itself.
+    /// Where the address goes: the loopback device when the agent answers ARP/NDP
+    /// for the VIP (on an Ethernet interface), else the interface itself.
     holder: u32,
 }
 
@@ -126,18 +126,15 @@ impl BoundVip {
         self.ifindex
     }
 
-    /// Whether the agent answers ARP for this VIP (and the address sits on loopback,
-    /// the kernel told not to answer for it).
+    /// Whether the agent answers ARP/NDP for this VIP (and the address sits on
+    /// loopback, where the kernel does not answer for it on the interface).
     pub fn answered_by_agent(&self) -> bool {
         self.holder != self.ifindex
     }
 
-    /// The IPv4 address the responder answers for, with the interface's MAC.
-    fn arp_answered(&self) -> Option<(Ipv4Addr, Mac)> {
-        match (self.vip.address, self.mac) {
-            (IpAddr::V4(address), Some(mac)) if self.answered_by_agent() => Some((address, mac)),
-            _ => None,
-        }
+    /// The interface's MAC the responder answers with, for an agent-answered VIP.
+    fn answered_with(&self) -> Option<Mac> {
+        self.mac.filter(|_| self.answered_by_agent())
     }
 }
 
@@ -191,7 +188,7 @@ pub enum VipError {
     },
     #[error("interface {interface}: the kernel reports no IPv4 settings for it")]
     NoInetConf { interface: String },
-    #[error("VIP {vip} on {interface}: cannot start the ARP responder")]
+    #[error("VIP {vip} on {interface}: cannot start answering ARP/NDP for it")]
     Responder {
         vip: VirtualIp,
         interface: String,
@@ -199,6 +196,10 @@ pub enum VipError {
         source: io::Error,
     },
 }
+
+/// An interface whose kernel ARP answers for VIPs are quiet: its name, and the
+/// settings it had before if the driver changed them.
+type Quieted = (String, Option<ArpConf>);
 
 /// An interface's ARP settings as they were before the driver changed them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,7 +221,7 @@ pub struct VipDriver {
     responders: Arc<Responders>,
     /// Interfaces whose kernel ARP answers are quiet for VIPs, with the settings to
     /// restore on exit (`None`: they were already quiet, nothing to restore).
-    quiet: Arc<Mutex<BTreeMap<u32, (String, Option<ArpConf>)>>>,
+    quiet: Arc<Mutex<BTreeMap<u32, Quieted>>>,
 }
 
 impl VipDriver {
@@ -262,7 +263,7 @@ impl VipDriver {
                 .and_then(|index| links.into_iter().find(|link| link.index == index))
                 .ok_or_else(|| VipError::NoInterface { vip: vip.clone() })?,
         };
-        let holder = if vip.address.is_ipv4() && link.mac.is_some() && !link.loopback {
+        let holder = if link.mac.is_some() && !link.loopback {
             loopback.ok_or_else(|| VipError::NoLoopback { vip: vip.clone() })?
         } else {
             link.index
@@ -300,13 +301,13 @@ impl VipDriver {
     pub async fn acquire(&self, bound: &BoundVip, lifetime: Duration) -> Result<(), VipError> {
         let secs = lifetime_secs(lifetime);
         let vip = &bound.vip;
-        if bound.answered_by_agent() {
+        if bound.answered_by_agent() && vip.address.is_ipv4() {
             self.quiet_kernel(bound).await?;
         }
-        let prefix_len = if bound.answered_by_agent() {
-            32
-        } else {
-            vip.prefix_len
+        let prefix_len = match (bound.answered_by_agent(), vip.address) {
+            (true, IpAddr::V4(_)) => 32,
+            (true, IpAddr::V6(_)) => 128,
+            (false, _) => vip.prefix_len,
         };
         let mut request = self
             .handle
@@ -339,9 +340,9 @@ impl VipDriver {
                 interface: bound.interface.clone(),
                 source: Box::new(source),
             })?;
-        if let Some((address, mac)) = bound.arp_answered() {
+        if let Some(mac) = bound.answered_with() {
             self.responders
-                .answer(bound.ifindex, &bound.interface, mac, address)
+                .answer(bound.ifindex, &bound.interface, mac, vip.address)
                 .map_err(|source| VipError::Responder {
                     vip: vip.clone(),
                     interface: bound.interface.clone(),
@@ -352,19 +353,15 @@ impl VipDriver {
         Ok(())
     }
 
-    /// Whether the agent answers ARP for the VIP on its interface now.
+    /// Whether the agent answers ARP/NDP for the VIP on its interface now.
     pub fn answering(&self, bound: &BoundVip) -> bool {
-        bound
-            .arp_answered()
-            .is_some_and(|(address, _)| self.responders.answers(bound.ifindex, address))
+        self.responders.answers(bound.ifindex, bound.vip.address)
     }
 
-    /// Stops answering ARP for the VIP, then removes it from this node; Ok if it is
-    /// not there.
+    /// Stops answering ARP/NDP for the VIP, then removes it from this node; Ok if it
+    /// is not there.
     pub async fn release(&self, bound: &BoundVip) -> Result<(), VipError> {
-        if let IpAddr::V4(address) = bound.vip.address {
-            self.responders.silence(address);
-        }
+        self.responders.silence(bound.vip.address);
         let instances = self.instances(bound).await?;
         let held = !instances.is_empty();
         for message in instances {
@@ -394,9 +391,7 @@ impl VipDriver {
             let Some(vip) = vips.iter().find(|vip| vip.address == on_link.address) else {
                 continue;
             };
-            if let IpAddr::V4(address) = vip.address {
-                self.responders.silence(address);
-            }
+            self.responders.silence(vip.address);
             let interface = links
                 .iter()
                 .find(|link| link.index == on_link.index)
@@ -443,8 +438,8 @@ impl VipDriver {
     }
 
     /// Readies what a takeover of `bound` needs, so that it finds it done: the socket
-    /// announcements leave through and, for an agent-answered VIP, the interface's
-    /// quiet kernel ARP settings and the ARP responder (answering nothing yet).
+    /// announcements leave through and, for an agent-answered VIP, the responder
+    /// (answering nothing yet) and for IPv4 the interface's quiet ARP settings.
     pub async fn prepare(&self, bound: &BoundVip) -> Result<(), VipError> {
         self.packet_socket(bound.ifindex)
             .map(drop)
@@ -453,10 +448,12 @@ impl VipDriver {
                 interface: bound.interface.clone(),
                 source,
             })?;
-        if let Some((_, mac)) = bound.arp_answered() {
-            self.quiet_kernel(bound).await?;
+        if let Some(mac) = bound.answered_with() {
+            if bound.vip.address.is_ipv4() {
+                self.quiet_kernel(bound).await?;
+            }
             self.responders
-                .prepare(bound.ifindex, &bound.interface, mac)
+                .prepare(bound.ifindex, &bound.interface, mac, bound.vip.address)
                 .map_err(|source| VipError::Responder {
                     vip: bound.vip.clone(),
                     interface: bound.interface.clone(),

@@ -31,6 +31,11 @@ const NA_LEN: usize = 32;
 const ICMPV6: u8 = 58;
 const ICMPV6_NEIGHBOR_ADVERT: u8 = 136;
 const NA_FLAG_OVERRIDE: u8 = 0x20;
+const NA_FLAG_SOLICITED: u8 = 0x40;
+const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
+/// ICMPv6 NS body: type, code, checksum, reserved, target.
+const NS_LEN: usize = 24;
+const OPT_SOURCE_LLADDR: u8 = 1;
 const OPT_TARGET_LLADDR: u8 = 2;
 /// RFC 4861 7.1.2: receivers drop neighbour discovery packets whose hop limit is not
 /// 255 (proof that they were not routed).
@@ -65,26 +70,138 @@ pub fn gratuitous_arp(mac: Mac, vip: Ipv4Addr) -> Vec<u8> {
 /// type 136 from the VIP to ff02::1, Override set (so caches replace the old owner's
 /// MAC), Solicited clear, with a target link-layer address option carrying `mac`.
 pub fn unsolicited_na(mac: Mac, vip: Ipv6Addr) -> Vec<u8> {
+    neighbor_advert(mac, vip, ALL_NODES_MAC, ALL_NODES, NA_FLAG_OVERRIDE)
+}
+
+/// A neighbour advertisement from `mac`/`vip` to `dst_mac`/`dst`, with `flags` (the
+/// first byte after the checksum) and a target link-layer address option.
+fn neighbor_advert(mac: Mac, vip: Ipv6Addr, dst_mac: Mac, dst: Ipv6Addr, flags: u8) -> Vec<u8> {
     let mut icmp = Vec::with_capacity(NA_LEN);
     icmp.push(ICMPV6_NEIGHBOR_ADVERT);
     icmp.push(0); // code
     icmp.extend_from_slice(&[0, 0]); // checksum, filled in below
-    icmp.extend_from_slice(&[NA_FLAG_OVERRIDE, 0, 0, 0]);
+    icmp.extend_from_slice(&[flags, 0, 0, 0]);
     icmp.extend_from_slice(&vip.octets());
     icmp.push(OPT_TARGET_LLADDR);
     icmp.push(1); // option length in units of 8 octets
     icmp.extend_from_slice(&mac);
-    let checksum = icmpv6_checksum(vip, ALL_NODES, &icmp);
+    let checksum = icmpv6_checksum(vip, dst, &icmp);
     icmp[2..4].copy_from_slice(&checksum.to_be_bytes());
 
     let mut frame = Vec::with_capacity(ETH_HEADER_LEN + IPV6_HEADER_LEN + NA_LEN);
-    ethernet_header(&mut frame, ALL_NODES_MAC, mac, ETHERTYPE_IPV6);
+    ethernet_header(&mut frame, dst_mac, mac, ETHERTYPE_IPV6);
     frame.extend_from_slice(&[0x60, 0, 0, 0]); // version 6, traffic class 0, flow 0
     frame.extend_from_slice(&(NA_LEN as u16).to_be_bytes());
     frame.push(ICMPV6);
     frame.push(ND_HOP_LIMIT);
     frame.extend_from_slice(&vip.octets());
-    frame.extend_from_slice(&ALL_NODES.octets());
+    frame.extend_from_slice(&dst.octets());
+    frame.extend_from_slice(&icmp);
+    frame
+}
+
+/// A neighbour solicitation seen on the wire: who asks and for what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighborSolicitation {
+    /// The source link-layer address option, else the Ethernet source.
+    pub sender_mac: Mac,
+    /// :: for duplicate address detection.
+    pub sender_ip: Ipv6Addr,
+    pub target: Ipv6Addr,
+}
+
+/// Recognises an ICMPv6 neighbour solicitation (RFC 4861 7.1.1: hop limit 255, code
+/// 0, valid checksum, ICMPv6 right after the IPv6 header), and takes its source
+/// link-layer address option when there is one.
+pub fn parse_neighbor_solicitation(frame: &[u8]) -> Option<NeighborSolicitation> {
+    let ip = frame.get(ETH_HEADER_LEN..ETH_HEADER_LEN + IPV6_HEADER_LEN)?;
+    if ethertype(frame)? != ETHERTYPE_IPV6 || ip[0] >> 4 != 6 {
+        return None;
+    }
+    let payload_len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    if ip[6] != ICMPV6 || ip[7] != ND_HOP_LIMIT || payload_len < NS_LEN {
+        return None;
+    }
+    let icmp = frame
+        .get(ETH_HEADER_LEN + IPV6_HEADER_LEN..)?
+        .get(..payload_len)?;
+    let src: [u8; 16] = ip[8..24].try_into().ok()?;
+    let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+    if icmp[0] != ICMPV6_NEIGHBOR_SOLICIT
+        || icmp[1] != 0
+        || icmpv6_checksum(src.into(), dst.into(), icmp) != 0
+    {
+        return None;
+    }
+    let target: [u8; 16] = icmp[8..24].try_into().ok()?;
+    let mut sender_mac: Mac = frame.get(6..12)?.try_into().ok()?;
+    // Options: type, length in units of 8 octets, value; a zero length is invalid.
+    let mut options = &icmp[NS_LEN..];
+    while options.len() >= 8 {
+        let len = usize::from(options[1]) * 8;
+        if len == 0 || len > options.len() {
+            return None;
+        }
+        if options[0] == OPT_SOURCE_LLADDR && len == 8 {
+            sender_mac = options[2..8].try_into().ok()?;
+        }
+        options = &options[len..];
+    }
+    Some(NeighborSolicitation {
+        sender_mac,
+        sender_ip: src.into(),
+        target: target.into(),
+    })
+}
+
+/// The neighbour advertisement answering `solicitation` for `vip` at `mac`, as Linux
+/// answers a multicast solicitation (`ndisc_recv_ns`): to the asker with Solicited
+/// and Override set; for duplicate address detection (asker ::) to ff02::1 with
+/// Override only. Router clear, like [`unsolicited_na`].
+pub fn solicited_na(mac: Mac, vip: Ipv6Addr, solicitation: &NeighborSolicitation) -> Vec<u8> {
+    if solicitation.sender_ip.is_unspecified() {
+        neighbor_advert(mac, vip, ALL_NODES_MAC, ALL_NODES, NA_FLAG_OVERRIDE)
+    } else {
+        neighbor_advert(
+            mac,
+            vip,
+            solicitation.sender_mac,
+            solicitation.sender_ip,
+            NA_FLAG_SOLICITED | NA_FLAG_OVERRIDE,
+        )
+    }
+}
+
+/// The Ethernet multicast address of `address`'s solicited-node group (ff02::1:ffXX:XXXX,
+/// RFC 4291 2.7.1, mapped by RFC 2464 7): where neighbour solicitations for it go.
+pub fn solicited_node_mac(address: Ipv6Addr) -> Mac {
+    let o = address.octets();
+    [0x33, 0x33, 0xff, o[13], o[14], o[15]]
+}
+
+/// A multicast neighbour solicitation from `mac`/`src` for `target`, with a source
+/// link-layer address option, as a node resolving `target` sends it (tests only: the
+/// agent answers solicitations, it never sends one).
+#[cfg(test)]
+pub fn neighbor_solicitation(mac: Mac, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let t = target.octets();
+    let dst = Ipv6Addr::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
+    ]);
+    let mut icmp = vec![ICMPV6_NEIGHBOR_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&target.octets());
+    icmp.extend_from_slice(&[OPT_SOURCE_LLADDR, 1]);
+    icmp.extend_from_slice(&mac);
+    let checksum = icmpv6_checksum(src, dst, &icmp);
+    icmp[2..4].copy_from_slice(&checksum.to_be_bytes());
+    let mut frame = Vec::new();
+    ethernet_header(&mut frame, solicited_node_mac(target), mac, ETHERTYPE_IPV6);
+    frame.extend_from_slice(&[0x60, 0, 0, 0]);
+    frame.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    frame.push(ICMPV6);
+    frame.push(ND_HOP_LIMIT);
+    frame.extend_from_slice(&src.octets());
+    frame.extend_from_slice(&dst.octets());
     frame.extend_from_slice(&icmp);
     frame
 }
@@ -305,6 +422,61 @@ mod tests {
         let mut ipv6_arp = request.clone();
         ipv6_arp[16..18].copy_from_slice(&[0x86, 0xdd]);
         assert_eq!(parse_arp_request(&ipv6_arp), None);
+    }
+
+    const ASKER6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 7);
+
+    #[test]
+    fn neighbor_solicitation_parses_and_is_answered_to_the_asker() {
+        let ns = neighbor_solicitation(ASKER, ASKER6, V6);
+        assert_eq!(destination(&ns), Some([0x33, 0x33, 0xff, 0, 1, 0]));
+        let parsed = parse_neighbor_solicitation(&ns).unwrap();
+        assert_eq!(
+            parsed,
+            NeighborSolicitation {
+                sender_mac: ASKER,
+                sender_ip: ASKER6,
+                target: V6,
+            }
+        );
+        let na = solicited_na(MAC, V6, &parsed);
+        assert_eq!(destination(&na), Some(ASKER));
+        assert_eq!(&na[38..54], &ASKER6.octets(), "to the asker");
+        assert_eq!(na[58], NA_FLAG_SOLICITED | NA_FLAG_OVERRIDE);
+        // The same checks a receiver makes (hop limit, checksum, option) hold.
+        assert_eq!(parse_unsolicited_na(&na), Some((MAC, V6)));
+    }
+
+    #[test]
+    fn duplicate_address_detection_is_answered_to_all_nodes() {
+        let mut ns = neighbor_solicitation(ASKER, Ipv6Addr::UNSPECIFIED, V6);
+        // A DAD probe carries no source link-layer option: drop it (8 bytes).
+        ns.truncate(ns.len() - 8);
+        ns[18..20].copy_from_slice(&24u16.to_be_bytes());
+        ns[56..58].copy_from_slice(&[0, 0]);
+        let dst: [u8; 16] = ns[38..54].try_into().unwrap();
+        let sum = icmpv6_checksum(Ipv6Addr::UNSPECIFIED, dst.into(), &ns[54..]);
+        ns[56..58].copy_from_slice(&sum.to_be_bytes());
+        let parsed = parse_neighbor_solicitation(&ns).unwrap();
+        assert_eq!(parsed.sender_mac, ASKER, "from the Ethernet source");
+        let na = solicited_na(MAC, V6, &parsed);
+        assert_eq!(na, unsolicited_na(MAC, V6));
+    }
+
+    #[test]
+    fn solicitations_that_are_not_valid_are_ignored() {
+        let ns = neighbor_solicitation(ASKER, ASKER6, V6);
+        let mut bad_sum = ns.clone();
+        bad_sum[70] ^= 1;
+        assert_eq!(parse_neighbor_solicitation(&bad_sum), None);
+        let mut routed = ns.clone();
+        routed[21] = 64;
+        assert_eq!(parse_neighbor_solicitation(&routed), None);
+        for len in 0..ns.len() {
+            assert_eq!(parse_neighbor_solicitation(&ns[..len]), None, "len {len}");
+        }
+        assert_eq!(parse_neighbor_solicitation(&hex(NA_FIXTURE)), None);
+        assert_eq!(parse_neighbor_solicitation(&hex(GARP_FIXTURE)), None);
     }
 
     #[test]

@@ -634,34 +634,108 @@ fn restore_puts_back_what_the_driver_changed() {
     });
 }
 
+/// Adds `cidr` to `name` without duplicate address detection (usable at once).
+async fn add_nodad(handle: &Handle, name: &str, cidr: &str) {
+    let index = index_of(handle, name).await;
+    let v = vip(cidr, None);
+    let mut request = handle.address().add(index, v.address, v.prefix_len);
+    request.message_mut().header.flags |=
+        rtnetlink::packet_route::address::AddressHeaderFlags::Nodad;
+    request.execute().await.unwrap();
+}
+
+/// Whether `frame` is a neighbour advertisement for `target`.
+fn na_for(frame: &[u8], target: std::net::Ipv6Addr) -> bool {
+    packet::parse_unsolicited_na(frame).is_some_and(|(_, t)| t == target)
+}
+
 #[test]
-fn ipv6_and_loopback_vips_stay_on_their_interface() {
-    in_netns("ipv6_stays", || async {
+fn ipv6_vip_is_answered_by_the_agent_as_the_kernel_would_and_not_after_it_is_gone() {
+    in_netns("agent_answers_ndp", || async {
+        let agent = VipDriver::new().unwrap();
+        let observer = VipDriver::new().unwrap();
+        veth_with(&agent.handle, "vip6", &[]).await;
+        add_nodad(&agent.handle, "vip6", "fd77::1/64").await;
+        let node = link_mac(&agent, "vip6").await;
+        let asker = link_mac(&agent, "vip6p").await;
+        let asker_ip: std::net::Ipv6Addr = "fd77::7".parse().unwrap();
+        let wire = Capture::bind(index_of(&agent.handle, "vip6p").await, ETHERTYPE_IPV6).unwrap();
+        let solicit = |target| packet::neighbor_solicitation(asker, asker_ip, target);
+
+        // The kernel's answer for the node's own address is what we send for a VIP.
+        let own: std::net::Ipv6Addr = "fd77::1".parse().unwrap();
+        wire.send(&solicit(own)).unwrap();
+        let kernel = capture(&wire, 1, |f| na_for(f, own)).await;
+        let request = packet::parse_neighbor_solicitation(&solicit(own)).unwrap();
+        assert_eq!(kernel, vec![packet::solicited_na(node, own, &request)]);
+
+        let bound = agent.resolve(&vip("fd77::100/64", None)).await.unwrap();
+        assert!(bound.answered_by_agent());
+        let IpAddr::V6(vip6) = bound.vip().address else {
+            unreachable!()
+        };
+        agent.prepare(&bound).await.unwrap();
+        agent
+            .acquire(&bound, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(agent.answering(&bound));
+        let lo = index_of(&agent.handle, "lo").await;
+        let held: Vec<_> = agent
+            .addresses()
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(OnLink::of)
+            .filter(|a| a.address == bound.vip().address)
+            .collect();
+        assert_eq!(
+            held,
+            vec![OnLink {
+                index: lo,
+                address: bound.vip().address,
+                prefix_len: 128
+            }]
+        );
+        // Nothing to quiet for IPv6: the kernel answers only for the interface's own.
+        assert_eq!(ipv4_conf("vip6", "arp_ignore"), 0);
+
+        wire.send(&solicit(vip6)).unwrap();
+        let answers = capture_for(&wire, Duration::from_millis(300), |f| na_for(f, vip6)).await;
+        let request = packet::parse_neighbor_solicitation(&solicit(vip6)).unwrap();
+        assert_eq!(answers, vec![packet::solicited_na(node, vip6, &request)]);
+
+        drop(agent);
+        tokio::task::yield_now().await;
+        assert!(
+            observer.held(&bound).await.unwrap(),
+            "the address outlives the agent"
+        );
+        wire.send(&solicit(vip6)).unwrap();
+        let after = capture_for(&wire, Duration::from_millis(500), |f| na_for(f, vip6)).await;
+        assert!(
+            after.is_empty(),
+            "{} answers after the agent died",
+            after.len()
+        );
+    });
+}
+
+#[test]
+fn loopback_vips_stay_where_they_are_and_are_not_answered() {
+    in_netns("loopback_vip", || async {
         let driver = VipDriver::new().unwrap();
-        veth_with(&driver.handle, "vip6", &["fd77::1/64"]).await;
-        let bound = driver.resolve(&vip("fd77::100/64", None)).await.unwrap();
+        up_with(&driver.handle, "lo", &[]).await;
+        let bound = driver
+            .resolve(&vip("192.0.2.5/32", Some("lo")))
+            .await
+            .unwrap();
         assert!(!bound.answered_by_agent());
         driver
             .acquire(&bound, Duration::from_secs(5))
             .await
             .unwrap();
         assert!(!driver.answering(&bound));
-        let index = index_of(&driver.handle, "vip6").await;
-        assert!(
-            driver
-                .addresses()
-                .await
-                .unwrap()
-                .iter()
-                .filter_map(OnLink::of)
-                .any(|a| a.address == bound.vip().address
-                    && a.index == index
-                    && a.prefix_len == 64)
-        );
-        assert_eq!(
-            ipv4_conf("vip6", "arp_ignore"),
-            0,
-            "nothing to quiet for IPv6"
-        );
+        assert!(driver.held(&bound).await.unwrap());
     });
 }
