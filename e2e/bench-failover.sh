@@ -5,7 +5,9 @@
 # The timing-sensitive part runs in Rust (`failover lab bench`); this is the entry point.
 #
 # Usage: e2e/bench-failover.sh [--runs N] [--peer keepalived] [--scenarios a,b,…]
-#                              [--debug] [-- extra args for `failover lab bench`]
+#                              [--cpu-load] [--debug] [-- extra args for `failover lab bench`]
+# --cpu-load keeps one busy worker per core running through every run (a loaded
+# machine); the JSON lines then carry "cpu_load":true.
 # Needs root, iproute2, nftables (partition/oneway-loss); --peer keepalived installs
 # keepalived (Debian package) when missing. FAILOVER_BIN=path skips the build.
 set -euo pipefail
@@ -15,14 +17,16 @@ PEERS=()
 SCENARIOS="kill-owner,link-down,graceful-stop,failback,partition,oneway-loss,paused-member"
 PROFILE=release
 EXTRA=()
+LOAD=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
     --peer) PEERS+=("$2"); shift 2 ;;
     --scenarios) SCENARIOS="$2"; shift 2 ;;
+    --cpu-load) LOAD=(--cpu-load); shift ;;
     --debug) PROFILE=debug; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "bench-failover: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -74,7 +78,7 @@ for impl in "${IMPLS[@]}"; do
       continue
     fi
     rc=0
-    "$BIN" lab bench --impl "$impl" --scenario "$scenario" --runs "$RUNS" "${EXTRA[@]}" || rc=$?
+    "$BIN" lab bench --impl "$impl" --scenario "$scenario" --runs "$RUNS" "${LOAD[@]}" "${EXTRA[@]}" || rc=$?
     case "$rc" in
       0) ;;
       3) echo "bench-failover: skipped $impl/$scenario (see above)" >&2 ;;

@@ -214,9 +214,51 @@ spec:
         }
     }
 
+    /// Whether the node's kernel holds the VIP (an IPv4 VIP sits on loopback as a
+    /// /32, so that the agent, not the kernel, answers ARP for it on eth0).
     fn has_vip(&self, node: usize) -> bool {
-        let out = ip(&["-n", &self.ns(node), "-o", "addr", "show", "dev", "eth0"]).unwrap();
-        out.contains(&format!(" {}/24 ", self.vip()))
+        let out = ip(&["-n", &self.ns(node), "-o", "addr", "show"]).unwrap();
+        out.contains(&format!(" {}/", self.vip()))
+    }
+
+    /// An IPv4 setting of the node's eth0 (read in its namespace).
+    fn ipv4_conf(&self, node: usize, name: &str) -> i32 {
+        let path = format!("/proc/sys/net/ipv4/conf/eth0/{name}");
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node), "cat", &path])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    /// The MAC of the node's eth0.
+    fn mac(&self, node: usize) -> String {
+        let out = ip(&["-n", &self.ns(node), "-o", "link", "show", "eth0"]).unwrap();
+        let words: Vec<&str> = out.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "link/ether").unwrap();
+        words[at + 1].to_owned()
+    }
+
+    /// The MACs that answer ARP for the VIP during `ms` milliseconds, asked every
+    /// 20 ms from `node`'s namespace by `failover lab probe`.
+    fn arp_answerers(&self, node: usize, ms: u64) -> Vec<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node)])
+            .arg(env!("CARGO_BIN_EXE_failover"))
+            .args(["lab", "probe", "--vip", &self.vip(), "--port", "9"])
+            .args(["--interval-ms", "20", "--duration-ms", &ms.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "probe: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+        summary["macs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_owned())
+            .collect()
     }
 
     fn holders(&self) -> Vec<usize> {
@@ -369,6 +411,19 @@ fn vip_follows_the_owner_across_kill_reload_restart_and_graceful_stop() {
     assert_eq!(lab.wait_exit(3, Duration::from_secs(5)), Some(0));
     assert_eq!(lab.wait_exit(1, Duration::from_secs(5)), Some(0));
     assert_eq!(lab.holders(), Vec::<usize>::new());
+    // A graceful exit puts back the ARP settings the agent changed on eth0; the
+    // killed n1 could not, and its successor process found them changed already (a
+    // crash leaves the node quiet about VIPs its kernel may still hold).
+    assert_eq!(
+        [1, 2, 3].map(|n| lab.ipv4_conf(n, "arp_ignore")),
+        [1, 0, 0],
+        "arp_ignore of n1..n3 after exit"
+    );
+    assert_eq!(
+        [1, 2, 3].map(|n| lab.ipv4_conf(n, "arp_announce")),
+        [2, 0, 0],
+        "arp_announce of n1..n3 after exit"
+    );
 
     let namespaces = lab.namespaces.clone();
     drop(lab);
@@ -423,4 +478,55 @@ fn a_node_that_cannot_add_the_vip_hands_the_group_on() {
         );
     }
     assert_eq!(lab.holders(), Vec::<usize>::new());
+}
+
+#[test]
+fn a_killed_owner_stops_answering_arp_for_the_vip_at_once() {
+    if let Some(reason) = skip_reason() {
+        println!("SKIPPED agent_netns: {reason}");
+        return;
+    }
+    let mut lab = Lab::new('a');
+    // deadAfter 2 s: the successor waits 2 s, and the VIP's lifetime (2 s) keeps it in
+    // the dead owner's kernel for a while: the window in which two answered before.
+    lab.write_config_with(false, "2s");
+    for node in 1..=3 {
+        lab.start(node);
+    }
+    wait_until(&lab, "the VIP is on n1 only", WAIT, |l| l.holders() == [1]);
+    // The probe asks from n3 with a MAC that is not n3's; n3's eth0 must see replies to it.
+    ip(&["-n", &lab.ns(3), "link", "set", "eth0", "promisc", "on"]).unwrap();
+    let (n1, n2) = (lab.mac(1), lab.mac(2));
+    assert_eq!(
+        lab.arp_answerers(3, 300),
+        vec![n1.clone()],
+        "n1 answers while alive"
+    );
+
+    lab.kill(1);
+    let killed = Instant::now();
+    assert!(
+        lab.has_vip(1),
+        "n1's kernel still holds the VIP after the kill"
+    );
+    let silent = lab.arp_answerers(3, 300);
+    let asked_for = killed.elapsed();
+    assert!(
+        lab.has_vip(1) && !lab.has_vip(2),
+        "the window must be before the takeover and before the lifetime ran out"
+    );
+    assert!(
+        silent.is_empty(),
+        "a dead agent's node answered ARP for the VIP: {silent:?}"
+    );
+    println!("after SIGKILL of n1: no ARP answer for {asked_for:?} while n1's kernel held the VIP");
+
+    wait_until(&lab, "n2 holds the VIP", WAIT, |l| l.has_vip(2));
+    let n1_held = lab.has_vip(1);
+    assert_eq!(
+        lab.arp_answerers(3, 300),
+        vec![n2],
+        "only the successor answers"
+    );
+    println!("after the takeover: only n2 answers (n1's kernel still held the VIP: {n1_held})");
 }

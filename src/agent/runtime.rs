@@ -907,7 +907,7 @@ impl Agent {
 
     async fn prepare_announcements(&self, vip: &VirtualIp) -> Result<(), VipError> {
         let bound = self.driver.resolve(vip).await?;
-        self.driver.prepare(&bound)
+        self.driver.prepare(&bound).await
     }
 
     /// Checks every group's VIPs against this node's interfaces and tells the engine.
@@ -1139,6 +1139,11 @@ impl Agent {
         // Belt and braces: no VIP of the configuration stays on this node.
         if let Err(error) = self.driver.remove_stale(&self.config.all_vips()).await {
             error!(error = %error_report(&error), "cannot check for VIPs left at exit");
+        }
+        // Only a graceful exit gets here: after a crash the settings stay, so that the
+        // dead agent's node keeps quiet about the VIPs its kernel still holds.
+        if let Err(error) = self.driver.restore_kernel().await {
+            error!(error = %error_report(&error), "cannot restore the interfaces' ARP settings at exit");
         }
     }
 }

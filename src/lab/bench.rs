@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::LabError;
 use super::fault::{self, Direction, Filter, Signal};
 use super::impls::{Impl, VIP};
+use super::load::CpuLoad;
 use super::probe::Summary;
 use super::sampler::{self, VipSampler};
 use super::stats::{self, BenchLine, RunResult};
@@ -102,6 +103,8 @@ pub struct BenchOptions {
     pub loss_pct: u8,
     /// Per-run directories (configs, logs) go below this.
     pub work_dir: PathBuf,
+    /// One busy worker per core for the whole of every run (lab set-up included).
+    pub cpu_load: bool,
 }
 
 /// Runs `scenario` `opts.runs` times against `imp` and folds the results.
@@ -132,12 +135,9 @@ pub fn run_bench(
             }
         }
     }
-    Ok(stats::bench_line(
-        &imp.name(),
-        scenario.name(),
-        &results,
-        failed,
-    ))
+    let mut line = stats::bench_line(&imp.name(), scenario.name(), &results, failed);
+    line.cpu_load = opts.cpu_load;
+    Ok(line)
 }
 
 /// Polls until exactly `expected` (namespace names) hold the VIP, or `timeout`.
@@ -246,13 +246,16 @@ pub fn run_once(
     scenario: Scenario,
     opts: &BenchOptions,
 ) -> Result<RunResult, LabError> {
-    let mut lab = Lab::up(NODES)?;
-    let dir = run_dir(opts, &lab)?;
     let window = imp.window();
-    let jitter = random_below(imp.period());
-    let probe_duration = opts.warmup + imp.period() + window;
     // Everything in a run is bounded by this; echo responders exit by themselves too.
     let echo_max = Duration::from_secs(120) + window * 4;
+    // Started before the lab so that set-up, election and fault all run on busy cores;
+    // it stops when the run ends (dropped) or at the run's own bound.
+    let _load = opts.cpu_load.then(|| CpuLoad::every_core(echo_max));
+    let mut lab = Lab::up(NODES)?;
+    let dir = run_dir(opts, &lab)?;
+    let jitter = random_below(imp.period());
+    let probe_duration = opts.warmup + imp.period() + window;
     let nodes = lab.node_namespaces();
     for i in 1..=NODES {
         let ns = lab.node_ns(i);

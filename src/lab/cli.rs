@@ -69,6 +69,9 @@ pub enum LabCommand {
         /// Run the agents with this SCHED_RR priority (chrt --rr).
         #[arg(long)]
         realtime_priority: Option<u8>,
+        /// Keep one busy worker per core for the whole run (a loaded machine).
+        #[arg(long)]
+        cpu_load: bool,
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
@@ -103,6 +106,9 @@ pub enum LabCommand {
         port: u16,
         #[arg(long, default_value_t = 100)]
         loss_pct: u8,
+        /// Keep one busy worker per core for the whole of every run (a loaded machine).
+        #[arg(long)]
+        cpu_load: bool,
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
@@ -180,6 +186,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             heartbeat_interval_ms,
             dead_after_ms,
             realtime_priority,
+            cpu_load,
             work_dir,
         } => {
             needs_lab_prerequisites()?;
@@ -191,7 +198,13 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
                 ..FailoverTiming::default()
             };
             let work_dir = work_dir.unwrap_or_else(bench::default_work_dir);
-            let report = super::idle::run(&exe, timing, Duration::from_secs(seconds), &work_dir)?;
+            let report = super::idle::run(
+                &exe,
+                timing,
+                Duration::from_secs(seconds),
+                cpu_load,
+                &work_dir,
+            )?;
             let line = serde_json::to_string(&report).map_err(|source| LabError::ProbeOutput {
                 line: String::new(),
                 source,
@@ -212,6 +225,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             warmup_ms,
             port,
             loss_pct,
+            cpu_load,
             work_dir,
         } => {
             needs_lab_prerequisites()?;
@@ -238,6 +252,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
                     port,
                     loss_pct,
                     work_dir: work_dir.unwrap_or_else(bench::default_work_dir),
+                    cpu_load,
                 },
             )?;
             println!("{}", super::stats::to_json_line(&line));

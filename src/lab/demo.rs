@@ -214,7 +214,7 @@ fn demo_in(lab: &mut Lab, dir: &Path, imp: &Impl, opts: &DemoOptions) -> Result<
         summary.split_brain_udp,
         summary.split_brain_arp,
         if summary.split_brain_arp > 0 {
-            " (the dead node's kernel answers ARP for its VIP until the address lifetime runs out)"
+            " (two MACs answered for the VIP: the one-answerer rule was broken)"
         } else {
             ""
         }

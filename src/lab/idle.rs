@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::bench::wait_for_holders;
 use super::impls::{FailoverTiming, Impl};
+use super::load::CpuLoad;
 use super::{Lab, LabError};
 
 /// What an idle run found.
@@ -21,6 +22,8 @@ pub struct IdleReport {
     pub interval_ms: u64,
     pub dead_after_ms: u64,
     pub realtime_priority: Option<u8>,
+    /// Whether one busy worker per core ran beside the agents the whole time.
+    pub cpu_load: bool,
     /// Peer-down detections, claims and fences after the cluster settled.
     pub false_failovers: u64,
     pub peer_down_events: u64,
@@ -91,14 +94,18 @@ fn unix_now() -> f64 {
     jiff::Timestamp::now().as_microsecond() as f64 / 1e6
 }
 
-/// Runs three agents idle for `length` and reports.
+/// Runs three agents idle for `length` and reports; with `cpu_load`, one busy worker
+/// per core runs beside them from before the lab is built until the report.
 pub fn run(
     exe: &Path,
     timing: FailoverTiming,
     length: Duration,
+    cpu_load: bool,
     work_dir: &Path,
 ) -> Result<IdleReport, LabError> {
     let imp = Impl::parse("failover", timing.clone(), vec![])?;
+    // Bounded: the settle wait (30 s), a second, the run itself and a margin.
+    let load = cpu_load.then(|| CpuLoad::every_core(length + Duration::from_secs(60)));
     let mut lab = Lab::up(3)?;
     let dir = work_dir.join(lab.prefix());
     std::fs::create_dir_all(&dir).map_err(|e| LabError::io(dir.display().to_string(), e))?;
@@ -144,12 +151,14 @@ pub fn run(
             interval_ms: timing.interval_ms,
             dead_after_ms: timing.dead_after_ms,
             realtime_priority: timing.realtime_priority,
+            cpu_load,
             false_failovers: moves,
             peer_down_events: downs,
             rss_kib: rss,
             cpu_percent: cpu,
         })
     })();
+    drop(load);
     lab.down()?;
     // The run directory holds configs and logs; keep it only when asked to debug.
     if std::env::var_os("FAILOVER_LAB_KEEP").is_none() {

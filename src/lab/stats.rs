@@ -75,6 +75,9 @@ pub struct BenchLine {
     pub old_owner_release_ms: Option<Stats>,
     /// Runs that failed before measuring (set-up error, owner never elected).
     pub failed_runs: usize,
+    /// Whether every run had one busy worker per core beside it (`--cpu-load`).
+    #[serde(default)]
+    pub cpu_load: bool,
 }
 
 /// What one run measured.
@@ -122,6 +125,7 @@ pub fn bench_line(
                 .collect::<Vec<_>>(),
         ),
         failed_runs,
+        cpu_load: false,
     }
 }
 

@@ -1,11 +1,29 @@
-//! The VIP driver: puts virtual IP addresses on this node's interfaces over netlink,
-//! with a finite kernel-enforced lifetime, takes them off again, and announces them
-//! with gratuitous ARP (IPv4) or unsolicited neighbour advertisements (IPv6).
+//! The VIP driver: puts virtual IP addresses on this node over netlink, with a finite
+//! kernel-enforced lifetime, takes them off again, announces them with gratuitous ARP
+//! (IPv4) or unsolicited neighbour advertisements (IPv6), and answers ARP and
+//! neighbour solicitations for them itself.
 //!
-//! Owns the VIP addresses of this node and the frames that announce them. Must never
-//! decide whether this node should hold a VIP (the agent's cores decide), never shell
-//! out to `ip`, and never add an address without a lifetime: the lifetime is the
-//! fence that removes the VIP of a killed or frozen agent without any help.
+//! Owns the VIP addresses of this node, the frames that announce them, the ARP/NDP
+//! answers for them, and the two ARP settings of a VIP's interface it changes.
+//! Must never decide whether this node should hold a VIP (the agent's cores decide),
+//! never shell out to `ip`, and never add an address without a lifetime: the
+//! lifetime is the fence that removes the VIP of a killed or frozen agent without
+//! any help.
+//!
+//! **One answerer.** The lifetime alone would leave a killed agent's node answering
+//! ARP for the VIP until it runs out (whole seconds), while the successor already
+//! answers. So a VIP on an Ethernet interface goes on the node's loopback device as
+//! a /32 or /128 (the kernel accepts traffic for it from any interface), and the
+//! agent's responder (`responder.rs`) answers ARP or neighbour solicitations for it
+//! on the interface. When the agent dies its answers stop at once, and the address
+//! itself expires with its lifetime. For IPv6 that is all it takes: Linux answers a
+//! solicitation only for addresses on the receiving interface. For IPv4 the
+//! interface also gets `arp_ignore` = 1 (answer only for addresses configured on it)
+//! and `arp_announce` = 2 (never use a VIP as the sender of the kernel's own ARP
+//! requests); both are written over rtnetlink (`IFLA_AF_SPEC`/`IFLA_INET_CONF`,
+//! needs only CAP_NET_ADMIN, not a writable /proc/sys), only when lower than these
+//! values, and [`VipDriver::restore_kernel`] puts the previous values back on a
+//! graceful exit.
 //!
 //! The driver works in the network namespace of the thread that called
 //! [`VipDriver::new`] (the netlink socket is opened there).
@@ -26,6 +44,7 @@
 //! ```
 
 pub mod packet;
+mod responder;
 mod socket;
 #[cfg(test)]
 mod tests;
@@ -38,14 +57,28 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::TryStreamExt;
+use rtnetlink::packet_core::{DefaultNla, NLA_F_NESTED};
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, CacheInfo,
 };
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
-use tracing::{debug, info};
+use rtnetlink::packet_route::link::{
+    AfSpecInet, AfSpecUnspec, LinkAttribute, LinkFlags, LinkMessage,
+};
+use tracing::{debug, info, warn};
 
 use self::packet::Mac;
+use self::responder::Responders;
 use self::socket::PacketSocket;
+
+/// `IFLA_INET_CONF` inside `IFLA_AF_SPEC`/`AF_INET` (linux/if_link.h).
+const IFLA_INET_CONF: u16 = 1;
+/// `IPV4_DEVCONF_ARP_ANNOUNCE` and `IPV4_DEVCONF_ARP_IGNORE` (linux/ip.h).
+const DEVCONF_ARP_ANNOUNCE: u16 = 18;
+const DEVCONF_ARP_IGNORE: u16 = 19;
+/// `arp_ignore` 1: answer only for addresses configured on the receiving interface.
+const QUIET_ARP_IGNORE: i32 = 1;
+/// `arp_announce` 2: ARP requests carry the interface's own best address as sender.
+const QUIET_ARP_ANNOUNCE: i32 = 2;
 
 /// A virtual IP as the agent wants it: address, CIDR prefix, optional interface.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -72,6 +105,9 @@ pub struct BoundVip {
     ifindex: u32,
     interface: String,
     mac: Option<Mac>,
+    /// Where the address goes: the loopback device when the agent answers ARP/NDP
+    /// for the VIP (on an Ethernet interface), else the interface itself.
+    holder: u32,
 }
 
 impl BoundVip {
@@ -88,6 +124,17 @@ impl BoundVip {
     /// Kernel index of that interface.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
+    }
+
+    /// Whether the agent answers ARP/NDP for this VIP (and the address sits on
+    /// loopback, where the kernel does not answer for it on the interface).
+    pub fn answered_by_agent(&self) -> bool {
+        self.holder != self.ifindex
+    }
+
+    /// The interface's MAC the responder answers with, for an agent-answered VIP.
+    fn answered_with(&self) -> Option<Mac> {
+        self.mac.filter(|_| self.answered_by_agent())
     }
 }
 
@@ -127,6 +174,38 @@ pub enum VipError {
         #[source]
         source: io::Error,
     },
+    #[error("VIP {vip}: this node has no loopback device to hold it")]
+    NoLoopback { vip: VirtualIp },
+    #[error(
+        "interface {interface}: cannot {op} its ARP settings (arp_ignore, arp_announce) over netlink"
+    )]
+    KernelArp {
+        op: &'static str,
+        interface: String,
+        // Boxed: rtnetlink::Error can carry a whole netlink message.
+        #[source]
+        source: Box<rtnetlink::Error>,
+    },
+    #[error("interface {interface}: the kernel reports no IPv4 settings for it")]
+    NoInetConf { interface: String },
+    #[error("VIP {vip} on {interface}: cannot start answering ARP/NDP for it")]
+    Responder {
+        vip: VirtualIp,
+        interface: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An interface whose kernel ARP answers for VIPs are quiet: its name, and the
+/// settings it had before if the driver changed them.
+type Quieted = (String, Option<ArpConf>);
+
+/// An interface's ARP settings as they were before the driver changed them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ArpConf {
+    arp_ignore: i32,
+    arp_announce: i32,
 }
 
 /// Adds, renews, removes and announces VIPs on this node. Cheap to clone: clones
@@ -138,6 +217,11 @@ pub struct VipDriver {
     /// binding an AF_PACKET socket waits for an RCU grace period in the kernel
     /// (about 10 ms measured here), which must not delay the first gratuitous ARP.
     sockets: Arc<Mutex<BTreeMap<u32, Arc<PacketSocket>>>>,
+    /// The ARP responders (one per interface with an agent-answered VIP).
+    responders: Arc<Responders>,
+    /// Interfaces whose kernel ARP answers are quiet for VIPs, with the settings to
+    /// restore on exit (`None`: they were already quiet, nothing to restore).
+    quiet: Arc<Mutex<BTreeMap<u32, Quieted>>>,
 }
 
 impl VipDriver {
@@ -152,6 +236,8 @@ impl VipDriver {
         Ok(Self {
             handle,
             sockets: Arc::default(),
+            responders: Arc::default(),
+            quiet: Arc::default(),
         })
     }
 
@@ -164,6 +250,7 @@ impl VipDriver {
             return Err(VipError::InvalidPrefix { vip: vip.clone() });
         }
         let links = self.links().await?;
+        let loopback = links.iter().find(|link| link.loopback).map(|l| l.index);
         let link = match &vip.interface {
             Some(name) => links
                 .into_iter()
@@ -176,11 +263,17 @@ impl VipDriver {
                 .and_then(|index| links.into_iter().find(|link| link.index == index))
                 .ok_or_else(|| VipError::NoInterface { vip: vip.clone() })?,
         };
+        let holder = if link.mac.is_some() && !link.loopback {
+            loopback.ok_or_else(|| VipError::NoLoopback { vip: vip.clone() })?
+        } else {
+            link.index
+        };
         Ok(BoundVip {
             vip: vip.clone(),
             ifindex: link.index,
             interface: link.name,
             mac: link.mac,
+            holder,
         })
     }
 
@@ -203,13 +296,23 @@ impl VipDriver {
     /// Adds the VIP with `valid_lft` = `preferred_lft` = `lifetime` rounded up to whole
     /// seconds (at least 1, never infinite), or, if it is already there, renews that
     /// lifetime in place (NLM_F_REPLACE: the address never disappears in between).
+    /// An agent-answered VIP (see the module comment) goes on loopback as a /32 after
+    /// its interface's kernel ARP answers are quiet, and is answered from then on.
     pub async fn acquire(&self, bound: &BoundVip, lifetime: Duration) -> Result<(), VipError> {
         let secs = lifetime_secs(lifetime);
         let vip = &bound.vip;
+        if bound.answered_by_agent() && vip.address.is_ipv4() {
+            self.quiet_kernel(bound).await?;
+        }
+        let prefix_len = match (bound.answered_by_agent(), vip.address) {
+            (true, IpAddr::V4(_)) => 32,
+            (true, IpAddr::V6(_)) => 128,
+            (false, _) => vip.prefix_len,
+        };
         let mut request = self
             .handle
             .address()
-            .add(bound.ifindex, vip.address, vip.prefix_len)
+            .add(bound.holder, vip.address, prefix_len)
             .replace();
         let message = request.message_mut();
         let mut cache = CacheInfo::default();
@@ -237,12 +340,28 @@ impl VipDriver {
                 interface: bound.interface.clone(),
                 source: Box::new(source),
             })?;
+        if let Some(mac) = bound.answered_with() {
+            self.responders
+                .answer(bound.ifindex, &bound.interface, mac, vip.address)
+                .map_err(|source| VipError::Responder {
+                    vip: vip.clone(),
+                    interface: bound.interface.clone(),
+                    source,
+                })?;
+        }
         debug!(%vip, interface = %bound.interface, lifetime_s = secs, "VIP held");
         Ok(())
     }
 
-    /// Removes the VIP from its interface; Ok if it is not there.
+    /// Whether the agent answers ARP/NDP for the VIP on its interface now.
+    pub fn answering(&self, bound: &BoundVip) -> bool {
+        self.responders.answers(bound.ifindex, bound.vip.address)
+    }
+
+    /// Stops answering ARP/NDP for the VIP, then removes it from this node; Ok if it
+    /// is not there.
     pub async fn release(&self, bound: &BoundVip) -> Result<(), VipError> {
+        self.responders.silence(bound.vip.address);
         let instances = self.instances(bound).await?;
         let held = !instances.is_empty();
         for message in instances {
@@ -272,6 +391,7 @@ impl VipDriver {
             let Some(vip) = vips.iter().find(|vip| vip.address == on_link.address) else {
                 continue;
             };
+            self.responders.silence(vip.address);
             let interface = links
                 .iter()
                 .find(|link| link.index == on_link.index)
@@ -317,22 +437,139 @@ impl VipDriver {
         Ok(())
     }
 
-    /// Opens (once) the socket announcements of `bound` leave through, so that a
-    /// takeover finds it ready.
-    pub fn prepare(&self, bound: &BoundVip) -> Result<(), VipError> {
+    /// Readies what a takeover of `bound` needs, so that it finds it done: the socket
+    /// announcements leave through and, for an agent-answered VIP, the responder
+    /// (answering nothing yet) and for IPv4 the interface's quiet ARP settings.
+    pub async fn prepare(&self, bound: &BoundVip) -> Result<(), VipError> {
         self.packet_socket(bound.ifindex)
             .map(drop)
             .map_err(|source| VipError::Announce {
                 vip: bound.vip.clone(),
                 interface: bound.interface.clone(),
                 source,
+            })?;
+        if let Some(mac) = bound.answered_with() {
+            if bound.vip.address.is_ipv4() {
+                self.quiet_kernel(bound).await?;
+            }
+            self.responders
+                .prepare(bound.ifindex, &bound.interface, mac, bound.vip.address)
+                .map_err(|source| VipError::Responder {
+                    vip: bound.vip.clone(),
+                    interface: bound.interface.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Makes the kernel stop answering ARP on `bound`'s interface for addresses that
+    /// are not on it (the VIPs on loopback), once per interface: raises `arp_ignore`
+    /// to 1 and `arp_announce` to 2 where they are lower, remembering what they were.
+    async fn quiet_kernel(&self, bound: &BoundVip) -> Result<(), VipError> {
+        let ifindex = bound.ifindex;
+        if lock(&self.quiet).contains_key(&ifindex) {
+            return Ok(());
+        }
+        let before = self.arp_conf(ifindex, &bound.interface).await?;
+        let changed =
+            before.arp_ignore < QUIET_ARP_IGNORE || before.arp_announce < QUIET_ARP_ANNOUNCE;
+        if changed {
+            let quiet = ArpConf {
+                arp_ignore: before.arp_ignore.max(QUIET_ARP_IGNORE),
+                arp_announce: before.arp_announce.max(QUIET_ARP_ANNOUNCE),
+            };
+            self.set_arp_conf(ifindex, &bound.interface, quiet).await?;
+            info!(
+                interface = %bound.interface,
+                arp_ignore = quiet.arp_ignore,
+                arp_announce = quiet.arp_announce,
+                was_arp_ignore = before.arp_ignore,
+                was_arp_announce = before.arp_announce,
+                "kernel ARP answers for VIPs turned off on the interface; the agent answers for them"
+            );
+        }
+        lock(&self.quiet).insert(
+            ifindex,
+            (bound.interface.clone(), changed.then_some(before)),
+        );
+        Ok(())
+    }
+
+    /// Puts back the ARP settings [`VipDriver::acquire`]/[`VipDriver::prepare`]
+    /// changed, on every interface, and returns how many it restored. Call on a
+    /// graceful exit, after every VIP is released.
+    pub async fn restore_kernel(&self) -> Result<usize, VipError> {
+        let changed: Vec<(u32, String, ArpConf)> = std::mem::take(&mut *lock(&self.quiet))
+            .into_iter()
+            .filter_map(|(index, (name, before))| Some((index, name, before?)))
+            .collect();
+        let mut restored = 0;
+        let mut failure = None;
+        for (index, interface, before) in changed {
+            match self.set_arp_conf(index, &interface, before).await {
+                Ok(()) => {
+                    info!(%interface, arp_ignore = before.arp_ignore, arp_announce = before.arp_announce, "ARP settings of the interface restored");
+                    restored += 1;
+                }
+                Err(error) => {
+                    warn!(%interface, "cannot restore the interface's ARP settings");
+                    failure = Some(error);
+                }
+            }
+        }
+        failure.map_or(Ok(restored), Err)
+    }
+
+    async fn arp_conf(&self, ifindex: u32, interface: &str) -> Result<ArpConf, VipError> {
+        let failed = |source| VipError::KernelArp {
+            op: "read",
+            interface: interface.to_owned(),
+            source: Box::new(source),
+        };
+        let message = self
+            .handle
+            .link()
+            .get()
+            .match_index(ifindex)
+            .execute()
+            .try_next()
+            .await
+            .map_err(failed)?;
+        message
+            .as_ref()
+            .and_then(inet_arp_conf)
+            .ok_or_else(|| VipError::NoInetConf {
+                interface: interface.to_owned(),
+            })
+    }
+
+    async fn set_arp_conf(
+        &self,
+        ifindex: u32,
+        interface: &str,
+        conf: ArpConf,
+    ) -> Result<(), VipError> {
+        let mut message = LinkMessage::default();
+        message.header.index = ifindex;
+        message.attributes.push(inet_conf_attribute(&[
+            (DEVCONF_ARP_IGNORE, conf.arp_ignore),
+            (DEVCONF_ARP_ANNOUNCE, conf.arp_announce),
+        ]));
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(|source| VipError::KernelArp {
+                op: "write",
+                interface: interface.to_owned(),
+                source: Box::new(source),
             })
     }
 
     fn packet_socket(&self, ifindex: u32) -> io::Result<Arc<PacketSocket>> {
-        // A poisoned lock only means another thread panicked while inserting; the
-        // map itself is still a valid cache.
-        let mut sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sockets = lock(&self.sockets);
         if let Some(socket) = sockets.get(&ifindex) {
             return Ok(socket.clone());
         }
@@ -386,7 +623,7 @@ impl VipDriver {
             .into_iter()
             .filter(|message| {
                 OnLink::of(message)
-                    .is_some_and(|a| a.index == bound.ifindex && a.address == bound.vip.address)
+                    .is_some_and(|a| a.index == bound.holder && a.address == bound.vip.address)
             })
             .collect())
     }
@@ -426,11 +663,60 @@ fn lifetime_secs(lifetime: Duration) -> u32 {
         .clamp(1, u32::MAX - 1)
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked while holding it; every
+    // update of these maps is a single insert or take, so they stay valid.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `IFLA_AF_SPEC` { `AF_INET` { `IFLA_INET_CONF` { (devconf id, value)… } } }: the
+/// request that sets those IPv4 per-interface settings (the kernel's
+/// `inet_set_link_af`), and only those, unlike a whole `InetDevConf`.
+fn inet_conf_attribute(values: &[(u16, i32)]) -> LinkAttribute {
+    LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::Other(
+        DefaultNla::new(IFLA_INET_CONF | NLA_F_NESTED, inet_conf_payload(values)),
+    )])])
+}
+
+/// The nested attributes of `IFLA_INET_CONF`: 4-byte header (length, id) and a u32
+/// value each, in host byte order as netlink is.
+fn inet_conf_payload(values: &[(u16, i32)]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(values.len() * 8);
+    for &(id, value) in values {
+        payload.extend_from_slice(&8u16.to_ne_bytes());
+        payload.extend_from_slice(&id.to_ne_bytes());
+        payload.extend_from_slice(&value.to_ne_bytes());
+    }
+    payload
+}
+
+/// `arp_ignore` and `arp_announce` of an interface, from its link message.
+fn inet_arp_conf(message: &LinkMessage) -> Option<ArpConf> {
+    message.attributes.iter().find_map(|attribute| {
+        let LinkAttribute::AfSpecUnspec(specs) = attribute else {
+            return None;
+        };
+        specs.iter().find_map(|spec| {
+            let AfSpecUnspec::Inet(inet) = spec else {
+                return None;
+            };
+            inet.iter().find_map(|entry| match entry {
+                AfSpecInet::DevConf(conf) => Some(ArpConf {
+                    arp_ignore: conf.arp_ignore,
+                    arp_announce: conf.arp_announce,
+                }),
+                _ => None,
+            })
+        })
+    })
+}
+
 /// An interface of this node, as far as the driver cares.
 struct Link {
     index: u32,
     name: String,
     mac: Option<Mac>,
+    loopback: bool,
 }
 
 impl Link {
@@ -453,6 +739,7 @@ impl Link {
             index: message.header.index,
             name: name?,
             mac,
+            loopback: message.header.flags.contains(LinkFlags::Loopback),
         })
     }
 }
@@ -535,6 +822,20 @@ mod unit {
         assert_eq!(lifetime_secs(Duration::from_millis(1001)), 2);
         assert_eq!(lifetime_secs(Duration::from_millis(2500)), 3);
         assert_eq!(lifetime_secs(Duration::MAX), u32::MAX - 1);
+    }
+
+    #[test]
+    fn inet_conf_request_carries_only_the_given_settings() {
+        let payload = inet_conf_payload(&[(DEVCONF_ARP_IGNORE, 1), (DEVCONF_ARP_ANNOUNCE, 2)]);
+        let mut expected = Vec::new();
+        for (id, value) in [(19u16, 1u32), (18, 2)] {
+            expected.extend_from_slice(&8u16.to_ne_bytes());
+            expected.extend_from_slice(&id.to_ne_bytes());
+            expected.extend_from_slice(&value.to_ne_bytes());
+        }
+        assert_eq!(payload, expected);
+        // Zero is a value to write (a restore), not an absent one.
+        assert_eq!(inet_conf_payload(&[(DEVCONF_ARP_IGNORE, 0)]).len(), 8);
     }
 
     #[test]

@@ -31,6 +31,11 @@ const NA_LEN: usize = 32;
 const ICMPV6: u8 = 58;
 const ICMPV6_NEIGHBOR_ADVERT: u8 = 136;
 const NA_FLAG_OVERRIDE: u8 = 0x20;
+const NA_FLAG_SOLICITED: u8 = 0x40;
+const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
+/// ICMPv6 NS body: type, code, checksum, reserved, target.
+const NS_LEN: usize = 24;
+const OPT_SOURCE_LLADDR: u8 = 1;
 const OPT_TARGET_LLADDR: u8 = 2;
 /// RFC 4861 7.1.2: receivers drop neighbour discovery packets whose hop limit is not
 /// 255 (proof that they were not routed).
@@ -65,27 +70,185 @@ pub fn gratuitous_arp(mac: Mac, vip: Ipv4Addr) -> Vec<u8> {
 /// type 136 from the VIP to ff02::1, Override set (so caches replace the old owner's
 /// MAC), Solicited clear, with a target link-layer address option carrying `mac`.
 pub fn unsolicited_na(mac: Mac, vip: Ipv6Addr) -> Vec<u8> {
+    neighbor_advert(mac, vip, ALL_NODES_MAC, ALL_NODES, NA_FLAG_OVERRIDE)
+}
+
+/// A neighbour advertisement from `mac`/`vip` to `dst_mac`/`dst`, with `flags` (the
+/// first byte after the checksum) and a target link-layer address option.
+fn neighbor_advert(mac: Mac, vip: Ipv6Addr, dst_mac: Mac, dst: Ipv6Addr, flags: u8) -> Vec<u8> {
     let mut icmp = Vec::with_capacity(NA_LEN);
     icmp.push(ICMPV6_NEIGHBOR_ADVERT);
     icmp.push(0); // code
     icmp.extend_from_slice(&[0, 0]); // checksum, filled in below
-    icmp.extend_from_slice(&[NA_FLAG_OVERRIDE, 0, 0, 0]);
+    icmp.extend_from_slice(&[flags, 0, 0, 0]);
     icmp.extend_from_slice(&vip.octets());
     icmp.push(OPT_TARGET_LLADDR);
     icmp.push(1); // option length in units of 8 octets
     icmp.extend_from_slice(&mac);
-    let checksum = icmpv6_checksum(vip, ALL_NODES, &icmp);
+    let checksum = icmpv6_checksum(vip, dst, &icmp);
     icmp[2..4].copy_from_slice(&checksum.to_be_bytes());
 
     let mut frame = Vec::with_capacity(ETH_HEADER_LEN + IPV6_HEADER_LEN + NA_LEN);
-    ethernet_header(&mut frame, ALL_NODES_MAC, mac, ETHERTYPE_IPV6);
+    ethernet_header(&mut frame, dst_mac, mac, ETHERTYPE_IPV6);
     frame.extend_from_slice(&[0x60, 0, 0, 0]); // version 6, traffic class 0, flow 0
     frame.extend_from_slice(&(NA_LEN as u16).to_be_bytes());
     frame.push(ICMPV6);
     frame.push(ND_HOP_LIMIT);
     frame.extend_from_slice(&vip.octets());
-    frame.extend_from_slice(&ALL_NODES.octets());
+    frame.extend_from_slice(&dst.octets());
     frame.extend_from_slice(&icmp);
+    frame
+}
+
+/// A neighbour solicitation seen on the wire: who asks and for what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighborSolicitation {
+    /// The source link-layer address option, else the Ethernet source.
+    pub sender_mac: Mac,
+    /// :: for duplicate address detection.
+    pub sender_ip: Ipv6Addr,
+    pub target: Ipv6Addr,
+}
+
+/// Recognises an ICMPv6 neighbour solicitation (RFC 4861 7.1.1: hop limit 255, code
+/// 0, valid checksum, ICMPv6 right after the IPv6 header), and takes its source
+/// link-layer address option when there is one.
+pub fn parse_neighbor_solicitation(frame: &[u8]) -> Option<NeighborSolicitation> {
+    let ip = frame.get(ETH_HEADER_LEN..ETH_HEADER_LEN + IPV6_HEADER_LEN)?;
+    if ethertype(frame)? != ETHERTYPE_IPV6 || ip[0] >> 4 != 6 {
+        return None;
+    }
+    let payload_len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    if ip[6] != ICMPV6 || ip[7] != ND_HOP_LIMIT || payload_len < NS_LEN {
+        return None;
+    }
+    let icmp = frame
+        .get(ETH_HEADER_LEN + IPV6_HEADER_LEN..)?
+        .get(..payload_len)?;
+    let src: [u8; 16] = ip[8..24].try_into().ok()?;
+    let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+    if icmp[0] != ICMPV6_NEIGHBOR_SOLICIT
+        || icmp[1] != 0
+        || icmpv6_checksum(src.into(), dst.into(), icmp) != 0
+    {
+        return None;
+    }
+    let target: [u8; 16] = icmp[8..24].try_into().ok()?;
+    let mut sender_mac: Mac = frame.get(6..12)?.try_into().ok()?;
+    // Options: type, length in units of 8 octets, value; a zero length is invalid.
+    let mut options = &icmp[NS_LEN..];
+    while options.len() >= 8 {
+        let len = usize::from(options[1]) * 8;
+        if len == 0 || len > options.len() {
+            return None;
+        }
+        if options[0] == OPT_SOURCE_LLADDR && len == 8 {
+            sender_mac = options[2..8].try_into().ok()?;
+        }
+        options = &options[len..];
+    }
+    Some(NeighborSolicitation {
+        sender_mac,
+        sender_ip: src.into(),
+        target: target.into(),
+    })
+}
+
+/// The neighbour advertisement answering `solicitation` for `vip` at `mac`, as Linux
+/// answers a multicast solicitation (`ndisc_recv_ns`): to the asker with Solicited
+/// and Override set; for duplicate address detection (asker ::) to ff02::1 with
+/// Override only. Router clear, like [`unsolicited_na`].
+pub fn solicited_na(mac: Mac, vip: Ipv6Addr, solicitation: &NeighborSolicitation) -> Vec<u8> {
+    if solicitation.sender_ip.is_unspecified() {
+        neighbor_advert(mac, vip, ALL_NODES_MAC, ALL_NODES, NA_FLAG_OVERRIDE)
+    } else {
+        neighbor_advert(
+            mac,
+            vip,
+            solicitation.sender_mac,
+            solicitation.sender_ip,
+            NA_FLAG_SOLICITED | NA_FLAG_OVERRIDE,
+        )
+    }
+}
+
+/// The Ethernet multicast address of `address`'s solicited-node group (ff02::1:ffXX:XXXX,
+/// RFC 4291 2.7.1, mapped by RFC 2464 7): where neighbour solicitations for it go.
+pub fn solicited_node_mac(address: Ipv6Addr) -> Mac {
+    let o = address.octets();
+    [0x33, 0x33, 0xff, o[13], o[14], o[15]]
+}
+
+/// A multicast neighbour solicitation from `mac`/`src` for `target`, with a source
+/// link-layer address option, as a node resolving `target` sends it (tests only: the
+/// agent answers solicitations, it never sends one).
+#[cfg(test)]
+pub fn neighbor_solicitation(mac: Mac, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let t = target.octets();
+    let dst = Ipv6Addr::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
+    ]);
+    let mut icmp = vec![ICMPV6_NEIGHBOR_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&target.octets());
+    icmp.extend_from_slice(&[OPT_SOURCE_LLADDR, 1]);
+    icmp.extend_from_slice(&mac);
+    let checksum = icmpv6_checksum(src, dst, &icmp);
+    icmp[2..4].copy_from_slice(&checksum.to_be_bytes());
+    let mut frame = Vec::new();
+    ethernet_header(&mut frame, solicited_node_mac(target), mac, ETHERTYPE_IPV6);
+    frame.extend_from_slice(&[0x60, 0, 0, 0]);
+    frame.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    frame.push(ICMPV6);
+    frame.push(ND_HOP_LIMIT);
+    frame.extend_from_slice(&src.octets());
+    frame.extend_from_slice(&dst.octets());
+    frame.extend_from_slice(&icmp);
+    frame
+}
+
+/// An ARP request seen on the wire: who asks (MAC and address) and for what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpRequest {
+    pub sender_mac: Mac,
+    /// 0.0.0.0 for an RFC 5227 probe.
+    pub sender_ip: Ipv4Addr,
+    pub target_ip: Ipv4Addr,
+}
+
+/// Recognises an Ethernet/IPv4 ARP request that asks a question. A gratuitous ARP
+/// (sender = target, as [`gratuitous_arp`] builds it) announces and asks nothing, so
+/// it is not one; an RFC 5227 probe (sender 0.0.0.0) is.
+pub fn parse_arp_request(frame: &[u8]) -> Option<ArpRequest> {
+    let arp = frame.get(ETH_HEADER_LEN..ETH_HEADER_LEN + ARP_LEN)?;
+    if ethertype(frame)? != ETHERTYPE_ARP || arp[..8] != [0, 1, 8, 0, 6, 4, 0, 1] {
+        return None;
+    }
+    let sender: [u8; 4] = arp[14..18].try_into().ok()?;
+    let target: [u8; 4] = arp[24..28].try_into().ok()?;
+    (sender != target).then_some(ArpRequest {
+        sender_mac: arp[8..14].try_into().ok()?,
+        sender_ip: sender.into(),
+        target_ip: target.into(),
+    })
+}
+
+/// The ARP reply saying that `vip` is at `mac`, for the node that sent `request`,
+/// laid out as Linux answers (`arp_process`): unicast to the asker's sender MAC, the
+/// target fields being the asker's sender fields (0.0.0.0 for a probe). Padded to the
+/// Ethernet minimum like [`gratuitous_arp`].
+pub fn arp_reply(mac: Mac, vip: Ipv4Addr, request: &ArpRequest) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(ETH_MIN_FRAME);
+    ethernet_header(&mut frame, request.sender_mac, mac, ETHERTYPE_ARP);
+    frame.extend_from_slice(&1u16.to_be_bytes()); // hardware type: Ethernet
+    frame.extend_from_slice(&0x0800u16.to_be_bytes()); // protocol type: IPv4
+    frame.push(6); // hardware address length
+    frame.push(4); // protocol address length
+    frame.extend_from_slice(&2u16.to_be_bytes()); // operation: reply
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&vip.octets());
+    frame.extend_from_slice(&request.sender_mac);
+    frame.extend_from_slice(&request.sender_ip.octets());
+    frame.resize(ETH_MIN_FRAME, 0);
     frame
 }
 
@@ -211,6 +374,109 @@ mod tests {
         assert_eq!(parse_unsolicited_na(&hex(NA_FIXTURE)), Some((MAC, V6)));
         assert_eq!(ethertype(&hex(NA_FIXTURE)), Some(ETHERTYPE_IPV6));
         assert_eq!(destination(&hex(GARP_FIXTURE)), Some(BROADCAST));
+    }
+
+    // An ordinary request (10.77.0.7 at 02:00:5e:77:00:02 asks for 10.77.0.100,
+    // broadcast, padded to 60 bytes) and its reply from MAC, written field by field
+    // from RFC 826; that the reply is what Linux itself sends is checked against the
+    // kernel in tests.rs (`agent_reply_is_the_kernels_reply`).
+    const ASKER: Mac = [0x02, 0x00, 0x5e, 0x77, 0x00, 0x02];
+    const REQUEST_FIXTURE: &str = "ffffffffffff02005e77000208060001080006040001\
+                                   02005e7700020a4d0007\
+                                   0000000000000a4d0064\
+                                   000000000000000000000000000000000000";
+    const REPLY_FIXTURE: &str = "02005e77000202005e77000108060001080006040002\
+                                 02005e7700010a4d0064\
+                                 02005e7700020a4d0007\
+                                 000000000000000000000000000000000000";
+
+    #[test]
+    fn arp_request_parses_and_is_answered_as_linux_does() {
+        let request = parse_arp_request(&hex(REQUEST_FIXTURE)).unwrap();
+        assert_eq!(
+            request,
+            ArpRequest {
+                sender_mac: ASKER,
+                sender_ip: Ipv4Addr::new(10, 77, 0, 7),
+                target_ip: V4,
+            }
+        );
+        assert_eq!(arp_reply(MAC, V4, &request), hex(REPLY_FIXTURE));
+        // A probe (sender 0.0.0.0) is a question too, answered to 0.0.0.0.
+        let mut probe = hex(REQUEST_FIXTURE);
+        probe[28..32].copy_from_slice(&[0; 4]);
+        let request = parse_arp_request(&probe).unwrap();
+        assert_eq!(request.sender_ip, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(&arp_reply(MAC, V4, &request)[38..42], &[0; 4]);
+    }
+
+    #[test]
+    fn announcements_replies_and_short_frames_are_not_questions() {
+        assert_eq!(parse_arp_request(&hex(GARP_FIXTURE)), None);
+        assert_eq!(parse_arp_request(&hex(REPLY_FIXTURE)), None);
+        assert_eq!(parse_arp_request(&hex(NA_FIXTURE)), None);
+        let request = hex(REQUEST_FIXTURE);
+        for len in 0..42 {
+            assert_eq!(parse_arp_request(&request[..len]), None, "len {len}");
+        }
+        let mut ipv6_arp = request.clone();
+        ipv6_arp[16..18].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(parse_arp_request(&ipv6_arp), None);
+    }
+
+    const ASKER6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 7);
+
+    #[test]
+    fn neighbor_solicitation_parses_and_is_answered_to_the_asker() {
+        let ns = neighbor_solicitation(ASKER, ASKER6, V6);
+        assert_eq!(destination(&ns), Some([0x33, 0x33, 0xff, 0, 1, 0]));
+        let parsed = parse_neighbor_solicitation(&ns).unwrap();
+        assert_eq!(
+            parsed,
+            NeighborSolicitation {
+                sender_mac: ASKER,
+                sender_ip: ASKER6,
+                target: V6,
+            }
+        );
+        let na = solicited_na(MAC, V6, &parsed);
+        assert_eq!(destination(&na), Some(ASKER));
+        assert_eq!(&na[38..54], &ASKER6.octets(), "to the asker");
+        assert_eq!(na[58], NA_FLAG_SOLICITED | NA_FLAG_OVERRIDE);
+        // The same checks a receiver makes (hop limit, checksum, option) hold.
+        assert_eq!(parse_unsolicited_na(&na), Some((MAC, V6)));
+    }
+
+    #[test]
+    fn duplicate_address_detection_is_answered_to_all_nodes() {
+        let mut ns = neighbor_solicitation(ASKER, Ipv6Addr::UNSPECIFIED, V6);
+        // A DAD probe carries no source link-layer option: drop it (8 bytes).
+        ns.truncate(ns.len() - 8);
+        ns[18..20].copy_from_slice(&24u16.to_be_bytes());
+        ns[56..58].copy_from_slice(&[0, 0]);
+        let dst: [u8; 16] = ns[38..54].try_into().unwrap();
+        let sum = icmpv6_checksum(Ipv6Addr::UNSPECIFIED, dst.into(), &ns[54..]);
+        ns[56..58].copy_from_slice(&sum.to_be_bytes());
+        let parsed = parse_neighbor_solicitation(&ns).unwrap();
+        assert_eq!(parsed.sender_mac, ASKER, "from the Ethernet source");
+        let na = solicited_na(MAC, V6, &parsed);
+        assert_eq!(na, unsolicited_na(MAC, V6));
+    }
+
+    #[test]
+    fn solicitations_that_are_not_valid_are_ignored() {
+        let ns = neighbor_solicitation(ASKER, ASKER6, V6);
+        let mut bad_sum = ns.clone();
+        bad_sum[70] ^= 1;
+        assert_eq!(parse_neighbor_solicitation(&bad_sum), None);
+        let mut routed = ns.clone();
+        routed[21] = 64;
+        assert_eq!(parse_neighbor_solicitation(&routed), None);
+        for len in 0..ns.len() {
+            assert_eq!(parse_neighbor_solicitation(&ns[..len]), None, "len {len}");
+        }
+        assert_eq!(parse_neighbor_solicitation(&hex(NA_FIXTURE)), None);
+        assert_eq!(parse_neighbor_solicitation(&hex(GARP_FIXTURE)), None);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! The AF_PACKET socket that puts announcement frames on one interface.
+//! The AF_PACKET sockets of the VIP driver: one that puts announcement frames on an
+//! interface, and one that receives the ARP frames of an interface (for the ARP
+//! responder, and for the tests that check what goes out on the wire).
 //!
 //! Owns the only unsafe code of the VIP driver: the libc calls that open, bind, send
-//! on and (in tests) receive from a packet socket. Must never build or interpret
-//! frames (that is `packet.rs`), and must never send on any interface but the one
-//! it is bound to.
+//! on and receive from a packet socket. Must never build or interpret frames (that is
+//! `packet.rs`), and must never send on any interface but the one it is bound to.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -115,14 +116,14 @@ fn sockaddr_ll_len() -> libc::socklen_t {
     size_of::<libc::sockaddr_ll>() as libc::socklen_t
 }
 
-/// A capturing packet socket on tokio's reactor, for the tests that check what
-/// actually goes out on the wire.
-#[cfg(test)]
+/// A receiving packet socket on tokio's reactor: the ARP responder's (which also
+/// sends its replies through it), and the tests' capture of what goes on the wire.
+#[derive(Debug)]
 pub(super) struct Capture(tokio::io::unix::AsyncFd<PacketSocket>);
 
-#[cfg(test)]
 impl Capture {
-    /// Captures the frames of `ethertype` arriving on `ifindex`.
+    /// Captures the frames of `ethertype` arriving on (or leaving) `ifindex`. Must be
+    /// called inside a tokio runtime.
     pub(super) fn bind(ifindex: u32, ethertype: u16) -> io::Result<Self> {
         let socket = PacketSocket::bind(ifindex, ethertype)?;
         // SAFETY: the PacketSocket owns its descriptor and neither closes nor replaces
@@ -141,9 +142,85 @@ impl Capture {
             }
         }
     }
+
+    /// Sends one complete Ethernet frame out of the interface it is bound to.
+    pub(super) fn send(&self, frame: &[u8]) -> io::Result<()> {
+        self.0.get_ref().send(frame)
+    }
+
+    /// Lets only ICMPv6 neighbour solicitations through to this socket (a classic BPF
+    /// filter run by the kernel), so that an IPv6 capture does not copy every IPv6
+    /// packet of the interface to user space. Frames queued before the filter was
+    /// attached still arrive; callers parse every frame anyway.
+    pub(super) fn only_neighbor_solicitations(&self) -> io::Result<()> {
+        // ldh [12]; jeq #0x86dd; ldb [20] (next header); jeq #58 (ICMPv6);
+        // ldb [54] (ICMPv6 type); jeq #135; accept whole frame | drop.
+        let mut program = [
+            bpf(0x28, 0, 0, 12),
+            bpf(0x15, 0, 5, u32::from(packet::ETHERTYPE_IPV6)),
+            bpf(0x30, 0, 0, 20),
+            bpf(0x15, 0, 3, 58),
+            bpf(0x30, 0, 0, 54),
+            bpf(0x15, 0, 1, 135),
+            bpf(0x06, 0, 0, u32::MAX),
+            bpf(0x06, 0, 0, 0),
+        ];
+        let fprog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_mut_ptr(),
+        };
+        // SAFETY: `fprog` points to `program`, both alive for the whole call; the
+        // kernel copies the program and keeps no pointer to it.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.0.get_ref().as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&raw const fprog).cast::<libc::c_void>(),
+                size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Has the interface receive frames sent to the multicast `mac` for as long as
+    /// this socket is open (the solicited-node group of an address that is not on
+    /// the interface itself, so the kernel did not join it).
+    pub(super) fn join(&self, mac: Mac) -> io::Result<()> {
+        let socket = self.0.get_ref();
+        let mut mr_address = [0u8; 8];
+        mr_address[..6].copy_from_slice(&mac);
+        let request = libc::packet_mreq {
+            mr_ifindex: socket.ifindex,
+            mr_type: libc::PACKET_MR_MULTICAST as u16,
+            mr_alen: 6,
+            mr_address,
+        };
+        // SAFETY: `request` is a fully initialised packet_mreq that outlives the call,
+        // and the length passed is its exact size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                (&raw const request).cast::<libc::c_void>(),
+                size_of::<libc::packet_mreq>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
-#[cfg(test)]
+fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
 fn recv(socket: &PacketSocket) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 2048];
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.

@@ -407,3 +407,335 @@ fn announce_without_ethernet_address_is_a_clear_error() {
         assert!(matches!(err, VipError::NoHardwareAddress { .. }), "{err}");
     });
 }
+
+/// The frames captured that `wanted` accepts during `window`.
+async fn capture_for(
+    capture: &Capture,
+    window: Duration,
+    wanted: impl Fn(&[u8]) -> bool,
+) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    // Bounded by the deadline, and by count so a flood cannot keep it busy.
+    while frames.len() < 1000 {
+        let Ok(frame) = tokio::time::timeout_at(deadline, capture.next_frame()).await else {
+            break;
+        };
+        let frame = frame.unwrap();
+        if wanted(&frame) {
+            frames.push(frame);
+        }
+    }
+    frames
+}
+
+/// An ARP request from `mac`/`sender` asking for `target` (the lab probe's who-has,
+/// with a sender address filled in).
+fn arp_request(mac: Mac, sender: std::net::Ipv4Addr, target: std::net::Ipv4Addr) -> Vec<u8> {
+    let mut frame = crate::lab::arp::who_has(mac, target).to_vec();
+    frame[28..32].copy_from_slice(&sender.octets());
+    frame
+}
+
+/// Whether `frame` is an ARP reply for `address`.
+fn reply_for(frame: &[u8], address: std::net::Ipv4Addr) -> bool {
+    crate::lab::arp::parse_reply(frame).is_some_and(|r| r.sender_ip == address)
+}
+
+/// An IPv4 setting of `interface` in this thread's network namespace, read through
+/// /proc/sys (independently of the netlink the driver writes with).
+fn ipv4_conf(interface: &str, name: &str) -> i32 {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{interface}/{name}"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+async fn link_mac(driver: &VipDriver, name: &str) -> Mac {
+    let links = driver.links().await.unwrap();
+    links
+        .into_iter()
+        .find(|l| l.name == name)
+        .unwrap()
+        .mac
+        .unwrap()
+}
+
+#[test]
+fn agent_reply_is_the_kernels_reply() {
+    in_netns("agent_reply_is_the_kernels_reply", || async {
+        let driver = VipDriver::new().unwrap();
+        veth_with(&driver.handle, "vipa", &["10.77.0.1/24"]).await;
+        let node = link_mac(&driver, "vipa").await;
+        let asker = link_mac(&driver, "vipap").await;
+        let wire = Capture::bind(index_of(&driver.handle, "vipap").await, ETHERTYPE_ARP).unwrap();
+        let own: std::net::Ipv4Addr = "10.77.0.1".parse().unwrap();
+        for sender in ["10.77.0.7", "0.0.0.0"] {
+            let request = arp_request(asker, sender.parse().unwrap(), own);
+            wire.send(&request).unwrap();
+            let replies = capture(&wire, 1, |f| reply_for(f, own)).await;
+            assert_eq!(replies.len(), 1, "the kernel answers {sender}");
+            let ours = packet::arp_reply(node, own, &packet::parse_arp_request(&request).unwrap());
+            // veth does not pad what the kernel sends; our frame is padded with zeros.
+            assert_eq!(replies[0][..42], ours[..42], "asked by {sender}");
+            assert!(ours[42..].iter().all(|b| *b == 0));
+        }
+    });
+}
+
+#[test]
+fn a_held_vip_is_answered_by_the_agent_only_and_not_after_it_is_gone() {
+    in_netns("agent_answers_arp", || async {
+        let agent = VipDriver::new().unwrap();
+        let observer = VipDriver::new().unwrap();
+        veth_with(&agent.handle, "vipa", &["10.77.0.1/24"]).await;
+        let node = link_mac(&agent, "vipa").await;
+        let asker = link_mac(&agent, "vipap").await;
+        let wire = Capture::bind(index_of(&agent.handle, "vipap").await, ETHERTYPE_ARP).unwrap();
+        let bound = agent.resolve(&vip("10.77.0.100/24", None)).await.unwrap();
+        assert!(bound.answered_by_agent());
+        let IpAddr::V4(vip4) = bound.vip().address else {
+            unreachable!()
+        };
+        let ask = |target| arp_request(asker, "10.77.0.7".parse().unwrap(), target);
+
+        agent.prepare(&bound).await.unwrap();
+        assert_eq!(ipv4_conf("vipa", "arp_ignore"), 1);
+        assert_eq!(ipv4_conf("vipa", "arp_announce"), 2);
+        agent
+            .acquire(&bound, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(agent.answering(&bound));
+        // On loopback as a /32: no route for the subnet via lo.
+        let lo = index_of(&agent.handle, "lo").await;
+        let on_lo: Vec<_> = agent
+            .addresses()
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(OnLink::of)
+            .filter(|a| a.address == bound.vip().address)
+            .collect();
+        assert_eq!(
+            on_lo,
+            vec![OnLink {
+                index: lo,
+                address: bound.vip().address,
+                prefix_len: 32
+            }]
+        );
+
+        // One answer, the agent's, as the kernel would have sent it.
+        wire.send(&ask(vip4)).unwrap();
+        let replies = capture_for(&wire, Duration::from_millis(300), |f| reply_for(f, vip4)).await;
+        let request = packet::parse_arp_request(&ask(vip4)).unwrap();
+        assert_eq!(replies, vec![packet::arp_reply(node, vip4, &request)]);
+        // The node's own address is still the kernel's to answer.
+        let own = "10.77.0.1".parse().unwrap();
+        wire.send(&ask(own)).unwrap();
+        assert_eq!(
+            capture_for(&wire, Duration::from_millis(300), |f| reply_for(f, own))
+                .await
+                .len(),
+            1
+        );
+        // Announcements are not questions: the agent does not answer its own.
+        agent.announce(&bound, 1, Duration::ZERO).await.unwrap();
+        assert!(
+            capture_for(&wire, Duration::from_millis(200), |f| reply_for(f, vip4))
+                .await
+                .is_empty()
+        );
+
+        // The agent dies (its driver and responder go) while the kernel still holds
+        // the VIP: nothing answers for it any more.
+        drop(agent);
+        tokio::task::yield_now().await;
+        assert!(
+            observer.held(&bound).await.unwrap(),
+            "the address outlives the agent"
+        );
+        wire.send(&ask(vip4)).unwrap();
+        let after = capture_for(&wire, Duration::from_millis(500), |f| reply_for(f, vip4)).await;
+        assert!(
+            after.is_empty(),
+            "{} answers after the agent died",
+            after.len()
+        );
+
+        // A new agent: release silences the VIP at once, restore puts the settings back.
+        let agent = VipDriver::new().unwrap();
+        let bound = agent.resolve(&vip("10.77.0.100/24", None)).await.unwrap();
+        agent
+            .acquire(&bound, Duration::from_secs(30))
+            .await
+            .unwrap();
+        wire.send(&ask(vip4)).unwrap();
+        assert_eq!(
+            capture_for(&wire, Duration::from_millis(300), |f| reply_for(f, vip4))
+                .await
+                .len(),
+            1
+        );
+        agent.release(&bound).await.unwrap();
+        assert!(!agent.answering(&bound));
+        wire.send(&ask(vip4)).unwrap();
+        assert!(
+            capture_for(&wire, Duration::from_millis(300), |f| reply_for(f, vip4))
+                .await
+                .is_empty()
+        );
+        // The settings this agent found were already quiet (the dead one's): nothing
+        // of its own to restore. The first agent's originals died with it — which is
+        // the point: a crash leaves the node quiet.
+        assert_eq!(agent.restore_kernel().await.unwrap(), 0);
+        assert_eq!(ipv4_conf("vipa", "arp_ignore"), 1);
+    });
+}
+
+#[test]
+fn restore_puts_back_what_the_driver_changed() {
+    in_netns("restore_kernel", || async {
+        let driver = VipDriver::new().unwrap();
+        veth_with(&driver.handle, "vipa", &["10.77.0.1/24"]).await;
+        let bound = driver.resolve(&vip("10.77.0.100/24", None)).await.unwrap();
+        driver
+            .acquire(&bound, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                ipv4_conf("vipa", "arp_ignore"),
+                ipv4_conf("vipa", "arp_announce")
+            ),
+            (1, 2)
+        );
+        driver.release(&bound).await.unwrap();
+        assert_eq!(driver.restore_kernel().await.unwrap(), 1);
+        assert_eq!(
+            (
+                ipv4_conf("vipa", "arp_ignore"),
+                ipv4_conf("vipa", "arp_announce")
+            ),
+            (0, 0)
+        );
+        // Higher settings are left as they are (and nothing is restored).
+        std::fs::write("/proc/sys/net/ipv4/conf/vipa/arp_ignore", "2").unwrap();
+        std::fs::write("/proc/sys/net/ipv4/conf/vipa/arp_announce", "2").unwrap();
+        driver
+            .acquire(&bound, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(ipv4_conf("vipa", "arp_ignore"), 2);
+        driver.release(&bound).await.unwrap();
+        assert_eq!(driver.restore_kernel().await.unwrap(), 0);
+    });
+}
+
+/// Adds `cidr` to `name` without duplicate address detection (usable at once).
+async fn add_nodad(handle: &Handle, name: &str, cidr: &str) {
+    let index = index_of(handle, name).await;
+    let v = vip(cidr, None);
+    let mut request = handle.address().add(index, v.address, v.prefix_len);
+    request.message_mut().header.flags |=
+        rtnetlink::packet_route::address::AddressHeaderFlags::Nodad;
+    request.execute().await.unwrap();
+}
+
+/// Whether `frame` is a neighbour advertisement for `target`.
+fn na_for(frame: &[u8], target: std::net::Ipv6Addr) -> bool {
+    packet::parse_unsolicited_na(frame).is_some_and(|(_, t)| t == target)
+}
+
+#[test]
+fn ipv6_vip_is_answered_by_the_agent_as_the_kernel_would_and_not_after_it_is_gone() {
+    in_netns("agent_answers_ndp", || async {
+        let agent = VipDriver::new().unwrap();
+        let observer = VipDriver::new().unwrap();
+        veth_with(&agent.handle, "vip6", &[]).await;
+        add_nodad(&agent.handle, "vip6", "fd77::1/64").await;
+        let node = link_mac(&agent, "vip6").await;
+        let asker = link_mac(&agent, "vip6p").await;
+        let asker_ip: std::net::Ipv6Addr = "fd77::7".parse().unwrap();
+        let wire = Capture::bind(index_of(&agent.handle, "vip6p").await, ETHERTYPE_IPV6).unwrap();
+        let solicit = |target| packet::neighbor_solicitation(asker, asker_ip, target);
+
+        // The kernel's answer for the node's own address is what we send for a VIP.
+        let own: std::net::Ipv6Addr = "fd77::1".parse().unwrap();
+        wire.send(&solicit(own)).unwrap();
+        let kernel = capture(&wire, 1, |f| na_for(f, own)).await;
+        let request = packet::parse_neighbor_solicitation(&solicit(own)).unwrap();
+        assert_eq!(kernel, vec![packet::solicited_na(node, own, &request)]);
+
+        let bound = agent.resolve(&vip("fd77::100/64", None)).await.unwrap();
+        assert!(bound.answered_by_agent());
+        let IpAddr::V6(vip6) = bound.vip().address else {
+            unreachable!()
+        };
+        agent.prepare(&bound).await.unwrap();
+        agent
+            .acquire(&bound, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(agent.answering(&bound));
+        let lo = index_of(&agent.handle, "lo").await;
+        let held: Vec<_> = agent
+            .addresses()
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(OnLink::of)
+            .filter(|a| a.address == bound.vip().address)
+            .collect();
+        assert_eq!(
+            held,
+            vec![OnLink {
+                index: lo,
+                address: bound.vip().address,
+                prefix_len: 128
+            }]
+        );
+        // Nothing to quiet for IPv6: the kernel answers only for the interface's own.
+        assert_eq!(ipv4_conf("vip6", "arp_ignore"), 0);
+
+        wire.send(&solicit(vip6)).unwrap();
+        let answers = capture_for(&wire, Duration::from_millis(300), |f| na_for(f, vip6)).await;
+        let request = packet::parse_neighbor_solicitation(&solicit(vip6)).unwrap();
+        assert_eq!(answers, vec![packet::solicited_na(node, vip6, &request)]);
+
+        drop(agent);
+        tokio::task::yield_now().await;
+        assert!(
+            observer.held(&bound).await.unwrap(),
+            "the address outlives the agent"
+        );
+        wire.send(&solicit(vip6)).unwrap();
+        let after = capture_for(&wire, Duration::from_millis(500), |f| na_for(f, vip6)).await;
+        assert!(
+            after.is_empty(),
+            "{} answers after the agent died",
+            after.len()
+        );
+    });
+}
+
+#[test]
+fn loopback_vips_stay_where_they_are_and_are_not_answered() {
+    in_netns("loopback_vip", || async {
+        let driver = VipDriver::new().unwrap();
+        up_with(&driver.handle, "lo", &[]).await;
+        let bound = driver
+            .resolve(&vip("192.0.2.5/32", Some("lo")))
+            .await
+            .unwrap();
+        assert!(!bound.answered_by_agent());
+        driver
+            .acquire(&bound, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(!driver.answering(&bound));
+        assert!(driver.held(&bound).await.unwrap());
+    });
+}
