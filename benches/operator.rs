@@ -180,6 +180,7 @@ async fn main() {
             image: "failover:bench".into(),
             pull_policy: "IfNotPresent".into(),
             resources: None,
+            realtime_priority: 50,
         },
         api_timeout: Duration::from_secs(30),
         resync: Duration::from_secs(5),

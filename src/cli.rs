@@ -101,6 +101,12 @@ pub struct OperatorArgs {
     /// memory limit, no CPU limit (throttling would delay heartbeats).
     #[arg(long, env = "FAILOVER_AGENT_RESOURCES", value_parser = parse_resources)]
     pub agent_resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+    /// SCHED_RR priority of the agents (1-99; the DaemonSet then adds CAP_SYS_NICE);
+    /// 0 runs them at normal priority. Busy cores delay a normal-priority agent's
+    /// heartbeats enough to move groups without a fault (docs/comparison.md).
+    #[arg(long, env = "FAILOVER_AGENT_REALTIME_PRIORITY", default_value_t = 50,
+          value_parser = clap::value_parser!(u8).range(0..=99))]
+    pub agent_realtime_priority: u8,
 }
 
 fn parse_resources(text: &str) -> Result<k8s_openapi::api::core::v1::ResourceRequirements, String> {
@@ -193,6 +199,12 @@ pub struct AgentArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Run the agent at this SCHED_RR real-time priority (1-99), so that busy cores
+    /// do not delay its heartbeats and timers; needs CAP_SYS_NICE. When the kernel
+    /// refuses, the agent logs an error and runs at normal priority.
+    #[arg(long, value_name = "PRIORITY", env = "FAILOVER_REALTIME_PRIORITY",
+          value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub realtime_priority: Option<u8>,
 }
 
 /// How logs are written.
@@ -356,6 +368,16 @@ fn agent_options(args: AgentArgs) -> Result<AgentOptions, CliError> {
 }
 
 fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
+    // Before the runtime exists: the threads it creates inherit the policy.
+    if let Some(priority) = args.realtime_priority {
+        match agent::realtime::run_realtime(priority) {
+            Ok(()) => tracing::info!(priority, "running at SCHED_RR real-time priority"),
+            Err(e) => tracing::error!(
+                error = %error_report(&e),
+                "running at normal priority: heartbeats may be late on busy cores"
+            ),
+        }
+    }
     // One thread is plenty for one socket, a few timers and the API calls, and
     // keeps RSS low.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -396,6 +418,7 @@ fn operator(args: OperatorArgs) -> Result<Outcome, CliError> {
                 image: args.agent_image,
                 pull_policy: args.agent_image_pull_policy,
                 resources: args.agent_resources,
+                realtime_priority: args.agent_realtime_priority,
             },
             api_timeout: Duration::from_secs(args.api_timeout_secs),
             resync: Duration::from_secs(args.resync_secs),

@@ -7,6 +7,7 @@
 mod announce;
 pub mod config;
 pub mod kube;
+pub mod realtime;
 pub mod runtime;
 pub mod vip;
 

@@ -52,6 +52,9 @@ pub struct AgentSettings {
     /// The agent container's requests and limits; `None` = the built-in default
     /// (see [`default_agent_resources`]).
     pub resources: Option<ResourceRequirements>,
+    /// SCHED_RR priority of the agent process (`FAILOVER_REALTIME_PRIORITY`, with
+    /// CAP_SYS_NICE); 0 = normal priority.
+    pub realtime_priority: u8,
 }
 
 /// Requests and limits of the agent container unless the operator is told otherwise.
@@ -357,6 +360,28 @@ pub fn daemon_set(cluster: &FailoverCluster, settings: &AgentSettings) -> Daemon
         ..Probe::default()
     };
     let quantity = |q: &str| Quantity(q.to_owned());
+    // Real-time priority: busy cores on a member must not delay heartbeats; SCHED_RR
+    // needs CAP_SYS_NICE, granted only when it is asked for.
+    let mut capabilities = vec!["NET_ADMIN".to_owned(), "NET_RAW".to_owned()];
+    let mut env = vec![EnvVar {
+        name: "NODE_NAME".to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "spec.nodeName".to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }];
+    if settings.realtime_priority > 0 {
+        capabilities.push("SYS_NICE".to_owned());
+        env.push(EnvVar {
+            name: "FAILOVER_REALTIME_PRIORITY".to_owned(),
+            value: Some(settings.realtime_priority.to_string()),
+            ..EnvVar::default()
+        });
+    }
     let container = Container {
         name: "agent".to_owned(),
         image: Some(settings.image.clone()),
@@ -373,17 +398,7 @@ pub fn daemon_set(cluster: &FailoverCluster, settings: &AgentSettings) -> Daemon
             "--metrics-addr".to_owned(),
             format!("0.0.0.0:{port}"),
         ]),
-        env: Some(vec![EnvVar {
-            name: "NODE_NAME".to_owned(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "spec.nodeName".to_owned(),
-                    ..ObjectFieldSelector::default()
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        }]),
+        env: Some(env),
         ports: Some(vec![
             ContainerPort {
                 name: Some("heartbeat".to_owned()),
@@ -410,9 +425,9 @@ pub fn daemon_set(cluster: &FailoverCluster, settings: &AgentSettings) -> Daemon
         // capabilities only to the permitted/bounding sets, and a non-root process gets
         // them in its effective set only through file capabilities or ambient
         // capabilities, neither of which a pod spec can set. Root with every
-        // capability dropped except NET_ADMIN (addresses) and NET_RAW (ARP/NA),
-        // no privilege escalation and a read-only root filesystem is the smallest
-        // grant that works.
+        // capability dropped except NET_ADMIN (addresses), NET_RAW (ARP/NA) and, for
+        // real-time priority, SYS_NICE, no privilege escalation and a read-only root
+        // filesystem is the smallest grant that works.
         security_context: Some(SecurityContext {
             run_as_user: Some(0),
             run_as_non_root: Some(false),
@@ -420,7 +435,7 @@ pub fn daemon_set(cluster: &FailoverCluster, settings: &AgentSettings) -> Daemon
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
             capabilities: Some(Capabilities {
-                add: Some(vec!["NET_ADMIN".to_owned(), "NET_RAW".to_owned()]),
+                add: Some(capabilities),
                 drop: Some(vec!["ALL".to_owned()]),
             }),
             seccomp_profile: Some(SeccompProfile {

@@ -406,6 +406,7 @@ fn settings() -> AgentSettings {
         image: "registry.example/failover:1.2.3".into(),
         pull_policy: "Always".into(),
         resources: None,
+        realtime_priority: 50,
     }
 }
 
@@ -484,8 +485,28 @@ fn the_agent_daemon_set_runs_on_exactly_the_members_with_two_capabilities() {
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     let caps = sc.capabilities.unwrap();
-    assert_eq!(caps.add.unwrap(), ["NET_ADMIN", "NET_RAW"]);
+    assert_eq!(caps.add.unwrap(), ["NET_ADMIN", "NET_RAW", "SYS_NICE"]);
     assert_eq!(caps.drop.unwrap(), ["ALL"]);
+    let realtime = agent.env.clone().unwrap();
+    assert_eq!(realtime[1].name, "FAILOVER_REALTIME_PRIORITY");
+    assert_eq!(realtime[1].value.as_deref(), Some("50"));
+    // Priority 0: normal scheduling, and no SYS_NICE.
+    let normal = build::daemon_set(
+        &cluster(),
+        &AgentSettings {
+            realtime_priority: 0,
+            ..settings()
+        },
+    );
+    let normal = &normal.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(normal.env.as_ref().unwrap().len(), 1);
+    let caps = normal
+        .security_context
+        .clone()
+        .unwrap()
+        .capabilities
+        .unwrap();
+    assert_eq!(caps.add.unwrap(), ["NET_ADMIN", "NET_RAW"]);
     let resources = agent.resources.clone().unwrap();
     assert!(resources.requests.unwrap().contains_key("memory"));
     assert!(resources.limits.unwrap().contains_key("memory"));

@@ -279,6 +279,16 @@ def test_defaults_use_the_operator_image_for_the_agent():
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RUST_LOG"] == "info" and env["FAILOVER_LOG_FORMAT"] == "json"
     assert "FAILOVER_AGENT_RESOURCES" not in env
+    # The agents run at real-time priority unless told otherwise.
+    assert env["FAILOVER_AGENT_REALTIME_PRIORITY"] == "50"
+
+
+def test_agent_realtime_priority_can_be_turned_off_and_is_bounded():
+    container = operator_container(documents({"agent": {"realtimePriority": 0}}))
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FAILOVER_AGENT_REALTIME_PRIORITY"] == "0"
+    with pytest.raises(helm.HelmValuesError):
+        render({"agent": {"realtimePriority": 100}})
 
 
 def test_two_replicas_spread_and_protected():
