@@ -5,12 +5,20 @@
 //! count every hostile datagram under its own drop reason in /metrics. The outage
 //! figures are reported by `failover lab hostile`, not judged here.
 //!
+//! Also heartbeat key rotation under traffic (standalone: key files and SIGHUP).
+//!
 //! Skips (passes with a message) when not root or `ip` is missing.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
+use failover::lab::Lab;
+use failover::lab::bench::wait_for_holders;
+use failover::lab::fault::{self, Signal};
 use failover::lab::hostile::{self, KINDS};
-use failover::lab::impls::FailoverTiming;
+use failover::lab::impls::{FailoverTiming, Impl, VIP, key_path};
+use failover::lab::sampler::VipSampler;
 use failover::lab::topology;
 
 #[test]
@@ -52,5 +60,113 @@ fn flood_during_a_failover_is_counted_by_reason_and_changes_nothing() {
                 target.target
             );
         }
+    }
+}
+
+/// Drop counters of member `i` as the client namespace scrapes them.
+fn drops(lab: &Lab, exe: &Path, i: usize) -> BTreeMap<String, u64> {
+    let addr = format!("{}:{}", topology::node_v4(i), hostile::METRICS_PORT);
+    let out = lab
+        .exec(
+            &lab.client_ns(),
+            &exe.display().to_string(),
+            &["lab", "scrape", "--addr", &addr],
+        )
+        .unwrap();
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+fn bad_mac(d: &BTreeMap<String, u64>) -> u64 {
+    d.get("bad_mac").copied().unwrap_or(0)
+}
+
+/// Standalone key rotation under traffic: every member starts with
+/// `--key-file K --previous-key-file P`; the files change in three steps, each
+/// followed by SIGHUP to all (accept the new key; sign with it, still accept the
+/// old; drop the old). No heartbeat is rejected on the way and the VIP never moves.
+/// Then a member restarted with only the old key is rejected (the old key is gone)
+/// and still the VIP does not move.
+#[test]
+fn key_rotation_under_traffic_moves_nothing() {
+    if let Err(why) = topology::check_prerequisites() {
+        eprintln!("skipping key rotation: {why}");
+        return;
+    }
+    let exe = Path::new(env!("CARGO_BIN_EXE_failover"));
+    let work_dir = std::env::temp_dir().join(format!("failover-rotation-{}", std::process::id()));
+    let mut lab = Lab::up(3).unwrap();
+    let dir = work_dir.join(lab.prefix());
+    std::fs::create_dir_all(&dir).unwrap();
+    let previous = dir.join("previous.key");
+    let timing = FailoverTiming {
+        interval_ms: 50,
+        dead_after_ms: 250,
+        ..FailoverTiming::default()
+    };
+    let imp = Impl::parse(
+        "failover",
+        timing,
+        vec!["--previous-key-file".into(), previous.display().to_string()],
+    )
+    .unwrap();
+    imp.write_config(&dir, &lab, &[]).unwrap();
+    let current = key_path(&dir);
+    let old_key = std::fs::read_to_string(&current).unwrap();
+    let new_key = "a new heartbeat key, long enough to be accepted";
+    std::fs::write(&previous, &old_key).unwrap();
+    let mut pids = Vec::new();
+    for i in 1..=3 {
+        pids.push(imp.start(&mut lab, i, &dir, exe).unwrap());
+    }
+    let nodes = lab.node_namespaces();
+    wait_for_holders(&nodes, &nodes[..1], Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let before: Vec<_> = (1..=3).map(|i| drops(&lab, exe, i)).collect();
+    let sampler = VipSampler::start(&nodes, &VIP.to_string()).unwrap();
+    let settle = Duration::from_millis(800);
+    for (cur, prev) in [
+        (old_key.as_str(), new_key),
+        (new_key, old_key.as_str()),
+        (new_key, new_key),
+    ] {
+        std::fs::write(&current, cur).unwrap();
+        std::fs::write(&previous, prev).unwrap();
+        fault::signal_all(&pids, Signal::Hup).unwrap();
+        std::thread::sleep(settle);
+    }
+    let rotated: Vec<_> = (1..=3).map(|i| drops(&lab, exe, i)).collect();
+    for i in 0..3 {
+        assert_eq!(
+            bad_mac(&rotated[i]),
+            bad_mac(&before[i]),
+            "n{}: heartbeats rejected during the rotation",
+            i + 1
+        );
+    }
+    // n3 comes back knowing only the old key: the others must reject it.
+    fault::signal(pids[2], Signal::Kill).unwrap();
+    lab.reap();
+    std::fs::write(&current, &old_key).unwrap();
+    std::fs::write(&previous, &old_key).unwrap();
+    imp.start(&mut lab, 3, &dir, exe).unwrap();
+    std::thread::sleep(settle);
+    let after = drops(&lab, exe, 1);
+    let report = sampler.stop();
+    lab.down().unwrap();
+    let _ = std::fs::remove_dir_all(&work_dir);
+    assert!(
+        bad_mac(&after) > bad_mac(&rotated[0]),
+        "n1 accepted the old key after the rotation: {after:?}"
+    );
+    assert!(
+        report.timelines[0].iter().all(|(_, holds)| *holds),
+        "the VIP left n1: {:?}",
+        report.timelines
+    );
+    for t in &report.timelines[1..] {
+        assert!(
+            t.iter().all(|(_, holds)| !*holds),
+            "another node held the VIP: {t:?}"
+        );
     }
 }

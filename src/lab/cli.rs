@@ -141,6 +141,12 @@ pub enum LabCommand {
         #[arg(long, default_value_t = 7946)]
         heartbeat_port: u16,
     },
+    /// Print an agent's heartbeat drop counters by reason (from its /metrics) as one
+    /// JSON object; run it in a lab namespace that reaches the agent.
+    Scrape {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+    },
     /// Run one scenario N times against one implementation; prints one JSON line.
     Bench {
         /// failover | keepalived | keepalived-advert<seconds> (e.g. keepalived-advert0.01)
@@ -351,6 +357,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             Duration::from_millis(duration_ms),
             heartbeat_port,
         )?),
+        LabCommand::Scrape { addr } => print_json(&super::hostile::scrape_drops(addr)?),
         LabCommand::Soak {
             minutes,
             members,
