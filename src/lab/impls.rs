@@ -368,10 +368,17 @@ pub fn group_name(k: usize, groups: usize) -> String {
     }
 }
 
+/// Failovers per hour a multi-group lab group may make: in effect no limit.
+const NO_FAILOVER_LIMIT: u32 = 1_000_000;
+
 /// `failover_yaml` with `groups` ResourceGroups (at most [`MAX_GROUPS`]). One group is
 /// the single-VIP config above. Several are named `g1..` with VIPs [`group_vip`], and
 /// group k prefers the members in turn from n((k-1) mod nodes + 1), so the groups
-/// spread over the members and a fault of any member moves some of them.
+/// spread over the members and a fault of any member moves some of them. Several
+/// groups are the torture's and the soak's config, so flap protection is off
+/// (quarantine failures 0, a failover limit of a million per hour): every fault's
+/// failover happens, and after any history each group belongs to its first
+/// preferred member once all members are up.
 pub fn failover_yaml_groups(
     nodes: usize,
     timing: &FailoverTiming,
@@ -397,6 +404,9 @@ pub fn failover_yaml_groups(
     let _ = writeln!(s, "    deadAfter: {}ms", timing.dead_after_ms);
     let _ = writeln!(s, "    port: {}", timing.port);
     let _ = writeln!(s, "  quorum: majority");
+    if groups > 1 {
+        let _ = writeln!(s, "  quarantine:\n    failures: 0");
+    }
     for k in 1..=groups {
         let _ = writeln!(s, "---");
         let _ = writeln!(s, "apiVersion: failover.dev/v1alpha1");
@@ -404,6 +414,10 @@ pub fn failover_yaml_groups(
         let _ = writeln!(s, "metadata:\n  name: {}", group_name(k, groups));
         let _ = writeln!(s, "spec:\n  cluster: lab");
         if groups > 1 {
+            let _ = writeln!(
+                s,
+                "  failoverLimit:\n    maxFailovers: {NO_FAILOVER_LIMIT}\n    period: 1h"
+            );
             let _ = writeln!(s, "  preferredOwners:");
             for j in 0..nodes {
                 let _ = writeln!(s, "    - n{}", (k - 1 + j) % nodes + 1);
@@ -524,6 +538,11 @@ mod tests {
         assert_eq!(groups[0].spec.preferred_owners[0], "n1");
         assert_eq!(groups[10].spec.preferred_owners[..2], ["n2", "n3"]);
         assert!(y.contains("address: 10.77.0.119/24"));
+        assert_eq!(cluster.spec.quarantine.failures, 0);
+        assert_eq!(
+            groups[3].spec.failover_limit.max_failovers,
+            NO_FAILOVER_LIMIT
+        );
         assert_eq!(group_vip(1), VIP);
         assert_eq!(group_name(3, 3), "g3");
         assert_eq!(

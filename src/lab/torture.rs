@@ -136,6 +136,12 @@ pub fn members_for_seed(seed: u64) -> usize {
     }
 }
 
+/// The first preferred owner of group `k` (1-based) in the lab's multi-group
+/// config (`impls::failover_yaml_groups`).
+pub fn preferred_owner(k: usize, members: usize) -> usize {
+    (k.max(1) - 1) % members.max(1) + 1
+}
+
 /// Quiet time at the end of a schedule: no fault starts or lasts into it, so the
 /// cluster converges before the end.
 pub fn quiet_tail(timing: &FailoverTiming) -> Duration {
@@ -599,7 +605,8 @@ pub struct TortureOutcome {
     pub dead_agents: DeadAgentFindings,
     pub members: usize,
     pub schedule: Vec<Fault>,
-    /// Every VIP held by exactly one member at the end (within the convergence bound).
+    /// At the end every VIP was held by exactly one member, its group's first
+    /// preferred owner (within the convergence bound).
     pub converged: bool,
 }
 
@@ -815,10 +822,33 @@ fn run_in(
     std::thread::sleep(opts.duration.saturating_sub(base.elapsed()));
     drop(loads);
     // Every fault healed itself before the quiet tail; the end state must be one
-    // holder per VIP, reached within the liveness bound (with room for a busy machine).
-    let converged = wait_each_held_once(&nodes, &vips, d * 3 + Duration::from_secs(10))
-        .map_err(|e| tracing::error!(seed = opts.seed, error = %e, "torture did not converge"))
-        .is_ok();
+    // holder per VIP, each group on its first preferred member (all are up and
+    // failback is immediate), reached within the liveness bound (with room for a
+    // busy machine).
+    let expected: Vec<String> = (1..=opts.groups)
+        .map(|k| lab.node_ns(preferred_owner(k, members)))
+        .collect();
+    let deadline = Instant::now() + d * 3 + Duration::from_secs(10);
+    let converged = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match wait_each_held_once(&nodes, &vips, left) {
+            Ok(holders) if holders == expected => break true,
+            Ok(holders) if Instant::now() >= deadline => {
+                tracing::error!(
+                    seed = opts.seed,
+                    ?holders,
+                    ?expected,
+                    "torture ended on other owners"
+                );
+                break false;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => {
+                tracing::error!(seed = opts.seed, error = %e, "torture did not converge");
+                break false;
+            }
+        }
+    };
     let end_ms = ms_since(base);
     let mut holdings = Vec::new();
     for (sampler, offset) in samplers.into_iter().zip(&offsets) {
@@ -1144,6 +1174,18 @@ mod tests {
         obs.holdings[0][1] = vec![(-50.0, false), (5400.0, true)];
         let (c, _) = analyze(&obs);
         assert!((c.ownerless_quorate_ms_max - 400.0).abs() <= 3.0, "{c:?}");
+    }
+
+    #[test]
+    fn preferred_owners_follow_the_lab_config() {
+        let y = crate::lab::impls::failover_yaml_groups(5, &timing(), &[], 7);
+        let (_, groups) = crate::api::load_documents(&y).unwrap();
+        for (k, g) in groups.iter().enumerate() {
+            assert_eq!(
+                g.spec.preferred_owners[0],
+                format!("n{}", preferred_owner(k + 1, 5))
+            );
+        }
     }
 
     #[test]
