@@ -310,11 +310,11 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
                 work_dir: work_dir.unwrap_or_else(bench::default_work_dir),
             })?;
             eprintln!(
-                "torture: {} members, {} groups, converged at the end: {}, dead agents: {}",
+                "torture: {} members, {} groups, converged at the end: {}, findings: {}",
                 outcome.members,
                 groups,
                 outcome.converged,
-                serde_json::to_string(&outcome.dead_agents).unwrap_or_default()
+                serde_json::to_string(&outcome.findings).unwrap_or_default()
             );
             print_json(&outcome.report)?;
             if outcome.report.unsafe_run() {

@@ -394,15 +394,19 @@ impl TortureReport {
     }
 }
 
-/// What `analyze` finds besides the report: counts attributed to nodes whose agent
-/// was dead or frozen (the kernel keeps a dead agent's VIP until its lifetime ends and
+/// What `analyze` finds besides the report: where the safety counters came from, and
+/// counts attributed to nodes whose agent was dead or frozen (the kernel keeps a dead agent's VIP until its lifetime ends and
 /// answers ARP for it meanwhile) — measured, printed, not part of the safety counters.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct DeadAgentFindings {
+pub struct Findings {
     /// Probe intervals with two answerers where one answerer's agent was not live.
     pub dead_agent_split_brain_intervals: u64,
     /// Time two namespaces held one VIP while at most one of them had a live agent.
     pub dead_agent_overlap_ms: f64,
+    /// Where the safety counters came from, to debug a failing seed: (VIP number,
+    /// ms, nodes) of each double holder and each split-brain interval.
+    pub double_holder_at: Vec<(usize, f64, Vec<usize>)>,
+    pub split_brain_at: Vec<(usize, f64, Vec<usize>)>,
 }
 
 /// A node's agent state at each step: running (and since when this process runs),
@@ -484,7 +488,7 @@ fn inside(intervals: &[(f64, f64)], t: f64) -> bool {
 }
 
 /// Folds the observations into the report's counters (pure).
-pub fn analyze(obs: &Observations) -> (Counters, DeadAgentFindings) {
+pub fn analyze(obs: &Observations) -> (Counters, Findings) {
     let steps = (obs.end_ms / STEP_MS).max(0.0) as usize + 1;
     let n = obs.members;
     let agents: Vec<Vec<AgentAt>> = (0..n)
@@ -503,7 +507,7 @@ pub fn analyze(obs: &Observations) -> (Counters, DeadAgentFindings) {
         })
         .collect();
     let mut c = Counters::default();
-    let mut dead = DeadAgentFindings::default();
+    let mut dead = Findings::default();
     for (v, timelines) in obs.holdings.iter().enumerate() {
         let states: Vec<Vec<(bool, bool)>> = (0..n)
             .map(|i| {
@@ -523,6 +527,8 @@ pub fn analyze(obs: &Observations) -> (Counters, DeadAgentFindings) {
             let double = live.len() >= 2;
             if double && !was_double {
                 c.double_holders += 1;
+                dead.double_holder_at
+                    .push((v + 1, t, live.iter().map(|i| i + 1).collect()));
             }
             was_double = double;
             if any >= 2 && !double {
@@ -564,6 +570,7 @@ pub fn analyze(obs: &Observations) -> (Counters, DeadAgentFindings) {
                 .all(|&node| node >= 1 && node <= n && states[node - 1][s].1);
             if all_live {
                 c.split_brain_intervals += 1;
+                dead.split_brain_at.push((v + 1, *t, answerers.clone()));
             } else {
                 dead.dead_agent_split_brain_intervals += 1;
             }
@@ -602,7 +609,7 @@ pub struct TortureOptions {
 #[derive(Debug, Clone)]
 pub struct TortureOutcome {
     pub report: TortureReport,
-    pub dead_agents: DeadAgentFindings,
+    pub findings: Findings,
     pub members: usize,
     pub schedule: Vec<Fault>,
     /// At the end every VIP was held by exactly one member, its group's first
@@ -666,7 +673,7 @@ pub fn run(opts: &TortureOptions) -> Result<TortureOutcome, LabError> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     let (obs, converged) = result?;
-    let (c, dead_agents) = analyze(&obs);
+    let (c, findings) = analyze(&obs);
     Ok(TortureOutcome {
         report: TortureReport {
             seed: opts.seed,
@@ -679,7 +686,7 @@ pub fn run(opts: &TortureOptions) -> Result<TortureOutcome, LabError> {
             unexplained_moves: c.unexplained_moves,
             orphaned_vips: c.orphaned_vips,
         },
-        dead_agents,
+        findings,
         members,
         schedule: faults,
         converged,
@@ -770,9 +777,12 @@ fn run_in(
                 for &n in list {
                     procs[n - 1].push((now, Proc::Killed));
                 }
+                // As a supervisor would, restart only once the old process is gone:
+                // until then it may still hold the heartbeat port.
+                wait_gone(&victims, Duration::from_secs(5))?;
+                lab.reap();
             }
             Action::Start(list) => {
-                lab.reap();
                 for &n in list {
                     pids[n] = imp.start(lab, n, dir, &opts.exe)?;
                     procs[n - 1].push((ms_since(base), Proc::Spawned));
@@ -900,6 +910,28 @@ fn run_in(
         },
         converged,
     ))
+}
+
+/// Whether process `pid` has exited (gone, or a zombie waiting to be reaped).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
+/// Waits (bounded) until every process of `pids` has exited.
+fn wait_gone(pids: &[u32], timeout: Duration) -> Result<(), LabError> {
+    let deadline = Instant::now() + timeout;
+    while !pids.iter().all(|&p| exited(p)) {
+        if Instant::now() >= deadline {
+            return Err(LabError::Timeout(format!("killed agents {pids:?} to exit")));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 fn mark(
