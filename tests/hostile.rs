@@ -145,12 +145,19 @@ fn key_rotation_under_traffic_moves_nothing() {
     }
     // n3 comes back knowing only the old key: the others must reject it.
     fault::signal(pids[2], Signal::Kill).unwrap();
+    // Until the old process is gone it may still hold the heartbeat port.
+    fault::wait_exited(&pids[2..], Duration::from_secs(5)).unwrap();
     lab.reap();
     std::fs::write(&current, &old_key).unwrap();
     std::fs::write(&previous, &old_key).unwrap();
     imp.start(&mut lab, 3, &dir, exe).unwrap();
-    std::thread::sleep(settle);
-    let after = drops(&lab, exe, 1);
+    // Until its first heartbeats arrive (a start on a busy machine takes a while).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut after = drops(&lab, exe, 1);
+    while bad_mac(&after) <= bad_mac(&rotated[0]) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        after = drops(&lab, exe, 1);
+    }
     let report = sampler.stop();
     lab.down().unwrap();
     let _ = std::fs::remove_dir_all(&work_dir);

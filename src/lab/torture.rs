@@ -404,17 +404,18 @@ pub struct Findings {
     /// Time two namespaces held one VIP while at most one of them had a live agent.
     pub dead_agent_overlap_ms: f64,
     /// Where the safety counters came from, to debug a failing seed: (VIP number,
-    /// ms, nodes) of each double holder and each split-brain interval.
-    pub double_holder_at: Vec<(usize, f64, Vec<usize>)>,
+    /// ms, nodes) of each split-brain interval, and of each double holder with how
+    /// long it lasted (VIP number, start ms, length ms, nodes).
+    pub double_holder_at: Vec<(usize, f64, f64, Vec<usize>)>,
     pub split_brain_at: Vec<(usize, f64, Vec<usize>)>,
 }
 
-/// A node's agent state at each step: running (and since when this process runs),
-/// and since when it is not running.
+/// A node's agent state at each step: running (and since when it runs: its spawn
+/// or its last SIGCONT), and since when it is not running.
 #[derive(Clone, Copy)]
 struct AgentAt {
     running: bool,
-    spawned_ms: f64,
+    running_since_ms: f64,
     down_since_ms: f64,
 }
 
@@ -422,7 +423,7 @@ fn agent_states(procs: &[(f64, Proc)], steps: usize) -> Vec<AgentAt> {
     let mut out = Vec::with_capacity(steps);
     let mut state = AgentAt {
         running: false,
-        spawned_ms: f64::NEG_INFINITY,
+        running_since_ms: f64::NEG_INFINITY,
         down_since_ms: f64::NEG_INFINITY,
     };
     let mut alive = false;
@@ -434,7 +435,7 @@ fn agent_states(procs: &[(f64, Proc)], steps: usize) -> Vec<AgentAt> {
             match ev {
                 Proc::Spawned => {
                     alive = true;
-                    state.spawned_ms = at;
+                    state.running_since_ms = at;
                     state.running = true;
                 }
                 Proc::Killed => {
@@ -452,7 +453,10 @@ fn agent_states(procs: &[(f64, Proc)], steps: usize) -> Vec<AgentAt> {
                     }
                     state.running = false;
                 }
-                Proc::Continued => state.running = alive,
+                Proc::Continued => {
+                    state.running = alive;
+                    state.running_since_ms = at;
+                }
             }
             k += 1;
         }
@@ -462,8 +466,10 @@ fn agent_states(procs: &[(f64, Proc)], steps: usize) -> Vec<AgentAt> {
 }
 
 /// Per step: (held at all, held by the live agent) for one node's VIP timeline. A
-/// holding is live while the agent runs and the address was added or renewed by the
-/// current process (a restarted agent has not yet removed what its predecessor left).
+/// holding is live while the agent runs and the running agent added or renewed the
+/// address since it started or was last resumed: what a killed predecessor left, or
+/// what the kernel kept through a SIGSTOP, is not live until the agent renews it (it
+/// renews a quarter lifetime apart, or removes it when it fenced).
 fn holding_states(timeline: &Timeline, agent: &[AgentAt]) -> Vec<(bool, bool)> {
     let mut out = Vec::with_capacity(agent.len());
     let mut k = 0;
@@ -478,7 +484,7 @@ fn holding_states(timeline: &Timeline, agent: &[AgentAt]) -> Vec<(bool, bool)> {
             }
             k += 1;
         }
-        out.push((holds, holds && a.running && last_add >= a.spawned_ms));
+        out.push((holds, holds && a.running && last_add >= a.running_since_ms));
     }
     out
 }
@@ -528,7 +534,10 @@ pub fn analyze(obs: &Observations) -> (Counters, Findings) {
             if double && !was_double {
                 c.double_holders += 1;
                 dead.double_holder_at
-                    .push((v + 1, t, live.iter().map(|i| i + 1).collect()));
+                    .push((v + 1, t, 0.0, live.iter().map(|i| i + 1).collect()));
+            }
+            if double && let Some(last) = dead.double_holder_at.last_mut() {
+                last.2 += STEP_MS;
             }
             was_double = double;
             if any >= 2 && !double {
@@ -779,7 +788,7 @@ fn run_in(
                 }
                 // As a supervisor would, restart only once the old process is gone:
                 // until then it may still hold the heartbeat port.
-                wait_gone(&victims, Duration::from_secs(5))?;
+                fault::wait_exited(&victims, Duration::from_secs(5))?;
                 lab.reap();
             }
             Action::Start(list) => {
@@ -910,28 +919,6 @@ fn run_in(
         },
         converged,
     ))
-}
-
-/// Whether process `pid` has exited (gone, or a zombie waiting to be reaped).
-fn exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => true,
-    }
-}
-
-/// Waits (bounded) until every process of `pids` has exited.
-fn wait_gone(pids: &[u32], timeout: Duration) -> Result<(), LabError> {
-    let deadline = Instant::now() + timeout;
-    while !pids.iter().all(|&p| exited(p)) {
-        if Instant::now() >= deadline {
-            return Err(LabError::Timeout(format!("killed agents {pids:?} to exit")));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Ok(())
 }
 
 fn mark(
@@ -1186,7 +1173,8 @@ mod tests {
         obs.holdings[0][1] = vec![(-50.0, false), (2400.0, true)];
         let (c, _) = analyze(&obs);
         assert_eq!(c.double_holders, 0);
-        // A SIGSTOPped owner's copy is not live; after SIGCONT it is again.
+        // A SIGSTOPped owner's copy is not live; after SIGCONT the kernel still has
+        // it until the agent removes it (not live) or renews it (live again).
         let mut obs = killed_owner();
         obs.procs[0] = vec![
             (f64::NEG_INFINITY, Proc::Spawned),
@@ -1194,8 +1182,16 @@ mod tests {
             (3300.0, Proc::Continued),
         ];
         obs.holdings[0][0] = vec![(-50.0, true), (3400.0, false)];
-        let (c, _) = analyze(&obs);
-        assert_eq!(c.double_holders, 1, "n1 resumed holding while n2 held");
+        let (c, dead) = analyze(&obs);
+        assert_eq!(c.double_holders, 0, "removed after resuming");
+        assert!(dead.dead_agent_overlap_ms >= 199.0, "{dead:?}");
+        obs.holdings[0][0] = vec![(-50.0, true), (3350.0, true), (3400.0, false)];
+        let (c, dead) = analyze(&obs);
+        assert_eq!(
+            c.double_holders, 1,
+            "n1 renewed after resuming while n2 held"
+        );
+        assert_eq!(dead.double_holder_at, vec![(1, 3350.0, 50.0, vec![1, 2])]);
     }
 
     #[test]
