@@ -183,7 +183,8 @@ pub struct AgentArgs {
     pub node: String,
     /// File holding the cluster's heartbeat HMAC key (at least 16 bytes, the same on
     /// every member; trailing whitespace is ignored). Standalone only: in
-    /// Kubernetes the key comes from the cluster's Secret.
+    /// Kubernetes the key comes from the cluster's Secret. SIGHUP reads it (and
+    /// --previous-key-file) again: that is how a key is rotated without a restart.
     #[arg(long, value_name = "PATH", conflicts_with = "insecure_no_auth")]
     pub key_file: Option<PathBuf>,
     /// The previous key during a rotation: heartbeats signed with it are accepted too.
@@ -359,10 +360,15 @@ fn agent_options(args: AgentArgs) -> Result<AgentOptions, CliError> {
         (None, false) => return Err(CliError::NoKey),
     };
     let metrics_addr = metrics_addr(&args.metrics_addr)?;
+    let key_files = args.key_file.map(|current| agent::runtime::KeyFiles {
+        current,
+        previous: args.previous_key_file,
+    });
     Ok(AgentOptions {
         config_path: args.standalone.unwrap_or_default(),
         node: args.node,
         keys,
+        key_files,
         metrics_addr,
     })
 }

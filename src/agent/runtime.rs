@@ -58,8 +58,31 @@ pub struct AgentOptions {
     /// This member's node name.
     pub node: String,
     pub keys: Keyring,
+    /// The files `keys` were read from, read again on SIGHUP (a key rotation);
+    /// `None` when the agent runs without authentication.
+    pub key_files: Option<KeyFiles>,
     /// Where to serve /metrics, /healthz, /readyz; `None` disables.
     pub metrics_addr: Option<SocketAddr>,
+}
+
+/// The standalone agent's heartbeat key files: the key it signs with and, during a
+/// rotation, the previous one it also accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFiles {
+    pub current: PathBuf,
+    pub previous: Option<PathBuf>,
+}
+
+impl KeyFiles {
+    /// Reads both files into a keyring.
+    pub fn read(&self) -> Result<Keyring, AgentError> {
+        let current = read_key_file(&self.current)?;
+        let previous = self.previous.as_deref().map(read_key_file).transpose()?;
+        Keyring::new(current, previous).map_err(|source| AgentError::Key {
+            path: self.current.clone(),
+            source,
+        })
+    }
 }
 
 /// Why the agent could not start (once running, it only logs).
@@ -94,6 +117,12 @@ pub enum AgentError {
     },
     #[error("cannot install signal handlers")]
     Signal(#[source] std::io::Error),
+    #[error("heartbeat key in {path}")]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: crate::membership::AuthError,
+    },
 }
 
 /// Reads a heartbeat key file. Trailing whitespace is not part of the key, so a key
@@ -271,6 +300,8 @@ struct Agent {
     node: String,
     /// The standalone configuration file (`None` in the Kubernetes mode).
     config_path: Option<PathBuf>,
+    /// The standalone key files, read again on SIGHUP.
+    key_files: Option<KeyFiles>,
     backend: Box<dyn Backend>,
     /// How this node came to run each group it runs (from its start to its stop).
     owned: BTreeMap<String, (Reason, String, Timestamp)>,
@@ -321,7 +352,7 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
     run_loop(
         loop_options,
         config,
-        Some((options.config_path, file_stamp)),
+        Some((options.config_path, file_stamp, options.key_files)),
     )
     .instrument(span)
     .await
@@ -329,11 +360,12 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
 
 /// The event loop both modes share: runs one member with `config` until
 /// SIGTERM/SIGINT and a graceful leave. `file` is the standalone configuration file
-/// (polled and reloaded on SIGHUP) with its stamp when read.
+/// (polled and reloaded on SIGHUP) with its stamp when read, and the key files
+/// (read again on SIGHUP).
 pub(crate) async fn run_loop(
     options: LoopOptions,
     config: AgentConfig,
-    file: Option<(PathBuf, FileStamp)>,
+    file: Option<(PathBuf, FileStamp, Option<KeyFiles>)>,
 ) -> Result<(), AgentError> {
     let me = config
         .address_of(&options.node)
@@ -386,11 +418,15 @@ pub(crate) async fn run_loop(
     );
     let report_every = options.backend.report_every();
     let mut updates = options.updates;
-    let (config_path, file_stamp) = file.unzip();
+    let (config_path, file_stamp, key_files) = match file {
+        Some((path, stamp, keys)) => (Some(path), Some(stamp), keys),
+        None => (None, None, None),
+    };
     let socket = Arc::new(socket);
     let mut agent = Agent {
         node: options.node,
         config_path,
+        key_files,
         backend: options.backend,
         owned: BTreeMap::new(),
         report_due: true,
@@ -462,6 +498,7 @@ pub(crate) async fn run_loop(
             _ = int.recv() => agent.leave(&mut leave_deadline).await,
             _ = hup.recv() => {
                 info!("SIGHUP: reloading the configuration");
+                agent.reload_keys();
                 agent.reload().await;
             }
             _ = file_poll.tick(), if agent.config_path.is_some() => {
@@ -965,6 +1002,26 @@ impl Agent {
         );
         *deadline = Some(self.now() + limit);
         self.step(Input::Leave).await;
+    }
+
+    /// Reads the standalone key files again (SIGHUP): a key rotation. A file that
+    /// cannot be read or holds a short key keeps the running keys.
+    fn reload_keys(&mut self) {
+        let Some(files) = &self.key_files else {
+            return;
+        };
+        match files.read() {
+            Ok(keys) => {
+                info!(
+                    previous = files.previous.is_some(),
+                    "heartbeat keys reloaded"
+                );
+                self.engine.set_keys(keys);
+            }
+            Err(error) => {
+                error!(error = %error_report(&error), "heartbeat keys not reloaded; keeping the running keys");
+            }
+        }
     }
 
     /// Reloads the standalone configuration file (SIGHUP, or when it changed).

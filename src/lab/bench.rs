@@ -162,6 +162,38 @@ pub fn wait_for_holders(
     }
 }
 
+/// Polls until each of `vips` is held by exactly one of `namespaces`, or `timeout`;
+/// returns the holder of each VIP (namespace name), in the order of `vips`.
+pub fn wait_each_held_once(
+    namespaces: &[String],
+    vips: &[std::net::Ipv4Addr],
+    timeout: Duration,
+) -> Result<Vec<String>, LabError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut holders = Vec::new();
+        for vip in vips {
+            holders.push(sampler::holders(namespaces, &vip.to_string())?);
+        }
+        if holders.iter().all(|h| h.len() == 1) {
+            return Ok(holders.into_iter().flatten().collect());
+        }
+        if Instant::now() >= deadline {
+            let detail: Vec<String> = vips
+                .iter()
+                .zip(&holders)
+                .filter(|(_, h)| h.len() != 1)
+                .map(|(v, h)| format!("{v} on {h:?}"))
+                .collect();
+            return Err(LabError::Timeout(format!(
+                "every VIP held once ({})",
+                detail.join(", ")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits for `child` to exit within `timeout`, then returns its whole stdout.
 pub fn wait_output(mut child: Child, timeout: Duration) -> Result<String, LabError> {
     let deadline = Instant::now() + timeout;

@@ -11,6 +11,7 @@ use super::bench::{self, BenchOptions, Scenario};
 use super::impls::{FailoverTiming, Impl};
 use super::probe::{self, ProbeConfig};
 use super::topology::{self, IFACE, Lab};
+use super::torture;
 
 /// Exit code when an implementation or scenario cannot run here (scripts skip it).
 pub const EXIT_UNAVAILABLE: u8 = 3;
@@ -74,6 +75,80 @@ pub enum LabCommand {
         cpu_load: bool,
         #[arg(long)]
         work_dir: Option<PathBuf>,
+    },
+    /// Run a large cluster undisturbed for minutes; prints one JSON line with each
+    /// agent's CPU and resident memory in the first and the last minute.
+    Soak {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        #[arg(long, default_value_t = 9)]
+        members: usize,
+        #[arg(long, default_value_t = 20)]
+        groups: usize,
+        #[arg(long, default_value_t = 200)]
+        heartbeat_interval_ms: u64,
+        #[arg(long, default_value_t = 1000)]
+        dead_after_ms: u64,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+    /// Seeded random faults over a 3- or 5-node cluster with several groups; prints
+    /// one JSON line of safety counters and exits 1 when one is non-zero (see
+    /// docs/torture.md).
+    Torture {
+        #[arg(long)]
+        seed: u64,
+        /// Length of the fault schedule, seconds (the lab's set-up comes on top).
+        #[arg(long)]
+        duration: u64,
+        /// Members (default: the seed chooses 3 or 5).
+        #[arg(long)]
+        nodes: Option<usize>,
+        #[arg(long, default_value_t = 3)]
+        groups: usize,
+        #[arg(long, default_value_t = 200)]
+        heartbeat_interval_ms: u64,
+        #[arg(long, default_value_t = 1000)]
+        dead_after_ms: u64,
+        #[arg(long, default_value_t = 10)]
+        probe_interval_ms: u64,
+        /// Print the schedule (one JSON line per fault) to stderr before running.
+        #[arg(long)]
+        print_schedule: bool,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+    /// Kill-owner twice on fresh labs, the second time while the client namespace
+    /// floods every member with hostile heartbeats; prints one JSON line with both
+    /// outages and, per member, the datagrams sent and counted by drop reason.
+    Hostile {
+        /// Hostile datagrams per second to each member (the kinds in turn).
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        #[arg(long, default_value_t = 200)]
+        heartbeat_interval_ms: u64,
+        #[arg(long, default_value_t = 1000)]
+        dead_after_ms: u64,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+    /// Flood the three lab members' heartbeat ports with hostile datagrams (run in the
+    /// client namespace by `hostile`); prints one JSON line: sent and counted per member.
+    Flood {
+        #[arg(long)]
+        key_file: PathBuf,
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        #[arg(long)]
+        duration_ms: u64,
+        #[arg(long, default_value_t = 7946)]
+        heartbeat_port: u16,
+    },
+    /// Print an agent's heartbeat drop counters by reason (from its /metrics) as one
+    /// JSON object; run it in a lab namespace that reaches the agent.
+    Scrape {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
     },
     /// Run one scenario N times against one implementation; prints one JSON line.
     Bench {
@@ -212,6 +287,114 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             println!("{line}");
             Ok(())
         }
+        LabCommand::Torture {
+            seed,
+            duration,
+            nodes,
+            groups,
+            heartbeat_interval_ms,
+            dead_after_ms,
+            probe_interval_ms,
+            print_schedule,
+            work_dir,
+        } => {
+            needs_lab_prerequisites()?;
+            let exe = std::env::current_exe().map_err(|e| LabError::io("current executable", e))?;
+            let timing = FailoverTiming {
+                interval_ms: heartbeat_interval_ms,
+                dead_after_ms,
+                ..FailoverTiming::default()
+            };
+            let duration = Duration::from_secs(duration);
+            if print_schedule {
+                let members = nodes.unwrap_or_else(|| torture::members_for_seed(seed));
+                for fault in torture::schedule(seed, members, duration, &timing) {
+                    eprintln!("{}", torture::describe(&fault, members));
+                }
+            }
+            let outcome = torture::run(&torture::TortureOptions {
+                seed,
+                duration,
+                members: nodes,
+                groups,
+                timing,
+                probe_interval: Duration::from_millis(probe_interval_ms.max(1)),
+                exe,
+                work_dir: work_dir.unwrap_or_else(bench::default_work_dir),
+            })?;
+            eprintln!(
+                "torture: {} members, {} groups, converged at the end: {}, findings: {}",
+                outcome.members,
+                groups,
+                outcome.converged,
+                serde_json::to_string(&outcome.findings).unwrap_or_default()
+            );
+            print_json(&outcome.report)?;
+            if outcome.report.unsafe_run() {
+                return Err(LabError::Invalid {
+                    what: "torture run".into(),
+                    detail: format!("seed {seed}: a safety counter is not zero"),
+                });
+            }
+            if !outcome.converged {
+                return Err(LabError::Timeout(format!(
+                    "seed {seed}: every VIP held once after the faults"
+                )));
+            }
+            Ok(())
+        }
+        LabCommand::Hostile {
+            rate,
+            heartbeat_interval_ms,
+            dead_after_ms,
+            work_dir,
+        } => {
+            needs_lab_prerequisites()?;
+            let exe = std::env::current_exe().map_err(|e| LabError::io("current executable", e))?;
+            let timing = FailoverTiming {
+                interval_ms: heartbeat_interval_ms,
+                dead_after_ms,
+                ..FailoverTiming::default()
+            };
+            let work_dir = work_dir.unwrap_or_else(bench::default_work_dir);
+            print_json(&super::hostile::run(&exe, timing, rate, &work_dir)?)
+        }
+        LabCommand::Flood {
+            key_file,
+            rate,
+            duration_ms,
+            heartbeat_port,
+        } => print_json(&super::hostile::flood_lab_members(
+            &key_file,
+            rate,
+            Duration::from_millis(duration_ms),
+            heartbeat_port,
+        )?),
+        LabCommand::Scrape { addr } => print_json(&super::hostile::scrape_drops(addr)?),
+        LabCommand::Soak {
+            minutes,
+            members,
+            groups,
+            heartbeat_interval_ms,
+            dead_after_ms,
+            work_dir,
+        } => {
+            needs_lab_prerequisites()?;
+            let exe = std::env::current_exe().map_err(|e| LabError::io("current executable", e))?;
+            let opts = super::soak::SoakOptions {
+                minutes,
+                members,
+                groups,
+                timing: FailoverTiming {
+                    interval_ms: heartbeat_interval_ms,
+                    dead_after_ms,
+                    ..FailoverTiming::default()
+                },
+            };
+            let work_dir = work_dir.unwrap_or_else(bench::default_work_dir);
+            let report = super::soak::run(&exe, &opts, &work_dir)?;
+            print_json(&report)
+        }
         LabCommand::Bench {
             implementation,
             scenario,
@@ -259,4 +442,14 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             Ok(())
         }
     }
+}
+
+/// Prints `value` as one JSON line.
+fn print_json(value: &impl serde::Serialize) -> Result<(), LabError> {
+    let line = serde_json::to_string(value).map_err(|source| LabError::ProbeOutput {
+        line: String::new(),
+        source,
+    })?;
+    println!("{line}");
+    Ok(())
 }

@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::LabError;
 use super::topology::{ip, run};
@@ -57,6 +58,28 @@ pub fn crash_all(pids: &[u32]) -> Result<(), LabError> {
 /// Sends `sig` to one process.
 pub fn signal(pid: u32, sig: Signal) -> Result<(), LabError> {
     signal_all(&[pid], sig)
+}
+
+/// Whether process `pid` has exited (gone, or a zombie waiting to be reaped).
+pub fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
+/// Waits (bounded) until every process of `pids` has exited.
+pub fn wait_exited(pids: &[u32], timeout: Duration) -> Result<(), LabError> {
+    let deadline = Instant::now() + timeout;
+    while !pids.iter().all(|&p| exited(p)) {
+        if Instant::now() >= deadline {
+            return Err(LabError::Timeout(format!("killed agents {pids:?} to exit")));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 /// Every process living in namespace `ns`.

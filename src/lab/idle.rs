@@ -63,7 +63,7 @@ pub fn activity(log: &str, settled: f64) -> (u64, u64) {
 }
 
 /// CPU ticks (user + system) of a process, from /proc/PID/stat.
-fn cpu_ticks(pid: u32) -> Result<u64, LabError> {
+pub fn cpu_ticks(pid: u32) -> Result<u64, LabError> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| LabError::io(format!("/proc/{pid}/stat"), e))?;
     // Fields after the command name (which may contain spaces) start after ')'.
@@ -79,7 +79,8 @@ fn cpu_ticks(pid: u32) -> Result<u64, LabError> {
     Ok(field(11) + field(12))
 }
 
-fn rss_kib(pid: u32) -> Result<u64, LabError> {
+/// Resident memory of a process in KiB, from /proc/PID/status.
+pub fn rss_kib(pid: u32) -> Result<u64, LabError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| LabError::io(format!("/proc/{pid}/status"), e))?;
     Ok(status

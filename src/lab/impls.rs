@@ -174,6 +174,18 @@ impl Impl {
     /// Writes the configuration for all members of `lab` into `dir`; `paused` lists
     /// members marked paused (our agent only).
     pub fn write_config(&self, dir: &Path, lab: &Lab, paused: &[usize]) -> Result<(), LabError> {
+        self.write_config_groups(dir, lab, paused, 1)
+    }
+
+    /// Like `write_config`, with `groups` resource groups (see [`failover_yaml_groups`];
+    /// keepalived manages the one VIP only, so it takes 1 group).
+    pub fn write_config_groups(
+        &self,
+        dir: &Path,
+        lab: &Lab,
+        paused: &[usize],
+        groups: usize,
+    ) -> Result<(), LabError> {
         // Write then rename: an agent watching the file never reads half of it.
         let write = |path: PathBuf, text: String| {
             let tmp = path.with_extension("tmp");
@@ -183,6 +195,12 @@ impl Impl {
         };
         match self {
             Impl::Keepalived { advert } => {
+                if groups != 1 {
+                    return Err(LabError::Invalid {
+                        what: "scenario".into(),
+                        detail: "keepalived is configured with one VIP".into(),
+                    });
+                }
                 if !paused.is_empty() {
                     return Err(LabError::Invalid {
                         what: "scenario".into(),
@@ -206,7 +224,7 @@ impl Impl {
                 }
                 write(
                     failover_path(dir),
-                    failover_yaml(lab.nodes(), timing, paused),
+                    failover_yaml_groups(lab.nodes(), timing, paused, groups),
                 )
             }
         }
@@ -329,6 +347,45 @@ pub fn keepalived_conf(i: usize, nodes: usize, advert: &str) -> String {
 /// (priorities 200/100/50, heartbeat addresses) and one ResourceGroup holding the VIP
 /// with immediate failback. Field names follow DESIGN.md section 3.
 pub fn failover_yaml(nodes: usize, timing: &FailoverTiming, paused: &[usize]) -> String {
+    failover_yaml_groups(nodes, timing, paused, 1)
+}
+
+/// Most groups a lab config may have: their VIPs 10.77.0.100.. stay below .255.
+pub const MAX_GROUPS: usize = 150;
+
+/// The VIP of group `k` (1-based) of a multi-group lab: 10.77.0.(99+k); group 1's is [`VIP`].
+pub fn group_vip(k: usize) -> Ipv4Addr {
+    let [a, b, c, d] = VIP.octets();
+    Ipv4Addr::new(a, b, c, d.saturating_add(k.clamp(1, MAX_GROUPS) as u8 - 1))
+}
+
+/// Name of group `k` (1-based) of a multi-group lab (`vip` when there is one group).
+pub fn group_name(k: usize, groups: usize) -> String {
+    if groups <= 1 {
+        "vip".to_string()
+    } else {
+        format!("g{k}")
+    }
+}
+
+/// Failovers per hour a multi-group lab group may make: in effect no limit.
+const NO_FAILOVER_LIMIT: u32 = 1_000_000;
+
+/// `failover_yaml` with `groups` ResourceGroups (at most [`MAX_GROUPS`]). One group is
+/// the single-VIP config above. Several are named `g1..` with VIPs [`group_vip`], and
+/// group k prefers the members in turn from n((k-1) mod nodes + 1), so the groups
+/// spread over the members and a fault of any member moves some of them. Several
+/// groups are the torture's and the soak's config, so flap protection is off
+/// (quarantine failures 0, a failover limit of a million per hour): every fault's
+/// failover happens, and after any history each group belongs to its first
+/// preferred member once all members are up.
+pub fn failover_yaml_groups(
+    nodes: usize,
+    timing: &FailoverTiming,
+    paused: &[usize],
+    groups: usize,
+) -> String {
+    let groups = groups.clamp(1, MAX_GROUPS);
     let mut s = String::new();
     let _ = writeln!(s, "apiVersion: failover.dev/v1alpha1");
     let _ = writeln!(s, "kind: FailoverCluster");
@@ -347,20 +404,35 @@ pub fn failover_yaml(nodes: usize, timing: &FailoverTiming, paused: &[usize]) ->
     let _ = writeln!(s, "    deadAfter: {}ms", timing.dead_after_ms);
     let _ = writeln!(s, "    port: {}", timing.port);
     let _ = writeln!(s, "  quorum: majority");
-    let _ = writeln!(s, "---");
-    let _ = writeln!(s, "apiVersion: failover.dev/v1alpha1");
-    let _ = writeln!(s, "kind: ResourceGroup");
-    let _ = writeln!(s, "metadata:\n  name: vip");
-    let _ = writeln!(s, "spec:\n  cluster: lab");
-    let _ = writeln!(
-        s,
-        "  failback:\n    policy: Immediate\n    stabilizeFor: 0s"
-    );
-    let _ = writeln!(s, "  resources:");
-    let _ = writeln!(s, "    - name: vip");
-    let _ = writeln!(s, "      virtualIP:");
-    let _ = writeln!(s, "        address: {VIP}/{VIP_PREFIX}");
-    let _ = writeln!(s, "        interface: {IFACE}");
+    if groups > 1 {
+        let _ = writeln!(s, "  quarantine:\n    failures: 0");
+    }
+    for k in 1..=groups {
+        let _ = writeln!(s, "---");
+        let _ = writeln!(s, "apiVersion: failover.dev/v1alpha1");
+        let _ = writeln!(s, "kind: ResourceGroup");
+        let _ = writeln!(s, "metadata:\n  name: {}", group_name(k, groups));
+        let _ = writeln!(s, "spec:\n  cluster: lab");
+        if groups > 1 {
+            let _ = writeln!(
+                s,
+                "  failoverLimit:\n    maxFailovers: {NO_FAILOVER_LIMIT}\n    period: 1h"
+            );
+            let _ = writeln!(s, "  preferredOwners:");
+            for j in 0..nodes {
+                let _ = writeln!(s, "    - n{}", (k - 1 + j) % nodes + 1);
+            }
+        }
+        let _ = writeln!(
+            s,
+            "  failback:\n    policy: Immediate\n    stabilizeFor: 0s"
+        );
+        let _ = writeln!(s, "  resources:");
+        let _ = writeln!(s, "    - name: vip");
+        let _ = writeln!(s, "      virtualIP:");
+        let _ = writeln!(s, "        address: {}/{VIP_PREFIX}", group_vip(k));
+        let _ = writeln!(s, "        interface: {IFACE}");
+    }
     s
 }
 
@@ -452,6 +524,30 @@ mod tests {
         assert_eq!(
             docs[1]["spec"]["resources"][0]["virtualIP"]["address"].as_str(),
             Some("10.77.0.100/24")
+        );
+    }
+
+    #[test]
+    fn several_groups_spread_over_the_members_and_validate() {
+        let y = failover_yaml_groups(9, &FailoverTiming::default(), &[], 20);
+        let (cluster, groups) = crate::api::load_documents(&y).unwrap();
+        let mut problems = crate::api::validate_config(&cluster, &groups);
+        problems.extend(crate::api::validate_standalone(&cluster));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(groups.len(), 20);
+        assert_eq!(groups[0].spec.preferred_owners[0], "n1");
+        assert_eq!(groups[10].spec.preferred_owners[..2], ["n2", "n3"]);
+        assert!(y.contains("address: 10.77.0.119/24"));
+        assert_eq!(cluster.spec.quarantine.failures, 0);
+        assert_eq!(
+            groups[3].spec.failover_limit.max_failovers,
+            NO_FAILOVER_LIMIT
+        );
+        assert_eq!(group_vip(1), VIP);
+        assert_eq!(group_name(3, 3), "g3");
+        assert_eq!(
+            failover_yaml_groups(3, &FailoverTiming::default(), &[], 1),
+            failover_yaml(3, &FailoverTiming::default(), &[])
         );
     }
 

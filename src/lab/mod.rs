@@ -6,7 +6,7 @@
 //! ARP wire format in `arp` and the raw socket in `rawsock`), the sampler of which
 //! namespace holds a VIP (`sampler`), statistics and the benchmark JSON (`stats`),
 //! the pluggable implementations under test (`impls`), bounded CPU load (`load`)
-//! and the scenario runner (`bench`). The CLI glue lives in `cli`.
+//! the scenario runner (`bench`), the soak (`soak`), the torture (`torture`) and the hostile flood (`hostile`). The CLI glue lives in `cli`.
 //!
 //! Must never: touch anything outside the namespaces it created (every name carries a
 //! per-lab prefix and teardown removes only that prefix), run an unbounded loop, or be
@@ -18,14 +18,17 @@ pub mod cli;
 pub mod demo;
 pub mod echo;
 pub mod fault;
+pub mod hostile;
 pub mod idle;
 pub mod impls;
 pub mod load;
 pub mod probe;
 pub mod rawsock;
 pub mod sampler;
+pub mod soak;
 pub mod stats;
 pub mod topology;
+pub mod torture;
 
 pub use topology::Lab;
 

@@ -98,6 +98,78 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
+/// The probe intervals with split brain on the wire, as (ARP, UDP) sets of interval
+/// numbers (pure).
+pub fn split_brain_intervals(rec: &Record) -> (BTreeSet<u64>, BTreeSet<u64>) {
+    let iv = rec.interval_us.max(1);
+    let mut answered: BTreeMap<u64, &str> = BTreeMap::new();
+    for a in rec.udp.iter().filter(|a| a.seq < rec.sent) {
+        answered.entry(a.seq).or_insert(&a.node);
+    }
+    // Split brain on UDP: each request reaches one MAC, so two nodes can only show up
+    // as answering in turn — request k answered by another node than k-1 and k+1,
+    // which agree (A B A). A clean handover (A A B B) never matches; bucketing answers
+    // by arrival time would flag it whenever a late answer crosses an interval edge.
+    let by_seq: Vec<(u64, &str)> = answered.iter().map(|(k, v)| (*k, *v)).collect();
+    let udp_sb: BTreeSet<u64> = by_seq
+        .windows(3)
+        .filter(|w| w[0].1 == w[2].1 && w[1].1 != w[0].1)
+        .map(|w| w[1].0)
+        .collect();
+    // Split brain on ARP: two MACs answering within one interval (by arrival time).
+    let mut arp_by_iv: BTreeMap<u64, BTreeSet<Mac>> = BTreeMap::new();
+    for a in &rec.arp {
+        arp_by_iv.entry(a.at_us / iv).or_default().insert(a.mac);
+    }
+    let arp_sb: BTreeSet<u64> = arp_by_iv
+        .iter()
+        .filter(|(_, s)| s.len() >= 2)
+        .map(|(k, _)| *k)
+        .collect();
+    (arp_sb, udp_sb)
+}
+
+/// One probe interval as the samples file has it (one JSON line each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub seq: u64,
+    /// Scheduled send time, ms since the probe started.
+    pub sent_ms: f64,
+    /// The node whose echo answered this request first, if any.
+    pub node: Option<String>,
+    pub rtt_ms: Option<f64>,
+    /// MACs that answered ARP for the VIP during this interval.
+    pub arp_macs: Vec<String>,
+}
+
+/// The recording a samples file describes (its inverse: first answers only, ARP
+/// answers at the start of their interval), so a run read back from its samples is
+/// analysed by the same code (pure).
+pub fn record_from_samples(samples: &[Sample], interval_us: u64) -> Record {
+    let iv = interval_us.max(1);
+    let mut rec = Record {
+        interval_us: iv,
+        sent: samples.iter().map(|s| s.seq + 1).max().unwrap_or(0),
+        ..Record::default()
+    };
+    for s in samples {
+        if let Some(node) = &s.node {
+            rec.udp.push(UdpAnswer {
+                seq: s.seq,
+                node: node.clone(),
+                at_us: s.seq * iv + (s.rtt_ms.unwrap_or(0.0).max(0.0) * 1000.0) as u64,
+            });
+        }
+        for mac in s.arp_macs.iter().filter_map(|m| arp::parse_mac(m)) {
+            rec.arp.push(ArpAnswer {
+                mac,
+                at_us: s.seq * iv,
+            });
+        }
+    }
+    rec
+}
+
 /// Pure analysis of a recording.
 pub fn analyze(rec: &Record) -> Summary {
     let iv = rec.interval_us.max(1);
@@ -141,26 +213,7 @@ pub fn analyze(rec: &Record) -> Summary {
             recovered = false;
         }
     }
-    // Split brain on UDP: each request reaches one MAC, so two nodes can only show up
-    // as answering in turn — request k answered by another node than k-1 and k+1,
-    // which agree (A B A). A clean handover (A A B B) never matches; bucketing answers
-    // by arrival time would flag it whenever a late answer crosses an interval edge.
-    let by_seq: Vec<(u64, &str)> = answered.iter().map(|(k, v)| (*k, *v)).collect();
-    let udp_sb: BTreeSet<u64> = by_seq
-        .windows(3)
-        .filter(|w| w[0].1 == w[2].1 && w[1].1 != w[0].1)
-        .map(|w| w[1].0)
-        .collect();
-    // Split brain on ARP: two MACs answering within one interval (by arrival time).
-    let mut arp_by_iv: BTreeMap<u64, BTreeSet<Mac>> = BTreeMap::new();
-    for a in &rec.arp {
-        arp_by_iv.entry(a.at_us / iv).or_default().insert(a.mac);
-    }
-    let arp_sb: BTreeSet<u64> = arp_by_iv
-        .iter()
-        .filter(|(_, s)| s.len() >= 2)
-        .map(|(k, _)| *k)
-        .collect();
+    let (arp_sb, udp_sb) = split_brain_intervals(rec);
     let nodes: BTreeSet<String> = rec.udp.iter().map(|a| a.node.clone()).collect();
     let macs: BTreeSet<String> = rec.arp.iter().map(|a| arp::mac_to_string(&a.mac)).collect();
     Summary {
@@ -358,13 +411,20 @@ fn write_samples(path: &PathBuf, rec: &Record) -> Result<(), LabError> {
     let mut w = std::io::BufWriter::new(file);
     for seq in 0..rec.sent {
         let a = udp.get(&seq);
-        let line = serde_json::json!({
-            "seq": seq,
-            "sent_ms": ms(seq * iv),
-            "node": a.map(|a| a.node.as_str()),
-            "rtt_ms": a.map(|a| ms(a.at_us.saturating_sub(seq * iv))),
-            "arp_macs": arp_iv.get(&seq).map(|s| s.iter().collect::<Vec<_>>()).unwrap_or_default(),
-        });
+        let sample = Sample {
+            seq,
+            sent_ms: ms(seq * iv),
+            node: a.map(|a| a.node.clone()),
+            rtt_ms: a.map(|a| ms(a.at_us.saturating_sub(seq * iv))),
+            arp_macs: arp_iv
+                .get(&seq)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default(),
+        };
+        let line = serde_json::to_string(&sample).map_err(|source| LabError::ProbeOutput {
+            line: String::new(),
+            source,
+        })?;
         writeln!(w, "{line}").map_err(|e| LabError::io(path.display().to_string(), e))?;
     }
     w.flush()
@@ -442,6 +502,45 @@ mod tests {
         let s = analyze(&r);
         assert_eq!(s.outage_ms, 40.0);
         assert_eq!(s.first_answer_ms, Some(20.0));
+    }
+
+    #[test]
+    fn samples_read_back_give_the_same_split_brain() {
+        let rec = Record {
+            interval_us: 1000,
+            sent: 5,
+            udp: vec![
+                udp(0, "n1", 100),
+                udp(1, "n2", 1100),
+                udp(2, "n1", 2100),
+                udp(3, "n1", 3100),
+            ],
+            arp: vec![
+                ArpAnswer {
+                    mac: [1; 6],
+                    at_us: 3200,
+                },
+                ArpAnswer {
+                    mac: [2; 6],
+                    at_us: 3300,
+                },
+            ],
+        };
+        let dir = std::env::temp_dir().join(format!("probe-samples-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.jsonl");
+        write_samples(&path, &rec).unwrap();
+        let samples: Vec<Sample> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(samples.len(), 5);
+        let back = record_from_samples(&samples, 1000);
+        assert_eq!(split_brain_intervals(&back), split_brain_intervals(&rec));
+        let (arp_sb, udp_sb) = split_brain_intervals(&back);
+        assert_eq!((arp_sb.len(), udp_sb.len()), (1, 1));
     }
 
     #[test]
