@@ -42,7 +42,10 @@
 //! higher in the group's order (`spec.owner` first), an order all nodes share: its
 //! vote, and every vote held for it, moves to the higher-ranked claimant, which wins
 //! within a round trip. A holder that hands a group over is not such a claimant: its
-//! votes are free the moment it stops.
+//! votes are free the moment it stops. And a back-off ends as soon as no other alive
+//! member claims the group: a node that backed off from a contest with a holder it
+//! could not reach, when that holder then died, used to wait the back-off out before
+//! taking over.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -980,7 +983,9 @@ impl Engine {
                 }
             }
             Some(Local::Backoff { until }) => {
-                if now >= until {
+                // A back-off lets the other claimant win; once no other alive member
+                // claims the group (it died, or gave up), waiting on is only outage.
+                if now >= until || !self.contested(group, now) {
                     self.local.remove(group);
                     self.act(group, now);
                 }

@@ -383,3 +383,12 @@ fn the_quiet_tail_catches_a_group_lost_for_good() {
 fn fast_timing_with_starvation_holds_the_invariants() {
     assert_seeds_hold(&fast(3), 0..30);
 }
+
+/// 5 nodes at 10 ms / 30 ms, seed 2869: n2 contested the holder n1 across a one-way
+/// block, backed off, and n1 died during the back-off; n2 waited the back-off out
+/// before claiming, and the takeover missed the bound. A back-off now ends as soon as
+/// no other alive member claims the group.
+#[test]
+fn a_back_off_ends_when_the_contender_is_gone() {
+    assert_seeds_hold(&fast(5), 2869..2870);
+}
