@@ -37,6 +37,26 @@
 //! agents (the Kubernetes group Lease) is only a record of the majority's decisions;
 //! fed back as [`Input::Recorded`] it is a floor, so the epoch keeps rising after
 //! every agent restarted too.
+//!
+//! # Contested claims, and the ownerless stall of issue 10
+//!
+//! Nodes can disagree about placement, and not only for a moment: each keeps its own
+//! history, and a node records the failures it saw of the others, never its own. With
+//! flap quarantine (on by default: 3 failures in 1 h), agents on a busy machine that
+//! run late now and then see each other flap, and each ranks the others last and
+//! itself first. When the owner dies (or fences, when its voters' heartbeats came too
+//! late), every survivor claims the group at once; a claimant keeps its own vote while
+//! it claims, so none reaches a majority, and the group stayed ownerless until the
+//! contest back-off (deadAfter plus two intervals, then one to three intervals) — and
+//! again after the next fence, which on a busy machine at 10 ms / 30 ms comes every
+//! second or so. So a claim now gives way at once to a claim of a member that ranks
+//! higher in the group's order (`spec.owner` first), an order all nodes share: its
+//! vote, and every vote held for it, moves to the higher-ranked claimant, which wins
+//! within a round trip. A holder that hands a group over is not such a claimant: its
+//! votes are free the moment it stops. And a back-off ends as soon as no other alive
+//! member claims the group: a node that backed off from a contest with a holder it
+//! could not reach, when that holder then died, used to wait the back-off out before
+//! taking over.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -46,7 +66,8 @@ use jiff::Timestamp;
 
 use crate::membership::{Claim, ClaimState, DropReason, EncodeError, Grant, Keyring, Membership};
 use crate::placement::{
-    self, ClusterModel, Decision, Decisions, History, MemberStatus, Now, QuorumMode, Reason, View,
+    self, ClusterModel, Decision, Decisions, GroupModel, History, MemberStatus, Now, QuorumMode,
+    Reason, View,
 };
 
 /// Allowance for the rate difference between two nodes' clocks. Real clocks drift by
@@ -816,14 +837,14 @@ impl Engine {
         }
     }
 
-    /// The claimant of `group` this node votes for: the first in the group's order
+    /// The claimant of `group` this node votes for: the first in the rank order
     /// among the alive members (this node included) that claim it, with the local
     /// time its claim was last heard. A vote runs from that time, not from now: a
     /// claimant that has gone silent must not be kept alive by a late vote.
     fn best_claimant(&self, group: &str, now: Duration) -> Option<(String, u64, Duration)> {
         let g = self.model.group(group)?;
         let me = self.membership.me();
-        self.model.order(g).into_iter().find_map(|m| {
+        self.rank_order(g).into_iter().find_map(|m| {
             if m == me {
                 return self
                     .claims(group)
@@ -962,7 +983,9 @@ impl Engine {
                 }
             }
             Some(Local::Backoff { until }) => {
-                if now >= until {
+                // A back-off lets the other claimant win; once no other alive member
+                // claims the group (it died, or gave up), waiting on is only outage.
+                if now >= until || !self.contested(group, now) {
                     self.local.remove(group);
                     self.act(group, now);
                 }
@@ -979,6 +1002,10 @@ impl Engine {
                 } else if let Some(epoch) = self.lease_valid(group, since_seq, now) {
                     let epoch = self.take_epoch(group, epoch);
                     self.begin_start(group, since_seq, epoch, reason, message);
+                } else if self.outranked(group, now) {
+                    // Another claimant ranks higher: step back at once, so that this
+                    // node's vote goes to it (see `outranked`).
+                    self.back_off(group, now);
                 } else if now.saturating_sub(since)
                     > self.model.dead_after + 2 * self.model.interval
                     && self.contested(group, now)
@@ -1007,6 +1034,54 @@ impl Engine {
             }
             Some(Local::Stopping { .. }) => {}
         }
+    }
+
+    /// The members in the order in which they rank for `group`, the same on every
+    /// node: the pinned member (`spec.owner`) first, then the group's order.
+    fn rank_order<'a>(&'a self, group: &'a GroupModel) -> Vec<&'a str> {
+        let mut order = self.model.order(group);
+        if let Some(pinned) = group.owner.as_deref()
+            && let Some(i) = order.iter().position(|m| *m == pinned)
+        {
+            let pinned = order.remove(i);
+            order.insert(0, pinned);
+        }
+        order
+    }
+
+    /// Whether an alive member that ranks before this node for `group` asks for it
+    /// too (claims it without holding it yet; a holder that hands the group over is
+    /// waited for as before: its votes are free the moment it stops).
+    ///
+    /// Placement is a pure function of the view and the history, but each node keeps
+    /// its own history, and it differs between nodes for long, not for a moment: a
+    /// node records the failures it saw of the others, never its own. With flap
+    /// quarantine (on by default), a busy machine whose agents are late now and then
+    /// makes every node see every other one flap: each ranks the others last and
+    /// itself first, and all of them claim the group. A claimant keeps its own vote
+    /// while it claims, so no claimant reaches a majority, and the group stayed
+    /// ownerless until the contest back-off (deadAfter plus two intervals, then one to
+    /// three intervals), again after every fence. The rank order is the same on every
+    /// node: the lower-ranked claimant steps back at once, its vote (and every vote
+    /// held for it) goes to the higher-ranked one, which wins within a round trip.
+    fn outranked(&self, group: &str, now: Duration) -> bool {
+        let Some(g) = self.model.group(group) else {
+            return false;
+        };
+        let me = self.membership.me();
+        self.rank_order(g)
+            .into_iter()
+            .take_while(|m| *m != me)
+            .any(|m| {
+                self.membership.alive(m, now)
+                    && self.membership.peer(m).is_some_and(|p| {
+                        !p.last.leaving
+                            && p.last
+                                .claims
+                                .iter()
+                                .any(|c| c.group == group && c.state == ClaimState::Claiming)
+                    })
+            })
     }
 
     /// Whether another alive member claims `group` too.

@@ -1,4 +1,7 @@
-//! Input → output tests of one engine. Multi-node behaviour is the simulator's.
+//! Input → output tests of one engine. `peers`: a few engines on a small network;
+//! longer multi-node behaviour is the simulator's.
+
+mod peers;
 
 use super::*;
 use crate::placement::{FailbackPolicy, GroupModel, MemberModel};

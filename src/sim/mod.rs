@@ -1,7 +1,13 @@
 //! A deterministic simulator that drives real [`Engine`]s through crashes, restarts,
 //! partitions (symmetric and one-way), loss, duplication, reordering, delay jitter,
-//! clock drift, process pauses, configuration changes and graceful leaves on a
-//! virtual clock, and checks after every step that the ownership rules hold.
+//! clock drift, process pauses, starved processes, configuration changes and graceful
+//! leaves on a virtual clock, and checks after every step that the ownership rules
+//! hold.
+//!
+//! A paused agent (SIGSTOP) runs nothing until resumed; a starved one (busy cores)
+//! runs its event loop only now and then. For both, the kernel keeps receiving:
+//! datagrams, resource completions and API answers queue and are handled in a burst,
+//! at the time the loop runs again, with the timer firing among them.
 //!
 //! One seed decides everything: the fault schedule (its own random stream) and the
 //! network's behaviour (another stream). A run with a violation is reproduced by its
@@ -10,8 +16,9 @@
 //!
 //! What is checked (DESIGN.md section 5):
 //! - **Safety**: no two running agents hold a group's resources at one virtual
-//!   instant. A frozen (paused) agent's resources linger until their kernel lifetime
-//!   runs out or the agent wakes and fences; such an overlap is not the protocol's to
+//!   instant. A frozen (paused, or starved between two runs) agent's resources linger
+//!   until their kernel lifetime runs out or the agent wakes and fences; such an
+//!   overlap is not the protocol's to
 //!   prevent and is reported separately (`lingering_overlap_ms`), and checked to stay
 //!   within the address lifetime.
 //! - **Liveness**: once faults stop changing and no loss or one-way block is in
@@ -19,6 +26,11 @@
 //!   with an eligible member has every group online within `deadAfter + interval +
 //!   start time` (plus the simulated network's delays and the clock-drift allowance,
 //!   which the bound printed in the summary includes).
+//! - **Liveness, eventually**: every run ends with a quiet tail: every fault is
+//!   repaired, and from `deadAfter` (a rebooted agent's vote abstention) plus that
+//!   bound after the repair until the end, every group must be online on exactly one
+//!   node at every check (one per interval), whatever the faults left behind:
+//!   fences, refused claims, back-offs, quarantines.
 //! - **Stability**: every move has a cause in the world: the old owner was impaired
 //!   (crash, pause, partition, loss, leave), the configuration changed, or the old
 //!   owner released the group for a planned move that the configuration explains.
@@ -33,7 +45,9 @@ use std::time::Duration;
 
 use crate::engine::{DRIFT_ALLOWANCE, Engine, EngineConfig, Input, Output, StopCause};
 use crate::membership::Keyring;
-use crate::placement::{ClusterModel, FailbackPolicy, GroupModel, MemberModel, QuorumMode, Reason};
+use crate::placement::{
+    ClusterModel, FailbackPolicy, GroupModel, MemberModel, QuarantinePolicy, QuorumMode, Reason,
+};
 use rng::Rng;
 
 /// The shape of one simulated run.
@@ -61,6 +75,14 @@ pub struct SimConfig {
     pub max_drift: f64,
     /// Lifetime of a VIP address in the kernel (renewed while held).
     pub address_lifetime: Duration,
+    /// Longest time a starved agent's event loop waits for the CPU between two runs,
+    /// in `deadAfter`s (above 1, a starved owner sometimes loses its votes).
+    pub max_starve_lag: f64,
+    /// Flap quarantine of members (`None`: off, the default: with the product's
+    /// default quarantine the survivors' placements still differ for hours after
+    /// flaps, and a racing claim can move a group without a cause the stability
+    /// check accepts, e.g. `seed 2708` at 3 nodes and default timing).
+    pub quarantine: Option<QuarantinePolicy>,
     /// Print every engine output (except heartbeats) to stderr, for reproducing a seed.
     pub trace: bool,
 }
@@ -86,6 +108,8 @@ impl SimConfig {
             max_delay: Duration::from_micros(1500),
             max_drift: DRIFT_ALLOWANCE * 0.4,
             address_lifetime: Duration::from_secs(1),
+            max_starve_lag: 1.5,
+            quarantine: None,
             trace: false,
         }
     }
@@ -112,6 +136,17 @@ pub enum FaultOp {
     /// until their kernel lifetime ends.
     Pause(usize),
     Resume(usize),
+    /// The agent is starved of CPU (busy cores): its event loop runs only now and
+    /// then, about `lag` apart. In between, timers fire late and datagrams (and every
+    /// other answer) queue in the kernel, to be handled in a burst when the loop runs
+    /// again; the clock keeps going. Unlike a pause, the loop does run: at each run
+    /// it sees the time, fences what lapsed, and sends what it has to.
+    Starve {
+        node: usize,
+        lag: Duration,
+    },
+    /// The starved agent gets its CPU back.
+    Unstarve(usize),
     /// These nodes cannot talk to the others (both directions).
     Partition(Vec<usize>),
     /// Datagrams from `from` to `to` are lost.
@@ -189,7 +224,7 @@ pub fn schedule(config: &SimConfig, seed: u64) -> Vec<Fault> {
     for _ in 0..config.faults {
         let node = rng.below(n as u64) as usize;
         let hold = rng.between(config.interval, config.dead_after * 4);
-        let (op, undo) = match rng.below(11) {
+        let (op, undo) = match rng.below(12) {
             0 => (FaultOp::Crash(node), Some(FaultOp::Restart(node))),
             1 => (FaultOp::Pause(node), Some(FaultOp::Resume(node))),
             2 | 3 => {
@@ -233,7 +268,17 @@ pub fn schedule(config: &SimConfig, seed: u64) -> Vec<Fault> {
             // Crash without repair for a while, then a pause of another node: two
             // faults at once.
             9 => (FaultOp::Crash(node), None),
-            _ => (FaultOp::Pause(node), Some(FaultOp::Resume(node))),
+            10 => (FaultOp::Pause(node), Some(FaultOp::Resume(node))),
+            _ => (
+                FaultOp::Starve {
+                    node,
+                    lag: rng.between(
+                        config.interval / 2,
+                        config.dead_after.mul_f64(config.max_starve_lag),
+                    ),
+                },
+                Some(FaultOp::Unstarve(node)),
+            ),
         };
         faults.push(Fault {
             at: t,
@@ -312,7 +357,7 @@ pub fn sim_model(config: &SimConfig) -> ClusterModel {
         quorum: config.quorum,
         interval: config.interval,
         dead_after: config.dead_after,
-        quarantine: None,
+        quarantine: config.quarantine,
         groups: (0..config.groups)
             .map(|g| GroupModel {
                 name: group_name(g),
@@ -335,8 +380,36 @@ pub fn sim_model(config: &SimConfig) -> ClusterModel {
 enum Proc {
     Running,
     Paused,
+    /// Starved of CPU: the event loop runs only at [`Ev::Slice`] instants; in between
+    /// it is as frozen as a paused one.
+    Starved,
     /// Powered off, or exited after a graceful leave.
     Down,
+}
+
+/// An input that reached a frozen or starved agent, handled when its event loop runs
+/// again (the kernel keeps receiving datagrams and netlink answers meanwhile).
+#[derive(Clone, Debug)]
+enum Pending {
+    Datagram(Vec<u8>),
+    Online(String),
+    Offline(String),
+    Recorded {
+        group: String,
+        epoch: u64,
+    },
+    Superseded {
+        group: String,
+        epoch: u64,
+    },
+    Witness {
+        held_until: Option<Duration>,
+        other_until: Option<Duration>,
+    },
+    Configure {
+        model: Arc<ClusterModel>,
+        hash: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -364,8 +437,14 @@ struct Node {
     resources: BTreeMap<String, Resource>,
     timer_generation: u64,
     incarnations: u64,
-    /// Datagrams that reached a frozen agent, processed when it resumes.
-    backlog: Vec<Vec<u8>>,
+    /// Inputs that reached a frozen or starved agent, in arrival order.
+    backlog: Vec<Pending>,
+    /// Identifies the current starvation episode (its slices).
+    starve_generation: u64,
+    /// Wait between two runs of a starved event loop (at most).
+    starve_lag: Duration,
+    /// When the last configuration sent to it arrives.
+    config_due: Duration,
 }
 
 impl Node {
@@ -389,6 +468,11 @@ enum Ev {
         bytes: Vec<u8>,
     },
     Timer {
+        node: usize,
+        generation: u64,
+    },
+    /// A starved node's event loop gets the CPU.
+    Slice {
         node: usize,
         generation: u64,
     },
@@ -463,8 +547,21 @@ struct World {
     force_safety_check: bool,
     /// Every start: when, where, which group, why.
     starts: Vec<(Duration, usize, String, Reason)>,
+    /// The quiet tail already showed a liveness violation.
+    tail_failed: bool,
     report: RunReport,
 }
+
+/// The product's default flap quarantine (`spec.quarantine`: 3 failures within 1 h
+/// quarantine a member for 2 h), for runs that enable it.
+pub const DEFAULT_QUARANTINE: QuarantinePolicy = QuarantinePolicy {
+    failures: 3,
+    period: Duration::from_secs(3600),
+    duration: Duration::from_secs(7200),
+};
+
+/// The `fault_index` of the quiet tail's liveness checks.
+const TAIL: usize = usize::MAX;
 
 impl World {
     fn new(config: SimConfig, seed: u64, faults: &[Fault]) -> Self {
@@ -482,6 +579,9 @@ impl World {
                     timer_generation: 0,
                     incarnations: 0,
                     backlog: Vec::new(),
+                    starve_generation: 0,
+                    starve_lag: Duration::ZERO,
+                    config_due: Duration::ZERO,
                 }
             })
             .collect();
@@ -517,6 +617,7 @@ impl World {
             overlap_since: BTreeMap::new(),
             force_safety_check: false,
             starts: Vec::new(),
+            tail_failed: false,
             report: RunReport::default(),
             config,
         };
@@ -537,15 +638,28 @@ impl World {
         self.events.insert(self.seq, ev);
     }
 
-    fn end(&self) -> Duration {
+    /// When the quiet tail begins: every fault repaired.
+    fn repair_at(&self) -> Duration {
         let last = self.faults.last().map(|f| f.at).unwrap_or_default();
-        last + self.config.liveness_bound() * 3 + self.config.dead_after * 2
+        last + self.config.liveness_bound() + self.config.dead_after * 2
+    }
+
+    /// When every group must be online in the quiet tail: an agent rebooted at
+    /// repair gives no vote for `deadAfter` (an earlier incarnation's votes may still
+    /// count), then the liveness bound applies, whatever happened before.
+    fn converged_by(&self) -> Duration {
+        self.repair_at() + self.config.dead_after + self.config.liveness_bound()
+    }
+
+    /// End of the run: the quiet tail lasts a while after convergence, so that a
+    /// group that comes online and is lost again (a stall after a fence) is seen.
+    fn end(&self) -> Duration {
+        self.converged_by() + self.config.dead_after * 3 + self.config.interval * 10
     }
 
     fn run(&mut self) {
         let end = self.end();
-        let final_check = end - self.config.liveness_bound() * 2;
-        self.at(final_check, Ev::Repair);
+        self.at(self.repair_at(), Ev::Repair);
         self.run_until(end);
     }
 
@@ -576,32 +690,35 @@ impl World {
                 for n in 0..self.nodes.len() {
                     match self.nodes[n].proc {
                         Proc::Down => self.boot(n),
-                        Proc::Paused => self.resume(n),
+                        Proc::Paused | Proc::Starved => self.resume(n),
                         Proc::Running => {}
                     }
                 }
                 self.blocked.clear();
                 self.loss.clear();
                 let liveness = Ev::Liveness {
-                    fault_index: usize::MAX,
+                    fault_index: TAIL,
                     recheck: false,
                 };
-                self.at(
-                    self.now + self.config.liveness_bound() + self.config.dead_after,
-                    liveness,
-                );
+                self.at(self.converged_by(), liveness);
             }
             Ev::Fault(i) => self.apply_fault(i),
-            Ev::Deliver { to, bytes } => match self.nodes[to].proc {
-                Proc::Running => self.feed(to, Input::Datagram(&bytes)),
-                Proc::Paused => self.nodes[to].backlog.push(bytes),
-                Proc::Down => {}
-            },
+            Ev::Deliver { to, bytes } => self.deliver(to, Pending::Datagram(bytes)),
             Ev::Timer { node, generation } => {
+                // A frozen or starved loop sees its timer when it runs again: every
+                // run starts with a look at the time (see `run_backlog`).
                 if self.nodes[node].proc == Proc::Running
                     && self.nodes[node].timer_generation == generation
                 {
                     self.feed(node, Input::Tick);
+                }
+            }
+            Ev::Slice { node, generation } => {
+                if self.nodes[node].proc == Proc::Starved
+                    && self.nodes[node].starve_generation == generation
+                {
+                    self.run_backlog(node);
+                    self.next_slice(node);
                 }
             }
             Ev::ResourceDone {
@@ -635,7 +752,7 @@ impl World {
                         .map(|(g, &(_, epoch))| (g.clone(), epoch))
                         .collect();
                     for (group, epoch) in floors {
-                        self.feed(node, Input::Recorded { group, epoch });
+                        self.deliver(node, Pending::Recorded { group, epoch });
                     }
                 }
             }
@@ -657,9 +774,9 @@ impl World {
                             (Some(held), None)
                         }
                     };
-                    self.feed(
+                    self.deliver(
                         node,
-                        Input::Witness {
+                        Pending::Witness {
                             held_until,
                             other_until,
                         },
@@ -667,14 +784,27 @@ impl World {
                 }
             }
             Ev::Configure { node, model, hash } => {
-                if self.nodes[node].proc == Proc::Running {
-                    self.feed(node, Input::Configure { model, hash });
-                }
+                self.deliver(node, Pending::Configure { model, hash })
             }
             Ev::Liveness {
                 fault_index,
                 recheck,
-            } => self.check_liveness(fault_index, recheck),
+            } => {
+                self.check_liveness(fault_index, recheck);
+                // The quiet tail is checked every interval until the end (a
+                // handover in flight gets its recheck), and counts once per run.
+                let next = self.now + self.config.interval;
+                let last = self.end().saturating_sub(self.recheck_delay());
+                if fault_index == TAIL && !recheck && !self.tail_failed && next <= last {
+                    self.at(
+                        next,
+                        Ev::Liveness {
+                            fault_index,
+                            recheck: false,
+                        },
+                    );
+                }
+            }
         }
     }
 
@@ -713,11 +843,11 @@ impl World {
             Some((_, recorded)) if recorded >= epoch => {
                 if self.written.get(&key) == Some(&epoch) {
                     self.report.superseded += 1;
-                    self.feed(n, Input::Superseded { group, epoch });
+                    self.deliver(n, Pending::Superseded { group, epoch });
                 } else {
-                    self.feed(
+                    self.deliver(
                         n,
-                        Input::Recorded {
+                        Pending::Recorded {
                             group: group.clone(),
                             epoch: recorded,
                         },
@@ -741,14 +871,95 @@ impl World {
         }
     }
 
+    /// Whether the agent incarnation that asked still exists (frozen or not): the
+    /// API server answers it, and it reads the answer when it runs.
     fn alive_incarnation(&self, node: usize, incarnation: u64) -> bool {
-        self.nodes[node].proc == Proc::Running && self.nodes[node].incarnations == incarnation
+        self.nodes[node].proc != Proc::Down && self.nodes[node].incarnations == incarnation
+    }
+
+    /// Hands an input to node `n`'s agent: at once if its event loop runs, later if
+    /// it is frozen or starved, never if it is down.
+    fn deliver(&mut self, n: usize, input: Pending) {
+        match self.nodes[n].proc {
+            Proc::Running => self.feed_pending(n, input),
+            Proc::Paused | Proc::Starved => self.nodes[n].backlog.push(input),
+            Proc::Down => {}
+        }
+    }
+
+    fn feed_pending(&mut self, n: usize, input: Pending) {
+        match input {
+            Pending::Datagram(bytes) => self.feed(n, Input::Datagram(&bytes)),
+            Pending::Online(group) => self.feed(n, Input::Online { group }),
+            Pending::Offline(group) => self.feed(n, Input::Offline { group }),
+            Pending::Recorded { group, epoch } => self.feed(n, Input::Recorded { group, epoch }),
+            Pending::Superseded { group, epoch } => {
+                self.feed(n, Input::Superseded { group, epoch })
+            }
+            Pending::Witness {
+                held_until,
+                other_until,
+            } => self.feed(
+                n,
+                Input::Witness {
+                    held_until,
+                    other_until,
+                },
+            ),
+            Pending::Configure { model, hash } => self.feed(n, Input::Configure { model, hash }),
+        }
+    }
+
+    /// A frozen or starved event loop runs: it handles what queued meanwhile, in
+    /// arrival order, with its timer firing somewhere among them (an event loop
+    /// polls its ready sources in no fixed order). What it fences is the kernel
+    /// fence's overlap until stopped; what it keeps is its own again.
+    fn run_backlog(&mut self, n: usize) {
+        let backlog = std::mem::take(&mut self.nodes[n].backlog);
+        let queued = backlog.len();
+        let proc = self.nodes[n].proc;
+        self.nodes[n].proc = Proc::Running;
+        let tick_at = self.rng.below(queued as u64 + 1) as usize;
+        for (i, input) in backlog.into_iter().enumerate() {
+            if i == tick_at {
+                self.feed(n, Input::Tick);
+            }
+            if self.nodes[n].proc != Proc::Running {
+                // It exited (a leave completed) while catching up.
+                break;
+            }
+            self.feed_pending(n, input);
+        }
+        if tick_at == queued && self.nodes[n].proc == Proc::Running {
+            self.feed(n, Input::Tick);
+        }
+        for res in self.nodes[n].resources.values_mut() {
+            res.lingering = res.state == ResState::Stopping;
+        }
+        if self.nodes[n].proc == Proc::Running {
+            self.nodes[n].proc = proc;
+        }
+    }
+
+    /// Schedules the next run of a starved node's event loop.
+    fn next_slice(&mut self, n: usize) {
+        let lag = self.nodes[n].starve_lag;
+        let wait = self.rng.between(lag / 4, lag);
+        let generation = self.nodes[n].starve_generation;
+        self.at(
+            self.now + wait,
+            Ev::Slice {
+                node: n,
+                generation,
+            },
+        );
     }
 
     fn boot(&mut self, n: usize) {
         let node = &mut self.nodes[n];
         node.proc = Proc::Running;
         node.incarnations += 1;
+        node.starve_generation += 1;
         node.backlog.clear();
         // A new agent removes stale addresses of its config before anything else.
         node.resources.clear();
@@ -779,19 +990,11 @@ impl World {
         }
     }
 
+    /// A frozen or starved agent runs normally again.
     fn resume(&mut self, n: usize) {
         self.nodes[n].proc = Proc::Running;
-        let backlog = std::mem::take(&mut self.nodes[n].backlog);
-        // The first thing a woken agent does is look at the time: that is when it
-        // fences groups whose votes lapsed while it was frozen. What it fences is
-        // the kernel fence's overlap until stopped; what it keeps is its own again.
-        self.feed(n, Input::Tick);
-        for res in self.nodes[n].resources.values_mut() {
-            res.lingering = res.state == ResState::Stopping;
-        }
-        for bytes in backlog {
-            self.feed(n, Input::Datagram(&bytes));
-        }
+        self.nodes[n].starve_generation += 1;
+        self.run_backlog(n);
     }
 
     fn mark(&mut self, nodes: impl IntoIterator<Item = usize>) {
@@ -827,10 +1030,29 @@ impl World {
                 }
             }
             FaultOp::Pause(n) => {
-                if self.nodes[n].proc == Proc::Running {
+                if matches!(self.nodes[n].proc, Proc::Running | Proc::Starved) {
                     self.mark([n]);
                     self.holder_failed(n);
                     self.nodes[n].proc = Proc::Paused;
+                    self.nodes[n].starve_generation += 1;
+                }
+            }
+            FaultOp::Starve { node, lag } => {
+                if self.nodes[node].proc == Proc::Running {
+                    // Not a failure by itself: a starved owner may well keep its
+                    // groups, so no takeover clock starts here.
+                    self.mark([node]);
+                    let state = &mut self.nodes[node];
+                    state.proc = Proc::Starved;
+                    state.starve_generation += 1;
+                    state.starve_lag = lag;
+                    self.next_slice(node);
+                }
+            }
+            FaultOp::Unstarve(n) => {
+                if self.nodes[n].proc == Proc::Starved {
+                    self.mark([n]);
+                    self.resume(n);
                 }
             }
             FaultOp::Resume(n) => {
@@ -901,8 +1123,11 @@ impl World {
         self.last_config_change = Some(self.now);
         let model = Arc::new(self.model.clone());
         for n in 0..self.nodes.len() {
-            // The new config reaches nodes at slightly different times.
-            let at = self.now + self.rng.between(Duration::ZERO, self.config.max_delay * 4);
+            // The new config reaches nodes at slightly different times, but each node
+            // gets the configurations in the order they were made (a watch does).
+            let at = (self.now + self.rng.between(Duration::ZERO, self.config.max_delay * 4))
+                .max(self.nodes[n].config_due);
+            self.nodes[n].config_due = at;
             self.at(
                 at,
                 Ev::Configure {
@@ -1077,15 +1302,11 @@ impl World {
                         self.report.takeovers.push(self.now - at);
                     }
                 }
-                if self.nodes[n].proc == Proc::Running {
-                    self.feed(n, Input::Online { group });
-                }
+                self.deliver(n, Pending::Online(group));
             }
             ResState::Stopping => {
                 self.nodes[n].resources.remove(&group);
-                if self.nodes[n].proc == Proc::Running {
-                    self.feed(n, Input::Offline { group });
-                }
+                self.deliver(n, Pending::Offline(group));
             }
             ResState::Online => {}
         }
@@ -1095,7 +1316,7 @@ impl World {
     fn present(&self, n: usize, res: &Resource) -> bool {
         match self.nodes[n].proc {
             Proc::Running => true,
-            Proc::Paused => self.now < res.kernel_until,
+            Proc::Paused | Proc::Starved => self.now < res.kernel_until,
             Proc::Down => false,
         }
     }
@@ -1106,7 +1327,11 @@ impl World {
         }
         // A frozen agent whose resources are still present keeps them as lingering
         // until they are stopped: that overlap belongs to the kernel fence.
-        for node in self.nodes.iter_mut().filter(|n| n.proc == Proc::Paused) {
+        for node in self
+            .nodes
+            .iter_mut()
+            .filter(|n| matches!(n.proc, Proc::Paused | Proc::Starved))
+        {
             for res in node.resources.values_mut() {
                 res.lingering = true;
             }
@@ -1207,6 +1432,9 @@ impl World {
     }
 
     fn check_liveness(&mut self, fault_index: usize, recheck: bool) {
+        if fault_index == TAIL && self.tail_failed {
+            return;
+        }
         let n = self.nodes.len();
         let healthy = |a: usize, b: usize, w: &World| {
             !w.blocked.contains(&(a, b))
@@ -1224,7 +1452,10 @@ impl World {
                 .blocked
                 .iter()
                 .any(|&(a, b)| !self.blocked.contains(&(b, a)));
-        if asymmetric {
+        // A starved agent may keep its groups or lose them, by how late it runs: only
+        // once it runs normally again is anything promised (and checked).
+        let starved = self.nodes.iter().any(|n| n.proc == Proc::Starved);
+        if asymmetric || starved {
             return;
         }
         // Components of running nodes over healthy links; only cliques are expected
@@ -1272,10 +1503,7 @@ impl World {
         if !recheck {
             // A planned handover may be in flight at this instant: look again after
             // the time one takes.
-            let again = self.now
-                + self.config.stop_time
-                + self.config.start_time
-                + 6 * self.config.max_delay;
+            let again = self.now + self.recheck_delay();
             self.at(
                 again,
                 Ev::Liveness {
@@ -1286,9 +1514,23 @@ impl World {
             return;
         }
         self.report.liveness_violations += 1;
-        self.violation(format!(
-            "liveness: {missing:?} not online in the quorate partition"
-        ));
+        if fault_index == TAIL {
+            self.tail_failed = true;
+            self.violation(format!(
+                "liveness: {missing:?} not online in the quiet tail after the faults ({:?} after the repair at {:?})",
+                self.now.saturating_sub(self.repair_at()),
+                self.repair_at()
+            ));
+        } else {
+            self.violation(format!(
+                "liveness: {missing:?} not online in the quorate partition"
+            ));
+        }
+    }
+
+    /// How long a planned handover takes, after which a liveness check looks again.
+    fn recheck_delay(&self) -> Duration {
+        self.config.stop_time + self.config.start_time + 6 * self.config.max_delay
     }
 }
 

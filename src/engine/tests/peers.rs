@@ -1,0 +1,285 @@
+//! Input → output tests of one engine among peers, in the style of raft-rs's
+//! tests: a few engines exchange their heartbeats over a lossless network with a
+//! delay of one step (1 ms) that a test can cut link by link, resources start and
+//! stop at once, and each
+//! test asserts the outputs that matter for the path it covers.
+
+use crate::engine::*;
+use crate::membership::Keyring;
+use crate::placement::{FailbackPolicy, GroupModel, MemberModel, QuarantinePolicy};
+
+const INTERVAL: Duration = Duration::from_millis(10);
+const DEAD_AFTER: Duration = Duration::from_millis(30);
+/// Simulated time advances in steps of this much.
+const STEP: Duration = Duration::from_millis(1);
+
+/// Three members `n1` (priority 200), `n2` (100), `n3` (50); one group `vip` with no
+/// preferred owners (so the order is n1, n2, n3) that never fails back; flap
+/// quarantine after one failure.
+fn model() -> ClusterModel {
+    ClusterModel {
+        cluster: "test/cluster".into(),
+        members: [("n1", 200), ("n2", 100), ("n3", 50)]
+            .into_iter()
+            .map(|(name, priority)| MemberModel {
+                name: name.into(),
+                priority,
+                paused: false,
+            })
+            .collect(),
+        quorum: QuorumMode::Majority,
+        interval: INTERVAL,
+        dead_after: DEAD_AFTER,
+        quarantine: Some(QuarantinePolicy {
+            failures: 1,
+            period: Duration::from_secs(3600),
+            duration: Duration::from_secs(7200),
+        }),
+        groups: vec![GroupModel {
+            name: "vip".into(),
+            preferred_owners: Vec::new(),
+            failback: FailbackPolicy::Never,
+            failover_limit: None,
+            owner: None,
+        }],
+    }
+}
+
+/// Engines on a network that delivers in the next step; `log[i]` holds every output
+/// of engine `i` but its heartbeats, with the time it came out.
+struct Net {
+    engines: Vec<Engine>,
+    /// Engines that crashed: they neither run nor receive.
+    dead: BTreeSet<usize>,
+    /// Links that lose everything: (from, to).
+    cut: BTreeSet<(usize, usize)>,
+    now: Duration,
+    /// Datagrams on the wire: (to, bytes), delivered at the next step.
+    in_flight: Vec<(usize, Vec<u8>)>,
+    log: Vec<Vec<(Duration, Output)>>,
+}
+
+impl Net {
+    fn new() -> Self {
+        let model = Arc::new(model());
+        let keys = Keyring::new(b"engine tests key, 32 bytes long!".to_vec(), None)
+            .unwrap_or_else(|_| Keyring::insecure_public());
+        let engines = (1..=3)
+            .map(|i| {
+                Engine::new(
+                    &format!("n{i}"),
+                    model.clone(),
+                    1,
+                    EngineConfig::for_model(&model),
+                    keys.clone(),
+                    1,
+                    Duration::ZERO,
+                    Timestamp::UNIX_EPOCH,
+                )
+            })
+            .collect();
+        Net {
+            engines,
+            dead: BTreeSet::new(),
+            cut: BTreeSet::new(),
+            now: Duration::ZERO,
+            in_flight: Vec::new(),
+            log: vec![Vec::new(); 3],
+        }
+    }
+
+    /// Feeds `input` to engine `i` and carries out what comes out: heartbeats go on
+    /// the wire (unless cut), resources start and stop at once.
+    fn feed(&mut self, i: usize, input: Input<'_>) {
+        let mut pending = vec![(i, owned(input))];
+        // Bounded: an engine's outputs lead to at most one more input each.
+        let mut budget = 10_000;
+        while let Some((n, input)) = pending.pop() {
+            budget -= 1;
+            assert!(budget > 0, "the engines never settle");
+            if self.dead.contains(&n) {
+                continue;
+            }
+            let now = self.now;
+            match input {
+                Owned::Datagram(bytes) => self.engines[n].handle(now, Input::Datagram(&bytes)),
+                Owned::Other(other) => self.engines[n].handle(now, other),
+            }
+            while let Some(output) = self.engines[n].poll_output() {
+                match &output {
+                    Output::Broadcast(bytes) => {
+                        for to in (0..self.engines.len()).filter(|&to| to != n) {
+                            if !self.cut.contains(&(n, to)) {
+                                self.in_flight.push((to, bytes.clone()));
+                            }
+                        }
+                        continue;
+                    }
+                    Output::Start { group, .. } => pending.push((
+                        n,
+                        Owned::Other(Input::Online {
+                            group: group.clone(),
+                        }),
+                    )),
+                    Output::Stop { group, .. } => pending.push((
+                        n,
+                        Owned::Other(Input::Offline {
+                            group: group.clone(),
+                        }),
+                    )),
+                    _ => {}
+                }
+                self.log[n].push((now, output));
+            }
+        }
+    }
+
+    /// Advances the time to `until`: each step delivers what is on the wire, then
+    /// wakes every live engine whose timer is due.
+    fn run_until(&mut self, until: Duration) {
+        while self.now < until {
+            self.now += STEP;
+            for (to, bytes) in std::mem::take(&mut self.in_flight) {
+                self.feed(to, Input::Datagram(&bytes));
+            }
+            for i in 0..self.engines.len() {
+                if !self.dead.contains(&i) && self.engines[i].poll_timeout() <= self.now {
+                    self.feed(i, Input::Tick);
+                }
+            }
+        }
+    }
+
+    /// Cuts (or heals) both directions between `a` and `b`.
+    fn cut_between(&mut self, a: usize, b: usize, cut: bool) {
+        for link in [(a, b), (b, a)] {
+            if cut {
+                self.cut.insert(link);
+            } else {
+                self.cut.remove(&link);
+            }
+        }
+    }
+
+    /// Times engine `i` started `group`, from `since` on.
+    fn starts(&self, i: usize, since: Duration) -> Vec<Duration> {
+        self.log[i]
+            .iter()
+            .filter(|(t, o)| *t >= since && matches!(o, Output::Start { .. }))
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    fn claimed(&self, i: usize, since: Duration) -> bool {
+        self.log[i]
+            .iter()
+            .any(|(t, o)| *t >= since && matches!(o, Output::Event(Event::Claimed { .. })))
+    }
+}
+
+/// An input the network holds until delivery (a datagram owns its bytes).
+enum Owned {
+    Datagram(Vec<u8>),
+    Other(Input<'static>),
+}
+
+fn owned(input: Input<'_>) -> Owned {
+    match input {
+        Input::Datagram(bytes) => Owned::Datagram(bytes.to_vec()),
+        Input::Tick => Owned::Other(Input::Tick),
+        Input::Online { group } => Owned::Other(Input::Online { group }),
+        Input::Offline { group } => Owned::Other(Input::Offline { group }),
+        other => panic!("the test network does not carry {other:?}"),
+    }
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+#[test]
+fn the_first_member_in_order_takes_the_group_and_the_others_do_not() {
+    let mut net = Net::new();
+    net.run_until(ms(200));
+    assert_eq!(net.starts(0, Duration::ZERO).len(), 1, "{:?}", net.log[0]);
+    assert!(net.starts(1, Duration::ZERO).is_empty());
+    assert!(net.starts(2, Duration::ZERO).is_empty());
+}
+
+/// The stall of issue 10: placement differs between the survivors for long (each
+/// quarantined the other after seeing it flap, and never itself), both claim the
+/// group at once, and each keeps its own vote. Before the fix, no one had a majority
+/// until the contest back-off, deadAfter + 2 intervals later and then some; now the
+/// lower-ranked claimant steps back at once and the higher-ranked one wins within a
+/// round trip of detecting the owner's death.
+#[test]
+fn a_lower_ranked_claimant_steps_back_at_once_for_a_higher_ranked_one() {
+    let mut net = Net::new();
+    net.run_until(ms(200));
+    assert_eq!(net.starts(0, Duration::ZERO).len(), 1, "n1 owns the group");
+    // n2 and n3 lose each other for longer than deadAfter: each records one failure
+    // of the other and quarantines it (n1 keeps both quorate).
+    net.cut_between(1, 2, true);
+    net.run_until(ms(260));
+    net.cut_between(1, 2, false);
+    net.run_until(ms(400));
+    let view = |i: usize| net.engines[i].view(net.now);
+    assert!(view(1).members["n3"].alive && view(2).members["n2"].alive);
+    // The owner dies.
+    let killed = net.now;
+    net.dead.insert(0);
+    net.run_until(killed + ms(200));
+    // Both survivors took part in the contest...
+    assert!(net.claimed(1, killed), "{:?}", net.log[1]);
+    assert!(net.claimed(2, killed), "{:?}", net.log[2]);
+    // ...and the higher-ranked one won it within detection plus two intervals.
+    let starts = net.starts(1, killed);
+    assert_eq!(starts.len(), 1, "n2 starts once: {:?}", net.log[1]);
+    assert!(
+        starts[0] <= killed + DEAD_AFTER + 2 * INTERVAL,
+        "n2 started at {:?}, {:?} after the owner died",
+        starts[0],
+        starts[0] - killed
+    );
+    assert!(net.starts(2, killed).is_empty(), "{:?}", net.log[2]);
+}
+
+/// A fence is not the end of ownership: an owner whose votes lapsed while its peers
+/// stayed up (its voters' heartbeats were late) stops the group, and claims it again
+/// as soon as it hears them, and wins it back.
+#[test]
+fn a_fenced_owner_claims_again_and_wins() {
+    let mut net = Net::new();
+    net.run_until(ms(200));
+    assert_eq!(net.starts(0, Duration::ZERO).len(), 1, "n1 owns the group");
+    // n1 hears nobody for a while (the others still hear it): its votes lapse.
+    let cut = net.now;
+    net.cut.insert((1, 0));
+    net.cut.insert((2, 0));
+    net.run_until(cut + DEAD_AFTER);
+    let fenced = net.log[0].iter().any(|(t, o)| {
+        *t >= cut
+            && matches!(
+                o,
+                Output::Stop {
+                    cause: StopCause::Fence,
+                    ..
+                }
+            )
+    });
+    assert!(fenced, "n1 fenced itself: {:?}", net.log[0]);
+    net.cut.clear();
+    let healed = net.now;
+    net.run_until(healed + ms(200));
+    let online: Vec<usize> = (0..3)
+        .filter(|&i| net.engines[i].held_groups().any(|(g, _)| g == "vip"))
+        .collect();
+    assert_eq!(online.len(), 1, "one owner after the heal");
+    let back = net.starts(online[0], healed);
+    assert!(
+        back.first()
+            .is_some_and(|t| *t <= healed + DEAD_AFTER + 2 * INTERVAL),
+        "the group is back within the bound: {:?}",
+        net.log
+    );
+}
