@@ -502,6 +502,24 @@ pub fn node_write_due(
     })
 }
 
+/// Sleeps until `due` (for good when `None`) or until the report changes, whichever
+/// comes first; false when the report channel closed (the agent is stopping).
+async fn due_or_changed(
+    reports: &mut watch::Receiver<Option<Report>>,
+    due: Option<Instant>,
+) -> bool {
+    let wait = async {
+        match due {
+            Some(due) => tokio::time::sleep_until(due.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        changed = reports.changed() => changed.is_ok(),
+        () = wait => true,
+    }
+}
+
 /// Writes the node Lease: every report change at once (spaced by [`CHANGE_FLOOR`])
 /// and a renewal every `renew_every`. Never creates it; failures (a missing Lease
 /// included) are logged once per streak, retried at the renewal period, and never
@@ -527,15 +545,8 @@ async fn write_node_lease(
             t.renew_every,
         );
         let Some(report) = report.filter(|_| due.is_some_and(|d| d <= Instant::now())) else {
-            let wait = async {
-                match due {
-                    Some(due) => tokio::time::sleep_until(due.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                changed = reports.changed() => if changed.is_err() { return },
-                () = wait => {}
+            if !due_or_changed(&mut reports, due).await {
+                return;
             }
             continue;
         };
@@ -646,15 +657,8 @@ async fn record_groups(
             .filter_map(|(g, s)| s.next.map(|at| (at, g.clone())))
             .min();
         let Some((_, group)) = due.clone().filter(|(at, _)| *at <= now) else {
-            let wait = async {
-                match due {
-                    Some((at, _)) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                changed = reports.changed() => if changed.is_err() { return },
-                () = wait => {}
+            if !due_or_changed(&mut reports, due.map(|(at, _)| at)).await {
+                return;
             }
             continue;
         };
