@@ -219,6 +219,11 @@ pub fn wait_output(mut child: Child, timeout: Duration) -> Result<String, LabErr
 
 /// The probe's summary: its last non-empty stdout line.
 pub fn parse_summary(stdout: &str) -> Result<Summary, LabError> {
+    last_json_line(stdout)
+}
+
+/// The last non-empty line of a lab helper's stdout, as JSON.
+pub fn last_json_line<T: serde::de::DeserializeOwned>(stdout: &str) -> Result<T, LabError> {
     let line = stdout
         .lines()
         .rev()

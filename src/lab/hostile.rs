@@ -14,7 +14,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::LabError;
-use super::bench::{echo_args, parse_summary, probe_args, wait_for_holders, wait_output};
+use super::bench::{
+    echo_args, last_json_line, parse_summary, probe_args, wait_for_holders, wait_output,
+};
 use super::fault;
 use super::impls::{FailoverTiming, Impl, key_path};
 use super::topology::{Lab, node_v4};
@@ -288,16 +290,7 @@ fn kill_owner(
         let summary = parse_summary(&wait_output(probe, probe_length + Duration::from_secs(15))?)?;
         let counts = match flooder {
             Some(child) => {
-                let out = wait_output(child, probe_length + Duration::from_secs(20))?;
-                let line = out
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("");
-                serde_json::from_str(line).map_err(|source| LabError::ProbeOutput {
-                    line: line.to_string(),
-                    source,
-                })?
+                last_json_line(&wait_output(child, probe_length + Duration::from_secs(20))?)?
             }
             None => Vec::new(),
         };
