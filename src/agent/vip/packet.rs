@@ -114,25 +114,12 @@ pub struct NeighborSolicitation {
 /// 0, valid checksum, ICMPv6 right after the IPv6 header), and takes its source
 /// link-layer address option when there is one.
 pub fn parse_neighbor_solicitation(frame: &[u8]) -> Option<NeighborSolicitation> {
-    let ip = frame.get(ETH_HEADER_LEN..ETH_HEADER_LEN + IPV6_HEADER_LEN)?;
-    if ethertype(frame)? != ETHERTYPE_IPV6 || ip[0] >> 4 != 6 {
-        return None;
-    }
-    let payload_len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-    if ip[6] != ICMPV6 || ip[7] != ND_HOP_LIMIT || payload_len < NS_LEN {
-        return None;
-    }
-    let icmp = frame
-        .get(ETH_HEADER_LEN + IPV6_HEADER_LEN..)?
-        .get(..payload_len)?;
-    let src: [u8; 16] = ip[8..24].try_into().ok()?;
-    let dst: [u8; 16] = ip[24..40].try_into().ok()?;
-    if icmp[0] != ICMPV6_NEIGHBOR_SOLICIT
-        || icmp[1] != 0
-        || icmpv6_checksum(src.into(), dst.into(), icmp) != 0
-    {
-        return None;
-    }
+    let icmp = neighbor_discovery(frame, ICMPV6_NEIGHBOR_SOLICIT, NS_LEN)?;
+    // The IPv6 source address (bytes 8..24 of the header).
+    let src: [u8; 16] = frame
+        .get(ETH_HEADER_LEN + 8..ETH_HEADER_LEN + 24)?
+        .try_into()
+        .ok()?;
     let target: [u8; 16] = icmp[8..24].try_into().ok()?;
     let mut sender_mac: Mac = frame.get(6..12)?.try_into().ok()?;
     // Options: type, length in units of 8 octets, value; a zero length is invalid.
@@ -268,12 +255,25 @@ pub fn parse_gratuitous_arp(frame: &[u8]) -> Option<(Mac, Ipv4Addr)> {
 /// Recognises an unsolicited NA with the Override flag and a target link-layer
 /// address option, verifying hop limit and ICMPv6 checksum; returns (MAC, target).
 pub fn parse_unsolicited_na(frame: &[u8]) -> Option<(Mac, Ipv6Addr)> {
+    let icmp = neighbor_discovery(frame, ICMPV6_NEIGHBOR_ADVERT, NA_LEN)?;
+    if icmp[4] & NA_FLAG_OVERRIDE == 0 || icmp[24] != OPT_TARGET_LLADDR || icmp[25] != 1 {
+        return None;
+    }
+    let target: [u8; 16] = icmp[8..24].try_into().ok()?;
+    let mac: Mac = icmp[26..32].try_into().ok()?;
+    Some((mac, Ipv6Addr::from(target)))
+}
+
+/// The ICMPv6 message of a neighbour-discovery frame of type `kind` (RFC 4861: IPv6
+/// with hop limit 255, ICMPv6 right after the header, code 0, a valid checksum, at
+/// least `min_len` bytes), cut to the IPv6 payload length.
+fn neighbor_discovery(frame: &[u8], kind: u8, min_len: usize) -> Option<&[u8]> {
     let ip = frame.get(ETH_HEADER_LEN..ETH_HEADER_LEN + IPV6_HEADER_LEN)?;
     if ethertype(frame)? != ETHERTYPE_IPV6 || ip[0] >> 4 != 6 {
         return None;
     }
     let payload_len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-    if ip[6] != ICMPV6 || ip[7] != ND_HOP_LIMIT || payload_len < NA_LEN {
+    if ip[6] != ICMPV6 || ip[7] != ND_HOP_LIMIT || payload_len < min_len {
         return None;
     }
     let icmp = frame
@@ -282,18 +282,8 @@ pub fn parse_unsolicited_na(frame: &[u8]) -> Option<(Mac, Ipv6Addr)> {
     let src: [u8; 16] = ip[8..24].try_into().ok()?;
     let dst: [u8; 16] = ip[24..40].try_into().ok()?;
     // Summing a packet that carries its own checksum gives zero (one's complement).
-    if icmp[0] != ICMPV6_NEIGHBOR_ADVERT
-        || icmp[1] != 0
-        || icmp[4] & NA_FLAG_OVERRIDE == 0
-        || icmpv6_checksum(src.into(), dst.into(), icmp) != 0
-        || icmp[24] != OPT_TARGET_LLADDR
-        || icmp[25] != 1
-    {
-        return None;
-    }
-    let target: [u8; 16] = icmp[8..24].try_into().ok()?;
-    let mac: Mac = icmp[26..32].try_into().ok()?;
-    Some((mac, Ipv6Addr::from(target)))
+    (icmp[0] == kind && icmp[1] == 0 && icmpv6_checksum(src.into(), dst.into(), icmp) == 0)
+        .then_some(icmp)
 }
 
 /// The EtherType of a frame, if it is long enough to have one.
