@@ -217,6 +217,16 @@ pub fn wait_output(mut child: Child, timeout: Duration) -> Result<String, LabErr
     Ok(out)
 }
 
+/// Removes the lab and its run directory, which holds configs and logs: kept only
+/// when `FAILOVER_LAB_KEEP` is set, to debug a run.
+pub fn tear_down(lab: &mut Lab, dir: &Path) -> Result<(), LabError> {
+    lab.down()?;
+    if std::env::var_os("FAILOVER_LAB_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(())
+}
+
 /// The probe's summary: its last non-empty stdout line.
 pub fn parse_summary(stdout: &str) -> Result<Summary, LabError> {
     last_json_line(stdout)
@@ -386,11 +396,7 @@ pub fn run_once(
         .filter(|&i| holding.contains(&lab.node_ns(i)))
         .collect();
     tracing::debug!(?summary, holders = ?report.timelines, "run measured");
-    lab.down()?;
-    // The run directory holds configs and logs; keep it only when asked to debug.
-    if std::env::var_os("FAILOVER_LAB_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    tear_down(&mut lab, &dir)?;
     Ok(RunResult {
         outage_ms: summary.outage_ms,
         recovered: summary.recovered,

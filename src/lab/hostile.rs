@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::LabError;
 use super::bench::{
-    echo_args, last_json_line, parse_summary, probe_args, wait_for_holders, wait_output,
+    echo_args, last_json_line, parse_summary, probe_args, tear_down, wait_for_holders, wait_output,
 };
 use super::fault;
 use super::impls::{FailoverTiming, Impl, key_path};
@@ -296,10 +296,7 @@ fn kill_owner(
         };
         Ok((summary, counts))
     })();
-    lab.down()?;
-    if std::env::var_os("FAILOVER_LAB_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    tear_down(&mut lab, &dir)?;
     result
 }
 

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::bench::wait_for_holders;
+use super::bench::{tear_down, wait_for_holders};
 use super::impls::{FailoverTiming, Impl};
 use super::load::CpuLoad;
 use super::{Lab, LabError};
@@ -160,11 +160,7 @@ pub fn run(
         })
     })();
     drop(load);
-    lab.down()?;
-    // The run directory holds configs and logs; keep it only when asked to debug.
-    if std::env::var_os("FAILOVER_LAB_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    tear_down(&mut lab, &dir)?;
     result
 }
 

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::bench::wait_each_held_once;
+use super::bench::{tear_down, wait_each_held_once};
 use super::idle::{activity, cpu_ticks, rss_kib};
 use super::impls::{FailoverTiming, Impl, MAX_GROUPS, group_vip};
 use super::{Lab, LabError};
@@ -201,10 +201,7 @@ pub fn run(exe: &Path, opts: &SoakOptions, work_dir: &Path) -> Result<SoakReport
             vips_not_held_once: not_once,
         })
     })();
-    lab.down()?;
-    if std::env::var_os("FAILOVER_LAB_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    tear_down(&mut lab, &dir)?;
     result
 }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::LabError;
-use super::bench::{echo_args, parse_summary, wait_each_held_once, wait_output};
+use super::bench::{echo_args, parse_summary, tear_down, wait_each_held_once, wait_output};
 use super::fault::{self, Direction, Filter, Signal};
 use super::impls::{FailoverTiming, Impl, group_vip};
 use super::load::CpuLoad;
@@ -687,10 +687,7 @@ pub fn run(opts: &TortureOptions) -> Result<TortureOutcome, LabError> {
     let dir = opts.work_dir.join(lab.prefix());
     std::fs::create_dir_all(&dir).map_err(|e| LabError::io(dir.display().to_string(), e))?;
     let result = run_in(&mut lab, &imp, opts, &dir, members, &faults, &steps);
-    lab.down()?;
-    if std::env::var_os("FAILOVER_LAB_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    tear_down(&mut lab, &dir)?;
     let (obs, converged) = result?;
     let (c, findings) = analyze(&obs);
     Ok(TortureOutcome {
