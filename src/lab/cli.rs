@@ -217,6 +217,11 @@ fn needs_lab_prerequisites() -> Result<(), LabError> {
     })
 }
 
+/// This binary: the lab runs it as the agent under test (and as the probe and echo).
+fn own_executable() -> Result<std::path::PathBuf, LabError> {
+    std::env::current_exe().map_err(|e| LabError::io("current executable", e))
+}
+
 fn execute(cmd: LabCommand) -> Result<(), LabError> {
     match cmd {
         LabCommand::Up { nodes } => {
@@ -265,7 +270,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             work_dir,
         } => {
             needs_lab_prerequisites()?;
-            let exe = std::env::current_exe().map_err(|e| LabError::io("current executable", e))?;
+            let exe = own_executable()?;
             let timing = FailoverTiming {
                 interval_ms: heartbeat_interval_ms,
                 dead_after_ms,
@@ -299,7 +304,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             work_dir,
         } => {
             needs_lab_prerequisites()?;
-            let exe = std::env::current_exe().map_err(|e| LabError::io("current executable", e))?;
+            let exe = own_executable()?;
             let timing = FailoverTiming {
                 interval_ms: heartbeat_interval_ms,
                 dead_after_ms,
@@ -350,7 +355,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             work_dir,
         } => {
             needs_lab_prerequisites()?;
-            let exe = std::env::current_exe().map_err(|e| LabError::io("current executable", e))?;
+            let exe = own_executable()?;
             let timing = FailoverTiming {
                 interval_ms: heartbeat_interval_ms,
                 dead_after_ms,
@@ -380,7 +385,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             work_dir,
         } => {
             needs_lab_prerequisites()?;
-            let exe = std::env::current_exe().map_err(|e| LabError::io("current executable", e))?;
+            let exe = own_executable()?;
             let opts = super::soak::SoakOptions {
                 minutes,
                 members,
@@ -423,7 +428,7 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
                 agent_args,
             )?;
             let scenario: Scenario = scenario.parse()?;
-            let exe = std::env::current_exe().map_err(|e| LabError::io("current executable", e))?;
+            let exe = own_executable()?;
             let line = bench::run_bench(
                 &imp,
                 scenario,
