@@ -44,19 +44,9 @@ for peer in "${PEERS[@]}"; do
   esac
 done
 
-# Work on a private copy of the binary: the target directory may be shared with other
-# builds that overwrite it while the benchmark runs.
-TMP="$(mktemp -d /tmp/bench-failover.XXXXXX)"
-trap 'rm -rf "$TMP"' EXIT
-if [[ -n "${FAILOVER_BIN:-}" ]]; then
-  cp "$FAILOVER_BIN" "$TMP/failover"
-else
-  ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-  cargo_flags=(); [[ "$PROFILE" == release ]] && cargo_flags+=(--release)
-  (cd "$ROOT" && cargo build --quiet "${cargo_flags[@]}") >&2
-  cp "${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/failover" "$TMP/failover"
-fi
-BIN="$TMP/failover"
+# shellcheck source=e2e/private-binary.sh
+source "$(dirname "$0")/private-binary.sh"
+private_binary bench-failover "$PROFILE"
 "$BIN" lab --help >/dev/null 2>&1 || die "$BIN has no 'lab' subcommand (stale or foreign binary)"
 
 IMPLS=()

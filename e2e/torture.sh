@@ -35,17 +35,9 @@ die() { echo "torture: $*" >&2; exit 1; }
 command -v ip >/dev/null || die "needs iproute2 (ip)"
 command -v nft >/dev/null || die "needs nftables (nft)"
 
-# A private copy of the binary: the target directory may be shared with other builds.
-TMP="$(mktemp -d /tmp/torture.XXXXXX)"
-trap 'rm -rf "$TMP"' EXIT
-if [[ -n "${FAILOVER_BIN:-}" ]]; then
-  cp "$FAILOVER_BIN" "$TMP/failover"
-else
-  ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-  cargo_flags=(); [[ "$PROFILE" == release ]] && cargo_flags+=(--release)
-  (cd "$ROOT" && cargo build --quiet "${cargo_flags[@]}") >&2
-  cp "${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/failover" "$TMP/failover"
-fi
+# shellcheck source=e2e/private-binary.sh
+source "$(dirname "$0")/private-binary.sh"
+private_binary torture "$PROFILE"
 rc=0
-"$TMP/failover" lab torture --seed "$SEED" --duration "$DURATION" "${EXTRA[@]}" || rc=$?
+"$BIN" lab torture --seed "$SEED" --duration "$DURATION" "${EXTRA[@]}" || rc=$?
 exit "$rc"
