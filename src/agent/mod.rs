@@ -4,10 +4,10 @@
 //! Owns every piece of IO the agent does on its node. Must never decide ownership
 //! itself: that is the membership and placement cores' job.
 
-mod announce;
 pub mod config;
 pub mod kube;
 pub mod realtime;
+mod resources;
 pub mod runtime;
 pub mod vip;
 

@@ -1,19 +1,21 @@
 //! The agent runtime shared by both modes: a thin async shell around one [`Engine`].
 //!
 //! It owns the real IO of one member — the heartbeat UDP socket, the tokio timers,
-//! the signals, the VIP driver and the telemetry endpoint — and takes its
-//! configuration either from a file (standalone, [`run`]) or from [`Update`]s another
-//! task pushes (the Kubernetes mode, `agent::kube`), whose [`Backend`] also answers
-//! the witness requests and records what the node does. It
-//! does with them exactly what the simulator (`sim::World::feed`/`output`) does
-//! with its models: feed every event to the engine with the local monotonic time,
-//! then carry out every output in order. VIP operations are awaited inline in the
-//! event loop: they take well under a millisecond, and their order relative to the
-//! engine's inputs is what keeps two nodes from holding a VIP at once.
+//! the signals and the telemetry endpoint — and takes its configuration either from
+//! a file (standalone, [`run`]) or from [`Update`]s another task pushes (the
+//! Kubernetes mode, `agent::kube`), whose [`Backend`] also answers the witness
+//! requests and records what the node does. It does with them exactly what the
+//! simulator (`sim::World::feed`/`output`) does with its models: feed every event to
+//! the engine with the local monotonic time, then carry out every output in order.
+//! The groups' resources are started, renewed and stopped through
+//! `agent::resources`, awaited inline in the event loop: VIP operations take well
+//! under a millisecond, and their order relative to the engine's inputs is what
+//! keeps two nodes from holding a VIP at once.
 //!
-//! It must never decide ownership (the engine does), never hold a VIP the engine did
-//! not ask for, never wait on the Kubernetes API (the backend answers through the
-//! updates channel), and never exit while it still holds one.
+//! It must never decide ownership (the engine does), never start a group's
+//! resources the engine did not ask for, never wait on the Kubernetes API (the
+//! backend answers through the updates channel), and never exit while it still
+//! holds a group.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -25,12 +27,11 @@ use jiff::Timestamp;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use super::announce::{self, Detection};
 use super::config::{AgentConfig, ConfigError};
-use super::vip::{BoundVip, VipDriver, VipError, VirtualIp};
+use super::resources::{Resources, Started};
+use super::vip::VipError;
 use crate::cli::error_report;
 use crate::engine::{Engine, EngineConfig, Event, Input, Output, StopCause};
 use crate::membership::{Counters, Keyring};
@@ -40,7 +41,7 @@ use crate::telemetry::{Telemetry, http};
 
 /// How often the configuration file's mtime and size are checked.
 const FILE_POLL: Duration = Duration::from_millis(500);
-/// How often VIP eligibility (the VIP's subnet on an interface) is checked again; a
+/// How often eligibility (the VIPs' subnets on an interface) is checked again; a
 /// group whose start failed stays unable here until the next check.
 const ELIGIBILITY_RECHECK: Duration = Duration::from_secs(5);
 /// After SIGTERM, how long beyond `deadAfter` the agent waits for its groups to be
@@ -287,14 +288,6 @@ pub struct LoopOptions {
     pub backend: Box<dyn Backend>,
 }
 
-/// One group this node runs: its VIPs on their interfaces and the announcer.
-#[derive(Debug)]
-struct Held {
-    vips: Vec<BoundVip>,
-    announcer: Option<JoinHandle<()>>,
-    last_renew: Duration,
-}
-
 /// The event loop's state.
 struct Agent {
     node: String,
@@ -312,18 +305,14 @@ struct Agent {
     config: AgentConfig,
     engine: Engine,
     socket: Arc<UdpSocket>,
-    driver: VipDriver,
+    /// The resources of the groups this node runs.
+    resources: Resources,
     telemetry: Arc<Telemetry>,
     start: Instant,
     /// Addresses heartbeats go to: every other member.
     peers: Vec<SocketAddr>,
     /// Peers whose last send failed (logged once per failure streak).
     send_failing: BTreeSet<SocketAddr>,
-    held: BTreeMap<String, Held>,
-    /// Groups whose VIPs this node cannot host (subnet absent).
-    ineligible: BTreeSet<String>,
-    /// Groups whose start failed here, until the next eligibility check.
-    start_failed: BTreeSet<String>,
     /// Inputs that outputs lead to (Online, Offline, Unable), fed after the batch.
     followups: VecDeque<Input<'static>>,
     counters: Counters,
@@ -377,20 +366,15 @@ pub(crate) async fn run_loop(
         warn!(%warning, "not run standalone");
     }
 
+    let telemetry = Arc::new(Telemetry::new());
     // Before anything else: what a crashed agent left behind must not answer for a VIP.
-    let driver = VipDriver::new().map_err(AgentError::Vip)?;
-    let removed = driver
-        .remove_stale(&config.all_vips())
+    let resources = Resources::open(&config, telemetry.clone(), options.start)
         .await
         .map_err(AgentError::Vip)?;
-    if removed > 0 {
-        info!(removed, "removed stale VIPs left by an earlier run");
-    }
 
     let socket = UdpSocket::bind(me)
         .await
         .map_err(|source| AgentError::Bind { addr: me, source })?;
-    let telemetry = Arc::new(Telemetry::new());
     if let Some(addr) = options.metrics_addr {
         let listener = TcpListener::bind(addr)
             .await
@@ -436,12 +420,9 @@ pub(crate) async fn run_loop(
         config,
         engine,
         socket: socket.clone(),
-        driver,
+        resources,
         telemetry,
         start,
-        held: BTreeMap::new(),
-        ineligible: BTreeSet::new(),
-        start_failed: BTreeSet::new(),
         followups: VecDeque::new(),
         counters: Counters::default(),
         detected: None,
@@ -520,7 +501,7 @@ pub(crate) async fn run_loop(
             },
             _ = report.tick(), if report_every.is_some() => agent.report_due = true,
             _ = recheck.tick() => {
-                agent.start_failed.clear();
+                agent.resources.forget_failed_starts();
                 agent.check_eligibility().await;
             }
         }
@@ -531,7 +512,7 @@ pub(crate) async fn run_loop(
             agent.backend.report(report);
         }
     }
-    agent.shutdown().await;
+    agent.resources.shutdown(&agent.config).await;
     Ok(())
 }
 
@@ -631,7 +612,7 @@ impl Agent {
             let alive = self.engine.membership().alive(&m.name, now);
             self.telemetry.metrics.peer(&m.name, alive);
         }
-        for group in self.held.keys() {
+        for group in self.resources.held() {
             self.telemetry.metrics.owned(group, true);
         }
     }
@@ -705,7 +686,7 @@ impl Agent {
                 });
                 self.start_group(group, reason).await;
             }
-            Output::Renew { group } => self.renew(&group).await,
+            Output::Renew { group } => self.resources.renew(&group, &self.config).await,
             Output::Stop { group, cause } => {
                 self.owned.remove(&group);
                 self.report_due = true;
@@ -796,128 +777,24 @@ impl Agent {
         }
     }
 
-    /// Brings a group's VIPs up; on any failure takes back what it added and marks
-    /// the group unable here, so the engine stops it and placement moves it on.
-    async fn start_group(&mut self, group: String, reason: crate::placement::Reason) {
-        // The engine never starts a group twice without a stop in between; should it
-        // ever, the old announcer must not outlive the VIPs it announces.
-        if let Some(task) = self.held.remove(&group).and_then(|h| h.announcer) {
-            task.abort();
-        }
-        let lifetime = self.config.vip_lifetime();
-        let wanted = self.config.vips.get(&group).cloned().unwrap_or_default();
-        let mut bound = Vec::with_capacity(wanted.len());
-        let mut failure = None;
-        for vip in &wanted {
-            let result = match self.driver.resolve(vip).await {
-                Ok(b) => self.driver.acquire(&b, lifetime).await.map(|()| b),
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(b) => bound.push(b),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
+    /// Brings a group's resources online; if they cannot come online the group is
+    /// unable here, so the engine stops it and placement moves it on.
+    async fn start_group(&mut self, group: String, reason: Reason) {
+        let takeover = self.timelines.remove(&group);
+        match self.resources.start(&group, &self.config, takeover).await {
+            Started::Online => {
+                self.telemetry.metrics.failover(reason);
+                self.telemetry.metrics.owned(&group, true);
+                self.followups.push_back(Input::Online { group });
             }
-        }
-        if let Some(error) = failure {
-            self.telemetry.metrics.vip_error("acquire");
-            error!(group, error = %error_report(&error), "cannot bring the group's VIPs up; giving the group up here");
-            for b in &bound {
-                self.release_vip(&group, b).await;
-            }
-            self.timelines.remove(&group);
-            self.start_failed.insert(group);
-            self.followups.push_back(Input::Unable {
-                groups: self.unable(),
-            });
-            return;
-        }
-        let now = self.now();
-        let detection = self.timelines.remove(&group).map(|at| {
-            let since = now.saturating_sub(at).as_secs_f64();
-            self.telemetry.metrics.phase(Phase::VipUp, since);
-            info!(group, vip_up_ms = since * 1e3, "takeover: VIPs up");
-            Detection {
-                start: self.start,
-                at,
-            }
-        });
-        self.telemetry.metrics.failover(reason);
-        self.telemetry.metrics.owned(&group, true);
-        // The first announcement goes out here, before anything else: until the
-        // neighbours' caches move, clients still send to the old owner.
-        announce::round(&self.driver, &group, &bound, &self.telemetry, true).await;
-        if let Some(d) = detection {
-            let since = d.start.elapsed().saturating_sub(d.at);
-            self.telemetry
-                .metrics
-                .phase(Phase::ArpSent, since.as_secs_f64());
-            info!(
-                group,
-                arp_sent_ms = since.as_secs_f64() * 1e3,
-                "takeover: first announcement sent"
-            );
-        }
-        let announcer = (!bound.is_empty()).then(|| {
-            announce::spawn(
-                self.driver.clone(),
-                group.clone(),
-                bound.clone(),
-                self.config.announcements,
-                self.telemetry.clone(),
-            )
-        });
-        info!(group, vips = bound.len(), "group online");
-        self.held.insert(
-            group.clone(),
-            Held {
-                vips: bound,
-                announcer,
-                last_renew: now,
-            },
-        );
-        self.followups.push_back(Input::Online { group });
-    }
-
-    /// Renews the VIPs' kernel lifetime. Renewing a quarter lifetime apart keeps the
-    /// VIP up with room to spare while sparing netlink at 5 ms heartbeats; a killed
-    /// agent's VIP still disappears within one lifetime.
-    async fn renew(&mut self, group: &str) {
-        let now = self.now();
-        let lifetime = self.config.vip_lifetime();
-        let Some(held) = self.held.get_mut(group) else {
-            return;
-        };
-        if now.saturating_sub(held.last_renew) < lifetime / 4 {
-            return;
-        }
-        held.last_renew = now;
-        for b in &held.vips {
-            if let Err(error) = self.driver.acquire(b, lifetime).await {
-                self.telemetry.metrics.vip_error("renew");
-                error!(group, error = %error_report(&error), "cannot renew VIP lifetime");
-            }
+            Started::Failed => self.followups.push_back(Input::Unable {
+                groups: self.resources.unable(),
+            }),
         }
     }
 
     async fn stop_group(&mut self, group: String, cause: StopCause) {
-        let held = self.held.remove(&group);
-        let vips = match held {
-            Some(held) => {
-                // Abort first: no announcement may leave after the release.
-                if let Some(task) = held.announcer {
-                    task.abort();
-                }
-                held.vips
-            }
-            // A start that failed half-way released what it added; nothing to do.
-            None => Vec::new(),
-        };
-        for b in &vips {
-            self.release_vip(&group, b).await;
-        }
+        self.resources.stop(&group).await;
         self.telemetry.metrics.owned(&group, false);
         match cause {
             StopCause::Fence => warn!(group, "group stopped: fenced"),
@@ -929,65 +806,11 @@ impl Agent {
         self.followups.push_back(Input::Offline { group });
     }
 
-    async fn release_vip(&self, group: &str, bound: &BoundVip) {
-        if let Err(error) = self.driver.release(bound).await {
-            // The lifetime still removes it: we no longer renew it.
-            self.telemetry.metrics.vip_error("release");
-            error!(group, vip = %bound.vip(), error = %error_report(&error), "cannot release VIP; it expires with its lifetime");
-        }
-    }
-
-    /// Groups this node cannot host now.
-    fn unable(&self) -> BTreeSet<String> {
-        self.ineligible.union(&self.start_failed).cloned().collect()
-    }
-
-    async fn prepare_announcements(&self, vip: &VirtualIp) -> Result<(), VipError> {
-        let bound = self.driver.resolve(vip).await?;
-        self.driver.prepare(&bound).await
-    }
-
-    /// Checks every group's VIPs against this node's interfaces and tells the engine.
+    /// Checks every group against this node's resources and tells the engine.
     async fn check_eligibility(&mut self) {
-        self.update_ineligible().await;
-        let unable = self.unable();
+        self.resources.check_eligibility(&self.config).await;
+        let unable = self.resources.unable();
         self.step(Input::Unable { groups: unable }).await;
-    }
-
-    /// Checks every group's VIPs against this node's interfaces.
-    async fn update_ineligible(&mut self) {
-        let mut ineligible = BTreeSet::new();
-        for (group, vips) in &self.config.vips {
-            for vip in vips {
-                let ok = match self.driver.eligible(vip).await {
-                    Ok(true) => {
-                        // Ready the announcement socket now, not during a takeover.
-                        if let Err(error) = self.prepare_announcements(vip).await {
-                            warn!(group, %vip, error = %error_report(&error), "cannot prepare VIP announcements");
-                        }
-                        true
-                    }
-                    Ok(ok) => ok,
-                    Err(error) => {
-                        warn!(group, %vip, error = %error_report(&error), "cannot check VIP eligibility");
-                        false
-                    }
-                };
-                if !ok {
-                    ineligible.insert(group.clone());
-                    break;
-                }
-            }
-        }
-        if ineligible != self.ineligible {
-            for group in ineligible.difference(&self.ineligible) {
-                warn!(
-                    group,
-                    "cannot host the group here: no interface has its VIP's subnet"
-                );
-            }
-            self.ineligible = ineligible;
-        }
     }
 
     async fn leave(&mut self, deadline: &mut Option<Duration>) {
@@ -997,7 +820,7 @@ impl Agent {
         }
         let limit = self.config.model.dead_after + LEAVE_GRACE;
         info!(
-            groups = self.held.len(),
+            groups = self.resources.held().count(),
             "stop signal: leaving the cluster gracefully"
         );
         *deadline = Some(self.now() + limit);
@@ -1068,7 +891,7 @@ impl Agent {
         for warning in &config.warnings {
             warn!(%warning, "not run standalone");
         }
-        self.update_held_vips(&config).await;
+        self.resources.reconfigure(&config).await;
         info!(
             config_hash = format_args!("{:016x}", config.hash),
             "applying the new configuration"
@@ -1079,11 +902,11 @@ impl Agent {
         self.telemetry.metrics.config_reload("applied");
         // Eligibility for the new groups first, so that the engine never sees a
         // group it might claim without knowing whether this node can host it.
-        self.update_ineligible().await;
+        self.resources.check_eligibility(&self.config).await;
         self.engine.handle(
             self.now(),
             Input::Unable {
-                groups: self.unable(),
+                groups: self.resources.unable(),
             },
         );
         self.step(Input::Configure { model, hash }).await;
@@ -1098,7 +921,7 @@ impl Agent {
             return;
         }
         warn!(
-            groups = self.held.len(),
+            groups = self.resources.held().count(),
             "the configuration was deleted (was the cluster deleted?): taking every group offline and writing no Lease until it comes back"
         );
         self.config_deleted = true;
@@ -1109,98 +932,8 @@ impl Agent {
         });
         self.config.model = model.clone();
         self.config.vips.clear();
-        self.update_ineligible().await;
+        self.resources.check_eligibility(&self.config).await;
         let hash = self.config.hash;
         self.step(Input::Configure { model, hash }).await;
-    }
-
-    /// For groups this node keeps holding, removes VIPs the new configuration dropped
-    /// and adds the ones it introduced; VIPs that stay are not touched.
-    async fn update_held_vips(&mut self, config: &AgentConfig) {
-        let lifetime = config.vip_lifetime();
-        let groups: Vec<String> = self.held.keys().cloned().collect();
-        for group in groups {
-            let Some(wanted) = config.vips.get(&group) else {
-                continue; // removed: the engine stops it
-            };
-            let Some(held) = self.held.remove(&group) else {
-                continue;
-            };
-            let (keep, drop): (Vec<BoundVip>, Vec<BoundVip>) = held
-                .vips
-                .into_iter()
-                .partition(|b| wanted.contains(b.vip()));
-            for b in &drop {
-                info!(group, vip = %b.vip(), "VIP removed from the group");
-                self.release_vip(&group, b).await;
-            }
-            let mut vips = keep;
-            let added: Vec<&VirtualIp> = wanted
-                .iter()
-                .filter(|v| !vips.iter().any(|b| b.vip() == *v))
-                .collect();
-            let mut new = Vec::new();
-            for vip in added {
-                let result = match self.driver.resolve(vip).await {
-                    Ok(b) => self.driver.acquire(&b, lifetime).await.map(|()| b),
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(b) => {
-                        info!(group, %vip, "VIP added to the group");
-                        new.push(b);
-                    }
-                    Err(error) => {
-                        self.telemetry.metrics.vip_error("acquire");
-                        error!(group, %vip, error = %error_report(&error), "cannot add the group's new VIP");
-                    }
-                }
-            }
-            let mut announcer = held.announcer;
-            if !new.is_empty() {
-                if let Some(task) = announcer.take() {
-                    task.abort();
-                }
-                vips.extend(new);
-                announce::round(&self.driver, &group, &vips, &self.telemetry, true).await;
-                announcer = Some(announce::spawn(
-                    self.driver.clone(),
-                    group.clone(),
-                    vips.clone(),
-                    config.announcements,
-                    self.telemetry.clone(),
-                ));
-            }
-            self.held.insert(
-                group,
-                Held {
-                    vips,
-                    announcer,
-                    last_renew: held.last_renew,
-                },
-            );
-        }
-    }
-
-    /// Drops whatever is still held (only after the leave deadline) before exiting.
-    async fn shutdown(&mut self) {
-        for (group, held) in std::mem::take(&mut self.held) {
-            warn!(group, "releasing the group's VIPs at exit");
-            if let Some(task) = held.announcer {
-                task.abort();
-            }
-            for b in &held.vips {
-                self.release_vip(&group, b).await;
-            }
-        }
-        // Belt and braces: no VIP of the configuration stays on this node.
-        if let Err(error) = self.driver.remove_stale(&self.config.all_vips()).await {
-            error!(error = %error_report(&error), "cannot check for VIPs left at exit");
-        }
-        // Only a graceful exit gets here: after a crash the settings stay, so that the
-        // dead agent's node keeps quiet about the VIPs its kernel still holds.
-        if let Err(error) = self.driver.restore_kernel().await {
-            error!(error = %error_report(&error), "cannot restore the interfaces' ARP settings at exit");
-        }
     }
 }
