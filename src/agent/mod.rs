@@ -1,6 +1,11 @@
 //! The node agent: runs next to each member, exchanges heartbeats, decides with the
 //! pure cores and drives the node's resources.
 //!
+//! `runtime` is the event loop both modes share around the engine, `kube` the
+//! Kubernetes mode, `resources` what the loop starts, renews and stops for a
+//! group (its VIPs and their announcements), `vip` the netlink and ARP/NDP driver
+//! under it.
+//!
 //! Owns every piece of IO the agent does on its node. Must never decide ownership
 //! itself: that is the membership and placement cores' job.
 
