@@ -15,6 +15,8 @@
 //! the engine's inputs is what keeps two nodes from holding a VIP at once.
 
 mod announce;
+#[cfg(test)]
+mod tests;
 mod vips;
 
 use std::collections::{BTreeMap, BTreeSet};
