@@ -28,9 +28,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use super::config::RenderedConfig;
-use super::names;
 use crate::api::{FailoverCluster, QuorumMode, ResourceGroup};
+use crate::contract::names;
+use crate::contract::render::RenderedConfig;
 
 /// How long the previous heartbeat key stays valid after a rotation: long enough
 /// for every agent to see the new Secret (a watch event, or a relist after an API
