@@ -4,7 +4,8 @@
 //! Owns the clap definitions so `main.rs` stays a thin shell; each subcommand is one
 //! variant of [`Command`] with its own args struct, so new ones (`agent`, `operator`,
 //! `simulate`, `demo`) slot in beside them. It must never hold domain logic: it reads
-//! files, calls the library, and prints.
+//! files, calls the library, and prints. The library never calls back into it (an
+//! error's report for the logs is `telemetry::error_report`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! The reconcilers of FailoverCluster and ResourceGroup, as a pipeline:
 //! dereference (stores and a few reads) → validate (pure) → build (pure, `build`)
-//! → apply (server-side apply as `failover-operator`) → status (pure, `status`).
+//! → apply (server-side apply as `failover-operator`) → status (pure, `status`); the
+//! ClusterConfig itself is rendered by `contract::render`.
 //!
 //! Owns the IO of one reconciliation, its error kinds and the error policy. It must
 //! never write a spec, never write a Lease holder, never let one unreadable object
