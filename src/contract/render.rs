@@ -3,10 +3,10 @@
 //! name, namespace and spec; beside it the config hash and the groups'
 //! clear-failures values. `contract::source` reads it back on the agent's side.
 //!
-//! Owns the document form (the hash itself is `model::config_hash`). It is pure: it must
-//! never look anything up (member addresses are resolved before) and never put
-//! status or other metadata in the documents, so only a spec change changes the
-//! hash.
+//! Owns the document form (the hash itself is `model::config_hash`). It is pure:
+//! it must never look anything up (member addresses are resolved before) and never
+//! put status or other metadata in the documents, so only a spec change changes
+//! the hash.
 
 use std::collections::BTreeMap;
 
@@ -45,9 +45,9 @@ pub struct RenderedConfig {
 }
 
 /// Renders the ClusterConfig of a validated cluster whose members all have an
-/// address (the operator resolves them from the Nodes first). Only name, namespace and spec go in the YAML, so
-/// status updates never change the hash; the groups' clear-failures annotations go
-/// beside it.
+/// address (the operator resolves them from the Nodes first). Only name, namespace
+/// and spec go in the YAML, so status updates never change the hash; the groups'
+/// clear-failures annotations go beside it.
 pub fn render_config(
     cluster: &FailoverCluster,
     groups: &[ResourceGroup],

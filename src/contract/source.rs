@@ -93,3 +93,60 @@ pub fn parse_secret(secret: &Secret) -> Result<(Keyring, (Vec<u8>, Option<Vec<u8
         .map_err(|source| SourceError::Key { name, source })?;
     Ok((keys, (key.0.clone(), previous)))
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+
+    use super::*;
+    use crate::api::load_documents;
+    use crate::contract::render::render_config;
+
+    const DOCUMENTS: &str = "apiVersion: failover.dev/v1alpha1
+kind: FailoverCluster
+metadata: {name: lab, namespace: ns}
+spec:
+  members:
+    - {node: n1, address: 10.78.0.1}
+    - {node: n2, address: 10.78.0.2}
+    - {node: n3, address: 10.78.0.3}
+---
+apiVersion: failover.dev/v1alpha1
+kind: ResourceGroup
+metadata:
+  name: web
+  namespace: ns
+  annotations: {failover.dev/clear-failures: '2026-12-01'}
+spec:
+  cluster: lab
+  resources:
+    - {name: vip, virtualIP: {address: 10.78.0.100/24}}
+";
+
+    /// What the operator renders is what the agent reads: the same configuration,
+    /// the same hash, the same clear-failures values.
+    #[test]
+    fn the_agent_reads_what_the_operator_renders() {
+        let (cluster, groups) = load_documents(DOCUMENTS).unwrap();
+        let rendered = render_config(&cluster, &groups).unwrap();
+        let clear = serde_json::to_string(&rendered.clear_failures).unwrap();
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(names::config_map("lab")),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([
+                (names::CONFIG_KEY.to_owned(), rendered.yaml.clone()),
+                (names::HASH_KEY.to_owned(), rendered.hash.clone()),
+                (names::CLEAR_FAILURES_KEY.to_owned(), clear),
+            ])),
+            ..ConfigMap::default()
+        };
+        let (config, read) = parse_config_map(&cm).unwrap();
+        assert_eq!(hash_text(config.hash), rendered.hash);
+        assert_eq!(config.model.cluster, "ns/lab");
+        assert_eq!(read, rendered.clear_failures);
+        assert_eq!(read["web"], "2026-12-01");
+    }
+}
