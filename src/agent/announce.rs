@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, warn};
 
-use super::config::Announcements;
+use super::metrics::Telemetry;
 use super::vip::{BoundVip, VipDriver};
-use crate::telemetry::Telemetry;
+use crate::contract::model::Announcements;
 
 /// When the failure that led to this takeover was detected, for the `arp_sent` phase.
 #[derive(Clone, Copy, Debug)]
@@ -39,7 +39,7 @@ pub async fn round(
         if let Err(error) = driver.announce(bound, 1, Duration::ZERO).await {
             telemetry.metrics.vip_error("announce");
             if first {
-                let error = crate::cli::error_report(&error);
+                let error = crate::telemetry::error_report(&error);
                 warn!(group, vip = %bound.vip(), %error, "cannot announce VIP");
             }
         }

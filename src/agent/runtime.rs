@@ -29,14 +29,14 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::announce::{self, Detection};
-use super::config::{AgentConfig, ConfigError};
+use super::metrics::{Phase, Telemetry};
 use super::vip::{BoundVip, VipDriver, VipError, VirtualIp};
-use crate::cli::error_report;
+use crate::contract::model::{AgentConfig, ConfigError};
+use crate::contract::report::Owned;
 use crate::engine::{Engine, EngineConfig, Event, Input, Output, StopCause};
 use crate::membership::{Counters, Keyring};
 use crate::placement::Reason;
-use crate::telemetry::metrics::Phase;
-use crate::telemetry::{Telemetry, http};
+use crate::telemetry::{error_report, http};
 
 /// How often the configuration file's mtime and size are checked.
 const FILE_POLL: Duration = Duration::from_millis(500);
@@ -207,19 +207,6 @@ pub struct Report {
     pub owned: BTreeMap<String, Owned>,
     /// Per group: why this node is or is not the owner.
     pub explain: BTreeMap<String, String>,
-}
-
-/// How this node came to run a group.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Owned {
-    /// The ownership epoch (it may rise while the node runs the group, when the
-    /// group's record was higher: [`Input::Recorded`]).
-    pub epoch: u64,
-    /// Why placement made this node the owner.
-    pub reason: Reason,
-    pub message: String,
-    /// When this node took it (wall clock).
-    pub since: Timestamp,
 }
 
 /// A person-visible transition the backend may publish (as a Kubernetes Event).
@@ -592,7 +579,7 @@ impl Agent {
                         epoch,
                         reason: *reason,
                         message: message.clone(),
-                        since: *since,
+                        since: Some(*since),
                     };
                     Some((group.to_owned(), owned))
                 })
