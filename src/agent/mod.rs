@@ -6,15 +6,17 @@
 //! group (its VIPs and their announcements), `vip` the netlink and ARP/NDP driver
 //! under it.
 //!
-//! Owns every piece of IO the agent does on its node. Must never decide ownership
-//! itself: that is the membership and placement cores' job.
+//! Owns every piece of IO the agent does on its node, and its metrics. What it
+//! shares with the operator (the configuration it runs and its hash, object names,
+//! the node Lease report, the client) is `contract`'s: it never imports the
+//! operator. Must never decide ownership itself: that is the membership and
+//! placement cores' job.
 
-pub mod config;
 pub mod kube;
+pub mod metrics;
 pub mod realtime;
 mod resources;
 pub mod runtime;
 pub mod vip;
 
-pub use config::{AgentConfig, ConfigError};
 pub use runtime::{AgentError, AgentOptions, run};

@@ -22,18 +22,19 @@ use serde_json::{Value, json};
 
 use super::apiserver_rules;
 use super::build::{self, AgentSettings, KEY_LEN, KEY_ROTATION_OVERLAP};
-use super::config::{NodeAddress, node_address, render_config, resolve_addresses};
+use super::config::{NodeAddress, node_address, resolve_addresses};
 use super::metrics::Metrics;
-use super::names;
 use super::reconcile::{
     Context, Settings, Stores, cluster_resource, group_resource, reconcile_cluster, reconcile_group,
 };
 use super::status::{Reports, cluster_notices, cluster_status, group_notices, group_status};
-use crate::agent::config::{AgentConfig, config_hash};
 use crate::api::{
     FailoverCluster, FailoverClusterSpec, GroupPhase, MemberSpec, MemberState, QuorumMode,
     QuorumState, ResourceGroup, ResourceGroupSpec, ResourceSpec, VirtualIpSpec, load_documents,
 };
+use crate::contract::model::{AgentConfig, config_hash};
+use crate::contract::names;
+use crate::contract::render::render_config;
 
 // ---------------------------------------------------------------- fixtures
 
@@ -270,7 +271,8 @@ fn clear_failures_annotations_ride_beside_the_config_without_changing_its_hash()
         serde_json::from_str(&data["clear-failures.json"]).unwrap();
     assert_eq!(values, after.clear_failures);
     // What the agent reads back.
-    let (_, read) = crate::agent::kube::parse_config_map(&build::config_map(&c, &after)).unwrap();
+    let (_, read) =
+        crate::contract::source::parse_config_map(&build::config_map(&c, &after)).unwrap();
     assert_eq!(read, after.clear_failures);
 }
 

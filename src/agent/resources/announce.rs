@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, warn};
 
-use crate::agent::config::Announcements;
+use crate::agent::metrics::Telemetry;
 use crate::agent::vip::{BoundVip, VipDriver};
-use crate::telemetry::Telemetry;
+use crate::contract::model::Announcements;
 
 /// Announces every VIP of `group` once. Failures are counted; the first round of a
 /// takeover also logs them (a missing MAC or CAP_NET_RAW does not fix itself
@@ -30,7 +30,7 @@ pub async fn round(
         if let Err(error) = driver.announce(bound, 1, Duration::ZERO).await {
             telemetry.metrics.vip_error("announce");
             if first {
-                let error = crate::cli::error_report(&error);
+                let error = crate::telemetry::error_report(&error);
                 warn!(group, vip = %bound.vip(), %error, "cannot announce VIP");
             }
         }

@@ -26,10 +26,9 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use self::vips::{HeldVips, Vips};
-use super::config::AgentConfig;
+use super::metrics::{Phase, Telemetry};
 use super::vip::VipError;
-use crate::telemetry::Telemetry;
-use crate::telemetry::metrics::Phase;
+use crate::contract::model::AgentConfig;
 
 /// How a group's start ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use std::time::Instant;
 use nix::sched::{CloneFlags, unshare};
 
 use super::{Resources, Started};
-use crate::agent::config::AgentConfig;
-use crate::telemetry::Telemetry;
+use crate::agent::metrics::Telemetry;
+use crate::contract::model::AgentConfig;
 
 /// Runs `ip` with `args` in the calling thread's network namespace.
 fn ip(args: &[&str]) -> String {

@@ -14,10 +14,10 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use super::announce;
-use crate::agent::config::Announcements;
+use crate::agent::metrics::Telemetry;
 use crate::agent::vip::{BoundVip, VipDriver, VipError, VirtualIp};
-use crate::cli::error_report;
-use crate::telemetry::Telemetry;
+use crate::contract::model::Announcements;
+use crate::telemetry::error_report;
 
 /// The VIPs of one group this node holds and the task that announces them.
 #[derive(Debug)]

@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tracing::info;
 
 use super::Agent;
-use crate::agent::config::AgentConfig;
+use crate::contract::model::AgentConfig;
+use crate::contract::report::Owned;
 use crate::engine::Input;
 use crate::membership::Keyring;
 use crate::placement::Reason;
@@ -48,19 +48,6 @@ pub struct Report {
     pub owned: BTreeMap<String, Owned>,
     /// Per group: why this node is or is not the owner.
     pub explain: BTreeMap<String, String>,
-}
-
-/// How this node came to run a group.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Owned {
-    /// The ownership epoch (it may rise while the node runs the group, when the
-    /// group's record was higher: [`Input::Recorded`]).
-    pub epoch: u64,
-    /// Why placement made this node the owner.
-    pub reason: Reason,
-    pub message: String,
-    /// When this node took it (wall clock).
-    pub since: Timestamp,
 }
 
 /// A person-visible transition the backend may publish (as a Kubernetes Event).
@@ -156,7 +143,7 @@ impl Agent {
                         epoch,
                         reason: *reason,
                         message: message.clone(),
-                        since: *since,
+                        since: Some(*since),
                     };
                     Some((group.to_owned(), owned))
                 })

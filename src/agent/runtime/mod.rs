@@ -39,17 +39,17 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-pub use self::backend::{Backend, LoopOptions, Notice, Owned, Report, Update};
+pub use self::backend::{Backend, LoopOptions, Notice, Report, Update};
 pub use self::standalone::{AgentOptions, KeyFiles, read_key_file, run};
 use self::standalone::{FileStamp, stamp};
-use super::config::{AgentConfig, ConfigError};
+use super::metrics::Telemetry;
 use super::resources::Resources;
 use super::vip::VipError;
-use crate::cli::error_report;
+use crate::contract::model::{AgentConfig, ConfigError};
 use crate::engine::{Engine, EngineConfig, Input};
 use crate::membership::Counters;
 use crate::placement::Reason;
-use crate::telemetry::{Telemetry, http};
+use crate::telemetry::{error_report, http};
 
 /// How often the configuration file's mtime and size are checked.
 const FILE_POLL: Duration = Duration::from_millis(500);

@@ -12,10 +12,10 @@ use tracing::{debug, info, warn};
 
 use super::Agent;
 use super::backend::Notice;
+use crate::agent::metrics::Phase;
 use crate::agent::resources::Started;
 use crate::engine::{Event, Input, Output, StopCause};
 use crate::placement::Reason;
-use crate::telemetry::metrics::Phase;
 
 impl Agent {
     /// Feeds one input, then carries out every output it leads to.

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use tracing::{debug, error, info, warn};
 
 use super::Agent;
-use crate::agent::config::AgentConfig;
-use crate::cli::error_report;
+use crate::contract::model::AgentConfig;
 use crate::engine::Input;
+use crate::telemetry::error_report;
 
 impl Agent {
     /// Applies a validated configuration live; one this member cannot run (it is no

@@ -14,9 +14,9 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use super::backend::{Backend, LoopOptions, Notice, Report};
 use super::{Agent, AgentError, log_config_error, run_loop};
-use crate::agent::config::AgentConfig;
-use crate::cli::error_report;
+use crate::contract::model::AgentConfig;
 use crate::membership::Keyring;
+use crate::telemetry::error_report;
 
 /// What the agent needs to start.
 #[derive(Debug)]
