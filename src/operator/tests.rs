@@ -48,10 +48,13 @@ fn member(node: &str) -> MemberSpec {
     }
 }
 
-/// A FailoverCluster `c` in `ns` with members a and b.
+/// A FailoverCluster `c` in `ns` with members a and b, quorum `none` (`majority` of
+/// two is invalid: it never fails over).
 fn cluster() -> FailoverCluster {
-    let spec: FailoverClusterSpec =
-        serde_json::from_value(json!({"members": [{"node": "a"}, {"node": "b"}]})).unwrap();
+    let spec: FailoverClusterSpec = serde_json::from_value(
+        json!({"members": [{"node": "a"}, {"node": "b"}], "quorum": "none"}),
+    )
+    .unwrap();
     let mut c = FailoverCluster::new("c", spec);
     c.metadata.namespace = Some(NS.to_owned());
     c.metadata.uid = Some("uid-c".to_owned());
@@ -614,6 +617,7 @@ fn leases_are_created_empty_one_per_group_and_the_witness_only_in_witness_mode()
 #[test]
 fn member_states_sync_and_quorum_come_from_the_node_leases() {
     let mut c = cluster().member("c").member("d");
+    c.spec.quorum = QuorumMode::Majority;
     c.spec.members[3].paused = true;
     let leases = [
         node_lease("a", Duration::from_millis(300), "h1", true, &["web"]),
