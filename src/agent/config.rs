@@ -114,6 +114,10 @@ pub struct AgentConfig {
     pub announcements: Announcements,
     /// What is in the configuration but not run by the standalone agent.
     pub warnings: Vec<String>,
+    /// Group -> its clear-failures value (the `failover.dev/clear-failures`
+    /// annotation); a new value resets the group's failover count on every member.
+    /// Outside the hash: clearing changes no configuration.
+    pub clear_failures: BTreeMap<String, String>,
 }
 
 impl AgentConfig {
@@ -240,6 +244,13 @@ impl AgentConfig {
             vips,
             announcements,
             warnings,
+            clear_failures: groups
+                .iter()
+                .filter_map(|g| {
+                    let value = g.annotations().get(api::CLEAR_FAILURES_ANNOTATION)?;
+                    Some((g.name_any(), value.clone()))
+                })
+                .collect(),
         })
     }
 

@@ -32,9 +32,9 @@ use super::announce::{self, Detection};
 use super::config::{AgentConfig, ConfigError};
 use super::vip::{BoundVip, VipDriver, VipError, VirtualIp};
 use crate::cli::error_report;
-use crate::engine::{Engine, EngineConfig, Event, Input, Output, StopCause};
+use crate::engine::{Engine, EngineConfig, Event, Input, Output, StopCause, clear_token};
 use crate::membership::{Counters, Keyring};
-use crate::placement::Reason;
+use crate::placement::{Reason, UnableReason};
 use crate::telemetry::metrics::Phase;
 use crate::telemetry::{Telemetry, http};
 
@@ -192,8 +192,6 @@ pub enum Update {
     /// An input for the engine as it is: [`Input::Witness`] (times in the loop's
     /// local time), [`Input::Recorded`] or [`Input::Superseded`].
     Engine(Input<'static>),
-    /// A person cleared a group's failure count.
-    ClearFailures(String),
 }
 
 /// A summary of the node's state for the outside world (the node Lease).
@@ -207,6 +205,8 @@ pub struct Report {
     pub owned: BTreeMap<String, Owned>,
     /// Per group: why this node is or is not the owner.
     pub explain: BTreeMap<String, String>,
+    /// Groups Failed in this node's view (failover limit reached), sorted.
+    pub failed: Vec<String>,
 }
 
 /// How this node came to run a group.
@@ -449,6 +449,7 @@ pub(crate) async fn run_loop(
         file_stamp: file_stamp.flatten(),
     };
     agent.apply_peers();
+    agent.apply_clears();
     info!(
         address = %me,
         incarnation,
@@ -562,10 +563,6 @@ impl Agent {
                 self.report_due = true;
                 self.step(input).await
             }
-            Update::ClearFailures(group) => {
-                info!(group, "failure count cleared");
-                self.step(Input::ClearFailures { group }).await
-            }
         }
     }
 
@@ -605,6 +602,26 @@ impl Agent {
                     Some((g.name.clone(), why))
                 })
                 .collect(),
+            failed: self.engine.failed_groups().map(str::to_owned).collect(),
+        }
+    }
+
+    /// Hands the configuration's clear-failures values to the engine. Repeating a
+    /// value changes nothing there, so every configuration passes all of them.
+    fn apply_clears(&mut self) {
+        let now = self.now();
+        for (group, value) in &self.config.clear_failures {
+            let token = clear_token(value);
+            if self.engine.clear_token(group) != token {
+                info!(group, value, "failure count cleared");
+                self.engine.handle(
+                    now,
+                    Input::ClearFailures {
+                        group: group.clone(),
+                        token,
+                    },
+                );
+            }
         }
     }
 
@@ -938,8 +955,16 @@ impl Agent {
     }
 
     /// Groups this node cannot host now.
-    fn unable(&self) -> BTreeSet<String> {
-        self.ineligible.union(&self.start_failed).cloned().collect()
+    fn unable(&self) -> BTreeMap<String, UnableReason> {
+        let absent = self
+            .ineligible
+            .iter()
+            .map(|g| (g.clone(), UnableReason::SubnetAbsent));
+        let failed = self
+            .start_failed
+            .iter()
+            .map(|g| (g.clone(), UnableReason::ResourceFailed));
+        absent.chain(failed).collect()
     }
 
     async fn prepare_announcements(&self, vip: &VirtualIp) -> Result<(), VipError> {
@@ -1053,7 +1078,10 @@ impl Agent {
                 return;
             }
         };
+        // Clear-failures values ride beside the configuration, outside its hash.
         if config.hash == self.config.hash && !self.config_deleted {
+            self.config.clear_failures = config.clear_failures;
+            self.apply_clears();
             self.telemetry.metrics.config_reload("unchanged");
             debug!("configuration unchanged");
             return;
@@ -1087,6 +1115,7 @@ impl Agent {
             },
         );
         self.step(Input::Configure { model, hash }).await;
+        self.apply_clears();
     }
 
     /// The configuration was deleted (its cluster was deleted): takes every group

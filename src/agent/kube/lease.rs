@@ -225,6 +225,7 @@ pub fn node_annotations(report: &Report) -> BTreeMap<String, String> {
         "quorate": report.quorate,
         "alive": report.alive,
         "held": held,
+        "failed": report.failed,
     });
     let owned: serde_json::Map<String, serde_json::Value> = report
         .owned
