@@ -431,6 +431,24 @@ spec:
     - {name: app, workload: {kind: Deployment, name: db}}
 ";
 
+    /// Standalone, a group's clear-failures annotation is read from its document,
+    /// and changing it changes no configuration (the hash stays).
+    #[test]
+    fn clear_failures_values_come_from_the_annotation_outside_the_hash() {
+        let plain = AgentConfig::from_yaml(YAML).unwrap();
+        assert!(plain.clear_failures.is_empty());
+        let annotated = YAML.replace(
+            "metadata: {name: web}",
+            "metadata: {name: web, annotations: {failover.dev/clear-failures: '1764580000'}}",
+        );
+        let cleared = AgentConfig::from_yaml(&annotated).unwrap();
+        assert_eq!(
+            cleared.clear_failures,
+            BTreeMap::from([("web".to_owned(), "1764580000".to_owned())])
+        );
+        assert_eq!(cleared.hash, plain.hash);
+    }
+
     #[test]
     fn converts_every_field() {
         let c = AgentConfig::from_yaml(YAML).unwrap();

@@ -449,7 +449,6 @@ pub(crate) async fn run_loop(
         file_stamp: file_stamp.flatten(),
     };
     agent.apply_peers();
-    agent.apply_clears();
     info!(
         address = %me,
         incarnation,
@@ -459,6 +458,8 @@ pub(crate) async fn run_loop(
         "agent started"
     );
     agent.check_eligibility().await;
+    // After eligibility, as for every configuration: a step may claim groups.
+    agent.apply_clears().await;
 
     let origin = tokio::time::Instant::from_std(start);
     let mut file_poll = tokio::time::interval(FILE_POLL);
@@ -608,19 +609,18 @@ impl Agent {
 
     /// Hands the configuration's clear-failures values to the engine. Repeating a
     /// value changes nothing there, so every configuration passes all of them.
-    fn apply_clears(&mut self) {
-        let now = self.now();
-        for (group, value) in &self.config.clear_failures {
-            let token = clear_token(value);
-            if self.engine.clear_token(group) != token {
+    async fn apply_clears(&mut self) {
+        let clears: Vec<(String, String)> = self
+            .config
+            .clear_failures
+            .iter()
+            .map(|(g, v)| (g.clone(), v.clone()))
+            .collect();
+        for (group, value) in clears {
+            let token = clear_token(&value);
+            if self.engine.clear_token(&group) != token {
                 info!(group, value, "failure count cleared");
-                self.engine.handle(
-                    now,
-                    Input::ClearFailures {
-                        group: group.clone(),
-                        token,
-                    },
-                );
+                self.step(Input::ClearFailures { group, token }).await;
             }
         }
     }
@@ -1081,7 +1081,7 @@ impl Agent {
         // Clear-failures values ride beside the configuration, outside its hash.
         if config.hash == self.config.hash && !self.config_deleted {
             self.config.clear_failures = config.clear_failures;
-            self.apply_clears();
+            self.apply_clears().await;
             self.telemetry.metrics.config_reload("unchanged");
             debug!("configuration unchanged");
             return;
@@ -1115,7 +1115,7 @@ impl Agent {
             },
         );
         self.step(Input::Configure { model, hash }).await;
-        self.apply_clears();
+        self.apply_clears().await;
     }
 
     /// The configuration was deleted (its cluster was deleted): takes every group

@@ -543,6 +543,14 @@ mod tests {
     }
 
     #[test]
+    fn every_unable_reason_has_its_own_code_and_unknown_codes_are_malformed() {
+        for reason in UnableReason::ALL {
+            assert_eq!(unable_reason(unable_code(reason)), Ok(reason));
+        }
+        assert_eq!(unable_reason(3), Err(DropReason::Malformed));
+    }
+
+    #[test]
     fn previous_key_is_accepted_during_rotation() {
         let old = keys();
         let bytes = sample().encode(&old).unwrap();

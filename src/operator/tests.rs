@@ -723,6 +723,34 @@ fn invalid_config_keeps_the_last_hash_and_is_announced_once() {
     assert!(cluster_notices(&status, &status).is_empty());
 }
 
+/// Issue 12 item 7: a Failed group has no owner, and its group Lease still names
+/// the last one; the members' views say it is Failed, and so does its phase.
+#[test]
+fn a_group_an_online_member_sees_failed_is_failed() {
+    let c = cluster();
+    let g = group("web", "10.77.0.100/24");
+    let ledger = lease(
+        &names::group_lease("c", "web"),
+        Some("a"),
+        Timestamp::now() - Duration::from_secs(5),
+        &[(names::REASON, "OwnerLost"), (names::MESSAGE, "b died")],
+    );
+    let mut reporter = node_lease("b", Duration::from_millis(100), "h", true, &[]);
+    let failed = json!({"quorate": true, "alive": ["b"], "held": {}, "failed": ["web"]});
+    reporter
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(names::VIEW.to_owned(), failed.to_string());
+    let reports = Reports::from_leases("c", &[ledger.clone(), reporter]);
+    let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(status.phase, Some(GroupPhase::Failed));
+    // Without that report the group is only waiting for an owner.
+    let reports = Reports::from_leases("c", &[ledger]);
+    let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
+    assert_ne!(status.phase, Some(GroupPhase::Failed));
+}
+
 #[test]
 fn group_status_reads_the_ledger_and_explains_every_member() {
     let c = cluster();
