@@ -571,7 +571,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good.yaml");
         let bad = dir.join("bad.yaml");
-        let cluster = "apiVersion: failover.dev/v1alpha1\nkind: FailoverCluster\nmetadata: {name: c}\nspec:\n  members: [{node: a}, {node: b}]\n";
+        let cluster = "apiVersion: failover.dev/v1alpha1\nkind: FailoverCluster\nmetadata: {name: c}\nspec:\n  members: [{node: a}, {node: b}, {node: c}]\n";
         std::fs::write(&good, cluster).unwrap();
         std::fs::write(&bad, cluster.replace("node: b", "node: a")).unwrap();
 

@@ -280,6 +280,17 @@ fn cases() -> Vec<Case> {
             ),
         },
         Case {
+            name: "two voting members with majority quorum",
+            mutate: |c, _| c.spec.members.truncate(2),
+            path: "spec.quorum",
+            message: "majority of 2 members can never fail over: a survivor holds 1 vote of 2; use witness",
+            schema: Cel(
+                "FailoverCluster",
+                &["spec"],
+                "self.quorum != 'majority' || size(self.members) != 2",
+            ),
+        },
+        Case {
             name: "witness with three members",
             mutate: |c, _| c.spec.quorum = QuorumMode::Witness,
             path: "spec.quorum",

@@ -68,7 +68,9 @@ use super::duration::{DurationError, KubeDuration, parse_duration};
 )]
 #[x_kube(
     validation = Rule::new("!has(self.quorum) || self.quorum == 'none' || size(self.members) >= 2").message("at least 2 voting members are needed unless spec.quorum is none").field_path(".members"),
-    validation = Rule::new("!has(self.quorum) || self.quorum != 'witness' || size(self.members) == 2").message("quorum witness needs exactly 2 voting members").field_path(".quorum")
+    validation = Rule::new("!has(self.quorum) || self.quorum != 'witness' || size(self.members) == 2").message("quorum witness needs exactly 2 voting members").field_path(".quorum"),
+    // Two votes of two: a survivor never has a majority, so the cluster can never fail over.
+    validation = Rule::new("!has(self.quorum) || self.quorum != 'majority' || size(self.members) != 2").message("spec.quorum majority of 2 members can never fail over (a survivor has 1 vote of 2): use witness, 3 or more members, or none").field_path(".quorum")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverClusterSpec {
@@ -81,8 +83,9 @@ pub struct FailoverClusterSpec {
     #[serde(default)]
     pub heartbeat: HeartbeatSpec,
     /// How a partition decides it may act: `majority` (default; more than half of
-    /// the members), `witness` (two members: the API server Lease breaks the tie) or
-    /// `none` (explicit opt-out: split brain becomes possible; status warns).
+    /// the members, so it needs 3 or more: with 2, a survivor never has a majority),
+    /// `witness` (two members: the API server Lease breaks the tie) or `none`
+    /// (explicit opt-out: split brain becomes possible; status warns).
     #[serde(default)]
     pub quorum: QuorumMode,
     /// Where to notify a person about failovers besides Kubernetes Events and metrics.

@@ -40,6 +40,10 @@ pub const GROUP: &str = "failover.dev";
 pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` field value of the custom resources.
 pub const API_VERSION: &str = "failover.dev/v1alpha1";
+/// ResourceGroup annotation: any new value resets the group's failover count on
+/// every member (Kubernetes mode: the operator passes it on in the ClusterConfig;
+/// standalone: read from the group's document in the configuration file).
+pub const CLEAR_FAILURES_ANNOTATION: &str = "failover.dev/clear-failures";
 
 #[cfg(test)]
 mod tests {

@@ -263,6 +263,10 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
                 spec.quorum.as_str()
             ),
         ),
+        QuorumMode::Majority if voters == 2 => r.add(
+            "spec.quorum",
+            "majority of 2 members can never fail over: a survivor holds 1 vote of 2; use witness (the API server Lease breaks the tie), 3 or more members, or none (split brain possible)",
+        ),
         QuorumMode::Majority | QuorumMode::Witness => {}
     }
 

@@ -136,6 +136,10 @@ pub struct AgentConfig {
     pub announcements: Announcements,
     /// What is in the configuration but not run by the standalone agent.
     pub warnings: Vec<String>,
+    /// Group -> its clear-failures value (the `failover.dev/clear-failures`
+    /// annotation); a new value resets the group's failover count on every member.
+    /// Outside the hash: clearing changes no configuration.
+    pub clear_failures: BTreeMap<String, String>,
 }
 
 impl AgentConfig {
@@ -262,6 +266,13 @@ impl AgentConfig {
             vips,
             announcements,
             warnings,
+            clear_failures: groups
+                .iter()
+                .filter_map(|g| {
+                    let value = g.annotations().get(api::CLEAR_FAILURES_ANNOTATION)?;
+                    Some((g.name_any(), value.clone()))
+                })
+                .collect(),
         })
     }
 
@@ -447,6 +458,24 @@ spec:
     - {name: vip, virtualIP: {address: 10.78.0.101/24}}
     - {name: app, workload: {kind: Deployment, name: db}}
 ";
+
+    /// Standalone, a group's clear-failures annotation is read from its document,
+    /// and changing it changes no configuration (the hash stays).
+    #[test]
+    fn clear_failures_values_come_from_the_annotation_outside_the_hash() {
+        let plain = AgentConfig::from_yaml(YAML).unwrap();
+        assert!(plain.clear_failures.is_empty());
+        let annotated = YAML.replace(
+            "metadata: {name: web}",
+            "metadata: {name: web, annotations: {failover.dev/clear-failures: '1764580000'}}",
+        );
+        let cleared = AgentConfig::from_yaml(&annotated).unwrap();
+        assert_eq!(
+            cleared.clear_failures,
+            BTreeMap::from([("web".to_owned(), "1764580000".to_owned())])
+        );
+        assert_eq!(cleared.hash, plain.hash);
+    }
 
     #[test]
     fn converts_every_field() {

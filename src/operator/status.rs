@@ -495,8 +495,18 @@ pub fn group_status(
         || owner_report
             .and_then(|r| r.view.as_ref())
             .is_some_and(|v| v.held.contains_key(&name));
-    let failed =
-        !reported_by_member && ledger.reason.as_deref() == Some(reason::FAILOVER_LIMIT_REACHED);
+    // Failed on every node at once (the failover count travels in heartbeats): one
+    // online member that says so is enough; the group Lease still names the last
+    // owner, whose record is not a Failed group's.
+    let seen_failed = cluster.spec.members.iter().any(|m| {
+        let report = reports.nodes.get(&m.node);
+        online(report, dead_after, now)
+            && report
+                .and_then(|r| r.view.as_ref())
+                .is_some_and(|v| v.failed.contains(&name))
+    });
+    let failed = !reported_by_member
+        && (seen_failed || ledger.reason.as_deref() == Some(reason::FAILOVER_LIMIT_REACHED));
     let phase = match (&ledger.holder, owner_online, owner_holds) {
         _ if failed => GroupPhase::Failed,
         (None, _, _) => GroupPhase::Pending,

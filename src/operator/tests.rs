@@ -49,10 +49,13 @@ fn member(node: &str) -> MemberSpec {
     }
 }
 
-/// A FailoverCluster `c` in `ns` with members a and b.
+/// A FailoverCluster `c` in `ns` with members a and b, quorum `none` (`majority` of
+/// two is invalid: it never fails over).
 fn cluster() -> FailoverCluster {
-    let spec: FailoverClusterSpec =
-        serde_json::from_value(json!({"members": [{"node": "a"}, {"node": "b"}]})).unwrap();
+    let spec: FailoverClusterSpec = serde_json::from_value(
+        json!({"members": [{"node": "a"}, {"node": "b"}], "quorum": "none"}),
+    )
+    .unwrap();
     let mut c = FailoverCluster::new("c", spec);
     c.metadata.namespace = Some(NS.to_owned());
     c.metadata.uid = Some("uid-c".to_owned());
@@ -616,6 +619,7 @@ fn leases_are_created_empty_one_per_group_and_the_witness_only_in_witness_mode()
 #[test]
 fn member_states_sync_and_quorum_come_from_the_node_leases() {
     let mut c = cluster().member("c").member("d");
+    c.spec.quorum = QuorumMode::Majority;
     c.spec.members[3].paused = true;
     let leases = [
         node_lease("a", Duration::from_millis(300), "h1", true, &["web"]),
@@ -719,6 +723,34 @@ fn invalid_config_keeps_the_last_hash_and_is_announced_once() {
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].reason, "ConfigRejected");
     assert!(cluster_notices(&status, &status).is_empty());
+}
+
+/// Issue 12 item 7: a Failed group has no owner, and its group Lease still names
+/// the last one; the members' views say it is Failed, and so does its phase.
+#[test]
+fn a_group_an_online_member_sees_failed_is_failed() {
+    let c = cluster();
+    let g = group("web", "10.77.0.100/24");
+    let ledger = lease(
+        &names::group_lease("c", "web"),
+        Some("a"),
+        Timestamp::now() - Duration::from_secs(5),
+        &[(names::REASON, "OwnerLost"), (names::MESSAGE, "b died")],
+    );
+    let mut reporter = node_lease("b", Duration::from_millis(100), "h", true, &[]);
+    let failed = json!({"quorate": true, "alive": ["b"], "held": {}, "failed": ["web"]});
+    reporter
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(names::VIEW.to_owned(), failed.to_string());
+    let reports = Reports::from_leases("c", &[ledger.clone(), reporter]);
+    let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(status.phase, Some(GroupPhase::Failed));
+    // Without that report the group is only waiting for an owner.
+    let reports = Reports::from_leases("c", &[ledger]);
+    let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
+    assert_ne!(status.phase, Some(GroupPhase::Failed));
 }
 
 #[test]

@@ -29,6 +29,7 @@ use self::vips::{HeldVips, Vips};
 use super::metrics::{Phase, Telemetry};
 use super::vip::VipError;
 use crate::contract::model::AgentConfig;
+use crate::placement::UnableReason;
 
 /// How a group's start ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,8 +167,16 @@ impl Resources {
     }
 
     /// Groups this node cannot host now.
-    pub fn unable(&self) -> BTreeSet<String> {
-        self.ineligible.union(&self.start_failed).cloned().collect()
+    pub fn unable(&self) -> BTreeMap<String, UnableReason> {
+        let absent = self
+            .ineligible
+            .iter()
+            .map(|g| (g.clone(), UnableReason::SubnetAbsent));
+        let failed = self
+            .start_failed
+            .iter()
+            .map(|g| (g.clone(), UnableReason::ResourceFailed));
+        absent.chain(failed).collect()
     }
 
     /// Gives the groups whose start failed here another chance.
