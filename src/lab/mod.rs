@@ -9,9 +9,12 @@
 //! (`torture`), the hostile flood (`hostile`) and the demo (`demo`). The CLI glue
 //! lives in `cli`.
 //!
-//! Dependencies point one way: the lab uses the agent's shipped code (its ARP codec
-//! and packet socket, `agent::vip::packet` and `agent::vip::socket`, for the probe)
-//! and the cores, never the other way round.
+//! Test and demo infrastructure, not part of what ships: the module exists only with
+//! the cargo feature `lab` (on by default, so `cargo run -- demo` works; the
+//! container image is built without it). Dependencies point one way: the lab uses
+//! the agent's shipped code (its ARP codec and packet socket, `agent::vip::packet`
+//! and `agent::vip::socket`, for the probe) and the cores; nothing outside `lab` but
+//! the CLI names it, which the build without the feature proves.
 //!
 //! Must never: touch anything outside the namespaces it created (every name carries a
 //! per-lab prefix and teardown removes only that prefix), run an unbounded loop, or be
