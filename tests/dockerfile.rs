@@ -1,8 +1,9 @@
 //! No container engine runs here, so the Dockerfile is checked by reading it: its
 //! build command must be the static musl build we prove (`cargo build --release
-//! --locked --target x86_64-unknown-linux-musl --bin failover`, see the issue 6
-//! report), its final stage distroless-static (or scratch) as a non-root user, and
-//! its build context must hold every file Cargo.toml names.
+//! --locked --no-default-features --target x86_64-unknown-linux-musl --bin failover`,
+//! see the issue 6 report; no default features: the image ships without the lab),
+//! its final stage distroless-static (or scratch) as a non-root user, and its build
+//! context must hold every file Cargo.toml names.
 
 use std::path::PathBuf;
 
@@ -118,6 +119,7 @@ fn the_builder_builds_the_static_musl_binary() {
             "build",
             "--release",
             "--locked",
+            "--no-default-features",
             "--target",
             TARGET,
             "--bin",
