@@ -30,6 +30,7 @@ use kube::{Resource, ResourceExt};
 
 use super::config::RenderedConfig;
 use super::names;
+use crate::api::duration::whole_seconds_up_i32;
 use crate::api::{FailoverCluster, QuorumMode, ResourceGroup};
 
 /// How long the previous heartbeat key stays valid after a rotation: long enough
@@ -116,14 +117,7 @@ fn owned_meta(
 /// Whole seconds of `deadAfter`, rounded up, at least 1 (Lease durations and the
 /// termination grace are whole seconds).
 pub fn dead_after_seconds(cluster: &FailoverCluster) -> i32 {
-    let dead_after = cluster
-        .spec
-        .heartbeat
-        .dead_after()
-        .unwrap_or(Duration::from_secs(1));
-    i32::try_from(dead_after.as_millis().div_ceil(1000))
-        .unwrap_or(i32::MAX)
-        .max(1)
+    whole_seconds_up_i32(cluster.spec.heartbeat.dead_after.get())
 }
 
 /// The ClusterConfig ConfigMap.

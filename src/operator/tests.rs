@@ -76,7 +76,7 @@ impl ClusterFixture for FailoverCluster {
         self
     }
     fn dead_after(mut self, text: &str) -> Self {
-        self.spec.heartbeat.dead_after = text.to_owned();
+        self.spec.heartbeat.dead_after = text.parse().unwrap();
         self
     }
     fn hash(mut self, hash: &str) -> Self {
