@@ -3,9 +3,8 @@
 //! over and back.
 //!
 //! Owns the wire shape (serde + JSON schema + CEL rules the API server enforces),
-//! the defaults, and typed accessors. It must never decide placement, and does no IO.
-
-use std::time::Duration;
+//! the defaults (durations are [`KubeDuration`]s, parsed when the object is
+//! deserialized), and typed accessors. It must never decide placement, and does no IO.
 
 use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -14,7 +13,7 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::duration::{DurationError, KubeDuration, parse_duration};
+use super::duration::KubeDuration;
 
 /// Pattern of a resource name (a DNS-1123 label, so it can appear in object names).
 pub const RESOURCE_NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
@@ -118,8 +117,7 @@ pub struct FailbackSpec {
     /// How long a returning better node must stay online before the group moves
     /// back to it (default `30s`).
     #[serde(default = "default_stabilize_for")]
-    #[schemars(with = "KubeDuration")]
-    pub stabilize_for: String,
+    pub stabilize_for: KubeDuration,
     /// Daily time windows in which failback may happen (policy `Window`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
@@ -130,8 +128,8 @@ pub struct FailbackSpec {
     pub time_zone: String,
 }
 
-fn default_stabilize_for() -> String {
-    "30s".to_owned()
+fn default_stabilize_for() -> KubeDuration {
+    KubeDuration::from_secs(30)
 }
 fn default_time_zone() -> String {
     "UTC".to_owned()
@@ -145,13 +143,6 @@ impl Default for FailbackSpec {
             windows: Vec::new(),
             time_zone: default_time_zone(),
         }
-    }
-}
-
-impl FailbackSpec {
-    /// The parsed stabilization time.
-    pub fn stabilize_for(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.stabilize_for)
     }
 }
 
@@ -248,15 +239,14 @@ pub struct FailoverLimitSpec {
     pub max_failovers: u32,
     /// Window in which failovers are counted (default `1h`); older ones expire.
     #[serde(default = "default_limit_period")]
-    #[schemars(with = "KubeDuration")]
-    pub period: String,
+    pub period: KubeDuration,
 }
 
 fn default_max_failovers() -> u32 {
     3
 }
-fn default_limit_period() -> String {
-    "1h".to_owned()
+fn default_limit_period() -> KubeDuration {
+    KubeDuration::from_secs(3_600)
 }
 
 impl Default for FailoverLimitSpec {
@@ -265,13 +255,6 @@ impl Default for FailoverLimitSpec {
             max_failovers: default_max_failovers(),
             period: default_limit_period(),
         }
-    }
-}
-
-impl FailoverLimitSpec {
-    /// The parsed counting window.
-    pub fn period(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.period)
     }
 }
 
@@ -380,36 +363,23 @@ pub struct HealthCheckSpec {
     pub http: Option<HttpProbe>,
     /// How often the probe runs (default `1s`).
     #[serde(default = "default_probe_interval")]
-    #[schemars(with = "KubeDuration")]
-    pub interval: String,
+    pub interval: KubeDuration,
     /// How long one probe may take (default `500ms`, at most `interval`).
     #[serde(default = "default_probe_timeout")]
-    #[schemars(with = "KubeDuration")]
-    pub timeout: String,
+    pub timeout: KubeDuration,
     /// Local restarts of the group on this node before it fails over (default 1).
     #[serde(default = "default_restart_limit")]
     pub restart_limit: u32,
 }
 
-fn default_probe_interval() -> String {
-    "1s".to_owned()
+fn default_probe_interval() -> KubeDuration {
+    KubeDuration::from_secs(1)
 }
-fn default_probe_timeout() -> String {
-    "500ms".to_owned()
+fn default_probe_timeout() -> KubeDuration {
+    KubeDuration::from_millis(500)
 }
 fn default_restart_limit() -> u32 {
     1
-}
-
-impl HealthCheckSpec {
-    /// The parsed probe interval.
-    pub fn interval(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.interval)
-    }
-    /// The parsed probe timeout.
-    pub fn timeout(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.timeout)
-    }
 }
 
 /// A TCP connect probe.
@@ -553,6 +523,8 @@ pub struct MemberExplanation {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -619,8 +591,8 @@ mod tests {
         .unwrap();
         let hc = res.health_check.as_ref().unwrap();
         assert_eq!(hc.http.as_ref().unwrap().path, "/");
-        assert_eq!(hc.interval(), Ok(Duration::from_secs(1)));
-        assert_eq!(hc.timeout(), Ok(Duration::from_millis(500)));
+        assert_eq!(hc.interval.get(), Duration::from_secs(1));
+        assert_eq!(hc.timeout.get(), Duration::from_millis(500));
         assert_eq!(hc.restart_limit, 1);
         let wire = serde_json::to_value(&res).unwrap();
         assert_eq!(wire["dependsOn"][0], "vip");

@@ -21,7 +21,7 @@ pub use cluster::{
     QuorumState, QuorumStatus, SecretKeyRef, WebhookSpec,
 };
 pub use crd::{CrdError, crd_file_name, crds, crds_yaml};
-pub use duration::{DurationError, KubeDuration, parse_duration};
+pub use duration::{DurationError, KubeDuration};
 pub use group::{
     FailbackPolicy, FailbackSpec, FailbackWindow, FailoverLimitSpec, GroupPhase, HealthCheckSpec,
     HttpProbe, MemberExplanation, ResourceGroup, ResourceGroupSpec, ResourceGroupStatus,

@@ -1,7 +1,8 @@
 //! Validation of FailoverCluster and ResourceGroup specs in Rust.
 //!
 //! Owns every rule the CRD schema and CEL rules enforce (so the standalone agent,
-//! which has no API server, gets the same protection) plus what only a view of
+//! which has no API server, gets the same protection; the syntax of durations is
+//! the type's, checked when the object is deserialized) plus what only a view of
 //! several objects can see: dependency cycles, unknown `dependsOn` targets,
 //! preferred owners that are not members, the same VIP in two groups of one cluster.
 //! It reports every problem at once, each with its field path, and must never stop
@@ -15,7 +16,6 @@ use std::net::IpAddr;
 use kube::{Resource, ResourceExt};
 
 use super::cluster::{FailoverCluster, MAX_PRIORITY, MIN_INTERVAL, QuorumMode};
-use super::duration::parse_duration;
 use super::group::{
     FailbackPolicy, FailbackSpec, HealthCheckSpec, MAX_RESOURCES, ResourceGroup, ResourceSpec,
     parse_time_of_day,
@@ -75,17 +75,6 @@ impl Report<'_> {
             path: path.into(),
             message: message.into(),
         });
-    }
-
-    /// Parses a duration field, reporting a malformed one; `None` then.
-    fn duration(&mut self, path: &str, text: &str) -> Option<std::time::Duration> {
-        match parse_duration(text) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.add(path, e.to_string());
-                None
-            }
-        }
     }
 }
 
@@ -271,16 +260,10 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
     }
 
     let hb = &spec.heartbeat;
-    let interval = r.duration("spec.heartbeat.interval", &hb.interval);
-    let dead_after = r.duration("spec.heartbeat.deadAfter", &hb.dead_after);
-    if let Some(interval) = interval
-        && interval < MIN_INTERVAL
-    {
+    if hb.interval.get() < MIN_INTERVAL {
         r.add("spec.heartbeat.interval", "must be at least 5ms");
     }
-    if let (Some(interval), Some(dead_after)) = (interval, dead_after)
-        && dead_after <= interval
-    {
+    if hb.dead_after <= hb.interval {
         r.add(
             "spec.heartbeat.deadAfter",
             format!(
@@ -308,9 +291,6 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
         }
     }
 
-    r.duration("spec.quarantine.period", &spec.quarantine.period);
-    r.duration("spec.quarantine.duration", &spec.quarantine.duration);
-
     let ann = &spec.announcements;
     if !(1..=100).contains(&ann.count) {
         r.add(
@@ -318,8 +298,6 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
             format!("{} is out of range 1..=100", ann.count),
         );
     }
-    r.duration("spec.announcements.spacing", &ann.spacing);
-    r.duration("spec.announcements.refreshInterval", &ann.refresh_interval);
 }
 
 fn check_group(group: &ResourceGroup, cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
@@ -376,13 +354,11 @@ fn check_group(group: &ResourceGroup, cluster: &FailoverCluster, problems: &mut 
     }
 
     check_failback(&mut r, &spec.failback);
-    r.duration("spec.failoverLimit.period", &spec.failover_limit.period);
 
     check_resources(&mut r, &spec.resources);
 }
 
 fn check_failback(r: &mut Report<'_>, failback: &FailbackSpec) {
-    r.duration("spec.failback.stabilizeFor", &failback.stabilize_for);
     if failback.policy == FailbackPolicy::Window && failback.windows.is_empty() {
         r.add(
             "spec.failback.windows",
@@ -581,11 +557,7 @@ fn check_health_check(r: &mut Report<'_>, path: &str, hc: &HealthCheckSpec) {
             r.add(format!("{path}.http.path"), "must start with '/'");
         }
     }
-    let interval = r.duration(&format!("{path}.interval"), &hc.interval);
-    let timeout = r.duration(&format!("{path}.timeout"), &hc.timeout);
-    if let (Some(interval), Some(timeout)) = (interval, timeout)
-        && timeout > interval
-    {
+    if hc.timeout > hc.interval {
         r.add(
             format!("{path}.timeout"),
             format!("{} must not exceed interval ({})", hc.timeout, hc.interval),

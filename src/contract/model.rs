@@ -21,10 +21,11 @@ use jiff::tz::TimeZone;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
+use crate::api::duration::whole_seconds_up;
 use crate::api::group::TimeOfDayError;
 use crate::api::{
-    self, DurationError, FailbackPolicy as ApiFailback, FailoverCluster, InvalidConfig, LoadError,
-    ResourceGroup, Weekday,
+    self, FailbackPolicy as ApiFailback, FailoverCluster, InvalidConfig, LoadError, ResourceGroup,
+    Weekday,
 };
 use crate::placement::{
     ClusterModel, DailyWindow, FailbackPolicy, FailoverLimit, GroupModel, MemberModel,
@@ -47,12 +48,6 @@ pub enum ConfigError {
         "spec.quorum: witness cannot work standalone: the witness is a Kubernetes Lease; use majority with 3 or more members, or none"
     )]
     WitnessStandalone,
-    #[error("{field}: invalid duration")]
-    Duration {
-        field: String,
-        #[source]
-        source: DurationError,
-    },
     #[error("{field}: invalid time of day")]
     TimeOfDay {
         field: String,
@@ -199,24 +194,15 @@ impl AgentConfig {
             addresses.insert(m.node.clone(), SocketAddr::new(ip, port));
         }
 
-        let interval = parsed("spec.heartbeat.interval", spec.heartbeat.interval())?;
-        let dead_after = parsed("spec.heartbeat.deadAfter", spec.heartbeat.dead_after())?;
-        let quarantine = if spec.quarantine.failures == 0 {
-            None
-        } else {
-            Some(QuarantinePolicy {
-                failures: spec.quarantine.failures,
-                period: parsed("spec.quarantine.period", spec.quarantine.period())?,
-                duration: parsed("spec.quarantine.duration", spec.quarantine.duration())?,
-            })
-        };
+        let quarantine = (spec.quarantine.failures != 0).then(|| QuarantinePolicy {
+            failures: spec.quarantine.failures,
+            period: spec.quarantine.period.get(),
+            duration: spec.quarantine.duration.get(),
+        });
         let announcements = Announcements {
             count: spec.announcements.count.max(1),
-            spacing: parsed("spec.announcements.spacing", spec.announcements.spacing())?,
-            refresh: parsed(
-                "spec.announcements.refreshInterval",
-                spec.announcements.refresh_interval(),
-            )?,
+            spacing: spec.announcements.spacing.get(),
+            refresh: spec.announcements.refresh(),
         };
 
         let mut sorted: Vec<&ResourceGroup> = groups.iter().collect();
@@ -254,8 +240,8 @@ impl AgentConfig {
             cluster: cluster_id(cluster),
             members,
             quorum,
-            interval,
-            dead_after,
+            interval: spec.heartbeat.interval.get(),
+            dead_after: spec.heartbeat.dead_after.get(),
             quarantine,
             groups: models,
         };
@@ -295,9 +281,7 @@ impl AgentConfig {
     /// How long a VIP lives in the kernel without renewal: `deadAfter` rounded up to
     /// whole seconds, at least one second (netlink lifetimes are whole seconds).
     pub fn vip_lifetime(&self) -> Duration {
-        let dead_after = self.model.dead_after;
-        let secs = dead_after.as_secs() + u64::from(dead_after.subsec_nanos() > 0);
-        Duration::from_secs(secs.max(1))
+        Duration::from_secs(whole_seconds_up(self.model.dead_after))
     }
 }
 
@@ -312,12 +296,11 @@ pub fn cluster_id(cluster: &FailoverCluster) -> String {
 fn group_model(group: &ResourceGroup, object: &str) -> Result<GroupModel, ConfigError> {
     let spec = &group.spec;
     let field = |path: &str| format!("{object}: {path}");
-    let duration = |path: &str, r| parsed(&field(path), r);
     let fb = &spec.failback;
     let failback = match fb.policy {
         ApiFailback::Never => FailbackPolicy::Never,
         ApiFailback::Immediate => FailbackPolicy::Immediate {
-            stabilize_for: duration("spec.failback.stabilizeFor", fb.stabilize_for())?,
+            stabilize_for: fb.stabilize_for.get(),
         },
         ApiFailback::Window => {
             let time_zone =
@@ -350,7 +333,7 @@ fn group_model(group: &ResourceGroup, object: &str) -> Result<GroupModel, Config
                 });
             }
             FailbackPolicy::Window {
-                stabilize_for: duration("spec.failback.stabilizeFor", fb.stabilize_for())?,
+                stabilize_for: fb.stabilize_for.get(),
                 windows,
                 time_zone,
             }
@@ -362,17 +345,9 @@ fn group_model(group: &ResourceGroup, object: &str) -> Result<GroupModel, Config
         failback,
         failover_limit: Some(FailoverLimit {
             max: spec.failover_limit.max_failovers,
-            period: duration("spec.failoverLimit.period", spec.failover_limit.period())?,
+            period: spec.failover_limit.period.get(),
         }),
         owner: spec.owner.clone(),
-    })
-}
-
-/// A parsed duration field, or the error naming `field`.
-fn parsed<T>(field: &str, r: Result<T, DurationError>) -> Result<T, ConfigError> {
-    r.map_err(|source| ConfigError::Duration {
-        field: field.to_owned(),
-        source,
     })
 }
 

@@ -195,11 +195,7 @@ pub fn cluster_status(
 ) -> FailoverClusterStatus {
     let previous = cluster.status.clone().unwrap_or_default();
     let generation = cluster.metadata.generation;
-    let dead_after = cluster
-        .spec
-        .heartbeat
-        .dead_after()
-        .unwrap_or(Duration::from_secs(1));
+    let dead_after = cluster.spec.heartbeat.dead_after.get();
 
     let mut members = Vec::new();
     for m in &cluster.spec.members {
@@ -449,11 +445,7 @@ pub fn group_status(
             ..previous
         };
     };
-    let dead_after = cluster
-        .spec
-        .heartbeat
-        .dead_after()
-        .unwrap_or(Duration::from_secs(1));
+    let dead_after = cluster.spec.heartbeat.dead_after.get();
     // The owner: the live member with the highest epoch that reports running the
     // group (fresh, written by the agent at once on every change, and present in
     // `quorum: none` too); only when no member says so, the group Lease.

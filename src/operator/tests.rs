@@ -11,13 +11,14 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Node, NodeAddress as K8sNodeAddress, NodeStatus, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
-use kube::api::{ApiResource, DynamicObject, ObjectMeta};
+use kube::api::ObjectMeta;
 use kube::client::Body;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::apiserver_rules;
@@ -25,7 +26,7 @@ use super::build::{self, AgentSettings, KEY_LEN, KEY_ROTATION_OVERLAP};
 use super::config::{NodeAddress, node_address, resolve_addresses};
 use super::metrics::Metrics;
 use super::reconcile::{
-    Context, Settings, Stores, cluster_resource, group_resource, reconcile_cluster, reconcile_group,
+    Context, GroupClusterRef, Settings, Stores, reconcile_cluster, reconcile_group,
 };
 use super::status::{Reports, cluster_notices, cluster_status, group_notices, group_status};
 use crate::api::{
@@ -80,7 +81,7 @@ impl ClusterFixture for FailoverCluster {
         self
     }
     fn dead_after(mut self, text: &str) -> Self {
-        self.spec.heartbeat.dead_after = text.to_owned();
+        self.spec.heartbeat.dead_after = text.parse().unwrap();
         self
     }
     fn hash(mut self, hash: &str) -> Self {
@@ -1006,14 +1007,14 @@ impl ApiServerVerifier {
     }
 }
 
-fn dynamic<K: Resource<DynamicType = ()> + serde::Serialize>(
-    object: &K,
-    resource: &ApiResource,
-) -> DynamicObject {
-    let mut value = serde_json::to_value(object).unwrap();
-    value["apiVersion"] = json!(resource.api_version);
-    value["kind"] = json!(resource.kind);
-    serde_json::from_value(value).unwrap()
+/// A typed object as the stores hold it: read as its kind.
+fn guarded<K: Clone>(object: &K) -> DeserializeGuard<K> {
+    DeserializeGuard(Ok(object.clone()))
+}
+
+/// A ResourceGroup (any JSON, readable or not) as the group-to-cluster store holds it.
+fn group_cluster_ref(group: &Value) -> DeserializeGuard<GroupClusterRef> {
+    serde_json::from_value(group.clone()).unwrap()
 }
 
 /// A context on a mocked client with stores holding the given objects.
@@ -1032,8 +1033,9 @@ fn context(
 
 /// The writers behind [`Stores`]: a test holding them plays the reflectors.
 struct Writers {
-    clusters: Writer<DynamicObject>,
-    groups: Writer<DynamicObject>,
+    clusters: Writer<DeserializeGuard<FailoverCluster>>,
+    groups: Writer<DeserializeGuard<ResourceGroup>>,
+    group_clusters: Writer<DeserializeGuard<GroupClusterRef>>,
     nodes: Writer<Node>,
 }
 
@@ -1054,15 +1056,16 @@ where
 /// Stores listed with the given objects.
 fn stores(clusters: &[FailoverCluster], groups: &[Value], nodes: &[Node]) -> (Stores, Writers) {
     let (stores, mut writers) = unlisted_stores();
-    listed(
-        &mut writers.clusters,
-        clusters.iter().map(|c| dynamic(c, &cluster_resource())),
-    );
+    listed(&mut writers.clusters, clusters.iter().map(guarded));
     listed(
         &mut writers.groups,
         groups
             .iter()
-            .map(|g| serde_json::from_value::<DynamicObject>(g.clone()).unwrap()),
+            .map(|g| serde_json::from_value::<DeserializeGuard<ResourceGroup>>(g.clone()).unwrap()),
+    );
+    listed(
+        &mut writers.group_clusters,
+        groups.iter().map(group_cluster_ref),
     );
     listed(&mut writers.nodes, nodes.iter().cloned());
     (stores, writers)
@@ -1071,13 +1074,15 @@ fn stores(clusters: &[FailoverCluster], groups: &[Value], nodes: &[Node]) -> (St
 /// Stores whose reflectors have not listed anything yet (an operator starting).
 fn unlisted_stores() -> (Stores, Writers) {
     let writers = Writers {
-        clusters: Writer::new(cluster_resource()),
-        groups: Writer::new(group_resource()),
+        clusters: Writer::default(),
+        groups: Writer::default(),
+        group_clusters: Writer::default(),
         nodes: Writer::default(),
     };
     let stores = Stores {
         clusters: writers.clusters.as_reader(),
         groups: writers.groups.as_reader(),
+        group_clusters: writers.group_clusters.as_reader(),
         nodes: writers.nodes.as_reader(),
     };
     (stores, writers)
@@ -1114,7 +1119,7 @@ fn context_with(
 }
 
 fn group_json(g: &ResourceGroup) -> Value {
-    serde_json::to_value(dynamic(g, &group_resource())).unwrap()
+    serde_json::to_value(g).unwrap()
 }
 
 fn nodes() -> Vec<Node> {
@@ -1133,9 +1138,7 @@ async fn run_cluster<F: std::future::Future<Output = ()> + Send + 'static>(
     server: F,
 ) -> Action {
     let server = tokio::spawn(server);
-    let action = reconcile_cluster(Arc::new(dynamic(c, &cluster_resource())), ctx)
-        .await
-        .unwrap();
+    let action = reconcile_cluster(Arc::new(guarded(c)), ctx).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .unwrap()
@@ -1286,7 +1289,7 @@ async fn a_malformed_group_is_reported_on_itself_and_blocks_only_its_cluster_con
         std::slice::from_ref(&bad),
         &nodes(),
     );
-    let obj: DynamicObject = serde_json::from_value(bad).unwrap();
+    let obj: DeserializeGuard<ResourceGroup> = serde_json::from_value(bad).unwrap();
     let server = tokio::spawn(async move {
         let status = api
             .status("/apis/failover.dev/v1alpha1/namespaces/ns/resourcegroups/bad/status")
@@ -1334,12 +1337,9 @@ async fn deletion_leaves_cleanup_to_garbage_collection_and_removes_ledgers_of_de
     let mut deleted = cluster();
     deleted.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
     let (ctx, api) = context(std::slice::from_ref(&deleted), &[], &nodes());
-    let action = reconcile_cluster(
-        Arc::new(dynamic(&deleted, &cluster_resource())),
-        ctx.clone(),
-    )
-    .await
-    .unwrap();
+    let action = reconcile_cluster(Arc::new(guarded(&deleted)), ctx.clone())
+        .await
+        .unwrap();
     assert_eq!(action, Action::await_change());
     drop(ctx);
     let mut handle = api.0;
@@ -1408,9 +1408,7 @@ async fn group_status_and_failover_event_from_the_ledger() {
         assert_eq!(event["reason"], "Failover");
         assert_eq!(event["note"], "b -> a (epoch 2): b died");
     });
-    reconcile_group(Arc::new(dynamic(&web, &group_resource())), ctx)
-        .await
-        .unwrap();
+    reconcile_group(Arc::new(guarded(&web)), ctx).await.unwrap();
     server.await.unwrap();
 }
 
@@ -1935,10 +1933,7 @@ async fn a_restarted_operator_waits_for_its_caches_and_keeps_every_ledger() {
     let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let (stores, mut writers) = unlisted_stores();
     let (ctx, mut api) = context_with(Client::new(mock, NS), stores, handle);
-    let reconcile = tokio::spawn(reconcile_cluster(
-        Arc::new(dynamic(&c, &cluster_resource())),
-        ctx.clone(),
-    ));
+    let reconcile = tokio::spawn(reconcile_cluster(Arc::new(guarded(&c)), ctx.clone()));
     // Nothing is read or written while the caches are not listed.
     assert!(
         tokio::time::timeout(Duration::from_millis(300), api.0.next_request())
@@ -1946,10 +1941,11 @@ async fn a_restarted_operator_waits_for_its_caches_and_keeps_every_ledger() {
             .is_err(),
         "a request before the caches were listed"
     );
-    listed(&mut writers.clusters, [dynamic(&c, &cluster_resource())]);
+    listed(&mut writers.clusters, [guarded(&c)]);
+    listed(&mut writers.groups, groups.iter().map(guarded));
     listed(
-        &mut writers.groups,
-        groups.iter().map(|g| dynamic(g, &group_resource())),
+        &mut writers.group_clusters,
+        groups.iter().map(|g| group_cluster_ref(&group_json(g))),
     );
     listed(&mut writers.nodes, nodes());
 
@@ -2002,7 +1998,7 @@ async fn a_restarted_operator_waits_for_its_caches_and_keeps_every_ledger() {
             api.event().await; // Placed: the fixture's group status had no owner
             api
         });
-        reconcile_group(Arc::new(dynamic(g, &group_resource())), ctx.clone())
+        reconcile_group(Arc::new(guarded(g)), ctx.clone())
             .await
             .unwrap();
         api = server.await.unwrap();
@@ -2038,7 +2034,7 @@ async fn a_ledger_of_a_group_missing_only_from_the_store_is_kept_and_nothing_ren
         .await;
         api
     });
-    let result = reconcile_cluster(Arc::new(dynamic(&c, &cluster_resource())), ctx.clone()).await;
+    let result = reconcile_cluster(Arc::new(guarded(&c)), ctx.clone()).await;
     let error = result.unwrap_err();
     assert!(!error.permanent(), "{error}");
     assert!(error.to_string().contains("db"), "{error}");

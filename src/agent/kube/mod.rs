@@ -37,6 +37,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use self::lease::{LeaseError, Leases, Record, Recorded};
 use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update};
 use crate::api::FailoverCluster;
+use crate::api::duration::whole_seconds_up_i32;
 use crate::contract::client::{ClientError, client_from};
 use crate::contract::model::AgentConfig;
 use crate::contract::names;
@@ -100,9 +101,8 @@ pub struct Timing {
 
 impl Timing {
     pub fn of(model: &ClusterModel) -> Self {
-        let millis = model.dead_after.as_millis().div_ceil(1000);
         Timing {
-            duration_secs: i32::try_from(millis).unwrap_or(i32::MAX).max(1),
+            duration_secs: whole_seconds_up_i32(model.dead_after),
             timeout: model.dead_after.min(API_TIMEOUT),
             renew_every: model.interval.clamp(NODE_RENEW_MIN, NODE_RENEW_MAX),
         }
