@@ -158,3 +158,6 @@ pub fn render_config(
         clear_failures,
     })
 }
+
+#[cfg(test)]
+mod tests;

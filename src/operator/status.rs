@@ -745,3 +745,6 @@ pub fn group_notices(before: &ResourceGroupStatus, after: &ResourceGroupStatus) 
     }
     notices
 }
+
+#[cfg(test)]
+mod tests;
