@@ -4,7 +4,8 @@
 //! Owns the clap definitions so `main.rs` stays a thin shell; each subcommand is one
 //! variant of [`Command`] with its own args struct, so new ones (`agent`, `operator`,
 //! `simulate`, `demo`) slot in beside them. It must never hold domain logic: it reads
-//! files, calls the library, and prints.
+//! files, calls the library, and prints. The library never calls back into it (an
+//! error's report for the logs is `telemetry::error_report`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::{self, AgentError, AgentOptions};
 use crate::membership::{AuthError, Keyring};
+use crate::telemetry::error_report;
 use crate::{api, sim};
 
 /// Kubernetes operator and node agent for sub-second, split-brain-free failover.
@@ -533,21 +535,6 @@ fn check_file(path: &Path, standalone: bool) -> Vec<String> {
             problems.iter().map(ToString::to_string).collect()
         }
     }
-}
-
-/// An error with its sources, so the YAML parser's line and column are shown.
-pub fn error_report(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn validate(args: &ValidateArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod contract;
 pub mod engine;
 pub mod lab;
 pub mod membership;

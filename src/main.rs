@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Ok(Outcome::ProblemsFound) => ExitCode::FAILURE,
         Ok(Outcome::Exit(code)) => code,
         Err(error) => {
-            tracing::error!(error = %failover::cli::error_report(&error), "command failed");
+            tracing::error!(error = %failover::telemetry::error_report(&error), "command failed");
             ExitCode::from(2)
         }
     }

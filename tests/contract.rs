@@ -1,13 +1,15 @@
 //! The node Lease is the one channel from the agents to the operator: the agent writes
 //! its report as annotations (`agent::kube::lease::node_lease`), the operator reads them
-//! back (`operator::status::Reports::from_leases`). Each side has its own types, so
-//! this test is what keeps the two spellings of the contract the same.
+//! back (`operator::status::Reports::from_leases`). The annotation values are
+//! `contract::report`'s types on both sides; this test keeps the whole round trip
+//! (names, hash text, view, explanations, owned groups) the same.
 
 use std::collections::BTreeMap;
 
 use failover::agent::kube::lease::node_lease;
-use failover::agent::runtime::{Owned, Report};
-use failover::operator::names;
+use failover::agent::runtime::Report;
+use failover::contract::names;
+use failover::contract::report::Owned;
 use failover::operator::status::Reports;
 use failover::placement::Reason;
 use jiff::Timestamp;
@@ -27,7 +29,7 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
                 epoch: 7,
                 reason: Reason::Failback,
                 message: "a is back".into(),
-                since,
+                since: Some(since),
             },
         )]),
         explain: BTreeMap::from([("web".to_owned(), "a owns web".to_owned())]),
@@ -55,10 +57,8 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
         node.explain.get("web").map(String::as_str),
         Some("a owns web")
     );
-    let owned = node.owned.get("web").expect("owned group web");
-    assert_eq!(owned.epoch, 7);
-    assert_eq!(owned.reason, "Failback");
-    assert_eq!(owned.message, "a is back");
-    assert_eq!(owned.since, Some(since));
+    assert_eq!(view.held, BTreeMap::from([("web".to_owned(), 7)]));
+    // The same type on both sides: what the operator reads is what the agent owns.
+    assert_eq!(node.owned, report.owned);
     assert!(node.renewed.is_some());
 }

@@ -32,8 +32,9 @@ use serde_json::json;
 
 use failover::api::conditions as cond;
 use failover::api::{FailoverCluster, ResourceGroup};
+use failover::contract::names;
 use failover::lab::sampler::{HolderReport, VipSampler};
-use failover::operator::{leader, names};
+use failover::operator::leader;
 
 const MANAGER: &str = "failover-e2e";
 const CLUSTER: &str = "e2e";

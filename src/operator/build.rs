@@ -1,7 +1,8 @@
 //! The desired objects of one FailoverCluster: ClusterConfig ConfigMap, heartbeat
-//! Secret, agent DaemonSet, ServiceAccount, Role, RoleBinding and Leases.
+//! Secret, agent DaemonSet, ServiceAccount, Role, RoleBinding and Leases (the
+//! ConfigMap's payload is `contract::render`'s).
 //!
-//! Owns their shape (names per the contract in `names`, labels, owner references,
+//! Owns their shape (names per `contract::names`, labels, owner references,
 //! the agent's security context and RBAC). It is pure: plain values in, objects
 //! out; it must never call the API server, read the clock or draw random numbers
 //! (callers pass `now` and fresh key bytes).
@@ -28,9 +29,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use super::config::RenderedConfig;
-use super::names;
 use crate::api::{FailoverCluster, QuorumMode, ResourceGroup};
+use crate::contract::names;
+use crate::contract::render::RenderedConfig;
 
 /// How long the previous heartbeat key stays valid after a rotation: long enough
 /// for every agent to see the new Secret (a watch event, or a relist after an API

@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 
 use super::build::AgentSettings;
 use super::config::{NodeAddress, resolve_addresses};
-use super::names;
 use crate::api::{
     FailoverCluster, FailoverClusterSpec, MemberSpec, QuorumMode, ResourceGroup, ResourceGroupSpec,
     ResourceSpec, VirtualIpSpec,
 };
+use crate::contract::names;
 
 pub(super) const NS: &str = "ns";
 

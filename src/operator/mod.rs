@@ -2,16 +2,17 @@
 //! self-reporting failover cluster (DESIGN.md section 2).
 //!
 //! Owns the controllers, leader election, the rendering of every object the agents
-//! need and the aggregation of their reports into status. Pure parts: `names`,
-//! `config`, `build`, `status`, `leader::decide`; IO: `reconcile`, `leader`,
-//! `metrics` and [`run`]. It must never write a spec, never write a Lease holder
-//! (that is the agents' ledger) and never run controllers without the leader Lease.
+//! need and the aggregation of their reports into status. Pure parts: `config`,
+//! `build`, `status`, `leader::decide`; IO: `reconcile`, `leader`, `metrics` and
+//! [`run`]. What it shares with the agent (object names, the ClusterConfig format
+//! and hash, the node Lease report, the client) is `contract`'s: it never imports
+//! the agent. It must never write a spec, never write a Lease holder (that is the
+//! agents' ledger) and never run controllers without the leader Lease.
 
 pub mod build;
 pub mod config;
 pub mod leader;
 pub mod metrics;
-pub mod names;
 pub mod reconcile;
 pub mod status;
 
@@ -42,22 +43,15 @@ pub use reconcile::{Context, Settings, Stores};
 
 use self::metrics::Metrics;
 use self::reconcile::{cluster_resource, group_resource};
+use crate::contract::client::{ClientError, client_from};
+use crate::contract::names;
 
 /// Why the operator stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
-    /// No usable kubeconfig or in-cluster configuration.
-    #[error("cannot configure the Kubernetes client")]
-    Client(#[source] kube::Error),
-    /// The kubeconfig file could not be read.
-    #[error("cannot read kubeconfig {path}")]
-    Kubeconfig {
-        /// Its path.
-        path: String,
-        /// Why.
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
+    /// No Kubernetes client could be made.
+    #[error(transparent)]
+    Client(#[from] ClientError),
     /// The metrics endpoint could not be bound.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -92,41 +86,7 @@ pub struct Options {
 }
 
 async fn client(options: &Options) -> Result<Client, OperatorError> {
-    client_from(options.kubeconfig.as_deref(), options.settings.api_timeout).await
-}
-
-/// A client from `kubeconfig`, else the in-cluster or default configuration, with
-/// connecting bounded by `timeout` (shared with the agent's Kubernetes mode).
-pub(crate) async fn client_from(
-    kubeconfig: Option<&std::path::Path>,
-    timeout: Duration,
-) -> Result<Client, OperatorError> {
-    let mut config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|source| {
-                OperatorError::Kubeconfig {
-                    path: path.display().to_string(),
-                    source,
-                }
-            })?;
-            kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await
-            .map_err(|source| OperatorError::Kubeconfig {
-                path: path.display().to_string(),
-                source,
-            })?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| OperatorError::Client(kube::Error::InferConfig(e)))?,
-    };
-    // Bound every request at the transport too; watches are long polls the
-    // watcher restarts, so only connecting is bounded for them.
-    config.connect_timeout = Some(timeout);
-    Client::try_from(config).map_err(OperatorError::Client)
+    Ok(client_from(options.kubeconfig.as_deref(), options.settings.api_timeout).await?)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -337,68 +297,70 @@ async fn run_controllers(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let cluster_controller =
-        Controller::for_stream_with(cluster_stream, cluster_store.clone(), cluster_resource())
-            .owns(api_for::<ConfigMap>(&client, ns), label_wc.clone())
-            .owns(api_for::<Secret>(&client, ns), label_wc.clone())
-            .owns(api_for::<DaemonSet>(&client, ns), label_wc.clone())
-            .owns(api_for::<ServiceAccount>(&client, ns), label_wc.clone())
-            .owns(api_for::<Role>(&client, ns), label_wc.clone())
-            .owns(api_for::<RoleBinding>(&client, ns), label_wc.clone())
-            .watches_stream(lease_stream(), |lease: Lease| {
-                cluster_of_lease(&lease)
-                    .map(|(name, ns)| ObjectRef::new_with(&name, cluster_resource()).within(&ns))
-            })
-            .watches_stream_with(
-                groups_for_clusters,
-                |g| cluster_of_group(&g),
-                group_resource(),
-            )
-            .watches_stream(node_stream, {
-                let store = cluster_store.clone();
-                move |node: Node| clusters_with_node(&store, &node.name_any())
-            })
-            .graceful_shutdown_on(stopped(stop_rx.clone()))
-            .run(
-                reconcile::reconcile_cluster,
-                reconcile::error_policy,
-                ctx.clone(),
-            )
-            .for_each(|result| async move {
-                if let Err(error) = result {
-                    tracing::debug!(error = %crate::cli::error_report(&error), "cluster reconcile");
-                }
-            });
-    let group_controller =
-        Controller::for_stream_with(group_stream, group_store.clone(), group_resource())
-            .watches_stream(lease_stream(), {
-                let store = group_store.clone();
-                move |lease: Lease| match cluster_of_lease(&lease) {
-                    Some((name, ns)) => groups_of_cluster(&store, Some(&ns), &name),
-                    None => Vec::new(),
-                }
-            })
-            .watches_stream_with(
-                clusters_for_groups,
-                {
-                    let store = group_store.clone();
-                    move |cluster: DynamicObject| {
-                        groups_of_cluster(
-                            &store,
-                            cluster.namespace().as_deref(),
-                            &cluster.name_any(),
-                        )
-                    }
-                },
-                cluster_resource(),
-            )
-            .graceful_shutdown_on(stopped(stop_rx))
-            .run(reconcile::reconcile_group, reconcile::error_policy, ctx)
-            .for_each(|result| async move {
-                if let Err(error) = result {
-                    tracing::debug!(error = %crate::cli::error_report(&error), "group reconcile");
-                }
-            });
+    let cluster_controller = Controller::for_stream_with(
+        cluster_stream,
+        cluster_store.clone(),
+        cluster_resource(),
+    )
+    .owns(api_for::<ConfigMap>(&client, ns), label_wc.clone())
+    .owns(api_for::<Secret>(&client, ns), label_wc.clone())
+    .owns(api_for::<DaemonSet>(&client, ns), label_wc.clone())
+    .owns(api_for::<ServiceAccount>(&client, ns), label_wc.clone())
+    .owns(api_for::<Role>(&client, ns), label_wc.clone())
+    .owns(api_for::<RoleBinding>(&client, ns), label_wc.clone())
+    .watches_stream(lease_stream(), |lease: Lease| {
+        cluster_of_lease(&lease)
+            .map(|(name, ns)| ObjectRef::new_with(&name, cluster_resource()).within(&ns))
+    })
+    .watches_stream_with(
+        groups_for_clusters,
+        |g| cluster_of_group(&g),
+        group_resource(),
+    )
+    .watches_stream(node_stream, {
+        let store = cluster_store.clone();
+        move |node: Node| clusters_with_node(&store, &node.name_any())
+    })
+    .graceful_shutdown_on(stopped(stop_rx.clone()))
+    .run(
+        reconcile::reconcile_cluster,
+        reconcile::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|result| async move {
+        if let Err(error) = result {
+            tracing::debug!(error = %crate::telemetry::error_report(&error), "cluster reconcile");
+        }
+    });
+    let group_controller = Controller::for_stream_with(
+        group_stream,
+        group_store.clone(),
+        group_resource(),
+    )
+    .watches_stream(lease_stream(), {
+        let store = group_store.clone();
+        move |lease: Lease| match cluster_of_lease(&lease) {
+            Some((name, ns)) => groups_of_cluster(&store, Some(&ns), &name),
+            None => Vec::new(),
+        }
+    })
+    .watches_stream_with(
+        clusters_for_groups,
+        {
+            let store = group_store.clone();
+            move |cluster: DynamicObject| {
+                groups_of_cluster(&store, cluster.namespace().as_deref(), &cluster.name_any())
+            }
+        },
+        cluster_resource(),
+    )
+    .graceful_shutdown_on(stopped(stop_rx))
+    .run(reconcile::reconcile_group, reconcile::error_policy, ctx)
+    .for_each(|result| async move {
+        if let Err(error) = result {
+            tracing::debug!(error = %crate::telemetry::error_report(&error), "group reconcile");
+        }
+    });
 
     info!("controllers starting");
     let controllers = future::join(cluster_controller, group_controller);

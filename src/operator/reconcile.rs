@@ -1,6 +1,7 @@
 //! The reconcilers of FailoverCluster and ResourceGroup, as a pipeline:
 //! dereference (stores and a few reads) → validate (pure) → build (pure, `build`)
-//! → apply (server-side apply as `failover-operator`) → status (pure, `status`).
+//! → apply (server-side apply as `failover-operator`) → status (pure, `status`); the
+//! ClusterConfig itself is rendered by `contract::render`.
 //!
 //! Owns the IO of one reconciliation, its error kinds and the error policy. It must
 //! never write a spec, never write a Lease holder, never let one unreadable object
@@ -28,9 +29,8 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, instrument, warn};
 
 use super::build::{self, AgentSettings, KEY_LEN};
-use super::config::{ConfigError, node_address, render_config, resolve_addresses};
+use super::config::{node_address, resolve_addresses};
 use super::metrics::Metrics;
-use super::names;
 use super::status::{
     EVENT_NOTE_MAX_BYTES, Notice, Reports, cluster_notices, cluster_status, group_notices,
     group_status, truncate,
@@ -40,6 +40,9 @@ use crate::api::{
     API_VERSION, FailoverCluster, Problem, QuorumMode, ResourceGroup, validate_config,
     validate_group, validate_heartbeat_ports,
 };
+use crate::contract::names;
+use crate::contract::render::{RenderError, render_config};
+use crate::telemetry::error_report;
 
 /// Controller name of the FailoverCluster reconciler (metric label).
 pub const CLUSTER_CONTROLLER: &str = "failovercluster";
@@ -70,7 +73,7 @@ pub enum Error {
     },
     /// The ClusterConfig could not be rendered.
     #[error("cannot render the ClusterConfig")]
-    Render(#[source] ConfigError),
+    Render(#[source] RenderError),
     /// No random bytes for a heartbeat key.
     #[error("cannot generate a heartbeat key")]
     Random(#[source] getrandom::Error),
@@ -381,10 +384,7 @@ fn groups_of(ctx: &Context, namespace: &str, cluster: &str) -> (Vec<ResourceGrou
             Err(error) => problems.push(Problem {
                 object: object_name("ResourceGroup", namespace, &obj.name_any()),
                 path: "spec".to_owned(),
-                message: format!(
-                    "cannot be read ({}); see its status",
-                    crate::cli::error_report(&error)
-                ),
+                message: format!("cannot be read ({}); see its status", error_report(&error)),
             }),
         }
     }
@@ -489,7 +489,7 @@ async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, 
     let cluster: FailoverCluster = match obj.clone().try_parse() {
         Ok(cluster) => cluster,
         Err(error) => {
-            let error = crate::cli::error_report(&error);
+            let error = error_report(&error);
             return report_malformed(ctx, obj, &resource, error).await;
         }
     };
@@ -776,7 +776,7 @@ async fn group_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, Er
     let group: ResourceGroup = match obj.clone().try_parse() {
         Ok(group) => group,
         Err(error) => {
-            let error = crate::cli::error_report(&error);
+            let error = error_report(&error);
             return report_malformed(ctx, obj, &resource, error).await;
         }
     };
@@ -831,7 +831,7 @@ async fn group_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, Er
 /// the object; transient ones retry with an exponential backoff (1 s doubling up to
 /// five minutes) per object.
 pub fn error_policy(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
-    let report = crate::cli::error_report(error);
+    let report = error_report(error);
     if error.permanent() {
         warn!(name = %obj.name_any(), error = %report, "reconcile failed; waiting for a change");
         return Action::await_change();

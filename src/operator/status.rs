@@ -1,7 +1,8 @@
 //! Status aggregation: what the agents report in their Leases, turned into
 //! FailoverCluster and ResourceGroup status, and the Events worth telling a person.
 //!
-//! Owns the reading of the Lease annotations of the contract, member states, quorum,
+//! Owns the reading of the Lease annotations of the contract (their values are
+//! `contract::report`'s types, the agent writes the same), member states, quorum,
 //! conditions and the transitions that become Events. It is pure (the caller passes
 //! `now` and the Leases) and must never write anything or decide ownership.
 
@@ -12,15 +13,15 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
-use serde::Deserialize;
 
-use super::names;
 use crate::api::conditions::{self as cond, reason};
 use crate::api::{
     FailoverCluster, FailoverClusterStatus, GroupPhase, MemberExplanation, MemberState,
     MemberStatus, Problem, QuorumMode, QuorumState, QuorumStatus, ResourceGroup,
     ResourceGroupStatus, Transition,
 };
+use crate::contract::names;
+use crate::contract::report::{Owned, View};
 
 /// How often an agent renews its node Lease at the least (the contract: every
 /// interval, at least every second). A Lease older than `deadAfter` plus this is stale.
@@ -30,42 +31,6 @@ pub const RENEW_PERIOD_MAX: Duration = Duration::from_secs(1);
 /// state stays the same: status then changes (and is written) when something
 /// happens, not on every Lease renewal. State changes show at once.
 pub const HEARTBEAT_STATUS_STEP: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
-
-/// The view an agent publishes in its node Lease.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct View {
-    /// Whether the agent is quorate.
-    #[serde(default)]
-    pub quorate: bool,
-    /// Members it hears.
-    #[serde(default)]
-    pub alive: Vec<String>,
-    /// Groups it holds, with their epochs.
-    #[serde(default)]
-    pub held: BTreeMap<String, u64>,
-}
-
-/// One group a node runs, as its agent reports it in the `failover.dev/owned`
-/// annotation of its node Lease.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Owned {
-    /// The ownership epoch.
-    pub epoch: u64,
-    /// Placement reason code of the transition that made this node the owner.
-    #[serde(default)]
-    pub reason: String,
-    /// Its sentence.
-    #[serde(default)]
-    pub message: String,
-    /// When (RFC 3339); unreadable or absent: `None`.
-    #[serde(default, deserialize_with = "rfc3339")]
-    pub since: Option<Timestamp>,
-}
-
-fn rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
-    let text = Option::<String>::deserialize(d)?;
-    Ok(text.and_then(|t| t.parse().ok()))
-}
 
 /// What one agent reports through its node Lease.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -505,18 +470,19 @@ pub fn group_status(
     let reported_by_member = reported.is_some();
     let ledger = match reported {
         Some((node, owned)) => {
+            let reason = owned.reason.code();
             let since = owned.since.or_else(|| {
                 // Without a time of its own: the one shown for the same transition.
                 previous
                     .last_transition
                     .as_ref()
-                    .filter(|t| t.reason == owned.reason && t.message == owned.message)
+                    .filter(|t| t.reason == reason && t.message == owned.message)
                     .map(|t| t.time.0)
             });
             Ledger {
                 holder: Some(node),
                 epoch: Some(owned.epoch),
-                reason: Some(owned.reason.clone()).filter(|r| !r.is_empty()),
+                reason: Some(reason.to_owned()),
                 message: Some(owned.message.clone()),
                 acquired: Some(since.unwrap_or(now)),
             }

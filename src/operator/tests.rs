@@ -7,8 +7,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use serde_json::json;
 
+use crate::contract::names;
 use crate::operator::fixtures::reporting_lease;
-use crate::operator::names;
 
 /// Issue 9, finding 8: the Lease watch passes a node Lease to the controllers (no
 /// debounce: kube's default is none) as soon as what status shows changes — the

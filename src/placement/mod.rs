@@ -114,8 +114,11 @@ impl History {
 }
 
 /// Why a group has the owner it has (or none). Codes are stable: they appear in
-/// status, Events and metrics labels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// status, Events and metrics labels. Serialized by variant name, which is the code
+/// (the node Lease report carries it: `contract::report`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Reason {
     /// The group had no owner and goes to the first eligible member.
     Placed,

@@ -1,6 +1,7 @@
 //! A tiny HTTP/1.1 responder for `/metrics`, `/healthz` and `/readyz` on a tokio
 //! TcpListener: one request per connection, `Connection: close`. The agent and the
-//! operator both serve through it, each with its own [`Endpoints`].
+//! operator both serve through it, each with its own [`Endpoints`]
+//! (`agent::metrics::Telemetry`, `operator::metrics::Metrics`).
 //!
 //! Owns request parsing and the routes. It must never block the agent's event loop
 //! (every connection runs in its own task with a deadline), never read more than a
@@ -13,8 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
-use super::Telemetry;
-
 /// What a process shows on the three paths.
 pub trait Endpoints: Send + Sync + 'static {
     /// The OpenMetrics text of `/metrics`.
@@ -24,20 +23,6 @@ pub trait Endpoints: Send + Sync + 'static {
     /// The body words of `/readyz` when ready and when not.
     fn readiness_words(&self) -> (&'static str, &'static str) {
         ("ready", "not ready")
-    }
-}
-
-impl Endpoints for Telemetry {
-    fn metrics_text(&self) -> String {
-        self.metrics.render()
-    }
-
-    fn ready(&self) -> bool {
-        Telemetry::ready(self)
-    }
-
-    fn readiness_words(&self) -> (&'static str, &'static str) {
-        ("quorate", "not quorate")
     }
 }
 
@@ -173,11 +158,29 @@ async fn handle(mut stream: TcpStream, endpoints: &dyn Endpoints) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::*;
+
+    /// Endpoints with a fixed metrics text and a readiness the test sets.
+    #[derive(Default)]
+    struct Fixed {
+        ready: AtomicBool,
+    }
+
+    impl Endpoints for Fixed {
+        fn metrics_text(&self) -> String {
+            "fixed_quorum 1\n# EOF\n".to_owned()
+        }
+
+        fn ready(&self) -> bool {
+            self.ready.load(Ordering::Relaxed)
+        }
+    }
 
     #[test]
     fn routes() {
-        let t = Telemetry::new();
+        let t = Fixed::default();
         let get = |path: &str| {
             respond(
                 format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
@@ -187,12 +190,13 @@ mod tests {
         };
         assert_eq!(get("/healthz").status, 200);
         assert_eq!(get("/readyz").status, 503);
-        t.set_ready(true);
-        assert_eq!(get("/readyz").status, 200);
+        t.ready.store(true, Ordering::Relaxed);
+        let ready = get("/readyz");
+        assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
         let metrics = get("/metrics?x=1");
         assert_eq!(metrics.status, 200);
         assert_eq!(metrics.content_type, METRICS_TYPE);
-        assert!(metrics.body.contains("failover_quorum"), "{}", metrics.body);
+        assert_eq!(metrics.body, "fixed_quorum 1\n# EOF\n");
         assert_eq!(get("/").status, 404);
         assert_eq!(respond(b"POST /metrics HTTP/1.1\r\n\r\n", &t).0.status, 405);
         assert_eq!(respond(b"garbage\r\n\r\n", &t).0.status, 400);
@@ -218,9 +222,7 @@ mod tests {
     async fn serves_over_tcp() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let telemetry = Arc::new(Telemetry::new());
-        telemetry.metrics.quorate(true);
-        let server = tokio::spawn(serve(listener, telemetry.clone()));
+        let server = tokio::spawn(serve(listener, Arc::new(Fixed::default())));
 
         let out = fetch(addr, b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n").await;
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
@@ -229,7 +231,7 @@ mod tests {
             head.contains(&format!("Content-Length: {}", body.len())),
             "{head}"
         );
-        assert!(body.contains("failover_quorum 1\n"), "{body}");
+        assert_eq!(body, "fixed_quorum 1\n# EOF\n");
 
         let out = fetch(addr, b"GET /readyz HTTP/1.1\r\n\r\n").await;
         assert!(out.starts_with("HTTP/1.1 503 "), "{out}");

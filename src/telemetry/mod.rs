@@ -1,36 +1,27 @@
-//! Telemetry of the agent: the Prometheus metrics registry, the health state and
-//! the tiny HTTP responder that serves `/metrics`, `/healthz` and `/readyz`.
+//! Telemetry plumbing that the agent and the operator share: the tiny HTTP
+//! responder that serves `/metrics`, `/healthz` and `/readyz`, and the one-line
+//! report of an error with its sources for the logs.
 //!
-//! Owns the metric definitions (names, labels, buckets) and the health endpoints.
-//! It must never decide anything: the agent runtime reports what happened, this
-//! module only counts and shows it. Metric labels are bounded by the configuration
-//! (member and group names, reason codes), never taken from the network.
+//! Owns how things are shown, never what: each process defines its own metric
+//! families and readiness (`agent::metrics`, `operator::metrics`) and hands them to
+//! [`http::serve`] through [`http::Endpoints`]. It must never depend on anything of
+//! the project but what it serves, and never decide anything.
 
 pub mod http;
-pub mod metrics;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-pub use metrics::Metrics;
-
-/// What the HTTP endpoints show: the metrics and whether the node is ready.
-#[derive(Debug, Default)]
-pub struct Telemetry {
-    pub metrics: Metrics,
-    /// Quorate: the node can take part in ownership decisions (`/readyz`).
-    ready: AtomicBool,
-}
-
-impl Telemetry {
-    pub fn new() -> Self {
-        Self::default()
+/// An error with its sources on one line, so the YAML parser's line and column (or
+/// the API server's answer) are shown: each source that adds text is appended after
+/// a colon.
+pub fn error_report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
     }
-
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
-    }
-
-    pub fn ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
+    text
 }

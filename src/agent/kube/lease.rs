@@ -1,5 +1,6 @@
 //! The Leases of the agent's Kubernetes mode (notes/k8s-contract.md): the group
-//! records, the witness, and the node's Lease.
+//! records, the witness, and the node's Lease (its report in `contract::report`'s
+//! form).
 //!
 //! Owns the decisions (pure functions of the Lease read and the time) and the few
 //! API calls that carry them out: GET by name, then PUT with the resourceVersion
@@ -47,8 +48,10 @@ use serde_json::json;
 use tracing::debug;
 
 use crate::agent::runtime::Report;
+use crate::contract::model::hash_text;
+use crate::contract::names;
+use crate::contract::report::View;
 use crate::engine::DRIFT_ALLOWANCE;
-use crate::operator::names;
 
 /// Why a Lease call failed.
 #[derive(Debug, thiserror::Error)]
@@ -214,41 +217,21 @@ pub fn other_until(expiry: Timestamp, wall_now: Timestamp, local_now: Duration) 
 }
 
 /// The node Lease's annotations for a report, per the contract (`names::VIEW`,
-/// `names::OWNED`, …).
+/// `names::OWNED`, …; the values are `contract::report`'s JSON).
 pub fn node_annotations(report: &Report) -> BTreeMap<String, String> {
-    let held: BTreeMap<&str, u64> = report
-        .owned
-        .iter()
-        .map(|(group, o)| (group.as_str(), o.epoch))
-        .collect();
-    let view = json!({
-        "quorate": report.quorate,
-        "alive": report.alive,
-        "held": held,
-    });
-    let owned: serde_json::Map<String, serde_json::Value> = report
-        .owned
-        .iter()
-        .map(|(group, o)| {
-            let value = json!({
-                "epoch": o.epoch,
-                "reason": o.reason.code(),
-                "message": o.message,
-                "since": o.since.to_string(),
-            });
-            (group.clone(), value)
-        })
-        .collect();
+    let view = View {
+        quorate: report.quorate,
+        alive: report.alive.clone(),
+        held: report
+            .owned
+            .iter()
+            .map(|(group, o)| (group.clone(), o.epoch))
+            .collect(),
+    };
     BTreeMap::from([
-        (
-            names::OWNED.to_owned(),
-            serde_json::Value::Object(owned).to_string(),
-        ),
-        (
-            names::CONFIG_HASH.to_owned(),
-            format!("{:016x}", report.config_hash),
-        ),
-        (names::VIEW.to_owned(), view.to_string()),
+        (names::OWNED.to_owned(), json!(report.owned).to_string()),
+        (names::CONFIG_HASH.to_owned(), hash_text(report.config_hash)),
+        (names::VIEW.to_owned(), json!(view).to_string()),
         (names::EXPLAIN.to_owned(), json!(report.explain).to_string()),
     ])
 }

@@ -2,8 +2,9 @@
 //! loop of `agent::runtime` fed from the API server instead of a file.
 //!
 //! Owns the watches of the cluster's ClusterConfig ConfigMap and heartbeat Secret
-//! (by name, as the operator's Role allows), the group-Lease records, the witness,
-//! the node Lease and the Events, all per notes/k8s-contract.md. Every API call runs
+//! (by name, as the operator's Role allows; `contract::source` reads their data),
+//! the group-Lease records, the witness, the node Lease and the Events, all per
+//! notes/k8s-contract.md and `contract::names`. Every API call runs
 //! in a task under a timeout and answers the loop through the updates channel: the
 //! loop never waits on the API server, and through an outage it keeps running on the
 //! last configuration and keys, and takes groups over with the majority alone
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
+use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
 use kube::api::Api;
@@ -33,14 +35,16 @@ use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use self::lease::{LeaseError, Leases, Record, Recorded};
-use super::config::{AgentConfig, ConfigError};
 use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update};
 use crate::api::FailoverCluster;
-use crate::cli::error_report;
+use crate::contract::client::{ClientError, client_from};
+use crate::contract::model::AgentConfig;
+use crate::contract::names;
+use crate::contract::source::{SourceError, parse_config_map, parse_secret};
 use crate::engine::Input;
-use crate::membership::{AuthError, Keyring};
-use crate::operator::{OperatorError, names};
+use crate::membership::Keyring;
 use crate::placement::{ClusterModel, Reason};
+use crate::telemetry::error_report;
 
 /// The longest any single API call may take; shorter when `deadAfter` is.
 const API_TIMEOUT: Duration = Duration::from_secs(2);
@@ -65,30 +69,11 @@ const EVENT_SPACING: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     #[error("cannot reach the Kubernetes API")]
-    Client(#[source] OperatorError),
+    Client(#[source] ClientError),
     #[error("the agent loop failed")]
     Agent(#[source] AgentError),
     #[error("cannot install signal handlers")]
     Signal(#[source] std::io::Error),
-}
-
-/// Why one ConfigMap or Secret version cannot be used (the last good one stays).
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("{name}: no data key {key}")]
-    Missing { name: String, key: &'static str },
-    #[error("ConfigMap {name}")]
-    Config {
-        name: String,
-        #[source]
-        source: ConfigError,
-    },
-    #[error("Secret {name}: unusable heartbeat key")]
-    Key {
-        name: String,
-        #[source]
-        source: AuthError,
-    },
 }
 
 /// What `failover agent --cluster` needs.
@@ -124,71 +109,12 @@ impl Timing {
     }
 }
 
-/// The configuration in a ClusterConfig ConfigMap and the clear-failures values.
-/// A hash that differs from the one the agent computes is logged, not fatal: the
-/// computed one is what the agent runs and reports.
-pub fn parse_config_map(
-    cm: &ConfigMap,
-) -> Result<(AgentConfig, BTreeMap<String, String>), SourceError> {
-    let name = cm.name_any();
-    let data = cm.data.as_ref();
-    let yaml = data
-        .and_then(|d| d.get(names::CONFIG_KEY))
-        .ok_or_else(|| SourceError::Missing {
-            name: name.clone(),
-            key: names::CONFIG_KEY,
-        })?;
-    let config = AgentConfig::from_cluster_yaml(yaml).map_err(|source| SourceError::Config {
-        name: name.clone(),
-        source,
-    })?;
-    let computed = format!("{:016x}", config.hash);
-    if let Some(stated) = data.and_then(|d| d.get(names::HASH_KEY))
-        && *stated != computed
-    {
-        warn!(
-            configmap = name,
-            stated,
-            computed,
-            "config hash differs from the operator's (version skew?); running the computed one"
-        );
-    }
-    let clear = match data.and_then(|d| d.get(names::CLEAR_FAILURES_KEY)) {
-        None => BTreeMap::new(),
-        Some(text) => serde_json::from_str(text).unwrap_or_else(|error| {
-            warn!(configmap = name, %error, "ignoring malformed {}", names::CLEAR_FAILURES_KEY);
-            BTreeMap::new()
-        }),
-    };
-    Ok((config, clear))
-}
-
 /// The groups whose clear-failures value is new or changed since `old`.
 pub fn cleared(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
     new.iter()
         .filter(|(group, value)| old.get(*group) != Some(*value))
         .map(|(group, _)| group.clone())
         .collect()
-}
-
-/// The heartbeat keys in the Secret: `key`, and `previousKey` during a rotation
-/// (also returned raw, to notice changes).
-#[allow(clippy::type_complexity)]
-pub fn parse_secret(secret: &Secret) -> Result<(Keyring, (Vec<u8>, Option<Vec<u8>>)), SourceError> {
-    let name = secret.name_any();
-    let data = secret.data.as_ref();
-    let key = data
-        .and_then(|d| d.get(names::KEY))
-        .ok_or_else(|| SourceError::Missing {
-            name: name.clone(),
-            key: names::KEY,
-        })?;
-    let previous = data
-        .and_then(|d| d.get(names::PREVIOUS_KEY))
-        .map(|p| p.0.clone());
-    let keys = Keyring::new(key.0.clone(), previous.clone())
-        .map_err(|source| SourceError::Key { name, source })?;
-    Ok((keys, (key.0.clone(), previous)))
 }
 
 /// The FailoverCluster the ConfigMap belongs to (its controller ownerReference), as
@@ -677,7 +603,9 @@ async fn record_groups(
                     duration_secs: t.duration_secs,
                     reason: owned.reason.code().to_owned(),
                     message: owned.message.clone(),
-                    since: owned.since,
+                    // The runtime reports when it took every group it runs; the
+                    // type allows no time only for what other agents' reports lack.
+                    since: owned.since.unwrap_or_else(Timestamp::now),
                 };
                 let written = state.written == Some(owned.epoch);
                 state.attempted = Some(owned.epoch);
@@ -804,7 +732,7 @@ async fn publish_events(
 /// Runs the agent of `options.node` for the cluster until SIGTERM/SIGINT and a
 /// graceful leave.
 pub async fn run(options: KubeOptions) -> Result<(), KubeError> {
-    let client = crate::operator::client_from(options.kubeconfig.as_deref(), API_TIMEOUT)
+    let client = client_from(options.kubeconfig.as_deref(), API_TIMEOUT)
         .await
         .map_err(KubeError::Client)?;
     let namespace = options

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 
 use super::lease::{self, LeaseError, Leases, Record, Verdict, WitnessAnswer};
 use super::*;
-use crate::agent::runtime::Owned;
+use crate::contract::model::ConfigError;
+use crate::contract::report::Owned;
 use crate::testing::apiserver::{ApiServerVerifier, failure, mocked_client};
 
 const NS: &str = "ns";
@@ -191,7 +192,7 @@ fn report() -> Report {
                 epoch: 4,
                 reason: Reason::Failback,
                 message: "web failed back from n2 to n1, which ranks higher".into(),
-                since: "2026-12-01T04:00:00Z".parse().unwrap(),
+                since: Some("2026-12-01T04:00:00Z".parse().unwrap()),
             },
         )]),
         explain: BTreeMap::from([("web".into(), "n1 is the owner".into())]),
@@ -639,7 +640,7 @@ fn owning(groups: &[&str], owned: &[(&str, u64)]) -> Report {
                     epoch: *epoch,
                     reason: Reason::OwnerLost,
                     message: "web moves from n2 to n1: n2 is not alive".into(),
-                    since: "2026-12-01T04:00:00Z".parse().unwrap(),
+                    since: Some("2026-12-01T04:00:00Z".parse().unwrap()),
                 };
                 ((*g).to_owned(), o)
             })

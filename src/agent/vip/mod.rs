@@ -50,7 +50,6 @@ mod socket;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -80,23 +79,9 @@ const QUIET_ARP_IGNORE: i32 = 1;
 /// `arp_announce` 2: ARP requests carry the interface's own best address as sender.
 const QUIET_ARP_ANNOUNCE: i32 = 2;
 
-/// A virtual IP as the agent wants it: address, CIDR prefix, optional interface.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct VirtualIp {
-    /// The address itself.
-    pub address: IpAddr,
-    /// CIDR prefix length the address is added with (e.g. 24 for 10.77.0.100/24).
-    pub prefix_len: u8,
-    /// Interface to add it on; `None` picks the interface that has an address whose
-    /// subnet contains the VIP.
-    pub interface: Option<String>,
-}
-
-impl fmt::Display for VirtualIp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.address, self.prefix_len)
-    }
-}
+/// The VIPs the configuration names are the contract's type; the driver binds
+/// them to interfaces of this node ([`BoundVip`]).
+pub use crate::contract::model::VirtualIp;
 
 /// A [`VirtualIp`] resolved to one interface of this node.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 
 use super::{self as build, AgentSettings, KEY_LEN, KEY_ROTATION_OVERLAP};
 use crate::api::{FailoverCluster, QuorumMode, ResourceGroup};
-use crate::operator::config::{NodeAddress, render_config, resolve_addresses};
+use crate::contract::names;
+use crate::contract::render::render_config;
+use crate::operator::config::{NodeAddress, resolve_addresses};
 use crate::operator::fixtures::{ClusterFixture, NS, cluster, group, node_lease, settings};
-use crate::operator::names;
 use crate::operator::status::{Reports, cluster_status, group_status};
 use crate::testing::apiserver_rules;
 

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 
-use super::{NodeAddress, node_address, render_config, resolve_addresses};
-use crate::agent::config::{AgentConfig, config_hash};
+use super::{NodeAddress, node_address, resolve_addresses};
 use crate::api::load_documents;
+use crate::contract::model::{AgentConfig, config_hash};
+use crate::contract::render::render_config;
 use crate::operator::build;
 use crate::operator::fixtures::{ClusterFixture, NS, cluster, group, ip_of, node, resolved};
 
@@ -83,7 +84,8 @@ fn clear_failures_annotations_ride_beside_the_config_without_changing_its_hash()
         serde_json::from_str(&data["clear-failures.json"]).unwrap();
     assert_eq!(values, after.clear_failures);
     // What the agent reads back.
-    let (_, read) = crate::agent::kube::parse_config_map(&build::config_map(&c, &after)).unwrap();
+    let (_, read) =
+        crate::contract::source::parse_config_map(&build::config_map(&c, &after)).unwrap();
     assert_eq!(read, after.clear_failures);
 }
 

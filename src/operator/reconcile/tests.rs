@@ -23,13 +23,13 @@ use super::{
     Context, Settings, Stores, cluster_resource, group_resource, reconcile_cluster, reconcile_group,
 };
 use crate::api::{FailoverCluster, MemberState, ResourceGroup, load_documents};
+use crate::contract::names;
+use crate::contract::render::render_config;
 use crate::operator::build::{self, KEY_LEN};
-use crate::operator::config::render_config;
 use crate::operator::fixtures::{
     ClusterFixture, NS, cluster, group, lease, node, node_lease, resolved, settings,
 };
 use crate::operator::metrics::Metrics;
-use crate::operator::names;
 use crate::operator::status::{Reports, cluster_status};
 use crate::testing::apiserver::{ApiServerVerifier, mocked_client};
 

@@ -9,11 +9,11 @@ use serde_json::json;
 
 use super::{Reports, cluster_notices, cluster_status, group_notices, group_status};
 use crate::api::{GroupPhase, MemberState, QuorumMode, QuorumState};
+use crate::contract::names;
 use crate::operator::config::resolve_addresses;
 use crate::operator::fixtures::{
     ClusterFixture, cluster, group, ip_of, lease, node_lease, reporting_lease,
 };
-use crate::operator::names;
 
 #[test]
 fn member_states_sync_and_quorum_come_from_the_node_leases() {

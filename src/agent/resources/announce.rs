@@ -3,27 +3,18 @@
 //! `refreshInterval` while the group is held.
 //!
 //! Owns only the timing of announcements. It must never add or remove an address:
-//! the runtime aborts this task before it releases the VIPs, so no announcement can
-//! leave for a VIP this node no longer holds.
+//! the resource side aborts this task before it releases the VIPs, so no
+//! announcement can leave for a VIP this node no longer holds.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tracing::{Instrument, warn};
 
-use super::config::Announcements;
-use super::vip::{BoundVip, VipDriver};
-use crate::telemetry::Telemetry;
-
-/// When the failure that led to this takeover was detected, for the `arp_sent` phase.
-#[derive(Clone, Copy, Debug)]
-pub struct Detection {
-    /// The agent's monotonic origin.
-    pub start: Instant,
-    /// Local time of the detection, relative to `start`.
-    pub at: Duration,
-}
+use crate::agent::metrics::Telemetry;
+use crate::agent::vip::{BoundVip, VipDriver};
+use crate::contract::model::Announcements;
 
 /// Announces every VIP of `group` once. Failures are counted; the first round of a
 /// takeover also logs them (a missing MAC or CAP_NET_RAW does not fix itself
@@ -39,7 +30,7 @@ pub async fn round(
         if let Err(error) = driver.announce(bound, 1, Duration::ZERO).await {
             telemetry.metrics.vip_error("announce");
             if first {
-                let error = crate::cli::error_report(&error);
+                let error = crate::telemetry::error_report(&error);
                 warn!(group, vip = %bound.vip(), %error, "cannot announce VIP");
             }
         }

@@ -1,13 +1,17 @@
-//! What the standalone agent runs: a validated FailoverCluster and its
-//! ResourceGroups converted into the decision core's [`ClusterModel`], the VIPs of
-//! every group, the members' heartbeat addresses, the announcement settings and a
-//! stable hash of the whole configuration.
+//! What every agent runs, standalone or from the operator's ClusterConfig: a
+//! validated FailoverCluster and its ResourceGroups converted into the decision
+//! core's [`ClusterModel`], the VIPs of every group, the members' heartbeat
+//! addresses, the announcement settings and a stable hash of the whole
+//! configuration. The operator hashes what it renders with the same [`config_hash`],
+//! so a member's reported hash says whether it runs the operator's configuration.
 //!
-//! Owns that conversion and the hash. It is pure: it must never read files, open
-//! sockets or touch addresses, and never accept a configuration that `api`'s
-//! validation rejects (it runs that validation itself and reports every problem).
+//! Owns that conversion and the hash. It is pure: it must never read files (the
+//! agent reads its file and key files itself), open sockets or touch addresses, and
+//! never accept a configuration that `api`'s validation rejects (it runs that
+//! validation itself and reports every problem).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{AddrParseError, IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +21,6 @@ use jiff::tz::TimeZone;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
-use super::vip::VirtualIp;
 use crate::api::group::TimeOfDayError;
 use crate::api::{
     self, DurationError, FailbackPolicy as ApiFailback, FailoverCluster, InvalidConfig, LoadError,
@@ -79,6 +82,25 @@ pub enum ConfigError {
     Priority { field: String, value: u32 },
     #[error("--node {node}: not a member of cluster {cluster}")]
     NotAMember { node: String, cluster: String },
+}
+
+/// A virtual IP of a group, as the configuration names it (`agent::vip` binds it
+/// to an interface of the node).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VirtualIp {
+    /// The address itself.
+    pub address: IpAddr,
+    /// CIDR prefix length the address is added with (e.g. 24 for 10.77.0.100/24).
+    pub prefix_len: u8,
+    /// Interface to add it on; `None` picks the interface that has an address whose
+    /// subnet contains the VIP.
+    pub interface: Option<String>,
+}
+
+impl fmt::Display for VirtualIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
 }
 
 /// Where the agent runs, which decides what a configuration may ask for.
@@ -375,6 +397,12 @@ pub fn config_hash(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
+}
+
+/// A config hash as it is written in the ConfigMap, the node Lease and status: 16
+/// lowercase hex digits.
+pub fn hash_text(hash: u64) -> String {
+    format!("{hash:016x}")
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Object names, labels, annotations and data keys shared with the agent's Kubernetes
-//! mode (the contract in notes/k8s-contract.md).
+//! Object names, labels, annotations and data keys of the objects the operator
+//! creates and the agent's Kubernetes mode reads and writes (the contract in
+//! notes/k8s-contract.md).
 //!
 //! Owns every string both halves must spell the same way. It must never hold logic
 //! beyond formatting a name.

@@ -1,9 +1,15 @@
 //! The agent's Prometheus metrics, rendered in the OpenMetrics text format that
-//! Prometheus scrapes.
+//! Prometheus scrapes, and its readiness: what the agent's `/metrics`, `/healthz`
+//! and `/readyz` show (served by `telemetry::http`).
 //!
-//! Owns the metric names, help texts, labels and histogram buckets. It must never
-//! use a label value that is not bounded by the configuration or the code (member
-//! and group names come from the config, reasons and phases are fixed strings).
+//! Owns the metric names, help texts, labels and histogram buckets. It lives beside
+//! the agent, as the operator's lives beside the operator, because its label values
+//! are the agent's vocabulary: drop reasons, placement reasons, takeover phases. It
+//! must never use a label value that is not bounded by the configuration or the
+//! code (member and group names come from the config, reasons and phases are fixed
+//! strings), and never decide anything: the runtime reports, this module counts.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -14,6 +20,43 @@ use prometheus_client::registry::Registry;
 
 use crate::membership::DropReason;
 use crate::placement::Reason;
+use crate::telemetry::http::Endpoints;
+
+/// What the HTTP endpoints show: the metrics and whether the node is ready.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    pub metrics: Metrics,
+    /// Quorate: the node can take part in ownership decisions (`/readyz`).
+    ready: AtomicBool,
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+impl Endpoints for Telemetry {
+    fn metrics_text(&self) -> String {
+        self.metrics.render()
+    }
+
+    fn ready(&self) -> bool {
+        Telemetry::ready(self)
+    }
+
+    fn readiness_words(&self) -> (&'static str, &'static str) {
+        ("quorate", "not quorate")
+    }
+}
 
 /// The steps of a takeover, in order, timed from the detection of the failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,6 +352,29 @@ mod tests {
             .find_map(|l| l.strip_prefix("failover_phase_seconds_sum{phase=\"vip_up\"} "))
             .unwrap();
         assert!((sum.parse::<f64>().unwrap() - 0.3005).abs() < 1e-9, "{sum}");
+    }
+
+    #[test]
+    fn endpoints_show_the_metrics_and_quorum_as_readiness() {
+        let t = Telemetry::new();
+        let get = |path: &str| {
+            crate::telemetry::http::respond(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes(), &t).0
+        };
+        let not_ready = get("/readyz");
+        assert_eq!(
+            (not_ready.status, not_ready.body.as_str()),
+            (503, "not quorate\n")
+        );
+        t.set_ready(true);
+        t.metrics.quorate(true);
+        let ready = get("/readyz");
+        assert_eq!((ready.status, ready.body.as_str()), (200, "quorate\n"));
+        let metrics = get("/metrics");
+        assert!(
+            metrics.body.lines().any(|l| l == "failover_quorum 1"),
+            "{}",
+            metrics.body
+        );
     }
 
     #[test]

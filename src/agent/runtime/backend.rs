@@ -1,0 +1,161 @@
+//! What a mode (standalone or Kubernetes) plugs into the shared event loop and
+//! what it gets out of it: the [`Update`]s it pushes in, the [`Backend`] the loop
+//! calls, the [`Report`] of the node's state and the [`Notice`]s of transitions.
+//!
+//! Owns that interface. Must never let a mode block the loop: every backend method
+//! returns at once, and answers come back as updates.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::Agent;
+use crate::contract::model::AgentConfig;
+use crate::contract::report::Owned;
+use crate::engine::Input;
+use crate::membership::Keyring;
+use crate::placement::Reason;
+
+/// What another task pushes into the event loop (the Kubernetes mode's watches, its
+/// witness answers and what the group records say).
+#[derive(Debug)]
+pub enum Update {
+    /// A new, validated configuration.
+    Config(Box<AgentConfig>),
+    /// The configuration was deleted (the cluster was deleted): every group goes
+    /// offline until a configuration comes again.
+    ConfigDeleted,
+    /// New heartbeat keys (a rotation).
+    Keys(Keyring),
+    /// An input for the engine as it is: [`Input::Witness`] (times in the loop's
+    /// local time), [`Input::Recorded`] or [`Input::Superseded`].
+    Engine(Input<'static>),
+    /// A person cleared a group's failure count.
+    ClearFailures(String),
+}
+
+/// A summary of the node's state for the outside world (the node Lease).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub config_hash: u64,
+    pub quorate: bool,
+    /// Members this node counts alive, itself included, sorted.
+    pub alive: Vec<String>,
+    /// Groups this node runs (VIPs up or coming up, not stopping).
+    pub owned: BTreeMap<String, Owned>,
+    /// Per group: why this node is or is not the owner.
+    pub explain: BTreeMap<String, String>,
+}
+
+/// A person-visible transition the backend may publish (as a Kubernetes Event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// This node brought a group online.
+    Took {
+        group: String,
+        reason: Reason,
+        message: String,
+    },
+    Fenced {
+        group: String,
+    },
+    QuorumLost,
+    QuorumGained,
+}
+
+/// What a mode adds to the shared event loop. Every method returns at once: work
+/// that talks to a remote service is spawned, and its answer comes back as an
+/// [`Update`].
+pub trait Backend: Send {
+    /// Acquire or renew the witness and answer with [`Input::Witness`] in an [`Update::Engine`]; `false`:
+    /// this mode has no witness (the loop refuses).
+    fn witness_request(&mut self) -> bool;
+    /// A transition a person cares about.
+    fn notice(&mut self, notice: Notice);
+    /// How often [`Backend::report`] wants a fresh [`Report`] besides the one sent
+    /// at once after every change; `None`: never.
+    fn report_every(&self) -> Option<Duration>;
+    /// The node's state; `None` while the configuration is deleted (nothing to
+    /// report, nothing to record).
+    fn report(&mut self, report: Option<Report>);
+}
+
+/// Everything the shared loop needs besides the first configuration.
+pub struct LoopOptions {
+    pub node: String,
+    pub keys: Keyring,
+    pub metrics_addr: Option<SocketAddr>,
+    /// Where the first configuration came from, for errors.
+    pub origin: String,
+    /// The origin of the loop's local monotonic time (the backend computes witness
+    /// times against it).
+    pub start: Instant,
+    /// Updates pushed by another task; `None` in standalone mode.
+    pub updates: Option<mpsc::Receiver<Update>>,
+    pub backend: Box<dyn Backend>,
+}
+
+impl Agent {
+    /// Applies one update pushed by the mode's tasks.
+    pub(super) async fn update(&mut self, update: Update) {
+        match update {
+            Update::Config(config) => self.apply(*config).await,
+            Update::ConfigDeleted => self.config_deleted().await,
+            Update::Keys(keys) => {
+                info!("heartbeat keys changed: using the new keys");
+                self.engine.set_keys(keys);
+            }
+            Update::Engine(input) => {
+                // A record may have raised the epoch of a group this node runs.
+                self.report_due = true;
+                self.step(input).await
+            }
+            Update::ClearFailures(group) => {
+                info!(group, "failure count cleared");
+                self.step(Input::ClearFailures { group }).await
+            }
+        }
+    }
+
+    /// The node's state for the node Lease.
+    pub(super) fn report(&self) -> Report {
+        let now = self.now();
+        let model = self.engine.model();
+        let membership = self.engine.membership();
+        Report {
+            config_hash: self.config.hash,
+            quorate: self.engine.quorate(),
+            alive: model
+                .members
+                .iter()
+                .filter(|m| m.name == self.node || membership.alive(&m.name, now))
+                .map(|m| m.name.clone())
+                .collect(),
+            owned: self
+                .engine
+                .held_groups()
+                .filter_map(|(group, epoch)| {
+                    let (reason, message, since) = self.owned.get(group)?;
+                    let owned = Owned {
+                        epoch,
+                        reason: *reason,
+                        message: message.clone(),
+                        since: Some(*since),
+                    };
+                    Some((group.to_owned(), owned))
+                })
+                .collect(),
+            explain: model
+                .groups
+                .iter()
+                .filter_map(|g| {
+                    let why = self.engine.explain(&g.name, &self.node, now)?;
+                    Some((g.name.clone(), why))
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Carrying out what the engine asks: each input is fed with the local monotonic
+//! time, then every output is carried out in order (heartbeats sent, groups started
+//! and stopped through the resources, witness requests passed to the backend,
+//! events logged and counted, with the takeover timeline), and the inputs those
+//! outputs lead to are fed back before the next input.
+//!
+//! Owns the order of that exchange. Must never reorder the engine's outputs nor
+//! feed a followup before the outputs of the input that caused it are done.
+
+use jiff::Timestamp;
+use tracing::{debug, info, warn};
+
+use super::Agent;
+use super::backend::Notice;
+use crate::agent::metrics::Phase;
+use crate::agent::resources::Started;
+use crate::engine::{Event, Input, Output, StopCause};
+use crate::placement::Reason;
+
+impl Agent {
+    /// Feeds one input, then carries out every output it leads to.
+    pub(super) async fn step(&mut self, input: Input<'_>) {
+        self.engine.handle(self.now(), input);
+        loop {
+            while let Some(output) = self.engine.poll_output() {
+                self.output(output).await;
+            }
+            let Some(next) = self.followups.pop_front() else {
+                break;
+            };
+            self.engine.handle(self.now(), next);
+        }
+        self.sync_counters();
+    }
+
+    fn sync_counters(&mut self) {
+        let c = self.engine.membership().counters();
+        let metrics = &self.telemetry.metrics;
+        metrics.heartbeats(
+            c.sent.saturating_sub(self.counters.sent),
+            c.received.saturating_sub(self.counters.received),
+        );
+        for (&reason, &count) in &c.dropped {
+            let before = self.counters.dropped.get(&reason).copied().unwrap_or(0);
+            if count > before {
+                metrics.dropped(reason, count - before);
+            }
+        }
+        self.counters = c.clone();
+    }
+
+    async fn output(&mut self, output: Output) {
+        match output {
+            Output::Broadcast(bytes) => {
+                for addr in &self.peers {
+                    // try_send_to: a full socket buffer must not stall the loop; the
+                    // heartbeat is repeated next interval anyway.
+                    match self.socket.try_send_to(&bytes, *addr) {
+                        Ok(_) => {
+                            if self.send_failing.remove(addr) {
+                                info!(%addr, "heartbeat sends work again");
+                            }
+                        }
+                        Err(error) => {
+                            self.telemetry.metrics.send_error();
+                            if self.send_failing.insert(*addr) {
+                                warn!(%addr, %error, "heartbeat send failed (counted; logged once until it works again)");
+                            }
+                        }
+                    }
+                }
+            }
+            Output::Start {
+                group,
+                epoch,
+                reason,
+                message,
+            } => {
+                info!(group, epoch, reason = reason.code(), why = %message, "taking the group online");
+                self.owned
+                    .insert(group.clone(), (reason, message.clone(), Timestamp::now()));
+                self.report_due = true;
+                self.backend.notice(Notice::Took {
+                    group: group.clone(),
+                    reason,
+                    message,
+                });
+                self.start_group(group, reason).await;
+            }
+            Output::Renew { group } => self.resources.renew(&group, &self.config).await,
+            Output::Stop { group, cause } => {
+                self.owned.remove(&group);
+                self.report_due = true;
+                self.stop_group(group, cause).await
+            }
+            Output::WitnessRequest => {
+                if !self.backend.witness_request() {
+                    self.followups.push_back(Input::Witness {
+                        held_until: None,
+                        other_until: None,
+                    });
+                }
+            }
+            Output::Event(event) => self.event(event),
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        let now = self.now();
+        let metrics = &self.telemetry.metrics;
+        if matches!(
+            event,
+            Event::PeerUp { .. } | Event::PeerDown { .. } | Event::QuorumGained | Event::QuorumLost
+        ) {
+            // The report's view changed.
+            self.report_due = true;
+        }
+        match event {
+            Event::PeerUp { node } => {
+                metrics.peer(&node, true);
+                info!(peer = %node, "peer up");
+            }
+            Event::PeerDown { node, leaving } => {
+                metrics.peer(&node, false);
+                self.detected = Some(now);
+                if leaving {
+                    info!(peer = %node, "peer left");
+                } else {
+                    warn!(peer = %node, "peer down: no heartbeat within deadAfter");
+                }
+            }
+            Event::QuorumGained => {
+                self.backend.notice(Notice::QuorumGained);
+                metrics.quorate(true);
+                self.telemetry.set_ready(true);
+                info!("quorum gained");
+            }
+            Event::QuorumLost => {
+                self.backend.notice(Notice::QuorumLost);
+                metrics.quorate(false);
+                self.telemetry.set_ready(false);
+                warn!("quorum lost");
+            }
+            Event::Dropped(reason) => debug!(reason = reason.label(), "heartbeat dropped"),
+            Event::Claimed {
+                group,
+                reason,
+                message,
+            } => {
+                // A claim within deadAfter of a detected failure is its takeover.
+                if let Some(at) = self
+                    .detected
+                    .filter(|&at| now.saturating_sub(at) <= self.config.model.dead_after)
+                {
+                    metrics.phase(Phase::Decided, (now - at).as_secs_f64());
+                    self.timelines.insert(group.clone(), at);
+                }
+                info!(group, reason = reason.code(), why = %message, "claiming the group");
+            }
+            Event::Won { group, epoch } => {
+                if let Some(&at) = self.timelines.get(&group) {
+                    metrics.phase(Phase::Ledger, now.saturating_sub(at).as_secs_f64());
+                }
+                info!(group, epoch, "a majority voted for this node");
+            }
+            Event::Fenced { group } => {
+                self.backend.notice(Notice::Fenced {
+                    group: group.clone(),
+                });
+                warn!(
+                    group,
+                    "fencing: votes about to lapse (quorum lost or partitioned); stopping the group"
+                );
+            }
+            Event::Released { group, reason } => {
+                info!(group, reason = reason.code(), "handing the group over");
+            }
+        }
+    }
+
+    /// Brings a group's resources online; if they cannot come online the group is
+    /// unable here, so the engine stops it and placement moves it on.
+    async fn start_group(&mut self, group: String, reason: Reason) {
+        let takeover = self.timelines.remove(&group);
+        match self.resources.start(&group, &self.config, takeover).await {
+            Started::Online => {
+                self.telemetry.metrics.failover(reason);
+                self.telemetry.metrics.owned(&group, true);
+                self.followups.push_back(Input::Online { group });
+            }
+            Started::Failed => self.followups.push_back(Input::Unable {
+                groups: self.resources.unable(),
+            }),
+        }
+    }
+
+    async fn stop_group(&mut self, group: String, cause: StopCause) {
+        self.resources.stop(&group).await;
+        self.telemetry.metrics.owned(&group, false);
+        match cause {
+            StopCause::Fence => warn!(group, "group stopped: fenced"),
+            StopCause::Release(reason) => {
+                info!(group, reason = reason.code(), "group stopped: handed over")
+            }
+            StopCause::Removed => info!(group, "group stopped: removed from the configuration"),
+        }
+        self.followups.push_back(Input::Offline { group });
+    }
+}

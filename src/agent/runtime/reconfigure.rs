@@ -1,0 +1,119 @@
+//! Applying a configuration while the agent runs: a new one (from the file or the
+//! ClusterConfig) live, without touching what stays the same, and the deletion of
+//! the configuration, which takes every group offline until one comes again.
+//!
+//! Owns the order of that change: held groups adjusted, eligibility known, and only
+//! then the engine reconfigured, so the engine never sees a group it might claim
+//! without knowing whether this node can host it. Must never run a configuration
+//! this member is not part of.
+
+use std::sync::Arc;
+
+use tracing::{debug, error, info, warn};
+
+use super::Agent;
+use crate::contract::model::AgentConfig;
+use crate::engine::Input;
+use crate::telemetry::error_report;
+
+impl Agent {
+    /// Applies a validated configuration live; one this member cannot run (it is no
+    /// longer a member) is refused and the running one stays.
+    pub(super) async fn apply(&mut self, config: AgentConfig) {
+        let me = match config.address_of(&self.node) {
+            Ok(me) => me,
+            Err(error) => {
+                self.telemetry.metrics.config_reload("rejected");
+                error!(error = %error_report(&error), "configuration rejected; keeping the running one");
+                return;
+            }
+        };
+        if config.hash == self.config.hash && !self.config_deleted {
+            self.telemetry.metrics.config_reload("unchanged");
+            debug!("configuration unchanged");
+            return;
+        }
+        if std::mem::take(&mut self.config_deleted) {
+            info!("the configuration is back: running its groups again");
+        }
+        self.report_due = true;
+        if Some(me) != self.socket.local_addr().ok() {
+            warn!(address = %me, "this member's heartbeat address or port changed; restart the agent to use it");
+        }
+        for warning in &config.warnings {
+            warn!(%warning, "not run standalone");
+        }
+        self.resources.reconfigure(&config).await;
+        info!(
+            config_hash = format_args!("{:016x}", config.hash),
+            "applying the new configuration"
+        );
+        let (model, hash) = (config.model.clone(), config.hash);
+        self.config = config;
+        self.apply_peers();
+        self.telemetry.metrics.config_reload("applied");
+        // Eligibility for the new groups first, so that the engine never sees a
+        // group it might claim without knowing whether this node can host it.
+        self.resources.check_eligibility(&self.config).await;
+        self.engine.handle(
+            self.now(),
+            Input::Unable {
+                groups: self.resources.unable(),
+            },
+        );
+        self.step(Input::Configure { model, hash }).await;
+    }
+
+    /// The configuration was deleted (its cluster was deleted): takes every group
+    /// offline (the engine stops them, VIPs removed) and reports nothing, so no
+    /// Lease is written, until a configuration comes again. The node keeps
+    /// heartbeating its peers, so a configuration that comes back runs at once.
+    pub(super) async fn config_deleted(&mut self) {
+        if self.config_deleted {
+            return;
+        }
+        warn!(
+            groups = self.resources.held().count(),
+            "the configuration was deleted (was the cluster deleted?): taking every group offline and writing no Lease until it comes back"
+        );
+        self.config_deleted = true;
+        self.report_due = true;
+        let model = Arc::new(crate::placement::ClusterModel {
+            groups: Vec::new(),
+            ..(*self.config.model).clone()
+        });
+        self.config.model = model.clone();
+        self.config.vips.clear();
+        self.resources.check_eligibility(&self.config).await;
+        let hash = self.config.hash;
+        self.step(Input::Configure { model, hash }).await;
+    }
+
+    pub(super) fn apply_peers(&mut self) {
+        let node = &self.node;
+        self.peers = self
+            .config
+            .addresses
+            .iter()
+            .filter(|(name, _)| *name != node)
+            .map(|(_, addr)| *addr)
+            .collect();
+        let model = &self.config.model;
+        self.telemetry.metrics.retain_config(
+            model
+                .members
+                .iter()
+                .map(|m| m.name.as_str())
+                .filter(|m| m != node),
+            model.groups.iter().map(|g| g.name.as_str()),
+        );
+        let now = self.now();
+        for m in model.members.iter().filter(|m| &m.name != node) {
+            let alive = self.engine.membership().alive(&m.name, now);
+            self.telemetry.metrics.peer(&m.name, alive);
+        }
+        for group in self.resources.held() {
+            self.telemetry.metrics.owned(group, true);
+        }
+    }
+}

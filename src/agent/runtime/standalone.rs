@@ -1,0 +1,168 @@
+//! The standalone mode: the agent run from a configuration file and heartbeat key
+//! files, without Kubernetes. The file is polled for edits and read again on
+//! SIGHUP, the key files on SIGHUP (a key rotation).
+//!
+//! Owns reading those files. Must never stop the running cluster over a file it
+//! cannot use: a file that cannot be read or run is refused and the running
+//! configuration and keys stay.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::backend::{Backend, LoopOptions, Notice, Report};
+use super::{Agent, AgentError, log_config_error, run_loop};
+use crate::contract::model::AgentConfig;
+use crate::membership::Keyring;
+use crate::telemetry::error_report;
+
+/// What the agent needs to start.
+#[derive(Debug)]
+pub struct AgentOptions {
+    /// The standalone configuration file.
+    pub config_path: PathBuf,
+    /// This member's node name.
+    pub node: String,
+    pub keys: Keyring,
+    /// The files `keys` were read from, read again on SIGHUP (a key rotation);
+    /// `None` when the agent runs without authentication.
+    pub key_files: Option<KeyFiles>,
+    /// Where to serve /metrics, /healthz, /readyz; `None` disables.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// The standalone agent's heartbeat key files: the key it signs with and, during a
+/// rotation, the previous one it also accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFiles {
+    pub current: PathBuf,
+    pub previous: Option<PathBuf>,
+}
+
+impl KeyFiles {
+    /// Reads both files into a keyring.
+    pub fn read(&self) -> Result<Keyring, AgentError> {
+        let current = read_key_file(&self.current)?;
+        let previous = self.previous.as_deref().map(read_key_file).transpose()?;
+        Keyring::new(current, previous).map_err(|source| AgentError::Key {
+            path: self.current.clone(),
+            source,
+        })
+    }
+}
+
+/// Reads a heartbeat key file. Trailing whitespace is not part of the key, so a key
+/// written with `echo` or an editor works the same on every member.
+pub fn read_key_file(path: &Path) -> Result<Vec<u8>, AgentError> {
+    let mut key = std::fs::read(path).map_err(|source| AgentError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    while key.last().is_some_and(u8::is_ascii_whitespace) {
+        key.pop();
+    }
+    Ok(key)
+}
+
+/// Modification time and size of the configuration file, to notice edits.
+pub(super) type FileStamp = Option<(SystemTime, u64)>;
+
+pub(super) fn stamp(path: &Path) -> FileStamp {
+    std::fs::metadata(path)
+        .ok()
+        .and_then(|m| Some((m.modified().ok()?, m.len())))
+}
+
+fn load(path: &Path) -> Result<AgentConfig, AgentError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AgentError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    AgentConfig::from_yaml(&text).map_err(|source| AgentError::Config {
+        origin: path.display().to_string(),
+        source,
+    })
+}
+
+/// The standalone mode: nothing to record or report.
+struct Standalone;
+
+impl Backend for Standalone {
+    // Witness quorum is refused at load; refusing keeps the engine consistent
+    // should that ever change.
+    fn witness_request(&mut self) -> bool {
+        error!("witness request in standalone mode; refused");
+        false
+    }
+    fn notice(&mut self, _: Notice) {}
+    fn report_every(&self) -> Option<Duration> {
+        None
+    }
+    fn report(&mut self, _: Option<Report>) {}
+}
+
+/// Runs the agent until SIGTERM/SIGINT and a graceful leave.
+pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
+    // Stamp before reading, so an edit in between is noticed by the first poll.
+    let file_stamp = stamp(&options.config_path);
+    let config = load(&options.config_path)?;
+    let span = info_span!("agent", cluster = %config.model.cluster, node = %options.node);
+    let loop_options = LoopOptions {
+        node: options.node,
+        keys: options.keys,
+        metrics_addr: options.metrics_addr,
+        origin: options.config_path.display().to_string(),
+        start: Instant::now(),
+        updates: None,
+        backend: Box::new(Standalone),
+    };
+    run_loop(
+        loop_options,
+        config,
+        Some((options.config_path, file_stamp, options.key_files)),
+    )
+    .instrument(span)
+    .await
+}
+
+impl Agent {
+    /// Reads the standalone key files again (SIGHUP): a key rotation. A file that
+    /// cannot be read or holds a short key keeps the running keys.
+    pub(super) fn reload_keys(&mut self) {
+        let Some(files) = &self.key_files else {
+            return;
+        };
+        match files.read() {
+            Ok(keys) => {
+                info!(
+                    previous = files.previous.is_some(),
+                    "heartbeat keys reloaded"
+                );
+                self.engine.set_keys(keys);
+            }
+            Err(error) => {
+                error!(error = %error_report(&error), "heartbeat keys not reloaded; keeping the running keys");
+            }
+        }
+    }
+
+    /// Reloads the standalone configuration file (SIGHUP, or when it changed).
+    pub(super) async fn reload(&mut self) {
+        let Some(path) = &self.config_path else {
+            info!("configuration comes from the cluster; nothing to reload");
+            return;
+        };
+        let config = match load(path) {
+            Ok(config) => config,
+            Err(error) => {
+                self.telemetry.metrics.config_reload("rejected");
+                log_config_error(&error);
+                warn!("keeping the running configuration");
+                return;
+            }
+        };
+        self.apply(config).await;
+    }
+}

@@ -1,0 +1,136 @@
+//! What an agent reports in its node Lease and the operator reads back into status:
+//! the values of the `failover.dev/view` and `failover.dev/owned` annotations
+//! (`names::VIEW`, `names::OWNED`), one type each for both sides, so the writer and
+//! the reader cannot spell the JSON differently.
+//!
+//! Owns the JSON form of those values. It must never hold how they are gathered
+//! (the agent's runtime) or what status makes of them (the operator's).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::placement::Reason;
+
+/// The agent's view (`failover.dev/view`): JSON `{"quorate", "alive", "held"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    /// Whether the agent is quorate.
+    #[serde(default)]
+    pub quorate: bool,
+    /// Members it counts alive, itself included, sorted.
+    #[serde(default)]
+    pub alive: Vec<String>,
+    /// Groups it holds, with their epochs.
+    #[serde(default)]
+    pub held: BTreeMap<String, u64>,
+}
+
+/// One group a node runs (a value of `failover.dev/owned`, keyed by group): JSON
+/// `{"epoch", "reason", "message", "since"}`, the reason as its code, the time in
+/// RFC 3339. The agent always writes `since`; a reader takes a report without one
+/// (or with an unreadable one) as one that does not say when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owned {
+    /// The ownership epoch (it may rise while the node runs the group, when the
+    /// group's record was higher).
+    pub epoch: u64,
+    /// Why placement made this node the owner.
+    pub reason: Reason,
+    /// Its sentence.
+    #[serde(default)]
+    pub message: String,
+    /// When this node took it (wall clock).
+    #[serde(default, with = "rfc3339", skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+}
+
+/// An optional timestamp as RFC 3339 text (jiff's `Display` and `FromStr`);
+/// unreadable text reads as `None`.
+mod rfc3339 {
+    use jiff::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        time: &Option<Timestamp>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => serializer.collect_str(time),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Timestamp>, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?;
+        Ok(text.and_then(|t| t.parse().ok()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn owned_is_written_with_the_reason_code_and_an_rfc3339_time() {
+        let owned = Owned {
+            epoch: 7,
+            reason: Reason::OwnerLeaving,
+            message: "b leaves".into(),
+            since: Some("2026-12-01T05:00:00Z".parse().unwrap()),
+        };
+        let value = serde_json::to_value(&owned).unwrap();
+        assert_eq!(
+            value,
+            json!({"epoch": 7, "reason": "OwnerLeaving", "message": "b leaves", "since": "2026-12-01T05:00:00Z"})
+        );
+        assert_eq!(serde_json::from_value::<Owned>(value).unwrap(), owned);
+    }
+
+    /// The reason is written by its serde name: it must be the stable code that
+    /// status, Events and metrics show.
+    #[test]
+    fn every_reason_is_written_as_its_code() {
+        for reason in [
+            Reason::Placed,
+            Reason::Kept,
+            Reason::OwnerLost,
+            Reason::OwnerPaused,
+            Reason::OwnerLeaving,
+            Reason::Failback,
+            Reason::ManualMove,
+            Reason::FailbackStabilizing,
+            Reason::FailbackOutsideWindow,
+            Reason::FailbackDisabled,
+            Reason::FailoverLimitReached,
+            Reason::NoEligibleMember,
+            Reason::NotQuorate,
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), json!(reason.code()));
+            let read: Reason = serde_json::from_value(json!(reason.code())).unwrap();
+            assert_eq!(read, reason);
+        }
+    }
+
+    #[test]
+    fn owned_without_a_readable_time_reads_without_one() {
+        for value in [
+            json!({"epoch": 3, "reason": "Placed", "message": "m"}),
+            json!({"epoch": 3, "reason": "Placed", "message": "m", "since": "yesterday"}),
+        ] {
+            let owned: Owned = serde_json::from_value(value).unwrap();
+            assert_eq!((owned.epoch, owned.since), (3, None));
+        }
+    }
+
+    #[test]
+    fn a_view_without_fields_reads_as_empty() {
+        let view: View = serde_json::from_str("{}").unwrap();
+        assert_eq!(view, View::default());
+    }
+}
