@@ -22,3 +22,5 @@ pub mod operator;
 pub mod placement;
 pub mod sim;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;

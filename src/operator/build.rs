@@ -567,3 +567,6 @@ pub fn leases(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> Vec<Lease>
     }
     leases
 }
+
+#[cfg(test)]
+mod tests;

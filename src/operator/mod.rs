@@ -17,7 +17,7 @@ pub mod reconcile;
 pub mod status;
 
 #[cfg(test)]
-mod apiserver_rules;
+mod fixtures;
 #[cfg(test)]
 mod tests;
 

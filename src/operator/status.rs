@@ -713,3 +713,6 @@ pub fn group_notices(before: &ResourceGroupStatus, after: &ResourceGroupStatus) 
     }
     notices
 }
+
+#[cfg(test)]
+mod tests;
