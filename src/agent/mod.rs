@@ -8,6 +8,7 @@ mod announce;
 pub mod config;
 pub mod kube;
 pub mod realtime;
+pub mod resources;
 pub mod runtime;
 pub mod vip;
 
