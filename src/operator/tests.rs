@@ -101,6 +101,7 @@ fn group(name: &str, vip: &str) -> ResourceGroup {
             interface: None,
         }),
         workload: None,
+        process: None,
         health_check: None,
         depends_on: Vec::new(),
     });
