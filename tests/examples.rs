@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use common::{by_kind, schema_at};
 use failover::api::{
     FailbackPolicy, FailoverCluster, HealthCheckSpec, HttpProbe, KubeDuration, LoadError,
-    MemberSpec, Problem, QuorumMode, ResourceGroup, TcpProbe, VirtualIpSpec, WorkloadKind,
-    WorkloadSpec, into_result, load_documents, validate_cluster, validate_config, validate_group,
-    validate_heartbeat_ports, validate_standalone,
+    MemberSpec, Problem, ProcessSpec, QuorumMode, ResourceGroup, StatusRange, TcpProbe,
+    VirtualIpSpec, WorkloadKind, WorkloadSpec, into_result, load_documents, validate_cluster,
+    validate_config, validate_group, validate_heartbeat_ports, validate_kubernetes,
+    validate_standalone,
 };
 
 fn examples_dir() -> PathBuf {
@@ -190,7 +191,7 @@ fn cases() -> Vec<Case> {
                 })
             },
             path: "spec.resources[1]",
-            message: "exactly one of virtualIP, workload, healthCheck (found 2)",
+            message: "exactly one of virtualIP, workload, process, healthCheck (found 2)",
             schema: Cel(
                 "ResourceGroup",
                 &["spec", "resources", "[]"],
@@ -201,7 +202,7 @@ fn cases() -> Vec<Case> {
             name: "resource with no kind",
             mutate: |_, g| g[0].spec.resources[1].workload = None,
             path: "spec.resources[1]",
-            message: "exactly one of virtualIP, workload, healthCheck (found 0)",
+            message: "exactly one of virtualIP, workload, process, healthCheck (found 0)",
             schema: Cel("ResourceGroup", &["spec", "resources", "[]"], "== 1"),
         },
         Case {
@@ -479,14 +480,15 @@ fn cases() -> Vec<Case> {
                     port: 80,
                     host: None,
                     path: "/".into(),
+                    status_range: StatusRange::default(),
                 })
             },
             path: "spec.resources[2].healthCheck",
-            message: "exactly one of tcp, http",
+            message: "exactly one of tcp, http, exec (found 2)",
             schema: Cel(
                 "ResourceGroup",
                 &["spec", "resources", "[]", "healthCheck"],
-                "has(self.tcp) != has(self.http)",
+                "(has(self.tcp) ? 1 : 0) + (has(self.http) ? 1 : 0) + (has(self.exec) ? 1 : 0) == 1",
             ),
         },
         Case {
@@ -498,9 +500,11 @@ fn cases() -> Vec<Case> {
                         host: None,
                     }),
                     http: None,
+                    exec: None,
                     interval: KubeDuration::from_secs(1),
                     timeout: KubeDuration::from_secs(2),
                     restart_limit: 1,
+                    failure_threshold: 3,
                 })
             },
             path: "spec.resources[2].healthCheck.timeout",
@@ -528,7 +532,195 @@ fn cases() -> Vec<Case> {
                 json!(1),
             ),
         },
+        Case {
+            name: "process without a command",
+            mutate: |_, g| set_process(g, json!({"command": []})),
+            path: "spec.resources[1].process.command",
+            message: "must name a program",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "process", "command"],
+                "minItems",
+                json!(1),
+            ),
+        },
+        Case {
+            name: "process environment variable with a bad name",
+            mutate: |_, g| {
+                set_process(
+                    g,
+                    json!({"command": ["app"], "env": [{"name": "1A", "value": "x"}]}),
+                )
+            },
+            path: "spec.resources[1].process.env[0].name",
+            message: "\"1A\" is not a variable name",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "process", "env", "[]", "name"],
+                "pattern",
+                json!("^[-._a-zA-Z][-._a-zA-Z0-9]*$"),
+            ),
+        },
+        Case {
+            name: "process environment variable twice",
+            mutate: |_, g| {
+                set_process(
+                    g,
+                    json!({"command": ["app"], "env": [{"name": "A"}, {"name": "A", "value": "y"}]}),
+                )
+            },
+            path: "spec.resources[1].process.env[1].name",
+            message: "duplicate variable \"A\"",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "process", "env"],
+                "x-kubernetes-list-map-keys",
+                json!(["name"]),
+            ),
+        },
+        Case {
+            name: "process with a relative working directory",
+            mutate: |_, g| set_process(g, json!({"command": ["app"], "workingDir": "srv"})),
+            path: "spec.resources[1].process.workingDir",
+            message: "must be an absolute path",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "process", "workingDir"],
+                "pattern",
+                json!("^/"),
+            ),
+        },
+        Case {
+            name: "exec probe without a command",
+            mutate: |_, g| {
+                let hc = g[0].spec.resources[2].health_check.as_mut().unwrap();
+                hc.tcp = None;
+                hc.exec = Some(serde_json::from_value(json!({"command": []})).unwrap());
+            },
+            path: "spec.resources[2].healthCheck.exec.command",
+            message: "must name a program",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "healthCheck", "exec", "command"],
+                "minItems",
+                json!(1),
+            ),
+        },
+        Case {
+            name: "failure threshold 0",
+            mutate: |_, g| {
+                g[0].spec.resources[2]
+                    .health_check
+                    .as_mut()
+                    .unwrap()
+                    .failure_threshold = 0
+            },
+            path: "spec.resources[2].healthCheck.failureThreshold",
+            message: "must be at least 1",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "healthCheck", "failureThreshold"],
+                "minimum",
+                json!(1.0),
+            ),
+        },
+        Case {
+            name: "http status range upside down",
+            mutate: |_, g| set_http_statuses(g, 400, 299),
+            path: "spec.resources[2].healthCheck.http.statusRange.max",
+            message: "299 is below min (400)",
+            schema: Cel(
+                "ResourceGroup",
+                &[
+                    "spec",
+                    "resources",
+                    "[]",
+                    "healthCheck",
+                    "http",
+                    "statusRange",
+                ],
+                "self.min <= self.max",
+            ),
+        },
+        Case {
+            name: "http status that is not one",
+            mutate: |_, g| set_http_statuses(g, 200, 600),
+            path: "spec.resources[2].healthCheck.http.statusRange.max",
+            message: "600 is not an HTTP status",
+            schema: Keyword(
+                "ResourceGroup",
+                &[
+                    "spec",
+                    "resources",
+                    "[]",
+                    "healthCheck",
+                    "http",
+                    "statusRange",
+                    "max",
+                ],
+                "maximum",
+                json!(599.0),
+            ),
+        },
+        Case {
+            name: "hook without a command",
+            mutate: |_, g| {
+                g[0].spec.hook = Some(serde_json::from_value(json!({"command": []})).unwrap())
+            },
+            path: "spec.hook.command",
+            message: "must name a program",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "hook", "command"],
+                "minItems",
+                json!(1),
+            ),
+        },
     ]
+}
+
+/// Makes the base group's second resource (`app`) a process with this spec.
+fn set_process(g: &mut [ResourceGroup], spec: serde_json::Value) {
+    let process: ProcessSpec = serde_json::from_value(spec).unwrap();
+    let app = &mut g[0].spec.resources[1];
+    app.workload = None;
+    app.process = Some(process);
+}
+
+/// Makes the base group's health check an HTTP probe with this status range.
+fn set_http_statuses(g: &mut [ResourceGroup], min: u16, max: u16) {
+    let hc = g[0].spec.resources[2].health_check.as_mut().unwrap();
+    hc.tcp = None;
+    hc.http = Some(HttpProbe {
+        port: 80,
+        host: None,
+        path: "/".into(),
+        status_range: StatusRange { min, max },
+    });
+}
+
+/// A process resource is valid on its own and for the standalone agent, and the
+/// Kubernetes mode refuses it with a message naming the field and the alternative.
+#[test]
+fn process_resources_are_refused_in_kubernetes_mode() {
+    let (cluster, mut groups) = base();
+    assert_eq!(validate_kubernetes(&groups), Vec::new());
+    set_process(
+        &mut groups,
+        serde_json::json!({
+            "command": ["/usr/sbin/app", "--serve"],
+            "args": ["--port", "8080"],
+            "env": [{"name": "MODE", "value": "primary"}],
+            "workingDir": "/srv/app",
+        }),
+    );
+    assert_eq!(validate_config(&cluster, &groups), Vec::new());
+    let problems = validate_kubernetes(&groups);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(
+        problems[0].to_string(),
+        "ResourceGroup/g: spec.resources[1].process: process resources run only when the agent runs standalone; in Kubernetes use a workload"
+    );
 }
 
 fn has_problem(problems: &[Problem], path: &str, message: &str) -> bool {

@@ -23,15 +23,16 @@ pub use cluster::{
 pub use crd::{CrdError, crd_file_name, crds, crds_yaml};
 pub use duration::{DurationError, KubeDuration};
 pub use group::{
-    FailbackPolicy, FailbackSpec, FailbackWindow, FailoverLimitSpec, GroupPhase, HealthCheckSpec,
-    HttpProbe, MemberExplanation, ResourceGroup, ResourceGroupSpec, ResourceGroupStatus,
-    ResourceKind, ResourceSpec, ResourceState, ResourceStatus, TcpProbe, Transition, VirtualIpSpec,
-    Weekday, WorkloadKind, WorkloadSpec,
+    EnvVar, ExecProbe, FailbackPolicy, FailbackSpec, FailbackWindow, FailoverLimitSpec, GroupPhase,
+    HealthCheckSpec, HookSpec, HttpProbe, MemberExplanation, ProcessSpec, ResourceGroup,
+    ResourceGroupSpec, ResourceGroupStatus, ResourceKind, ResourceSpec, ResourceState,
+    ResourceStatus, StatusRange, TcpProbe, Transition, VirtualIpSpec, Weekday, WorkloadKind,
+    WorkloadSpec,
 };
 pub use load::{LoadError, load_documents};
 pub use validate::{
     InvalidConfig, Problem, into_result, validate_cluster, validate_config, validate_group,
-    validate_heartbeat_ports, validate_standalone,
+    validate_heartbeat_ports, validate_kubernetes, validate_standalone,
 };
 
 /// API group of the custom resources.

@@ -160,6 +160,9 @@ impl AgentConfig {
     ) -> Result<Self, ConfigError> {
         let mut problems = api::validate_config(cluster, groups);
         problems.extend(api::validate_standalone(cluster));
+        if mode == Mode::Kubernetes {
+            problems.extend(api::validate_kubernetes(groups));
+        }
         api::into_result(problems).map_err(ConfigError::Invalid)?;
         let spec = &cluster.spec;
         let quorum = match spec.quorum {
@@ -232,6 +235,11 @@ impl AgentConfig {
                         resource.name
                     ));
                 }
+            }
+            if group.spec.hook.is_some() {
+                warnings.push(format!(
+                    "{object}: spec.hook: transition hooks are not run by the agent yet; this one is ignored"
+                ));
             }
             vips.insert(name, list);
         }

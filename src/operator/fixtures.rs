@@ -87,6 +87,7 @@ pub(super) fn group(name: &str, vip: &str) -> ResourceGroup {
             interface: None,
         }),
         workload: None,
+        process: None,
         health_check: None,
         depends_on: Vec::new(),
     });

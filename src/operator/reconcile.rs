@@ -42,7 +42,7 @@ use super::status::{
 use crate::api::conditions::{self as cond};
 use crate::api::{
     API_VERSION, FailoverCluster, GroupPhase, Problem, QuorumMode, ResourceGroup, validate_config,
-    validate_group, validate_heartbeat_ports,
+    validate_group, validate_heartbeat_ports, validate_kubernetes,
 };
 use crate::contract::names;
 use crate::contract::render::{RenderError, render_config};
@@ -573,6 +573,7 @@ async fn cluster_pipeline(obj: &ClusterObject, ctx: &Context) -> Result<Action, 
 
     // Validate.
     let mut problems = validate_config(cluster, &groups);
+    problems.extend(validate_kubernetes(&groups));
     problems.extend(unreadable);
     problems.extend(port_problems(ctx, cluster));
     let resolved = resolve_addresses(cluster, |node| {
@@ -852,8 +853,10 @@ async fn group_pipeline(obj: &GroupObject, ctx: &Context) -> Result<Action, Erro
                 leases.list(&ListParams::default().labels(&selector)),
             )
             .await?;
+            let mut problems = validate_group(group, cluster);
+            problems.extend(validate_kubernetes(std::slice::from_ref(group)));
             (
-                validate_group(group, cluster),
+                problems,
                 Reports::from_leases(&cluster.name_any(), &list.items),
             )
         }

@@ -7,6 +7,9 @@
 //! when the engine says so, [`Resources::reconfigure`] when the configuration
 //! changes, and feeds [`Resources::unable`] back to the engine. A group's resources
 //! are its virtual IPs (`vips.rs`) with their announcer (`announce.rs`).
+//! `health.rs` (health checks), `process.rs` (supervised processes) and `hook.rs`
+//! (the transition hook) run the rest of a group, each off the heartbeat path in
+//! tasks of their own, bounded in time.
 //!
 //! Owns the resources of this node's groups from their start to their stop. Must
 //! never decide whether this node runs a group (the engine does), never start one
@@ -15,6 +18,9 @@
 //! the engine's inputs is what keeps two nodes from holding a VIP at once.
 
 mod announce;
+pub mod health;
+pub mod hook;
+pub mod process;
 #[cfg(test)]
 mod tests;
 mod vips;
