@@ -273,10 +273,18 @@ def test_args_follow_the_values():
     assert netpol["spec"]["ingress"][0]["ports"][0]["port"] == 9191
 
 
+def image_script_name() -> str:
+    """The name e2e/image.sh gives the image it builds (IMAGE_NAME=...)."""
+    script = (ROOT / "e2e" / "image.sh").read_text()
+    return re.search(r"^IMAGE_NAME=(\S+)$", script, re.MULTILINE).group(1)
+
+
 def test_defaults_use_the_operator_image_for_the_agent():
+    # The default image is the one e2e/image.sh builds (docs/install.md, section 1).
+    image = f"{image_script_name()}:0.1.0"
     container = operator_container(documents())
-    assert container["image"] == "registry.example.com/failover-operator:0.1.0"
-    assert "--agent-image=registry.example.com/failover-operator:0.1.0" in container["args"]
+    assert container["image"] == image
+    assert f"--agent-image={image}" in container["args"]
     assert not any(a.startswith("--watch-namespace") for a in container["args"])
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RUST_LOG"] == "info" and env["FAILOVER_LOG_FORMAT"] == "json"
@@ -611,4 +619,4 @@ def test_an_existing_service_account_must_be_named():
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "mine"
     assert pod["containers"][0]["image"].endswith(":1.2.3")
-    assert "--agent-image=registry.example.com/failover-operator:1.2.3" in pod["containers"][0]["args"]
+    assert f"--agent-image={image_script_name()}:1.2.3" in pod["containers"][0]["args"]
