@@ -85,16 +85,11 @@ BUILDAH=(buildah "${STORAGE[@]}")
 PODMAN=(podman "${STORAGE[@]}" --tmpdir "${WORK}/tmp" --events-backend file
     --runtime runc --cgroup-manager cgroupfs)
 # crun refuses hybrid cgroup hierarchies. Podman's default open-file and process
-# limits can be above the hard limits of the invoking shell, which a root without
-# CAP_SYS_RESOURCE (a container, a CI sandbox) cannot raise: runc then fails with
-# "error setting rlimits". The containers get the shell's hard limits.
-hard_limit() {
-    local value
-    value="$(ulimit -H "$1")"
-    [[ "${value}" == unlimited ]] && value=-1
-    echo "${value}"
-}
-ULIMITS=(--ulimit "nofile=1024:$(hard_limit -n)" --ulimit "nproc=$(hard_limit -u):$(hard_limit -u)")
+# limits (about a million) are above what a root without CAP_SYS_RESOURCE (a
+# container, a CI sandbox) may set: runc then fails with "error setting rlimits".
+# Small explicit limits, ample for one agent (a few sockets, a few threads); on the
+# machine this was written on, nproc above 32768 was already refused.
+ULIMITS=(--ulimit nofile=1024:4096 --ulimit nproc=4096:4096)
 RUN=(run --rm "${ULIMITS[@]}")
 CONTAINERS=()
 BUILD_CONTAINER=""
@@ -233,11 +228,12 @@ EOF
         --key-file /etc/failover/heartbeat.key >/dev/null
 }
 
-# Whether the namespace's interface holds the VIP.
+# Whether the namespace holds the VIP, on any interface (the agent puts it where its
+# ARP/NDP design wants it, e.g. on lo as a /32 while it answers for it itself).
 vip_present() {
     local addrs
-    addrs="$(ip -n "${NETNS}" -o addr show dev fo-img0)"
-    [[ "${addrs}" == *" ${VIP}/24 "* ]]
+    addrs="$(ip -n "${NETNS}" -o addr show)"
+    [[ "${addrs}" == *" inet ${VIP}/"* ]]
 }
 
 check_vip_up() {
@@ -245,7 +241,7 @@ check_vip_up() {
     local i
     for ((i = 0; i < WAIT_ATTEMPTS; i++)); do
         if vip_present; then
-            ip -n "${NETNS}" -o addr show dev fo-img0 | sed 's/^/    /'
+            ip -n "${NETNS}" -o addr show | grep -F " ${VIP}/" | sed 's/^/    /'
             return 0
         fi
         if [[ "$("${PODMAN[@]}" inspect --format '{{.State.Running}}' "${name}")" != true ]]; then
@@ -255,6 +251,7 @@ check_vip_up() {
         sleep "${WAIT_STEP}"
     done
     "${PODMAN[@]}" logs "${name}" 2>&1 | tail -n 20 | sed 's/^/    /' >&2
+    ip -n "${NETNS}" addr show | sed 's/^/    /' >&2
     return 1
 }
 
