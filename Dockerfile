@@ -6,7 +6,9 @@
 #   docker push REGISTRY/failover-operator:0.1.0
 #
 # tests/dockerfile.rs checks that the build command below stays the one CI proves
-# (a static musl binary of the locked dependency tree).
+# (a static musl binary of the locked dependency tree, without the `lab` feature:
+# the network-namespace lab and the demo are test and demo infrastructure, not part
+# of what ships).
 
 # --- builder: a static musl binary -------------------------------------------------
 # The toolchain the project is developed with (Cargo.toml rust-version is the floor).
@@ -24,7 +26,7 @@ COPY src src
 # binary is copied out of the cached directory in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --target x86_64-unknown-linux-musl --bin failover \
+    cargo build --release --locked --no-default-features --target x86_64-unknown-linux-musl --bin failover \
     && cp target/x86_64-unknown-linux-musl/release/failover /failover
 
 # --- final: distroless static, non-root --------------------------------------------

@@ -15,17 +15,17 @@ use futures::StreamExt;
 use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus};
 use kube::Client;
-use kube::api::{DynamicObject, ObjectMeta};
+use kube::api::ObjectMeta;
 use kube::client::Body;
+use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
+use failover::api::{FailoverCluster, ResourceGroup};
 use failover::operator::metrics::Metrics;
-use failover::operator::reconcile::{
-    cluster_resource, group_resource, reconcile_cluster, reconcile_group,
-};
+use failover::operator::reconcile::{GroupClusterRef, reconcile_cluster, reconcile_group};
 use failover::operator::{AgentSettings, Context, Settings, Stores};
 
 /// Answers every request the reconcilers make, as an empty API server would:
@@ -79,7 +79,7 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn object(value: Value) -> DynamicObject {
+fn object<K: serde::de::DeserializeOwned>(value: Value) -> K {
     serde_json::from_value(value).expect("fixture is a valid object")
 }
 
@@ -98,14 +98,15 @@ async fn main() {
     let nodes = 100usize;
     let rss_start = rss_kib("VmRSS:");
 
-    let mut cluster_writer = Writer::new(cluster_resource());
-    let mut group_writer = Writer::new(group_resource());
+    let mut cluster_writer: Writer<DeserializeGuard<FailoverCluster>> = Writer::default();
+    let mut group_writer: Writer<DeserializeGuard<ResourceGroup>> = Writer::default();
+    let mut group_cluster_writer: Writer<DeserializeGuard<GroupClusterRef>> = Writer::default();
     let mut node_writer: Writer<Node> = Writer::default();
     // Filled as a watcher's initial list fills them: the reconcilers wait until
     // every store is listed.
-    for writer_init in [&mut cluster_writer, &mut group_writer] {
-        writer_init.apply_watcher_event(&watcher::Event::Init);
-    }
+    cluster_writer.apply_watcher_event(&watcher::Event::Init);
+    group_writer.apply_watcher_event(&watcher::Event::Init);
+    group_cluster_writer.apply_watcher_event(&watcher::Event::Init);
     node_writer.apply_watcher_event(&watcher::Event::Init);
     for n in 0..nodes {
         node_writer.apply_watcher_event(&watcher::Event::InitApply(Node {
@@ -137,23 +138,27 @@ async fn main() {
         cluster_writer.apply_watcher_event(&watcher::Event::InitApply(cluster));
         for g in 0..groups {
             let n = c * groups + g;
-            let group = object(json!({
+            let group: Value = json!({
                 "apiVersion": "failover.dev/v1alpha1", "kind": "ResourceGroup",
                 "metadata": {"name": format!("c{c}-g{g}"), "namespace": format!("ns{}", c % 20), "uid": format!("uid-c{c}-g{g}"), "generation": 1},
                 "spec": {"cluster": format!("c{c}"), "resources": [
                     {"name": "vip", "virtualIP": {"address": format!("10.{}.{}.{}/32", 100 + (n >> 16), (n >> 8) & 255, n & 255)}},
                     {"name": "check", "healthCheck": {"tcp": {"port": 80}}, "dependsOn": ["vip"]},
                 ]},
-            }));
-            group_writer.apply_watcher_event(&watcher::Event::InitApply(group));
+            });
+            group_cluster_writer
+                .apply_watcher_event(&watcher::Event::InitApply(object(group.clone())));
+            group_writer.apply_watcher_event(&watcher::Event::InitApply(object(group)));
         }
     }
     cluster_writer.apply_watcher_event(&watcher::Event::InitDone);
     group_writer.apply_watcher_event(&watcher::Event::InitDone);
+    group_cluster_writer.apply_watcher_event(&watcher::Event::InitDone);
     node_writer.apply_watcher_event(&watcher::Event::InitDone);
     let stores = Stores {
         clusters: cluster_writer.as_reader(),
         groups: group_writer.as_reader(),
+        group_clusters: group_cluster_writer.as_reader(),
         nodes: node_writer.as_reader(),
     };
     let rss_stores = rss_kib("VmRSS:");

@@ -5,7 +5,8 @@
 //! variant of [`Command`] with its own args struct, so new ones (`agent`, `operator`,
 //! `simulate`, `demo`) slot in beside them. It must never hold domain logic: it reads
 //! files, calls the library, and prints. The library never calls back into it (an
-//! error's report for the logs is `telemetry::error_report`).
+//! error's report for the logs is `telemetry::error_report`). `demo` and `lab` exist
+//! only with the `lab` feature (the shipped image has neither).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,9 +46,11 @@ pub enum Command {
     /// The demo: a three-node cluster of network namespaces on this machine; kills
     /// the VIP's owner and prints the failover timeline and the outage a client saw.
     /// Needs root and iproute2; removes everything it created.
+    #[cfg(feature = "lab")]
     Demo(DemoArgs),
     /// Network-namespace lab: topology, probe, echo responder, failover benchmarks
     /// (needs root and iproute2).
+    #[cfg(feature = "lab")]
     #[command(subcommand)]
     Lab(crate::lab::cli::LabCommand),
     /// Run the node agent of one member: heartbeats, ownership decisions, VIPs.
@@ -116,6 +119,7 @@ fn parse_resources(text: &str) -> Result<k8s_openapi::api::core::v1::ResourceReq
 }
 
 /// Arguments of `failover demo`.
+#[cfg(feature = "lab")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Heartbeat interval in milliseconds (the product default is 200).
@@ -263,6 +267,7 @@ pub struct ValidateArgs {
 pub enum CliError {
     /// The demo could not run or did not recover.
     #[error("demo failed")]
+    #[cfg(feature = "lab")]
     Demo(#[source] crate::lab::LabError),
     /// Rendering the CRDs failed.
     #[error(transparent)]
@@ -325,7 +330,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Docs(args) => docs(&args, out),
         Command::Validate(args) => validate(&args, out),
         Command::Simulate(args) => simulate(&args, out),
+        #[cfg(feature = "lab")]
         Command::Lab(cmd) => Ok(Outcome::Exit(crate::lab::cli::run(cmd))),
+        #[cfg(feature = "lab")]
         Command::Demo(args) => demo(&args),
         Command::Agent(args) => run_agent(args),
         Command::Operator(args) => operator(args),
@@ -476,6 +483,7 @@ fn crd(args: &CrdArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
     Ok(Outcome::Success)
 }
 
+#[cfg(feature = "lab")]
 fn demo(args: &DemoArgs) -> Result<Outcome, CliError> {
     let exe = std::env::current_exe().map_err(|source| {
         CliError::Demo(crate::lab::LabError::Io {
@@ -571,7 +579,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good.yaml");
         let bad = dir.join("bad.yaml");
-        let cluster = "apiVersion: failover.dev/v1alpha1\nkind: FailoverCluster\nmetadata: {name: c}\nspec:\n  members: [{node: a}, {node: b}]\n";
+        let cluster = "apiVersion: failover.dev/v1alpha1\nkind: FailoverCluster\nmetadata: {name: c}\nspec:\n  members: [{node: a}, {node: b}, {node: c}]\n";
         std::fs::write(&good, cluster).unwrap();
         std::fs::write(&bad, cluster.replace("node: b", "node: a")).unwrap();
 

@@ -3,6 +3,11 @@
 //!
 //! The crate is a fat library behind a thin `failover` binary. Unsafe code is denied
 //! everywhere; the one module that opens raw packet sockets allows it locally.
+//!
+//! `lab` (network namespaces, probes, faults, benchmarks, torture, soak, the demo) is
+//! test and demo infrastructure: it exists only with the cargo feature `lab` (on by
+//! default), which the shipped image leaves out, so the compiler checks that the
+//! agent, the operator and the cores never use it.
 #![deny(unsafe_code)]
 
 pub mod agent;
@@ -10,9 +15,12 @@ pub mod api;
 pub mod cli;
 pub mod contract;
 pub mod engine;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod membership;
 pub mod operator;
 pub mod placement;
 pub mod sim;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;

@@ -232,6 +232,7 @@ spec:
     }
 
     /// The MAC of the node's eth0.
+    #[cfg(feature = "lab")]
     fn mac(&self, node: usize) -> String {
         let out = ip(&["-n", &self.ns(node), "-o", "link", "show", "eth0"]).unwrap();
         let words: Vec<&str> = out.split_whitespace().collect();
@@ -240,7 +241,8 @@ spec:
     }
 
     /// The MACs that answer ARP for the VIP during `ms` milliseconds, asked every
-    /// 20 ms from `node`'s namespace by `failover lab probe`.
+    /// 20 ms from `node`'s namespace by `failover lab probe` (a `lab` build).
+    #[cfg(feature = "lab")]
     fn arp_answerers(&self, node: usize, ms: u64) -> Vec<String> {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.ns(node)])
@@ -480,6 +482,7 @@ fn a_node_that_cannot_add_the_vip_hands_the_group_on() {
     assert_eq!(lab.holders(), Vec::<usize>::new());
 }
 
+#[cfg(feature = "lab")]
 #[test]
 fn a_killed_owner_stops_answering_arp_for_the_vip_at_once() {
     if let Some(reason) = skip_reason() {

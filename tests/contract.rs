@@ -51,6 +51,7 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
             },
         )]),
         explain: BTreeMap::from([("web".to_owned(), "a owns web".to_owned())]),
+        failed: vec!["db".to_owned()],
     };
     // As the operator creates it: name and labels, no spec.
     let created = Lease {
@@ -71,6 +72,7 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
     let view = node.view.as_ref().expect("view");
     assert!(view.quorate);
     assert_eq!(view.alive, ["a", "b"]);
+    assert_eq!(view.failed, ["db"]);
     assert_eq!(
         node.explain.get("web").map(String::as_str),
         Some("a owns web")

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use common::{by_kind, schema_at};
 use failover::api::{
-    FailbackPolicy, FailoverCluster, HealthCheckSpec, HttpProbe, MemberSpec, Problem, QuorumMode,
-    ResourceGroup, TcpProbe, VirtualIpSpec, WorkloadKind, WorkloadSpec, into_result,
-    load_documents, validate_cluster, validate_config, validate_group, validate_heartbeat_ports,
+    FailbackPolicy, FailoverCluster, HealthCheckSpec, HttpProbe, KubeDuration, LoadError,
+    MemberSpec, Problem, ProcessSpec, QuorumMode, ResourceGroup, StatusRange, TcpProbe,
+    VirtualIpSpec, WorkloadKind, WorkloadSpec, into_result, load_documents, validate_cluster,
+    validate_config, validate_group, validate_heartbeat_ports, validate_kubernetes,
     validate_standalone,
 };
 
@@ -190,7 +191,7 @@ fn cases() -> Vec<Case> {
                 })
             },
             path: "spec.resources[1]",
-            message: "exactly one of virtualIP, workload, healthCheck (found 2)",
+            message: "exactly one of virtualIP, workload, process, healthCheck (found 2)",
             schema: Cel(
                 "ResourceGroup",
                 &["spec", "resources", "[]"],
@@ -201,7 +202,7 @@ fn cases() -> Vec<Case> {
             name: "resource with no kind",
             mutate: |_, g| g[0].spec.resources[1].workload = None,
             path: "spec.resources[1]",
-            message: "exactly one of virtualIP, workload, healthCheck (found 0)",
+            message: "exactly one of virtualIP, workload, process, healthCheck (found 0)",
             schema: Cel("ResourceGroup", &["spec", "resources", "[]"], "== 1"),
         },
         Case {
@@ -233,7 +234,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "deadAfter not longer than interval",
-            mutate: |c, _| c.spec.heartbeat.dead_after = "200ms".into(),
+            mutate: |c, _| c.spec.heartbeat.dead_after = KubeDuration::from_millis(200),
             path: "spec.heartbeat.deadAfter",
             message: "must be longer than spec.heartbeat.interval",
             schema: Cel(
@@ -244,25 +245,13 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "interval below 5ms",
-            mutate: |c, _| c.spec.heartbeat.interval = "4ms".into(),
+            mutate: |c, _| c.spec.heartbeat.interval = KubeDuration::from_millis(4),
             path: "spec.heartbeat.interval",
             message: "at least 5ms",
             schema: Cel(
                 "FailoverCluster",
                 &["spec", "heartbeat"],
                 "duration(self.interval) >= duration('5ms')",
-            ),
-        },
-        Case {
-            name: "malformed duration",
-            mutate: |c, _| c.spec.heartbeat.interval = "0.2s".into(),
-            path: "spec.heartbeat.interval",
-            message: "invalid duration \"0.2s\"",
-            schema: Keyword(
-                "FailoverCluster",
-                &["spec", "heartbeat", "interval"],
-                "pattern",
-                json!("^([0-9]+(ms|s|m|h))+$"),
             ),
         },
         Case {
@@ -277,6 +266,17 @@ fn cases() -> Vec<Case> {
                 "FailoverCluster",
                 &["spec"],
                 "self.quorum == 'none' || size(self.members) >= 2",
+            ),
+        },
+        Case {
+            name: "two voting members with majority quorum",
+            mutate: |c, _| c.spec.members.truncate(2),
+            path: "spec.quorum",
+            message: "majority of 2 members can never fail over: a survivor holds 1 vote of 2; use witness",
+            schema: Cel(
+                "FailoverCluster",
+                &["spec"],
+                "self.quorum != 'majority' || size(self.members) != 2",
             ),
         },
         Case {
@@ -480,14 +480,15 @@ fn cases() -> Vec<Case> {
                     port: 80,
                     host: None,
                     path: "/".into(),
+                    status_range: StatusRange::default(),
                 })
             },
             path: "spec.resources[2].healthCheck",
-            message: "exactly one of tcp, http",
+            message: "exactly one of tcp, http, exec (found 2)",
             schema: Cel(
                 "ResourceGroup",
                 &["spec", "resources", "[]", "healthCheck"],
-                "has(self.tcp) != has(self.http)",
+                "(has(self.tcp) ? 1 : 0) + (has(self.http) ? 1 : 0) + (has(self.exec) ? 1 : 0) == 1",
             ),
         },
         Case {
@@ -499,9 +500,11 @@ fn cases() -> Vec<Case> {
                         host: None,
                     }),
                     http: None,
-                    interval: "1s".into(),
-                    timeout: "2s".into(),
+                    exec: None,
+                    interval: KubeDuration::from_secs(1),
+                    timeout: KubeDuration::from_secs(2),
                     restart_limit: 1,
+                    failure_threshold: 3,
                 })
             },
             path: "spec.resources[2].healthCheck.timeout",
@@ -529,7 +532,195 @@ fn cases() -> Vec<Case> {
                 json!(1),
             ),
         },
+        Case {
+            name: "process without a command",
+            mutate: |_, g| set_process(g, json!({"command": []})),
+            path: "spec.resources[1].process.command",
+            message: "must name a program",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "process", "command"],
+                "minItems",
+                json!(1),
+            ),
+        },
+        Case {
+            name: "process environment variable with a bad name",
+            mutate: |_, g| {
+                set_process(
+                    g,
+                    json!({"command": ["app"], "env": [{"name": "1A", "value": "x"}]}),
+                )
+            },
+            path: "spec.resources[1].process.env[0].name",
+            message: "\"1A\" is not a variable name",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "process", "env", "[]", "name"],
+                "pattern",
+                json!("^[-._a-zA-Z][-._a-zA-Z0-9]*$"),
+            ),
+        },
+        Case {
+            name: "process environment variable twice",
+            mutate: |_, g| {
+                set_process(
+                    g,
+                    json!({"command": ["app"], "env": [{"name": "A"}, {"name": "A", "value": "y"}]}),
+                )
+            },
+            path: "spec.resources[1].process.env[1].name",
+            message: "duplicate variable \"A\"",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "process", "env"],
+                "x-kubernetes-list-map-keys",
+                json!(["name"]),
+            ),
+        },
+        Case {
+            name: "process with a relative working directory",
+            mutate: |_, g| set_process(g, json!({"command": ["app"], "workingDir": "srv"})),
+            path: "spec.resources[1].process.workingDir",
+            message: "must be an absolute path",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "process", "workingDir"],
+                "pattern",
+                json!("^/"),
+            ),
+        },
+        Case {
+            name: "exec probe without a command",
+            mutate: |_, g| {
+                let hc = g[0].spec.resources[2].health_check.as_mut().unwrap();
+                hc.tcp = None;
+                hc.exec = Some(serde_json::from_value(json!({"command": []})).unwrap());
+            },
+            path: "spec.resources[2].healthCheck.exec.command",
+            message: "must name a program",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "healthCheck", "exec", "command"],
+                "minItems",
+                json!(1),
+            ),
+        },
+        Case {
+            name: "failure threshold 0",
+            mutate: |_, g| {
+                g[0].spec.resources[2]
+                    .health_check
+                    .as_mut()
+                    .unwrap()
+                    .failure_threshold = 0
+            },
+            path: "spec.resources[2].healthCheck.failureThreshold",
+            message: "must be at least 1",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "resources", "[]", "healthCheck", "failureThreshold"],
+                "minimum",
+                json!(1.0),
+            ),
+        },
+        Case {
+            name: "http status range upside down",
+            mutate: |_, g| set_http_statuses(g, 400, 299),
+            path: "spec.resources[2].healthCheck.http.statusRange.max",
+            message: "299 is below min (400)",
+            schema: Cel(
+                "ResourceGroup",
+                &[
+                    "spec",
+                    "resources",
+                    "[]",
+                    "healthCheck",
+                    "http",
+                    "statusRange",
+                ],
+                "self.min <= self.max",
+            ),
+        },
+        Case {
+            name: "http status that is not one",
+            mutate: |_, g| set_http_statuses(g, 200, 600),
+            path: "spec.resources[2].healthCheck.http.statusRange.max",
+            message: "600 is not an HTTP status",
+            schema: Keyword(
+                "ResourceGroup",
+                &[
+                    "spec",
+                    "resources",
+                    "[]",
+                    "healthCheck",
+                    "http",
+                    "statusRange",
+                    "max",
+                ],
+                "maximum",
+                json!(599.0),
+            ),
+        },
+        Case {
+            name: "hook without a command",
+            mutate: |_, g| {
+                g[0].spec.hook = Some(serde_json::from_value(json!({"command": []})).unwrap())
+            },
+            path: "spec.hook.command",
+            message: "must name a program",
+            schema: Keyword(
+                "ResourceGroup",
+                &["spec", "hook", "command"],
+                "minItems",
+                json!(1),
+            ),
+        },
     ]
+}
+
+/// Makes the base group's second resource (`app`) a process with this spec.
+fn set_process(g: &mut [ResourceGroup], spec: serde_json::Value) {
+    let process: ProcessSpec = serde_json::from_value(spec).unwrap();
+    let app = &mut g[0].spec.resources[1];
+    app.workload = None;
+    app.process = Some(process);
+}
+
+/// Makes the base group's health check an HTTP probe with this status range.
+fn set_http_statuses(g: &mut [ResourceGroup], min: u16, max: u16) {
+    let hc = g[0].spec.resources[2].health_check.as_mut().unwrap();
+    hc.tcp = None;
+    hc.http = Some(HttpProbe {
+        port: 80,
+        host: None,
+        path: "/".into(),
+        status_range: StatusRange { min, max },
+    });
+}
+
+/// A process resource is valid on its own and for the standalone agent, and the
+/// Kubernetes mode refuses it with a message naming the field and the alternative.
+#[test]
+fn process_resources_are_refused_in_kubernetes_mode() {
+    let (cluster, mut groups) = base();
+    assert_eq!(validate_kubernetes(&groups), Vec::new());
+    set_process(
+        &mut groups,
+        serde_json::json!({
+            "command": ["/usr/sbin/app", "--serve"],
+            "args": ["--port", "8080"],
+            "env": [{"name": "MODE", "value": "primary"}],
+            "workingDir": "/srv/app",
+        }),
+    );
+    assert_eq!(validate_config(&cluster, &groups), Vec::new());
+    let problems = validate_kubernetes(&groups);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(
+        problems[0].to_string(),
+        "ResourceGroup/g: spec.resources[1].process: process resources run only when the agent runs standalone; in Kubernetes use a workload"
+    );
 }
 
 fn has_problem(problems: &[Problem], path: &str, message: &str) -> bool {
@@ -600,11 +791,40 @@ fn every_api_server_rule_is_in_the_generated_schema() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A malformed duration cannot be represented in the typed spec: it fails the
+/// document when it is deserialized, naming the block, the line and the value, and the API
+/// server refuses it first by the schema's pattern.
+#[test]
+fn a_malformed_duration_fails_its_document_naming_the_field() {
+    let bad = BASE.replace(
+        "    - {node: x, address: 10.77.0.3}\n",
+        "    - {node: x, address: 10.77.0.3}\n  heartbeat: {interval: 0.2s}\n",
+    );
+    assert_ne!(bad, BASE);
+    let error = load_documents(&bad).unwrap_err();
+    assert!(
+        matches!(&error, LoadError::Invalid { index: 0, kind, .. } if kind == "FailoverCluster"),
+        "{error}"
+    );
+    let text = error.to_string();
+    // The YAML deserializer names the block and the line of the value.
+    assert!(text.contains("spec.heartbeat"), "{text}");
+    assert!(text.contains("line 10"), "{text}");
+    assert!(text.contains("invalid duration \"0.2s\""), "{text}");
+
+    let schema = serde_json::to_value(schema_at(
+        &by_kind("FailoverCluster"),
+        &["spec", "heartbeat", "interval"],
+    ))
+    .unwrap();
+    assert_eq!(schema["pattern"], "^([0-9]+(ms|s|m|h))+$", "{schema}");
+}
+
 #[test]
 fn all_problems_are_reported_at_once() {
     let (mut cluster, mut groups) = base();
     cluster.spec.members[1].priority = 300;
-    cluster.spec.heartbeat.dead_after = "1ms".into();
+    cluster.spec.heartbeat.dead_after = KubeDuration::from_millis(1);
     groups[0].spec.resources[2].depends_on = vec!["db".into()];
     groups[0].spec.preferred_owners.push("zed".into());
     let problems = validate_config(&cluster, &groups);

@@ -8,6 +8,7 @@
 //! Also heartbeat key rotation under traffic (standalone: key files and SIGHUP).
 //!
 //! Skips (passes with a message) when not root or `ip` is missing.
+#![cfg(feature = "lab")]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! Root integration test of the lab: a 2-node lab, echo responders, a VIP assigned
 //! by hand, the probe sees the right node and no split brain, then sees the VIP move.
 //! Skips (passes with a message) when not root or `ip` is missing.
+#![cfg(feature = "lab")]
 
 use std::path::Path;
 use std::time::Duration;

@@ -10,6 +10,7 @@
 //! normal case.
 //!
 //! Skips (passes with a message) when not root or `ip`/`nft` is missing.
+#![cfg(feature = "lab")]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

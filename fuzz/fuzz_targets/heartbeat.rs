@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use failover::membership::{Keyring, Membership, wire::Heartbeat};
+use failover::membership::{Keyring, Membership, wire, wire::Heartbeat};
 use failover::placement::{ClusterModel, MemberModel, QuorumMode};
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let datagram = if mode & 1 == 1 {
         // A valid header and MAC around the fuzzed body.
-        let mut bytes = b"FOHB\x01\x00\x09default/c".to_vec();
+        let mut bytes = wire::MAGIC.to_vec();
+        bytes.push(wire::VERSION);
+        bytes.extend_from_slice(b"\x00\x09default/c");
         bytes.extend_from_slice(rest);
         let mac = keys.sign(&bytes);
         bytes.extend_from_slice(&mac);

@@ -15,7 +15,7 @@
 pub mod kube;
 pub mod metrics;
 pub mod realtime;
-mod resources;
+pub mod resources;
 pub mod runtime;
 pub mod vip;
 

@@ -1,9 +1,10 @@
 //! The `FailoverCluster` custom resource: which nodes form a cluster and how they
 //! watch each other.
 //!
-//! Owns the wire shape (serde + JSON schema + CEL rules the API server enforces),
-//! the defaults, and typed accessors that parse duration strings. It must never
-//! decide anything about membership or placement, and does no IO.
+//! Owns the wire shape (serde + JSON schema + CEL rules the API server enforces)
+//! and the defaults. Durations are [`KubeDuration`]s, parsed when the object is
+//! deserialized. It must never decide anything about membership or placement, and
+//! does no IO.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::duration::{DurationError, KubeDuration, parse_duration};
+use super::duration::KubeDuration;
 
 /// Desired state of a failover cluster: its members, heartbeat timing and quorum rule.
 // The typed `printcolumn(...)` lists repeat keys such as `type_`, which clippy's
@@ -68,7 +69,9 @@ use super::duration::{DurationError, KubeDuration, parse_duration};
 )]
 #[x_kube(
     validation = Rule::new("!has(self.quorum) || self.quorum == 'none' || size(self.members) >= 2").message("at least 2 voting members are needed unless spec.quorum is none").field_path(".members"),
-    validation = Rule::new("!has(self.quorum) || self.quorum != 'witness' || size(self.members) == 2").message("quorum witness needs exactly 2 voting members").field_path(".quorum")
+    validation = Rule::new("!has(self.quorum) || self.quorum != 'witness' || size(self.members) == 2").message("quorum witness needs exactly 2 voting members").field_path(".quorum"),
+    // Two votes of two: a survivor never has a majority, so the cluster can never fail over.
+    validation = Rule::new("!has(self.quorum) || self.quorum != 'majority' || size(self.members) != 2").message("spec.quorum majority of 2 members can never fail over (a survivor has 1 vote of 2): use witness, 3 or more members, or none").field_path(".quorum")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverClusterSpec {
@@ -81,8 +84,9 @@ pub struct FailoverClusterSpec {
     #[serde(default)]
     pub heartbeat: HeartbeatSpec,
     /// How a partition decides it may act: `majority` (default; more than half of
-    /// the members), `witness` (two members: the API server Lease breaks the tie) or
-    /// `none` (explicit opt-out: split brain becomes possible; status warns).
+    /// the members, so it needs 3 or more: with 2, a survivor never has a majority),
+    /// `witness` (two members: the API server Lease breaks the tie) or `none`
+    /// (explicit opt-out: split brain becomes possible; status warns).
     #[serde(default)]
     pub quorum: QuorumMode,
     /// Where to notify a person about failovers besides Kubernetes Events and metrics.
@@ -154,13 +158,11 @@ pub struct HeartbeatSpec {
     /// How often every agent sends a heartbeat to every other member, e.g. `200ms`
     /// (default). As low as `5ms` on LANs that need the fastest failover.
     #[serde(default = "default_interval")]
-    #[schemars(with = "KubeDuration")]
-    pub interval: String,
+    pub interval: KubeDuration,
     /// A member not heard from for this long is considered dead (default `1s`).
     /// Must be longer than `interval`; a few intervals absorb lost datagrams.
     #[serde(default = "default_dead_after")]
-    #[schemars(with = "KubeDuration")]
-    pub dead_after: String,
+    pub dead_after: KubeDuration,
     /// UDP port the agents exchange heartbeats on (default 7707). Two clusters
     /// that share a node need different ports.
     #[serde(default = "default_port")]
@@ -169,19 +171,19 @@ pub struct HeartbeatSpec {
 }
 
 /// Default heartbeat interval.
-pub const DEFAULT_INTERVAL: &str = "200ms";
+pub const DEFAULT_INTERVAL: KubeDuration = KubeDuration::from_millis(200);
 /// Default heartbeat deadline.
-pub const DEFAULT_DEAD_AFTER: &str = "1s";
+pub const DEFAULT_DEAD_AFTER: KubeDuration = KubeDuration::from_millis(1_000);
 /// Default heartbeat UDP port.
 pub const DEFAULT_PORT: u16 = 7707;
 /// Shortest heartbeat interval we accept.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(5);
 
-fn default_interval() -> String {
-    DEFAULT_INTERVAL.to_owned()
+fn default_interval() -> KubeDuration {
+    DEFAULT_INTERVAL
 }
-fn default_dead_after() -> String {
-    DEFAULT_DEAD_AFTER.to_owned()
+fn default_dead_after() -> KubeDuration {
+    DEFAULT_DEAD_AFTER
 }
 fn default_port() -> u16 {
     DEFAULT_PORT
@@ -194,17 +196,6 @@ impl Default for HeartbeatSpec {
             dead_after: default_dead_after(),
             port: default_port(),
         }
-    }
-}
-
-impl HeartbeatSpec {
-    /// The parsed heartbeat interval.
-    pub fn interval(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.interval)
-    }
-    /// The parsed dead-after deadline.
-    pub fn dead_after(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.dead_after)
     }
 }
 
@@ -277,23 +268,21 @@ pub struct QuarantineSpec {
     pub failures: u32,
     /// Window in which failures are counted (default `1h`).
     #[serde(default = "default_quarantine_period")]
-    #[schemars(with = "KubeDuration")]
-    pub period: String,
+    pub period: KubeDuration,
     /// How long a quarantined member stays ineligible to own groups (default `2h`).
     /// It keeps voting meanwhile.
     #[serde(default = "default_quarantine_duration")]
-    #[schemars(with = "KubeDuration")]
-    pub duration: String,
+    pub duration: KubeDuration,
 }
 
 fn default_quarantine_failures() -> u32 {
     3
 }
-fn default_quarantine_period() -> String {
-    "1h".to_owned()
+fn default_quarantine_period() -> KubeDuration {
+    KubeDuration::from_secs(3_600)
 }
-fn default_quarantine_duration() -> String {
-    "2h".to_owned()
+fn default_quarantine_duration() -> KubeDuration {
+    KubeDuration::from_secs(7_200)
 }
 
 impl Default for QuarantineSpec {
@@ -303,17 +292,6 @@ impl Default for QuarantineSpec {
             period: default_quarantine_period(),
             duration: default_quarantine_duration(),
         }
-    }
-}
-
-impl QuarantineSpec {
-    /// The parsed counting window.
-    pub fn period(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.period)
-    }
-    /// The parsed quarantine length.
-    pub fn duration(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.duration)
     }
 }
 
@@ -328,23 +306,21 @@ pub struct AnnouncementSpec {
     pub count: u32,
     /// Pause between those announcements (default `100ms`).
     #[serde(default = "default_announce_spacing")]
-    #[schemars(with = "KubeDuration")]
-    pub spacing: String,
+    pub spacing: KubeDuration,
     /// While the owner holds a VIP, announce it again this often (default `1m`)
     /// so caches that expired or missed the takeover learn it; `0s` disables.
     #[serde(default = "default_announce_refresh")]
-    #[schemars(with = "KubeDuration")]
-    pub refresh_interval: String,
+    pub refresh_interval: KubeDuration,
 }
 
 fn default_announce_count() -> u32 {
     3
 }
-fn default_announce_spacing() -> String {
-    "100ms".to_owned()
+fn default_announce_spacing() -> KubeDuration {
+    KubeDuration::from_millis(100)
 }
-fn default_announce_refresh() -> String {
-    "1m".to_owned()
+fn default_announce_refresh() -> KubeDuration {
+    KubeDuration::from_secs(60)
 }
 
 impl Default for AnnouncementSpec {
@@ -358,13 +334,10 @@ impl Default for AnnouncementSpec {
 }
 
 impl AnnouncementSpec {
-    /// The parsed pause between announcements.
-    pub fn spacing(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.spacing)
-    }
-    /// The parsed refresh interval; `None` when refreshing is disabled (`0s`).
-    pub fn refresh_interval(&self) -> Result<Option<Duration>, DurationError> {
-        parse_duration(&self.refresh_interval).map(|d| (!d.is_zero()).then_some(d))
+    /// The refresh interval; `None` when refreshing is disabled (`0s`).
+    pub fn refresh(&self) -> Option<Duration> {
+        let refresh = self.refresh_interval.get();
+        (!refresh.is_zero()).then_some(refresh)
     }
 }
 
@@ -482,20 +455,28 @@ mod tests {
     }
 
     #[test]
-    fn accessors_parse_durations_and_addresses() {
+    fn durations_are_parsed_and_defaulted_when_deserialized() {
         let hb = HeartbeatSpec::default();
-        assert_eq!(hb.interval(), Ok(Duration::from_millis(200)));
-        assert_eq!(hb.dead_after(), Ok(Duration::from_secs(1)));
+        assert_eq!(hb.interval.get(), Duration::from_millis(200));
+        assert_eq!(hb.dead_after.get(), Duration::from_secs(1));
         let mut ann = AnnouncementSpec::default();
-        assert_eq!(ann.refresh_interval(), Ok(Some(Duration::from_secs(60))));
-        ann.refresh_interval = "0s".into();
-        assert_eq!(ann.refresh_interval(), Ok(None));
-        ann.spacing = "fast".into();
-        assert!(ann.spacing().is_err());
+        assert_eq!(ann.refresh(), Some(Duration::from_secs(60)));
+        ann.refresh_interval = KubeDuration::ZERO;
+        assert_eq!(ann.refresh(), None);
         let q = QuarantineSpec::default();
-        assert_eq!(q.period(), Ok(Duration::from_secs(3600)));
-        assert_eq!(q.duration(), Ok(Duration::from_secs(7200)));
+        assert_eq!(q.period.get(), Duration::from_secs(3600));
+        assert_eq!(q.duration.get(), Duration::from_secs(7200));
+        // A malformed duration is an error of the whole object, naming the value.
+        let error = serde_json::from_value::<AnnouncementSpec>(serde_json::json!({
+            "spacing": "fast",
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("invalid duration \"fast\""), "{error}");
+    }
 
+    #[test]
+    fn accessors_parse_addresses() {
         let mut member: MemberSpec =
             serde_json::from_value(serde_json::json!({"node": "a"})).unwrap();
         assert_eq!(member.priority, DEFAULT_PRIORITY);

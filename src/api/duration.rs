@@ -1,8 +1,12 @@
 //! Kubernetes-style duration strings ("5ms", "200ms", "1s", "2m", "1h", "1m30s").
 //!
-//! Owns the one parser and formatter for durations in the API, and the JSON schema
+//! Owns the one parser and formatter for durations in the API, the JSON schema
 //! (a string with a pattern) that lets the API server reject malformed values before
-//! they reach us. It must never accept a value it cannot round-trip, and it does no IO.
+//! they reach us, and the one rounding of a duration up to whole seconds (for the
+//! fields of Kubernetes and the kernel that count in seconds). Every duration field
+//! of the custom resources is a [`KubeDuration`], so a duration is parsed once, when
+//! the object is deserialized, and a malformed one fails that object alone. It must
+//! never accept a value it cannot round-trip, and it does no IO.
 //!
 //! Only the units `h`, `m`, `s` and `ms` are accepted: they cover everything from a
 //! 5 ms heartbeat to a quarantine of hours, and the same strings are valid Go
@@ -76,10 +80,40 @@ pub enum DurationError {
 pub struct KubeDuration(pub Duration);
 
 impl KubeDuration {
+    /// No time at all (`"0s"`).
+    pub const ZERO: Self = Self(Duration::ZERO);
+
+    /// A duration of whole milliseconds.
+    pub const fn from_millis(millis: u64) -> Self {
+        Self(Duration::from_millis(millis))
+    }
+
+    /// A duration of whole seconds.
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(Duration::from_secs(secs))
+    }
+
     /// The wrapped standard duration.
-    pub fn get(self) -> Duration {
+    pub const fn get(self) -> Duration {
         self.0
     }
+}
+
+/// `duration` in whole seconds, rounded up, and at least one: Lease durations,
+/// termination grace periods and kernel address lifetimes count in whole seconds,
+/// and none of them may be shorter than the duration they stand for (nor zero,
+/// which means "no time" or "forever" there). Saturates at `u64::MAX`.
+pub fn whole_seconds_up(duration: Duration) -> u64 {
+    let secs = duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0));
+    secs.max(1)
+}
+
+/// [`whole_seconds_up`] for the `int32` second fields of the Kubernetes API
+/// (`leaseDurationSeconds`, `terminationGracePeriodSeconds`), saturating.
+pub fn whole_seconds_up_i32(duration: Duration) -> i32 {
+    i32::try_from(whole_seconds_up(duration)).unwrap_or(i32::MAX)
 }
 
 impl From<Duration> for KubeDuration {
@@ -92,11 +126,6 @@ impl From<KubeDuration> for Duration {
     fn from(d: KubeDuration) -> Self {
         d.0
     }
-}
-
-/// Parses a duration string; the typed accessors on the spec types use this.
-pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    input.parse::<KubeDuration>().map(KubeDuration::get)
 }
 
 impl FromStr for KubeDuration {
@@ -225,6 +254,10 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+        input.parse::<KubeDuration>().map(KubeDuration::get)
+    }
+
     #[test]
     fn parses_kubernetes_style_strings() {
         for (text, want) in [
@@ -294,6 +327,24 @@ mod tests {
         ));
         let message = parse_duration("3d").unwrap_err().to_string();
         assert!(message.contains("\"3d\"") && message.contains("h, m, s, ms"));
+    }
+
+    #[test]
+    fn rounds_up_to_whole_seconds_at_least_one() {
+        for (value, secs) in [
+            (Duration::ZERO, 1),
+            (ms(1), 1),
+            (ms(1_000), 1),
+            (ms(1_001), 2),
+            (ms(1_500), 2),
+            (Duration::new(2, 1), 3),
+            (ms(3_000), 3),
+        ] {
+            assert_eq!(whole_seconds_up(value), secs, "{value:?}");
+        }
+        assert_eq!(whole_seconds_up_i32(ms(2_500)), 3);
+        assert_eq!(whole_seconds_up(Duration::MAX), u64::MAX);
+        assert_eq!(whole_seconds_up_i32(Duration::MAX), i32::MAX);
     }
 
     #[test]

@@ -3,9 +3,8 @@
 //! over and back.
 //!
 //! Owns the wire shape (serde + JSON schema + CEL rules the API server enforces),
-//! the defaults, and typed accessors. It must never decide placement, and does no IO.
-
-use std::time::Duration;
+//! the defaults (durations are [`KubeDuration`]s, parsed when the object is
+//! deserialized), and typed accessors. It must never decide placement, and does no IO.
 
 use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -14,7 +13,7 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::duration::{DurationError, KubeDuration, parse_duration};
+use super::duration::KubeDuration;
 
 /// Pattern of a resource name (a DNS-1123 label, so it can appear in object names).
 pub const RESOURCE_NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
@@ -26,6 +25,8 @@ pub const TIME_ZONE_PATTERN: &str = "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*
 pub const INTERFACE_PATTERN: &str = "^[^/:\\s]{1,15}$";
 /// Most resources in one group.
 pub const MAX_RESOURCES: usize = 64;
+/// Pattern of an environment variable name (as Kubernetes containers accept them).
+pub const ENV_NAME_PATTERN: &str = "^[-._a-zA-Z][-._a-zA-Z0-9]*$";
 
 /// Desired state of a resource group: a set of resources that one member of a
 /// FailoverCluster owns at a time.
@@ -103,6 +104,30 @@ pub struct ResourceGroupSpec {
     #[schemars(length(min = 1, max = 64))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub resources: Vec<ResourceSpec>,
+    /// A command run on each node where the group changes state (became owner,
+    /// released, fenced, failed), with `FAILOVER_CLUSTER`, `FAILOVER_GROUP`,
+    /// `FAILOVER_NODE`, `FAILOVER_TRANSITION`, `FAILOVER_REASON` and
+    /// `FAILOVER_EPOCH` in its environment, killed after `timeout`. Accepted and
+    /// validated; the agent does not run it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<HookSpec>,
+}
+
+/// A transition hook.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HookSpec {
+    /// Program and arguments, e.g. `["/usr/local/bin/notify", "--quiet"]`; the
+    /// program is looked up in the agent's `PATH`.
+    #[schemars(length(min = 1, max = 64))]
+    pub command: Vec<String>,
+    /// How long one run may take before its process group is killed (default `30s`).
+    #[serde(default = "default_hook_timeout")]
+    pub timeout: KubeDuration,
+}
+
+fn default_hook_timeout() -> KubeDuration {
+    KubeDuration::from_secs(30)
 }
 
 /// Failback policy.
@@ -118,8 +143,7 @@ pub struct FailbackSpec {
     /// How long a returning better node must stay online before the group moves
     /// back to it (default `30s`).
     #[serde(default = "default_stabilize_for")]
-    #[schemars(with = "KubeDuration")]
-    pub stabilize_for: String,
+    pub stabilize_for: KubeDuration,
     /// Daily time windows in which failback may happen (policy `Window`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
@@ -130,8 +154,8 @@ pub struct FailbackSpec {
     pub time_zone: String,
 }
 
-fn default_stabilize_for() -> String {
-    "30s".to_owned()
+fn default_stabilize_for() -> KubeDuration {
+    KubeDuration::from_secs(30)
 }
 fn default_time_zone() -> String {
     "UTC".to_owned()
@@ -145,13 +169,6 @@ impl Default for FailbackSpec {
             windows: Vec::new(),
             time_zone: default_time_zone(),
         }
-    }
-}
-
-impl FailbackSpec {
-    /// The parsed stabilization time.
-    pub fn stabilize_for(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.stabilize_for)
     }
 }
 
@@ -248,15 +265,14 @@ pub struct FailoverLimitSpec {
     pub max_failovers: u32,
     /// Window in which failovers are counted (default `1h`); older ones expire.
     #[serde(default = "default_limit_period")]
-    #[schemars(with = "KubeDuration")]
-    pub period: String,
+    pub period: KubeDuration,
 }
 
 fn default_max_failovers() -> u32 {
     3
 }
-fn default_limit_period() -> String {
-    "1h".to_owned()
+fn default_limit_period() -> KubeDuration {
+    KubeDuration::from_secs(3_600)
 }
 
 impl Default for FailoverLimitSpec {
@@ -268,16 +284,10 @@ impl Default for FailoverLimitSpec {
     }
 }
 
-impl FailoverLimitSpec {
-    /// The parsed counting window.
-    pub fn period(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.period)
-    }
-}
-
-/// One resource of a group: exactly one of `virtualIP`, `workload`, `healthCheck`.
+/// One resource of a group: exactly one of `virtualIP`, `workload`, `process`,
+/// `healthCheck`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("(has(self.virtualIP) ? 1 : 0) + (has(self.workload) ? 1 : 0) + (has(self.healthCheck) ? 1 : 0) == 1").message("set exactly one of virtualIP, workload, healthCheck"))]
+#[x_kube(validation = Rule::new("(has(self.virtualIP) ? 1 : 0) + (has(self.workload) ? 1 : 0) + (has(self.process) ? 1 : 0) + (has(self.healthCheck) ? 1 : 0) == 1").message("set exactly one of virtualIP, workload, process, healthCheck"))]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceSpec {
     /// Name of the resource, unique in the group (lowercase letters, digits, `-`).
@@ -289,6 +299,11 @@ pub struct ResourceSpec {
     /// A Deployment or StatefulSet pinned to the owner node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<WorkloadSpec>,
+    /// A command the owner's agent starts, watches and stops (standalone clusters
+    /// only; in Kubernetes use a workload). Accepted and validated; the agent does
+    /// not run it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessSpec>,
     /// A probe the owner's agent runs; after `restartLimit` failed local restarts of
     /// the group the group fails over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -306,6 +321,8 @@ pub enum ResourceKind<'a> {
     VirtualIp(&'a VirtualIpSpec),
     /// A pinned workload.
     Workload(&'a WorkloadSpec),
+    /// A supervised process.
+    Process(&'a ProcessSpec),
     /// A health check.
     HealthCheck(&'a HealthCheckSpec),
 }
@@ -313,10 +330,16 @@ pub enum ResourceKind<'a> {
 impl ResourceSpec {
     /// The resource's kind, or `None` unless exactly one kind is set.
     pub fn kind(&self) -> Option<ResourceKind<'_>> {
-        match (&self.virtual_ip, &self.workload, &self.health_check) {
-            (Some(v), None, None) => Some(ResourceKind::VirtualIp(v)),
-            (None, Some(w), None) => Some(ResourceKind::Workload(w)),
-            (None, None, Some(h)) => Some(ResourceKind::HealthCheck(h)),
+        match (
+            &self.virtual_ip,
+            &self.workload,
+            &self.process,
+            &self.health_check,
+        ) {
+            (Some(v), None, None, None) => Some(ResourceKind::VirtualIp(v)),
+            (None, Some(w), None, None) => Some(ResourceKind::Workload(w)),
+            (None, None, Some(p), None) => Some(ResourceKind::Process(p)),
+            (None, None, None, Some(h)) => Some(ResourceKind::HealthCheck(h)),
             _ => None,
         }
     }
@@ -364,10 +387,54 @@ pub enum WorkloadKind {
     StatefulSet,
 }
 
-/// A health check run by the owner's agent: exactly one of `tcp`, `http`.
+/// A process the owner's agent runs (standalone clusters only).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessSpec {
+    /// Program and its first arguments, e.g. `["/usr/sbin/nginx", "-g", "daemon off;"]`;
+    /// the program is looked up in the agent's `PATH`.
+    #[schemars(length(min = 1, max = 64))]
+    pub command: Vec<String>,
+    /// Further arguments, appended to `command`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub args: Vec<String>,
+    /// Environment variables set on top of the agent's own environment, which the
+    /// process inherits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub env: Vec<EnvVar>,
+    /// Absolute working directory (default: the agent's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096), regex(pattern = "^/"))]
+    pub working_dir: Option<String>,
+    /// How long the process may take to exit after SIGTERM before it is killed with
+    /// SIGKILL (default `10s`).
+    #[serde(default = "default_stop_grace_period")]
+    pub stop_grace_period: KubeDuration,
+}
+
+fn default_stop_grace_period() -> KubeDuration {
+    KubeDuration::from_secs(10)
+}
+
+/// An environment variable.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    /// Name of the variable (letters, digits, `_`, `-`, `.`; not starting with a digit).
+    #[schemars(length(min = 1, max = 256), regex(pattern = ENV_NAME_PATTERN))]
+    pub name: String,
+    /// Value of the variable.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// A health check run by the owner's agent: exactly one of `tcp`, `http`, `exec`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(
-    validation = Rule::new("has(self.tcp) != has(self.http)").message("set exactly one of tcp, http"),
+    validation = Rule::new("(has(self.tcp) ? 1 : 0) + (has(self.http) ? 1 : 0) + (has(self.exec) ? 1 : 0) == 1").message("set exactly one of tcp, http, exec"),
     validation = Rule::new("duration(self.timeout) <= duration(self.interval)").message("timeout must not exceed interval").field_path(".timeout")
 )]
 #[serde(rename_all = "camelCase")]
@@ -375,41 +442,41 @@ pub struct HealthCheckSpec {
     /// Succeeds when a TCP connection opens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<TcpProbe>,
-    /// Succeeds on an HTTP status from 200 to 399.
+    /// Succeeds on an HTTP status in `statusRange` (default 200 to 399).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpProbe>,
+    /// Succeeds when a command exits 0; it is killed when it overruns `timeout`.
+    /// Accepted and validated; the agent does not run it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecProbe>,
     /// How often the probe runs (default `1s`).
     #[serde(default = "default_probe_interval")]
-    #[schemars(with = "KubeDuration")]
-    pub interval: String,
+    pub interval: KubeDuration,
     /// How long one probe may take (default `500ms`, at most `interval`).
     #[serde(default = "default_probe_timeout")]
-    #[schemars(with = "KubeDuration")]
-    pub timeout: String,
+    pub timeout: KubeDuration,
     /// Local restarts of the group on this node before it fails over (default 1).
     #[serde(default = "default_restart_limit")]
     pub restart_limit: u32,
+    /// Failed probes in a row that make the check fail (default 3, at least 1).
+    /// Accepted and validated; the agent does not run it yet.
+    #[serde(default = "default_failure_threshold")]
+    #[schemars(range(min = 1))]
+    pub failure_threshold: u32,
 }
 
-fn default_probe_interval() -> String {
-    "1s".to_owned()
+fn default_failure_threshold() -> u32 {
+    3
 }
-fn default_probe_timeout() -> String {
-    "500ms".to_owned()
+
+fn default_probe_interval() -> KubeDuration {
+    KubeDuration::from_secs(1)
+}
+fn default_probe_timeout() -> KubeDuration {
+    KubeDuration::from_millis(500)
 }
 fn default_restart_limit() -> u32 {
     1
-}
-
-impl HealthCheckSpec {
-    /// The parsed probe interval.
-    pub fn interval(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.interval)
-    }
-    /// The parsed probe timeout.
-    pub fn timeout(&self) -> Result<Duration, DurationError> {
-        parse_duration(&self.timeout)
-    }
 }
 
 /// A TCP connect probe.
@@ -438,10 +505,54 @@ pub struct HttpProbe {
     #[serde(default = "default_http_path")]
     #[schemars(regex(pattern = "^/"))]
     pub path: String,
+    /// HTTP statuses that count as healthy (default 200 to 399). Accepted and
+    /// validated; the agent does not run it yet.
+    #[serde(default)]
+    pub status_range: StatusRange,
 }
 
 fn default_http_path() -> String {
     "/".to_owned()
+}
+
+/// An inclusive range of HTTP statuses.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("self.min <= self.max").message("min must not exceed max").field_path(".max"))]
+#[serde(rename_all = "camelCase")]
+pub struct StatusRange {
+    /// Lowest healthy status (default 200).
+    #[serde(default = "default_status_min")]
+    #[schemars(range(min = 100, max = 599))]
+    pub min: u16,
+    /// Highest healthy status (default 399).
+    #[serde(default = "default_status_max")]
+    #[schemars(range(min = 100, max = 599))]
+    pub max: u16,
+}
+
+fn default_status_min() -> u16 {
+    200
+}
+fn default_status_max() -> u16 {
+    399
+}
+
+impl Default for StatusRange {
+    fn default() -> Self {
+        Self {
+            min: default_status_min(),
+            max: default_status_max(),
+        }
+    }
+}
+
+/// A command probe.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecProbe {
+    /// Program and arguments, e.g. `["pg_isready", "-q"]`; exit code 0 is healthy.
+    #[schemars(length(min = 1, max = 64))]
+    pub command: Vec<String>,
 }
 
 /// Observed state of a resource group.
@@ -553,6 +664,8 @@ pub struct MemberExplanation {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -619,8 +732,8 @@ mod tests {
         .unwrap();
         let hc = res.health_check.as_ref().unwrap();
         assert_eq!(hc.http.as_ref().unwrap().path, "/");
-        assert_eq!(hc.interval(), Ok(Duration::from_secs(1)));
-        assert_eq!(hc.timeout(), Ok(Duration::from_millis(500)));
+        assert_eq!(hc.interval.get(), Duration::from_secs(1));
+        assert_eq!(hc.timeout.get(), Duration::from_millis(500));
         assert_eq!(hc.restart_limit, 1);
         let wire = serde_json::to_value(&res).unwrap();
         assert_eq!(wire["dependsOn"][0], "vip");

@@ -173,7 +173,7 @@ spec:
             load_documents(&format!("---\n{GROUP}---\n{CLUSTER}---\n")).unwrap();
         assert_eq!(cluster.spec.members.len(), 2);
         assert_eq!(cluster.spec.members[0].priority, 100);
-        assert_eq!(cluster.spec.heartbeat.interval().unwrap().as_millis(), 200);
+        assert_eq!(cluster.spec.heartbeat.interval.get().as_millis(), 200);
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].spec.cluster, "c");
     }

@@ -21,17 +21,18 @@ pub use cluster::{
     QuorumState, QuorumStatus, SecretKeyRef, WebhookSpec,
 };
 pub use crd::{CrdError, crd_file_name, crds, crds_yaml};
-pub use duration::{DurationError, KubeDuration, parse_duration};
+pub use duration::{DurationError, KubeDuration};
 pub use group::{
-    FailbackPolicy, FailbackSpec, FailbackWindow, FailoverLimitSpec, GroupPhase, HealthCheckSpec,
-    HttpProbe, MemberExplanation, ResourceGroup, ResourceGroupSpec, ResourceGroupStatus,
-    ResourceKind, ResourceSpec, ResourceState, ResourceStatus, TcpProbe, Transition, VirtualIpSpec,
-    Weekday, WorkloadKind, WorkloadSpec,
+    EnvVar, ExecProbe, FailbackPolicy, FailbackSpec, FailbackWindow, FailoverLimitSpec, GroupPhase,
+    HealthCheckSpec, HookSpec, HttpProbe, MemberExplanation, ProcessSpec, ResourceGroup,
+    ResourceGroupSpec, ResourceGroupStatus, ResourceKind, ResourceSpec, ResourceState,
+    ResourceStatus, StatusRange, TcpProbe, Transition, VirtualIpSpec, Weekday, WorkloadKind,
+    WorkloadSpec,
 };
 pub use load::{LoadError, load_documents};
 pub use validate::{
     InvalidConfig, Problem, into_result, validate_cluster, validate_config, validate_group,
-    validate_heartbeat_ports, validate_standalone,
+    validate_heartbeat_ports, validate_kubernetes, validate_standalone,
 };
 
 /// API group of the custom resources.
@@ -40,6 +41,10 @@ pub const GROUP: &str = "failover.dev";
 pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` field value of the custom resources.
 pub const API_VERSION: &str = "failover.dev/v1alpha1";
+/// ResourceGroup annotation: any new value resets the group's failover count on
+/// every member (Kubernetes mode: the operator passes it on in the ClusterConfig;
+/// standalone: read from the group's document in the configuration file).
+pub const CLEAR_FAILURES_ANNOTATION: &str = "failover.dev/clear-failures";
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,8 @@
 //! Validation of FailoverCluster and ResourceGroup specs in Rust.
 //!
 //! Owns every rule the CRD schema and CEL rules enforce (so the standalone agent,
-//! which has no API server, gets the same protection) plus what only a view of
+//! which has no API server, gets the same protection; the syntax of durations is
+//! the type's, checked when the object is deserialized) plus what only a view of
 //! several objects can see: dependency cycles, unknown `dependsOn` targets,
 //! preferred owners that are not members, the same VIP in two groups of one cluster.
 //! It reports every problem at once, each with its field path, and must never stop
@@ -15,10 +16,9 @@ use std::net::IpAddr;
 use kube::{Resource, ResourceExt};
 
 use super::cluster::{FailoverCluster, MAX_PRIORITY, MIN_INTERVAL, QuorumMode};
-use super::duration::parse_duration;
 use super::group::{
-    FailbackPolicy, FailbackSpec, HealthCheckSpec, MAX_RESOURCES, ResourceGroup, ResourceSpec,
-    parse_time_of_day,
+    FailbackPolicy, FailbackSpec, HealthCheckSpec, HookSpec, MAX_RESOURCES, ProcessSpec,
+    ResourceGroup, ResourceSpec, parse_time_of_day,
 };
 
 /// Most members in a cluster.
@@ -75,17 +75,6 @@ impl Report<'_> {
             path: path.into(),
             message: message.into(),
         });
-    }
-
-    /// Parses a duration field, reporting a malformed one; `None` then.
-    fn duration(&mut self, path: &str, text: &str) -> Option<std::time::Duration> {
-        match parse_duration(text) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.add(path, e.to_string());
-                None
-            }
-        }
     }
 }
 
@@ -263,20 +252,18 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
                 spec.quorum.as_str()
             ),
         ),
+        QuorumMode::Majority if voters == 2 => r.add(
+            "spec.quorum",
+            "majority of 2 members can never fail over: a survivor holds 1 vote of 2; use witness (the API server Lease breaks the tie), 3 or more members, or none (split brain possible)",
+        ),
         QuorumMode::Majority | QuorumMode::Witness => {}
     }
 
     let hb = &spec.heartbeat;
-    let interval = r.duration("spec.heartbeat.interval", &hb.interval);
-    let dead_after = r.duration("spec.heartbeat.deadAfter", &hb.dead_after);
-    if let Some(interval) = interval
-        && interval < MIN_INTERVAL
-    {
+    if hb.interval.get() < MIN_INTERVAL {
         r.add("spec.heartbeat.interval", "must be at least 5ms");
     }
-    if let (Some(interval), Some(dead_after)) = (interval, dead_after)
-        && dead_after <= interval
-    {
+    if hb.dead_after <= hb.interval {
         r.add(
             "spec.heartbeat.deadAfter",
             format!(
@@ -304,9 +291,6 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
         }
     }
 
-    r.duration("spec.quarantine.period", &spec.quarantine.period);
-    r.duration("spec.quarantine.duration", &spec.quarantine.duration);
-
     let ann = &spec.announcements;
     if !(1..=100).contains(&ann.count) {
         r.add(
@@ -314,8 +298,6 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
             format!("{} is out of range 1..=100", ann.count),
         );
     }
-    r.duration("spec.announcements.spacing", &ann.spacing);
-    r.duration("spec.announcements.refreshInterval", &ann.refresh_interval);
 }
 
 fn check_group(group: &ResourceGroup, cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
@@ -372,13 +354,41 @@ fn check_group(group: &ResourceGroup, cluster: &FailoverCluster, problems: &mut 
     }
 
     check_failback(&mut r, &spec.failback);
-    r.duration("spec.failoverLimit.period", &spec.failover_limit.period);
 
     check_resources(&mut r, &spec.resources);
+    if let Some(hook) = &spec.hook {
+        check_hook(&mut r, hook);
+    }
+}
+
+fn check_hook(r: &mut Report<'_>, hook: &HookSpec) {
+    check_command(r, "spec.hook.command", &hook.command);
+    if hook.timeout.get().is_zero() {
+        r.add("spec.hook.timeout", "must be longer than 0s");
+    }
+}
+
+/// A command line: a non-empty program, no NUL byte anywhere (the OS cannot pass it).
+fn check_command(r: &mut Report<'_>, path: &str, argv: &[String]) {
+    match argv.first() {
+        None => r.add(path.to_owned(), "must name a program"),
+        Some(program) if program.is_empty() => {
+            r.add(format!("{path}[0]"), "the program must not be empty");
+        }
+        Some(_) => {}
+    }
+    check_no_nul(r, path, argv);
+}
+
+fn check_no_nul(r: &mut Report<'_>, path: &str, values: &[String]) {
+    for (i, value) in values.iter().enumerate() {
+        if value.contains('\0') {
+            r.add(format!("{path}[{i}]"), "must not contain a NUL character");
+        }
+    }
 }
 
 fn check_failback(r: &mut Report<'_>, failback: &FailbackSpec) {
-    r.duration("spec.failback.stabilizeFor", &failback.stabilize_for);
     if failback.policy == FailbackPolicy::Window && failback.windows.is_empty() {
         r.add(
             "spec.failback.windows",
@@ -520,6 +530,7 @@ fn check_resource(r: &mut Report<'_>, path: &str, res: &ResourceSpec) {
     let kinds = [
         res.virtual_ip.is_some(),
         res.workload.is_some(),
+        res.process.is_some(),
         res.health_check.is_some(),
     ]
     .iter()
@@ -528,7 +539,7 @@ fn check_resource(r: &mut Report<'_>, path: &str, res: &ResourceSpec) {
     if kinds != 1 {
         r.add(
             path.to_owned(),
-            format!("set exactly one of virtualIP, workload, healthCheck (found {kinds})"),
+            format!("set exactly one of virtualIP, workload, process, healthCheck (found {kinds})"),
         );
     }
     if let Some(vip) = &res.virtual_ip {
@@ -557,14 +568,75 @@ fn check_resource(r: &mut Report<'_>, path: &str, res: &ResourceSpec) {
     {
         r.add(format!("{path}.workload.name"), "must not be empty");
     }
+    if let Some(process) = &res.process {
+        check_process(r, &format!("{path}.process"), process);
+    }
     if let Some(hc) = &res.health_check {
         check_health_check(r, &format!("{path}.healthCheck"), hc);
     }
 }
 
+fn is_env_name(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+    name.len() <= 256
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '-' | '.' | '_'))
+        && name.chars().all(ok)
+}
+
+fn check_process(r: &mut Report<'_>, path: &str, process: &ProcessSpec) {
+    check_command(r, &format!("{path}.command"), &process.command);
+    check_no_nul(r, &format!("{path}.args"), &process.args);
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, var) in process.env.iter().enumerate() {
+        let at = format!("{path}.env[{i}]");
+        if !is_env_name(&var.name) {
+            r.add(
+                format!("{at}.name"),
+                format!(
+                    "{:?} is not a variable name: letters, digits, '_', '-', '.', not starting with a digit",
+                    var.name
+                ),
+            );
+        }
+        if let Some(first) = names.insert(&var.name, i) {
+            r.add(
+                format!("{at}.name"),
+                format!(
+                    "duplicate variable {:?} (also {path}.env[{first}])",
+                    var.name
+                ),
+            );
+        }
+        if var.value.contains('\0') {
+            r.add(format!("{at}.value"), "must not contain a NUL character");
+        }
+    }
+    if let Some(dir) = &process.working_dir
+        && (!dir.starts_with('/') || dir.contains('\0'))
+    {
+        r.add(
+            format!("{path}.workingDir"),
+            format!("{dir:?} must be an absolute path"),
+        );
+    }
+}
+
 fn check_health_check(r: &mut Report<'_>, path: &str, hc: &HealthCheckSpec) {
-    if hc.tcp.is_some() == hc.http.is_some() {
-        r.add(path.to_owned(), "set exactly one of tcp, http");
+    let probes = [hc.tcp.is_some(), hc.http.is_some(), hc.exec.is_some()]
+        .iter()
+        .filter(|set| **set)
+        .count();
+    if probes != 1 {
+        r.add(
+            path.to_owned(),
+            format!("set exactly one of tcp, http, exec (found {probes})"),
+        );
+    }
+    if let Some(exec) = &hc.exec {
+        check_command(r, &format!("{path}.exec.command"), &exec.command);
+    }
+    if hc.failure_threshold == 0 {
+        r.add(format!("{path}.failureThreshold"), "must be at least 1");
     }
     if hc.tcp.as_ref().is_some_and(|t| t.port == 0) {
         r.add(format!("{path}.tcp.port"), "must be 1..=65535");
@@ -576,12 +648,23 @@ fn check_health_check(r: &mut Report<'_>, path: &str, hc: &HealthCheckSpec) {
         if !http.path.starts_with('/') {
             r.add(format!("{path}.http.path"), "must start with '/'");
         }
+        let range = http.status_range;
+        for (field, status) in [("min", range.min), ("max", range.max)] {
+            if !(100..=599).contains(&status) {
+                r.add(
+                    format!("{path}.http.statusRange.{field}"),
+                    format!("{status} is not an HTTP status (100..=599)"),
+                );
+            }
+        }
+        if range.min > range.max {
+            r.add(
+                format!("{path}.http.statusRange.max"),
+                format!("{} is below min ({})", range.max, range.min),
+            );
+        }
     }
-    let interval = r.duration(&format!("{path}.interval"), &hc.interval);
-    let timeout = r.duration(&format!("{path}.timeout"), &hc.timeout);
-    if let (Some(interval), Some(timeout)) = (interval, timeout)
-        && timeout > interval
-    {
+    if hc.timeout > hc.interval {
         r.add(
             format!("{path}.timeout"),
             format!("{} must not exceed interval ({})", hc.timeout, hc.interval),
@@ -617,6 +700,29 @@ pub fn validate_standalone(cluster: &FailoverCluster) -> Vec<Problem> {
                 format!("spec.members[{i}].address"),
                 "required when the agent runs standalone (there is no node InternalIP to use)",
             );
+        }
+    }
+    problems
+}
+
+/// Checks what only the Kubernetes mode forbids: `process` resources, which the
+/// agent runs only standalone (in Kubernetes a workload is the way to run a service).
+/// The operator adds these problems to the ones of [`validate_config`], so such a
+/// group sets ConfigValid=False.
+pub fn validate_kubernetes(groups: &[ResourceGroup]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for group in groups {
+        let mut r = Report {
+            object: object_name(group),
+            problems: &mut problems,
+        };
+        for (i, res) in group.spec.resources.iter().enumerate() {
+            if res.process.is_some() {
+                r.add(
+                    format!("spec.resources[{i}].process"),
+                    "process resources run only when the agent runs standalone; in Kubernetes use a workload",
+                );
+            }
         }
     }
     problems

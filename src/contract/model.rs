@@ -22,10 +22,11 @@ use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
 use super::plan::{PlanError, PlannedResource, ResourceKind, start_order};
+use crate::api::duration::whole_seconds_up;
 use crate::api::group::TimeOfDayError;
 use crate::api::{
-    self, DurationError, FailbackPolicy as ApiFailback, FailoverCluster, InvalidConfig, LoadError,
-    ResourceGroup, Weekday,
+    self, FailbackPolicy as ApiFailback, FailoverCluster, InvalidConfig, LoadError, ResourceGroup,
+    Weekday,
 };
 use crate::placement::{
     ClusterModel, DailyWindow, FailbackPolicy, FailoverLimit, GroupModel, MemberModel,
@@ -48,12 +49,6 @@ pub enum ConfigError {
         "spec.quorum: witness cannot work standalone: the witness is a Kubernetes Lease; use majority with 3 or more members, or none"
     )]
     WitnessStandalone,
-    #[error("{field}: invalid duration")]
-    Duration {
-        field: String,
-        #[source]
-        source: DurationError,
-    },
     #[error("{field}: invalid time of day")]
     TimeOfDay {
         field: String,
@@ -146,6 +141,10 @@ pub struct AgentConfig {
     pub announcements: Announcements,
     /// What is in the configuration but not run by the agent.
     pub warnings: Vec<String>,
+    /// Group -> its clear-failures value (the `failover.dev/clear-failures`
+    /// annotation); a new value resets the group's failover count on every member.
+    /// Outside the hash: clearing changes no configuration.
+    pub clear_failures: BTreeMap<String, String>,
 }
 
 impl AgentConfig {
@@ -171,6 +170,9 @@ impl AgentConfig {
     ) -> Result<Self, ConfigError> {
         let mut problems = api::validate_config(cluster, groups);
         problems.extend(api::validate_standalone(cluster));
+        if mode == Mode::Kubernetes {
+            problems.extend(api::validate_kubernetes(groups));
+        }
         api::into_result(problems).map_err(ConfigError::Invalid)?;
         let spec = &cluster.spec;
         let quorum = match spec.quorum {
@@ -205,24 +207,15 @@ impl AgentConfig {
             addresses.insert(m.node.clone(), SocketAddr::new(ip, port));
         }
 
-        let interval = parsed("spec.heartbeat.interval", spec.heartbeat.interval())?;
-        let dead_after = parsed("spec.heartbeat.deadAfter", spec.heartbeat.dead_after())?;
-        let quarantine = if spec.quarantine.failures == 0 {
-            None
-        } else {
-            Some(QuarantinePolicy {
-                failures: spec.quarantine.failures,
-                period: parsed("spec.quarantine.period", spec.quarantine.period())?,
-                duration: parsed("spec.quarantine.duration", spec.quarantine.duration())?,
-            })
-        };
+        let quarantine = (spec.quarantine.failures != 0).then(|| QuarantinePolicy {
+            failures: spec.quarantine.failures,
+            period: spec.quarantine.period.get(),
+            duration: spec.quarantine.duration.get(),
+        });
         let announcements = Announcements {
             count: spec.announcements.count.max(1),
-            spacing: parsed("spec.announcements.spacing", spec.announcements.spacing())?,
-            refresh: parsed(
-                "spec.announcements.refreshInterval",
-                spec.announcements.refresh_interval(),
-            )?,
+            spacing: spec.announcements.spacing.get(),
+            refresh: spec.announcements.refresh(),
         };
 
         let mut sorted: Vec<&ResourceGroup> = groups.iter().collect();
@@ -254,6 +247,7 @@ impl AgentConfig {
                     }
                     Some(api::ResourceKind::Workload(_)) => ResourceKind::Workload,
                     Some(api::ResourceKind::HealthCheck(_)) => ResourceKind::HealthCheck,
+                    Some(api::ResourceKind::Process(_)) => ResourceKind::Process,
                     // Not exactly one kind: the validation above refused it already.
                     None => continue,
                 };
@@ -271,6 +265,11 @@ impl AgentConfig {
                     kind,
                 });
             }
+            if group.spec.hook.is_some() {
+                warnings.push(format!(
+                    "{object}: spec.hook: transition hooks are not run by the agent yet; this one is ignored"
+                ));
+            }
             let ordered = start_order(planned).map_err(|source| ConfigError::Plan {
                 object: object.clone(),
                 source,
@@ -283,8 +282,8 @@ impl AgentConfig {
             cluster: cluster_id(cluster),
             members,
             quorum,
-            interval,
-            dead_after,
+            interval: spec.heartbeat.interval.get(),
+            dead_after: spec.heartbeat.dead_after.get(),
             quarantine,
             groups: models,
         };
@@ -296,6 +295,13 @@ impl AgentConfig {
             resources,
             announcements,
             warnings,
+            clear_failures: groups
+                .iter()
+                .filter_map(|g| {
+                    let value = g.annotations().get(api::CLEAR_FAILURES_ANNOTATION)?;
+                    Some((g.name_any(), value.clone()))
+                })
+                .collect(),
         })
     }
 
@@ -318,9 +324,7 @@ impl AgentConfig {
     /// How long a VIP lives in the kernel without renewal: `deadAfter` rounded up to
     /// whole seconds, at least one second (netlink lifetimes are whole seconds).
     pub fn vip_lifetime(&self) -> Duration {
-        let dead_after = self.model.dead_after;
-        let secs = dead_after.as_secs() + u64::from(dead_after.subsec_nanos() > 0);
-        Duration::from_secs(secs.max(1))
+        Duration::from_secs(whole_seconds_up(self.model.dead_after))
     }
 }
 
@@ -335,12 +339,11 @@ pub fn cluster_id(cluster: &FailoverCluster) -> String {
 fn group_model(group: &ResourceGroup, object: &str) -> Result<GroupModel, ConfigError> {
     let spec = &group.spec;
     let field = |path: &str| format!("{object}: {path}");
-    let duration = |path: &str, r| parsed(&field(path), r);
     let fb = &spec.failback;
     let failback = match fb.policy {
         ApiFailback::Never => FailbackPolicy::Never,
         ApiFailback::Immediate => FailbackPolicy::Immediate {
-            stabilize_for: duration("spec.failback.stabilizeFor", fb.stabilize_for())?,
+            stabilize_for: fb.stabilize_for.get(),
         },
         ApiFailback::Window => {
             let time_zone =
@@ -373,7 +376,7 @@ fn group_model(group: &ResourceGroup, object: &str) -> Result<GroupModel, Config
                 });
             }
             FailbackPolicy::Window {
-                stabilize_for: duration("spec.failback.stabilizeFor", fb.stabilize_for())?,
+                stabilize_for: fb.stabilize_for.get(),
                 windows,
                 time_zone,
             }
@@ -385,17 +388,9 @@ fn group_model(group: &ResourceGroup, object: &str) -> Result<GroupModel, Config
         failback,
         failover_limit: Some(FailoverLimit {
             max: spec.failover_limit.max_failovers,
-            period: duration("spec.failoverLimit.period", spec.failover_limit.period())?,
+            period: spec.failover_limit.period.get(),
         }),
         owner: spec.owner.clone(),
-    })
-}
-
-/// A parsed duration field, or the error naming `field`.
-fn parsed<T>(field: &str, r: Result<T, DurationError>) -> Result<T, ConfigError> {
-    r.map_err(|source| ConfigError::Duration {
-        field: field.to_owned(),
-        source,
     })
 }
 
@@ -481,6 +476,24 @@ spec:
     - {name: vip, virtualIP: {address: 10.78.0.101/24}}
     - {name: app, workload: {kind: Deployment, name: db}}
 ";
+
+    /// Standalone, a group's clear-failures annotation is read from its document,
+    /// and changing it changes no configuration (the hash stays).
+    #[test]
+    fn clear_failures_values_come_from_the_annotation_outside_the_hash() {
+        let plain = AgentConfig::from_yaml(YAML).unwrap();
+        assert!(plain.clear_failures.is_empty());
+        let annotated = YAML.replace(
+            "metadata: {name: web}",
+            "metadata: {name: web, annotations: {failover.dev/clear-failures: '1764580000'}}",
+        );
+        let cleared = AgentConfig::from_yaml(&annotated).unwrap();
+        assert_eq!(
+            cleared.clear_failures,
+            BTreeMap::from([("web".to_owned(), "1764580000".to_owned())])
+        );
+        assert_eq!(cleared.hash, plain.hash);
+    }
 
     #[test]
     fn converts_every_field() {

@@ -28,7 +28,7 @@ pub const HASH_KEY: &str = "hash";
 /// which cannot read ResourceGroups, see a new value and clear the failure count.
 pub const CLEAR_FAILURES_KEY: &str = "clear-failures.json";
 /// ResourceGroup annotation: any new value resets the group's failover count.
-pub const CLEAR_FAILURES: &str = "failover.dev/clear-failures";
+pub const CLEAR_FAILURES: &str = crate::api::CLEAR_FAILURES_ANNOTATION;
 /// Secret data key: the current heartbeat key.
 pub const KEY: &str = "key";
 /// Secret data key: the key before the last rotation, kept for the rotation period.

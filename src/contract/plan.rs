@@ -23,6 +23,9 @@ pub enum ResourceKind {
     Workload,
     /// A health check: accepted, reported, not run by the agent in this release.
     HealthCheck,
+    /// A supervised process: accepted, reported, not run by the agent in this
+    /// release (its driver, `agent::resources::process`, is not wired yet).
+    Process,
 }
 
 impl ResourceKind {
@@ -38,6 +41,7 @@ impl ResourceKind {
             ResourceKind::VirtualIp(_) => "virtualIP",
             ResourceKind::Workload => "workload",
             ResourceKind::HealthCheck => "healthCheck",
+            ResourceKind::Process => "process",
         }
     }
 }

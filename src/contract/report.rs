@@ -90,6 +90,9 @@ pub struct View {
     /// Groups it holds, with their epochs.
     #[serde(default)]
     pub held: BTreeMap<String, u64>,
+    /// Groups it sees Failed: a failover is due and the failover limit forbids it.
+    #[serde(default)]
+    pub failed: Vec<String>,
 }
 
 /// One group a node runs (a value of `failover.dev/owned`, keyed by group): JSON

@@ -64,15 +64,20 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::membership::{Claim, ClaimState, DropReason, EncodeError, Grant, Keyring, Membership};
+use crate::membership::{
+    Claim, ClaimState, DropReason, EncodeError, Grant, GroupFailovers, Keyring, Membership, Unable,
+};
 use crate::placement::{
     self, ClusterModel, Decision, Decisions, GroupModel, History, MemberStatus, Now, QuorumMode,
-    Reason, View,
+    Reason, UnableReason, View,
 };
 
 /// Allowance for the rate difference between two nodes' clocks. Real clocks drift by
 /// less than 0.01%; a node counts a vote for 1% less than the voter keeps it.
 pub const DRIFT_ALLOWANCE: f64 = 0.01;
+
+/// Failovers of one group a node remembers (and advertises) at most.
+const MAX_FAILOVERS_KEPT: usize = 64;
 
 /// Tunables of the engine that are not part of the cluster configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,14 +217,30 @@ pub enum Input<'a> {
         held_until: Option<Duration>,
         other_until: Option<Duration>,
     },
-    /// The groups this node cannot host (VIP subnet absent, checks failed).
+    /// Every group this node cannot host now, with why (VIP subnet absent, interface
+    /// down, a resource failed); a group not named can be hosted (again). The node
+    /// advertises the set in its heartbeats and placement on every node skips it for
+    /// those groups: an owner that becomes unable hands the group over at once.
     Unable {
-        groups: BTreeSet<String>,
+        groups: BTreeMap<String, UnableReason>,
     },
-    /// A person cleared the failure count of a Failed group.
+    /// The group's clear-failures value is `token` ([`clear_token`] of the
+    /// `failover.dev/clear-failures` annotation). A token other than the one the
+    /// node knows clears the group's failover count; the same one again changes
+    /// nothing, so the shell may repeat it with every configuration.
     ClearFailures {
         group: String,
+        token: u64,
     },
+}
+
+/// The token of a clear-failures value: a stable 64-bit FNV-1a hash, never 0 (0
+/// means "never cleared").
+pub fn clear_token(value: &str) -> u64 {
+    let hash = value.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    hash.max(1)
 }
 
 /// The node's own progress with one group.
@@ -297,7 +318,11 @@ pub struct Engine {
     local: BTreeMap<String, Local>,
     votes: BTreeMap<String, Vote>,
     known_epoch: BTreeMap<String, u64>,
-    unable: BTreeSet<String>,
+    unable: BTreeMap<String, UnableReason>,
+    /// Per group, the clear-failures token its failover count starts from.
+    clear_tokens: BTreeMap<String, u64>,
+    /// Per group, the epoch of the holder whose failover history this node adopted.
+    adopted_epoch: BTreeMap<String, u64>,
     witness_until: Option<Duration>,
     witness_pending: bool,
     /// After a refused witness request, the next one waits until then.
@@ -351,7 +376,9 @@ impl Engine {
             local: BTreeMap::new(),
             votes: BTreeMap::new(),
             known_epoch: BTreeMap::new(),
-            unable: BTreeSet::new(),
+            unable: BTreeMap::new(),
+            clear_tokens: BTreeMap::new(),
+            adopted_epoch: BTreeMap::new(),
             witness_until: None,
             witness_pending: false,
             witness_retry_at: Duration::ZERO,
@@ -507,6 +534,19 @@ impl Engine {
                         .iter()
                         .map(|g| (g.group.clone(), g.epoch))
                         .collect();
+                    let histories: Vec<(GroupFailovers, u64)> = hb
+                        .failovers
+                        .iter()
+                        .filter_map(|f| {
+                            hb.claims
+                                .iter()
+                                .find(|c| c.group == f.group && c.state == ClaimState::Holding)
+                                .map(|c| (f.clone(), c.epoch))
+                        })
+                        .collect();
+                    for (history, epoch) in histories {
+                        self.adopt_failovers(history, epoch, now);
+                    }
                     for (group, epoch) in claimed.iter().chain(&granted) {
                         let known = self.known_epoch.entry(group.clone()).or_default();
                         *known = (*known).max(*epoch);
@@ -596,9 +636,13 @@ impl Engine {
                     self.send_now = true;
                 }
             }
-            Input::ClearFailures { group } => {
-                if let Some(g) = self.history.groups.get_mut(&group) {
-                    g.failovers.clear();
+            Input::ClearFailures { group, token } => {
+                if self.clear_tokens.get(&group) != Some(&token) {
+                    self.clear_tokens.insert(group.clone(), token);
+                    if let Some(g) = self.history.groups.get_mut(&group) {
+                        g.failovers.clear();
+                    }
+                    self.send_now = true;
                 }
             }
         }
@@ -631,7 +675,13 @@ impl Engine {
                         leaving: alive && peer.is_some_and(|p| p.last.leaving),
                         unable: peer
                             .filter(|_| alive)
-                            .map(|p| p.last.unable.iter().cloned().collect())
+                            .map(|p| {
+                                p.last
+                                    .unable
+                                    .iter()
+                                    .map(|u| (u.group.clone(), u.reason))
+                                    .collect()
+                            })
                             .unwrap_or_default(),
                     }
                 };
@@ -729,7 +779,7 @@ impl Engine {
             }));
         }
         self.request_witness(now);
-        self.track_holders(now, &view);
+        self.track_holders(&view);
         self.decisions = placement::placement(&view, &self.model, &self.history, self.now(now));
         let groups: Vec<String> = self.model.groups.iter().map(|g| g.name.clone()).collect();
         for group in &groups {
@@ -895,13 +945,13 @@ impl Engine {
         }
     }
 
-    /// Records who holds each group as far as this node knows, and counts failovers.
-    /// A holder that died while holding stays the holder of record until another
-    /// node takes the group over, so that placement explains the move as the owner's
-    /// loss and the takeover counts as a failover; one that released the group
+    /// Records who holds each group as far as this node knows. A holder that died
+    /// while holding stays the holder of record until another node takes the group
+    /// over, so that placement explains the move as the owner's loss (and the new
+    /// owner counts it as a failover, see [`Engine::begin_start`]); one that released the group
     /// while alive (a planned move) leaves no holder behind, only its name as
     /// `released_by`, so that the successor's reason says why (failback, pause).
-    fn track_holders(&mut self, now: Duration, view: &View) {
+    fn track_holders(&mut self, view: &View) {
         let me = self.membership.me().to_string();
         let alive = |m: &str| view.members.get(m).is_some_and(|s| s.alive);
         for g in &self.model.groups {
@@ -927,15 +977,7 @@ impl Engine {
                 history.released_by = None;
             }
             history.holder = match (previous, observed) {
-                (Some(old), Some(new)) => {
-                    if old != new && !alive(&old) {
-                        history.failovers.push_back(now);
-                        while history.failovers.len() > 64 {
-                            history.failovers.pop_front();
-                        }
-                    }
-                    Some(new)
-                }
+                (Some(_), Some(new)) => Some(new),
                 (Some(old), None) if old != me && !alive(&old) => Some(old),
                 (Some(old), None) => {
                     // Released while alive: placement tells why the group moves.
@@ -1001,7 +1043,7 @@ impl Engine {
                     self.send_now = true;
                 } else if let Some(epoch) = self.lease_valid(group, since_seq, now) {
                     let epoch = self.take_epoch(group, epoch);
-                    self.begin_start(group, since_seq, epoch, reason, message);
+                    self.begin_start(group, since_seq, epoch, reason, message, now);
                 } else if self.outranked(group, now) {
                     // Another claimant ranks higher: step back at once, so that this
                     // node's vote goes to it (see `outranked`).
@@ -1143,6 +1185,8 @@ impl Engine {
         }
     }
 
+    /// Starts a group the majority gave this node; a take that is a failover is
+    /// counted here, by the new owner, whose heartbeats carry the count to the others.
     fn begin_start(
         &mut self,
         group: &str,
@@ -1150,7 +1194,22 @@ impl Engine {
         epoch: u64,
         reason: Reason,
         message: String,
+        now: Duration,
     ) {
+        if reason.is_failover() {
+            let failovers = &mut self
+                .history
+                .groups
+                .entry(group.to_string())
+                .or_default()
+                .failovers;
+            failovers.push_back(now);
+            // More than any limit can count is of no use; keep the list (and the
+            // heartbeat that carries it) short.
+            while failovers.len() > MAX_FAILOVERS_KEPT {
+                failovers.pop_front();
+            }
+        }
         self.local
             .insert(group.to_string(), Local::Starting { since_seq, epoch });
         self.outputs.push_back(Output::Event(Event::Won {
@@ -1247,15 +1306,98 @@ impl Engine {
                 epoch: v.epoch,
             })
             .collect();
+        let unable = self
+            .unable
+            .iter()
+            .map(|(group, &reason)| Unable {
+                group: group.clone(),
+                reason,
+            })
+            .collect();
+        let failovers = self.failover_records(now);
         match self
             .membership
-            .heartbeat(now, claims, grants, self.unable.iter().cloned().collect())
+            .heartbeat(now, claims, grants, unable, failovers)
         {
             Ok(bytes) => self.outputs.push_back(Output::Broadcast(bytes)),
             Err(e) => self.report_encode_error(e),
         }
         self.send_now = false;
         self.next_heartbeat = now + self.model.interval;
+    }
+
+    /// For each group this node holds that has a failover limit: its failovers within
+    /// the period, as ages, and the clear token they count from.
+    fn failover_records(&self, now: Duration) -> Vec<GroupFailovers> {
+        self.local
+            .iter()
+            .filter(|(_, l)| l.holds())
+            .filter_map(|(group, _)| {
+                let limit = self.model.group(group)?.failover_limit?;
+                let ages_ms = self
+                    .history
+                    .groups
+                    .get(group)
+                    .map(|h| {
+                        h.failovers
+                            .iter()
+                            .map(|&t| now.saturating_sub(t))
+                            .filter(|age| *age < limit.period)
+                            .map(|age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some(GroupFailovers {
+                    group: group.clone(),
+                    clear_token: self.clear_tokens.get(group).copied().unwrap_or(0),
+                    ages_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes over the failover history a holder advertises at `epoch`, unless this
+    /// node holds the group itself (its own count is the owner's), an owner of a
+    /// higher epoch was adopted before, or the two count from different clears (one
+    /// of them has not seen the latest clear yet).
+    fn adopt_failovers(&mut self, record: GroupFailovers, epoch: u64, now: Duration) {
+        if self.local.get(&record.group).is_some_and(Local::holds)
+            || self.clear_tokens.get(&record.group).copied().unwrap_or(0) != record.clear_token
+        {
+            return;
+        }
+        let adopted = self.adopted_epoch.entry(record.group.clone()).or_default();
+        if epoch < *adopted {
+            return;
+        }
+        *adopted = epoch;
+        let mut times: Vec<Duration> = record
+            .ages_ms
+            .iter()
+            .take(MAX_FAILOVERS_KEPT)
+            .map(|&ms| now.saturating_sub(Duration::from_millis(ms)))
+            .collect();
+        times.sort_unstable();
+        self.history
+            .groups
+            .entry(record.group)
+            .or_default()
+            .failovers = times.into();
+    }
+
+    /// The clear-failures token `group`'s failover count starts from (0: never cleared).
+    pub fn clear_token(&self, group: &str) -> u64 {
+        self.clear_tokens.get(group).copied().unwrap_or(0)
+    }
+
+    /// Groups that are Failed in this node's view: a failover is due and the group's
+    /// failover limit forbids it, so no member runs it until the count expires or a
+    /// person clears it.
+    pub fn failed_groups(&self) -> impl Iterator<Item = &str> {
+        self.decisions
+            .iter()
+            .filter(|(_, d)| d.owner.is_none() && d.reason == Reason::FailoverLimitReached)
+            .map(|(g, _)| g.as_str())
     }
 
     fn report_encode_error(&mut self, error: EncodeError) {

@@ -51,6 +51,7 @@ fn heartbeat(cluster: &str, sender: &str, incarnation: u64, seq: u64) -> Heartbe
         claims: Vec::new(),
         grants: Vec::new(),
         unable: Vec::new(),
+        failovers: Vec::new(),
     }
 }
 

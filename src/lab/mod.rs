@@ -2,17 +2,24 @@
 //! network namespace on one bridge, and the tools that measure failover on it.
 //!
 //! Owns: building and tearing down a lab (`topology`), fault injection (`fault`),
-//! the client-side probe and the node-side echo responder (`probe`, `echo`, with
-//! ARP wire format in `arp` and the raw socket in `rawsock`), the sampler of which
-//! namespace holds a VIP (`sampler`), statistics and the benchmark JSON (`stats`),
-//! the pluggable implementations under test (`impls`), bounded CPU load (`load`)
-//! the scenario runner (`bench`), the soak (`soak`), the torture (`torture`) and the hostile flood (`hostile`). The CLI glue lives in `cli`.
+//! the client-side probe and the node-side echo responder (`probe`, `echo`), the
+//! sampler of which namespace holds a VIP (`sampler`), statistics and the benchmark
+//! JSON (`stats`), the pluggable implementations under test (`impls`), bounded CPU
+//! load (`load`), the scenario runner (`bench`), the soak (`soak`), the torture
+//! (`torture`), the hostile flood (`hostile`) and the demo (`demo`). The CLI glue
+//! lives in `cli`.
+//!
+//! Test and demo infrastructure, not part of what ships: the module exists only with
+//! the cargo feature `lab` (on by default, so `cargo run -- demo` works; the
+//! container image is built without it). Dependencies point one way: the lab uses
+//! the agent's shipped code (its ARP codec and packet socket, `agent::vip::packet`
+//! and `agent::vip::socket`, for the probe) and the cores; nothing outside `lab` but
+//! the CLI names it, which the build without the feature proves.
 //!
 //! Must never: touch anything outside the namespaces it created (every name carries a
 //! per-lab prefix and teardown removes only that prefix), run an unbounded loop, or be
 //! used by the agent itself — the lab shells out to `ip`/`nft`/`kill`, the agent must not.
 
-pub mod arp;
 pub mod bench;
 pub mod cli;
 pub mod demo;
@@ -23,7 +30,6 @@ pub mod idle;
 pub mod impls;
 pub mod load;
 pub mod probe;
-pub mod rawsock;
 pub mod sampler;
 pub mod soak;
 pub mod stats;

@@ -4,8 +4,11 @@
 //! answered (split brain on the wire).
 //!
 //! Owns: the probe loop (`run`) and the pure analysis of what it recorded
-//! (`analyze`, tested). Must never: loop beyond its duration (every loop is bounded
-//! by time and count), or change the client's own neighbour cache (see `arp::who_has`).
+//! (`analyze`, tested). The ARP frames and the packet socket are the agent's own
+//! (`agent::vip::packet`, `agent::vip::socket`): the lab uses the shipped code, it
+//! carries no copy of it. Must never: loop beyond its duration (every loop is bounded
+//! by time and count), or change the client's own neighbour cache (the who-has is an
+//! RFC 5227 probe from a MAC that is not the client's, see `record`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -18,13 +21,15 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::LabError;
-use super::arp::{self, Mac};
-use super::rawsock::ArpSocket;
+use crate::agent::vip::packet::{self, Mac};
+use crate::agent::vip::socket::Capture;
 
 /// Longest probe the tool accepts (bounds memory and every loop).
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
 /// How long to keep listening for late answers after the last request.
 const GRACE: Duration = Duration::from_millis(200);
+/// How long a receiving thread waits for an answer before it looks at the stop flag.
+const RECEIVE_WAIT: Duration = Duration::from_millis(50);
 
 /// What to probe and how.
 #[derive(Debug, Clone)]
@@ -160,7 +165,7 @@ pub fn record_from_samples(samples: &[Sample], interval_us: u64) -> Record {
                 at_us: s.seq * iv + (s.rtt_ms.unwrap_or(0.0).max(0.0) * 1000.0) as u64,
             });
         }
-        for mac in s.arp_macs.iter().filter_map(|m| arp::parse_mac(m)) {
+        for mac in s.arp_macs.iter().filter_map(|m| parse_mac(m)) {
             rec.arp.push(ArpAnswer {
                 mac,
                 at_us: s.seq * iv,
@@ -215,7 +220,7 @@ pub fn analyze(rec: &Record) -> Summary {
     }
     let (arp_sb, udp_sb) = split_brain_intervals(rec);
     let nodes: BTreeSet<String> = rec.udp.iter().map(|a| a.node.clone()).collect();
-    let macs: BTreeSet<String> = rec.arp.iter().map(|a| arp::mac_to_string(&a.mac)).collect();
+    let macs: BTreeSet<String> = rec.arp.iter().map(|a| mac_to_string(&a.mac)).collect();
     Summary {
         sent: rec.sent,
         answered: answered.len() as u64,
@@ -231,6 +236,24 @@ pub fn analyze(rec: &Record) -> Summary {
         nodes: nodes.into_iter().collect(),
         macs: macs.into_iter().collect(),
     }
+}
+
+/// Formats a MAC as `aa:bb:cc:dd:ee:ff` (the samples file and the summary).
+pub fn mac_to_string(mac: &Mac) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<Mac> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
 }
 
 /// Parses an echo answer `"<seq> <node>"`.
@@ -269,7 +292,7 @@ pub fn record(cfg: &ProbeConfig) -> Result<Record, LabError> {
     let stop = Arc::new(AtomicBool::new(false));
 
     let udp = UdpSocket::bind("0.0.0.0:0").map_err(|e| LabError::io("probe UDP socket", e))?;
-    udp.set_read_timeout(Some(Duration::from_millis(50)))
+    udp.set_read_timeout(Some(RECEIVE_WAIT))
         .map_err(|e| LabError::io("probe UDP socket", e))?;
     let udp_rx = udp
         .try_clone()
@@ -298,7 +321,7 @@ pub fn record(cfg: &ProbeConfig) -> Result<Record, LabError> {
     let pid = std::process::id().to_be_bytes();
     let fake_mac: Mac = [0x02, 0x77, pid[0], pid[1], pid[2], pid[3]];
     let arp_answers = Arc::new(Mutex::new(Vec::<ArpAnswer>::new()));
-    let arp_sock = if cfg.arp {
+    let arp_socket = if cfg.arp {
         let promisc = read_sys(&cfg.iface, "flags")
             .ok()
             .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
@@ -313,22 +336,41 @@ pub fn record(cfg: &ProbeConfig) -> Result<Record, LabError> {
                 what: "ifindex".into(),
                 detail: cfg.iface.clone(),
             })?;
-        let sock = Arc::new(
-            ArpSocket::open(ifindex, Duration::from_millis(50))
-                .map_err(|e| LabError::io("ARP socket", e))?,
-        );
-        Some(sock)
+        // The agent's packet socket lives on a tokio reactor: a current-thread runtime
+        // of its own, driven by the receiving thread; the sending loop below only
+        // calls the socket's non-blocking send.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| LabError::io("ARP receive runtime", e))?;
+        let socket = {
+            let _reactor = runtime.enter();
+            Capture::bind(ifindex, packet::ETHERTYPE_ARP)
+        }
+        .map_err(|e| LabError::io("ARP socket", e))?;
+        Some((runtime, Arc::new(socket)))
     } else {
         None
     };
-    let arp_thread = arp_sock.clone().map(|sock| {
+    let arp_sender = arp_socket.as_ref().map(|(_, socket)| socket.clone());
+    let arp_thread = arp_socket.map(|(runtime, socket)| {
         let (stop, answers, vip) = (stop.clone(), arp_answers.clone(), cfg.vip);
         std::thread::spawn(move || {
-            let mut buf = [0u8; 1600];
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(n) = sock.recv(&mut buf) {
+            // Bounded: the stop flag is set after the send loop; each wait times out.
+            runtime.block_on(async {
+                while !stop.load(Ordering::Relaxed) {
+                    let frame = match tokio::time::timeout(RECEIVE_WAIT, socket.next_frame()).await
+                    {
+                        Ok(Ok(frame)) => frame,
+                        // A receive error that persists must not spin the thread.
+                        Ok(Err(_)) => {
+                            tokio::time::sleep(RECEIVE_WAIT).await;
+                            continue;
+                        }
+                        Err(_elapsed) => continue,
+                    };
                     let at_us = elapsed_us(t0);
-                    if let Some(r) = arp::parse_reply(&buf[..n])
+                    if let Some(r) = packet::parse_arp_reply(&frame)
                         && r.sender_ip == vip
                         && r.target_mac == fake_mac
                         && let Ok(mut v) = answers.lock()
@@ -339,12 +381,15 @@ pub fn record(cfg: &ProbeConfig) -> Result<Record, LabError> {
                         });
                     }
                 }
-            }
+            });
         })
     });
 
     let target = SocketAddr::from((cfg.vip, cfg.port));
-    let frame = arp::who_has(fake_mac, cfg.vip);
+    // Sender address 0.0.0.0 (an RFC 5227 probe): a node answering it learns nothing
+    // (no neighbour entry for the fake MAC), so the probe cannot disturb the traffic
+    // it measures.
+    let frame = packet::arp_request(fake_mac, Ipv4Addr::UNSPECIFIED, cfg.vip);
     let mut send_errors = 0u64;
     for seq in 0..count {
         let due = t0 + cfg.interval * u32::try_from(seq).unwrap_or(u32::MAX);
@@ -356,8 +401,8 @@ pub fn record(cfg: &ProbeConfig) -> Result<Record, LabError> {
         if udp.send_to(seq.to_string().as_bytes(), target).is_err() {
             send_errors += 1;
         }
-        if let Some(sock) = &arp_sock
-            && sock.send(&frame).is_err()
+        if let Some(socket) = &arp_sender
+            && socket.send(&frame).is_err()
         {
             send_errors += 1;
         }
@@ -404,7 +449,7 @@ fn write_samples(path: &PathBuf, rec: &Record) -> Result<(), LabError> {
         arp_iv
             .entry(a.at_us / iv)
             .or_default()
-            .insert(arp::mac_to_string(&a.mac));
+            .insert(mac_to_string(&a.mac));
     }
     let file =
         std::fs::File::create(path).map_err(|e| LabError::io(path.display().to_string(), e))?;
@@ -457,6 +502,16 @@ mod tests {
             r.udp.push(udp(s, "n2", s * 2000 + 100));
         }
         r
+    }
+
+    #[test]
+    fn mac_round_trip() {
+        let node: Mac = [0x52, 0x54, 0, 0xaa, 0xbb, 0xcc];
+        assert_eq!(mac_to_string(&node), "52:54:00:aa:bb:cc");
+        assert_eq!(parse_mac("52:54:00:aa:bb:cc\n"), Some(node));
+        assert_eq!(parse_mac("52:54:00:aa:bb"), None);
+        assert_eq!(parse_mac("52:54:00:aa:bb:cc:dd"), None);
+        assert_eq!(parse_mac("zz:54:00:aa:bb:cc"), None);
     }
 
     #[test]

@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 pub use auth::{AuthError, Keyring};
-pub use wire::{Claim, ClaimState, DropReason, EncodeError, Grant, Heartbeat, PeerReport};
+pub use wire::{
+    Claim, ClaimState, DropReason, EncodeError, Grant, GroupFailovers, Heartbeat, PeerReport,
+    Unable,
+};
 
 use crate::placement::{ClusterModel, QuorumMode};
 
@@ -287,7 +290,8 @@ impl Membership {
         now: Duration,
         claims: Vec<Claim>,
         grants: Vec<Grant>,
-        unable: Vec<String>,
+        unable: Vec<Unable>,
+        failovers: Vec<GroupFailovers>,
     ) -> Result<Vec<u8>, EncodeError> {
         let peers = self
             .peers
@@ -310,6 +314,7 @@ impl Membership {
             claims,
             grants,
             unable,
+            failovers,
         };
         let bytes = hb.encode(&self.keys)?;
         self.seq += 1;

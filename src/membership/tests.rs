@@ -32,7 +32,7 @@ fn node(me: &str, m: &ClusterModel, incarnation: u64) -> Membership {
 
 /// `from` sends a heartbeat at `t` and `to` receives it at once.
 fn send(from: &mut Membership, to: &mut Membership, t: Duration) -> Result<(), DropReason> {
-    let bytes = from.heartbeat(t, vec![], vec![], vec![]).unwrap();
+    let bytes = from.heartbeat(t, vec![], vec![], vec![], vec![]).unwrap();
     to.receive(&bytes, t).map(|_| ())
 }
 
@@ -116,8 +116,10 @@ fn confirmed_dead_needs_a_majority_of_reports() {
 fn replays_and_strangers_are_dropped_and_counted() {
     let m = model(&["a", "b"], QuorumMode::Majority);
     let (mut a, mut b) = (node("a", &m, 5), node("b", &m, 1));
-    let first = a.heartbeat(Duration::ZERO, vec![], vec![], vec![]).unwrap();
-    let second = a.heartbeat(MS, vec![], vec![], vec![]).unwrap();
+    let first = a
+        .heartbeat(Duration::ZERO, vec![], vec![], vec![], vec![])
+        .unwrap();
+    let second = a.heartbeat(MS, vec![], vec![], vec![], vec![]).unwrap();
     assert!(b.receive(&second, 2 * MS).is_ok());
     assert_eq!(b.receive(&first, 3 * MS).unwrap_err(), DropReason::Replayed);
     assert_eq!(
@@ -126,21 +128,27 @@ fn replays_and_strangers_are_dropped_and_counted() {
     );
     // An older incarnation of a (before a restart) is a replay too.
     let mut old = node("a", &m, 4);
-    let stale = old.heartbeat(4 * MS, vec![], vec![], vec![]).unwrap();
+    let stale = old
+        .heartbeat(4 * MS, vec![], vec![], vec![], vec![])
+        .unwrap();
     assert_eq!(b.receive(&stale, 5 * MS).unwrap_err(), DropReason::Replayed);
     // A restart (higher incarnation) restarts the sequence.
     let mut restarted = node("a", &m, 6);
-    let fresh = restarted.heartbeat(6 * MS, vec![], vec![], vec![]).unwrap();
+    let fresh = restarted
+        .heartbeat(6 * MS, vec![], vec![], vec![], vec![])
+        .unwrap();
     assert!(b.receive(&fresh, 7 * MS).is_ok());
     // Not a member; itself.
     let other = model(&["a", "b", "x"], QuorumMode::Majority);
     let mut x = node("x", &other, 1);
-    let from_x = x.heartbeat(Duration::ZERO, vec![], vec![], vec![]).unwrap();
+    let from_x = x
+        .heartbeat(Duration::ZERO, vec![], vec![], vec![], vec![])
+        .unwrap();
     assert_eq!(
         b.receive(&from_x, 8 * MS).unwrap_err(),
         DropReason::UnknownSender
     );
-    let own = b.heartbeat(9 * MS, vec![], vec![], vec![]).unwrap();
+    let own = b.heartbeat(9 * MS, vec![], vec![], vec![], vec![]).unwrap();
     assert_eq!(b.receive(&own, 9 * MS).unwrap_err(), DropReason::FromSelf);
     assert_eq!(
         b.receive(b"garbage", 9 * MS).unwrap_err(),
@@ -170,8 +178,14 @@ fn sent_times_are_remembered_for_echoes() {
     let m = model(&["a", "b"], QuorumMode::Majority);
     let mut a = node("a", &m, 1);
     for i in 0..10u64 {
-        a.heartbeat(Duration::from_millis(i * 10), vec![], vec![], vec![])
-            .unwrap();
+        a.heartbeat(
+            Duration::from_millis(i * 10),
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+        )
+        .unwrap();
     }
     assert_eq!(a.sent_at(1), Some(Duration::ZERO));
     assert_eq!(a.sent_at(10), Some(90 * MS));

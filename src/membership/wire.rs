@@ -5,13 +5,15 @@
 //! against [`MAX_DATAGRAM`], and nothing past the header is parsed before the MAC
 //! verified. No byte sequence can make it panic (a proptest and a fuzz target check).
 //!
-//! Layout, version 1 (all integers big-endian, `str` = u8 length + UTF-8 bytes,
-//! `list<T>` = u16 count + that many `T`):
+//! Layout, version 2 (all integers big-endian, `str` = u8 length + UTF-8 bytes,
+//! `list<T>` = u16 count + that many `T`). Version 2 added the reason of each
+//! `unable` entry and the `failovers` list; a node reads only its own version, so
+//! a rolling upgrade across versions looks like a partition while it lasts.
 //!
 //! ```text
 //! offset  size  field
 //! 0       4     magic "FOHB"
-//! 4       1     version = 1
+//! 4       1     version = 2
 //! 5       1     flags: bit 0 = leaving (graceful exit announced); other bits must be 0
 //! 6       str   cluster id (namespace/name of the FailoverCluster)
 //! ..      str   sender node name
@@ -21,16 +23,21 @@
 //! ..      list  peers:  str node, u64 incarnation, u64 last sequence received, u8 alive (0|1)
 //! ..      list  claims: str group, u64 epoch, u8 state (0 = claiming, 1 = holding)
 //! ..      list  grants: str group, str holder, u64 holder incarnation, u64 epoch
-//! ..      list  unable: str group (groups the sender cannot host: wrong L2 segment, failed checks)
+//! ..      list  unable: str group, u8 reason (groups the sender cannot host:
+//!               0 = VIP subnet absent, 1 = interface down, 2 = resource failed)
+//! ..      list  failovers: str group, u64 clear token, list<u64> ages in ms (for each
+//!               group the sender holds: its automatic failovers within the limit's
+//!               period, and the clear-failures value they count from)
 //! end-32  32    HMAC-SHA256 over every byte before it, keyed by the cluster key
 //! ```
 
 use super::auth::{Keyring, MAC_LEN};
+use crate::placement::UnableReason;
 
 /// First bytes of every heartbeat.
 pub const MAGIC: &[u8; 4] = b"FOHB";
 /// The wire version this code writes and the only one it reads.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Largest datagram accepted or produced. A heartbeat of 64 members and a few hundred
 /// groups fits; larger ones are refused on both sides rather than fragmented silently.
 pub const MAX_DATAGRAM: usize = 60_000;
@@ -77,6 +84,27 @@ pub struct Grant {
     pub epoch: u64,
 }
 
+/// A group the sender cannot host now, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unable {
+    pub group: String,
+    pub reason: UnableReason,
+}
+
+/// The failover history of a group the sender holds: the owner's record is the one
+/// every node adopts (the highest epoch's), so a limit is counted the same on every
+/// node and a restarted agent learns it from its peers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupFailovers {
+    pub group: String,
+    /// Which clear-failures value the history counts from (0: never cleared). A
+    /// receiver with another value ignores it: one of the two has not seen the
+    /// latest clear yet.
+    pub clear_token: u64,
+    /// How long ago each automatic failover within the period happened, in ms.
+    pub ages_ms: Vec<u64>,
+}
+
 /// One decoded, authenticated heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Heartbeat {
@@ -89,7 +117,8 @@ pub struct Heartbeat {
     pub peers: Vec<PeerReport>,
     pub claims: Vec<Claim>,
     pub grants: Vec<Grant>,
-    pub unable: Vec<String>,
+    pub unable: Vec<Unable>,
+    pub failovers: Vec<GroupFailovers>,
 }
 
 /// Why a datagram was dropped. Each reason has its own counter.
@@ -188,8 +217,18 @@ impl Heartbeat {
             w.u64(g.epoch);
         }
         w.count(self.unable.len())?;
-        for g in &self.unable {
-            w.str(g)?;
+        for u in &self.unable {
+            w.str(&u.group)?;
+            w.0.push(unable_code(u.reason));
+        }
+        w.count(self.failovers.len())?;
+        for f in &self.failovers {
+            w.str(&f.group)?;
+            w.u64(f.clear_token);
+            w.count(f.ages_ms.len())?;
+            for age in &f.ages_ms {
+                w.u64(*age);
+            }
         }
         let mac = keys.sign(&w.0);
         w.0.extend_from_slice(&mac);
@@ -258,7 +297,19 @@ impl Heartbeat {
                 epoch: r.u64()?,
             })
         })?;
-        let unable = r.list(|r| Ok(r.str()?.to_owned()))?;
+        let unable = r.list(|r| {
+            Ok(Unable {
+                group: r.str()?.to_owned(),
+                reason: unable_reason(r.u8()?)?,
+            })
+        })?;
+        let failovers = r.list(|r| {
+            Ok(GroupFailovers {
+                group: r.str()?.to_owned(),
+                clear_token: r.u64()?,
+                ages_ms: r.list(Reader::u64)?,
+            })
+        })?;
         if !r.0.is_empty() {
             return Err(DropReason::Malformed);
         }
@@ -273,8 +324,24 @@ impl Heartbeat {
             claims,
             grants,
             unable,
+            failovers,
         })
     }
+}
+
+fn unable_code(reason: UnableReason) -> u8 {
+    match reason {
+        UnableReason::SubnetAbsent => 0,
+        UnableReason::InterfaceDown => 1,
+        UnableReason::ResourceFailed => 2,
+    }
+}
+
+fn unable_reason(code: u8) -> Result<UnableReason, DropReason> {
+    UnableReason::ALL
+        .into_iter()
+        .find(|r| unable_code(*r) == code)
+        .ok_or(DropReason::Malformed)
 }
 
 struct Writer(Vec<u8>);
@@ -393,7 +460,15 @@ mod tests {
                 holder_incarnation: 7,
                 epoch: 5,
             }],
-            unable: vec!["db".into()],
+            unable: vec![Unable {
+                group: "db".into(),
+                reason: UnableReason::InterfaceDown,
+            }],
+            failovers: vec![GroupFailovers {
+                group: "web".into(),
+                clear_token: 42,
+                ages_ms: vec![1_500, 60_000],
+            }],
         }
     }
 
@@ -420,13 +495,14 @@ mod tests {
             claims: vec![],
             grants: vec![],
             unable: vec![],
+            failovers: vec![],
         };
         let bytes = hb.encode(&keys()).unwrap();
-        let mut expected = b"FOHB\x01\x00\x01c\x01a".to_vec();
+        let mut expected = b"FOHB\x02\x00\x01c\x01a".to_vec();
         expected.extend_from_slice(&1u64.to_be_bytes());
         expected.extend_from_slice(&2u64.to_be_bytes());
         expected.extend_from_slice(&3u64.to_be_bytes());
-        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&bytes[..bytes.len() - MAC_LEN], &expected[..]);
         assert_eq!(bytes.len(), expected.len() + MAC_LEN);
     }
@@ -451,7 +527,7 @@ mod tests {
             Err(DropReason::BadMac)
         );
         let mut version = bytes.clone();
-        version[4] = 2;
+        version[4] = 1;
         assert_eq!(
             Heartbeat::decode(&version, "default/edge", &keys()),
             Err(DropReason::UnsupportedVersion)
@@ -464,6 +540,14 @@ mod tests {
             Heartbeat::decode(&vec![0; MAX_DATAGRAM + 1], "default/edge", &keys()),
             Err(DropReason::Oversized)
         );
+    }
+
+    #[test]
+    fn every_unable_reason_has_its_own_code_and_unknown_codes_are_malformed() {
+        for reason in UnableReason::ALL {
+            assert_eq!(unable_reason(unable_code(reason)), Ok(reason));
+        }
+        assert_eq!(unable_reason(3), Err(DropReason::Malformed));
     }
 
     #[test]
@@ -506,7 +590,7 @@ mod tests {
         fn signed_garbage_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
             // A body with a valid header and MAC but random contents exercises the
             // parser behind the MAC check, which random bytes alone never reach.
-            let mut bytes = b"FOHB\x01\x00\x0cdefault/edge".to_vec();
+            let mut bytes = b"FOHB\x02\x00\x0cdefault/edge".to_vec();
             bytes.extend_from_slice(&body);
             let mac = keys().sign(&bytes);
             bytes.extend_from_slice(&mac);

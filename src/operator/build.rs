@@ -29,6 +29,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
+use crate::api::duration::whole_seconds_up_i32;
 use crate::api::{FailoverCluster, QuorumMode, ResourceGroup};
 use crate::contract::names;
 use crate::contract::render::RenderedConfig;
@@ -117,14 +118,7 @@ fn owned_meta(
 /// Whole seconds of `deadAfter`, rounded up, at least 1 (Lease durations and the
 /// termination grace are whole seconds).
 pub fn dead_after_seconds(cluster: &FailoverCluster) -> i32 {
-    let dead_after = cluster
-        .spec
-        .heartbeat
-        .dead_after()
-        .unwrap_or(Duration::from_secs(1));
-    i32::try_from(dead_after.as_millis().div_ceil(1000))
-        .unwrap_or(i32::MAX)
-        .max(1)
+    whole_seconds_up_i32(cluster.spec.heartbeat.dead_after.get())
 }
 
 /// The ClusterConfig ConfigMap.
@@ -573,3 +567,6 @@ pub fn leases(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> Vec<Lease>
     }
     leases
 }
+
+#[cfg(test)]
+mod tests;

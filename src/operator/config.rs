@@ -78,3 +78,6 @@ pub fn resolve_addresses(
         Err(problems)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -237,44 +237,4 @@ impl Elector {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(holder: Option<&str>, renewed: Timestamp, seconds: i32) -> LeaseSpec {
-        LeaseSpec {
-            holder_identity: holder.map(str::to_owned),
-            renew_time: Some(MicroTime(renewed)),
-            lease_duration_seconds: Some(seconds),
-            ..LeaseSpec::default()
-        }
-    }
-
-    #[test]
-    fn decisions() {
-        let now: Timestamp = "2026-01-01T00:00:30Z".parse().unwrap();
-        let recent: Timestamp = "2026-01-01T00:00:20Z".parse().unwrap();
-        assert_eq!(decide(None, "a", now), Decision::Create);
-        assert_eq!(
-            decide(Some(&spec(Some("a"), recent, 15)), "a", now),
-            Decision::Renew
-        );
-        assert_eq!(
-            decide(Some(&spec(Some("b"), recent, 15)), "a", now),
-            Decision::Wait { holder: "b".into() }
-        );
-        // Expired: renewed 10 s ago with a 5 s duration.
-        assert_eq!(
-            decide(Some(&spec(Some("b"), recent, 5)), "a", now),
-            Decision::TakeOver
-        );
-        // Released.
-        assert_eq!(
-            decide(Some(&spec(None, recent, 15)), "a", now),
-            Decision::TakeOver
-        );
-        assert_eq!(
-            decide(Some(&spec(Some(""), recent, 15)), "a", now),
-            Decision::TakeOver
-        );
-    }
-}
+mod tests;

@@ -200,3 +200,6 @@ pub async fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<S
     tokio::spawn(serve(listener, metrics));
     Ok(bound)
 }
+
+#[cfg(test)]
+mod tests;

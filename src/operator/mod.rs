@@ -17,7 +17,7 @@ pub mod reconcile;
 pub mod status;
 
 #[cfg(test)]
-mod apiserver_rules;
+mod fixtures;
 #[cfg(test)]
 mod tests;
 
@@ -30,19 +30,21 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::DynamicObject;
+use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::utils::WatchStreamExt;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tracing::{error, info, warn};
 
 pub use build::AgentSettings;
 pub use reconcile::{Context, Settings, Stores};
 
 use self::metrics::Metrics;
-use self::reconcile::{cluster_resource, group_resource};
+use self::reconcile::{ClusterObject, GroupClusterRef, GroupObject};
+use crate::api::{FailoverCluster, ResourceGroup};
 use crate::contract::client::{ClientError, client_from};
 use crate::contract::names;
 
@@ -118,17 +120,6 @@ where
     }
 }
 
-fn dynamic_api(
-    client: &Client,
-    namespace: Option<&str>,
-    resource: &kube::api::ApiResource,
-) -> Api<DynamicObject> {
-    match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
-        None => Api::all_with(client.clone(), resource),
-    }
-}
-
 /// The part of a Lease the operator reacts to: holder, epoch and the agents'
 /// annotations — not the renewals, which would reconcile every cluster every second.
 fn lease_content(lease: &Lease) -> Option<u64> {
@@ -158,53 +149,63 @@ fn node_content(node: &Node) -> Option<u64> {
 
 /// Clusters (as references) in `store` that list `node` as a member.
 fn clusters_with_node(
-    store: &reflector::Store<DynamicObject>,
+    store: &reflector::Store<ClusterObject>,
     node: &str,
-) -> Vec<ObjectRef<DynamicObject>> {
+) -> Vec<ObjectRef<ClusterObject>> {
     store
         .state_filter(|c| {
-            c.data["spec"]["members"]
-                .as_array()
-                .is_some_and(|m| m.iter().any(|m| m["node"].as_str() == Some(node)))
+            c.0.as_ref()
+                .is_ok_and(|c| c.spec.members.iter().any(|m| m.node == node))
         })
         .iter()
-        .map(|c| ObjectRef::from_obj_with(c.as_ref(), cluster_resource()))
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
         .collect()
 }
 
 /// What of a custom resource should trigger a reconciliation: the spec (through
 /// `generation`), annotations (key rotation) and deletion — not status writes, which
 /// would make every status write trigger the next reconciliation.
-fn spec_or_annotations(obj: &DynamicObject) -> Option<u64> {
+fn spec_or_annotations<K: Resource>(obj: &K) -> Option<u64> {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut hasher = DefaultHasher::new();
-    obj.metadata.generation.hash(&mut hasher);
+    let metadata = obj.meta();
+    metadata.generation.hash(&mut hasher);
     obj.annotations().hash(&mut hasher);
-    obj.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    metadata.deletion_timestamp.is_some().hash(&mut hasher);
     // The uid, so a recreated object with generation 1 triggers too.
-    obj.metadata.uid.hash(&mut hasher);
+    metadata.uid.hash(&mut hasher);
     Some(hasher.finish())
 }
 
-/// A reflector-backed, predicate-filtered watch of a custom resource: its store
-/// holds every object (malformed ones too, as `DynamicObject`), the stream yields
-/// only spec, annotation and deletion changes.
-fn custom_resource_stream(
+/// A reflector-backed, predicate-filtered watch of a custom resource read as `K`:
+/// its store holds every object (one that cannot be read as `K` too, as its
+/// metadata and the error), the stream yields only spec, annotation and deletion
+/// changes.
+fn custom_resource_stream<K>(
     client: &Client,
     namespace: Option<&str>,
-    resource: &kube::api::ApiResource,
 ) -> (
-    reflector::Store<DynamicObject>,
-    impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
-) {
-    let writer = reflector::store::Writer::new(resource.clone());
-    let reader = writer.as_reader();
+    reflector::Store<DeserializeGuard<K>>,
+    impl futures::Stream<Item = Result<DeserializeGuard<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
     let stream = reflector::reflector(
         writer,
         watcher(
-            dynamic_api(client, namespace, resource),
+            api_for::<DeserializeGuard<K>>(client, namespace),
             watcher::Config::default(),
-        ),
+        )
+        // Nothing reads managedFields: the stores need not hold them.
+        .modify(|obj| obj.meta_mut().managed_fields = None),
     )
     .default_backoff()
     .applied_objects()
@@ -212,26 +213,27 @@ fn custom_resource_stream(
     (reader, stream)
 }
 
-/// The groups in `store` that run on the cluster `name` in `namespace`.
+/// The groups in `store` that name the cluster `name` in `namespace` (those that
+/// cannot be read as a whole too: they are reported on themselves).
 fn groups_of_cluster(
-    store: &reflector::Store<DynamicObject>,
+    store: &reflector::Store<DeserializeGuard<GroupClusterRef>>,
     namespace: Option<&str>,
     name: &str,
-) -> Vec<ObjectRef<DynamicObject>> {
+) -> Vec<ObjectRef<GroupObject>> {
     store
         .state_filter(|g| {
-            g.metadata.namespace.as_deref() == namespace
-                && g.data["spec"]["cluster"].as_str() == Some(name)
+            g.meta().namespace.as_deref() == namespace
+                && g.0.as_ref().is_ok_and(|g| g.spec.cluster == name)
         })
         .iter()
-        .map(|g| ObjectRef::from_obj_with(g.as_ref(), group_resource()))
+        .filter_map(|g| Some(ObjectRef::new(&g.name_any()).within(&g.namespace()?)))
         .collect()
 }
 
-/// The cluster a group names.
-fn cluster_of_group(group: &DynamicObject) -> Option<ObjectRef<DynamicObject>> {
-    let name = group.data["spec"]["cluster"].as_str()?;
-    Some(ObjectRef::new_with(name, cluster_resource()).within(&group.namespace()?))
+/// The cluster a group names, if it can be read.
+fn cluster_of_group(group: &DeserializeGuard<GroupClusterRef>) -> Option<ObjectRef<ClusterObject>> {
+    let cluster = &group.0.as_ref().ok()?.spec.cluster;
+    Some(ObjectRef::new(cluster).within(&group.namespace()?))
 }
 
 /// The cluster a Lease belongs to (by its label).
@@ -253,10 +255,14 @@ async fn run_controllers(
     let label_wc = watcher::Config::default().labels(names::CLUSTER_LABEL);
     // Each controller gets its own watches (streams cannot be shared without the
     // shared-stream API); the stores the reconcilers read come from the first set.
-    let (cluster_store, cluster_stream) = custom_resource_stream(&client, ns, &cluster_resource());
-    let (group_store, group_stream) = custom_resource_stream(&client, ns, &group_resource());
-    let (_, groups_for_clusters) = custom_resource_stream(&client, ns, &group_resource());
-    let (_, clusters_for_groups) = custom_resource_stream(&client, ns, &cluster_resource());
+    let (cluster_store, cluster_stream) = custom_resource_stream::<FailoverCluster>(&client, ns);
+    let (group_store, group_stream) = custom_resource_stream::<ResourceGroup>(&client, ns);
+    // The cluster controller's watch of the groups reads them only as far as the
+    // cluster they name: that maps a change of any group, readable or not, to its
+    // cluster, and its store tells a cluster which unreadable groups are its own.
+    let (group_cluster_store, groups_for_clusters) =
+        custom_resource_stream::<GroupClusterRef>(&client, ns);
+    let (_, clusters_for_groups) = custom_resource_stream::<FailoverCluster>(&client, ns);
     let (nodes, node_writer) = reflector::store::<Node>();
     let node_stream = reflector::reflector(
         node_writer,
@@ -274,6 +280,7 @@ async fn run_controllers(
     let stores = Stores {
         clusters: cluster_store.clone(),
         groups: group_store.clone(),
+        group_clusters: group_cluster_store.clone(),
         nodes,
     };
     let recorder = Recorder::new(
@@ -297,70 +304,54 @@ async fn run_controllers(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let cluster_controller = Controller::for_stream_with(
-        cluster_stream,
-        cluster_store.clone(),
-        cluster_resource(),
-    )
-    .owns(api_for::<ConfigMap>(&client, ns), label_wc.clone())
-    .owns(api_for::<Secret>(&client, ns), label_wc.clone())
-    .owns(api_for::<DaemonSet>(&client, ns), label_wc.clone())
-    .owns(api_for::<ServiceAccount>(&client, ns), label_wc.clone())
-    .owns(api_for::<Role>(&client, ns), label_wc.clone())
-    .owns(api_for::<RoleBinding>(&client, ns), label_wc.clone())
-    .watches_stream(lease_stream(), |lease: Lease| {
-        cluster_of_lease(&lease)
-            .map(|(name, ns)| ObjectRef::new_with(&name, cluster_resource()).within(&ns))
-    })
-    .watches_stream_with(
-        groups_for_clusters,
-        |g| cluster_of_group(&g),
-        group_resource(),
-    )
-    .watches_stream(node_stream, {
-        let store = cluster_store.clone();
-        move |node: Node| clusters_with_node(&store, &node.name_any())
-    })
-    .graceful_shutdown_on(stopped(stop_rx.clone()))
-    .run(
-        reconcile::reconcile_cluster,
-        reconcile::error_policy,
-        ctx.clone(),
-    )
-    .for_each(|result| async move {
-        if let Err(error) = result {
-            tracing::debug!(error = %crate::telemetry::error_report(&error), "cluster reconcile");
-        }
-    });
-    let group_controller = Controller::for_stream_with(
-        group_stream,
-        group_store.clone(),
-        group_resource(),
-    )
-    .watches_stream(lease_stream(), {
-        let store = group_store.clone();
-        move |lease: Lease| match cluster_of_lease(&lease) {
-            Some((name, ns)) => groups_of_cluster(&store, Some(&ns), &name),
-            None => Vec::new(),
-        }
-    })
-    .watches_stream_with(
-        clusters_for_groups,
-        {
-            let store = group_store.clone();
-            move |cluster: DynamicObject| {
+    let cluster_controller = Controller::for_stream(cluster_stream, cluster_store.clone())
+        .owns(api_for::<ConfigMap>(&client, ns), label_wc.clone())
+        .owns(api_for::<Secret>(&client, ns), label_wc.clone())
+        .owns(api_for::<DaemonSet>(&client, ns), label_wc.clone())
+        .owns(api_for::<ServiceAccount>(&client, ns), label_wc.clone())
+        .owns(api_for::<Role>(&client, ns), label_wc.clone())
+        .owns(api_for::<RoleBinding>(&client, ns), label_wc.clone())
+        .watches_stream(lease_stream(), |lease: Lease| {
+            cluster_of_lease(&lease)
+                .map(|(name, ns)| ObjectRef::<ClusterObject>::new(&name).within(&ns))
+        })
+        .watches_stream(groups_for_clusters, |g| cluster_of_group(&g))
+        .watches_stream(node_stream, {
+            let store = cluster_store.clone();
+            move |node: Node| clusters_with_node(&store, &node.name_any())
+        })
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(
+            reconcile::reconcile_cluster,
+            reconcile::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(error = %crate::telemetry::error_report(&error), "cluster reconcile");
+            }
+        });
+    let group_controller = Controller::for_stream(group_stream, group_store.clone())
+        .watches_stream(lease_stream(), {
+            let store = group_cluster_store.clone();
+            move |lease: Lease| match cluster_of_lease(&lease) {
+                Some((name, ns)) => groups_of_cluster(&store, Some(&ns), &name),
+                None => Vec::new(),
+            }
+        })
+        .watches_stream(clusters_for_groups, {
+            let store = group_cluster_store.clone();
+            move |cluster: ClusterObject| {
                 groups_of_cluster(&store, cluster.namespace().as_deref(), &cluster.name_any())
             }
-        },
-        cluster_resource(),
-    )
-    .graceful_shutdown_on(stopped(stop_rx))
-    .run(reconcile::reconcile_group, reconcile::error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(error) = result {
-            tracing::debug!(error = %crate::telemetry::error_report(&error), "group reconcile");
-        }
-    });
+        })
+        .graceful_shutdown_on(stopped(stop_rx))
+        .run(reconcile::reconcile_group, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(error = %crate::telemetry::error_report(&error), "group reconcile");
+            }
+        });
 
     info!("controllers starting");
     let controllers = future::join(cluster_controller, group_controller);

@@ -3,9 +3,12 @@
 //! → apply (server-side apply as `failover-operator`) → status (pure, `status`); the
 //! ClusterConfig itself is rendered by `contract::render`.
 //!
-//! Owns the IO of one reconciliation, its error kinds and the error policy. It must
-//! never write a spec, never write a Lease holder, never let one unreadable object
-//! fail another's reconciliation, and never wait on the API server without a timeout.
+//! Owns the IO of one reconciliation, its error kinds and the error policy, and the
+//! typed stores it reads. The custom resources are read as
+//! [`DeserializeGuard`]s: an object that cannot be read as its kind is kept as its
+//! metadata and the deserialization error, and is reported on itself. It must never
+//! write a spec, never write a Lease holder, never let one unreadable object fail
+//! another's reconciliation, and never wait on the API server without a timeout.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
@@ -16,16 +19,17 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Secret};
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
-};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tracing::{debug, instrument, warn};
 
 use super::build::{self, AgentSettings, KEY_LEN};
@@ -37,8 +41,8 @@ use super::status::{
 };
 use crate::api::conditions::{self as cond};
 use crate::api::{
-    API_VERSION, FailoverCluster, Problem, QuorumMode, ResourceGroup, validate_config,
-    validate_group, validate_heartbeat_ports,
+    API_VERSION, FailoverCluster, GroupPhase, Problem, QuorumMode, ResourceGroup, validate_config,
+    validate_group, validate_heartbeat_ports, validate_kubernetes,
 };
 use crate::contract::names;
 use crate::contract::render::{RenderError, render_config};
@@ -138,13 +142,41 @@ pub struct Settings {
     pub resync: Duration,
 }
 
+/// A FailoverCluster as the API server has it: typed, or why it cannot be.
+pub type ClusterObject = DeserializeGuard<FailoverCluster>;
+/// A ResourceGroup as the API server has it: typed, or why it cannot be.
+pub type GroupObject = DeserializeGuard<ResourceGroup>;
+
+/// A ResourceGroup read only as far as the cluster it names. A group that cannot
+/// be read as a whole usually still names its cluster: that cluster must not render
+/// a configuration without it (that would stop the group on every member), and it
+/// is what a change of the group reconciles.
+#[derive(kube::Resource, Deserialize, Clone, Debug)]
+#[resource(inherit = ResourceGroup)]
+pub struct GroupClusterRef {
+    /// The group's metadata.
+    pub metadata: ObjectMeta,
+    /// The one field of the spec read.
+    pub spec: GroupClusterRefSpec,
+}
+
+/// The part of a ResourceGroup spec that [`GroupClusterRef`] reads.
+#[derive(Deserialize, Clone, Debug)]
+pub struct GroupClusterRefSpec {
+    /// `spec.cluster`: the FailoverCluster the group runs on.
+    pub cluster: String,
+}
+
 /// The reflector stores the reconcilers read instead of listing.
 #[derive(Clone)]
 pub struct Stores {
-    /// Every FailoverCluster (as read, possibly malformed).
-    pub clusters: Store<DynamicObject>,
-    /// Every ResourceGroup (as read, possibly malformed).
-    pub groups: Store<DynamicObject>,
+    /// Every FailoverCluster, typed or why not.
+    pub clusters: Store<ClusterObject>,
+    /// Every ResourceGroup, typed or why not.
+    pub groups: Store<GroupObject>,
+    /// Every ResourceGroup as far as the cluster it names (also those that cannot be
+    /// read as a whole).
+    pub group_clusters: Store<DeserializeGuard<GroupClusterRef>>,
     /// Every Node.
     pub nodes: Store<Node>,
 }
@@ -191,17 +223,7 @@ impl Context {
     }
 }
 
-/// The dynamic API resource of FailoverCluster.
-pub fn cluster_resource() -> ApiResource {
-    ApiResource::erase::<FailoverCluster>(&())
-}
-
-/// The dynamic API resource of ResourceGroup.
-pub fn group_resource() -> ApiResource {
-    ApiResource::erase::<ResourceGroup>(&())
-}
-
-fn object_key(obj: &DynamicObject) -> String {
+fn object_key<K: Resource>(obj: &K) -> String {
     obj.uid()
         .unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
 }
@@ -212,12 +234,21 @@ impl Stores {
     /// that read it as absent would render a ClusterConfig without the group, delete
     /// its Lease and stop it on every member (issue 9, finding 2).
     pub async fn listed(&self) -> bool {
-        let (clusters, groups, nodes) = tokio::join!(
+        let (clusters, groups, group_clusters, nodes) = tokio::join!(
             self.clusters.wait_until_ready(),
             self.groups.wait_until_ready(),
+            self.group_clusters.wait_until_ready(),
             self.nodes.wait_until_ready(),
         );
-        clusters.is_ok() && groups.is_ok() && nodes.is_ok()
+        clusters.is_ok() && groups.is_ok() && group_clusters.is_ok() && nodes.is_ok()
+    }
+
+    /// The cluster the ResourceGroup `namespace/name` names, when it can be read.
+    fn cluster_of_group(&self, namespace: &str, name: &str) -> Option<String> {
+        let group = self
+            .group_clusters
+            .get(&ObjectRef::new(name).within(namespace))?;
+        group.0.as_ref().ok().map(|g| g.spec.cluster.clone())
     }
 }
 
@@ -270,32 +301,40 @@ where
     .map(drop)
 }
 
-/// Server-side apply of the status subresource.
-async fn apply_status(
+/// Server-side apply of the status subresource of a `K`. The answer is read as a
+/// [`DeserializeGuard`]: the status of an object that cannot be read is written too.
+async fn apply_status<K>(
     ctx: &Context,
-    resource: &ApiResource,
     namespace: &str,
     name: &str,
     status: serde_json::Value,
-) -> Result<(), Error> {
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, resource);
+) -> Result<(), Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let api: Api<DeserializeGuard<K>> = Api::namespaced(ctx.client.clone(), namespace);
+    let kind = K::kind(&());
     let body = serde_json::json!({
         "apiVersion": API_VERSION,
-        "kind": resource.kind,
+        "kind": kind,
         "status": status,
     });
     let params = PatchParams::apply(names::FIELD_MANAGER).force();
     call(
         ctx,
-        || format!("apply {} {namespace}/{name} status", resource.kind),
+        || format!("apply {kind} {namespace}/{name} status"),
         api.patch_status(name, &params, &Patch::Apply(&body)),
     )
     .await
     .map(drop)
 }
 
-/// Publishes an Event; a failure is logged, never fails the reconciliation.
-async fn publish(ctx: &Context, obj: &DynamicObject, resource: &ApiResource, notice: Notice) {
+/// Publishes an Event about `reference`; a failure is logged, never fails the
+/// reconciliation.
+async fn publish(ctx: &Context, reference: &ObjectReference, notice: Notice) {
     let event = Event {
         type_: if notice.warning {
             EventType::Warning
@@ -308,10 +347,9 @@ async fn publish(ctx: &Context, obj: &DynamicObject, resource: &ApiResource, not
         action: notice.action.to_owned(),
         secondary: None,
     };
-    let reference = obj.object_ref(resource);
     match tokio::time::timeout(
         ctx.settings.api_timeout,
-        ctx.recorder.publish(&event, &reference),
+        ctx.recorder.publish(&event, reference),
     )
     .await
     {
@@ -321,37 +359,45 @@ async fn publish(ctx: &Context, obj: &DynamicObject, resource: &ApiResource, not
     }
 }
 
-/// An object that cannot be read as its kind: say so on its status (conditions
-/// only) and wait for someone to fix it.
-async fn report_malformed(
+/// An object that cannot be read as a `K`: say so on its status (conditions only)
+/// and wait for someone to fix it.
+async fn report_malformed<K>(
     ctx: &Context,
-    obj: &DynamicObject,
-    resource: &ApiResource,
-    error: String,
-) -> Result<Action, Error> {
+    obj: &DeserializeGuard<K>,
+    invalid: &InvalidObject,
+) -> Result<Action, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
-    let message = format!("the object cannot be read as a {}: {error}", resource.kind);
-    warn!(name = %obj.name_any(), %message, "malformed object");
+    let name = obj.name_any();
+    let message = format!(
+        "the object cannot be read as a {}: {}",
+        K::kind(&()),
+        invalid.error
+    );
+    warn!(%name, %message, "malformed object");
     let condition = serde_json::json!({
         "type": cond::CONFIG_VALID,
         "status": cond::STATUS_FALSE,
         "reason": cond::reason::INVALID_SPEC,
         "message": message,
         "lastTransitionTime": Timestamp::now().to_string(),
-        "observedGeneration": obj.metadata.generation,
+        "observedGeneration": obj.meta().generation,
     });
-    apply_status(
+    apply_status::<K>(
         ctx,
-        resource,
         &namespace,
-        &obj.name_any(),
+        &name,
         serde_json::json!({ "conditions": [condition] }),
     )
     .await?;
     publish(
         ctx,
-        obj,
-        resource,
+        &obj.object_ref(&()),
         Notice {
             warning: true,
             reason: "ConfigRejected",
@@ -375,16 +421,21 @@ fn groups_of(ctx: &Context, namespace: &str, cluster: &str) -> (Vec<ResourceGrou
     // A scan of the store with borrowed comparisons only: cheap enough for tens of
     // thousands of groups (see benches/operator.rs).
     let mine = ctx.stores.groups.state_filter(|obj| {
-        obj.metadata.namespace.as_deref() == Some(namespace)
-            && obj.data["spec"]["cluster"].as_str() == Some(cluster)
+        obj.meta().namespace.as_deref() == Some(namespace)
+            && match &obj.0 {
+                Ok(group) => group.spec.cluster == cluster,
+                Err(invalid) => invalid.metadata.name.as_deref().is_some_and(|name| {
+                    ctx.stores.cluster_of_group(namespace, name).as_deref() == Some(cluster)
+                }),
+            }
     });
     for obj in mine {
-        match (*obj).clone().try_parse::<ResourceGroup>() {
-            Ok(group) => groups.push(group),
-            Err(error) => problems.push(Problem {
+        match &obj.0 {
+            Ok(group) => groups.push(group.clone()),
+            Err(invalid) => problems.push(Problem {
                 object: object_name("ResourceGroup", namespace, &obj.name_any()),
                 path: "spec".to_owned(),
-                message: format!("cannot be read ({}); see its status", error_report(&error)),
+                message: format!("cannot be read ({}); see its status", invalid.error),
             }),
         }
     }
@@ -401,27 +452,25 @@ fn port_problems(ctx: &Context, cluster: &FailoverCluster) -> Vec<Problem> {
         .map(|m| m.node.as_str())
         .collect();
     let port = cluster.spec.heartbeat.port;
-    // Only clusters on a shared node with the same port can conflict; they are
-    // found on the raw objects, and only those few are parsed.
+    // Only clusters on a shared node with the same port can conflict; only those
+    // few are copied out of the store.
     let mut sharing: Vec<FailoverCluster> = ctx
         .stores
         .clusters
-        .state_filter(|other| {
-            let spec = &other.data["spec"];
-            let other_port = spec["heartbeat"]["port"]
-                .as_u64()
-                .unwrap_or(u64::from(crate::api::cluster::DEFAULT_PORT));
-            other_port == u64::from(port)
+        .state()
+        .iter()
+        .filter_map(|other| other.0.as_ref().ok())
+        .filter(|other| {
+            other.spec.heartbeat.port == port
                 && (other.metadata.namespace != cluster.metadata.namespace
                     || other.metadata.name != cluster.metadata.name)
-                && spec["members"].as_array().is_some_and(|members| {
-                    members
-                        .iter()
-                        .any(|m| m["node"].as_str().is_some_and(|n| nodes.contains(n)))
-                })
+                && other
+                    .spec
+                    .members
+                    .iter()
+                    .any(|m| nodes.contains(m.node.as_str()))
         })
-        .into_iter()
-        .filter_map(|other| (*other).clone().try_parse::<FailoverCluster>().ok())
+        .cloned()
         .collect();
     if sharing.is_empty() {
         return Vec::new();
@@ -439,10 +488,10 @@ fn port_problems(ctx: &Context, cluster: &FailoverCluster) -> Vec<Problem> {
 }
 
 /// Records the outcome of one reconciliation in the metrics and the backoff table.
-fn finish(
+fn finish<K: Resource>(
     ctx: &Context,
     controller: &'static str,
-    obj: &DynamicObject,
+    obj: &K,
     started: Instant,
     result: &Result<Action, Error>,
 ) {
@@ -453,16 +502,21 @@ fn finish(
         .managed("ResourceGroup", ctx.stores.groups.len());
     ctx.metrics.object_states(
         ctx.stores.clusters.state().iter().map(|c| {
-            let valid = c.data["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|cond| cond["type"] == cond::CONFIG_VALID)
-                .is_none_or(|cond| cond["status"] != "False");
+            // One that cannot be read is reported ConfigValid=False on itself.
+            let valid = c.0.as_ref().is_ok_and(|c| {
+                c.status
+                    .iter()
+                    .flat_map(|s| &s.conditions)
+                    .find(|cond| cond.type_ == cond::CONFIG_VALID)
+                    .is_none_or(|cond| cond.status != cond::STATUS_FALSE)
+            });
             (c.namespace().unwrap_or_default(), c.name_any(), valid)
         }),
         ctx.stores.groups.state().iter().map(|g| {
-            let failed = g.data["status"]["phase"] == "Failed";
+            let failed = g
+                .0
+                .as_ref()
+                .is_ok_and(|g| g.status.as_ref().and_then(|s| s.phase) == Some(GroupPhase::Failed));
             (g.namespace().unwrap_or_default(), g.name_any(), failed)
         }),
     );
@@ -475,23 +529,19 @@ fn finish(
 /// Reconciles one FailoverCluster.
 #[instrument(skip(obj, ctx), fields(namespace = obj.namespace(), name = obj.name_any()))]
 pub async fn reconcile_cluster(
-    obj: Arc<DynamicObject>,
+    obj: Arc<ClusterObject>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let started = Instant::now();
     let result = cluster_pipeline(&obj, &ctx).await;
-    finish(&ctx, CLUSTER_CONTROLLER, &obj, started, &result);
+    finish(&ctx, CLUSTER_CONTROLLER, obj.as_ref(), started, &result);
     result
 }
 
-async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
-    let resource = cluster_resource();
-    let cluster: FailoverCluster = match obj.clone().try_parse() {
+async fn cluster_pipeline(obj: &ClusterObject, ctx: &Context) -> Result<Action, Error> {
+    let cluster = match &obj.0 {
         Ok(cluster) => cluster,
-        Err(error) => {
-            let error = error_report(&error);
-            return report_malformed(ctx, obj, &resource, error).await;
-        }
+        Err(invalid) => return report_malformed(ctx, obj, invalid).await,
     };
     if cluster.metadata.deletion_timestamp.is_some() {
         // Every object carries an owner reference: garbage collection removes them.
@@ -522,10 +572,11 @@ async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, 
     .items;
 
     // Validate.
-    let mut problems = validate_config(&cluster, &groups);
+    let mut problems = validate_config(cluster, &groups);
+    problems.extend(validate_kubernetes(&groups));
     problems.extend(unreadable);
-    problems.extend(port_problems(ctx, &cluster));
-    let resolved = resolve_addresses(&cluster, |node| {
+    problems.extend(port_problems(ctx, cluster));
+    let resolved = resolve_addresses(cluster, |node| {
         node_address(ctx.stores.nodes.get(&ObjectRef::new(node)).as_deref())
     });
     let resolved = match resolved {
@@ -541,12 +592,12 @@ async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, 
     let mut requeue = ctx.settings.resync;
     let config_hash = match resolved.filter(|_| problems.is_empty()) {
         Some(resolved) => {
-            let stale = stale_leases(ctx, &namespace, &cluster, &groups, &lease_list).await?;
+            let stale = stale_leases(ctx, &namespace, cluster, &groups, &lease_list).await?;
             let rendered = render_config(&resolved, &groups).map_err(Error::Render)?;
             let mut fresh_key = [0u8; KEY_LEN];
             getrandom::fill(&mut fresh_key).map_err(Error::Random)?;
             let secret = build::heartbeat_secret(
-                &cluster,
+                cluster,
                 existing_secret.as_ref(),
                 Timestamp::now(),
                 fresh_key,
@@ -557,21 +608,21 @@ async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, 
             if let Some(after) = secret.revisit_after {
                 requeue = requeue.min(after + Duration::from_secs(1));
             }
-            apply(ctx, &namespace, &build::config_map(&cluster, &rendered)).await?;
+            apply(ctx, &namespace, &build::config_map(cluster, &rendered)).await?;
             apply(ctx, &namespace, &secret.secret).await?;
-            apply(ctx, &namespace, &build::service_account(&cluster)).await?;
-            apply(ctx, &namespace, &build::role(&cluster, &groups)).await?;
-            apply(ctx, &namespace, &build::role_binding(&cluster)).await?;
+            apply(ctx, &namespace, &build::service_account(cluster)).await?;
+            apply(ctx, &namespace, &build::role(cluster, &groups)).await?;
+            apply(ctx, &namespace, &build::role_binding(cluster)).await?;
             apply(
                 ctx,
                 &namespace,
-                &build::daemon_set(&cluster, &ctx.settings.agent),
+                &build::daemon_set(cluster, &ctx.settings.agent),
             )
             .await?;
             sync_leases(
                 ctx,
                 &namespace,
-                &cluster,
+                cluster,
                 &groups,
                 &lease_list,
                 &stale,
@@ -585,15 +636,16 @@ async fn cluster_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, 
 
     // Status.
     let reports = Reports::from_leases(&name, &lease_list);
-    let status = cluster_status(&cluster, &problems, config_hash, &reports, Timestamp::now());
+    let status = cluster_status(cluster, &problems, config_hash, &reports, Timestamp::now());
     // An unchanged status is not written: no write, no watch event for anyone.
     if cluster.status.as_ref() != Some(&status) {
         let body = serde_json::to_value(&status).unwrap_or_default();
-        apply_status(ctx, &resource, &namespace, &name, body).await?;
+        apply_status::<FailoverCluster>(ctx, &namespace, &name, body).await?;
     }
     let before = cluster.status.clone().unwrap_or_default();
+    let reference = obj.object_ref(&());
     for notice in cluster_notices(&before, &status) {
-        publish(ctx, obj, &resource, notice).await;
+        publish(ctx, &reference, notice).await;
     }
     Ok(Action::requeue(requeue))
 }
@@ -607,15 +659,17 @@ async fn group_gone(
     cluster: &str,
     group: &str,
 ) -> Result<bool, Error> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), namespace, &group_resource());
+    // Read only as far as the cluster it names; one that does not say counts as
+    // gone from this cluster.
+    let api: Api<DeserializeGuard<GroupClusterRef>> =
+        Api::namespaced(ctx.client.clone(), namespace);
     let found = call(
         ctx,
         || format!("get ResourceGroup {namespace}/{group}"),
         api.get_opt(group),
     )
     .await?;
-    Ok(found.is_none_or(|g| g.data["spec"]["cluster"].as_str() != Some(cluster)))
+    Ok(found.is_none_or(|g| g.0.is_ok_and(|g| g.spec.cluster != cluster)))
 }
 
 /// Server-side apply of the node Leases of the members whose Lease lacks the
@@ -764,21 +818,17 @@ async fn stale_leases(
 
 /// Reconciles the status of one ResourceGroup.
 #[instrument(skip(obj, ctx), fields(namespace = obj.namespace(), name = obj.name_any()))]
-pub async fn reconcile_group(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile_group(obj: Arc<GroupObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let result = group_pipeline(&obj, &ctx).await;
-    finish(&ctx, GROUP_CONTROLLER, &obj, started, &result);
+    finish(&ctx, GROUP_CONTROLLER, obj.as_ref(), started, &result);
     result
 }
 
-async fn group_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
-    let resource = group_resource();
-    let group: ResourceGroup = match obj.clone().try_parse() {
+async fn group_pipeline(obj: &GroupObject, ctx: &Context) -> Result<Action, Error> {
+    let group = match &obj.0 {
         Ok(group) => group,
-        Err(error) => {
-            let error = error_report(&error);
-            return report_malformed(ctx, obj, &resource, error).await;
-        }
+        Err(invalid) => return report_malformed(ctx, obj, invalid).await,
     };
     if group.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
@@ -787,13 +837,12 @@ async fn group_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, Er
     let name = group.name_any();
     // An unlisted cluster store would show the group's cluster as missing.
     stores_listed(ctx).await?;
-    let cluster_ref =
-        ObjectRef::new_with(&group.spec.cluster, cluster_resource()).within(&namespace);
+    let cluster_ref = ObjectRef::new(&group.spec.cluster).within(&namespace);
     let cluster: Option<FailoverCluster> = ctx
         .stores
         .clusters
         .get(&cluster_ref)
-        .and_then(|c| (*c).clone().try_parse().ok());
+        .and_then(|c| c.0.as_ref().ok().cloned());
     let (problems, reports) = match &cluster {
         Some(cluster) => {
             let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -804,25 +853,28 @@ async fn group_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, Er
                 leases.list(&ListParams::default().labels(&selector)),
             )
             .await?;
+            let mut problems = validate_group(group, cluster);
+            problems.extend(validate_kubernetes(std::slice::from_ref(group)));
             (
-                validate_group(&group, cluster),
+                problems,
                 Reports::from_leases(&cluster.name_any(), &list.items),
             )
         }
         None => (Vec::new(), Reports::default()),
     };
     let status = group_status(
-        &group,
+        group,
         cluster.as_ref(),
         &problems,
         &reports,
         Timestamp::now(),
     );
     let body = serde_json::to_value(&status).unwrap_or_default();
-    apply_status(ctx, &resource, &namespace, &name, body).await?;
+    apply_status::<ResourceGroup>(ctx, &namespace, &name, body).await?;
     let before = group.status.clone().unwrap_or_default();
+    let reference = obj.object_ref(&());
     for notice in group_notices(&before, &status) {
-        publish(ctx, obj, &resource, notice).await;
+        publish(ctx, &reference, notice).await;
     }
     Ok(Action::requeue(ctx.settings.resync))
 }
@@ -830,7 +882,7 @@ async fn group_pipeline(obj: &DynamicObject, ctx: &Context) -> Result<Action, Er
 /// What to do after a failed reconciliation: permanent errors wait for a change of
 /// the object; transient ones retry with an exponential backoff (1 s doubling up to
 /// five minutes) per object.
-pub fn error_policy(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy<K: Resource>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let report = error_report(error);
     if error.permanent() {
         warn!(name = %obj.name_any(), error = %report, "reconcile failed; waiting for a change");
@@ -840,7 +892,7 @@ pub fn error_policy(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -
         .failures
         .lock()
         .map(|mut failures| {
-            let n = failures.entry(object_key(&obj)).or_insert(0);
+            let n = failures.entry(object_key(obj.as_ref())).or_insert(0);
             *n = n.saturating_add(1);
             *n
         })
@@ -849,3 +901,6 @@ pub fn error_policy(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -
     warn!(name = %obj.name_any(), error = %report, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
+
+#[cfg(test)]
+mod tests;

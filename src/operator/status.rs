@@ -195,11 +195,7 @@ pub fn cluster_status(
 ) -> FailoverClusterStatus {
     let previous = cluster.status.clone().unwrap_or_default();
     let generation = cluster.metadata.generation;
-    let dead_after = cluster
-        .spec
-        .heartbeat
-        .dead_after()
-        .unwrap_or(Duration::from_secs(1));
+    let dead_after = cluster.spec.heartbeat.dead_after.get();
 
     let mut members = Vec::new();
     for m in &cluster.spec.members {
@@ -449,11 +445,7 @@ pub fn group_status(
             ..previous
         };
     };
-    let dead_after = cluster
-        .spec
-        .heartbeat
-        .dead_after()
-        .unwrap_or(Duration::from_secs(1));
+    let dead_after = cluster.spec.heartbeat.dead_after.get();
     // The owner: the live member with the highest epoch that reports running the
     // group (fresh, written by the agent at once on every change, and present in
     // `quorum: none` too); only when no member says so, the group Lease.
@@ -502,8 +494,18 @@ pub fn group_status(
         || owner_report
             .and_then(|r| r.view.as_ref())
             .is_some_and(|v| v.held.contains_key(&name));
-    let failed =
-        !reported_by_member && ledger.reason.as_deref() == Some(reason::FAILOVER_LIMIT_REACHED);
+    // Failed on every node at once (the failover count travels in heartbeats): one
+    // online member that says so is enough; the group Lease still names the last
+    // owner, whose record is not a Failed group's.
+    let seen_failed = cluster.spec.members.iter().any(|m| {
+        let report = reports.nodes.get(&m.node);
+        online(report, dead_after, now)
+            && report
+                .and_then(|r| r.view.as_ref())
+                .is_some_and(|v| v.failed.contains(&name))
+    });
+    let failed = !reported_by_member
+        && (seen_failed || ledger.reason.as_deref() == Some(reason::FAILOVER_LIMIT_REACHED));
     let phase = match (&ledger.holder, owner_online, owner_holds) {
         _ if failed => GroupPhase::Failed,
         (None, _, _) => GroupPhase::Pending,
@@ -734,3 +736,6 @@ pub fn group_notices(before: &ResourceGroupStatus, after: &ResourceGroupStatus) 
     }
     notices
 }
+
+#[cfg(test)]
+mod tests;

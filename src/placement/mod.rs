@@ -11,7 +11,7 @@
 
 pub mod model;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -42,8 +42,49 @@ pub struct MemberStatus {
     pub alive_since: Option<Duration>,
     /// It announced a graceful exit.
     pub leaving: bool,
-    /// Groups it reports it cannot host (VIP subnet not on its interfaces, failed checks).
-    pub unable: BTreeSet<String>,
+    /// Groups it reports it cannot host, and why. Every node sees the same set: the
+    /// member advertises it in its heartbeats.
+    pub unable: BTreeMap<String, UnableReason>,
+}
+
+/// Why a member cannot host a group now. The member's agent tells its engine, the
+/// engine advertises it in every heartbeat, and placement on every node treats the
+/// member as not eligible for the group until it says it can again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnableReason {
+    /// No interface of the member has the subnet of one of the group's VIPs.
+    SubnetAbsent,
+    /// The interface of one of the group's VIPs is down or lost its carrier.
+    InterfaceDown,
+    /// A resource of the group failed here: it could not be started, or its health
+    /// check kept failing past the resource's restart limit.
+    ResourceFailed,
+}
+
+impl UnableReason {
+    /// Every reason, in wire order.
+    pub const ALL: [UnableReason; 3] = [
+        UnableReason::SubnetAbsent,
+        UnableReason::InterfaceDown,
+        UnableReason::ResourceFailed,
+    ];
+
+    /// The stable code (status, explanations).
+    pub fn code(self) -> &'static str {
+        match self {
+            UnableReason::SubnetAbsent => "SubnetAbsent",
+            UnableReason::InterfaceDown => "InterfaceDown",
+            UnableReason::ResourceFailed => "ResourceFailed",
+        }
+    }
+
+    fn sentence(self) -> &'static str {
+        match self {
+            UnableReason::SubnetAbsent => "no interface has the subnet of its VIPs",
+            UnableReason::InterfaceDown => "the interface of its VIPs is down",
+            UnableReason::ResourceFailed => "a resource of the group failed there",
+        }
+    }
 }
 
 /// A node's view of the cluster.
@@ -124,9 +165,16 @@ pub enum Reason {
     Placed,
     /// The owner stays: it is eligible and nothing asks for a move.
     Kept,
-    /// The owner is gone (not alive, not connected, unable); the next eligible
-    /// member takes over.
+    /// The owner is gone (not alive, not connected, its VIPs' subnet absent); the
+    /// next eligible member takes over.
     OwnerLost,
+    /// A resource of the group failed on the owner (start failed, or a health check
+    /// past its restart limit): the owner hands the group over, the next eligible
+    /// member takes it at once.
+    ResourceFailed,
+    /// The interface of the group's VIPs went down on the owner: it hands the group
+    /// over, the next eligible member takes it at once.
+    InterfaceDown,
     /// The owner was paused (maintenance): it hands the group over and the next
     /// eligible member takes it.
     OwnerPaused,
@@ -142,7 +190,8 @@ pub enum Reason {
     FailbackOutsideWindow,
     /// A better member is back but failback policy is Never.
     FailbackDisabled,
-    /// Too many automatic failovers in the period: the group stays put (or offline).
+    /// A failover is due but the group already failed over `maxFailovers` times
+    /// within the period: it is Failed and stays offline (see [`decide`]).
     FailoverLimitReached,
     /// No member can run the group.
     NoEligibleMember,
@@ -157,6 +206,8 @@ impl Reason {
             Reason::Placed => "Placed",
             Reason::Kept => "Kept",
             Reason::OwnerLost => "OwnerLost",
+            Reason::ResourceFailed => "ResourceFailed",
+            Reason::InterfaceDown => "InterfaceDown",
             Reason::OwnerPaused => "OwnerPaused",
             Reason::OwnerLeaving => "OwnerLeaving",
             Reason::Failback => "Failback",
@@ -174,6 +225,16 @@ impl Reason {
     /// run it (a planned, graceful move rather than a failover).
     pub fn is_planned_move(self) -> bool {
         matches!(self, Reason::Failback | Reason::ManualMove)
+    }
+
+    /// Whether a take for this reason is an automatic failover, counted against the
+    /// group's failover limit: the owner died or could not run the group any more.
+    /// Placements, planned moves and hand-overs of a leaving or paused owner are not.
+    pub fn is_failover(self) -> bool {
+        matches!(
+            self,
+            Reason::OwnerLost | Reason::ResourceFailed | Reason::InterfaceDown
+        )
     }
 }
 
@@ -198,21 +259,26 @@ pub enum Ineligible {
     NotAlive,
     NotConnected,
     Leaving,
-    Unable,
+    Unable(UnableReason),
 }
 
 impl Ineligible {
-    fn sentence(self) -> &'static str {
-        match self {
+    fn sentence(self) -> String {
+        let fixed = match self {
             Ineligible::NotMember => "is not a member of the cluster",
             Ineligible::Paused => "is paused",
             Ineligible::NotAlive => "is not alive (no heartbeat within deadAfter)",
             Ineligible::NotConnected => "does not hear this node (one-way connectivity)",
             Ineligible::Leaving => "is leaving the cluster",
-            Ineligible::Unable => {
-                "reports it cannot host the group (interface/subnet or failed checks)"
+            Ineligible::Unable(why) => {
+                return format!(
+                    "reports it cannot host the group: {} ({})",
+                    why.sentence(),
+                    why.code()
+                );
             }
-        }
+        };
+        fixed.to_string()
     }
 }
 
@@ -236,8 +302,10 @@ pub fn ineligibility(
         Some(s) if !is_me && !s.alive => Some(Ineligible::NotAlive),
         Some(s) if !is_me && !s.connected => Some(Ineligible::NotConnected),
         Some(s) if s.leaving => Some(Ineligible::Leaving),
-        Some(s) if s.unable.contains(&group.name) => Some(Ineligible::Unable),
-        Some(_) => None,
+        Some(s) => s
+            .unable
+            .get(&group.name)
+            .map(|&why| Ineligible::Unable(why)),
     }
 }
 
@@ -251,7 +319,43 @@ pub fn placement(view: &View, model: &ClusterModel, history: &History, now: Now)
 }
 
 /// The decision for one group (what [`placement`] computes for each).
+///
+/// **Failed** (the failover limit): when the decision would be an automatic
+/// failover ([`Reason::is_failover`]: the owner died, a resource failed on it, its
+/// interface went down) and the group already failed over `maxFailovers` times within
+/// `period`, nobody runs it: the owner stops it if it still runs it, no member starts
+/// it, and the reason is [`Reason::FailoverLimitReached`]. The group stays so until
+/// the oldest failover leaves the period, a person clears the count, or a move that
+/// is not a failover places it (its last owner is back and takes it again, a planned
+/// move). Moves that are not failovers (placement, failback, pause, leave, manual
+/// move) are never blocked, and an owner that can keep the group keeps it.
 pub fn decide(
+    view: &View,
+    model: &ClusterModel,
+    history: &History,
+    now: Now,
+    group: &GroupModel,
+) -> Decision {
+    let decision = decide_without_limit(view, model, history, now, group);
+    let Some(limit) = &group.failover_limit else {
+        return decision;
+    };
+    let count = history.failovers_in_period(&group.name, limit, now.mono);
+    if !decision.reason.is_failover() || count < limit.max as usize {
+        return decision;
+    }
+    Decision {
+        owner: None,
+        reason: Reason::FailoverLimitReached,
+        message: format!(
+            "{} failed over {count} times within {:?} (limit {}): it stays offline until the count expires or a person clears it (it would have moved: {})",
+            group.name, limit.period, limit.max, decision.message
+        ),
+    }
+}
+
+/// The decision for one group, failover limit aside.
+fn decide_without_limit(
     view: &View,
     model: &ClusterModel,
     history: &History,
@@ -289,27 +393,6 @@ pub fn decide(
     let best = eligible()
         .find(|m| !history.quarantined(m, quarantine, now.mono))
         .or_else(|| eligible().next());
-
-    if let Some(limit) = &group.failover_limit {
-        let count = history.failovers_in_period(&group.name, limit, now.mono);
-        if count >= limit.max as usize {
-            let owner = holder.clone().filter(|_| holder_problem == Some(None));
-            return Decision {
-                message: format!(
-                    "{} failed over {count} times within {:?} (limit {}): no automatic move until the count expires or it is cleared{}",
-                    group.name,
-                    limit.period,
-                    limit.max,
-                    match &owner {
-                        Some(o) => format!("; it stays on {o}"),
-                        None => "; it stays offline".to_string(),
-                    }
-                ),
-                owner,
-                reason: Reason::FailoverLimitReached,
-            };
-        }
-    }
 
     // Manual move: the pinned member wins while it is eligible.
     if let Some(pinned) = group.owner.as_deref()
@@ -382,6 +465,8 @@ fn moved(group: &GroupModel, from: &str, to: &str, problem: Ineligible) -> Decis
         reason: match problem {
             Ineligible::Leaving => Reason::OwnerLeaving,
             Ineligible::Paused => Reason::OwnerPaused,
+            Ineligible::Unable(UnableReason::ResourceFailed) => Reason::ResourceFailed,
+            Ineligible::Unable(UnableReason::InterfaceDown) => Reason::InterfaceDown,
             _ => Reason::OwnerLost,
         },
         message: format!(

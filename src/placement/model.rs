@@ -54,8 +54,9 @@ pub enum FailbackPolicy {
     },
 }
 
-/// At most `max` automatic failovers within `period`; then the group is Failed and
-/// stays where it is (or offline) until the count expires or a person clears it.
+/// At most `max` automatic failovers within `period`; the next one is refused: the
+/// group is Failed and stays offline until the count expires or a person clears it
+/// (see [`crate::placement::decide`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FailoverLimit {
     pub max: u32,

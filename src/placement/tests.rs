@@ -307,11 +307,65 @@ fn members_unable_to_host_are_skipped() {
         vec![group("vip", &[], FailbackPolicy::Never)],
     );
     let mut v = view("s", &m, &["p", "s"]);
-    v.members.get_mut("p").unwrap().unable.insert("vip".into());
+    v.members
+        .get_mut("p")
+        .unwrap()
+        .unable
+        .insert("vip".into(), UnableReason::SubnetAbsent);
     let d = decide(&v, &m, &History::default(), at(5), &m.groups[0]);
     assert_eq!(owner(&d), Some("s"));
     let why = explain(&v, &m, &History::default(), at(5), &m.groups[0], "p");
     assert!(why.contains("cannot host"), "{why}");
+    assert!(why.contains("SubnetAbsent"), "{why}");
+}
+
+#[test]
+fn an_owner_that_becomes_unable_hands_over_with_the_reason_and_may_fail_back() {
+    let m = model(
+        vec![member("p", 200), member("s", 100)],
+        vec![group(
+            "vip",
+            &[],
+            FailbackPolicy::Immediate {
+                stabilize_for: Duration::ZERO,
+            },
+        )],
+    );
+    let g = &m.groups[0];
+    for (why, reason) in [
+        (UnableReason::ResourceFailed, Reason::ResourceFailed),
+        (UnableReason::InterfaceDown, Reason::InterfaceDown),
+        (UnableReason::SubnetAbsent, Reason::OwnerLost),
+    ] {
+        // Every node sees the owner's report (it travels in its heartbeats): the
+        // owner itself and the successor decide the same.
+        for me in ["p", "s"] {
+            let mut v = view(me, &m, &["p", "s"]);
+            v.members
+                .get_mut("p")
+                .unwrap()
+                .unable
+                .insert("vip".into(), why);
+            let d = decide(&v, &m, &held_by(&m, Some("p")), at(5), g);
+            assert_eq!(
+                (owner(&d), d.reason),
+                (Some("s"), reason),
+                "{why:?} seen by {me}"
+            );
+            assert!(d.reason.is_failover(), "{why:?}");
+            let said = explain(&v, &m, &held_by(&m, Some("p")), at(5), g, "p");
+            assert!(said.contains(why.code()), "{said}");
+        }
+    }
+    // Able again: the failback policy applies (Immediate here), decided by the holder.
+    let d = decide(
+        &view("s", &m, &["p", "s"]),
+        &m,
+        &held_by(&m, Some("s")),
+        at(9),
+        g,
+    );
+    assert_eq!((owner(&d), d.reason), (Some("p"), Reason::Failback));
 }
 
 #[test]
@@ -379,16 +433,31 @@ fn failover_limit_marks_the_group_failed_until_the_count_expires() {
     let g = &m.groups[0];
     let mut h = held_by(&m, Some("s"));
     h.groups.get_mut("vip").unwrap().failovers = [10 * S, 20 * S].into_iter().collect();
-    // The holder is fine: it stays, but the group is marked.
+    // The holder is fine: it keeps the group (no failover is due; p ranks higher
+    // but failback is Never).
     let d = decide(&view("p", &m, &["p", "s"]), &m, &h, at(30), g);
-    assert_eq!(
-        (owner(&d), d.reason),
-        (Some("s"), Reason::FailoverLimitReached)
-    );
-    // The holder dies: no automatic move.
+    assert_eq!((owner(&d), d.reason), (Some("s"), Reason::FailbackDisabled));
+    // The holder dies: the failover would be the third; the group is Failed.
     let d = decide(&view("p", &m, &["p"]), &m, &h, at(30), g);
     assert_eq!((owner(&d), d.reason), (None, Reason::FailoverLimitReached));
     assert!(d.message.contains("stays offline"), "{}", d.message);
+    // A resource fails on the holder: Failed too, on the holder as on the others,
+    // so the holder stops it rather than keeping a failed group.
+    for me in ["p", "s"] {
+        let mut v = view(me, &m, &["p", "s"]);
+        v.members
+            .get_mut("s")
+            .unwrap()
+            .unable
+            .insert("vip".into(), UnableReason::ResourceFailed);
+        let d = decide(&v, &m, &h, at(30), g);
+        assert_eq!((owner(&d), d.reason), (None, Reason::FailoverLimitReached));
+    }
+    // A planned move is no failover: a leaving holder hands over as usual.
+    let mut v = view("p", &m, &["p", "s"]);
+    v.members.get_mut("s").unwrap().leaving = true;
+    let d = decide(&v, &m, &h, at(30), g);
+    assert_eq!((owner(&d), d.reason), (Some("p"), Reason::OwnerLeaving));
     // Once the first failover is older than the period, moves resume.
     let d = decide(&view("p", &m, &["p"]), &m, &h, at(71), g);
     assert_eq!((owner(&d), d.reason), (Some("p"), Reason::OwnerLost));

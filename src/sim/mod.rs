@@ -34,6 +34,10 @@
 //! - **Stability**: every move has a cause in the world: the old owner was impaired
 //!   (crash, pause, partition, loss, leave), the configuration changed, or the old
 //!   owner released the group for a planned move that the configuration explains.
+//! - **Failover limits** (some seeds set one, see [`failover_limit_for_seed`]): a
+//!   group that failed over its limit's worth of times (counted here, from every
+//!   start that is a failover since the last clear) may be Failed, offline, and is
+//!   no liveness violation; a node that sees a group Failed before that is one.
 
 pub mod rng;
 
@@ -46,7 +50,8 @@ use std::time::Duration;
 use crate::engine::{DRIFT_ALLOWANCE, Engine, EngineConfig, Input, Output, StopCause};
 use crate::membership::Keyring;
 use crate::placement::{
-    ClusterModel, FailbackPolicy, GroupModel, MemberModel, QuarantinePolicy, QuorumMode, Reason,
+    ClusterModel, FailbackPolicy, FailoverLimit, GroupModel, MemberModel, QuarantinePolicy,
+    QuorumMode, Reason, UnableReason,
 };
 use rng::Rng;
 
@@ -169,6 +174,21 @@ pub enum FaultOp {
     Pin {
         group: usize,
         node: Option<usize>,
+    },
+    /// A person clears the group's failover count (a new clear-failures value,
+    /// passed on with the configuration).
+    ClearFailures(usize),
+    /// The node's agent reports it cannot host the group (a resource failed, the
+    /// VIP's interface went down).
+    Unable {
+        node: usize,
+        group: usize,
+        reason: UnableReason,
+    },
+    /// The node can host the group again.
+    Able {
+        node: usize,
+        group: usize,
     },
 }
 
@@ -302,8 +322,56 @@ pub fn schedule(config: &SimConfig, seed: u64) -> Vec<Fault> {
             }
         }
     }
+    // Half the seeds make a node unable to host a group for a while, from a stream
+    // of its own so that the other faults stay what they were.
+    let mut unable = Rng::fork(seed, 5);
+    if unable.chance(0.5) {
+        let node = unable.below(n as u64) as usize;
+        let group = unable.below(config.groups as u64) as usize;
+        let reason = if unable.chance(0.5) {
+            UnableReason::ResourceFailed
+        } else {
+            UnableReason::InterfaceDown
+        };
+        let at = unable.between(config.dead_after * 3, t.max(config.dead_after * 3));
+        faults.push(Fault {
+            at,
+            op: FaultOp::Unable {
+                node,
+                group,
+                reason,
+            },
+        });
+        faults.push(Fault {
+            at: at + unable.between(config.interval, config.dead_after * 4),
+            op: FaultOp::Able { node, group },
+        });
+    }
+    // Seeds with a failover limit get a clear now and then, from a stream of their
+    // own.
+    let mut clears = Rng::fork(seed, 4);
+    if failover_limit_for_seed(seed).is_some() && clears.chance(0.5) {
+        let last = faults.last().map_or(t, |f| f.at);
+        faults.push(Fault {
+            at: clears.between(config.dead_after * 3, last.max(config.dead_after * 3)),
+            op: FaultOp::ClearFailures(clears.below(config.groups as u64) as usize),
+        });
+    }
     faults.sort_by_key(|f| f.at);
     faults
+}
+
+/// The failover limit a seed's run sets on every group: none for a quarter of the
+/// seeds, else at most 1, 2 or 3 failovers per hour (a run never outlasts the
+/// period, so the count only falls by a clear).
+pub fn failover_limit_for_seed(seed: u64) -> Option<FailoverLimit> {
+    match Rng::fork(seed, 3).below(4) {
+        0 => None,
+        max => Some(FailoverLimit {
+            max: max as u32,
+            period: Duration::from_secs(3600),
+        }),
+    }
 }
 
 /// Runs one simulation of `faults` with network randomness from `seed`.
@@ -409,7 +477,9 @@ enum Pending {
     Configure {
         model: Arc<ClusterModel>,
         hash: u64,
+        clears: Arc<BTreeMap<String, u64>>,
     },
+    Unable(BTreeMap<String, UnableReason>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -445,6 +515,8 @@ struct Node {
     starve_lag: Duration,
     /// When the last configuration sent to it arrives.
     config_due: Duration,
+    /// The groups its agent cannot host (what it tells its engine).
+    unable: BTreeMap<String, UnableReason>,
 }
 
 impl Node {
@@ -501,6 +573,7 @@ enum Ev {
         node: usize,
         model: Arc<ClusterModel>,
         hash: u64,
+        clears: Arc<BTreeMap<String, u64>>,
     },
     Liveness {
         fault_index: usize,
@@ -549,6 +622,10 @@ struct World {
     starts: Vec<(Duration, usize, String, Reason)>,
     /// The quiet tail already showed a liveness violation.
     tail_failed: bool,
+    /// Per group: the clear-failures token of the last clear.
+    clears: BTreeMap<String, u64>,
+    /// Per group: starts that were failovers since the last clear.
+    failovers: BTreeMap<String, u32>,
     report: RunReport,
 }
 
@@ -566,7 +643,10 @@ const TAIL: usize = usize::MAX;
 impl World {
     fn new(config: SimConfig, seed: u64, faults: &[Fault]) -> Self {
         let mut rng = Rng::fork(seed, 2);
-        let model = sim_model(&config);
+        let mut model = sim_model(&config);
+        for g in &mut model.groups {
+            g.failover_limit = failover_limit_for_seed(seed);
+        }
         let nodes = (0..config.nodes)
             .map(|_| {
                 let drift = (rng.unit() * 2.0 - 1.0) * config.max_drift;
@@ -582,6 +662,7 @@ impl World {
                     starve_generation: 0,
                     starve_lag: Duration::ZERO,
                     config_due: Duration::ZERO,
+                    unable: BTreeMap::new(),
                 }
             })
             .collect();
@@ -618,6 +699,8 @@ impl World {
             force_safety_check: false,
             starts: Vec::new(),
             tail_failed: false,
+            clears: BTreeMap::new(),
+            failovers: BTreeMap::new(),
             report: RunReport::default(),
             config,
         };
@@ -783,9 +866,19 @@ impl World {
                     );
                 }
             }
-            Ev::Configure { node, model, hash } => {
-                self.deliver(node, Pending::Configure { model, hash })
-            }
+            Ev::Configure {
+                node,
+                model,
+                hash,
+                clears,
+            } => self.deliver(
+                node,
+                Pending::Configure {
+                    model,
+                    hash,
+                    clears,
+                },
+            ),
             Ev::Liveness {
                 fault_index,
                 recheck,
@@ -906,7 +999,16 @@ impl World {
                     other_until,
                 },
             ),
-            Pending::Configure { model, hash } => self.feed(n, Input::Configure { model, hash }),
+            Pending::Configure {
+                model,
+                hash,
+                clears,
+            } => {
+                // As the agent does: the configuration, then its clear values.
+                self.feed(n, Input::Configure { model, hash });
+                self.feed_clears(n, &clears);
+            }
+            Pending::Unable(groups) => self.feed(n, Input::Unable { groups }),
         }
     }
 
@@ -976,7 +1078,11 @@ impl World {
             jiff::Timestamp::UNIX_EPOCH,
         );
         node.engine = Some(engine);
-        self.feed(n, Input::Tick);
+        let clears = self.clears.clone();
+        self.feed_clears(n, &clears);
+        // A starting agent checks what it can host before it claims anything.
+        let groups = self.nodes[n].unable.clone();
+        self.feed(n, Input::Unable { groups });
         if self.config.record {
             self.written.retain(|(node, _), _| *node != n);
             let at = self.now + self.api_delay();
@@ -987,6 +1093,13 @@ impl World {
                     incarnation,
                 },
             );
+        }
+    }
+
+    fn feed_clears(&mut self, n: usize, clears: &BTreeMap<String, u64>) {
+        for (group, &token) in clears {
+            let group = group.clone();
+            self.feed(n, Input::ClearFailures { group, token });
         }
     }
 
@@ -1104,6 +1217,28 @@ impl World {
                 self.model.groups[group].owner = node.map(node_name);
                 self.reconfigure();
             }
+            FaultOp::Unable {
+                node,
+                group,
+                reason,
+            } => {
+                self.mark([node]);
+                self.nodes[node].unable.insert(group_name(group), reason);
+                let groups = self.nodes[node].unable.clone();
+                self.deliver(node, Pending::Unable(groups));
+            }
+            FaultOp::Able { node, group } => {
+                self.mark([node]);
+                self.nodes[node].unable.remove(&group_name(group));
+                let groups = self.nodes[node].unable.clone();
+                self.deliver(node, Pending::Unable(groups));
+            }
+            FaultOp::ClearFailures(group) => {
+                let name = group_name(group);
+                self.failovers.remove(&name);
+                self.clears.insert(name, i as u64 + 1);
+                self.reconfigure();
+            }
         }
         let next = self.faults.get(i + 1).map(|f| f.at);
         let check_at = self.now + self.config.liveness_bound();
@@ -1122,6 +1257,7 @@ impl World {
         self.config_hash += 1;
         self.last_config_change = Some(self.now);
         let model = Arc::new(self.model.clone());
+        let clears = Arc::new(self.clears.clone());
         for n in 0..self.nodes.len() {
             // The new config reaches nodes at slightly different times, but each node
             // gets the configurations in the order they were made (a watch does).
@@ -1134,6 +1270,7 @@ impl World {
                     node: n,
                     model: model.clone(),
                     hash: self.config_hash,
+                    clears: clears.clone(),
                 },
             );
         }
@@ -1226,6 +1363,9 @@ impl World {
                     );
                 }
                 self.check_move(n, &group, reason);
+                if reason.is_failover() {
+                    *self.failovers.entry(group.clone()).or_default() += 1;
+                }
                 self.starts.push((self.now, n, group.clone(), reason));
                 let until = self.now + self.config.address_lifetime;
                 self.nodes[n].resources.insert(
@@ -1484,7 +1624,25 @@ impl World {
         let mut missing = Vec::new();
         for g in 0..self.config.groups {
             let group = group_name(g);
-            if !quorate.iter().any(|&m| !self.model.members[m].paused) {
+            if !quorate.iter().any(|&m| {
+                !self.model.members[m].paused && !self.nodes[m].unable.contains_key(&group)
+            }) {
+                continue;
+            }
+            let over_limit = self.over_limit(&group);
+            let failed_early = quorate.iter().any(|&m| {
+                self.nodes[m]
+                    .engine
+                    .as_ref()
+                    .is_some_and(|e| e.failed_groups().any(|f| f == group))
+            }) && !over_limit;
+            if failed_early {
+                missing.push(format!("{group} (Failed below its limit)"));
+                continue;
+            }
+            if over_limit {
+                // Failed is allowed (offline) and so is online: a node that missed
+                // a failover in a partition counts fewer than this world does.
                 continue;
             }
             let online = quorate.iter().filter(|&&m| {
@@ -1526,6 +1684,15 @@ impl World {
                 "liveness: {missing:?} not online in the quorate partition"
             ));
         }
+    }
+
+    /// Whether `group` failed over as often as its limit allows since the last clear.
+    fn over_limit(&self, group: &str) -> bool {
+        let count = self.failovers.get(group).copied().unwrap_or(0);
+        self.model
+            .group(group)
+            .and_then(|g| g.failover_limit)
+            .is_some_and(|limit| count >= limit.max)
     }
 
     /// How long a planned handover takes, after which a liveness check looks again.

@@ -415,8 +415,8 @@ fn fast(nodes: usize) -> SimConfig {
 fn the_simulated_quarantine_is_the_products_default() {
     let spec = crate::api::cluster::QuarantineSpec::default();
     assert_eq!(DEFAULT_QUARANTINE.failures, spec.failures);
-    assert_eq!(Ok(DEFAULT_QUARANTINE.period), spec.period());
-    assert_eq!(Ok(DEFAULT_QUARANTINE.duration), spec.duration());
+    assert_eq!(DEFAULT_QUARANTINE.period, spec.period.get());
+    assert_eq!(DEFAULT_QUARANTINE.duration, spec.duration.get());
 }
 
 /// Issue 10's seed 268 (`simulate --nodes 3 --seed 77 --interval-ms 10

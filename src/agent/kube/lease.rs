@@ -227,6 +227,7 @@ pub fn node_annotations(report: &Report) -> BTreeMap<String, String> {
             .iter()
             .map(|(group, o)| (group.clone(), o.epoch))
             .collect(),
+        failed: report.failed.clone(),
     };
     BTreeMap::from([
         (names::OWNED.to_owned(), json!(report.owned).to_string()),

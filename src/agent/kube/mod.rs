@@ -37,6 +37,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use self::lease::{LeaseError, Leases, Record, Recorded};
 use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update};
 use crate::api::FailoverCluster;
+use crate::api::duration::whole_seconds_up_i32;
 use crate::contract::client::{ClientError, client_from};
 use crate::contract::model::AgentConfig;
 use crate::contract::names;
@@ -100,21 +101,12 @@ pub struct Timing {
 
 impl Timing {
     pub fn of(model: &ClusterModel) -> Self {
-        let millis = model.dead_after.as_millis().div_ceil(1000);
         Timing {
-            duration_secs: i32::try_from(millis).unwrap_or(i32::MAX).max(1),
+            duration_secs: whole_seconds_up_i32(model.dead_after),
             timeout: model.dead_after.min(API_TIMEOUT),
             renew_every: model.interval.clamp(NODE_RENEW_MIN, NODE_RENEW_MAX),
         }
     }
-}
-
-/// The groups whose clear-failures value is new or changed since `old`.
-pub fn cleared(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
-    new.iter()
-        .filter(|(group, value)| old.get(*group) != Some(*value))
-        .map(|(group, _)| group.clone())
-        .collect()
 }
 
 /// The FailoverCluster the ConfigMap belongs to (its controller ownerReference), as
@@ -238,7 +230,7 @@ async fn watch_sources(
     let secrets = watch_named::<Secret>(Api::namespaced(client, &namespace), &secret_name);
     let mut configs = std::pin::pin!(configs);
     let mut secrets = std::pin::pin!(secrets);
-    let mut clear: Option<BTreeMap<String, String>> = None;
+    let mut config_seen = false;
     let mut last_keys: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
     loop {
         let update = tokio::select! {
@@ -246,7 +238,7 @@ async fn watch_sources(
                 let cm = match seen {
                     Seen::Present(cm) => cm,
                     // Absent before the first version is only "not created yet".
-                    Seen::Absent if clear.take().is_some() => {
+                    Seen::Absent if std::mem::take(&mut config_seen) => {
                         if updates.send(Update::ConfigDeleted).await.is_err() {
                             return;
                         }
@@ -259,17 +251,12 @@ async fn watch_sources(
                 };
                 reference.send_replace(cluster_reference(&cm));
                 match parse_config_map(&cm) {
-                    Ok((config, values)) => {
-                        // Values present when the agent starts are old requests: its
-                        // failure history starts empty anyway.
-                        if let Some(old) = &clear {
-                            for group in cleared(old, &values) {
-                                if updates.send(Update::ClearFailures(group)).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        clear = Some(values);
+                    Ok((mut config, values)) => {
+                        // The clear values travel with the configuration: the engine
+                        // acts on a value it has not seen, so a restarted agent counts
+                        // from the same clear as its peers.
+                        config.clear_failures = values;
+                        config_seen = true;
                         timing.send_replace(Some(Timing::of(&config.model)));
                         Update::Config(Box::new(config))
                     }

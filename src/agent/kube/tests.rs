@@ -1,10 +1,11 @@
 //! Tests of the Kubernetes mode: the pure decisions and renderings, then the Lease
-//! calls against kube's tower-test mock (each expected request checked and answered).
+//! calls and the watches against the shared mocked API server (each expected request
+//! checked and answered, every write checked against the API server's rules).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -16,6 +17,7 @@ use super::lease::{self, LeaseError, Leases, Record, Verdict, WitnessAnswer};
 use super::*;
 use crate::contract::model::ConfigError;
 use crate::contract::report::Owned;
+use crate::testing::apiserver::{ApiServerVerifier, failure, mocked_client};
 
 const NS: &str = "ns";
 
@@ -195,6 +197,7 @@ fn report() -> Report {
             },
         )]),
         explain: BTreeMap::from([("web".into(), "n1 is the owner".into())]),
+        failed: vec!["db".into()],
     }
 }
 
@@ -205,7 +208,7 @@ fn node_lease_annotations_follow_the_contract() {
     let view: Value = serde_json::from_str(&a["failover.dev/view"]).unwrap();
     assert_eq!(
         view,
-        json!({"quorate": true, "alive": ["n1", "n2"], "held": {"web": 4}})
+        json!({"quorate": true, "alive": ["n1", "n2"], "held": {"web": 4}, "failed": ["db"]})
     );
     let explain: Value = serde_json::from_str(&a["failover.dev/explain"]).unwrap();
     assert_eq!(explain, json!({"web": "n1 is the owner"}));
@@ -482,21 +485,6 @@ fn config_map_loads_with_witness_quorum_and_clear_failures() {
 }
 
 #[test]
-fn only_new_or_changed_clear_failures_values_clear() {
-    let old = BTreeMap::from([
-        ("a".to_owned(), "1".to_owned()),
-        ("b".to_owned(), "1".to_owned()),
-    ]);
-    let new = BTreeMap::from([
-        ("a".to_owned(), "1".to_owned()),
-        ("b".to_owned(), "2".to_owned()),
-        ("c".to_owned(), "1".to_owned()),
-    ]);
-    assert_eq!(cleared(&old, &new), vec!["b".to_owned(), "c".to_owned()]);
-    assert!(cleared(&new, &new).is_empty());
-}
-
-#[test]
 fn secret_gives_the_keyring_with_the_previous_key() {
     let secret = |data: &[(&str, &[u8])]| Secret {
         metadata: ObjectMeta {
@@ -552,56 +540,29 @@ fn notices_become_events_with_reasons() {
 
 // ---------------------------------------------------------------- mocked API server
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-fn leases() -> (Leases, Handle) {
-    let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(mock, NS);
+fn leases() -> (Leases, ApiServerVerifier) {
+    let (client, api) = mocked_client(NS);
     let leases = Leases {
         api: Api::namespaced(client, NS),
         cluster: "c".into(),
         node: "n1".into(),
         timeout: Duration::from_secs(10),
     };
-    (leases, handle)
+    (leases, api)
 }
 
-/// Takes the next request, checks method and path, answers; returns its body.
+/// Takes the next request, checks method and path, answers `status` with
+/// `answer(body)`; returns its body.
 async fn expect(
-    handle: &mut Handle,
+    api: &mut ApiServerVerifier,
     method: Method,
     path: &str,
     status: StatusCode,
     answer: impl FnOnce(&Value) -> Value,
 ) -> Value {
-    let (request, send) = tokio::time::timeout(Duration::from_secs(10), handle.next_request())
+    api.expect(method, path, |body| (status, answer(body)))
         .await
-        .unwrap_or_else(|_| panic!("no request; expected {method} {path}"))
-        .unwrap_or_else(|| panic!("client gone; expected {method} {path}"));
-    assert_eq!(
-        (request.method(), request.uri().path()),
-        (&method, path),
-        "unexpected request"
-    );
-    let bytes = request.into_body().collect_bytes().await.unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    let reply = answer(&body);
-    send.send_response(
-        Response::builder()
-            .status(status)
-            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-            .unwrap(),
-    );
-    body
-}
-
-fn status(code: u16, reason: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-           "message": reason, "reason": reason, "code": code})
+        .body
 }
 
 fn to_json(lease: &Lease) -> Value {
@@ -676,6 +637,7 @@ fn owning(groups: &[&str], owned: &[(&str, u64)]) -> Report {
             .iter()
             .map(|g| ((*g).to_owned(), String::new()))
             .collect(),
+        failed: Vec::new(),
     }
 }
 
@@ -720,7 +682,7 @@ async fn the_record_is_written_when_the_api_server_comes_back() {
         Method::GET,
         GROUP,
         StatusCode::SERVICE_UNAVAILABLE,
-        |_| status(503, "ServiceUnavailable"),
+        |_| failure(503, "ServiceUnavailable"),
     )
     .await;
     // The next one is never answered: it times out.
@@ -833,7 +795,7 @@ async fn node_lease_is_never_created_and_keeps_the_operators_metadata() {
     let (leases, mut api) = leases();
     let server = tokio::spawn(async move {
         expect(&mut api, Method::GET, NODE, StatusCode::NOT_FOUND, |_| {
-            status(404, "NotFound")
+            failure(404, "NotFound")
         })
         .await;
         expect(&mut api, Method::GET, NODE, StatusCode::OK, |_| {
@@ -864,7 +826,7 @@ async fn node_lease_is_never_created_and_keeps_the_operators_metadata() {
         assert_eq!(owned["web"]["reason"], "Failback");
         // A stale copy (409): read again and write again.
         expect(&mut api, Method::PUT, NODE, StatusCode::CONFLICT, |_| {
-            status(409, "Conflict")
+            failure(409, "Conflict")
         })
         .await;
         expect(&mut api, Method::GET, NODE, StatusCode::OK, |_| {
@@ -885,8 +847,7 @@ async fn node_lease_is_never_created_and_keeps_the_operators_metadata() {
 
 #[tokio::test]
 async fn watches_by_name_feed_the_config_and_the_keys() {
-    let (mock, mut api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(mock, NS);
+    let (client, mut api) = mocked_client(NS);
     let (updates_tx, mut updates) = mpsc::channel(8);
     let (timing_tx, timing) = watch::channel(None);
     let (reference_tx, reference) = watch::channel(None);
@@ -918,8 +879,8 @@ async fn watches_by_name_feed_the_config_and_the_keys() {
         let mut lists = 0;
         while lists < 2 {
             let (request, send) = api.next_request().await.expect("a request");
-            let path = request.uri().path().to_owned();
-            let query = request.uri().query().unwrap_or_default().to_owned();
+            let path = request.path;
+            let query = request.query;
             if query.contains("watch=true") {
                 held.push(send);
                 continue;
@@ -977,8 +938,7 @@ async fn watches_by_name_feed_the_config_and_the_keys() {
 /// told, once; when a ClusterConfig comes again, it runs again.
 #[tokio::test]
 async fn a_deleted_cluster_config_is_reported_and_a_new_one_runs() {
-    let (mock, mut api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(mock, NS);
+    let (client, mut api) = mocked_client(NS);
     let (updates_tx, mut updates) = mpsc::channel(8);
     let (timing_tx, _timing) = watch::channel(None);
     let (reference_tx, _reference) = watch::channel(None);
@@ -998,12 +958,8 @@ async fn a_deleted_cluster_config_is_reported_and_a_new_one_runs() {
         // Lists of both objects, then the ConfigMap's watch: deleted, created again.
         while config_watches < 1 {
             let (request, send) = api.next_request().await.expect("a request");
-            let path = request.uri().path().to_owned();
-            let watching = request
-                .uri()
-                .query()
-                .unwrap_or_default()
-                .contains("watch=true");
+            let path = request.path;
+            let watching = request.query.contains("watch=true");
             let configs = path == "/api/v1/namespaces/ns/configmaps";
             let body = match (watching, configs) {
                 (true, true) => {

@@ -8,8 +8,12 @@
 //! changes, and feeds [`Resources::unable`] back to the engine. A group's resources
 //! come online in dependency order and go offline in reverse, one step at a time
 //! with a timeout (`supervisor.rs`), each kind run by a driver ([`NodeDrivers`]):
-//! virtual IPs (`vips.rs`) with their announcer (`announce.rs`); `workload` and
-//! `healthCheck` resources are reported as not run in this release.
+//! virtual IPs (`vips.rs`) with their announcer (`announce.rs`); `workload`,
+//! `healthCheck` and `process` resources are reported as not run in this release.
+//! `health.rs` (health checks), `process.rs` (supervised processes) and `hook.rs`
+//! (the transition hook) are the drivers for the rest of a group, each off the
+//! heartbeat path in tasks of their own, bounded in time; the supervisor does not
+//! run them yet.
 //!
 //! Owns the resources of this node's groups from their start to their stop. Must
 //! never decide whether this node runs a group (the engine does), never start one
@@ -18,6 +22,9 @@
 //! the engine's inputs is what keeps two nodes from holding a VIP at once.
 
 mod announce;
+pub mod health;
+pub mod hook;
+pub mod process;
 mod supervisor;
 #[cfg(test)]
 mod tests;
@@ -36,6 +43,7 @@ use super::vip::{BoundVip, VipError};
 use crate::contract::model::AgentConfig;
 use crate::contract::plan::{PlannedResource, ResourceKind};
 use crate::contract::report::ResourceReport;
+use crate::placement::UnableReason;
 
 /// How a group's start ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,7 +122,7 @@ impl Driver for NodeDrivers<'_> {
                 Ok(Running::Vip(bound))
             }
             // The supervisor starts no resource of a kind that is not run.
-            kind @ (ResourceKind::Workload | ResourceKind::HealthCheck) => {
+            kind @ (ResourceKind::Workload | ResourceKind::HealthCheck | ResourceKind::Process) => {
                 Err(ResourceError::NotRun { kind: kind.label() })
             }
         }
@@ -392,8 +400,16 @@ impl Resources {
     }
 
     /// Groups this node cannot host now.
-    pub fn unable(&self) -> BTreeSet<String> {
-        self.ineligible.union(&self.start_failed).cloned().collect()
+    pub fn unable(&self) -> BTreeMap<String, UnableReason> {
+        let absent = self
+            .ineligible
+            .iter()
+            .map(|g| (g.clone(), UnableReason::SubnetAbsent));
+        let failed = self
+            .start_failed
+            .iter()
+            .map(|g| (g.clone(), UnableReason::ResourceFailed));
+        absent.chain(failed).collect()
     }
 
     /// Gives the groups whose start failed here another chance.

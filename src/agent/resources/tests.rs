@@ -6,7 +6,7 @@
 //! starts), so it touches nothing of the host and leaves nothing behind. Without the
 //! privilege to unshare it prints SKIP and passes.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +17,7 @@ use super::{Resources, Started};
 use crate::agent::metrics::Telemetry;
 use crate::api::ResourceState;
 use crate::contract::model::AgentConfig;
+use crate::placement::UnableReason;
 
 /// Runs `ip` with `args` in the calling thread's network namespace.
 fn ip(args: &[&str]) -> String {
@@ -109,7 +110,10 @@ async fn seam() {
         .unwrap();
 
     resources.check_eligibility(&first).await;
-    assert_eq!(resources.unable(), BTreeSet::from(["far".to_owned()]));
+    assert_eq!(
+        resources.unable(),
+        BTreeMap::from([("far".to_owned(), UnableReason::SubnetAbsent)])
+    );
 
     assert_eq!(resources.start("web", &first, None).await, Started::Online);
     assert!(present("10.77.0.100"), "web's VIP is up");

@@ -33,8 +33,6 @@ pub enum Update {
     /// An input for the engine as it is: [`Input::Witness`] (times in the loop's
     /// local time), [`Input::Recorded`] or [`Input::Superseded`].
     Engine(Input<'static>),
-    /// A person cleared a group's failure count.
-    ClearFailures(String),
 }
 
 /// A summary of the node's state for the outside world (the node Lease).
@@ -48,6 +46,8 @@ pub struct Report {
     pub owned: BTreeMap<String, Owned>,
     /// Per group: why this node is or is not the owner.
     pub explain: BTreeMap<String, String>,
+    /// Groups Failed in this node's view (failover limit reached), sorted.
+    pub failed: Vec<String>,
 }
 
 /// A person-visible transition the backend may publish (as a Kubernetes Event).
@@ -113,10 +113,6 @@ impl Agent {
                 self.report_due = true;
                 self.step(input).await
             }
-            Update::ClearFailures(group) => {
-                info!(group, "failure count cleared");
-                self.step(Input::ClearFailures { group }).await
-            }
         }
     }
 
@@ -157,6 +153,7 @@ impl Agent {
                     Some((g.name.clone(), why))
                 })
                 .collect(),
+            failed: self.engine.failed_groups().map(str::to_owned).collect(),
         }
     }
 }

@@ -250,6 +250,8 @@ pub(crate) async fn run_loop(
         "agent started"
     );
     agent.check_eligibility().await;
+    // After eligibility, as for every configuration: a step may claim groups.
+    agent.apply_clears().await;
 
     let origin = tokio::time::Instant::from_std(start);
     let mut file_poll = tokio::time::interval(FILE_POLL);

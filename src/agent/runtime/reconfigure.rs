@@ -13,7 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use super::Agent;
 use crate::contract::model::AgentConfig;
-use crate::engine::Input;
+use crate::engine::{Input, clear_token};
 use crate::telemetry::error_report;
 
 impl Agent {
@@ -28,7 +28,10 @@ impl Agent {
                 return;
             }
         };
+        // Clear-failures values ride beside the configuration, outside its hash.
         if config.hash == self.config.hash && !self.config_deleted {
+            self.config.clear_failures = config.clear_failures;
+            self.apply_clears().await;
             self.telemetry.metrics.config_reload("unchanged");
             debug!("configuration unchanged");
             return;
@@ -62,6 +65,25 @@ impl Agent {
             },
         );
         self.step(Input::Configure { model, hash }).await;
+        self.apply_clears().await;
+    }
+
+    /// Hands the configuration's clear-failures values to the engine. Repeating a
+    /// value changes nothing there, so every configuration passes all of them.
+    pub(super) async fn apply_clears(&mut self) {
+        let clears: Vec<(String, String)> = self
+            .config
+            .clear_failures
+            .iter()
+            .map(|(g, v)| (g.clone(), v.clone()))
+            .collect();
+        for (group, value) in clears {
+            let token = clear_token(&value);
+            if self.engine.clear_token(&group) != token {
+                info!(group, value, "failure count cleared");
+                self.step(Input::ClearFailures { group, token }).await;
+            }
+        }
     }
 
     /// The configuration was deleted (its cluster was deleted): takes every group

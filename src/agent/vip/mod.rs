@@ -4,7 +4,9 @@
 //! neighbour solicitations for them itself.
 //!
 //! Owns the VIP addresses of this node, the frames that announce them, the ARP/NDP
-//! answers for them, and the two ARP settings of a VIP's interface it changes.
+//! answers for them, and the two ARP settings of a VIP's interface it changes. Its
+//! frame codec (`packet`) and packet sockets (`socket`) are the only ones in the
+//! crate; the lab's probe uses them too, and nothing here uses the lab.
 //! Must never decide whether this node should hold a VIP (the agent's cores decide),
 //! never shell out to `ip`, and never add an address without a lifetime: the
 //! lifetime is the fence that removes the VIP of a killed or frozen agent without
@@ -45,7 +47,7 @@
 
 pub mod packet;
 mod responder;
-mod socket;
+pub(crate) mod socket;
 #[cfg(test)]
 mod tests;
 

@@ -1,9 +1,13 @@
-//! Announcement frames: Ethernet + ARP (IPv4 gratuitous ARP) and Ethernet + IPv6 +
-//! ICMPv6 neighbour advertisement (IPv6 unsolicited NA), built and recognised here.
+//! The one codec of link-layer frames in the crate: Ethernet + ARP (gratuitous ARP,
+//! requests, replies) and Ethernet + IPv6 + ICMPv6 neighbour discovery (unsolicited
+//! and solicited NA, solicitations), built and recognised here. The VIP driver and
+//! its responder use it, and so does the lab's probe (its who-has and the replies to
+//! it), which is why it is public.
 //!
 //! Owns the byte layout of those frames, including the ICMPv6 checksum. Must never do
 //! IO: it takes plain values and returns bytes, so every frame is checked against
-//! fixtures without a socket.
+//! fixtures without a socket. Must never panic on a frame from the network: anything
+//! short or foreign yields `None`.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -25,6 +29,9 @@ const ETH_HEADER_LEN: usize = 14;
 /// is the same whatever the driver does with runt frames (veth does not pad).
 const ETH_MIN_FRAME: usize = 60;
 const ARP_LEN: usize = 28;
+/// The fixed start of an Ethernet/IPv4 ARP packet: hardware type 1 (Ethernet),
+/// protocol type 0x0800 (IPv4), address lengths 6 and 4.
+const ARP_ETHERNET_IPV4: [u8; 6] = [0, 1, 8, 0, 6, 4];
 const IPV6_HEADER_LEN: usize = 40;
 /// ICMPv6 NA body (24) + target link-layer address option (8).
 const NA_LEN: usize = 32;
@@ -51,19 +58,21 @@ const ND_HOP_LIMIT: u8 = 255;
 /// question and is flagged as spoofing by some ARP inspection setups. Target hardware
 /// address is zero, as RFC 5227 asks.
 pub fn gratuitous_arp(mac: Mac, vip: Ipv4Addr) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(ETH_MIN_FRAME);
-    ethernet_header(&mut frame, BROADCAST, mac, ETHERTYPE_ARP);
-    frame.extend_from_slice(&1u16.to_be_bytes()); // hardware type: Ethernet
-    frame.extend_from_slice(&0x0800u16.to_be_bytes()); // protocol type: IPv4
-    frame.push(6); // hardware address length
-    frame.push(4); // protocol address length
-    frame.extend_from_slice(&1u16.to_be_bytes()); // operation: request
-    frame.extend_from_slice(&mac);
-    frame.extend_from_slice(&vip.octets());
-    frame.extend_from_slice(&[0; 6]);
-    frame.extend_from_slice(&vip.octets());
-    frame.resize(ETH_MIN_FRAME, 0);
-    frame
+    arp_request(mac, vip, vip)
+}
+
+/// A broadcast ARP request from `mac`/`sender_ip` asking who has `target_ip` (target
+/// hardware address zero). With `sender_ip` 0.0.0.0 it is an RFC 5227 probe, which
+/// is what the lab's probe sends: a node answering it learns nothing from it.
+pub fn arp_request(mac: Mac, sender_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Vec<u8> {
+    Arp {
+        operation: ArpOperation::Request,
+        sender_mac: mac,
+        sender_ip,
+        target_mac: [0; 6],
+        target_ip,
+    }
+    .to_frame(BROADCAST)
 }
 
 /// The IPv6 unsolicited neighbour advertisement for `vip` (RFC 4861 7.2.6): ICMPv6
@@ -193,63 +202,106 @@ pub fn neighbor_solicitation(mac: Mac, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u
     frame
 }
 
-/// An ARP request seen on the wire: who asks (MAC and address) and for what.
+/// The operation of an ARP packet (RFC 826; the RARP and InARP codes are not ARP).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ArpRequest {
+pub enum ArpOperation {
+    Request,
+    Reply,
+}
+
+impl ArpOperation {
+    fn code(self) -> u16 {
+        match self {
+            ArpOperation::Request => 1,
+            ArpOperation::Reply => 2,
+        }
+    }
+}
+
+/// An Ethernet/IPv4 ARP packet: who sends it (MAC and address) and about whom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arp {
+    pub operation: ArpOperation,
     pub sender_mac: Mac,
     /// 0.0.0.0 for an RFC 5227 probe.
     pub sender_ip: Ipv4Addr,
+    /// Zero in a request.
+    pub target_mac: Mac,
     pub target_ip: Ipv4Addr,
 }
 
-/// Recognises an Ethernet/IPv4 ARP request that asks a question. A gratuitous ARP
-/// (sender = target, as [`gratuitous_arp`] builds it) announces and asks nothing, so
-/// it is not one; an RFC 5227 probe (sender 0.0.0.0) is.
-pub fn parse_arp_request(frame: &[u8]) -> Option<ArpRequest> {
+impl Arp {
+    /// The Ethernet frame carrying this packet from its sender to `destination`,
+    /// padded to the Ethernet minimum.
+    fn to_frame(self, destination: Mac) -> Vec<u8> {
+        let mut frame = Vec::with_capacity(ETH_MIN_FRAME);
+        ethernet_header(&mut frame, destination, self.sender_mac, ETHERTYPE_ARP);
+        frame.extend_from_slice(&ARP_ETHERNET_IPV4);
+        frame.extend_from_slice(&self.operation.code().to_be_bytes());
+        frame.extend_from_slice(&self.sender_mac);
+        frame.extend_from_slice(&self.sender_ip.octets());
+        frame.extend_from_slice(&self.target_mac);
+        frame.extend_from_slice(&self.target_ip.octets());
+        frame.resize(ETH_MIN_FRAME, 0);
+        frame
+    }
+}
+
+/// Recognises an Ethernet/IPv4 ARP request or reply (padding after it is ignored).
+pub fn parse_arp(frame: &[u8]) -> Option<Arp> {
     let arp = frame.get(ETH_HEADER_LEN..ETH_HEADER_LEN + ARP_LEN)?;
-    if ethertype(frame)? != ETHERTYPE_ARP || arp[..8] != [0, 1, 8, 0, 6, 4, 0, 1] {
+    if ethertype(frame)? != ETHERTYPE_ARP || arp[..6] != ARP_ETHERNET_IPV4 {
         return None;
     }
-    let sender: [u8; 4] = arp[14..18].try_into().ok()?;
-    let target: [u8; 4] = arp[24..28].try_into().ok()?;
-    (sender != target).then_some(ArpRequest {
+    let operation = match u16::from_be_bytes([arp[6], arp[7]]) {
+        1 => ArpOperation::Request,
+        2 => ArpOperation::Reply,
+        _ => return None,
+    };
+    let sender_ip: [u8; 4] = arp[14..18].try_into().ok()?;
+    let target_ip: [u8; 4] = arp[24..28].try_into().ok()?;
+    Some(Arp {
+        operation,
         sender_mac: arp[8..14].try_into().ok()?,
-        sender_ip: sender.into(),
-        target_ip: target.into(),
+        sender_ip: sender_ip.into(),
+        target_mac: arp[18..24].try_into().ok()?,
+        target_ip: target_ip.into(),
     })
+}
+
+/// Recognises an ARP request that asks a question. A gratuitous ARP (sender =
+/// target, as [`gratuitous_arp`] builds it) announces and asks nothing, so it is not
+/// one; an RFC 5227 probe (sender 0.0.0.0) is.
+pub fn parse_arp_request(frame: &[u8]) -> Option<Arp> {
+    parse_arp(frame)
+        .filter(|arp| arp.operation == ArpOperation::Request && arp.sender_ip != arp.target_ip)
+}
+
+/// Recognises an ARP reply.
+pub fn parse_arp_reply(frame: &[u8]) -> Option<Arp> {
+    parse_arp(frame).filter(|arp| arp.operation == ArpOperation::Reply)
 }
 
 /// The ARP reply saying that `vip` is at `mac`, for the node that sent `request`,
 /// laid out as Linux answers (`arp_process`): unicast to the asker's sender MAC, the
 /// target fields being the asker's sender fields (0.0.0.0 for a probe). Padded to the
 /// Ethernet minimum like [`gratuitous_arp`].
-pub fn arp_reply(mac: Mac, vip: Ipv4Addr, request: &ArpRequest) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(ETH_MIN_FRAME);
-    ethernet_header(&mut frame, request.sender_mac, mac, ETHERTYPE_ARP);
-    frame.extend_from_slice(&1u16.to_be_bytes()); // hardware type: Ethernet
-    frame.extend_from_slice(&0x0800u16.to_be_bytes()); // protocol type: IPv4
-    frame.push(6); // hardware address length
-    frame.push(4); // protocol address length
-    frame.extend_from_slice(&2u16.to_be_bytes()); // operation: reply
-    frame.extend_from_slice(&mac);
-    frame.extend_from_slice(&vip.octets());
-    frame.extend_from_slice(&request.sender_mac);
-    frame.extend_from_slice(&request.sender_ip.octets());
-    frame.resize(ETH_MIN_FRAME, 0);
-    frame
+pub fn arp_reply(mac: Mac, vip: Ipv4Addr, request: &Arp) -> Vec<u8> {
+    Arp {
+        operation: ArpOperation::Reply,
+        sender_mac: mac,
+        sender_ip: vip,
+        target_mac: request.sender_mac,
+        target_ip: request.sender_ip,
+    }
+    .to_frame(request.sender_mac)
 }
 
 /// Recognises a gratuitous ARP as built by [`gratuitous_arp`] (request or reply,
 /// sender = target) and returns the announced (MAC, address).
 pub fn parse_gratuitous_arp(frame: &[u8]) -> Option<(Mac, Ipv4Addr)> {
-    let arp = frame.get(ETH_HEADER_LEN..ETH_HEADER_LEN + ARP_LEN)?;
-    if ethertype(frame)? != ETHERTYPE_ARP || arp[..6] != [0, 1, 8, 0, 6, 4] {
-        return None;
-    }
-    let sender_mac: Mac = arp[8..14].try_into().ok()?;
-    let sender: [u8; 4] = arp[14..18].try_into().ok()?;
-    let target: [u8; 4] = arp[24..28].try_into().ok()?;
-    (sender == target).then_some((sender_mac, Ipv4Addr::from(sender)))
+    let arp = parse_arp(frame)?;
+    (arp.sender_ip == arp.target_ip).then_some((arp.sender_mac, arp.sender_ip))
 }
 
 /// Recognises an unsolicited NA with the Override flag and a target link-layer
@@ -385,11 +437,17 @@ mod tests {
         let request = parse_arp_request(&hex(REQUEST_FIXTURE)).unwrap();
         assert_eq!(
             request,
-            ArpRequest {
+            Arp {
+                operation: ArpOperation::Request,
                 sender_mac: ASKER,
                 sender_ip: Ipv4Addr::new(10, 77, 0, 7),
+                target_mac: [0; 6],
                 target_ip: V4,
             }
+        );
+        assert_eq!(
+            arp_request(ASKER, Ipv4Addr::new(10, 77, 0, 7), V4),
+            hex(REQUEST_FIXTURE)
         );
         assert_eq!(arp_reply(MAC, V4, &request), hex(REPLY_FIXTURE));
         // A probe (sender 0.0.0.0) is a question too, answered to 0.0.0.0.
@@ -398,6 +456,49 @@ mod tests {
         let request = parse_arp_request(&probe).unwrap();
         assert_eq!(request.sender_ip, Ipv4Addr::UNSPECIFIED);
         assert_eq!(&arp_reply(MAC, V4, &request)[38..42], &[0; 4]);
+    }
+
+    #[test]
+    fn the_probes_who_has_is_an_rfc5227_probe_and_its_answer_a_reply() {
+        let probe = arp_request(ASKER, Ipv4Addr::UNSPECIFIED, V4);
+        assert_eq!(&probe[0..6], &BROADCAST);
+        assert_eq!(&probe[12..14], &[0x08, 0x06]);
+        assert_eq!(&probe[20..22], &[0, 1]);
+        assert_eq!(&probe[22..28], &ASKER);
+        assert_eq!(&probe[28..32], &[0, 0, 0, 0]);
+        assert_eq!(&probe[32..38], &[0; 6]);
+        assert_eq!(&probe[38..42], &V4.octets());
+        assert_eq!(parse_arp_reply(&probe), None, "a request is not a reply");
+        let answer = arp_reply(MAC, V4, &parse_arp_request(&probe).unwrap());
+        let reply = parse_arp_reply(&answer).unwrap();
+        assert_eq!(
+            (reply.sender_mac, reply.sender_ip, reply.target_mac),
+            (MAC, V4, ASKER)
+        );
+        assert_eq!(
+            reply.target_ip,
+            Ipv4Addr::UNSPECIFIED,
+            "answered to the probe"
+        );
+        let fixture = parse_arp_reply(&hex(REPLY_FIXTURE)).unwrap();
+        assert_eq!(
+            (fixture.sender_mac, fixture.sender_ip, fixture.target_mac),
+            (MAC, V4, ASKER)
+        );
+    }
+
+    #[test]
+    fn replies_that_are_short_or_foreign_are_ignored() {
+        let reply = hex(REPLY_FIXTURE);
+        for len in 0..42 {
+            assert_eq!(parse_arp_reply(&reply[..len]), None, "len {len}");
+        }
+        let mut ipv4 = reply.clone();
+        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert_eq!(parse_arp_reply(&ipv4), None);
+        let mut rarp = reply.clone();
+        rarp[20..22].copy_from_slice(&4u16.to_be_bytes());
+        assert_eq!(parse_arp(&rarp), None, "RARP reply");
     }
 
     #[test]

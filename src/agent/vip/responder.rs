@@ -224,9 +224,7 @@ mod tests {
     const ASKER: Mac = [0x02, 0, 0x5e, 0x77, 0, 2];
 
     fn arp_request(sender: Mac, target: Ipv4Addr) -> Vec<u8> {
-        let mut frame = crate::lab::arp::who_has(sender, target).to_vec();
-        frame[28..32].copy_from_slice(&[10, 77, 0, 7]);
-        frame
+        packet::arp_request(sender, Ipv4Addr::new(10, 77, 0, 7), target)
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! The AF_PACKET sockets of the VIP driver: one that puts announcement frames on an
-//! interface, and one that receives the ARP frames of an interface (for the ARP
-//! responder, and for the tests that check what goes out on the wire).
+//! The crate's one raw packet-socket module: the AF_PACKET sockets of the VIP driver,
+//! one that puts announcement frames on an interface, and one that receives the
+//! frames of one EtherType on an interface (for the ARP/NDP responder, for the tests
+//! that check what goes out on the wire, and for the lab's probe, which sends its
+//! who-has and reads the replies through it).
 //!
-//! Owns the only unsafe code of the VIP driver: the libc calls that open, bind, send
-//! on and receive from a packet socket. Must never build or interpret frames (that is
-//! `packet.rs`), and must never send on any interface but the one it is bound to.
+//! Owns the only unsafe code of the crate: the libc calls that open, bind, send on,
+//! filter and receive from a packet socket. Must never build or interpret frames
+//! (that is `packet.rs`), and must never send on any interface but the one it is
+//! bound to.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -117,14 +120,15 @@ fn sockaddr_ll_len() -> libc::socklen_t {
 }
 
 /// A receiving packet socket on tokio's reactor: the ARP responder's (which also
-/// sends its replies through it), and the tests' capture of what goes on the wire.
+/// sends its replies through it), the tests' capture of what goes on the wire, and
+/// the lab probe's ARP socket.
 #[derive(Debug)]
-pub(super) struct Capture(tokio::io::unix::AsyncFd<PacketSocket>);
+pub(crate) struct Capture(tokio::io::unix::AsyncFd<PacketSocket>);
 
 impl Capture {
     /// Captures the frames of `ethertype` arriving on (or leaving) `ifindex`. Must be
-    /// called inside a tokio runtime.
-    pub(super) fn bind(ifindex: u32, ethertype: u16) -> io::Result<Self> {
+    /// called inside a tokio runtime. Needs CAP_NET_RAW.
+    pub(crate) fn bind(ifindex: u32, ethertype: u16) -> io::Result<Self> {
         let socket = PacketSocket::bind(ifindex, ethertype)?;
         // SAFETY: the PacketSocket owns its descriptor and neither closes nor replaces
         // it while registered; it is closed only when the AsyncFd (and it) is dropped.
@@ -133,7 +137,7 @@ impl Capture {
     }
 
     /// Waits for the next frame.
-    pub(super) async fn next_frame(&self) -> io::Result<Vec<u8>> {
+    pub(crate) async fn next_frame(&self) -> io::Result<Vec<u8>> {
         loop {
             let mut guard = self.0.readable().await?;
             match guard.try_io(|socket| recv(socket.get_ref())) {
@@ -144,7 +148,7 @@ impl Capture {
     }
 
     /// Sends one complete Ethernet frame out of the interface it is bound to.
-    pub(super) fn send(&self, frame: &[u8]) -> io::Result<()> {
+    pub(crate) fn send(&self, frame: &[u8]) -> io::Result<()> {
         self.0.get_ref().send(frame)
     }
 

@@ -429,17 +429,9 @@ async fn capture_for(
     frames
 }
 
-/// An ARP request from `mac`/`sender` asking for `target` (the lab probe's who-has,
-/// with a sender address filled in).
-fn arp_request(mac: Mac, sender: std::net::Ipv4Addr, target: std::net::Ipv4Addr) -> Vec<u8> {
-    let mut frame = crate::lab::arp::who_has(mac, target).to_vec();
-    frame[28..32].copy_from_slice(&sender.octets());
-    frame
-}
-
 /// Whether `frame` is an ARP reply for `address`.
 fn reply_for(frame: &[u8], address: std::net::Ipv4Addr) -> bool {
-    crate::lab::arp::parse_reply(frame).is_some_and(|r| r.sender_ip == address)
+    packet::parse_arp_reply(frame).is_some_and(|r| r.sender_ip == address)
 }
 
 /// An IPv4 setting of `interface` in this thread's network namespace, read through
@@ -472,7 +464,7 @@ fn agent_reply_is_the_kernels_reply() {
         let wire = Capture::bind(index_of(&driver.handle, "vipap").await, ETHERTYPE_ARP).unwrap();
         let own: std::net::Ipv4Addr = "10.77.0.1".parse().unwrap();
         for sender in ["10.77.0.7", "0.0.0.0"] {
-            let request = arp_request(asker, sender.parse().unwrap(), own);
+            let request = packet::arp_request(asker, sender.parse().unwrap(), own);
             wire.send(&request).unwrap();
             let replies = capture(&wire, 1, |f| reply_for(f, own)).await;
             assert_eq!(replies.len(), 1, "the kernel answers {sender}");
@@ -498,7 +490,7 @@ fn a_held_vip_is_answered_by_the_agent_only_and_not_after_it_is_gone() {
         let IpAddr::V4(vip4) = bound.vip().address else {
             unreachable!()
         };
-        let ask = |target| arp_request(asker, "10.77.0.7".parse().unwrap(), target);
+        let ask = |target| packet::arp_request(asker, "10.77.0.7".parse().unwrap(), target);
 
         agent.prepare(&bound).await.unwrap();
         assert_eq!(ipv4_conf("vipa", "arp_ignore"), 1);

@@ -6,7 +6,9 @@
 
 use crate::engine::*;
 use crate::membership::Keyring;
-use crate::placement::{FailbackPolicy, GroupModel, MemberModel, QuarantinePolicy};
+use crate::placement::{
+    FailbackPolicy, FailoverLimit, GroupModel, MemberModel, QuarantinePolicy, UnableReason,
+};
 
 const INTERVAL: Duration = Duration::from_millis(10);
 const DEAD_AFTER: Duration = Duration::from_millis(30);
@@ -59,24 +61,34 @@ struct Net {
     log: Vec<Vec<(Duration, Output)>>,
 }
 
+fn keys() -> Keyring {
+    Keyring::new(b"engine tests key, 32 bytes long!".to_vec(), None)
+        .unwrap_or_else(|_| Keyring::insecure_public())
+}
+
+/// Engine `i` (0-based) of `model`, started at `now` as its `incarnation`th run.
+fn engine(i: usize, model: &Arc<ClusterModel>, incarnation: u64, now: Duration) -> Engine {
+    Engine::new(
+        &format!("n{}", i + 1),
+        model.clone(),
+        1,
+        EngineConfig::for_model(model),
+        keys(),
+        incarnation,
+        now,
+        Timestamp::UNIX_EPOCH,
+    )
+}
+
 impl Net {
     fn new() -> Self {
-        let model = Arc::new(model());
-        let keys = Keyring::new(b"engine tests key, 32 bytes long!".to_vec(), None)
-            .unwrap_or_else(|_| Keyring::insecure_public());
-        let engines = (1..=3)
-            .map(|i| {
-                Engine::new(
-                    &format!("n{i}"),
-                    model.clone(),
-                    1,
-                    EngineConfig::for_model(&model),
-                    keys.clone(),
-                    1,
-                    Duration::ZERO,
-                    Timestamp::UNIX_EPOCH,
-                )
-            })
+        Self::of(model())
+    }
+
+    fn of(model: ClusterModel) -> Self {
+        let model = Arc::new(model);
+        let engines = (0..3)
+            .map(|i| engine(i, &model, 1, Duration::ZERO))
             .collect();
         Net {
             engines,
@@ -189,6 +201,10 @@ fn owned(input: Input<'_>) -> Owned {
         Input::Tick => Owned::Other(Input::Tick),
         Input::Online { group } => Owned::Other(Input::Online { group }),
         Input::Offline { group } => Owned::Other(Input::Offline { group }),
+        Input::Unable { groups } => Owned::Other(Input::Unable { groups }),
+        Input::ClearFailures { group, token } => {
+            Owned::Other(Input::ClearFailures { group, token })
+        }
         other => panic!("the test network does not carry {other:?}"),
     }
 }
@@ -282,4 +298,190 @@ fn a_fenced_owner_claims_again_and_wins() {
         "the group is back within the bound: {:?}",
         net.log
     );
+}
+
+/// Who holds `vip` now.
+fn holders(net: &Net) -> Vec<usize> {
+    (0..3)
+        .filter(|&i| {
+            !net.dead.contains(&i) && net.engines[i].held_groups().any(|(g, _)| g == "vip")
+        })
+        .collect()
+}
+
+/// Item 3/6 of issue 12: an owner whose agent says it cannot host the group any
+/// more hands it over as in a graceful leave (the successor starts at once, long
+/// before a detection timeout), every node sees why, and an owner that is able
+/// again does not take it back under failback `Never`.
+#[test]
+fn an_owner_that_becomes_unable_hands_over_at_once_and_every_node_sees_why() {
+    let mut net = Net::new();
+    net.run_until(ms(200));
+    assert_eq!(holders(&net), vec![0]);
+    let failed = net.now;
+    let groups = BTreeMap::from([("vip".to_owned(), UnableReason::ResourceFailed)]);
+    net.feed(0, Input::Unable { groups });
+    net.run_until(failed + INTERVAL);
+    let released = net.log[0].iter().any(|(t, o)| {
+        *t >= failed
+            && matches!(
+                o,
+                Output::Stop {
+                    cause: StopCause::Release(Reason::ResourceFailed),
+                    ..
+                }
+            )
+    });
+    assert!(released, "n1 released the group: {:?}", net.log[0]);
+    let starts = net.starts(1, failed);
+    assert_eq!(starts.len(), 1, "n2 took over: {:?}", net.log[1]);
+    assert!(
+        starts[0] < failed + INTERVAL,
+        "a handover, not a detection: {:?}",
+        starts[0] - failed
+    );
+    assert!(net.log[1].iter().any(|(_, o)| matches!(
+        o,
+        Output::Start {
+            reason: Reason::ResourceFailed,
+            ..
+        }
+    )));
+    let said = net.engines[2].explain("vip", "n1", net.now).unwrap();
+    assert!(said.contains("ResourceFailed"), "{said}");
+    // Able again: failback Never keeps the group on n2.
+    net.feed(
+        0,
+        Input::Unable {
+            groups: BTreeMap::new(),
+        },
+    );
+    let able = net.now;
+    net.run_until(able + ms(200));
+    assert_eq!(holders(&net), vec![1]);
+    assert!(
+        net.engines[2]
+            .explain("vip", "n1", net.now)
+            .unwrap()
+            .contains("eligible")
+    );
+}
+
+fn limited(max: u32) -> ClusterModel {
+    let mut m = model();
+    m.quarantine = None;
+    m.groups[0].failover_limit = Some(FailoverLimit {
+        max,
+        period: Duration::from_secs(3600),
+    });
+    m
+}
+
+fn counted(net: &Net, i: usize) -> usize {
+    let limit = net.engines[i].model().groups[0].failover_limit.unwrap();
+    net.engines[i]
+        .history()
+        .failovers_in_period("vip", &limit, net.now)
+}
+
+/// Item 7 of issue 12: the count travels with the group. The new owner counts the
+/// failover and its heartbeats carry it: every node, a restarted one too, counts
+/// the same, and the failover past the limit is refused on every node at once
+/// (Failed) until a person clears the count.
+#[test]
+fn failovers_travel_with_the_group_and_past_the_limit_it_is_failed_everywhere() {
+    let model = limited(1);
+    let mut net = Net::of(model.clone());
+    net.run_until(ms(200));
+    assert_eq!(holders(&net), vec![0]);
+    assert_eq!(
+        (0..3).map(|i| counted(&net, i)).sum::<usize>(),
+        0,
+        "placing is no failover"
+    );
+    // The owner dies: n2 takes over, the first failover, counted by all.
+    net.dead.insert(0);
+    let killed = net.now;
+    net.run_until(killed + ms(200));
+    assert_eq!(holders(&net), vec![1]);
+    assert_eq!((counted(&net, 1), counted(&net, 2)), (1, 1));
+    // n1 comes back as a new agent with no memory: it learns the count from n2.
+    net.dead.remove(&0);
+    let model = Arc::new(model);
+    net.engines[0] = engine(0, &model, 2, net.now);
+    let back = net.now;
+    net.run_until(back + ms(200));
+    assert_eq!(holders(&net), vec![1], "failback Never");
+    assert_eq!(counted(&net, 0), 1, "the restarted agent learned the count");
+    // n2 dies: a second failover would exceed the limit. No one starts the group
+    // and every survivor sees it Failed.
+    net.dead.insert(1);
+    let killed = net.now;
+    net.run_until(killed + ms(200));
+    assert!(holders(&net).is_empty());
+    assert!(net.starts(0, killed).is_empty() && net.starts(2, killed).is_empty());
+    for i in [0, 2] {
+        assert_eq!(
+            net.engines[i].failed_groups().collect::<Vec<_>>(),
+            vec!["vip"]
+        );
+        let said = net.engines[i].explain("vip", "n1", net.now).unwrap();
+        assert!(said.contains("stays offline"), "{said}");
+    }
+    // A person clears the count (the same value reaches every agent): n1, first in
+    // order, takes the group within the bound.
+    for i in [0, 2] {
+        net.feed(
+            i,
+            Input::ClearFailures {
+                group: "vip".into(),
+                token: clear_token("2026-12-01T09:00"),
+            },
+        );
+    }
+    let cleared = net.now;
+    net.run_until(cleared + ms(100));
+    assert_eq!(holders(&net), vec![0]);
+    assert!(net.engines[2].failed_groups().next().is_none());
+    assert_eq!(
+        (counted(&net, 0), counted(&net, 2)),
+        (1, 1),
+        "counted again from the clear"
+    );
+}
+
+/// A holder that has not seen the latest clear advertises a count from before it:
+/// a node that has cleared ignores it, instead of undoing the clear.
+#[test]
+fn a_count_from_before_a_clear_is_not_adopted() {
+    let mut net = Net::of(limited(1));
+    net.run_until(ms(200));
+    net.dead.insert(0);
+    let killed = net.now;
+    net.run_until(killed + ms(200));
+    assert_eq!(holders(&net), vec![1]);
+    assert_eq!(counted(&net, 2), 1);
+    net.feed(
+        2,
+        Input::ClearFailures {
+            group: "vip".into(),
+            token: clear_token("a"),
+        },
+    );
+    let cleared = net.now;
+    net.run_until(cleared + ms(100));
+    assert_eq!(counted(&net, 2), 0, "n2's old count is ignored");
+    assert_eq!(counted(&net, 1), 1, "n2 has not seen the clear");
+    // Once the holder sees it too, both count from it; repeating it changes nothing.
+    for _ in 0..2 {
+        net.feed(
+            1,
+            Input::ClearFailures {
+                group: "vip".into(),
+                token: clear_token("a"),
+            },
+        );
+    }
+    net.run_until(net.now + ms(100));
+    assert_eq!((counted(&net, 1), counted(&net, 2)), (0, 0));
 }

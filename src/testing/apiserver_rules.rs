@@ -1,9 +1,11 @@
 //! The validation rules the Kubernetes API server applies to the objects the
-//! operator writes, as a test-only checker of the JSON bodies it sends.
+//! operator and the agent write, as a test-only checker of the JSON bodies they send.
 //!
-//! Owns nothing the operator runs: it exists so that the rendering and mocked-API
-//! tests see what a real API server would refuse (a mock accepts anything). Each
-//! rule names its source in kubernetes/kubernetes (`pkg/apis/.../validation`) or
+//! Owns nothing the operator or the agent runs: it exists so that the rendering and
+//! mocked-API tests see what a real API server would refuse (a mock accepts
+//! anything). It knows Kubernetes objects and the generated CRDs, never the
+//! operator's or the agent's code. Each rule names its source in
+//! kubernetes/kubernetes (`pkg/apis/.../validation`) or
 //! `k8s.io/apimachinery/pkg/util/validation`; a rule we render no object for is not
 //! here. It must never be used outside tests, and never relax a rule to make a test
 //! pass: fix what is rendered instead.

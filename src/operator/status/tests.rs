@@ -1,0 +1,443 @@
+//! Tests of status from the node reports: members, quorum, conditions, group
+//! owners and their reasons, and the Events their transitions become.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::json;
+
+use super::{Reports, cluster_notices, cluster_status, group_notices, group_status};
+use crate::api::{GroupPhase, MemberState, QuorumMode, QuorumState, ResourceState};
+use crate::contract::names;
+use crate::operator::config::resolve_addresses;
+use crate::operator::fixtures::{
+    ClusterFixture, cluster, group, ip_of, lease, node_lease, reporting_lease,
+};
+
+#[test]
+fn member_states_sync_and_quorum_come_from_the_node_leases() {
+    let mut c = cluster().member("c").member("d");
+    c.spec.quorum = QuorumMode::Majority;
+    c.spec.members[3].paused = true;
+    let leases = [
+        node_lease("a", Duration::from_millis(300), "h1", true, &["web"]),
+        node_lease("b", Duration::from_secs(30), "h0", false, &[]),
+        node_lease("d", Duration::from_millis(100), "h1", true, &[]),
+    ];
+    let reports = Reports::from_leases("c", &leases);
+    let status = cluster_status(&c, &[], Some("h1".into()), &reports, Timestamp::now());
+    let states: Vec<_> = status
+        .members
+        .iter()
+        .map(|m| (m.node.as_str(), m.state, m.synchronized))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("a", MemberState::Online, true),
+            ("b", MemberState::Offline, false),
+            ("c", MemberState::Unknown, false),
+            ("d", MemberState::Paused, true),
+        ]
+    );
+    assert_eq!(status.members[1].applied_config_hash.as_deref(), Some("h0"));
+    assert_eq!(status.online_count, Some(1));
+    assert_eq!(status.synced_count, Some(2));
+    let quorum = status.quorum.clone().unwrap();
+    assert_eq!((quorum.state, quorum.voters), (QuorumState::Quorate, 4));
+    let condition = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|x| x.type_ == t)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(condition("Ready").status, "True");
+    assert_eq!(condition("Degraded").status, "True");
+    assert_eq!(condition("Degraded").reason, "MemberOffline");
+    assert_eq!(condition("QuorumLost").status, "False");
+    assert_eq!(condition("ConfigValid").status, "True");
+    assert_eq!(status.observed_generation, Some(1));
+
+    // Everyone silent: quorum lost, and the transitions become Events.
+    let later = Timestamp::now() + Duration::from_secs(60);
+    let mut c2 = c.clone();
+    c2.status = Some(status.clone());
+    let lost = cluster_status(&c2, &[], Some("h1".into()), &reports, later);
+    assert_eq!(lost.quorum.clone().unwrap().state, QuorumState::Lost);
+    // lastTransitionTime moves only with the status.
+    let valid_before = condition("ConfigValid");
+    let valid_after = lost
+        .conditions
+        .iter()
+        .find(|x| x.type_ == "ConfigValid")
+        .unwrap();
+    assert_eq!(
+        valid_before.last_transition_time,
+        valid_after.last_transition_time
+    );
+    let reasons: Vec<_> = cluster_notices(&status, &lost)
+        .iter()
+        .map(|n| n.reason)
+        .collect();
+    // a (online) and d (paused) both stopped reporting.
+    assert_eq!(reasons, ["MemberDown", "MemberDown", "QuorumLost"]);
+    let back: Vec<_> = cluster_notices(&lost, &status)
+        .iter()
+        .map(|n| n.reason)
+        .collect();
+    assert_eq!(back, ["MemberUp", "QuorumRegained"]);
+}
+
+#[test]
+fn invalid_config_keeps_the_last_hash_and_is_announced_once() {
+    let c = cluster().hash("h1");
+    let problems = resolve_addresses(&c.clone().member("ghost"), ip_of).unwrap_err();
+    let status = cluster_status(
+        &c,
+        &problems,
+        Some("h1".into()),
+        &Reports::default(),
+        Timestamp::now(),
+    );
+    let valid = status
+        .conditions
+        .iter()
+        .find(|x| x.type_ == "ConfigValid")
+        .unwrap();
+    assert_eq!(
+        (valid.status.as_str(), valid.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        valid.message.contains("spec.members[2].node"),
+        "{}",
+        valid.message
+    );
+    assert_eq!(status.config_hash.as_deref(), Some("h1"));
+    let before = c.status.clone().unwrap();
+    let notices = cluster_notices(&before, &status);
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].reason, "ConfigRejected");
+    assert!(cluster_notices(&status, &status).is_empty());
+}
+
+/// Issue 12 item 7: a Failed group has no owner, and its group Lease still names
+/// the last one; the members' views say it is Failed, and so does its phase.
+#[test]
+fn a_group_an_online_member_sees_failed_is_failed() {
+    let c = cluster();
+    let g = group("web", "10.77.0.100/24");
+    let ledger = lease(
+        &names::group_lease("c", "web"),
+        Some("a"),
+        Timestamp::now() - Duration::from_secs(5),
+        &[(names::REASON, "OwnerLost"), (names::MESSAGE, "b died")],
+    );
+    let mut reporter = node_lease("b", Duration::from_millis(100), "h", true, &[]);
+    let failed = json!({"quorate": true, "alive": ["b"], "held": {}, "failed": ["web"]});
+    reporter
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(names::VIEW.to_owned(), failed.to_string());
+    let reports = Reports::from_leases("c", &[ledger.clone(), reporter]);
+    let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(status.phase, Some(GroupPhase::Failed));
+    // Without that report the group is only waiting for an owner.
+    let reports = Reports::from_leases("c", &[ledger]);
+    let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
+    assert_ne!(status.phase, Some(GroupPhase::Failed));
+}
+
+#[test]
+fn group_status_reads_the_ledger_and_explains_every_member() {
+    let c = cluster();
+    let mut g = group("web", "10.77.0.100/24");
+    let t = Timestamp::now() - Duration::from_secs(5);
+    let mut ledger = lease(
+        &names::group_lease("c", "web"),
+        Some("a"),
+        t,
+        &[
+            (names::REASON, "OwnerFailed"),
+            (names::MESSAGE, "b was confirmed dead"),
+        ],
+    );
+    ledger.spec.as_mut().unwrap().lease_transitions = Some(4);
+    let leases = [
+        ledger,
+        node_lease("a", Duration::from_millis(100), "h", true, &["web"]),
+    ];
+    let reports = Reports::from_leases("c", &leases);
+    let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(status.owner.as_deref(), Some("a"));
+    assert_eq!(status.epoch, Some(4));
+    assert_eq!(status.phase, Some(GroupPhase::Online));
+    let transition = status.last_transition.clone().unwrap();
+    assert_eq!(transition.reason, "OwnerFailed");
+    assert_eq!(transition.message, "b was confirmed dead");
+    assert_eq!(transition.time, Time(t));
+    assert_eq!(status.members[0].reason, "a explains");
+    assert!(status.members[0].eligible);
+    assert_eq!(status.members[1].reason, "no report from its agent yet");
+    assert!(!status.members[1].eligible);
+
+    g.status = Some(crate::api::ResourceGroupStatus {
+        owner: Some("b".into()),
+        ..Default::default()
+    });
+    let notices = group_notices(g.status.as_ref().unwrap(), &status);
+    assert_eq!(notices.len(), 1);
+    assert_eq!((notices[0].reason, notices[0].warning), ("Failover", true));
+    assert!(
+        notices[0].note.starts_with("b -> a (epoch 4)"),
+        "{}",
+        notices[0].note
+    );
+
+    let missing = group_status(&g, None, &[], &Reports::default(), Timestamp::now());
+    let valid = missing
+        .conditions
+        .iter()
+        .find(|x| x.type_ == "ConfigValid")
+        .unwrap();
+    assert_eq!(valid.reason, "ClusterNotFound");
+}
+
+#[test]
+fn status_does_not_change_with_every_lease_renewal() {
+    let c = cluster();
+    let now = Timestamp::now();
+    let reports = |age: Duration| {
+        Reports::from_leases(
+            "c",
+            &[
+                node_lease("a", age, "h", true, &[]),
+                node_lease("b", age, "h", true, &[]),
+            ],
+        )
+    };
+    let first = cluster_status(&c, &[], Some("h".into()), &reports(Duration::ZERO), now);
+    let mut c2 = c.clone();
+    c2.status = Some(first.clone());
+    // Renewed 10 s later: same state, heartbeat within the step, same status.
+    let later = now + Duration::from_secs(10);
+    let renewed = Reports::from_leases(
+        "c",
+        &[
+            node_lease("a", Duration::ZERO, "h", true, &[]),
+            node_lease("b", Duration::ZERO, "h", true, &[]),
+        ],
+    );
+    let mut renewed_later = renewed.clone();
+    for r in renewed_later.nodes.values_mut() {
+        r.renewed = Some(later);
+    }
+    assert_eq!(
+        cluster_status(&c2, &[], Some("h".into()), &renewed_later, later),
+        first
+    );
+    // 40 s later the heartbeat moves.
+    let much_later = now + Duration::from_secs(40);
+    for r in renewed_later.nodes.values_mut() {
+        r.renewed = Some(much_later);
+    }
+    let moved = cluster_status(&c2, &[], Some("h".into()), &renewed_later, much_later);
+    assert_eq!(moved.members[0].last_heartbeat, Some(Time(much_later)));
+}
+
+#[test]
+fn event_notes_are_cut_to_the_api_servers_byte_limit() {
+    use super::{EVENT_NOTE_MAX_BYTES, truncate};
+    let long = "é".repeat(1000); // 2000 bytes
+    let cut = truncate(&long, EVENT_NOTE_MAX_BYTES);
+    assert!(cut.len() <= EVENT_NOTE_MAX_BYTES, "{}", cut.len());
+    assert!(cut.ends_with('…'));
+    assert_eq!(truncate("short", EVENT_NOTE_MAX_BYTES), "short");
+}
+
+/// Issue 9, finding 6: in `quorum: none` no group Lease is written; the owner comes
+/// from the node report.
+#[test]
+fn a_one_member_cluster_without_quorum_shows_its_owner_from_the_node_report() {
+    let mut c = cluster();
+    c.spec.members.truncate(1);
+    c.spec.quorum = QuorumMode::None;
+    let web = group("web", "10.77.0.100/24");
+    let leases = [reporting_lease(
+        "a",
+        Duration::from_millis(100),
+        json!({"web": {"epoch": 1, "reason": "Placed", "message": "a is the first eligible member", "since": "2026-12-01T05:00:00Z"}}),
+    )];
+    let status = group_status(
+        &web,
+        Some(&c),
+        &[],
+        &Reports::from_leases("c", &leases),
+        Timestamp::now(),
+    );
+    assert_eq!(status.owner.as_deref(), Some("a"));
+    assert_eq!(status.epoch, Some(1));
+    assert_eq!(status.phase, Some(GroupPhase::Online));
+    let transition = status.last_transition.clone().unwrap();
+    assert_eq!(transition.reason, "Placed");
+    assert_eq!(
+        transition.time.0,
+        "2026-12-01T05:00:00Z".parse::<Timestamp>().unwrap()
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True", "{ready:?}");
+    // Without any report, and without a Lease: Pending, no owner.
+    let none = group_status(&web, Some(&c), &[], &Reports::default(), Timestamp::now());
+    assert_eq!((none.owner, none.phase), (None, Some(GroupPhase::Pending)));
+}
+
+/// Issue 9, finding 8: a failback is recorded with the reason the new owner reports,
+/// as soon as it reports it, even while the group Lease still names the old owner;
+/// the freshest report (highest epoch of a live member) wins.
+#[test]
+fn the_owner_and_its_reason_come_from_the_freshest_node_report() {
+    let c = cluster().member("c");
+    let mut web = group("web", "10.77.0.100/24");
+    web.status = Some(crate::api::ResourceGroupStatus {
+        owner: Some("b".into()),
+        epoch: Some(6),
+        ..Default::default()
+    });
+    let mut ledger = lease(
+        &names::group_lease("c", "web"),
+        Some("b"),
+        Timestamp::now(),
+        &[(names::REASON, "OwnerLost"), (names::MESSAGE, "a was lost")],
+    );
+    ledger.spec.as_mut().unwrap().lease_transitions = Some(6);
+    let leases = [
+        ledger,
+        // a took the group back (epoch 7); b has not written yet that it let go.
+        reporting_lease(
+            "a",
+            Duration::from_millis(50),
+            json!({"web": {"epoch": 7, "reason": "Failback", "message": "a is back", "since": "2026-12-01T05:10:00Z"}}),
+        ),
+        reporting_lease(
+            "b",
+            Duration::from_millis(400),
+            json!({"web": {"epoch": 6, "reason": "OwnerLost", "message": "a was lost", "since": "2026-12-01T05:00:00Z"}}),
+        ),
+        // c's report is stale (its agent is gone): ignored whatever it claims.
+        reporting_lease(
+            "c",
+            Duration::from_secs(60),
+            json!({"web": {"epoch": 9, "reason": "ManualMove", "message": "", "since": "2026-12-01T04:00:00Z"}}),
+        ),
+    ];
+    let reports = Reports::from_leases("c", &leases);
+    let status = group_status(&web, Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(status.owner.as_deref(), Some("a"));
+    assert_eq!(status.epoch, Some(7));
+    assert_eq!(status.phase, Some(GroupPhase::Online));
+    assert_eq!(status.last_transition.as_ref().unwrap().reason, "Failback");
+    let notices = group_notices(web.status.as_ref().unwrap(), &status);
+    assert_eq!(notices[0].reason, "Failback");
+    assert_eq!(notices[0].note, "b -> a (epoch 7): a is back");
+
+    // Takeover from a lost owner: a Failover warning.
+    let leases = [reporting_lease(
+        "c",
+        Duration::from_millis(50),
+        json!({"web": {"epoch": 7, "reason": "OwnerLost", "message": "b is gone"}}),
+    )];
+    let status = group_status(
+        &web,
+        Some(&c),
+        &[],
+        &Reports::from_leases("c", &leases),
+        Timestamp::now(),
+    );
+    let notices = group_notices(web.status.as_ref().unwrap(), &status);
+    assert_eq!((notices[0].reason, notices[0].warning), ("Failover", true));
+    // Without a time of its own, the transition keeps the time shown before.
+    let again = {
+        let mut web = web.clone();
+        web.status = Some(status.clone());
+        group_status(
+            &web,
+            Some(&c),
+            &[],
+            &Reports::from_leases("c", &leases),
+            Timestamp::now() + jiff::SignedDuration::from_secs(5),
+        )
+    };
+    assert_eq!(again.last_transition, status.last_transition);
+}
+
+/// Issue 12: each resource's state, reason and restarts come from the owner's
+/// report into `status.resources[]`; a report without them (an older agent) keeps
+/// what status showed.
+#[test]
+fn resource_states_come_from_the_owners_report() {
+    let c = cluster();
+    let mut web = group("web", "10.77.0.100/24");
+    let owned = json!({"web": {"epoch": 2, "reason": "Placed", "message": "m",
+    "resources": [
+        {"name": "vip", "state": "Online", "reason": "Started", "restarts": 0},
+        {"name": "app", "state": "Offline", "reason": "NotRunInThisRelease",
+         "message": "workload resources are not run by the agent in this release"},
+        {"name": "svc", "state": "Failed", "reason": "StartTimedOut",
+         "message": "start took longer than 500ms", "restarts": 2},
+    ]}});
+    let leases = [reporting_lease("a", Duration::from_millis(100), owned)];
+    let status = group_status(
+        &web,
+        Some(&c),
+        &[],
+        &Reports::from_leases("c", &leases),
+        Timestamp::now(),
+    );
+    let shown: Vec<(&str, ResourceState, Option<&str>, u32)> = status
+        .resources
+        .iter()
+        .map(|r| (r.name.as_str(), r.state, r.message.as_deref(), r.restarts))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("vip", ResourceState::Online, Some("Started"), 0),
+            (
+                "app",
+                ResourceState::Offline,
+                Some(
+                    "NotRunInThisRelease: workload resources are not run by the agent in this release"
+                ),
+                0
+            ),
+            (
+                "svc",
+                ResourceState::Failed,
+                Some("StartTimedOut: start took longer than 500ms"),
+                2
+            ),
+        ]
+    );
+    web.status = Some(status.clone());
+    let older = [reporting_lease(
+        "a",
+        Duration::from_millis(100),
+        json!({"web": {"epoch": 2, "reason": "Placed", "message": "m"}}),
+    )];
+    let kept = group_status(
+        &web,
+        Some(&c),
+        &[],
+        &Reports::from_leases("c", &older),
+        Timestamp::now(),
+    );
+    assert_eq!(kept.resources, status.resources);
+}
