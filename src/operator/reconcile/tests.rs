@@ -28,6 +28,7 @@ use crate::operator::fixtures::{
     ClusterFixture, NS, cluster, group, lease, node, node_lease, resolved, settings,
 };
 use crate::operator::metrics::Metrics;
+use crate::operator::notify::{Notifier, RetryPolicy};
 use crate::operator::status::{Reports, cluster_status};
 use crate::testing::apiserver::{ApiServerVerifier, mocked_client};
 
@@ -245,13 +246,15 @@ fn context_with(
         api_timeout: Duration::from_secs(5),
         resync: Duration::from_secs(5),
     };
+    let metrics = Arc::new(Metrics::default());
     (
         Arc::new(Context::new(
             client,
             recorder,
-            Arc::new(Metrics::default()),
+            metrics.clone(),
             settings,
             stores,
+            Notifier::spawn(RetryPolicy::default(), metrics),
         )),
         api,
     )
