@@ -413,6 +413,7 @@ ALERTS = {
     "FailoverGroupFailed",
     "FailoverConfigInvalid",
     "FailoverFailoverRateHigh",
+    "FailoverHappened",
 }
 
 
@@ -421,6 +422,7 @@ def metric_names() -> set[str]:
     names = set()
     for path, prefix in [
         (ROOT / "src" / "telemetry" / "metrics.rs", "failover_"),
+        (ROOT / "src" / "agent" / "metrics.rs", "failover_"),
         (ROOT / "src" / "operator" / "metrics.rs", "failover_operator_"),
     ]:
         if not path.exists():
@@ -448,6 +450,13 @@ def test_prometheus_rule_has_the_alerts_and_uses_known_metrics():
         assert r["annotations"]["summary"]
         # Prometheus templates survive Helm's rendering.
         assert "{{ $labels" in json.dumps(r["annotations"]) or r["alert"].startswith("FailoverOperatorNo")
+
+
+def test_any_failover_alert_can_be_turned_off():
+    values = json.loads(json.dumps(ALL_TOGGLES))
+    values.setdefault("prometheusRule", {})["anyFailover"] = {"enabled": False}
+    rules = one(documents(values), "PrometheusRule")["spec"]["groups"][0]["rules"]
+    assert "FailoverHappened" not in {r["alert"] for r in rules}
 
 
 def test_monitors_scrape_the_metrics_ports():
