@@ -454,4 +454,4 @@ async fn attempt(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -122,14 +122,14 @@ fn backoff_doubles_up_to_the_cap() {
 
 /// What the test server does with one request.
 #[derive(Clone, Copy)]
-enum Answer {
+pub(crate) enum Answer {
     Status(u16),
     Hang,
 }
 
 /// A server on 127.0.0.1 that answers requests with `answers` in order (the last
 /// one repeated) and sends each request body it read on the channel.
-async fn server(answers: Vec<Answer>) -> (String, mpsc::UnboundedReceiver<Value>) {
+pub(crate) async fn server(answers: Vec<Answer>) -> (String, mpsc::UnboundedReceiver<Value>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let (bodies, received) = mpsc::unbounded_channel();
@@ -221,7 +221,7 @@ async fn metric_line(metrics: &Metrics, needle: &str) -> String {
     panic!("no metric line with {needle} in\n{}", metrics.render());
 }
 
-async fn next_body(received: &mut mpsc::UnboundedReceiver<Value>) -> Value {
+pub(crate) async fn next_body(received: &mut mpsc::UnboundedReceiver<Value>) -> Value {
     tokio::time::timeout(Duration::from_secs(10), received.recv())
         .await
         .expect("the server received no request")
