@@ -366,3 +366,56 @@ fn notifications_follow_the_status_transitions() {
     };
     assert_eq!(events(&failed_over, &pending), [("GroupOffline", true)]);
 }
+
+#[test]
+fn quorum_lost_and_regained_are_the_cluster_notifications() {
+    use super::{Subject, cluster_notifications};
+    use crate::api::{FailoverClusterStatus, QuorumState, QuorumStatus};
+    let now = Timestamp::now();
+    let subject = Subject {
+        namespace: "prod",
+        cluster: "db",
+    };
+    let with = |state| FailoverClusterStatus {
+        quorum: Some(QuorumStatus {
+            state,
+            voters: 3,
+            connected: 2,
+        }),
+        ..FailoverClusterStatus::default()
+    };
+    let lost = cluster_notifications(
+        subject,
+        &with(QuorumState::Quorate),
+        &with(QuorumState::Lost),
+        now,
+    );
+    assert_eq!(
+        lost.iter()
+            .map(|n| (n.event, n.warning, n.resolves))
+            .collect::<Vec<_>>(),
+        [("QuorumLost", true, false)]
+    );
+    let regained = cluster_notifications(
+        subject,
+        &with(QuorumState::Lost),
+        &with(QuorumState::Quorate),
+        now,
+    );
+    assert_eq!(
+        regained
+            .iter()
+            .map(|n| (n.event, n.warning, n.resolves))
+            .collect::<Vec<_>>(),
+        [("QuorumRegained", false, true)]
+    );
+    assert!(
+        cluster_notifications(
+            subject,
+            &with(QuorumState::Lost),
+            &with(QuorumState::Lost),
+            now
+        )
+        .is_empty()
+    );
+}
