@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use failover::api::{FailoverCluster, ResourceGroup};
 use failover::operator::metrics::Metrics;
+use failover::operator::notify::{Notifier, RetryPolicy};
 use failover::operator::reconcile::{GroupClusterRef, reconcile_cluster, reconcile_group};
 use failover::operator::{AgentSettings, Context, Settings, Stores};
 
@@ -197,6 +198,7 @@ async fn main() {
         metrics.clone(),
         settings,
         stores,
+        Notifier::spawn(RetryPolicy::default(), metrics.clone()),
     ));
 
     let started = Instant::now();

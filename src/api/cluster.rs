@@ -227,8 +227,9 @@ impl QuorumMode {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationsSpec {
-    /// POST a JSON document to a webhook on every failover; the URL is read from a
-    /// Secret so it may carry a token.
+    /// POST a JSON document to a webhook on every group transition that matters
+    /// (failover, failback, move, failed, offline) and on quorum lost/regained; the
+    /// URL is read from a Secret so it may carry a token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSpec>,
 }
@@ -239,6 +240,22 @@ pub struct NotificationsSpec {
 pub struct WebhookSpec {
     /// The Secret (in the cluster's namespace) and key that hold the URL.
     pub secret_ref: SecretKeyRef,
+    /// The body: `Generic` (this project's JSON document), `Alertmanager` (the
+    /// `/api/v2/alerts` list) or `Slack` (an incoming webhook's `{"text": ...}`).
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+/// The shape of a webhook's body.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// `{cluster, group, from, to, epoch, reason, message, time, ...}`.
+    #[default]
+    Generic,
+    /// A list of one alert as Alertmanager's `POST /api/v2/alerts` takes it.
+    Alertmanager,
+    /// `{"text": ...}` as a Slack incoming webhook takes it.
+    Slack,
 }
 
 /// A key in a Secret of the same namespace.

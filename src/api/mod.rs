@@ -18,7 +18,7 @@ pub mod validate;
 pub use cluster::{
     AnnouncementSpec, FailoverCluster, FailoverClusterSpec, FailoverClusterStatus, HeartbeatSpec,
     MemberSpec, MemberState, MemberStatus, NotificationsSpec, QuarantineSpec, QuorumMode,
-    QuorumState, QuorumStatus, SecretKeyRef, WebhookSpec,
+    QuorumState, QuorumStatus, SecretKeyRef, WebhookFormat, WebhookSpec,
 };
 pub use crd::{CrdError, crd_file_name, crds, crds_yaml};
 pub use duration::{DurationError, KubeDuration};

@@ -39,6 +39,13 @@ struct ClusterLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationFailureLabel {
+    namespace: String,
+    cluster: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabel {
     namespace: String,
     group: String,
@@ -64,6 +71,8 @@ pub struct Metrics {
     managed: Family<KindLabel, Gauge>,
     config_valid: Family<ClusterLabel, Gauge>,
     group_failed: Family<GroupLabel, Gauge>,
+    notifications: Family<ClusterLabel, Counter>,
+    notification_failures: Family<NotificationFailureLabel, Counter>,
     leader: Gauge,
     ready: AtomicBool,
 }
@@ -79,6 +88,8 @@ impl Default for Metrics {
             managed: Family::default(),
             config_valid: Family::default(),
             group_failed: Family::default(),
+            notifications: Family::default(),
+            notification_failures: Family::default(),
             leader: Gauge::default(),
             ready: AtomicBool::new(false),
         };
@@ -109,6 +120,16 @@ impl Default for Metrics {
             m.group_failed.clone(),
         );
         registry.register(
+            "notifications",
+            "Webhook notifications delivered",
+            m.notifications.clone(),
+        );
+        registry.register(
+            "notification_failures",
+            "Webhook notifications given up on, by reason (after the last retry, or never queued)",
+            m.notification_failures.clone(),
+        );
+        registry.register(
             "leader",
             "1 while this replica holds the leader Lease",
             m.leader.clone(),
@@ -131,6 +152,27 @@ impl Metrics {
     pub fn failed(&self, controller: &'static str, kind: &'static str) {
         self.errors
             .get_or_create(&ErrorLabel { controller, kind })
+            .inc();
+    }
+
+    /// A webhook notification of a cluster was delivered.
+    pub fn notification_sent(&self, namespace: &str, cluster: &str) {
+        self.notifications
+            .get_or_create(&ClusterLabel {
+                namespace: namespace.to_owned(),
+                cluster: cluster.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A webhook notification of a cluster was given up on, for `reason`.
+    pub fn notification_failed(&self, namespace: &str, cluster: &str, reason: &'static str) {
+        self.notification_failures
+            .get_or_create(&NotificationFailureLabel {
+                namespace: namespace.to_owned(),
+                cluster: cluster.to_owned(),
+                reason,
+            })
             .inc();
     }
 

@@ -13,6 +13,7 @@ pub mod build;
 pub mod config;
 pub mod leader;
 pub mod metrics;
+pub mod notify;
 pub mod reconcile;
 pub mod status;
 
@@ -290,12 +291,14 @@ async fn run_controllers(
             instance: Some(options.identity.clone()),
         },
     );
+    let notifier = notify::Notifier::spawn(notify::RetryPolicy::default(), metrics.clone());
     let ctx = Arc::new(Context::new(
         client.clone(),
         recorder,
         metrics,
         options.settings.clone(),
         stores,
+        notifier,
     ));
 
     let shutdown = shutdown_signal();

@@ -35,6 +35,10 @@ use tracing::{debug, instrument, warn};
 use super::build::{self, AgentSettings, KEY_LEN};
 use super::config::{node_address, resolve_addresses};
 use super::metrics::Metrics;
+use super::notify::{
+    Delivery, Notification, Notifier, NotifyError, Subject, cluster_notifications,
+    group_notifications,
+};
 use super::status::{
     EVENT_NOTE_MAX_BYTES, Notice, Reports, cluster_notices, cluster_status, group_notices,
     group_status, truncate,
@@ -193,6 +197,8 @@ pub struct Context {
     pub settings: Settings,
     /// Reflector stores.
     pub stores: Stores,
+    /// Sends `spec.notifications.webhook` notifications.
+    pub notifier: Notifier,
     /// Consecutive transient failures per object, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -205,6 +211,7 @@ impl Context {
         metrics: Arc<Metrics>,
         settings: Settings,
         stores: Stores,
+        notifier: Notifier,
     ) -> Self {
         Self {
             client,
@@ -212,6 +219,7 @@ impl Context {
             metrics,
             settings,
             stores,
+            notifier,
             failures: Mutex::default(),
         }
     }
@@ -356,6 +364,53 @@ async fn publish(ctx: &Context, reference: &ObjectReference, notice: Notice) {
         Ok(Ok(())) => {}
         Ok(Err(error)) => warn!(%error, reason = notice.reason, "cannot publish Event"),
         Err(_) => warn!(reason = notice.reason, "publishing an Event timed out"),
+    }
+}
+
+/// Queues `notifications` for the cluster's webhook, if it has one. The URL is read
+/// from its Secret on each transition (a rotated URL needs no restart); a Secret
+/// that cannot be read is counted and logged, never fails the reconciliation.
+async fn notify(ctx: &Context, cluster: &FailoverCluster, notifications: Vec<Notification>) {
+    let Some(webhook) = cluster
+        .spec
+        .notifications
+        .as_ref()
+        .and_then(|n| n.webhook.as_ref())
+    else {
+        return;
+    };
+    if notifications.is_empty() {
+        return;
+    }
+    let namespace = cluster.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let reference = &webhook.secret_ref;
+    let url = match tokio::time::timeout(ctx.settings.api_timeout, secrets.get_opt(&reference.name))
+        .await
+    {
+        Ok(Ok(secret)) => secret
+            .and_then(|s| s.data)
+            .and_then(|mut data| data.remove(&reference.key))
+            .and_then(|value| String::from_utf8(value.0).ok())
+            .map(|url| url.trim().to_owned()),
+        Ok(Err(error)) => {
+            warn!(%error, secret = %reference.name, "cannot read the webhook Secret");
+            None
+        }
+        Err(_) => {
+            warn!(secret = %reference.name, "reading the webhook Secret timed out");
+            None
+        }
+    };
+    for notification in notifications {
+        match &url {
+            Some(url) => ctx.notifier.submit(Delivery {
+                url: url.clone(),
+                format: webhook.format,
+                notification,
+            }),
+            None => ctx.notifier.failed(&notification, &NotifyError::Secret),
+        }
     }
 }
 
@@ -647,6 +702,12 @@ async fn cluster_pipeline(obj: &ClusterObject, ctx: &Context) -> Result<Action, 
     for notice in cluster_notices(&before, &status) {
         publish(ctx, &reference, notice).await;
     }
+    let subject = Subject {
+        namespace: &namespace,
+        cluster: &name,
+    };
+    let notifications = cluster_notifications(subject, &before, &status, Timestamp::now());
+    notify(ctx, cluster, notifications).await;
     Ok(Action::requeue(requeue))
 }
 
@@ -875,6 +936,14 @@ async fn group_pipeline(obj: &GroupObject, ctx: &Context) -> Result<Action, Erro
     let reference = obj.object_ref(&());
     for notice in group_notices(&before, &status) {
         publish(ctx, &reference, notice).await;
+    }
+    if let Some(cluster) = &cluster {
+        let subject = Subject {
+            namespace: &namespace,
+            cluster: &group.spec.cluster,
+        };
+        let notifications = group_notifications(subject, &name, &before, &status, Timestamp::now());
+        notify(ctx, cluster, notifications).await;
     }
     Ok(Action::requeue(ctx.settings.resync))
 }

@@ -423,6 +423,7 @@ ALERTS = {
     "FailoverGroupFailed",
     "FailoverConfigInvalid",
     "FailoverFailoverRateHigh",
+    "FailoverHappened",
 }
 
 

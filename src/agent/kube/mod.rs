@@ -134,13 +134,16 @@ pub fn event_for(node: &str, notice: &Notice) -> (EventType, &'static str, Strin
             reason,
             message,
         } => {
-            let kind = match reason {
-                Reason::OwnerLost | Reason::OwnerLeaving | Reason::OwnerPaused => "Failover",
-                Reason::Failback => "Failback",
-                _ => "GroupTaken",
+            // A takeover from an owner that is gone is a Warning (a person should
+            // look); a planned handover (paused, leaving) and a failback are not.
+            let (type_, kind) = match reason {
+                Reason::OwnerLost => (EventType::Warning, "Failover"),
+                Reason::OwnerLeaving | Reason::OwnerPaused => (EventType::Normal, "Failover"),
+                Reason::Failback => (EventType::Normal, "Failback"),
+                _ => (EventType::Normal, "GroupTaken"),
             };
             let note = format!("{node} took group {group} ({}): {message}", reason.code());
-            (EventType::Normal, kind, note)
+            (type_, kind, note)
         }
         Notice::Fenced { group } => (
             EventType::Warning,

@@ -522,10 +522,11 @@ fn notices_become_events_with_reasons() {
         message: "why".into(),
     };
     let (t, r, note) = event_for("n1", &took(Reason::OwnerLost));
-    assert_eq!((t, r), (EventType::Normal, "Failover"));
+    assert_eq!((t, r), (EventType::Warning, "Failover"));
     assert_eq!(note, "n1 took group web (OwnerLost): why");
     assert_eq!(event_for("n1", &took(Reason::Failback)).1, "Failback");
-    assert_eq!(event_for("n1", &took(Reason::OwnerPaused)).1, "Failover");
+    let (t, r, _) = event_for("n1", &took(Reason::OwnerPaused));
+    assert_eq!((t, r), (EventType::Normal, "Failover"));
     assert_eq!(event_for("n1", &took(Reason::Placed)).1, "GroupTaken");
     let (t, r, _) = event_for(
         "n1",

@@ -28,6 +28,7 @@ use crate::operator::fixtures::{
     ClusterFixture, NS, cluster, group, lease, node, node_lease, resolved, settings,
 };
 use crate::operator::metrics::Metrics;
+use crate::operator::notify::{Notifier, RetryPolicy};
 use crate::operator::status::{Reports, cluster_status};
 use crate::testing::apiserver::{ApiServerVerifier, mocked_client};
 
@@ -245,13 +246,15 @@ fn context_with(
         api_timeout: Duration::from_secs(5),
         resync: Duration::from_secs(5),
     };
+    let metrics = Arc::new(Metrics::default());
     (
         Arc::new(Context::new(
             client,
             recorder,
-            Arc::new(Metrics::default()),
+            metrics.clone(),
             settings,
             stores,
+            Notifier::spawn(RetryPolicy::default(), metrics),
         )),
         api,
     )
@@ -548,6 +551,77 @@ async fn group_status_and_failover_event_from_the_ledger() {
     });
     reconcile_group(Arc::new(guarded(&web)), ctx).await.unwrap();
     server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failover_posts_to_the_webhook_read_from_the_secret() {
+    use crate::api::{NotificationsSpec, SecretKeyRef, WebhookFormat, WebhookSpec};
+    use crate::operator::notify::tests::{Answer, next_body, server};
+    let (url, mut received) = server(vec![Answer::Status(200)]).await;
+    let mut c = cluster();
+    c.spec.notifications = Some(NotificationsSpec {
+        webhook: Some(WebhookSpec {
+            secret_ref: SecretKeyRef {
+                name: "hook".into(),
+                key: "target".into(),
+            },
+            format: WebhookFormat::Generic,
+        }),
+    });
+    let mut web = group("web", "10.77.0.100/24");
+    web.status = Some(crate::api::ResourceGroupStatus {
+        owner: Some("b".into()),
+        epoch: Some(1),
+        ..Default::default()
+    });
+    let mut ledger = lease(
+        &names::group_lease("c", "web"),
+        Some("a"),
+        Timestamp::now(),
+        &[(names::REASON, "OwnerFailed"), (names::MESSAGE, "b died")],
+    );
+    ledger.spec.as_mut().unwrap().lease_transitions = Some(2);
+    let leases = vec![
+        ledger,
+        node_lease("a", Duration::from_millis(100), "x", true, &["web"]),
+    ];
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    // A URL written with a trailing newline (`echo url > file`) still works.
+    let secret = k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("hook".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "target".to_owned(),
+            k8s_openapi::ByteString(format!("{url}\n").into_bytes()),
+        )])),
+        ..Default::default()
+    };
+    let secret = serde_json::to_value(&secret).unwrap();
+    let server = tokio::spawn(async move {
+        api.leases(leases).await;
+        api.status("/apis/failover.dev/v1alpha1/namespaces/ns/resourcegroups/web/status")
+            .await;
+        api.event().await;
+        api.expect(
+            Method::GET,
+            "/api/v1/namespaces/ns/secrets/hook",
+            move |_| (StatusCode::OK, secret),
+        )
+        .await;
+    });
+    reconcile_group(Arc::new(guarded(&web)), ctx).await.unwrap();
+    server.await.unwrap();
+    let body = next_body(&mut received).await;
+    assert_eq!(body["event"], "Failover");
+    assert_eq!(body["cluster"], "c");
+    assert_eq!(body["group"], "web");
+    assert_eq!(body["from"], "b");
+    assert_eq!(body["to"], "a");
+    assert_eq!(body["epoch"], 2);
+    assert_eq!(body["reason"], "OwnerFailed");
+    assert_eq!(body["message"], "b died");
 }
 
 #[tokio::test]
