@@ -139,6 +139,65 @@ spec:
     - {{name: vip, virtualIP: {{address: {s}.100/24}}}}
 "
         );
+        self.write_yaml(&yaml);
+    }
+
+    /// A second network between the members (bridge `br1`, each member's `eth1` at
+    /// `<service subnet>.<node>/24`), apart from the heartbeats' network on eth0: a
+    /// service interface can go down while the members still hear each other.
+    fn add_service_network(&self) -> Result<(), String> {
+        let bridge = format!("{}b", self.prefix);
+        ip(&["-n", &bridge, "link", "add", "br1", "type", "bridge"])?;
+        ip(&["-n", &bridge, "link", "set", "br1", "up"])?;
+        for node in 1..=3 {
+            let ns = self.ns(node);
+            let veth = format!("s{node}");
+            ip(&[
+                "-n", &bridge, "link", "add", &veth, "type", "veth", "peer", "name", "eth1",
+                "netns", &ns,
+            ])?;
+            ip(&["-n", &bridge, "link", "set", &veth, "master", "br1", "up"])?;
+            let address = format!("{}.{node}/24", self.service_subnet());
+            ip(&["-n", &ns, "addr", "add", &address, "dev", "eth1"])?;
+            ip(&["-n", &ns, "link", "set", "eth1", "up"])?;
+        }
+        Ok(())
+    }
+
+    fn service_subnet(&self) -> String {
+        self.subnet.replacen("10.78.", "10.79.", 1)
+    }
+
+    /// The group's VIP on the service network (found by its subnet, no `interface`)
+    /// and failback `Immediate`: n1 ranks first and takes the group back when it can.
+    fn write_service_config(&self) {
+        let s = &self.subnet;
+        let vip = format!("{}.100", self.service_subnet());
+        let yaml = format!(
+            "apiVersion: failover.dev/v1alpha1
+kind: FailoverCluster
+metadata: {{name: lab, namespace: test}}
+spec:
+  members:
+    - {{node: n1, priority: 200, address: {s}.1}}
+    - {{node: n2, priority: 100, address: {s}.2}}
+    - {{node: n3, priority: 50, address: {s}.3}}
+  heartbeat: {{interval: 50ms, deadAfter: 250ms}}
+---
+apiVersion: failover.dev/v1alpha1
+kind: ResourceGroup
+metadata: {{name: web, namespace: test}}
+spec:
+  cluster: lab
+  failback: {{policy: Immediate, stabilizeFor: 1s}}
+  resources:
+    - {{name: vip, virtualIP: {{address: {vip}/24}}}}
+"
+        );
+        self.write_yaml(&yaml);
+    }
+
+    fn write_yaml(&self, yaml: &str) {
         // Write then rename, so an agent polling the file never reads half of it.
         let tmp = self.dir.join("cluster.yaml.tmp");
         fs::write(&tmp, yaml).unwrap();
@@ -217,8 +276,12 @@ spec:
     /// Whether the node's kernel holds the VIP (an IPv4 VIP sits on loopback as a
     /// /32, so that the agent, not the kernel, answers ARP for it on eth0).
     fn has_vip(&self, node: usize) -> bool {
+        self.has_address(node, &self.vip())
+    }
+
+    fn has_address(&self, node: usize, address: &str) -> bool {
         let out = ip(&["-n", &self.ns(node), "-o", "addr", "show"]).unwrap();
-        out.contains(&format!(" {}/", self.vip()))
+        out.contains(&format!(" {address}/"))
     }
 
     /// An IPv4 setting of the node's eth0 (read in its namespace).
@@ -532,4 +595,86 @@ fn a_killed_owner_stops_answering_arp_for_the_vip_at_once() {
         "only the successor answers"
     );
     println!("after the takeover: only n2 answers (n1's kernel still held the VIP: {n1_held})");
+}
+
+#[test]
+fn an_owner_whose_vip_interface_goes_down_hands_the_group_over_and_takes_it_back() {
+    if let Some(reason) = skip_reason() {
+        println!("SKIPPED agent_netns: {reason}");
+        return;
+    }
+    let mut lab = Lab::new('i');
+    lab.add_service_network().unwrap();
+    lab.write_service_config();
+    for node in 1..=3 {
+        lab.start(node);
+    }
+    let vip = format!("{}.100", lab.service_subnet());
+    let holders = |l: &Lab| -> Vec<usize> { (1..=3).filter(|&n| l.has_address(n, &vip)).collect() };
+    // Never two holders, whatever the wait is for.
+    let only = |want: usize| {
+        move |l: &Lab| {
+            let now = holders(l);
+            assert!(now.len() <= 1, "two nodes hold the VIP: {now:?}");
+            now == [want]
+        }
+    };
+    wait_until(&lab, "the VIP is on n1 only", WAIT, only(1));
+    let bridge = format!("{}b", lab.prefix);
+
+    // Administratively down: n1 cannot host the group and hands it to n2 while the
+    // members keep hearing each other on eth0.
+    let down = Instant::now();
+    ip(&["-n", &lab.ns(1), "link", "set", "eth1", "down"]).unwrap();
+    wait_until(&lab, "n2 holds the VIP", WAIT, only(2));
+    println!("eth1 of n1 down -> VIP on n2 after {:?}", down.elapsed());
+    let back = Instant::now();
+    ip(&["-n", &lab.ns(1), "link", "set", "eth1", "up"]).unwrap();
+    wait_until(&lab, "n1 holds the VIP again", WAIT, only(1));
+    println!(
+        "eth1 of n1 up -> VIP back on n1 (failback Immediate) after {:?}",
+        back.elapsed()
+    );
+
+    // The carrier lost: the bridge side of n1's eth1 goes down.
+    let lost = Instant::now();
+    ip(&["-n", &bridge, "link", "set", "s1", "down"]).unwrap();
+    wait_until(&lab, "n2 holds the VIP", WAIT, only(2));
+    println!(
+        "carrier of n1's eth1 lost -> VIP on n2 after {:?}",
+        lost.elapsed()
+    );
+    let back = Instant::now();
+    ip(&["-n", &bridge, "link", "set", "s1", "up"]).unwrap();
+    wait_until(&lab, "n1 holds the VIP again", WAIT, only(1));
+    println!(
+        "carrier of n1's eth1 back -> VIP back on n1 after {:?}",
+        back.elapsed()
+    );
+
+    let logs = lab.logs();
+    for expected in [
+        "the interface of the group's VIP is down",
+        "state=\"admin-down\"",
+        "state=\"no-carrier\"",
+        "interface=eth1",
+        "the interface of the group's VIP is up again",
+        "InterfaceDown",
+    ] {
+        assert!(
+            logs.contains(expected),
+            "{expected:?} missing in the logs:\n{logs}"
+        );
+    }
+    for node in 1..=3 {
+        lab.terminate(node);
+    }
+    for node in 1..=3 {
+        assert_eq!(
+            lab.wait_exit(node, Duration::from_secs(5)),
+            Some(0),
+            "n{node}"
+        );
+    }
+    assert!(holders(&lab).is_empty());
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -195,6 +195,7 @@ fn check_document(document: &Value) -> Result<&'static str, String> {
     let result = match (api_version, kind) {
         ("v1", "ServiceAccount") => check::<ServiceAccount>(document),
         ("v1", "Service") => check::<Service>(document),
+        ("v1", "ConfigMap") => check::<ConfigMap>(document),
         ("apps/v1", "Deployment") => check::<Deployment>(document),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => check::<ClusterRole>(document),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {

@@ -3,7 +3,9 @@
 //! --locked --no-default-features --target x86_64-unknown-linux-musl --bin failover`,
 //! see the issue 6 report; no default features: the image ships without the lab),
 //! its final stage distroless-static (or scratch) as a non-root user, and its build
-//! context must hold every file Cargo.toml names.
+//! context must hold every file Cargo.toml names. e2e/image.sh builds and starts the
+//! same image without the base images (buildah from scratch, podman): its layout and
+//! build command must be the Dockerfile's.
 
 use std::path::PathBuf;
 
@@ -235,4 +237,50 @@ fn the_build_context_holds_every_file_cargo_needs() {
             "{file} is excluded by .dockerignore"
         );
     }
+}
+
+/// `NAME=value` assignments of a shell script, single quotes removed.
+fn shell_variable(script: &str, name: &str) -> String {
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .map(|v| v.trim().trim_matches('\'').to_owned())
+        .unwrap_or_else(|| panic!("e2e/image.sh does not set {name}"))
+}
+
+#[test]
+fn the_image_script_builds_the_dockerfile_layout() {
+    let dockerfile = read("Dockerfile");
+    let script = read("e2e/image.sh");
+    let stages = stages(&dockerfile);
+    let (_, last) = stages.last().unwrap();
+    let final_arg = |keyword: &str| {
+        last.iter()
+            .rev()
+            .find(|(k, _)| k == keyword)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| panic!("the final stage has no {keyword}"))
+    };
+    let copy = final_arg("COPY");
+    let destination = copy.split_whitespace().last().unwrap();
+    assert_eq!(shell_variable(&script, "IMAGE_BINARY"), destination);
+    assert_eq!(shell_variable(&script, "IMAGE_USER"), final_arg("USER"));
+    assert_eq!(
+        shell_variable(&script, "IMAGE_ENTRYPOINT"),
+        final_arg("ENTRYPOINT")
+    );
+    assert_eq!(shell_variable(&script, "IMAGE_CMD"), final_arg("CMD"));
+    assert_eq!(shell_variable(&script, "RUST_TARGET"), TARGET);
+    // The same build command, with the target spelled through the variable.
+    assert!(
+        script
+            .contains(
+                "cargo build --release --locked --no-default-features --target \"${RUST_TARGET}\" --bin failover"
+            ),
+        "e2e/image.sh must build the binary as the Dockerfile does"
+    );
+    assert!(
+        script.contains("buildah") && script.contains("from scratch"),
+        "e2e/image.sh builds from scratch with buildah"
+    );
 }

@@ -103,6 +103,11 @@ struct GroupLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InterfaceLabel {
+    interface: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: &'static str,
 }
@@ -135,6 +140,8 @@ pub struct Metrics {
     phase_seconds: HistogramFamily,
     vip_errors: Family<OpLabel, Counter>,
     config_reloads: Family<ResultLabel, Counter>,
+    interface_up: Family<InterfaceLabel, Gauge>,
+    interface_downs: Family<InterfaceLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -155,6 +162,8 @@ impl Default for Metrics {
             phase_seconds: Family::new_with_constructor(phase_histogram),
             vip_errors: Family::default(),
             config_reloads: Family::default(),
+            interface_up: Family::default(),
+            interface_downs: Family::default(),
         };
         registry.register(
             "heartbeats_sent",
@@ -206,6 +215,16 @@ impl Default for Metrics {
             "config_reloads",
             "Configuration reloads, by result (applied, unchanged, rejected)",
             m.config_reloads.clone(),
+        );
+        registry.register(
+            "interface_up",
+            "1 while the interface of a configured VIP is up (administratively up, carrier, running); 0 while it is not or is absent",
+            m.interface_up.clone(),
+        );
+        registry.register(
+            "interface_downs",
+            "Times the interface of a configured VIP went from up to down, lost its carrier or vanished",
+            m.interface_downs.clone(),
         );
         m.registry = registry;
         m
@@ -296,6 +315,30 @@ impl Metrics {
         self.vip_errors.get_or_create(&OpLabel { op }).inc();
     }
 
+    /// Interface names are those of the configured VIPs: bounded by the configuration.
+    pub fn interface_up(&self, interface: &str, up: bool) {
+        self.interface_up
+            .get_or_create(&InterfaceLabel {
+                interface: interface.to_owned(),
+            })
+            .set(i64::from(up));
+    }
+
+    pub fn interface_went_down(&self, interface: &str) {
+        self.interface_downs
+            .get_or_create(&InterfaceLabel {
+                interface: interface.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The interface carries no configured VIP any more: its gauge goes.
+    pub fn forget_interface(&self, interface: &str) {
+        self.interface_up.remove(&InterfaceLabel {
+            interface: interface.to_owned(),
+        });
+    }
+
     pub fn config_reload(&self, result: &'static str) {
         self.config_reloads
             .get_or_create(&ResultLabel { result })
@@ -323,6 +366,10 @@ mod tests {
         m.vip_error("acquire");
         m.send_error();
         m.config_reload("rejected");
+        m.interface_up("eth1", false);
+        m.interface_went_down("eth1");
+        m.interface_up("gone", true);
+        m.forget_interface("gone");
         let text = m.render();
         for line in [
             "failover_heartbeats_sent_total 4",
@@ -339,6 +386,8 @@ mod tests {
             "failover_phase_seconds_bucket{le=\"0.512\",phase=\"vip_up\"} 2",
             "failover_vip_errors_total{op=\"acquire\"} 1",
             "failover_config_reloads_total{result=\"rejected\"} 1",
+            "failover_interface_up{interface=\"eth1\"} 0",
+            "failover_interface_downs_total{interface=\"eth1\"} 1",
             "# TYPE failover_phase_seconds histogram",
             "# EOF",
         ] {
@@ -352,6 +401,7 @@ mod tests {
             .find_map(|l| l.strip_prefix("failover_phase_seconds_sum{phase=\"vip_up\"} "))
             .unwrap();
         assert!((sum.parse::<f64>().unwrap() - 0.3005).abs() < 1e-9, "{sum}");
+        assert!(!text.contains("gone"), "{text}");
     }
 
     #[test]

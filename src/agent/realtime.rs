@@ -34,9 +34,7 @@ pub fn run_realtime(priority: u8) -> Result<(), RealtimeError> {
     if !PRIORITIES.contains(&priority) {
         return Err(RealtimeError::OutOfRange(priority));
     }
-    let param = libc::sched_param {
-        sched_priority: i32::from(priority),
-    };
+    let param = sched_param(i32::from(priority));
     // SAFETY: `param` is a valid, initialised sched_param that outlives the call;
     // pid 0 names the calling thread. The call reads `param` and changes nothing else.
     let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) };
@@ -50,6 +48,17 @@ pub fn run_realtime(priority: u8) -> Result<(), RealtimeError> {
     }
 }
 
+/// A sched_param at `priority`. Not a struct literal: musl's sched_param has more
+/// fields than glibc's (the SCHED_SPORADIC ones, unused by SCHED_RR), and the image's
+/// static musl build must compile too.
+fn sched_param(priority: i32) -> libc::sched_param {
+    // SAFETY: sched_param is a C struct of integers (and, on musl, timespecs of
+    // integers): all zeroes is a valid value of it.
+    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+    param.sched_priority = priority;
+    param
+}
+
 /// The calling thread's scheduling policy and priority.
 pub fn current() -> io::Result<(i32, i32)> {
     // SAFETY: sched_getscheduler takes no pointer; pid 0 is the calling thread.
@@ -57,7 +66,7 @@ pub fn current() -> io::Result<(i32, i32)> {
     if policy < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut param = libc::sched_param { sched_priority: 0 };
+    let mut param = sched_param(0);
     // SAFETY: `param` is valid for writes for the duration of the call.
     if unsafe { libc::sched_getparam(0, &mut param) } != 0 {
         return Err(io::Error::last_os_error());

@@ -72,6 +72,10 @@ use crate::placement::{
     Reason, UnableReason, View,
 };
 
+mod votes;
+
+use votes::CountedVote;
+
 /// Allowance for the rate difference between two nodes' clocks. Real clocks drift by
 /// less than 0.01%; a node counts a vote for 1% less than the voter keeps it.
 pub const DRIFT_ALLOWANCE: f64 = 0.01;
@@ -710,12 +714,15 @@ impl Engine {
         let incarnation = self.membership.incarnation();
         let dead_after = self.model.dead_after;
         let counted = dead_after.mul_f64(1.0 - DRIFT_ALLOWANCE);
-        let mut votes: Vec<(Duration, u64)> = Vec::with_capacity(self.model.members.len() + 1);
+        let mut votes: Vec<CountedVote> = Vec::with_capacity(self.model.members.len() + 1);
         if let Some(v) = self.votes.get(group)
             && v.holder == me
             && v.holder_incarnation == incarnation
         {
-            votes.push((v.renewed_at + counted, v.epoch));
+            votes.push(CountedVote {
+                until: v.renewed_at + counted,
+                epoch: v.epoch,
+            });
         }
         for (_, peer) in self.membership.peers() {
             let Some(grant) = peer.last.grants.iter().find(|g| {
@@ -731,25 +738,18 @@ impl Engine {
                 continue;
             };
             if let Some(sent) = self.membership.sent_at(echo.last_seq) {
-                votes.push((sent + counted, grant.epoch));
+                votes.push(CountedVote {
+                    until: sent + counted,
+                    epoch: grant.epoch,
+                });
             }
         }
         if self.model.quorum == QuorumMode::Witness
             && let Some(until) = self.witness_until
         {
-            votes.push((until, 0));
+            votes.push(CountedVote { until, epoch: 0 });
         }
-        let needed = match self.model.quorum {
-            QuorumMode::None => 1,
-            _ => self.model.votes_needed(),
-        };
-        if votes.len() < needed {
-            return None;
-        }
-        votes.sort_by_key(|v| std::cmp::Reverse(v.0));
-        let until = votes[needed - 1].0;
-        let epoch = votes.iter().take(needed).map(|v| v.1).max().unwrap_or(0);
-        Some((until, epoch))
+        votes::majority(votes, votes::needed(&self.model))
     }
 
     fn lease_valid(&self, group: &str, since_seq: u64, now: Duration) -> Option<u64> {

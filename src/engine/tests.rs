@@ -1,7 +1,13 @@
-//! Input → output tests of one engine. `peers`: a few engines on a small network;
-//! longer multi-node behaviour is the simulator's.
+//! Input → output tests of one engine. Here: the epoch's record and the
+//! configuration, with a lone member. `script`: one engine whose peers' heartbeats
+//! the test writes, for `voting` (votes, echoes, the ledger's epochs, majorities,
+//! the witness) and `lifecycle` (fencing, graceful leave, restart). `peers`: a few
+//! engines on a small network; longer multi-node behaviour is the simulator's.
 
+mod lifecycle;
 mod peers;
+mod script;
+mod voting;
 
 use super::*;
 use crate::placement::{FailbackPolicy, GroupModel, MemberModel};

@@ -1,4 +1,10 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::config::group_name;
+use super::world::{Ev, Proc, ResState, World};
 use super::*;
+use crate::placement::{QuorumMode, Reason};
 
 fn quick(nodes: usize) -> SimConfig {
     let mut c = SimConfig::new(nodes);

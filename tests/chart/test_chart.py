@@ -56,6 +56,7 @@ ALL_TOGGLES = {
         "resources": {"requests": {"cpu": "20m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
     },
     "serviceAccount": {"create": True, "name": "fo", "annotations": {"a": "b"}},
+    "grafana": {"dashboard": {"enabled": True, "annotations": {"grafana_folder": "Failover"}}},
 }
 
 # Everything optional switched off.
@@ -73,6 +74,7 @@ SCENARIOS = {"defaults": {}, "all-toggles": ALL_TOGGLES, "all-off": ALL_OFF}
 KNOWN_KINDS = {
     ("v1", "ServiceAccount"): True,
     ("v1", "Service"): True,
+    ("v1", "ConfigMap"): True,
     ("apps/v1", "Deployment"): True,
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): False,
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): False,
@@ -240,7 +242,7 @@ def test_defaults_render_the_core_objects_and_no_optional_ones():
 
 def test_every_toggle_renders_its_object():
     kinds = {d["kind"] for d in documents(ALL_TOGGLES)}
-    for kind in ["ServiceMonitor", "PodMonitor", "PrometheusRule", "NetworkPolicy", "PodDisruptionBudget"]:
+    for kind in ["ServiceMonitor", "PodMonitor", "PrometheusRule", "NetworkPolicy", "PodDisruptionBudget", "ConfigMap"]:
         assert kind in kinds, kind
     off = {d["kind"] for d in documents(ALL_OFF)}
     for kind in ["ServiceMonitor", "PodMonitor", "PrometheusRule", "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount"]:
@@ -271,10 +273,18 @@ def test_args_follow_the_values():
     assert netpol["spec"]["ingress"][0]["ports"][0]["port"] == 9191
 
 
+def image_script_name() -> str:
+    """The name e2e/image.sh gives the image it builds (IMAGE_NAME=...)."""
+    script = (ROOT / "e2e" / "image.sh").read_text()
+    return re.search(r"^IMAGE_NAME=(\S+)$", script, re.MULTILINE).group(1)
+
+
 def test_defaults_use_the_operator_image_for_the_agent():
+    # The default image is the one e2e/image.sh builds (docs/install.md, section 1).
+    image = f"{image_script_name()}:0.1.0"
     container = operator_container(documents())
-    assert container["image"] == "registry.example.com/failover-operator:0.1.0"
-    assert "--agent-image=registry.example.com/failover-operator:0.1.0" in container["args"]
+    assert container["image"] == image
+    assert f"--agent-image={image}" in container["args"]
     assert not any(a.startswith("--watch-namespace") for a in container["args"])
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RUST_LOG"] == "info" and env["FAILOVER_LOG_FORMAT"] == "json"
@@ -416,20 +426,41 @@ ALERTS = {
 }
 
 
+# Where the metrics are registered, and the prefix of each registry.
+METRIC_SOURCES = [
+    (ROOT / "src" / "agent" / "metrics.rs", "failover_"),
+    (ROOT / "src" / "operator" / "metrics.rs", "failover_operator_"),
+]
+
+
 def metric_names() -> set[str]:
-    """Metric names the code registers (prometheus-client adds `_total` to counters)."""
+    """Series names the code exports: prometheus-client adds `_total` to counters, and
+    a histogram is its `_bucket`, `_sum` and `_count` series."""
     names = set()
-    for path, prefix in [
-        (ROOT / "src" / "telemetry" / "metrics.rs", "failover_"),
-        (ROOT / "src" / "operator" / "metrics.rs", "failover_operator_"),
-    ]:
-        if not path.exists():
-            continue
+    for path, prefix in METRIC_SOURCES:
         text = path.read_text()
-        for name, field in re.findall(r'register\(\s*"(\w+)",\s*"[^"]*",\s*m\.(\w+)\.clone\(\)', text):
-            counter = re.search(rf"\b{field}: (Family<[^,]+, )?Counter\b", text)
-            names.add(prefix + name + ("_total" if counter else ""))
+        registered = re.findall(r'register\(\s*"(\w+)",\s*"[^"]*",\s*m\.(\w+)\.clone\(\)', text)
+        assert registered, f"{path}: no registrations found"
+        for name, field in registered:
+            kind = re.search(rf"\b{field}: ([\w<>, ()-]+?),?\n", text)
+            assert kind, f"{path}: no type for field {field}"
+            full = prefix + name
+            if "Counter" in kind.group(1):
+                names.add(full + "_total")
+            elif "Histogram" in kind.group(1):
+                names.update(full + suffix for suffix in ("_bucket", "_sum", "_count"))
+            else:
+                names.add(full)
     return names
+
+
+def promql_metrics(expr: str) -> set[str]:
+    """The `failover_*` metric names of a PromQL expression: label matchers, grouping
+    clauses and label arguments (label_values' second one) are not metric names."""
+    expr = re.sub(r"\{[^}]*\}", "", expr)
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    expr = re.sub(r",\s*\w+\s*\)", ")", expr)
+    return set(re.findall(r"\bfailover_\w+", expr))
 
 
 def test_prometheus_rule_has_the_alerts_and_uses_known_metrics():
@@ -440,14 +471,83 @@ def test_prometheus_rule_has_the_alerts_and_uses_known_metrics():
     assert "failover_quorum" in known and "failover_failovers_total" in known, known
     for r in rules:
         # Metric names, not the label names of `by (...)` clauses.
-        expr = re.sub(r"\bby \([^)]*\)", "", r["expr"])
-        used = set(re.findall(r"\bfailover_\w+", expr))
+        used = promql_metrics(r["expr"])
         assert used, r["alert"]
         assert used <= known, f"{r['alert']}: unknown metrics {used - known}"
         assert r["labels"]["severity"] in {"warning", "critical"}
         assert r["annotations"]["summary"]
         # Prometheus templates survive Helm's rendering.
         assert "{{ $labels" in json.dumps(r["annotations"]) or r["alert"].startswith("FailoverOperatorNo")
+
+
+def dashboard_queries(dashboard: dict) -> list[tuple[str, str]]:
+    """(where, PromQL) of every panel target and every templating query."""
+    queries = []
+
+    def panels(items):
+        for panel in items:
+            yield panel
+            yield from panels(panel.get("panels", []))
+
+    for panel in panels(dashboard["panels"]):
+        for target in panel.get("targets", []):
+            queries.append((f"panel {panel['title']!r}", target["expr"]))
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            query = variable["query"]
+            queries.append((f"variable {variable['name']}", query["query"] if isinstance(query, dict) else query))
+    return queries
+
+
+def test_grafana_dashboard_uses_only_metrics_the_code_exports():
+    docs = documents(ALL_TOGGLES)
+    config_map = one(docs, "ConfigMap")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Failover"}
+    dashboard = json.loads(config_map["data"]["failover-operator.json"])
+    assert dashboard["uid"] and dashboard["title"]
+    # The file in the chart is what the ConfigMap carries, byte for byte.
+    assert config_map["data"]["failover-operator.json"] == (CHART / "dashboards" / "failover-operator.json").read_text().rstrip("\n")
+    known = metric_names()
+    queries = dashboard_queries(dashboard)
+    assert queries
+    used_everywhere = set()
+    for where, expr in queries:
+        used = promql_metrics(expr)
+        assert used, f"{where}: no failover metric in {expr!r}"
+        assert used <= known, f"{where}: metrics the code does not export: {sorted(used - known)}"
+        used_everywhere |= used
+    # The panels the issue asks for: members and quorum, failovers with their phases,
+    # heartbeat loss, config sync.
+    for metric in [
+        "failover_peer_up",
+        "failover_quorum",
+        "failover_failovers_total",
+        "failover_phase_seconds_bucket",
+        "failover_heartbeats_dropped_total",
+        "failover_heartbeats_received_total",
+        "failover_config_reloads_total",
+        "failover_operator_cluster_config_valid",
+    ]:
+        assert metric in used_everywhere, f"no panel shows {metric}"
+    panel_ids = [p["id"] for p in dashboard["panels"]]
+    assert len(panel_ids) == len(set(panel_ids)), "panel ids must be unique"
+
+
+def test_promql_metrics_ignores_labels_and_catches_unknown_names():
+    expr = 'sum by (failover_dev_cluster) (rate(failover_nope_total{failover_dev_cluster=~"$c"}[5m]))'
+    assert promql_metrics(expr) == {"failover_nope_total"}
+    assert promql_metrics("label_values(failover_quorum{namespace=~\"$n\"}, failover_dev_cluster)") == {"failover_quorum"}
+    assert "failover_nope_total" not in metric_names()
+
+
+def test_grafana_dashboard_label_and_namespace_follow_the_values():
+    values = {"grafana": {"dashboard": {"enabled": True, "label": "example.com/dashboard", "labelValue": "yes", "namespace": "monitoring"}}}
+    config_map = one(documents(values), "ConfigMap")
+    assert config_map["metadata"]["labels"]["example.com/dashboard"] == "yes"
+    assert "grafana_dashboard" not in config_map["metadata"]["labels"]
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert "annotations" not in config_map["metadata"]
 
 
 def test_monitors_scrape_the_metrics_ports():
@@ -519,4 +619,4 @@ def test_an_existing_service_account_must_be_named():
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "mine"
     assert pod["containers"][0]["image"].endswith(":1.2.3")
-    assert "--agent-image=registry.example.com/failover-operator:1.2.3" in pod["containers"][0]["args"]
+    assert f"--agent-image={image_script_name()}:1.2.3" in pod["containers"][0]["args"]

@@ -6,7 +6,8 @@
 //! the loop calls [`Resources::start`], [`Resources::renew`] and [`Resources::stop`]
 //! when the engine says so, [`Resources::reconfigure`] when the configuration
 //! changes, and feeds [`Resources::unable`] back to the engine. A group's resources
-//! are its virtual IPs (`vips.rs`) with their announcer (`announce.rs`).
+//! are its virtual IPs (`vips.rs`) with their announcer (`announce.rs`); the
+//! links of their interfaces are watched (`interfaces.rs`).
 //! `health.rs` (health checks), `process.rs` (supervised processes) and `hook.rs`
 //! (the transition hook) run the rest of a group, each off the heartbeat path in
 //! tasks of their own, bounded in time.
@@ -20,6 +21,7 @@
 mod announce;
 pub mod health;
 pub mod hook;
+mod interfaces;
 pub mod process;
 #[cfg(test)]
 mod tests;
@@ -31,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use self::interfaces::Interfaces;
 use self::vips::{HeldVips, Vips};
 use super::metrics::{Phase, Telemetry};
 use super::vip::VipError;
@@ -58,6 +61,8 @@ pub struct Resources {
     held: BTreeMap<String, HeldVips>,
     /// Groups whose VIPs this node cannot host (subnet absent).
     ineligible: BTreeSet<String>,
+    /// The links of the VIPs' interfaces, and the groups whose one is down.
+    interfaces: Interfaces,
     /// Groups whose start failed here, until the next eligibility check.
     start_failed: BTreeSet<String>,
 }
@@ -72,12 +77,14 @@ impl Resources {
         origin: Instant,
     ) -> Result<Self, VipError> {
         let vips = Vips::open(&config.all_vips(), telemetry.clone()).await?;
+        let interfaces = Interfaces::open().await.map_err(VipError::LinkWatch)?;
         Ok(Self {
             vips,
             telemetry,
             origin,
             held: BTreeMap::new(),
             ineligible: BTreeSet::new(),
+            interfaces,
             start_failed: BTreeSet::new(),
         })
     }
@@ -172,7 +179,8 @@ impl Resources {
         }
     }
 
-    /// Groups this node cannot host now.
+    /// Groups this node cannot host now. A down interface is named over the rest:
+    /// it takes an IPv6 subnet along and fails a start.
     pub fn unable(&self) -> BTreeMap<String, UnableReason> {
         let absent = self
             .ineligible
@@ -182,7 +190,11 @@ impl Resources {
             .start_failed
             .iter()
             .map(|g| (g.clone(), UnableReason::ResourceFailed));
-        absent.chain(failed).collect()
+        let down = self
+            .interfaces
+            .down()
+            .map(|g| (g.to_owned(), UnableReason::InterfaceDown));
+        absent.chain(failed).chain(down).collect()
     }
 
     /// Gives the groups whose start failed here another chance.
@@ -190,8 +202,15 @@ impl Resources {
         self.start_failed.clear();
     }
 
+    /// Resolves when a link or an address of this node changed: time to check
+    /// eligibility again.
+    pub async fn links_changed(&mut self) {
+        self.interfaces.changed().await;
+    }
+
     /// Checks every group of `config` against this node's interfaces.
     pub async fn check_eligibility(&mut self, config: &AgentConfig) {
+        self.interfaces.check(&config.vips, &self.telemetry.metrics);
         let mut ineligible = BTreeSet::new();
         for (group, vips) in &config.vips {
             if !self.vips.can_host(group, vips).await {

@@ -313,6 +313,8 @@ pub(crate) async fn run_loop(
                 }
             },
             _ = report.tick(), if report_every.is_some() => agent.report_due = true,
+            // A VIP's interface went down or came back: tell the engine at once.
+            () = agent.resources.links_changed() => agent.check_eligibility().await,
             _ = recheck.tick() => {
                 agent.resources.forget_failed_starts();
                 agent.check_eligibility().await;

@@ -45,6 +45,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod links;
 pub mod packet;
 mod responder;
 pub(crate) mod socket;
@@ -130,6 +131,8 @@ impl BoundVip {
 pub enum VipError {
     #[error("cannot open a netlink route socket")]
     Connection(#[source] io::Error),
+    #[error("cannot watch the node's links")]
+    LinkWatch(#[source] links::LinkWatchError),
     #[error("VIP {vip}: prefix length is longer than the address")]
     InvalidPrefix { vip: VirtualIp },
     #[error("VIP {vip}: interface {interface} does not exist on this node")]
@@ -732,7 +735,7 @@ impl Link {
 }
 
 /// An address on an interface with its prefix, i.e. the subnet it puts on that link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct OnLink {
     index: u32,
     address: IpAddr,

@@ -1,0 +1,193 @@
+//! Votes, echoes and the ledger's answers, one engine at a time: as a voter (whom it
+//! grants its vote, under which epoch, and when it refuses) and as a claimant (which
+//! votes it counts, how many it needs, which epoch its take gets).
+
+use super::script::*;
+use crate::engine::*;
+use crate::membership::Heartbeat;
+
+/// The engine `n1` of a `members`-member majority cluster, claiming the group: it
+/// heard `n2` … up to a majority, each of whom echoed its last heartbeat.
+fn claimant(members: usize) -> Script {
+    let mut s = Script::started("n1", cluster(members, QuorumMode::Majority));
+    let others: Vec<String> = (2..=members / 2 + 1).map(|i| format!("n{i}")).collect();
+    let others: Vec<&str> = others.iter().map(String::as_str).collect();
+    s.hear(&others);
+    assert!(s.engine.quorate(), "a majority hears n1");
+    assert_eq!(s.claim(), Some(claiming(1)), "n1 asks for the group");
+    s
+}
+
+/// `peer`'s heartbeat that votes for `n1` (incarnation 1) under `epoch`.
+fn vote_for_n1(s: &Script, peer: &str, epoch: u64) -> Heartbeat {
+    let mut hb = s.from(peer);
+    hb.grants.push(grant("n1", 1, epoch));
+    hb
+}
+
+#[test]
+fn a_voter_grants_its_vote_to_the_claimant() {
+    let mut s = Script::started("n3", cluster(3, QuorumMode::Majority));
+    let mut hb = s.from("n1");
+    hb.claims.push(claiming(0));
+    s.deliver(hb);
+    assert_eq!(s.vote(), Some(("n1".into(), 1, 1)));
+}
+
+#[test]
+fn a_voter_refuses_a_second_claimant_while_its_vote_is_held() {
+    let mut s = Script::started("n3", cluster(3, QuorumMode::Majority));
+    let mut hb = s.from("n2");
+    hb.claims.push(claiming(0));
+    s.deliver(hb);
+    assert_eq!(s.vote(), Some(("n2".into(), 1, 1)));
+    // n1 ranks higher, but the vote stays where it is while n2 claims.
+    let mut hb = s.from("n1");
+    hb.claims.push(claiming(0));
+    s.deliver(hb);
+    let mut hb = s.from("n2");
+    hb.claims.push(claiming(0));
+    s.deliver(hb);
+    assert_eq!(s.vote(), Some(("n2".into(), 1, 1)));
+}
+
+#[test]
+fn a_vote_moves_only_when_its_holder_gives_the_claim_up_and_then_under_a_new_epoch() {
+    let mut s = Script::started("n3", cluster(3, QuorumMode::Majority));
+    let mut hb = s.from("n2");
+    hb.claims.push(claiming(0));
+    s.deliver(hb);
+    let mut hb = s.from("n1");
+    hb.claims.push(claiming(0));
+    s.deliver(hb);
+    assert_eq!(s.vote(), Some(("n2".into(), 1, 1)));
+    // n2 gives the claim up: the vote is free, and goes to n1 under epoch 2, never
+    // under the epoch that n2 had.
+    s.hear(&["n2"]);
+    assert_eq!(s.vote(), Some(("n1".into(), 1, 2)));
+    // Every heartbeat carried one vote for the group at most.
+    assert!(
+        s.sent
+            .iter()
+            .all(|(_, hb)| hb.grants.iter().filter(|g| g.group == GROUP).count() <= 1)
+    );
+}
+
+#[test]
+fn a_voter_answers_with_an_epoch_above_every_epoch_it_knows() {
+    let mut s = Script::started("n3", cluster(3, QuorumMode::Majority));
+    // n2 holds the group at epoch 4 (taken while n3 was away).
+    let mut hb = s.from("n2");
+    hb.claims.push(holding(4));
+    s.deliver(hb);
+    assert_eq!(s.vote(), Some(("n2".into(), 1, 5)));
+}
+
+#[test]
+fn a_silent_claimant_loses_the_vote_after_dead_after() {
+    let mut s = Script::started("n3", cluster(3, QuorumMode::Majority));
+    let mut hb = s.from("n1");
+    hb.claims.push(claiming(0));
+    s.deliver(hb);
+    let heard = s.now;
+    s.run_until(heard + DEAD_AFTER - Duration::from_millis(1));
+    assert_eq!(s.vote(), Some(("n1".into(), 1, 1)));
+    s.run_until(heard + DEAD_AFTER);
+    assert_eq!(s.vote(), None);
+}
+
+#[test]
+fn three_members_start_with_two_votes_and_not_with_one() {
+    let mut s = claimant(3);
+    // n2 hears the claim but votes for nobody: n1's own vote is one of three.
+    let out = s.hear(&["n2"]);
+    assert!(starts(&out).is_empty(), "{out:?}");
+    let hb = vote_for_n1(&s, "n2", 1);
+    let out = s.deliver(hb);
+    assert_eq!(starts(&out), vec![1]);
+}
+
+#[test]
+fn five_members_start_with_three_votes_and_not_with_two() {
+    let mut s = claimant(5);
+    let hb = vote_for_n1(&s, "n2", 1);
+    let out = s.deliver(hb);
+    assert!(starts(&out).is_empty(), "two of five: {out:?}");
+    let hb = vote_for_n1(&s, "n3", 1);
+    let out = s.deliver(hb);
+    assert_eq!(starts(&out), vec![1], "three of five");
+}
+
+#[test]
+fn a_vote_counts_only_once_its_voter_echoes_the_claim() {
+    let mut s = claimant(3);
+    // The claim went out in the last heartbeat; n2's vote echoes the one before it,
+    // sent before n1 claimed: n2 may not have seen the claim's sequence yet.
+    let claim_seq = s.last_sent().seq;
+    let mut hb = vote_for_n1(&s, "n2", 1);
+    hb.peers[0].last_seq = claim_seq - 1;
+    let out = s.deliver(hb);
+    assert!(starts(&out).is_empty(), "{out:?}");
+    let mut hb = vote_for_n1(&s, "n2", 1);
+    hb.peers[0].last_seq = claim_seq;
+    let out = s.deliver(hb);
+    assert_eq!(starts(&out), vec![1]);
+}
+
+#[test]
+fn a_vote_counts_only_for_this_incarnation_of_the_claimant() {
+    let mut s = claimant(3);
+    // A vote for an earlier incarnation of n1 (it restarted since).
+    let mut hb = s.from("n2");
+    hb.grants.push(grant("n1", 0, 1));
+    let out = s.deliver(hb);
+    assert!(starts(&out).is_empty(), "{out:?}");
+    // An echo of an earlier incarnation's heartbeat does not count either.
+    let mut hb = vote_for_n1(&s, "n2", 1);
+    hb.peers[0].incarnation = 0;
+    let out = s.deliver(hb);
+    assert!(starts(&out).is_empty(), "{out:?}");
+}
+
+#[test]
+fn the_take_gets_the_highest_epoch_of_the_majority_that_voted() {
+    let mut s = claimant(3);
+    // n2's vote carries epoch 7 (it knew of 6 takes); n1's own vote carries 1.
+    let hb = vote_for_n1(&s, "n2", 7);
+    let out = s.deliver(hb);
+    assert_eq!(starts(&out), vec![7]);
+    assert_eq!(s.engine.held_groups().collect::<Vec<_>>(), vec![(GROUP, 7)]);
+}
+
+#[test]
+fn with_a_witness_one_of_two_members_starts_with_the_witness_lease() {
+    let mut s = Script::started("n1", cluster(2, QuorumMode::Witness));
+    // n2 is silent: n1 asks for the witness.
+    assert!(
+        s.log
+            .iter()
+            .any(|(_, o)| matches!(o, Output::WitnessRequest)),
+        "{:?}",
+        s.log
+    );
+    assert!(!s.engine.quorate());
+    // Refused: another node holds it for a while.
+    let out = s.handle(Input::Witness {
+        held_until: None,
+        other_until: Some(s.now + DEAD_AFTER),
+    });
+    assert!(starts(&out).is_empty(), "{out:?}");
+    assert!(!s.engine.quorate());
+    assert_eq!(s.claim(), None);
+    // Held: n1's own vote and the witness are two of three.
+    let until = s.now + 2 * DEAD_AFTER;
+    s.now += DEAD_AFTER;
+    s.handle(Input::Witness {
+        held_until: Some(until),
+        other_until: None,
+    });
+    assert!(s.engine.quorate());
+    assert_eq!(s.claim(), Some(claiming(1)));
+    let out = s.tick();
+    assert_eq!(starts(&out), vec![1]);
+}
