@@ -102,6 +102,15 @@ fn check(scenario: Scenario, expected_owner: usize, cpu_load: bool) {
         "{scenario:?} (cpu_load {cpu_load}): two namespaces held the VIP for {} ms: {result:?}",
         result.dual_holder_ms
     );
+    if scenario == Scenario::LinkDown {
+        // Interface tracking, not only the lost heartbeats: the owner itself saw
+        // its VIP interface go down.
+        assert_eq!(
+            result.interface_down_logged,
+            Some(true),
+            "{scenario:?} (cpu_load {cpu_load}): the old owner did not log InterfaceDown: {result:?}"
+        );
+    }
     let leftovers: Vec<String> = topology::ip(&["netns", "list"])
         .unwrap()
         .lines()
