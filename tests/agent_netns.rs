@@ -529,7 +529,7 @@ fn a_node_that_cannot_add_the_vip_hands_the_group_on() {
     }
     let logs = lab.logs();
     assert!(
-        logs.contains("cannot bring the group's VIPs up; giving the group up here"),
+        logs.contains("a resource did not come online; the group's resources are offline again, giving the group up here"),
         "n1 should have reported the failed start:\n{logs}"
     );
     for node in 1..=3 {

@@ -2,14 +2,16 @@
 //! its report as annotations (`agent::kube::lease::node_lease`), the operator reads them
 //! back (`operator::status::Reports::from_leases`). The annotation values are
 //! `contract::report`'s types on both sides; this test keeps the whole round trip
-//! (names, hash text, view, explanations, owned groups) the same.
+//! (names, hash text, view, explanations, owned groups with their resources' states)
+//! the same, and a report of an older agent, without resource states, still reads.
 
 use std::collections::BTreeMap;
 
 use failover::agent::kube::lease::node_lease;
 use failover::agent::runtime::Report;
+use failover::api::ResourceState;
 use failover::contract::names;
-use failover::contract::report::Owned;
+use failover::contract::report::{Owned, ResourceReason, ResourceReport};
 use failover::operator::status::Reports;
 use failover::placement::Reason;
 use jiff::Timestamp;
@@ -30,6 +32,22 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
                 reason: Reason::Failback,
                 message: "a is back".into(),
                 since: Some(since),
+                resources: vec![
+                    ResourceReport {
+                        name: "service".into(),
+                        state: ResourceState::Online,
+                        reason: ResourceReason::Started.code().into(),
+                        message: String::new(),
+                        restarts: 0,
+                    },
+                    ResourceReport {
+                        name: "vip".into(),
+                        state: ResourceState::Failed,
+                        reason: ResourceReason::StartTimedOut.code().into(),
+                        message: "start took longer than 500ms".into(),
+                        restarts: 2,
+                    },
+                ],
             },
         )]),
         explain: BTreeMap::from([("web".to_owned(), "a owns web".to_owned())]),
@@ -63,4 +81,30 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
     // The same type on both sides: what the operator reads is what the agent owns.
     assert_eq!(node.owned, report.owned);
     assert!(node.renewed.is_some());
+}
+
+#[test]
+fn an_older_agents_report_without_resource_states_still_reads() {
+    let mut lease = Lease {
+        metadata: ObjectMeta {
+            name: Some(names::node_lease("c", "a")),
+            ..ObjectMeta::default()
+        },
+        ..Lease::default()
+    };
+    lease.spec = Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+        renew_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            Timestamp::now(),
+        )),
+        ..Default::default()
+    });
+    lease.metadata.annotations = Some(BTreeMap::from([(
+        names::OWNED.to_owned(),
+        r#"{"web":{"epoch":3,"reason":"Placed","message":"m","since":"2026-12-01T05:00:00Z"}}"#
+            .to_owned(),
+    )]));
+    let reports = Reports::from_leases("c", &[lease]);
+    let owned = &reports.nodes["a"].owned["web"];
+    assert_eq!(owned.epoch, 3);
+    assert!(owned.resources.is_empty());
 }

@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::api::ResourceState;
 use crate::membership::DropReason;
 use crate::placement::Reason;
 use crate::telemetry::http::Endpoints;
@@ -69,6 +70,8 @@ pub enum Phase {
     VipUp,
     /// The first announcement (gratuitous ARP / unsolicited NA) left.
     ArpSent,
+    /// Every resource of the group is online, in dependency order.
+    Online,
 }
 
 impl Phase {
@@ -78,6 +81,7 @@ impl Phase {
             Phase::Ledger => "ledger",
             Phase::VipUp => "vip_up",
             Phase::ArpSent => "arp_sent",
+            Phase::Online => "online",
         }
     }
 }
@@ -108,6 +112,13 @@ struct InterfaceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceStateLabel {
+    group: String,
+    resource: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: &'static str,
 }
@@ -115,6 +126,24 @@ struct PhaseLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabel {
     op: &'static str,
+}
+
+const RESOURCE_STATES: [ResourceState; 5] = [
+    ResourceState::Offline,
+    ResourceState::Starting,
+    ResourceState::Online,
+    ResourceState::Stopping,
+    ResourceState::Failed,
+];
+
+fn resource_state_label(state: ResourceState) -> &'static str {
+    match state {
+        ResourceState::Offline => "Offline",
+        ResourceState::Starting => "Starting",
+        ResourceState::Online => "Online",
+        ResourceState::Stopping => "Stopping",
+        ResourceState::Failed => "Failed",
+    }
 }
 
 type HistogramFamily = Family<PhaseLabel, Histogram, fn() -> Histogram>;
@@ -136,6 +165,7 @@ pub struct Metrics {
     peer_up: Family<MemberLabel, Gauge>,
     quorum: Gauge,
     group_owned: Family<GroupLabel, Gauge>,
+    resource_state: Family<ResourceStateLabel, Gauge>,
     failovers: Family<ReasonLabel, Counter>,
     phase_seconds: HistogramFamily,
     vip_errors: Family<OpLabel, Counter>,
@@ -158,6 +188,7 @@ impl Default for Metrics {
             peer_up: Family::default(),
             quorum: Gauge::default(),
             group_owned: Family::default(),
+            resource_state: Family::default(),
             failovers: Family::default(),
             phase_seconds: Family::new_with_constructor(phase_histogram),
             vip_errors: Family::default(),
@@ -195,6 +226,11 @@ impl Default for Metrics {
             "group_owned",
             "1 while this node runs the group's resources",
             m.group_owned.clone(),
+        );
+        registry.register(
+            "resource_state",
+            "1 for the state each resource of a group is in on this node (Offline, Starting, Online, Stopping, Failed), 0 for the others",
+            m.resource_state.clone(),
         );
         registry.register(
             "failovers",
@@ -280,6 +316,21 @@ impl Metrics {
         self.group_owned.clear();
         for group in groups {
             self.owned(group, false);
+        }
+        // Resource series come back with the next state the supervisor shows.
+        self.resource_state.clear();
+    }
+
+    /// Shows `state` as the state of `resource` of `group`.
+    pub fn resource_state(&self, group: &str, resource: &str, state: ResourceState) {
+        for each in RESOURCE_STATES {
+            self.resource_state
+                .get_or_create(&ResourceStateLabel {
+                    group: group.to_owned(),
+                    resource: resource.to_owned(),
+                    state: resource_state_label(each),
+                })
+                .set(i64::from(each == state));
         }
     }
 
@@ -370,6 +421,8 @@ mod tests {
         m.interface_went_down("eth1");
         m.interface_up("gone", true);
         m.forget_interface("gone");
+        m.resource_state("web", "vip", ResourceState::Online);
+        m.phase(Phase::Online, 0.4);
         let text = m.render();
         for line in [
             "failover_heartbeats_sent_total 4",
@@ -388,6 +441,9 @@ mod tests {
             "failover_config_reloads_total{result=\"rejected\"} 1",
             "failover_interface_up{interface=\"eth1\"} 0",
             "failover_interface_downs_total{interface=\"eth1\"} 1",
+            "failover_resource_state{group=\"web\",resource=\"vip\",state=\"Online\"} 1",
+            "failover_resource_state{group=\"web\",resource=\"vip\",state=\"Failed\"} 0",
+            "failover_phase_seconds_count{phase=\"online\"} 1",
             "# TYPE failover_phase_seconds histogram",
             "# EOF",
         ] {
@@ -432,6 +488,7 @@ mod tests {
         let m = Metrics::default();
         m.peer("old", true);
         m.owned("gone", true);
+        m.resource_state("gone", "vip", ResourceState::Online);
         m.retain_config(["n1", "n2"], ["web"]);
         let text = m.render();
         assert!(!text.contains("old"), "{text}");

@@ -4,6 +4,7 @@
 //! - [`names`]: the names, labels, annotations and data keys of the objects they share;
 //! - [`model`]: the CRDs converted into what an agent runs (the engine's
 //!   `ClusterModel`, VIPs, addresses) and the config hash;
+//! - [`plan`]: a group's resources in the order they start (and, reversed, stop);
 //! - [`render`] and [`source`]: the ClusterConfig ConfigMap as the operator writes it
 //!   and as the agent reads it, with the heartbeat Secret;
 //! - [`report`]: the node Lease report the agent writes and the operator reads;
@@ -15,6 +16,7 @@
 pub mod client;
 pub mod model;
 pub mod names;
+pub mod plan;
 pub mod render;
 pub mod report;
 pub mod source;

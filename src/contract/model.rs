@@ -21,6 +21,7 @@ use jiff::tz::TimeZone;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
+use super::plan::{PlanError, PlannedResource, ResourceKind, start_order};
 use crate::api::duration::whole_seconds_up;
 use crate::api::group::TimeOfDayError;
 use crate::api::{
@@ -77,6 +78,12 @@ pub enum ConfigError {
     Priority { field: String, value: u32 },
     #[error("--node {node}: not a member of cluster {cluster}")]
     NotAMember { node: String, cluster: String },
+    #[error("{object}: spec.resources: cannot order the resources")]
+    Plan {
+        object: String,
+        #[source]
+        source: PlanError,
+    },
 }
 
 /// A virtual IP of a group, as the configuration names it (`agent::vip` binds it
@@ -126,10 +133,13 @@ pub struct AgentConfig {
     pub hash: u64,
     /// Heartbeat address of every member, with the cluster's heartbeat port.
     pub addresses: BTreeMap<String, SocketAddr>,
-    /// The VIPs of every group, in resource order (empty for a group without VIPs).
+    /// The VIPs of every group, in spec order (empty for a group without VIPs).
     pub vips: BTreeMap<String, Vec<VirtualIp>>,
+    /// The resources of every group in start order (`dependsOn` first); they stop
+    /// in the reverse order.
+    pub resources: BTreeMap<String, Vec<PlannedResource>>,
     pub announcements: Announcements,
-    /// What is in the configuration but not run by the standalone agent.
+    /// What is in the configuration but not run by the agent.
     pub warnings: Vec<String>,
     /// Group -> its clear-failures value (the `failover.dev/clear-failures`
     /// annotation); a new value resets the group's failover count on every member.
@@ -212,36 +222,60 @@ impl AgentConfig {
         sorted.sort_by_key(|g| g.name_any());
         let mut models = Vec::with_capacity(sorted.len());
         let mut vips = BTreeMap::new();
+        let mut resources = BTreeMap::new();
         let mut warnings = Vec::new();
         for group in &sorted {
             let name = group.name_any();
             let object = format!("ResourceGroup/{name}");
             models.push(group_model(group, &object)?);
             let mut list = Vec::new();
+            let mut planned = Vec::with_capacity(group.spec.resources.len());
             for (i, resource) in group.spec.resources.iter().enumerate() {
-                if let Some(v) = &resource.virtual_ip {
-                    let net = v.network().map_err(|source| ConfigError::Cidr {
-                        field: format!("{object}: spec.resources[{i}].virtualIP.address"),
-                        source,
-                    })?;
-                    list.push(VirtualIp {
-                        address: net.addr(),
-                        prefix_len: net.prefix_len(),
-                        interface: v.interface.clone(),
-                    });
-                } else {
+                let kind = match resource.kind() {
+                    Some(api::ResourceKind::VirtualIp(v)) => {
+                        let net = v.network().map_err(|source| ConfigError::Cidr {
+                            field: format!("{object}: spec.resources[{i}].virtualIP.address"),
+                            source,
+                        })?;
+                        let vip = VirtualIp {
+                            address: net.addr(),
+                            prefix_len: net.prefix_len(),
+                            interface: v.interface.clone(),
+                        };
+                        list.push(vip.clone());
+                        ResourceKind::VirtualIp(vip)
+                    }
+                    Some(api::ResourceKind::Workload(_)) => ResourceKind::Workload,
+                    Some(api::ResourceKind::HealthCheck(_)) => ResourceKind::HealthCheck,
+                    Some(api::ResourceKind::Process(_)) => ResourceKind::Process,
+                    // Not exactly one kind: the validation above refused it already.
+                    None => continue,
+                };
+                if !kind.is_run() {
                     warnings.push(format!(
-                        "{object}: spec.resources[{i}] ({}): only virtualIP resources are run by the standalone agent; this one is ignored",
-                        resource.name
+                        "{object}: spec.resources[{i}] ({}): {} resources are not run by the agent in this release; reported as {}",
+                        resource.name,
+                        kind.label(),
+                        crate::contract::report::NOT_RUN,
                     ));
                 }
+                planned.push(PlannedResource {
+                    name: resource.name.clone(),
+                    depends_on: resource.depends_on.clone(),
+                    kind,
+                });
             }
             if group.spec.hook.is_some() {
                 warnings.push(format!(
                     "{object}: spec.hook: transition hooks are not run by the agent yet; this one is ignored"
                 ));
             }
-            vips.insert(name, list);
+            let ordered = start_order(planned).map_err(|source| ConfigError::Plan {
+                object: object.clone(),
+                source,
+            })?;
+            vips.insert(name.clone(), list);
+            resources.insert(name, ordered);
         }
 
         let model = ClusterModel {
@@ -258,6 +292,7 @@ impl AgentConfig {
             hash: config_hash(cluster, groups),
             addresses,
             vips,
+            resources,
             announcements,
             warnings,
             clear_failures: groups
@@ -557,6 +592,15 @@ spec:
         assert_eq!(c.vip_lifetime(), Duration::from_secs(1));
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
         assert!(c.warnings[0].contains("ResourceGroup/db: spec.resources[1] (app)"));
+        assert!(
+            c.warnings[0].contains("NotRunInThisRelease"),
+            "{:?}",
+            c.warnings
+        );
+        let order =
+            |g: &str| -> Vec<String> { c.resources[g].iter().map(|r| r.name.clone()).collect() };
+        assert_eq!(order("web"), ["vip", "vip6"]);
+        assert_eq!(order("db"), ["vip", "app"]);
     }
 
     #[test]

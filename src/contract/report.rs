@@ -3,7 +3,7 @@
 //! (`names::VIEW`, `names::OWNED`), one type each for both sides, so the writer and
 //! the reader cannot spell the JSON differently.
 //!
-//! Owns the JSON form of those values. It must never hold how they are gathered
+//! Owns the JSON form of those values and the reason codes of resource states. It must never hold how they are gathered
 //! (the agent's runtime) or what status makes of them (the operator's).
 
 use std::collections::BTreeMap;
@@ -11,7 +11,72 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::api::ResourceState;
 use crate::placement::Reason;
+
+/// Reason code of a resource the agent accepts and reports but does not run in
+/// this release (`workload`, `healthCheck`).
+pub const NOT_RUN: &str = "NotRunInThisRelease";
+
+/// Why a resource is in its state on the node that runs its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceReason {
+    /// Waiting for the resources it depends on, or being brought online.
+    Starting,
+    /// Brought online.
+    Started,
+    /// Being taken offline.
+    Stopping,
+    /// Taken offline.
+    Stopped,
+    /// Its start failed.
+    StartFailed,
+    /// Its start took longer than the step timeout.
+    StartTimedOut,
+    /// Its stop took longer than the step timeout (what it holds expires or is
+    /// taken by force).
+    StopTimedOut,
+    /// Not started: a resource it depends on failed.
+    DependencyFailed,
+    /// Accepted, not run in this release ([`NOT_RUN`]).
+    NotRunInThisRelease,
+}
+
+impl ResourceReason {
+    /// The stable code (report, status, logs, metrics).
+    pub fn code(self) -> &'static str {
+        match self {
+            ResourceReason::Starting => "Starting",
+            ResourceReason::Started => "Started",
+            ResourceReason::Stopping => "Stopping",
+            ResourceReason::Stopped => "Stopped",
+            ResourceReason::StartFailed => "StartFailed",
+            ResourceReason::StartTimedOut => "StartTimedOut",
+            ResourceReason::StopTimedOut => "StopTimedOut",
+            ResourceReason::DependencyFailed => "DependencyFailed",
+            ResourceReason::NotRunInThisRelease => NOT_RUN,
+        }
+    }
+}
+
+/// The state of one resource of a group a node runs: JSON `{"name", "state",
+/// "reason", "message", "restarts"}`. The reason is a code, kept as text so that a
+/// reader older than the writer still reads a report with a code it does not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceReport {
+    /// The resource's name in the group.
+    pub name: String,
+    /// Offline, Starting, Online, Stopping or Failed.
+    pub state: ResourceState,
+    /// Why ([`ResourceReason::code`]).
+    pub reason: String,
+    /// Its sentence (an error, a timeout), empty when the reason says it all.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Local restarts of the resource on this node.
+    #[serde(default)]
+    pub restarts: u32,
+}
 
 /// The agent's view (`failover.dev/view`): JSON `{"quorate", "alive", "held"}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,9 +96,11 @@ pub struct View {
 }
 
 /// One group a node runs (a value of `failover.dev/owned`, keyed by group): JSON
-/// `{"epoch", "reason", "message", "since"}`, the reason as its code, the time in
-/// RFC 3339. The agent always writes `since`; a reader takes a report without one
-/// (or with an unreadable one) as one that does not say when.
+/// `{"epoch", "reason", "message", "since", "resources"}`, the reason as its code,
+/// the time in RFC 3339, the resources in start order. The agent always writes
+/// `since`; a reader takes a report without one (or with an unreadable one) as one
+/// that does not say when, and one without `resources` (an older agent) as one
+/// that does not say how its resources are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owned {
     /// The ownership epoch (it may rise while the node runs the group, when the
@@ -47,6 +114,9 @@ pub struct Owned {
     /// When this node took it (wall clock).
     #[serde(default, with = "rfc3339", skip_serializing_if = "Option::is_none")]
     pub since: Option<Timestamp>,
+    /// The state of each resource of the group here, in start order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceReport>,
 }
 
 /// An optional timestamp as RFC 3339 text (jiff's `Display` and `FromStr`);
@@ -86,6 +156,7 @@ mod tests {
             reason: Reason::OwnerLeaving,
             message: "b leaves".into(),
             since: Some("2026-12-01T05:00:00Z".parse().unwrap()),
+            resources: Vec::new(),
         };
         let value = serde_json::to_value(&owned).unwrap();
         assert_eq!(
@@ -93,6 +164,51 @@ mod tests {
             json!({"epoch": 7, "reason": "OwnerLeaving", "message": "b leaves", "since": "2026-12-01T05:00:00Z"})
         );
         assert_eq!(serde_json::from_value::<Owned>(value).unwrap(), owned);
+    }
+
+    #[test]
+    fn owned_carries_each_resources_state_and_reads_without_them() {
+        let owned = Owned {
+            epoch: 2,
+            reason: Reason::Placed,
+            message: "m".into(),
+            since: None,
+            resources: vec![
+                ResourceReport {
+                    name: "vip".into(),
+                    state: ResourceState::Online,
+                    reason: ResourceReason::Started.code().into(),
+                    message: String::new(),
+                    restarts: 0,
+                },
+                ResourceReport {
+                    name: "app".into(),
+                    state: ResourceState::Offline,
+                    reason: NOT_RUN.into(),
+                    message: "workload resources are not run".into(),
+                    restarts: 0,
+                },
+            ],
+        };
+        let value = serde_json::to_value(&owned).unwrap();
+        assert_eq!(
+            value["resources"],
+            json!([
+                {"name": "vip", "state": "Online", "reason": "Started", "restarts": 0},
+                {"name": "app", "state": "Offline", "reason": "NotRunInThisRelease",
+                 "message": "workload resources are not run", "restarts": 0},
+            ])
+        );
+        assert_eq!(serde_json::from_value::<Owned>(value).unwrap(), owned);
+        // An older agent's report has no resources; a newer reason code still reads.
+        let old: Owned =
+            serde_json::from_value(json!({"epoch": 1, "reason": "Placed", "message": "m"}))
+                .unwrap();
+        assert!(old.resources.is_empty());
+        let newer: Owned = serde_json::from_value(json!({"epoch": 1, "reason": "Placed",
+            "resources": [{"name": "x", "state": "Failed", "reason": "SomethingNew"}]}))
+        .unwrap();
+        assert_eq!(newer.resources[0].reason, "SomethingNew");
     }
 
     /// The reason is written by its serde name: it must be the stable code that

@@ -18,10 +18,10 @@ use crate::api::conditions::{self as cond, reason};
 use crate::api::{
     FailoverCluster, FailoverClusterStatus, GroupPhase, MemberExplanation, MemberState,
     MemberStatus, Problem, QuorumMode, QuorumState, QuorumStatus, ResourceGroup,
-    ResourceGroupStatus, Transition,
+    ResourceGroupStatus, ResourceStatus, Transition,
 };
 use crate::contract::names;
-use crate::contract::report::{Owned, View};
+use crate::contract::report::{Owned, ResourceReport, View};
 
 /// How often an agent renews its node Lease at the least (the contract: every
 /// interval, at least every second). A Lease older than `deadAfter` plus this is stale.
@@ -460,6 +460,13 @@ pub fn group_status(
         })
         .max_by(|(a, x), (b, y)| x.epoch.cmp(&y.epoch).then(b.cmp(a)));
     let reported_by_member = reported.is_some();
+    // The owner's resource states; without an owner's report, the last ones shown.
+    let resources = match &reported {
+        Some((_, owned)) if !owned.resources.is_empty() => {
+            owned.resources.iter().map(resource_status).collect()
+        }
+        _ => previous.resources.clone(),
+    };
     let ledger = match reported {
         Some((node, owned)) => {
             let reason = owned.reason.code();
@@ -558,12 +565,28 @@ pub fn group_status(
         owner: ledger.holder.clone(),
         epoch: ledger.epoch,
         phase: Some(phase),
-        resources: previous.resources,
+        resources,
         last_transition,
         failovers: previous.failovers,
         members,
         observed_generation: generation,
         conditions: vec![ready, config_valid],
+    }
+}
+
+/// A resource's state as its owner reports it; the message starts with the reason
+/// code (`Started`, `StartTimedOut`, `NotRunInThisRelease`, ...).
+fn resource_status(report: &ResourceReport) -> ResourceStatus {
+    let message = if report.message.is_empty() {
+        report.reason.clone()
+    } else {
+        format!("{}: {}", report.reason, report.message)
+    };
+    ResourceStatus {
+        name: report.name.clone(),
+        state: report.state,
+        message: Some(message),
+        restarts: report.restarts,
     }
 }
 

@@ -193,6 +193,7 @@ fn report() -> Report {
                 reason: Reason::Failback,
                 message: "web failed back from n2 to n1, which ranks higher".into(),
                 since: Some("2026-12-01T04:00:00Z".parse().unwrap()),
+                resources: Vec::new(),
             },
         )]),
         explain: BTreeMap::from([("web".into(), "n1 is the owner".into())]),
@@ -627,6 +628,7 @@ fn owning(groups: &[&str], owned: &[(&str, u64)]) -> Report {
                     reason: Reason::OwnerLost,
                     message: "web moves from n2 to n1: n2 is not alive".into(),
                     since: Some("2026-12-01T04:00:00Z".parse().unwrap()),
+                    resources: Vec::new(),
                 };
                 ((*g).to_owned(), o)
             })

@@ -1,6 +1,7 @@
-//! Root test of the resource seam against the real kernel: what the event loop asks
+//! Root tests of the resource seam against the real kernel: what the event loop asks
 //! of [`Resources`] (eligibility, start, reconfigure, stop, shutdown) shows as
-//! addresses on the node. It runs on its own thread in a fresh network namespace
+//! addresses on the node, in dependency order on start and in reverse on stop (as
+//! the kernel's own address notifications show). It runs on its own thread in a fresh network namespace
 //! (`unshare(CLONE_NEWNET)` affects only that thread and the `ip` commands it
 //! starts), so it touches nothing of the host and leaves nothing behind. Without the
 //! privilege to unshare it prints SKIP and passes.
@@ -14,6 +15,7 @@ use nix::sched::{CloneFlags, unshare};
 
 use super::{Resources, Started};
 use crate::agent::metrics::Telemetry;
+use crate::api::ResourceState;
 use crate::contract::model::AgentConfig;
 use crate::placement::UnableReason;
 
@@ -22,6 +24,34 @@ fn ip(args: &[&str]) -> String {
     let output = Command::new("ip").args(args).output().unwrap();
     assert!(output.status.success(), "ip {args:?}: {output:?}");
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs `body` on a thread of its own in a fresh network namespace with `lo` and a
+/// veth `r0` at 10.77.0.1/24, on a current-thread runtime; prints SKIP and returns
+/// without the privilege to unshare.
+fn in_namespace<F>(name: &'static str, body: fn() -> F)
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    let thread = std::thread::spawn(move || {
+        if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
+            eprintln!("SKIP {name}: needs root for a private network namespace: {e}");
+            return;
+        }
+        ip(&["link", "set", "lo", "up"]);
+        ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r0p"]);
+        ip(&["link", "set", "r0", "up"]);
+        ip(&["link", "set", "r0p", "up"]);
+        ip(&["addr", "add", "10.77.0.1/24", "dev", "r0"]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(body());
+    });
+    if let Err(panic) = thread.join() {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// Whether `address` is on any interface of this namespace.
@@ -69,25 +99,7 @@ spec:
 
 #[test]
 fn the_seam_brings_a_groups_vips_up_adjusts_them_and_takes_them_down() {
-    let thread = std::thread::spawn(|| {
-        if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
-            eprintln!("SKIP resources seam: needs root for a private network namespace: {e}");
-            return;
-        }
-        ip(&["link", "set", "lo", "up"]);
-        ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r0p"]);
-        ip(&["link", "set", "r0", "up"]);
-        ip(&["link", "set", "r0p", "up"]);
-        ip(&["addr", "add", "10.77.0.1/24", "dev", "r0"]);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(seam());
-    });
-    if let Err(panic) = thread.join() {
-        std::panic::resume_unwind(panic);
-    }
+    in_namespace("resources seam", seam);
 }
 
 async fn seam() {
@@ -122,7 +134,7 @@ async fn seam() {
     resources.renew("web", &second).await;
     assert!(present("10.77.0.101"), "a renewal keeps the VIP");
 
-    resources.stop("web").await;
+    resources.stop("web", &second).await;
     assert!(!present("10.77.0.101"), "stop releases the VIPs");
     assert_eq!(resources.held().count(), 0);
 
@@ -131,4 +143,176 @@ async fn seam() {
     assert!(present("10.77.0.101"));
     resources.shutdown(&second).await;
     assert!(!present("10.77.0.101"), "shutdown releases what is held");
+}
+
+/// A one-member cluster whose group `app` has three VIPs written in the reverse of
+/// their dependency order (`front` on `middle` on `base`; `front` only `with_front`),
+/// plus a workload, which is reported as not run.
+fn ordered(with_front: bool) -> AgentConfig {
+    let front = if with_front {
+        "    - {name: front, virtualIP: {address: 10.77.0.13/24}, dependsOn: [middle]}\n"
+    } else {
+        ""
+    };
+    let yaml = format!(
+        "apiVersion: failover.dev/v1alpha1
+kind: FailoverCluster
+metadata: {{name: order, namespace: test}}
+spec:
+  members:
+    - {{node: n1, address: 10.77.0.1}}
+  heartbeat: {{deadAfter: 30s}}
+  announcements: {{refreshInterval: 1s}}
+  quorum: none
+---
+apiVersion: failover.dev/v1alpha1
+kind: ResourceGroup
+metadata: {{name: app, namespace: test}}
+spec:
+  cluster: order
+  resources:
+{front}    - {{name: middle, virtualIP: {{address: 10.77.0.12/24}}, dependsOn: [base]}}
+    - {{name: base, virtualIP: {{address: 10.77.0.11/24}}}}
+    - {{name: pinned, workload: {{kind: Deployment, name: db}}, dependsOn: [base]}}
+"
+    );
+    AgentConfig::from_yaml(&yaml).unwrap()
+}
+
+/// The kernel's address notifications while `body` runs, as `(added, address)` of
+/// the 10.77.0.1x addresses in the order the kernel sent them (`ip monitor` in this
+/// namespace). Markers added before and after fence the window, so no sleep
+/// decides what is seen.
+async fn watch_addresses<F: std::future::Future<Output = ()>>(body: F) -> Vec<(bool, String)> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::time::{Duration, timeout};
+
+    const READY: &str = "10.77.0.250";
+    const DONE: &str = "10.77.0.251";
+    let mut monitor = tokio::process::Command::new("ip")
+        .args(["-o", "monitor", "address"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(monitor.stdout.take().unwrap()).lines();
+    // The monitor listens once it reports a marker added after it started.
+    let mut listening = false;
+    for _ in 0..50 {
+        ip(&["addr", "add", &format!("{READY}/32"), "dev", "r0"]);
+        ip(&["addr", "del", &format!("{READY}/32"), "dev", "r0"]);
+        let seen = timeout(Duration::from_millis(200), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains(READY) {
+                    return true;
+                }
+            }
+            false
+        });
+        if seen.await == Ok(true) {
+            listening = true;
+            break;
+        }
+    }
+    assert!(listening, "ip monitor never reported the marker");
+    body.await;
+    ip(&["addr", "add", &format!("{DONE}/32"), "dev", "r0"]);
+    let mut events = Vec::new();
+    let collect = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains(DONE) {
+                break;
+            }
+            let Some(address) = line.split_whitespace().skip_while(|w| *w != "inet").nth(1) else {
+                continue;
+            };
+            let address = address.split('/').next().unwrap_or_default().to_owned();
+            if address.starts_with("10.77.0.1") && !line.contains(READY) {
+                events.push((!line.starts_with("Deleted"), address));
+            }
+        }
+    };
+    timeout(Duration::from_secs(30), collect)
+        .await
+        .expect("ip monitor reported the end marker");
+    ip(&["addr", "del", &format!("{DONE}/32"), "dev", "r0"]);
+    events
+}
+
+#[test]
+fn resources_start_in_dependency_order_and_stop_in_reverse() {
+    in_namespace("resource order", order);
+}
+
+async fn order() {
+    let config = ordered(true);
+    let telemetry = Arc::new(Telemetry::new());
+    let mut resources = Resources::open(&config, telemetry.clone(), Instant::now())
+        .await
+        .unwrap();
+    let mut started = Started::Failed;
+    let up = watch_addresses(async {
+        started = resources.start("app", &config, None).await;
+    })
+    .await;
+    assert_eq!(started, Started::Online);
+    let added = |list: &[&str]| -> Vec<(bool, String)> {
+        list.iter().map(|a| (true, (*a).to_owned())).collect()
+    };
+    assert_eq!(up, added(&["10.77.0.11", "10.77.0.12", "10.77.0.13"]));
+    let states: Vec<(String, ResourceState, String)> = resources
+        .states("app")
+        .into_iter()
+        .map(|r| (r.name, r.state, r.reason))
+        .collect();
+    let online = |n: &str| (n.to_owned(), ResourceState::Online, "Started".to_owned());
+    assert_eq!(
+        states,
+        [
+            online("base"),
+            online("middle"),
+            online("front"),
+            (
+                "pinned".to_owned(),
+                ResourceState::Offline,
+                "NotRunInThisRelease".to_owned()
+            ),
+        ]
+    );
+    assert!(
+        telemetry.metrics.render().contains(
+            "failover_resource_state{group=\"app\",resource=\"front\",state=\"Online\"} 1"
+        )
+    );
+    assert_eq!(
+        resources.announced("app"),
+        ["10.77.0.11/24", "10.77.0.12/24", "10.77.0.13/24"]
+    );
+
+    // A reload that only removes a VIP: it goes, and the announcer restarts without
+    // it (before the fix it kept announcing the removed VIP).
+    resources.reconfigure(&ordered(false)).await;
+    assert!(!present("10.77.0.13"), "the removed VIP is released");
+    assert!(present("10.77.0.12") && present("10.77.0.11"));
+    assert_eq!(
+        resources.announced("app"),
+        ["10.77.0.11/24", "10.77.0.12/24"],
+        "the announcer no longer announces the removed VIP"
+    );
+
+    resources.reconfigure(&config).await;
+    let down = watch_addresses(async {
+        resources.stop("app", &config).await;
+    })
+    .await;
+    let removed = |list: &[&str]| -> Vec<(bool, String)> {
+        list.iter().map(|a| (false, (*a).to_owned())).collect()
+    };
+    assert_eq!(down, removed(&["10.77.0.13", "10.77.0.12", "10.77.0.11"]));
+    assert!(resources.states("app").is_empty(), "nothing held any more");
+    assert!(
+        telemetry.metrics.render().contains(
+            "failover_resource_state{group=\"app\",resource=\"base\",state=\"Offline\"} 1"
+        )
+    );
 }

@@ -1,11 +1,11 @@
-//! The virtual-IP resources of the groups this node runs: brought up in resource
-//! order with a finite kernel lifetime, renewed a quarter lifetime apart, announced
-//! by a per-group announcer, adjusted in place when the configuration changes, and
-//! released on stop.
+//! The virtual-IP side of this node: a VIP brought up with a finite kernel lifetime
+//! and announced once at once, renewed, released, removed by force after a step
+//! that timed out, and a per-group [`Announcer`] that repeats the announcements.
 //!
-//! Owns the bound VIPs of every held group and their announcer tasks. Must never
-//! release a VIP while its announcer may still announce it (the announcer is aborted
-//! first), and never leave a VIP of a failed start behind.
+//! Owns the VIP driver and the announcer tasks. The group supervisor decides when
+//! (`supervisor.rs`); this file must never release a VIP while an announcer may
+//! still announce it (the caller drops the announcer first), and never leave a VIP
+//! whose start failed behind.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,21 +19,25 @@ use crate::agent::vip::{BoundVip, VipDriver, VipError, VirtualIp};
 use crate::contract::model::Announcements;
 use crate::telemetry::error_report;
 
-/// The VIPs of one group this node holds and the task that announces them.
+/// The task that announces the online VIPs of one group, and the VIPs it
+/// announces. Dropping it stops the announcements.
 #[derive(Debug)]
-pub struct HeldVips {
-    bound: Vec<BoundVip>,
-    announcer: Option<JoinHandle<()>>,
-    /// Local time of the last renewal (or of the start).
-    last_renew: Duration,
+pub struct Announcer {
+    task: JoinHandle<()>,
+    vips: Vec<BoundVip>,
 }
 
-impl HeldVips {
-    /// Stops announcing; the VIPs stay up until released.
-    pub fn stop_announcing(&mut self) {
-        if let Some(task) = self.announcer.take() {
-            task.abort();
-        }
+impl Announcer {
+    /// The VIPs this announcer announces.
+    pub fn vips(&self) -> &[BoundVip] {
+        &self.vips
+    }
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        // Abort first: no announcement may leave after the VIPs' release.
+        self.task.abort();
     }
 }
 
@@ -56,135 +60,67 @@ impl Vips {
         Ok(Self { driver, telemetry })
     }
 
-    /// Brings `wanted` up in order with `lifetime`. On the first failure takes back
-    /// what it added and returns `None`.
-    pub async fn bring_up(
-        &self,
-        group: &str,
-        wanted: &[VirtualIp],
-        lifetime: Duration,
-    ) -> Option<Vec<BoundVip>> {
-        let mut bound = Vec::with_capacity(wanted.len());
-        for vip in wanted {
-            match self.acquire(vip, lifetime).await {
-                Ok(b) => bound.push(b),
-                Err(error) => {
-                    self.telemetry.metrics.vip_error("acquire");
-                    error!(group, error = %error_report(&error), "cannot bring the group's VIPs up; giving the group up here");
-                    for b in &bound {
-                        self.release(group, b).await;
-                    }
-                    return None;
-                }
-            }
-        }
-        Some(bound)
-    }
-
     /// Sends the first announcement of every VIP of a group just brought up: until
     /// the neighbours' caches move, clients still send to the old owner.
     pub async fn announce_first(&self, group: &str, bound: &[BoundVip]) {
         announce::round(&self.driver, group, bound, &self.telemetry, true).await;
     }
 
-    /// Starts the announcer of VIPs whose first announcement went out, and holds them
-    /// from `now` on.
-    pub fn hold(
+    /// Starts announcing `bound` (whose first announcement went out) as
+    /// `announcements` says; `None` when there is nothing to announce.
+    pub fn announcer(
         &self,
         group: &str,
         bound: Vec<BoundVip>,
         announcements: Announcements,
-        now: Duration,
-    ) -> HeldVips {
-        let announcer = (!bound.is_empty()).then(|| self.announcer(group, &bound, announcements));
-        HeldVips {
-            bound,
-            announcer,
-            last_renew: now,
+    ) -> Option<Announcer> {
+        if bound.is_empty() {
+            return None;
         }
-    }
-
-    fn announcer(
-        &self,
-        group: &str,
-        bound: &[BoundVip],
-        announcements: Announcements,
-    ) -> JoinHandle<()> {
-        announce::spawn(
+        let task = announce::spawn(
             self.driver.clone(),
             group.to_owned(),
-            bound.to_vec(),
+            bound.clone(),
             announcements,
             self.telemetry.clone(),
-        )
+        );
+        Some(Announcer { task, vips: bound })
     }
 
-    /// Renews the VIPs' kernel lifetime. Renewing a quarter lifetime apart keeps the
-    /// VIP up with room to spare while sparing netlink at 5 ms heartbeats; a killed
-    /// agent's VIP still disappears within one lifetime.
-    pub async fn renew(&self, group: &str, held: &mut HeldVips, now: Duration, lifetime: Duration) {
-        if now.saturating_sub(held.last_renew) < lifetime / 4 {
-            return;
-        }
-        held.last_renew = now;
-        for b in &held.bound {
-            if let Err(error) = self.driver.acquire(b, lifetime).await {
-                self.telemetry.metrics.vip_error("renew");
-                error!(group, error = %error_report(&error), "cannot renew VIP lifetime");
-            }
+    /// Renews the kernel lifetime of `bound`.
+    pub async fn renew(&self, group: &str, bound: &BoundVip, lifetime: Duration) {
+        if let Err(error) = self.driver.acquire(bound, lifetime).await {
+            self.telemetry.metrics.vip_error("renew");
+            error!(group, vip = %bound.vip(), error = %error_report(&error), "cannot renew VIP lifetime");
         }
     }
 
-    /// Stops the announcer, then releases every VIP of the group.
-    pub async fn release_all(&self, group: &str, mut held: HeldVips) {
-        // Abort first: no announcement may leave after the release.
-        held.stop_announcing();
-        for b in &held.bound {
-            self.release(group, b).await;
-        }
-    }
-
-    /// For a group this node keeps holding, removes the VIPs `wanted` no longer
-    /// lists and adds the ones it introduced (announced at once, then by a new
-    /// announcer); VIPs that stay are not touched.
-    pub async fn update(
+    /// Adds `vip` with `lifetime`; a failure is counted.
+    pub async fn acquire(
         &self,
         group: &str,
-        held: &mut HeldVips,
-        wanted: &[VirtualIp],
+        vip: &VirtualIp,
         lifetime: Duration,
-        announcements: Announcements,
-    ) {
-        let (keep, drop): (Vec<BoundVip>, Vec<BoundVip>) = std::mem::take(&mut held.bound)
-            .into_iter()
-            .partition(|b| wanted.contains(b.vip()));
-        for b in &drop {
-            info!(group, vip = %b.vip(), "VIP removed from the group");
-            self.release(group, b).await;
+    ) -> Result<BoundVip, VipError> {
+        let result = async {
+            let bound = self.driver.resolve(vip).await?;
+            self.driver.acquire(&bound, lifetime).await?;
+            Ok(bound)
         }
-        held.bound = keep;
-        let added: Vec<&VirtualIp> = wanted
-            .iter()
-            .filter(|v| !held.bound.iter().any(|b| b.vip() == *v))
-            .collect();
-        let mut new = Vec::new();
-        for vip in added {
-            match self.acquire(vip, lifetime).await {
-                Ok(b) => {
-                    info!(group, %vip, "VIP added to the group");
-                    new.push(b);
-                }
-                Err(error) => {
-                    self.telemetry.metrics.vip_error("acquire");
-                    error!(group, %vip, error = %error_report(&error), "cannot add the group's new VIP");
-                }
-            }
+        .await;
+        if let Err(error) = &result {
+            self.telemetry.metrics.vip_error("acquire");
+            error!(group, %vip, error = %error_report(error), "cannot bring the VIP up");
         }
-        if !new.is_empty() {
-            held.stop_announcing();
-            held.bound.extend(new);
-            self.announce_first(group, &held.bound).await;
-            held.announcer = Some(self.announcer(group, &held.bound, announcements));
+        result
+    }
+
+    /// Removes `vip` from this node wherever it is: after a step that timed out,
+    /// whose binding was lost with it.
+    pub async fn remove(&self, group: &str, vip: &VirtualIp) {
+        if let Err(error) = self.driver.remove_stale(std::slice::from_ref(vip)).await {
+            self.telemetry.metrics.vip_error("release");
+            error!(group, %vip, error = %error_report(&error), "cannot remove VIP; it expires with its lifetime");
         }
     }
 
@@ -227,22 +163,19 @@ impl Vips {
         }
     }
 
-    async fn acquire(&self, vip: &VirtualIp, lifetime: Duration) -> Result<BoundVip, VipError> {
-        let bound = self.driver.resolve(vip).await?;
-        self.driver.acquire(&bound, lifetime).await?;
-        Ok(bound)
-    }
-
     async fn prepare_announcements(&self, vip: &VirtualIp) -> Result<(), VipError> {
         let bound = self.driver.resolve(vip).await?;
         self.driver.prepare(&bound).await
     }
 
-    async fn release(&self, group: &str, bound: &BoundVip) {
-        if let Err(error) = self.driver.release(bound).await {
+    /// Removes `bound` from its interface.
+    pub async fn release(&self, group: &str, bound: &BoundVip) -> Result<(), VipError> {
+        let result = self.driver.release(bound).await;
+        if let Err(error) = &result {
             // The lifetime still removes it: we no longer renew it.
             self.telemetry.metrics.vip_error("release");
-            error!(group, vip = %bound.vip(), error = %error_report(&error), "cannot release VIP; it expires with its lifetime");
+            error!(group, vip = %bound.vip(), error = %error_report(error), "cannot release VIP; it expires with its lifetime");
         }
+        result
     }
 }

@@ -140,6 +140,7 @@ impl Agent {
                         reason: *reason,
                         message: message.clone(),
                         since: Some(*since),
+                        resources: self.resources.states(group),
                     };
                     Some((group.to_owned(), owned))
                 })

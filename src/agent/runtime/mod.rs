@@ -174,7 +174,7 @@ pub(crate) async fn run_loop(
             source,
         })?;
     for warning in &config.warnings {
-        warn!(%warning, "not run standalone");
+        warn!(%warning, "accepted, not run by the agent");
     }
 
     let telemetry = Arc::new(Telemetry::new());

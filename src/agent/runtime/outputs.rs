@@ -195,7 +195,7 @@ impl Agent {
     }
 
     async fn stop_group(&mut self, group: String, cause: StopCause) {
-        self.resources.stop(&group).await;
+        self.resources.stop(&group, &self.config).await;
         self.telemetry.metrics.owned(&group, false);
         match cause {
             StopCause::Fence => warn!(group, "group stopped: fenced"),

@@ -44,7 +44,7 @@ impl Agent {
             warn!(address = %me, "this member's heartbeat address or port changed; restart the agent to use it");
         }
         for warning in &config.warnings {
-            warn!(%warning, "not run standalone");
+            warn!(%warning, "accepted, not run by the agent");
         }
         self.resources.reconfigure(&config).await;
         info!(

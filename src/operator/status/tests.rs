@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
 use super::{Reports, cluster_notices, cluster_status, group_notices, group_status};
-use crate::api::{GroupPhase, MemberState, QuorumMode, QuorumState};
+use crate::api::{GroupPhase, MemberState, QuorumMode, QuorumState, ResourceState};
 use crate::contract::names;
 use crate::operator::config::resolve_addresses;
 use crate::operator::fixtures::{
@@ -376,4 +376,68 @@ fn the_owner_and_its_reason_come_from_the_freshest_node_report() {
         )
     };
     assert_eq!(again.last_transition, status.last_transition);
+}
+
+/// Issue 12: each resource's state, reason and restarts come from the owner's
+/// report into `status.resources[]`; a report without them (an older agent) keeps
+/// what status showed.
+#[test]
+fn resource_states_come_from_the_owners_report() {
+    let c = cluster();
+    let mut web = group("web", "10.77.0.100/24");
+    let owned = json!({"web": {"epoch": 2, "reason": "Placed", "message": "m",
+    "resources": [
+        {"name": "vip", "state": "Online", "reason": "Started", "restarts": 0},
+        {"name": "app", "state": "Offline", "reason": "NotRunInThisRelease",
+         "message": "workload resources are not run by the agent in this release"},
+        {"name": "svc", "state": "Failed", "reason": "StartTimedOut",
+         "message": "start took longer than 500ms", "restarts": 2},
+    ]}});
+    let leases = [reporting_lease("a", Duration::from_millis(100), owned)];
+    let status = group_status(
+        &web,
+        Some(&c),
+        &[],
+        &Reports::from_leases("c", &leases),
+        Timestamp::now(),
+    );
+    let shown: Vec<(&str, ResourceState, Option<&str>, u32)> = status
+        .resources
+        .iter()
+        .map(|r| (r.name.as_str(), r.state, r.message.as_deref(), r.restarts))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("vip", ResourceState::Online, Some("Started"), 0),
+            (
+                "app",
+                ResourceState::Offline,
+                Some(
+                    "NotRunInThisRelease: workload resources are not run by the agent in this release"
+                ),
+                0
+            ),
+            (
+                "svc",
+                ResourceState::Failed,
+                Some("StartTimedOut: start took longer than 500ms"),
+                2
+            ),
+        ]
+    );
+    web.status = Some(status.clone());
+    let older = [reporting_lease(
+        "a",
+        Duration::from_millis(100),
+        json!({"web": {"epoch": 2, "reason": "Placed", "message": "m"}}),
+    )];
+    let kept = group_status(
+        &web,
+        Some(&c),
+        &[],
+        &Reports::from_leases("c", &older),
+        Timestamp::now(),
+    );
+    assert_eq!(kept.resources, status.resources);
 }
