@@ -24,6 +24,8 @@ use super::topology::{IFACE, Lab, node_v4, node_v6};
 
 /// Members of every benchmark cluster.
 pub const NODES: usize = 3;
+/// The reason our agent logs when a group's VIP interface is down on its node.
+const INTERFACE_DOWN: &str = "InterfaceDown";
 /// Upper bound on runs per scenario.
 pub const MAX_RUNS: usize = 1000;
 
@@ -395,6 +397,11 @@ pub fn run_once(
     let final_holders = (1..=NODES)
         .filter(|&i| holding.contains(&lab.node_ns(i)))
         .collect();
+    let interface_down_logged = (scenario == Scenario::LinkDown
+        && matches!(imp, Impl::Failover { .. }))
+    .then(|| {
+        std::fs::read_to_string(imp.log_path(&dir, 1)).is_ok_and(|log| log.contains(INTERFACE_DOWN))
+    });
     tracing::debug!(?summary, holders = ?report.timelines, "run measured");
     tear_down(&mut lab, &dir)?;
     Ok(RunResult {
@@ -407,6 +414,7 @@ pub fn run_once(
         stale_vip,
         old_owner_release_ms,
         final_holders,
+        interface_down_logged,
     })
 }
 

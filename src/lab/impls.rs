@@ -186,13 +186,7 @@ impl Impl {
         paused: &[usize],
         groups: usize,
     ) -> Result<(), LabError> {
-        // Write then rename: an agent watching the file never reads half of it.
-        let write = |path: PathBuf, text: String| {
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, text)
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|e| LabError::io(path.display().to_string(), e))
-        };
+        let write = |path: PathBuf, text: String| write_atomically(&path, &text);
         match self {
             Impl::Keepalived { advert } => {
                 if groups != 1 {
@@ -230,10 +224,15 @@ impl Impl {
         }
     }
 
+    /// The log file of member `i` in the run directory (a restart starts it anew).
+    pub fn log_path(&self, dir: &Path, i: usize) -> PathBuf {
+        dir.join(format!("{}-n{i}.log", self.name()))
+    }
+
     /// Starts member `i` in its namespace; returns the main process id.
     pub fn start(&self, lab: &mut Lab, i: usize, dir: &Path, exe: &Path) -> Result<u32, LabError> {
         let ns = lab.node_ns(i);
-        let log = dir.join(format!("{}-n{i}.log", self.name()));
+        let log = self.log_path(dir, i);
         let s = |p: PathBuf| p.display().to_string();
         match self {
             Impl::Keepalived { .. } => {
@@ -271,6 +270,15 @@ impl Impl {
             }
         }
     }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename: an agent watching
+/// the file never reads half of it.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), LabError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| LabError::io(path.display().to_string(), e))
 }
 
 /// The command line of our agent in the lab — the one place to adapt when the
@@ -385,6 +393,35 @@ pub fn failover_yaml_groups(
     paused: &[usize],
     groups: usize,
 ) -> String {
+    render_failover_yaml(nodes, timing, paused, groups, None)
+}
+
+/// The failover-limit scenario's group policy: at most `max_failovers` per hour,
+/// failback `Never` (so that restarting a killed member moves nothing and every
+/// failover the scenario counts is one it caused), and the group's
+/// `failover.dev/clear-failures` annotation when `clear_failures` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitPolicy {
+    pub max_failovers: u32,
+    pub clear_failures: Option<String>,
+}
+
+/// The one-group lab config (`vip`) under `policy`.
+pub fn failover_yaml_limited(
+    nodes: usize,
+    timing: &FailoverTiming,
+    policy: &LimitPolicy,
+) -> String {
+    render_failover_yaml(nodes, timing, &[], 1, Some(policy))
+}
+
+fn render_failover_yaml(
+    nodes: usize,
+    timing: &FailoverTiming,
+    paused: &[usize],
+    groups: usize,
+    limit: Option<&LimitPolicy>,
+) -> String {
     let groups = groups.clamp(1, MAX_GROUPS);
     let mut s = String::new();
     let _ = writeln!(s, "apiVersion: failover.dev/v1alpha1");
@@ -412,6 +449,12 @@ pub fn failover_yaml_groups(
         let _ = writeln!(s, "apiVersion: failover.dev/v1alpha1");
         let _ = writeln!(s, "kind: ResourceGroup");
         let _ = writeln!(s, "metadata:\n  name: {}", group_name(k, groups));
+        if let Some(value) = limit.and_then(|l| l.clear_failures.as_deref()) {
+            let _ = writeln!(
+                s,
+                "  annotations:\n    failover.dev/clear-failures: \"{value}\""
+            );
+        }
         let _ = writeln!(s, "spec:\n  cluster: lab");
         if groups > 1 {
             let _ = writeln!(
@@ -423,10 +466,22 @@ pub fn failover_yaml_groups(
                 let _ = writeln!(s, "    - n{}", (k - 1 + j) % nodes + 1);
             }
         }
-        let _ = writeln!(
-            s,
-            "  failback:\n    policy: Immediate\n    stabilizeFor: 0s"
-        );
+        match limit {
+            Some(policy) => {
+                let _ = writeln!(
+                    s,
+                    "  failoverLimit:\n    maxFailovers: {}\n    period: 1h",
+                    policy.max_failovers
+                );
+                let _ = writeln!(s, "  failback:\n    policy: Never");
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  failback:\n    policy: Immediate\n    stabilizeFor: 0s"
+                );
+            }
+        }
         let _ = writeln!(s, "  resources:");
         let _ = writeln!(s, "    - name: vip");
         let _ = writeln!(s, "      virtualIP:");
@@ -549,6 +604,31 @@ mod tests {
             failover_yaml_groups(3, &FailoverTiming::default(), &[], 1),
             failover_yaml(3, &FailoverTiming::default(), &[])
         );
+    }
+
+    #[test]
+    fn limited_group_has_its_limit_no_failback_and_the_clear_annotation() {
+        let policy = LimitPolicy {
+            max_failovers: 1,
+            clear_failures: Some("17".into()),
+        };
+        let y = failover_yaml_limited(3, &FailoverTiming::default(), &policy);
+        let (cluster, groups) = crate::api::load_documents(&y).unwrap();
+        let mut problems = crate::api::validate_config(&cluster, &groups);
+        problems.extend(crate::api::validate_standalone(&cluster));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(groups[0].spec.failover_limit.max_failovers, 1);
+        assert!(y.contains("policy: Never"));
+        assert!(y.contains("failover.dev/clear-failures: \"17\""));
+        let uncleared = failover_yaml_limited(
+            3,
+            &FailoverTiming::default(),
+            &LimitPolicy {
+                clear_failures: None,
+                ..policy
+            },
+        );
+        assert!(!uncleared.contains("clear-failures"));
     }
 
     #[test]

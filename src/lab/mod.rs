@@ -5,7 +5,8 @@
 //! the client-side probe and the node-side echo responder (`probe`, `echo`), the
 //! sampler of which namespace holds a VIP (`sampler`), statistics and the benchmark
 //! JSON (`stats`), the pluggable implementations under test (`impls`), bounded CPU
-//! load (`load`), the scenario runner (`bench`), the soak (`soak`), the torture
+//! load (`load`), the scenario runner (`bench`), the failover-limit scenario
+//! (`limit`), the soak (`soak`), the torture
 //! (`torture`), the hostile flood (`hostile`) and the demo (`demo`). The CLI glue
 //! lives in `cli`.
 //!
@@ -28,6 +29,7 @@ pub mod fault;
 pub mod hostile;
 pub mod idle;
 pub mod impls;
+pub mod limit;
 pub mod load;
 pub mod probe;
 pub mod sampler;

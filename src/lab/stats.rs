@@ -95,6 +95,9 @@ pub struct RunResult {
     pub old_owner_release_ms: Option<f64>,
     /// Nodes (1-based) holding the VIP when the run ended.
     pub final_holders: Vec<usize>,
+    /// For `link-down` with our agent: whether the old owner's agent logged the
+    /// reason `InterfaceDown` (interface tracking saw its VIP interface go down).
+    pub interface_down_logged: Option<bool>,
 }
 
 /// Folds run results into the benchmark line (pure).
@@ -184,6 +187,7 @@ mod tests {
             stale_vip: stale,
             old_owner_release_ms: stale.filter(|s| !s).map(|_| 4.0),
             final_holders: vec![],
+            interface_down_logged: None,
         }
     }
 
