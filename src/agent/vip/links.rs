@@ -330,23 +330,25 @@ async fn watch_links(mut subscription: Subscription, publish: watch::Sender<Link
     }
 }
 
+/// Kernel messages for tests of the link table and of what is decided from it.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+    use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 
-    use super::*;
-
-    fn link(index: u32, name: &str, flags: LinkFlags) -> RouteNetlinkMessage {
+    /// A link message for interface `index` named `name` with `flags`.
+    pub(crate) fn link_message(index: u32, name: &str, flags: LinkFlags) -> LinkMessage {
         let mut message = LinkMessage::default();
         message.header.index = index;
         message.header.flags = flags;
         message
             .attributes
             .push(LinkAttribute::IfName(name.to_owned()));
-        RouteNetlinkMessage::NewLink(message)
+        message
     }
 
-    fn address(index: u32, cidr: &str) -> AddressMessage {
+    /// An address message for `cidr` on interface `index`.
+    pub(crate) fn address_message(index: u32, cidr: &str) -> AddressMessage {
         let (ip, prefix) = cidr.split_once('/').unwrap();
         let mut message = AddressMessage::default();
         message.header.index = index;
@@ -355,6 +357,16 @@ mod tests {
             .attributes
             .push(AddressAttribute::Address(ip.parse().unwrap()));
         message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{address_message as address, link_message};
+    use super::*;
+
+    fn link(index: u32, name: &str, flags: LinkFlags) -> RouteNetlinkMessage {
+        RouteNetlinkMessage::NewLink(link_message(index, name, flags))
     }
 
     fn up() -> LinkFlags {

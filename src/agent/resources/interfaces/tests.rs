@@ -8,34 +8,13 @@ use std::time::Duration;
 
 use nix::sched::{CloneFlags, unshare};
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::LinkFlags;
 
 use super::{Down, Interfaces, assess};
 use crate::agent::metrics::Metrics;
 use crate::agent::vip::VirtualIp;
+use crate::agent::vip::links::fixtures::{address_message as address, link_message as link};
 use crate::agent::vip::links::{LinkHealth, LinkTable};
-
-fn link(index: u32, name: &str, flags: LinkFlags) -> LinkMessage {
-    let mut message = LinkMessage::default();
-    message.header.index = index;
-    message.header.flags = flags;
-    message
-        .attributes
-        .push(LinkAttribute::IfName(name.to_owned()));
-    message
-}
-
-fn address(index: u32, cidr: &str) -> AddressMessage {
-    let (ip, prefix) = cidr.split_once('/').unwrap();
-    let mut message = AddressMessage::default();
-    message.header.index = index;
-    message.header.prefix_len = prefix.parse().unwrap();
-    message
-        .attributes
-        .push(AddressAttribute::Address(ip.parse().unwrap()));
-    message
-}
 
 fn up() -> LinkFlags {
     LinkFlags::Up | LinkFlags::LowerUp | LinkFlags::Running
