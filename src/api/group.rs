@@ -583,6 +583,11 @@ pub struct ResourceGroupStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["node".into()]))]
     pub members: Vec<MemberExplanation>,
+    /// The last takeovers of the group, newest first (at most
+    /// [`RECENT_TAKEOVERS`]), each phase by phase as the new owner timed it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub recent_takeovers: Vec<TakeoverRecord>,
     /// The `metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -648,6 +653,37 @@ pub struct Transition {
     pub message: String,
     /// When it happened.
     pub time: Time,
+}
+
+/// How many takeovers `status.recentTakeovers` keeps.
+pub const RECENT_TAKEOVERS: usize = 5;
+
+/// One takeover of a group, as the node that took it timed it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TakeoverRecord {
+    /// Node that took the group.
+    pub node: String,
+    /// Why the group moved (the same reason codes as `lastTransition.reason`).
+    pub reason: String,
+    /// Ownership epoch the node took the group at.
+    pub epoch: u64,
+    /// When placement chose this node.
+    pub time: Time,
+    /// Each phase reached, in order, with the milliseconds since placement chose
+    /// this node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseTime>,
+}
+
+/// A phase of a takeover and when it was reached.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseTime {
+    /// The phase: `decided`, `ledger`, `vip_up`, `arp_sent` or `online`.
+    pub phase: String,
+    /// Milliseconds since placement chose the node.
+    pub ms: f64,
 }
 
 /// Why a member is or is not the owner.

@@ -24,10 +24,10 @@ pub use crd::{CrdError, crd_file_name, crds, crds_yaml};
 pub use duration::{DurationError, KubeDuration};
 pub use group::{
     EnvVar, ExecProbe, FailbackPolicy, FailbackSpec, FailbackWindow, FailoverLimitSpec, GroupPhase,
-    HealthCheckSpec, HookSpec, HttpProbe, MemberExplanation, ProcessSpec, ResourceGroup,
-    ResourceGroupSpec, ResourceGroupStatus, ResourceKind, ResourceSpec, ResourceState,
-    ResourceStatus, StatusRange, TcpProbe, Transition, VirtualIpSpec, Weekday, WorkloadKind,
-    WorkloadSpec,
+    HealthCheckSpec, HookSpec, HttpProbe, MemberExplanation, PhaseTime, ProcessSpec,
+    RECENT_TAKEOVERS, ResourceGroup, ResourceGroupSpec, ResourceGroupStatus, ResourceKind,
+    ResourceSpec, ResourceState, ResourceStatus, StatusRange, TakeoverRecord, TcpProbe, Transition,
+    VirtualIpSpec, Weekday, WorkloadKind, WorkloadSpec,
 };
 pub use load::{LoadError, load_documents};
 pub use validate::{

@@ -8,12 +8,15 @@
 //! - [`render`] and [`source`]: the ClusterConfig ConfigMap as the operator writes it
 //!   and as the agent reads it, with the heartbeat Secret;
 //! - [`report`]: the node Lease report the agent writes and the operator reads;
-//! - [`client`]: the Kubernetes client both start with.
+//! - [`client`]: the Kubernetes client both start with;
+//! - [`control`]: the agent's local control socket, as the agent serves it and as
+//!   `kubectl failover` speaks to it in standalone mode.
 //!
 //! Depends on `api` and the cores only. It must never import the operator or the
 //! agent, never watch or write an object itself, and never decide ownership.
 
 pub mod client;
+pub mod control;
 pub mod model;
 pub mod names;
 pub mod plan;

@@ -569,6 +569,7 @@ pub fn group_status(
         last_transition,
         failovers: previous.failovers,
         members,
+        recent_takeovers: previous.recent_takeovers.clone(),
         observed_generation: generation,
         conditions: vec![ready, config_valid],
     }
