@@ -504,6 +504,7 @@ fn cases() -> Vec<Case> {
                     interval: KubeDuration::from_secs(1),
                     timeout: KubeDuration::from_secs(2),
                     restart_limit: 1,
+                    restart_period: KubeDuration::from_secs(600),
                     failure_threshold: 3,
                 })
             },

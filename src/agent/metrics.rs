@@ -119,6 +119,15 @@ struct ResourceStateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceFailureLabel {
+    group: String,
+    resource: String,
+    reason: &'static str,
+    /// `restarted` (in place) or `failed_over`.
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: &'static str,
 }
@@ -166,6 +175,7 @@ pub struct Metrics {
     quorum: Gauge,
     group_owned: Family<GroupLabel, Gauge>,
     resource_state: Family<ResourceStateLabel, Gauge>,
+    resource_failures: Family<ResourceFailureLabel, Counter>,
     failovers: Family<ReasonLabel, Counter>,
     phase_seconds: HistogramFamily,
     vip_errors: Family<OpLabel, Counter>,
@@ -189,6 +199,7 @@ impl Default for Metrics {
             quorum: Gauge::default(),
             group_owned: Family::default(),
             resource_state: Family::default(),
+            resource_failures: Family::default(),
             failovers: Family::default(),
             phase_seconds: Family::new_with_constructor(phase_histogram),
             vip_errors: Family::default(),
@@ -231,6 +242,11 @@ impl Default for Metrics {
             "resource_state",
             "1 for the state each resource of a group is in on this node (Offline, Starting, Online, Stopping, Failed), 0 for the others",
             m.resource_state.clone(),
+        );
+        registry.register(
+            "resource_failures",
+            "Failures of a running resource on this node (reason HealthCheckFailed or ProcessExited), by what followed: action restarted (in place) or failed_over (restartLimit reached)",
+            m.resource_failures.clone(),
         );
         registry.register(
             "failovers",
@@ -332,6 +348,28 @@ impl Metrics {
                 })
                 .set(i64::from(each == state));
         }
+    }
+
+    /// Counts a failure of a running resource and what followed it.
+    pub fn resource_failure(
+        &self,
+        group: &str,
+        resource: &str,
+        reason: &'static str,
+        failed_over: bool,
+    ) {
+        self.resource_failures
+            .get_or_create(&ResourceFailureLabel {
+                group: group.to_owned(),
+                resource: resource.to_owned(),
+                reason,
+                action: if failed_over {
+                    "failed_over"
+                } else {
+                    "restarted"
+                },
+            })
+            .inc();
     }
 
     pub fn quorate(&self, quorate: bool) {

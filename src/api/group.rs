@@ -107,8 +107,8 @@ pub struct ResourceGroupSpec {
     /// A command run on each node where the group changes state (became owner,
     /// released, fenced, failed), with `FAILOVER_CLUSTER`, `FAILOVER_GROUP`,
     /// `FAILOVER_NODE`, `FAILOVER_TRANSITION`, `FAILOVER_REASON` and
-    /// `FAILOVER_EPOCH` in its environment, killed after `timeout`. Accepted and
-    /// validated; the agent does not run it yet.
+    /// `FAILOVER_EPOCH` in its environment, killed after `timeout`. Runs off the
+    /// heartbeat path, one transition after another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<HookSpec>,
 }
@@ -300,8 +300,7 @@ pub struct ResourceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<WorkloadSpec>,
     /// A command the owner's agent starts, watches and stops (standalone clusters
-    /// only; in Kubernetes use a workload). Accepted and validated; the agent does
-    /// not run it yet.
+    /// only; in Kubernetes use a workload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<ProcessSpec>,
     /// A probe the owner's agent runs; after `restartLimit` failed local restarts of
@@ -410,13 +409,27 @@ pub struct ProcessSpec {
     #[schemars(length(min = 1, max = 4096), regex(pattern = "^/"))]
     pub working_dir: Option<String>,
     /// How long the process may take to exit after SIGTERM before it is killed with
-    /// SIGKILL (default `10s`).
+    /// SIGKILL (default `400ms`). At most half of the cluster's `deadAfter`: the
+    /// stop is a step of the agent's event loop, which sends no heartbeat
+    /// meanwhile, so a longer grace is cut to that (with a warning at load).
     #[serde(default = "default_stop_grace_period")]
     pub stop_grace_period: KubeDuration,
+    /// Restarts in place after the process exited by itself, within
+    /// `restartPeriod`, before the group fails over (default 1; 0: fail over at
+    /// the first exit).
+    #[serde(default = "default_restart_limit")]
+    pub restart_limit: u32,
+    /// The window `restartLimit` counts in (default `10m`).
+    #[serde(default = "default_restart_period")]
+    pub restart_period: KubeDuration,
 }
 
 fn default_stop_grace_period() -> KubeDuration {
-    KubeDuration::from_secs(10)
+    KubeDuration::from_millis(400)
+}
+
+fn default_restart_period() -> KubeDuration {
+    KubeDuration::from_secs(600)
 }
 
 /// An environment variable.
@@ -446,7 +459,6 @@ pub struct HealthCheckSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpProbe>,
     /// Succeeds when a command exits 0; it is killed when it overruns `timeout`.
-    /// Accepted and validated; the agent does not run it yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecProbe>,
     /// How often the probe runs (default `1s`).
@@ -455,11 +467,16 @@ pub struct HealthCheckSpec {
     /// How long one probe may take (default `500ms`, at most `interval`).
     #[serde(default = "default_probe_timeout")]
     pub timeout: KubeDuration,
-    /// Local restarts of the group on this node before it fails over (default 1).
+    /// Restarts in place of what the check depends on (`dependsOn`; without it,
+    /// the group's other resources) after the check failed, within
+    /// `restartPeriod`, before the group fails over (default 1; 0: fail over at
+    /// the first failure).
     #[serde(default = "default_restart_limit")]
     pub restart_limit: u32,
+    /// The window `restartLimit` counts in (default `10m`).
+    #[serde(default = "default_restart_period")]
+    pub restart_period: KubeDuration,
     /// Failed probes in a row that make the check fail (default 3, at least 1).
-    /// Accepted and validated; the agent does not run it yet.
     #[serde(default = "default_failure_threshold")]
     #[schemars(range(min = 1))]
     pub failure_threshold: u32,

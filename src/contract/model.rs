@@ -21,7 +21,10 @@ use jiff::tz::TimeZone;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
-use super::plan::{PlanError, PlannedResource, ResourceKind, start_order};
+use super::plan::{
+    CheckPlan, HookPlan, PlanError, PlannedResource, ProbePlan, ProcessPlan, ResourceKind,
+    RestartPolicy, start_order,
+};
 use crate::api::duration::whole_seconds_up;
 use crate::api::group::TimeOfDayError;
 use crate::api::{
@@ -125,6 +128,45 @@ pub struct Announcements {
     pub refresh: Option<Duration>,
 }
 
+/// A health check as the owner runs it; a probe without a host goes to `vip` (the
+/// group's first VIP), else to localhost.
+fn check_plan(check: &api::HealthCheckSpec, vip: Option<IpAddr>) -> CheckPlan {
+    let host = |own: &Option<String>| match (own, vip) {
+        (Some(host), _) => host.clone(),
+        (None, Some(vip)) => vip.to_string(),
+        (None, None) => LOCALHOST.to_owned(),
+    };
+    let probe = match (&check.tcp, &check.http, &check.exec) {
+        (Some(tcp), _, _) => ProbePlan::Tcp {
+            host: host(&tcp.host),
+            port: tcp.port,
+        },
+        (None, Some(http), _) => ProbePlan::Http {
+            host: host(&http.host),
+            port: http.port,
+            path: http.path.clone(),
+            statuses: http.status_range.min..=http.status_range.max,
+        },
+        (None, None, exec) => ProbePlan::Exec {
+            // Exactly one probe is set (validated): this is the exec one.
+            argv: exec.as_ref().map(|e| e.command.clone()).unwrap_or_default(),
+        },
+    };
+    CheckPlan {
+        probe,
+        interval: check.interval.get(),
+        timeout: check.timeout.get(),
+        failure_threshold: check.failure_threshold.max(1),
+        restart: RestartPolicy {
+            limit: check.restart_limit,
+            period: check.restart_period.get(),
+        },
+    }
+}
+
+/// Where a probe without a host and a group without a VIP connects.
+const LOCALHOST: &str = "localhost";
+
 /// Everything the agent runs, for every member alike.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -139,8 +181,10 @@ pub struct AgentConfig {
     /// in the reverse order.
     pub resources: BTreeMap<String, Vec<PlannedResource>>,
     pub announcements: Announcements,
-    /// What is in the configuration but not run by the agent.
+    /// What is in the configuration but not run (or not as written) by the agent.
     pub warnings: Vec<String>,
+    /// The transition hook of every group that has one.
+    pub hooks: BTreeMap<String, HookPlan>,
     /// Group -> its clear-failures value (the `failover.dev/clear-failures`
     /// annotation); a new value resets the group's failover count on every member.
     /// Outside the hash: clearing changes no configuration.
@@ -224,12 +268,20 @@ impl AgentConfig {
         let mut vips = BTreeMap::new();
         let mut resources = BTreeMap::new();
         let mut warnings = Vec::new();
+        let mut hooks = BTreeMap::new();
+        // A process's stop is a step of the event loop (see `ProcessSpec`).
+        let step_timeout = spec.heartbeat.dead_after.get() / 2;
         for group in &sorted {
             let name = group.name_any();
             let object = format!("ResourceGroup/{name}");
             models.push(group_model(group, &object)?);
             let mut list = Vec::new();
             let mut planned = Vec::with_capacity(group.spec.resources.len());
+            // Probes without a host go to the group's first VIP.
+            let first_vip = group.spec.resources.iter().find_map(|r| match r.kind() {
+                Some(api::ResourceKind::VirtualIp(v)) => v.network().ok().map(|n| n.addr()),
+                _ => None,
+            });
             for (i, resource) in group.spec.resources.iter().enumerate() {
                 let kind = match resource.kind() {
                     Some(api::ResourceKind::VirtualIp(v)) => {
@@ -246,8 +298,37 @@ impl AgentConfig {
                         ResourceKind::VirtualIp(vip)
                     }
                     Some(api::ResourceKind::Workload(_)) => ResourceKind::Workload,
-                    Some(api::ResourceKind::HealthCheck(_)) => ResourceKind::HealthCheck,
-                    Some(api::ResourceKind::Process(_)) => ResourceKind::Process,
+                    Some(api::ResourceKind::HealthCheck(check)) => {
+                        ResourceKind::HealthCheck(check_plan(check, first_vip))
+                    }
+                    Some(api::ResourceKind::Process(process)) => {
+                        let grace = process.stop_grace_period.get();
+                        if grace > step_timeout {
+                            warnings.push(format!(
+                                "{object}: spec.resources[{i}] ({}): stopGracePeriod {grace:?} is cut to {step_timeout:?}, half of deadAfter: the stop is a step of the agent's event loop",
+                                resource.name
+                            ));
+                        }
+                        ResourceKind::Process(ProcessPlan {
+                            argv: process
+                                .command
+                                .iter()
+                                .chain(&process.args)
+                                .cloned()
+                                .collect(),
+                            env: process
+                                .env
+                                .iter()
+                                .map(|v| (v.name.clone(), v.value.clone()))
+                                .collect(),
+                            working_dir: process.working_dir.as_ref().map(Into::into),
+                            stop_grace: grace.min(step_timeout),
+                            restart: RestartPolicy {
+                                limit: process.restart_limit,
+                                period: process.restart_period.get(),
+                            },
+                        })
+                    }
                     // Not exactly one kind: the validation above refused it already.
                     None => continue,
                 };
@@ -265,10 +346,14 @@ impl AgentConfig {
                     kind,
                 });
             }
-            if group.spec.hook.is_some() {
-                warnings.push(format!(
-                    "{object}: spec.hook: transition hooks are not run by the agent yet; this one is ignored"
-                ));
+            if let Some(hook) = &group.spec.hook {
+                hooks.insert(
+                    name.clone(),
+                    HookPlan {
+                        argv: hook.command.clone(),
+                        timeout: hook.timeout.get(),
+                    },
+                );
             }
             let ordered = start_order(planned).map_err(|source| ConfigError::Plan {
                 object: object.clone(),
@@ -295,6 +380,7 @@ impl AgentConfig {
             resources,
             announcements,
             warnings,
+            hooks,
             clear_failures: groups
                 .iter()
                 .filter_map(|g| {
@@ -493,6 +579,104 @@ spec:
             BTreeMap::from([("web".to_owned(), "1764580000".to_owned())])
         );
         assert_eq!(cleared.hash, plain.hash);
+    }
+
+    #[test]
+    fn checks_processes_and_hooks_become_plans() {
+        let yaml = r#"
+apiVersion: failover.dev/v1alpha1
+kind: FailoverCluster
+metadata: {name: c, namespace: n}
+spec:
+  members: [{node: a, address: 10.0.0.1}]
+  heartbeat: {deadAfter: 1s}
+  quorum: none
+---
+apiVersion: failover.dev/v1alpha1
+kind: ResourceGroup
+metadata: {name: g, namespace: n}
+spec:
+  cluster: c
+  hook: {command: [/bin/notify, -q], timeout: 5s}
+  resources:
+    - {name: vip, virtualIP: {address: 10.0.0.50/24}}
+    - name: daemon
+      dependsOn: [vip]
+      process:
+        command: [/usr/sbin/daemon, -f]
+        args: [--port, "80"]
+        env: [{name: MODE, value: ha}]
+        workingDir: /srv
+        stopGracePeriod: 10s
+    - name: on-vip
+      dependsOn: [daemon]
+      healthCheck: {tcp: {port: 80}, restartLimit: 2, restartPeriod: 1m}
+    - name: local
+      healthCheck: {http: {port: 8080, host: 127.0.0.1, path: /ready}}
+"#;
+        let c = AgentConfig::from_yaml(yaml).unwrap();
+        let kinds: BTreeMap<&str, &ResourceKind> = c.resources["g"]
+            .iter()
+            .map(|r| (r.name.as_str(), &r.kind))
+            .collect();
+        let ResourceKind::Process(process) = kinds["daemon"] else {
+            panic!("{:?}", kinds["daemon"]);
+        };
+        assert_eq!(process.argv, ["/usr/sbin/daemon", "-f", "--port", "80"]);
+        assert_eq!(process.env, [("MODE".to_owned(), "ha".to_owned())]);
+        assert_eq!(process.working_dir.as_deref(), Some("/srv".as_ref()));
+        // Cut to half of deadAfter, with a warning that says so.
+        assert_eq!(process.stop_grace, Duration::from_millis(500));
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("stopGracePeriod 10s is cut to 500ms"));
+        assert_eq!(
+            process.restart,
+            RestartPolicy {
+                limit: 1,
+                period: Duration::from_secs(600)
+            }
+        );
+        let ResourceKind::HealthCheck(on_vip) = kinds["on-vip"] else {
+            panic!();
+        };
+        // Without a host, the probe goes to the group's VIP.
+        assert_eq!(
+            on_vip.probe,
+            ProbePlan::Tcp {
+                host: "10.0.0.50".into(),
+                port: 80
+            }
+        );
+        assert_eq!(
+            on_vip.restart,
+            RestartPolicy {
+                limit: 2,
+                period: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(
+            (on_vip.interval, on_vip.timeout, on_vip.failure_threshold),
+            (Duration::from_secs(1), Duration::from_millis(500), 3)
+        );
+        let ResourceKind::HealthCheck(local) = kinds["local"] else {
+            panic!();
+        };
+        assert_eq!(
+            local.probe,
+            ProbePlan::Http {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                path: "/ready".into(),
+                statuses: 200..=399
+            }
+        );
+        assert_eq!(
+            c.hooks["g"],
+            HookPlan {
+                argv: vec!["/bin/notify".into(), "-q".into()],
+                timeout: Duration::from_secs(5)
+            }
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use super::model::VirtualIp;
 
@@ -19,20 +22,20 @@ pub enum ResourceKind {
     /// A virtual IP the owner adds and announces.
     VirtualIp(VirtualIp),
     /// A Deployment/StatefulSet to pin on the owner: accepted, reported, not run by
-    /// the agent in this release.
+    /// the agent in this release (workloads that follow the owner come with the
+    /// next milestone).
     Workload,
-    /// A health check: accepted, reported, not run by the agent in this release.
-    HealthCheck,
-    /// A supervised process: accepted, reported, not run by the agent in this
-    /// release (its driver, `agent::resources::process`, is not wired yet).
-    Process,
+    /// A probe the owner runs, off the heartbeat path.
+    HealthCheck(CheckPlan),
+    /// A command the owner starts, watches and stops (standalone only).
+    Process(ProcessPlan),
 }
 
 impl ResourceKind {
     /// Whether the agent runs resources of this kind (the others are reported as
     /// [`NOT_RUN`](super::report::NOT_RUN)).
     pub fn is_run(&self) -> bool {
-        matches!(self, ResourceKind::VirtualIp(_))
+        !matches!(self, ResourceKind::Workload)
     }
 
     /// The kind's name as the spec spells it (logs, metrics).
@@ -40,10 +43,78 @@ impl ResourceKind {
         match self {
             ResourceKind::VirtualIp(_) => "virtualIP",
             ResourceKind::Workload => "workload",
-            ResourceKind::HealthCheck => "healthCheck",
-            ResourceKind::Process => "process",
+            ResourceKind::HealthCheck(_) => "healthCheck",
+            ResourceKind::Process(_) => "process",
         }
     }
+
+    /// How often a failure of this resource is repaired in place before the group
+    /// fails over; `None` for kinds that do not fail while online.
+    pub fn restart_policy(&self) -> Option<RestartPolicy> {
+        match self {
+            ResourceKind::HealthCheck(check) => Some(check.restart),
+            ResourceKind::Process(process) => Some(process.restart),
+            ResourceKind::VirtualIp(_) | ResourceKind::Workload => None,
+        }
+    }
+}
+
+/// Restarts in place allowed within a sliding window before the group fails over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Restarts within `period`; the next failure fails the group over.
+    pub limit: u32,
+    pub period: Duration,
+}
+
+/// What a health check probes, with its host already chosen (its own, else the
+/// group's first VIP, else localhost).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbePlan {
+    /// A TCP connection opens.
+    Tcp { host: String, port: u16 },
+    /// An HTTP GET answers with a status in `statuses`.
+    Http {
+        host: String,
+        port: u16,
+        path: String,
+        statuses: RangeInclusive<u16>,
+    },
+    /// A command exits 0.
+    Exec { argv: Vec<String> },
+}
+
+/// A health check as the owner runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckPlan {
+    pub probe: ProbePlan,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Failed probes in a row that make the check fail (at least 1).
+    pub failure_threshold: u32,
+    pub restart: RestartPolicy,
+}
+
+/// A supervised process as the owner runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessPlan {
+    /// Program and arguments (`command` then `args`).
+    pub argv: Vec<String>,
+    /// Set on top of the agent's environment.
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<PathBuf>,
+    /// SIGTERM to SIGKILL, already cut to the step timeout.
+    pub stop_grace: Duration,
+    pub restart: RestartPolicy,
+}
+
+/// A group's transition hook as the agent runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookPlan {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Longest one run may take.
+    pub timeout: Duration,
 }
 
 /// One resource of a group as the agent runs it.

@@ -40,6 +40,13 @@ pub enum ResourceReason {
     DependencyFailed,
     /// Accepted, not run in this release ([`NOT_RUN`]).
     NotRunInThisRelease,
+    /// Its health check failed `failureThreshold` probes in a row.
+    HealthCheckFailed,
+    /// Its process exited without being asked to.
+    ProcessExited,
+    /// It failed again after `restartLimit` restarts within `restartPeriod`: the
+    /// group fails over.
+    RestartLimitReached,
 }
 
 impl ResourceReason {
@@ -55,6 +62,9 @@ impl ResourceReason {
             ResourceReason::StopTimedOut => "StopTimedOut",
             ResourceReason::DependencyFailed => "DependencyFailed",
             ResourceReason::NotRunInThisRelease => NOT_RUN,
+            ResourceReason::HealthCheckFailed => "HealthCheckFailed",
+            ResourceReason::ProcessExited => "ProcessExited",
+            ResourceReason::RestartLimitReached => "RestartLimitReached",
         }
     }
 }

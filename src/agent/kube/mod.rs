@@ -35,12 +35,14 @@ use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use self::lease::{LeaseError, Leases, Record, Recorded};
+use super::resources::Repair;
 use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update};
 use crate::api::FailoverCluster;
 use crate::api::duration::whole_seconds_up_i32;
 use crate::contract::client::{ClientError, client_from};
 use crate::contract::model::AgentConfig;
 use crate::contract::names;
+use crate::contract::report::ResourceReason;
 use crate::contract::source::{SourceError, parse_config_map, parse_secret};
 use crate::engine::Input;
 use crate::membership::Keyring;
@@ -152,6 +154,34 @@ pub fn event_for(node: &str, notice: &Notice) -> (EventType, &'static str, Strin
                 "{node} stopped group {group}: its votes were about to lapse (quorum lost or partitioned)"
             ),
         ),
+        Notice::ResourceFailed(repair) => {
+            let Repair {
+                group,
+                resource,
+                reason,
+                message,
+                restarts,
+                failed_over,
+            } = repair;
+            let (code, then) = if *failed_over {
+                (
+                    ResourceReason::RestartLimitReached.code(),
+                    format!(
+                        "restart limit reached after {restarts} restart(s); the group fails over"
+                    ),
+                )
+            } else {
+                (
+                    reason.code(),
+                    format!("restarted in place (restart {restarts})"),
+                )
+            };
+            let note = format!(
+                "{node}: resource {resource} of group {group} failed ({}: {message}); {then}",
+                reason.code()
+            );
+            (EventType::Warning, code, note)
+        }
         Notice::QuorumLost => (
             EventType::Warning,
             "QuorumLost",
@@ -694,6 +724,7 @@ async fn publish_events(
         let (type_, reason, note) = event_for(&node, &notice);
         let subject = match &notice {
             Notice::Took { group, .. } | Notice::Fenced { group } => group.as_str(),
+            Notice::ResourceFailed(repair) => repair.group.as_str(),
             _ => "",
         };
         let key = format!("{reason}/{subject}");

@@ -23,9 +23,6 @@ use tracing::debug;
 use super::process::{CommandSpec, Completion, Output, ProcessError, run_bounded};
 use crate::telemetry::error_report;
 
-/// Host a probe connects to when neither its `host` nor a VIP is given.
-pub const DEFAULT_HOST: &str = "localhost";
-
 /// Longest HTTP status line the probe reads before it gives up on the answer.
 const MAX_STATUS_LINE: usize = 1024;
 
@@ -115,16 +112,6 @@ pub enum Probe {
     },
     /// Healthy when the command exits 0; killed when it overruns the timeout.
     Exec(CommandSpec),
-}
-
-/// The host a `tcp` or `http` probe connects to: its own `host`, else the group's
-/// virtual IP, else [`DEFAULT_HOST`].
-pub fn probe_host(host: Option<&str>, vip: Option<IpAddr>) -> String {
-    match (host, vip) {
-        (Some(host), _) => host.to_owned(),
-        (None, Some(vip)) => vip.to_string(),
-        (None, None) => DEFAULT_HOST.to_owned(),
-    }
 }
 
 /// How often, how long and how many failures in a row make it unhealthy.
@@ -319,15 +306,6 @@ pub async fn run_probe(probe: &Probe, timeout: Duration) -> Result<(), ProbeErro
     }
 }
 
-/// A transition of one health check, as the checker sends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthEvent {
-    /// Name of the healthCheck resource.
-    pub resource: String,
-    /// Its new health.
-    pub health: Health,
-}
-
 /// A running checker task; dropping the handle stops it.
 #[derive(Debug)]
 pub struct Checker {
@@ -342,13 +320,14 @@ impl Drop for Checker {
 
 impl Checker {
     /// Starts probing at once and then every `schedule.interval`, sending each
-    /// transition to `events`. The task ends when the handle is dropped or the
-    /// receiver is gone.
-    pub fn spawn(
+    /// transition to `events`, made by `event`. The task ends when the handle is
+    /// dropped or the receiver is gone.
+    pub fn spawn<E: Send + 'static>(
         resource: String,
         probe: Probe,
         schedule: Schedule,
-        events: mpsc::Sender<HealthEvent>,
+        events: mpsc::Sender<E>,
+        event: impl Fn(Health) -> E + Send + 'static,
     ) -> Self {
         let task = tokio::spawn(async move {
             let mut tracker = Tracker::new(schedule.failure_threshold);
@@ -364,11 +343,7 @@ impl Checker {
                 let Some(health) = tracker.observe(result.map_err(|e| error_report(&e))) else {
                     continue;
                 };
-                let event = HealthEvent {
-                    resource: resource.clone(),
-                    health,
-                };
-                if events.send(event).await.is_err() {
+                if events.send(event(health)).await.is_err() {
                     return;
                 }
             }
@@ -452,11 +427,7 @@ mod tests {
     }
 
     #[test]
-    fn probe_host_prefers_the_host_then_the_vip() {
-        let vip: IpAddr = "10.77.0.100".parse().unwrap();
-        assert_eq!(probe_host(Some("db.local"), Some(vip)), "db.local");
-        assert_eq!(probe_host(None, Some(vip)), "10.77.0.100");
-        assert_eq!(probe_host(None, None), DEFAULT_HOST);
+    fn the_host_header_brackets_ipv6_literals() {
         assert_eq!(host_header("::1", 80), "[::1]:80");
         assert_eq!(host_header("127.0.0.1", 80), "127.0.0.1:80");
     }
@@ -558,7 +529,7 @@ mod tests {
         assert!(matches!(hung, Err(ProbeError::TimedOut(_))), "{hung:?}");
     }
 
-    async fn next(rx: &mut mpsc::Receiver<HealthEvent>) -> HealthEvent {
+    async fn next(rx: &mut mpsc::Receiver<(&'static str, Health)>) -> (&'static str, Health) {
         tokio::time::timeout(BOUND, rx.recv())
             .await
             .expect("no transition within the bound")
@@ -582,20 +553,20 @@ mod tests {
             failure_threshold: 2,
         };
         let (tx, mut rx) = mpsc::channel(4);
-        let checker = Checker::spawn("check".into(), probe, schedule, tx);
-        assert_eq!(next(&mut rx).await.health, Health::Healthy);
+        let checker = Checker::spawn("check".into(), probe, schedule, tx, |h| ("check", h));
+        assert_eq!(next(&mut rx).await, ("check", Health::Healthy));
         std::fs::remove_file(&flag).unwrap();
-        let event = next(&mut rx).await;
-        assert_eq!(event.resource, "check");
-        let Health::Unhealthy { reason } = event.health else {
-            panic!("{event:?}");
+        let (resource, health) = next(&mut rx).await;
+        assert_eq!(resource, "check");
+        let Health::Unhealthy { reason } = health else {
+            panic!("{health:?}");
         };
         assert!(
             reason.starts_with("2 failure(s) in a row: command \"test\""),
             "{reason}"
         );
         std::fs::write(&flag, "").unwrap();
-        assert_eq!(next(&mut rx).await.health, Health::Healthy);
+        assert_eq!(next(&mut rx).await.1, Health::Healthy);
         // Dropping the handle stops the task, which closes the channel.
         drop(checker);
         assert_eq!(tokio::time::timeout(BOUND, rx.recv()).await.unwrap(), None);

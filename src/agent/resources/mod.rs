@@ -9,12 +9,13 @@
 //! come online in dependency order and go offline in reverse, one step at a time
 //! with a timeout (`supervisor.rs`), each kind run by a driver ([`NodeDrivers`]):
 //! virtual IPs (`vips.rs`) with their announcer (`announce.rs`), the links of
-//! their interfaces watched (`interfaces.rs`); `workload`,
-//! `healthCheck` and `process` resources are reported as not run in this release.
-//! `health.rs` (health checks), `process.rs` (supervised processes) and `hook.rs`
-//! (the transition hook) are the drivers for the rest of a group, each off the
-//! heartbeat path in tasks of their own, bounded in time; the supervisor does not
-//! run them yet.
+//! their interfaces watched (`interfaces.rs`); health checks (`health.rs`) and
+//! supervised processes (`process.rs`), each watched by a task of its own off the
+//! heartbeat path, which reports a failure as a [`ResourceEvent`]; `workload`
+//! resources are reported as not run in this release. A failure is repaired in
+//! place ([`Resources::repair`]: restart within the resource's `restartLimit`)
+//! or, past the limit, makes the group unable here so that it fails over.
+//! `hook.rs` runs the transition hook for the event loop.
 //!
 //! Owns the resources of this node's groups from their start to their stop. Must
 //! never decide whether this node runs a group (the engine does), never start one
@@ -32,20 +33,24 @@ mod supervisor;
 mod tests;
 mod vips;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
 
+use self::health::{Checker, Health, Probe, Schedule};
 use self::interfaces::Interfaces;
+use self::process::{CommandSpec, Exit, ProcessError, Stopped, Watched};
 use self::supervisor::{Driver, GroupRun};
 use self::vips::{Announcer, Vips};
 use super::metrics::{Phase, Telemetry};
 use super::vip::{BoundVip, VipError};
 use crate::contract::model::AgentConfig;
-use crate::contract::plan::{PlannedResource, ResourceKind};
-use crate::contract::report::ResourceReport;
+use crate::contract::plan::{PlannedResource, ProbePlan, ProcessPlan, ResourceKind};
+use crate::contract::report::{ResourceReason, ResourceReport};
 use crate::placement::UnableReason;
 
 /// How a group's start ended.
@@ -64,6 +69,8 @@ pub enum Started {
 pub enum ResourceError {
     #[error("virtual IP")]
     Vip(#[source] VipError),
+    #[error("process")]
+    Process(#[source] ProcessError),
     #[error("{kind} resources are not run by the agent in this release")]
     NotRun { kind: &'static str },
 }
@@ -73,6 +80,71 @@ pub enum ResourceError {
 pub enum Running {
     /// A VIP on an interface of this node.
     Vip(BoundVip),
+    /// A health check's probing task (dropping it stops the probes).
+    Check { run: u64, _checker: Checker },
+    /// A supervised process and its watcher.
+    Process { run: u64, process: Watched },
+}
+
+impl Running {
+    /// Which start of a watched resource this is: a report of an earlier start
+    /// (queued before a restart) must not count against the current one.
+    fn run(&self) -> Option<u64> {
+        match self {
+            Running::Vip(_) => None,
+            Running::Check { run, .. } | Running::Process { run, .. } => Some(*run),
+        }
+    }
+}
+
+/// Numbers the starts of watched resources, unique in this agent process.
+static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
+
+/// What a watched resource reports by itself, from its own task.
+#[derive(Debug)]
+pub struct ResourceEvent {
+    group: String,
+    resource: String,
+    run: u64,
+    happened: Happened,
+}
+
+#[derive(Debug)]
+enum Happened {
+    /// The health check changed its verdict.
+    Health(Health),
+    /// The process exited without being asked to (or could not be waited for).
+    Exited(Result<Exit, String>),
+}
+
+/// What the event loop learns from [`Resources::changed`].
+#[derive(Debug)]
+pub enum Change {
+    /// A link or an address of this node changed.
+    Links,
+    /// A watched resource reported.
+    Report(ResourceEvent),
+}
+
+/// Reports queued from the watching tasks to the event loop; a full queue makes a
+/// checker wait, never the loop.
+const EVENT_QUEUE: usize = 64;
+
+/// A failure of a running resource and what was done about it, for the event
+/// loop to tell (Event, hook, eligibility).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    pub group: String,
+    pub resource: String,
+    /// `HealthCheckFailed` or `ProcessExited`.
+    pub reason: ResourceReason,
+    /// The check's last error or the process's exit.
+    pub message: String,
+    /// Restarts of the resource within its period, this one included.
+    pub restarts: u32,
+    /// Past `restartLimit` (or the restart did not bring it back): the group is
+    /// unable here and fails over.
+    pub failed_over: bool,
 }
 
 /// The drivers of every kind of resource this node runs, for one step of one
@@ -80,6 +152,8 @@ pub enum Running {
 /// the takeover timeline.
 struct NodeDrivers<'a> {
     vips: &'a Vips,
+    /// Where the watched resources report.
+    events: &'a mpsc::Sender<ResourceEvent>,
     lifetime: Duration,
     origin: Instant,
     /// Local time the last VIP came up, and was first announced, in this step.
@@ -88,14 +162,65 @@ struct NodeDrivers<'a> {
 }
 
 impl<'a> NodeDrivers<'a> {
-    fn new(vips: &'a Vips, config: &AgentConfig, origin: Instant) -> Self {
+    fn new(
+        vips: &'a Vips,
+        events: &'a mpsc::Sender<ResourceEvent>,
+        config: &AgentConfig,
+        origin: Instant,
+    ) -> Self {
         NodeDrivers {
             vips,
+            events,
             lifetime: config.vip_lifetime(),
             origin,
             vip_up: None,
             arp_sent: None,
         }
+    }
+
+    /// Makes the reports of one start of a watched resource.
+    fn reporter(
+        group: &str,
+        resource: &str,
+        run: u64,
+    ) -> impl Fn(Happened) -> ResourceEvent + Send + 'static {
+        let (group, resource) = (group.to_owned(), resource.to_owned());
+        move |happened| ResourceEvent {
+            group: group.clone(),
+            resource: resource.clone(),
+            run,
+            happened,
+        }
+    }
+}
+
+/// The probe a health check's plan describes.
+fn probe(plan: &ProbePlan) -> Probe {
+    match plan {
+        ProbePlan::Tcp { host, port } => Probe::Tcp {
+            host: host.clone(),
+            port: *port,
+        },
+        ProbePlan::Http {
+            host,
+            port,
+            path,
+            statuses,
+        } => Probe::Http {
+            host: host.clone(),
+            port: *port,
+            path: path.clone(),
+            statuses: statuses.clone(),
+        },
+        ProbePlan::Exec { argv } => Probe::Exec(CommandSpec::new(argv.iter().cloned())),
+    }
+}
+
+fn command(plan: &ProcessPlan) -> CommandSpec {
+    CommandSpec {
+        argv: plan.argv.clone(),
+        env: plan.env.clone(),
+        working_dir: plan.working_dir.clone(),
     }
 }
 
@@ -124,17 +249,45 @@ impl Driver for NodeDrivers<'_> {
                 self.arp_sent = Some(self.origin.elapsed());
                 Ok(Running::Vip(bound))
             }
-            // The supervisor starts no resource of a kind that is not run.
-            kind @ (ResourceKind::Workload | ResourceKind::HealthCheck | ResourceKind::Process) => {
-                Err(ResourceError::NotRun { kind: kind.label() })
+            ResourceKind::HealthCheck(check) => {
+                let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+                let report = Self::reporter(group, &resource.name, run);
+                let schedule = Schedule {
+                    interval: check.interval,
+                    timeout: check.timeout,
+                    failure_threshold: check.failure_threshold,
+                };
+                let checker = Checker::spawn(
+                    resource.name.clone(),
+                    probe(&check.probe),
+                    schedule,
+                    self.events.clone(),
+                    move |health| report(Happened::Health(health)),
+                );
+                Ok(Running::Check {
+                    run,
+                    _checker: checker,
+                })
             }
+            ResourceKind::Process(plan) => {
+                let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+                let report = Self::reporter(group, &resource.name, run);
+                let process = Watched::start(&command(plan), self.events.clone(), move |exit| {
+                    report(Happened::Exited(exit))
+                })
+                .map_err(ResourceError::Process)?;
+                info!(group, resource = %resource.name, pid = process.pid(), "process started");
+                Ok(Running::Process { run, process })
+            }
+            // The supervisor starts no resource of a kind that is not run.
+            kind @ ResourceKind::Workload => Err(ResourceError::NotRun { kind: kind.label() }),
         }
     }
 
     async fn stop(
         &mut self,
         group: &str,
-        _: &PlannedResource,
+        resource: &PlannedResource,
         running: Running,
     ) -> Result<(), ResourceError> {
         match running {
@@ -143,10 +296,31 @@ impl Driver for NodeDrivers<'_> {
                 .release(group, &bound)
                 .await
                 .map_err(ResourceError::Vip),
+            // Dropping the checker ends its probes.
+            Running::Check { .. } => Ok(()),
+            Running::Process { process, .. } => {
+                let grace = match &resource.kind {
+                    ResourceKind::Process(plan) => plan.stop_grace,
+                    _ => Duration::ZERO,
+                };
+                let pid = process.pid();
+                let stopped = process.stop(grace).await.map_err(ResourceError::Process)?;
+                match stopped {
+                    Stopped::Killed => {
+                        warn!(group, resource = %resource.name, pid, ?grace, "process outlived its stop grace period; killed");
+                    }
+                    Stopped::AlreadyExited(exit) | Stopped::Terminated(exit) => {
+                        info!(group, resource = %resource.name, pid, %exit, "process stopped");
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
     async fn clean(&mut self, group: &str, resource: &PlannedResource) {
+        // A process whose stop overran was killed with its dropped handle; a check
+        // ends with its dropped checker.
         if let ResourceKind::VirtualIp(vip) = &resource.kind {
             self.vips.remove(group, vip).await;
         }
@@ -160,9 +334,35 @@ struct HeldGroup {
     announcer: Option<Announcer>,
     /// Local time of the last renewal (or of the start).
     last_renew: Duration,
+    /// Per resource: local times of its restarts in place (within its period).
+    restarts: BTreeMap<String, VecDeque<Duration>>,
 }
 
 impl HeldGroup {
+    /// Stops the announcements before resources go offline, if a VIP is among
+    /// them: no announcement may leave for a VIP after its release.
+    fn silence_for(&mut self, going: &[String]) {
+        let releases_a_vip = self.run.slots().iter().any(|s| {
+            going.contains(&s.resource.name) && matches!(s.running(), Some(Running::Vip(_)))
+        });
+        if releases_a_vip {
+            drop(self.announcer.take());
+        }
+    }
+
+    /// Has the announcer announce exactly the online VIPs: restarted whenever that
+    /// list changed, a removal alone included.
+    fn reannounce(&mut self, vips: &Vips, group: &str, config: &AgentConfig) {
+        let after = self.online_vips();
+        let unchanged = self
+            .announcer
+            .as_ref()
+            .is_some_and(|a| a.vips() == after.as_slice());
+        if !unchanged {
+            self.announcer = vips.announcer(group, after, config.announcements);
+        }
+    }
+
     fn online_vips(&self) -> Vec<BoundVip> {
         self.run
             .slots()
@@ -189,8 +389,21 @@ pub struct Resources {
     ineligible: BTreeSet<String>,
     /// The links of the VIPs' interfaces, and the groups whose one is down.
     interfaces: Interfaces,
-    /// Groups whose start failed here, until the next eligibility check.
+    /// Groups whose start failed here, or whose resource failed past its restart
+    /// limit, until the next eligibility check.
     start_failed: BTreeSet<String>,
+    /// Where the watched resources' tasks report, and the loop reads.
+    events: mpsc::Sender<ResourceEvent>,
+    reports: mpsc::Receiver<ResourceEvent>,
+}
+
+/// Shows the state of every resource of `run` in the metrics.
+fn show_states(telemetry: &Telemetry, group: &str, run: &GroupRun<Running>) {
+    for slot in run.slots() {
+        telemetry
+            .metrics
+            .resource_state(group, &slot.resource.name, slot.state);
+    }
 }
 
 /// How long one start or stop step of a resource may take: half of `deadAfter`.
@@ -211,7 +424,10 @@ impl Resources {
     ) -> Result<Self, VipError> {
         let vips = Vips::open(&config.all_vips(), telemetry.clone()).await?;
         let interfaces = Interfaces::open().await.map_err(VipError::LinkWatch)?;
+        let (events, reports) = mpsc::channel(EVENT_QUEUE);
         Ok(Self {
+            events,
+            reports,
             vips,
             telemetry,
             origin,
@@ -239,14 +455,6 @@ impl Resources {
             .unwrap_or_default()
     }
 
-    fn show_states(&self, group: &str, run: &GroupRun<Running>) {
-        for slot in run.slots() {
-            self.telemetry
-                .metrics
-                .resource_state(group, &slot.resource.name, slot.state);
-        }
-    }
-
     /// Brings a group's resources online in dependency order as `config` defines
     /// them. `takeover` is the local time of the detected failure this start takes
     /// over from, for the takeover timeline.
@@ -266,11 +474,11 @@ impl Resources {
             .unwrap_or_default();
         let mut run = GroupRun::new(plan);
         let timeout = step_timeout(config);
-        let mut drivers = NodeDrivers::new(&self.vips, config, self.origin);
+        let mut drivers = NodeDrivers::new(&self.vips, &self.events, config, self.origin);
         let failures = run.start(&mut drivers, group, timeout).await;
         if !failures.is_empty() {
             run.stop(&mut drivers, group, timeout).await;
-            self.show_states(group, &run);
+            show_states(&self.telemetry, group, &run);
             warn!(group, failed = %failures.iter().map(|f| f.resource.as_str()).collect::<Vec<_>>().join(","), "a resource did not come online; the group's resources are offline again, giving the group up here");
             self.start_failed.insert(group.to_owned());
             return Started::Failed;
@@ -297,11 +505,12 @@ impl Resources {
                 "takeover: every resource online"
             );
         }
-        self.show_states(group, &run);
+        show_states(&self.telemetry, group, &run);
         let mut held = HeldGroup {
             run,
             announcer: None,
             last_renew: self.now(),
+            restarts: BTreeMap::new(),
         };
         held.announcer = self
             .vips
@@ -338,11 +547,11 @@ impl Resources {
         };
         // No announcement may leave after a VIP's release.
         drop(held.announcer.take());
-        let mut drivers = NodeDrivers::new(&self.vips, config, self.origin);
+        let mut drivers = NodeDrivers::new(&self.vips, &self.events, config, self.origin);
         held.run
             .stop(&mut drivers, group, step_timeout(config))
             .await;
-        self.show_states(group, &held.run);
+        show_states(&self.telemetry, group, &held.run);
     }
 
     /// Brings the groups this node keeps holding in line with `config`: resources
@@ -359,15 +568,8 @@ impl Resources {
             if same {
                 continue;
             }
-            let mut drivers = NodeDrivers::new(&self.vips, config, self.origin);
-            // No announcement may leave for a VIP after its release.
-            let going = held.run.going(plan);
-            let releases_a_vip = held.run.slots().iter().any(|s| {
-                going.contains(&s.resource.name) && matches!(s.running(), Some(Running::Vip(_)))
-            });
-            if releases_a_vip {
-                drop(held.announcer.take());
-            }
+            let mut drivers = NodeDrivers::new(&self.vips, &self.events, config, self.origin);
+            held.silence_for(&held.run.going(plan));
             let failures = held.run.replan(plan, &mut drivers, group, timeout).await;
             for failure in &failures {
                 warn!(
@@ -378,22 +580,124 @@ impl Resources {
                     "a resource of the new configuration is not online"
                 );
             }
-            // The announcer announces exactly the online VIPs: restarted whenever
-            // that list changes, a removal alone included.
-            let after = held.online_vips();
-            let unchanged = held
-                .announcer
-                .as_ref()
-                .is_some_and(|a| a.vips() == after.as_slice());
-            if !unchanged {
-                held.announcer = self.vips.announcer(group, after, config.announcements);
+            held.reannounce(&self.vips, group, config);
+            show_states(&self.telemetry, group, &held.run);
+        }
+    }
+
+    /// Acts on a report of a watched resource of a held group: a failed check or
+    /// an exited process is restarted in place with what it covers (a check: the
+    /// resources it depends on, else the group's other resources; a process:
+    /// itself), and everything that depends on those, while the resource's restart
+    /// limit allows; past it the group is unable here and fails over. Returns what
+    /// happened, `None` for a report that needs nothing (a passing check, a report
+    /// of an earlier start or of a group no longer held).
+    pub async fn repair(&mut self, event: ResourceEvent, config: &AgentConfig) -> Option<Repair> {
+        let ResourceEvent {
+            group,
+            resource,
+            run,
+            happened,
+        } = event;
+        let now = self.now();
+        let held = self.held.get_mut(&group)?;
+        let Some(slot) = held.run.slots().iter().find(|s| {
+            s.resource.name == resource && s.running().and_then(Running::run) == Some(run)
+        }) else {
+            debug!(
+                group,
+                resource, "report of a resource start that is over; ignored"
+            );
+            return None;
+        };
+        let (reason, message) = match happened {
+            Happened::Health(Health::Healthy) => {
+                info!(group, resource, "health check passes");
+                return None;
             }
-            for slot in held.run.slots() {
-                self.telemetry
-                    .metrics
-                    .resource_state(group, &slot.resource.name, slot.state);
+            Happened::Health(Health::Unhealthy { reason }) => {
+                (ResourceReason::HealthCheckFailed, reason)
+            }
+            Happened::Exited(Ok(exit)) => (ResourceReason::ProcessExited, exit.to_string()),
+            Happened::Exited(Err(error)) => (ResourceReason::ProcessExited, error),
+        };
+        let policy = slot.resource.kind.restart_policy()?;
+        let targets: Vec<String> = match &slot.resource.kind {
+            ResourceKind::HealthCheck(_) if slot.resource.depends_on.is_empty() => held
+                .run
+                .slots()
+                .iter()
+                .filter(|s| !matches!(s.resource.kind, ResourceKind::HealthCheck(_)))
+                .map(|s| s.resource.name.clone())
+                .chain([resource.clone()])
+                .collect(),
+            ResourceKind::HealthCheck(_) => slot.resource.depends_on.clone(),
+            _ => vec![resource.clone()],
+        };
+        let window = held.restarts.entry(resource.clone()).or_default();
+        while window
+            .front()
+            .is_some_and(|&t| now.saturating_sub(t) >= policy.period)
+        {
+            window.pop_front();
+        }
+        let mut repair = Repair {
+            group: group.clone(),
+            resource: resource.clone(),
+            reason,
+            message,
+            restarts: u32::try_from(window.len()).unwrap_or(u32::MAX),
+            failed_over: true,
+        };
+        if repair.restarts < policy.limit {
+            window.push_back(now);
+            repair.restarts += 1;
+            repair.failed_over = false;
+            warn!(group, resource, reason = reason.code(), message = repair.message, restart = repair.restarts, limit = policy.limit, restart_of = ?targets, "resource failed; restarting in place");
+            held.run.failed(&resource, reason, repair.message.clone());
+            let timeout = step_timeout(config);
+            let mut drivers = NodeDrivers::new(&self.vips, &self.events, config, self.origin);
+            held.silence_for(&held.run.restart_set(&targets));
+            let failures = held
+                .run
+                .restart(&targets, &mut drivers, &group, timeout)
+                .await;
+            held.reannounce(&self.vips, &group, config);
+            if let Some(failure) = failures.first() {
+                repair.failed_over = true;
+                repair.message = format!(
+                    "{}; the restart did not bring {} back: {}",
+                    repair.message, failure.resource, failure.message
+                );
             }
         }
+        if repair.failed_over {
+            error!(
+                group,
+                resource,
+                reason = reason.code(),
+                message = repair.message,
+                restarts = repair.restarts,
+                limit = policy.limit,
+                "resource failed past its restart limit; the group fails over"
+            );
+            held.run.failed(
+                &resource,
+                ResourceReason::RestartLimitReached,
+                repair.message.clone(),
+            );
+            self.start_failed.insert(group.clone());
+        }
+        self.telemetry.metrics.resource_failure(
+            &group,
+            &resource,
+            reason.code(),
+            repair.failed_over,
+        );
+        if let Some(held) = self.held.get(&group) {
+            show_states(&self.telemetry, &group, &held.run);
+        }
+        Some(repair)
     }
 
     /// The VIPs the announcer of a held group announces.
@@ -429,12 +733,16 @@ impl Resources {
         self.start_failed.clear();
     }
 
-    /// Resolves when a link or an address of this node changed: time to check
-    /// eligibility again.
-    pub async fn links_changed(&mut self) {
-        self.interfaces.changed().await;
+    /// Resolves with the next change the event loop must act on: a link or an
+    /// address of this node changed (time to check eligibility again), or a
+    /// watched resource reported (for [`Resources::repair`]). Cancel-safe.
+    pub async fn changed(&mut self) -> Change {
+        tokio::select! {
+            () = self.interfaces.changed() => Change::Links,
+            // `self.events` keeps the channel open: `None` never comes.
+            Some(event) = self.reports.recv() => Change::Report(event),
+        }
     }
-
     /// Checks every group of `config` against this node's interfaces.
     pub async fn check_eligibility(&mut self, config: &AgentConfig) {
         self.interfaces.check(&config.vips, &self.telemetry.metrics);

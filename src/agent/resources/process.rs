@@ -28,7 +28,11 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
+
+use crate::telemetry::error_report;
 
 /// Why a child process could not be started or watched.
 #[derive(Debug, thiserror::Error)]
@@ -294,6 +298,82 @@ impl Drop for Supervised {
     }
 }
 
+/// A supervised process watched by a task of its own: the task reports an exit the
+/// agent did not ask for, and stops the process when asked. Dropping the handle
+/// (a stop step that overran its timeout, an agent that exits) kills the process
+/// group.
+#[derive(Debug)]
+pub struct Watched {
+    pid: u32,
+    stop: Option<oneshot::Sender<StopRequest>>,
+    task: JoinHandle<()>,
+}
+
+/// A stop request: the grace period and where the outcome goes.
+type StopRequest = (Duration, oneshot::Sender<Result<Stopped, ProcessError>>);
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        // Aborting the task drops the Supervised it owns, which kills the group.
+        self.task.abort();
+    }
+}
+
+impl Watched {
+    /// Starts `spec` (from the calling task: see the module's note on the death
+    /// signal) and watches it; an exit before a stop sends `exited(..)` to
+    /// `events`, with the exit or the error of the wait.
+    pub fn start<E: Send + 'static>(
+        spec: &CommandSpec,
+        events: mpsc::Sender<E>,
+        exited: impl FnOnce(Result<Exit, String>) -> E + Send + 'static,
+    ) -> Result<Self, ProcessError> {
+        let mut process = Supervised::start(spec)?;
+        let pid = process.pid();
+        let (stop, mut stop_requested) = oneshot::channel::<StopRequest>();
+        let task = tokio::spawn(async move {
+            let request = tokio::select! {
+                request = &mut stop_requested => request,
+                exit = process.exited() => {
+                    let exit = exit.map_err(|e| error_report(&e));
+                    if events.send(exited(exit)).await.is_err() {
+                        return;
+                    }
+                    // The agent stops the resource next; answer that stop.
+                    (&mut stop_requested).await
+                }
+            };
+            if let Ok((grace, reply)) = request {
+                // The requester may be gone (its step timed out): nothing to tell.
+                let _ = reply.send(process.stop(grace).await);
+            }
+        });
+        Ok(Self {
+            pid,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The process id (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Stops the process: SIGTERM, then SIGKILL after `grace` (see
+    /// [`Supervised::stop`]).
+    pub async fn stop(mut self, grace: Duration) -> Result<Stopped, ProcessError> {
+        let (reply, outcome) = oneshot::channel();
+        let gone = || ProcessError::Wait {
+            pid: self.pid,
+            source: io::Error::other("the watcher task is gone"),
+        };
+        let stop = self.stop.take().ok_or_else(gone)?;
+        stop.send((grace, reply)).map_err(|_| gone())?;
+        outcome.await.map_err(|_| gone())?
+    }
+}
+
 /// How a bounded one-shot command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Completion {
@@ -329,6 +409,18 @@ pub async fn run_bounded(
     }
 }
 
+/// Whether a process with this id exists (a zombie counts as gone), for tests.
+#[cfg(test)]
+pub(super) fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,17 +431,6 @@ mod tests {
 
     fn sh(script: &str) -> CommandSpec {
         CommandSpec::new(["sh", "-c", script])
-    }
-
-    /// Whether a process with this id exists (a zombie counts as gone).
-    fn alive(pid: u32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                let state = stat.rsplit_once(") ")?.1.chars().next()?;
-                Some(state != 'Z' && state != 'X')
-            })
-            .unwrap_or(false)
     }
 
     async fn wait_gone(pid: u32) {
@@ -385,6 +466,38 @@ mod tests {
             process.stop(BOUND).await.unwrap(),
             Stopped::AlreadyExited(Exit::Code(7))
         );
+    }
+
+    #[tokio::test]
+    async fn a_watched_process_reports_an_exit_it_was_not_asked_for_only() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let exited = Watched::start(&sh("exit 3"), tx.clone(), |exit| exit).unwrap();
+        let report = tokio::time::timeout(BOUND, rx.recv()).await.unwrap();
+        assert_eq!(report, Some(Ok(Exit::Code(3))));
+        // The stop that follows the exit is answered with it.
+        assert_eq!(
+            exited.stop(BOUND).await.unwrap(),
+            Stopped::AlreadyExited(Exit::Code(3))
+        );
+
+        let running = Watched::start(&sh("exec sleep 1000"), tx, |exit| exit).unwrap();
+        let pid = running.pid();
+        assert_eq!(
+            running.stop(BOUND).await.unwrap(),
+            Stopped::Terminated(Exit::Signal(libc::SIGTERM))
+        );
+        assert!(!alive(pid));
+        // An exit on request is no report: every sender is gone, nothing came.
+        assert_eq!(tokio::time::timeout(BOUND, rx.recv()).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_watched_process_kills_it() {
+        let (tx, _rx) = mpsc::channel::<Result<Exit, String>>(4);
+        let watched = Watched::start(&sh("exec sleep 1000"), tx, |exit| exit).unwrap();
+        let pid = watched.pid();
+        drop(watched);
+        wait_gone(pid).await;
     }
 
     #[tokio::test]

@@ -231,16 +231,58 @@ impl<R> GroupRun<R> {
     /// The resources a new plan takes offline: those it drops or changes, and
     /// everything that depends on them, directly or not.
     pub fn going(&self, plan: &[PlannedResource]) -> Vec<String> {
-        let mut going: Vec<String> = Vec::new();
+        self.with_dependents(|slot| !plan.contains(&slot.resource))
+    }
+
+    /// The resources a restart of `targets` takes offline and brings back: the
+    /// targets and everything that depends on them.
+    pub fn restart_set(&self, targets: &[String]) -> Vec<String> {
+        self.with_dependents(|slot| targets.contains(&slot.resource.name))
+    }
+
+    /// The resources that `first` picks and everything that depends on them,
+    /// directly or not, in start order.
+    fn with_dependents(&self, first: impl Fn(&Slot<R>) -> bool) -> Vec<String> {
+        let mut picked: Vec<String> = Vec::new();
         // In start order a resource comes after its dependencies: one pass finds
-        // everything that depends on a resource that goes.
+        // everything that depends on a picked one.
         for slot in &self.slots {
-            let changed = !plan.contains(&slot.resource);
-            if changed || slot.resource.depends_on.iter().any(|d| going.contains(d)) {
-                going.push(slot.resource.name.clone());
+            if first(slot) || slot.resource.depends_on.iter().any(|d| picked.contains(d)) {
+                picked.push(slot.resource.name.clone());
             }
         }
-        going
+        picked
+    }
+
+    /// Restarts `targets` in place: they and everything that depends on them go
+    /// offline in reverse start order, then whatever is not online comes up in
+    /// start order. Each target's restart count goes up. Returns the resources
+    /// that did not come back.
+    pub async fn restart<D: Driver<Running = R>>(
+        &mut self,
+        targets: &[String],
+        driver: &mut D,
+        group: &str,
+        timeout: Duration,
+    ) -> Vec<StartFailure> {
+        let going = self.restart_set(targets);
+        for slot in self.slots.iter_mut().rev() {
+            if going.contains(&slot.resource.name) {
+                stop_slot(slot, driver, group, timeout).await;
+            }
+            if targets.contains(&slot.resource.name) {
+                slot.restarts += 1;
+            }
+        }
+        self.start(driver, group, timeout).await
+    }
+
+    /// Marks an online resource as failed while it runs (its check failed or its
+    /// process exited): it stays held until it is stopped or restarted.
+    pub fn failed(&mut self, resource: &str, reason: ResourceReason, message: String) {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.resource.name == resource) {
+            slot.set(ResourceState::Failed, reason, message);
+        }
     }
 
     /// Adopts a new plan for a group that stays online here: resources it dropped
@@ -546,6 +588,33 @@ mod tests {
                 "start middle",
                 "start top"
             ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_takes_the_targets_and_their_dependents_down_and_up_again() {
+        let mut driver = Recorder::default();
+        let mut run = GroupRun::new(&plan());
+        assert!(run.start(&mut driver, "g", STEP).await.is_empty());
+        driver.take();
+        run.failed("middle", ResourceReason::HealthCheckFailed, "no".into());
+        let targets = ["middle".to_owned()];
+        assert_eq!(run.restart_set(&targets), ["middle", "front"]);
+        assert!(run.restart(&targets, &mut driver, "g", STEP).await.is_empty());
+        // base (below) and app (beside) are not touched.
+        assert_eq!(
+            driver.take(),
+            ["stop front", "stop middle", "start middle", "start front"]
+        );
+        let restarts: Vec<u32> = run.slots().iter().map(|s| s.restarts).collect();
+        let names: Vec<&str> = run.slots().iter().map(|s| s.resource.name.as_str()).collect();
+        assert_eq!(names, ["base", "middle", "front", "app"]);
+        assert_eq!(restarts, [0, 1, 0, 0], "only the target counts a restart");
+        assert!(
+            run.slots()
+                .iter()
+                .filter(|s| s.resource.kind.is_run())
+                .all(|s| (s.state, s.reason) == (ResourceState::Online, ResourceReason::Started))
         );
     }
 }

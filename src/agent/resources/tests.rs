@@ -9,14 +9,16 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, unshare};
 
-use super::{Resources, Started};
+use super::process::alive;
+use super::{Change, Repair, Resources, Started};
 use crate::agent::metrics::Telemetry;
 use crate::api::ResourceState;
 use crate::contract::model::AgentConfig;
+use crate::contract::report::ResourceReason;
 use crate::placement::UnableReason;
 
 /// Runs `ip` with `args` in the calling thread's network namespace.
@@ -315,4 +317,205 @@ async fn order() {
             "failover_resource_state{group=\"app\",resource=\"base\",state=\"Offline\"} 1"
         )
     );
+}
+
+/// A one-member cluster whose group `svc` runs a VIP, a process (`sleep`, which
+/// writes its pid to `dir/pid`) on the VIP, and an exec check on the process that
+/// passes while `dir/healthy` exists; check and process may each be restarted once.
+fn service(dir: &std::path::Path) -> AgentConfig {
+    let dir = dir.display();
+    let yaml = format!(
+        "apiVersion: failover.dev/v1alpha1
+kind: FailoverCluster
+metadata: {{name: seam, namespace: test}}
+spec:
+  members:
+    - {{node: n1, address: 10.77.0.1}}
+  heartbeat: {{deadAfter: 30s}}
+  quorum: none
+---
+apiVersion: failover.dev/v1alpha1
+kind: ResourceGroup
+metadata: {{name: svc, namespace: test}}
+spec:
+  cluster: seam
+  resources:
+    - name: check
+      dependsOn: [daemon]
+      healthCheck:
+        exec: {{command: [test, -e, {dir}/healthy]}}
+        interval: 50ms
+        timeout: 50ms
+        failureThreshold: 2
+        restartLimit: 1
+    - name: daemon
+      dependsOn: [vip]
+      process:
+        command: [sh, -c, 'echo $$ > {dir}/pid; exec sleep 1000']
+        restartLimit: 1
+    - {{name: vip, virtualIP: {{address: 10.77.0.100/24}}}}
+"
+    );
+    AgentConfig::from_yaml(&yaml).unwrap()
+}
+
+/// The pid the service wrote, once it differs from `old` (a restart wrote anew).
+async fn service_pid(dir: &std::path::Path, old: Option<u32>) -> u32 {
+    tokio::time::timeout(BOUND, async {
+        loop {
+            let pid = std::fs::read_to_string(dir.join("pid"))
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            if pid.is_some() && pid != old {
+                return pid.unwrap_or_default();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the service wrote no new pid")
+}
+
+/// The next report of a watched resource, repaired.
+async fn next_repair(resources: &mut Resources, config: &AgentConfig) -> Repair {
+    tokio::time::timeout(BOUND, async {
+        loop {
+            if let Change::Report(event) = resources.changed().await
+                && let Some(repair) = resources.repair(event, config).await
+            {
+                return repair;
+            }
+        }
+    })
+    .await
+    .expect("no failure reported within the bound")
+}
+
+fn service_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("failover-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("healthy"), "").unwrap();
+    dir
+}
+
+fn resource_state(resources: &Resources, name: &str) -> (ResourceState, String, u32) {
+    let report = resources.states("svc");
+    let r = report.iter().find(|r| r.name == name).unwrap();
+    (r.state, r.reason.clone(), r.restarts)
+}
+
+/// Bound of every wait on the watched resources: generous for a loaded machine.
+const BOUND: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_failing_check_restarts_what_it_checks_then_the_group_fails_over() {
+    in_namespace("failing check", failing_check);
+}
+
+async fn failing_check() {
+    let dir = service_dir("check");
+    let config = service(&dir);
+    let mut resources = Resources::open(&config, Arc::new(Telemetry::new()), Instant::now())
+        .await
+        .unwrap();
+    assert_eq!(resources.start("svc", &config, None).await, Started::Online);
+    let first = service_pid(&dir, None).await;
+
+    std::fs::remove_file(dir.join("healthy")).unwrap();
+    let repair = next_repair(&mut resources, &config).await;
+    assert_eq!(
+        (
+            repair.resource.as_str(),
+            repair.reason,
+            repair.restarts,
+            repair.failed_over
+        ),
+        ("check", ResourceReason::HealthCheckFailed, 1, false),
+        "{repair:?}"
+    );
+    // The check covers the daemon: it was restarted (a new pid), the VIP was not.
+    let second = service_pid(&dir, Some(first)).await;
+    assert!(!alive(first), "the old daemon is stopped");
+    assert_eq!(
+        resource_state(&resources, "daemon"),
+        (ResourceState::Online, "Started".into(), 1)
+    );
+    assert!(
+        present("10.77.0.100"),
+        "the VIP stays up through the restart"
+    );
+    assert!(resources.unable().is_empty());
+
+    // Still failing after the one restart allowed: the group fails over.
+    let repair = next_repair(&mut resources, &config).await;
+    assert_eq!(
+        (repair.resource.as_str(), repair.failed_over),
+        ("check", true),
+        "{repair:?}"
+    );
+    assert_eq!(
+        resources.unable(),
+        BTreeMap::from([("svc".to_owned(), UnableReason::ResourceFailed)])
+    );
+    assert_eq!(resource_state(&resources, "check").1, "RestartLimitReached");
+
+    resources.stop("svc", &config).await;
+    assert!(!alive(second), "stop ends the daemon");
+    assert!(!present("10.77.0.100"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_exited_process_is_restarted_then_the_group_fails_over() {
+    in_namespace("exited process", exited_process);
+}
+
+async fn exited_process() {
+    let dir = service_dir("process");
+    let config = service(&dir);
+    let mut resources = Resources::open(&config, Arc::new(Telemetry::new()), Instant::now())
+        .await
+        .unwrap();
+    assert_eq!(resources.start("svc", &config, None).await, Started::Online);
+    let first = service_pid(&dir, None).await;
+
+    kill(first);
+    let repair = next_repair(&mut resources, &config).await;
+    assert_eq!(
+        (
+            repair.resource.as_str(),
+            repair.reason,
+            repair.restarts,
+            repair.failed_over
+        ),
+        ("daemon", ResourceReason::ProcessExited, 1, false),
+        "{repair:?}"
+    );
+    assert_eq!(repair.message, "killed by SIGKILL");
+    let second = service_pid(&dir, Some(first)).await;
+    // What depends on the daemon came back with it.
+    assert_eq!(resource_state(&resources, "check").0, ResourceState::Online);
+
+    kill(second);
+    let repair = next_repair(&mut resources, &config).await;
+    assert_eq!(
+        (repair.resource.as_str(), repair.failed_over),
+        ("daemon", true),
+        "{repair:?}"
+    );
+    assert_eq!(
+        resources.unable(),
+        BTreeMap::from([("svc".to_owned(), UnableReason::ResourceFailed)])
+    );
+    resources.stop("svc", &config).await;
+    assert!(!present("10.77.0.100"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn kill(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {pid}");
 }

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use super::Agent;
+use crate::agent::resources::Repair;
 use crate::contract::model::AgentConfig;
 use crate::contract::report::Owned;
 use crate::engine::Input;
@@ -62,6 +63,9 @@ pub enum Notice {
     Fenced {
         group: String,
     },
+    /// A running resource of a group failed here: restarted in place, or past its
+    /// restart limit, so the group fails over.
+    ResourceFailed(Repair),
     QuorumLost,
     QuorumGained,
 }
@@ -134,12 +138,12 @@ impl Agent {
                 .engine
                 .held_groups()
                 .filter_map(|(group, epoch)| {
-                    let (reason, message, since) = self.owned.get(group)?;
+                    let holding = self.owned.get(group)?;
                     let owned = Owned {
                         epoch,
-                        reason: *reason,
-                        message: message.clone(),
-                        since: Some(*since),
+                        reason: holding.reason,
+                        message: holding.message.clone(),
+                        since: Some(holding.since),
                         resources: self.resources.states(group),
                     };
                     Some((group.to_owned(), owned))

@@ -43,9 +43,11 @@ pub use self::backend::{Backend, LoopOptions, Notice, Report, Update};
 pub use self::standalone::{AgentOptions, KeyFiles, read_key_file, run};
 use self::standalone::{FileStamp, stamp};
 use super::metrics::Telemetry;
-use super::resources::Resources;
+use super::resources::hook::HookRunner;
+use super::resources::{Change, Resources};
 use super::vip::VipError;
 use crate::contract::model::{AgentConfig, ConfigError};
+use crate::contract::plan::HookPlan;
 use crate::engine::{Engine, EngineConfig, Input};
 use crate::membership::Counters;
 use crate::placement::Reason;
@@ -123,6 +125,14 @@ pub(crate) fn log_config_error(error: &AgentError) {
     }
 }
 
+/// How this node came to run a group it runs.
+struct Holding {
+    reason: Reason,
+    message: String,
+    since: Timestamp,
+    epoch: u64,
+}
+
 /// The event loop's state.
 struct Agent {
     node: String,
@@ -132,7 +142,10 @@ struct Agent {
     key_files: Option<KeyFiles>,
     backend: Box<dyn Backend>,
     /// How this node came to run each group it runs (from its start to its stop).
-    owned: BTreeMap<String, (Reason, String, Timestamp)>,
+    owned: BTreeMap<String, Holding>,
+    /// The transition hook runner of every group that has a hook, with the hook
+    /// it runs.
+    hooks: BTreeMap<String, (HookPlan, HookRunner)>,
     /// Something the report shows changed: send it at once.
     report_due: bool,
     /// The configuration was deleted: no groups run until one comes again.
@@ -224,6 +237,7 @@ pub(crate) async fn run_loop(
         key_files,
         backend: options.backend,
         owned: BTreeMap::new(),
+        hooks: BTreeMap::new(),
         report_due: true,
         config_deleted: false,
         peers: Vec::new(),
@@ -241,6 +255,7 @@ pub(crate) async fn run_loop(
         file_stamp: file_stamp.flatten(),
     };
     agent.apply_peers();
+    agent.apply_hooks();
     info!(
         address = %me,
         incarnation,
@@ -313,8 +328,11 @@ pub(crate) async fn run_loop(
                 }
             },
             _ = report.tick(), if report_every.is_some() => agent.report_due = true,
-            // A VIP's interface went down or came back: tell the engine at once.
-            () = agent.resources.links_changed() => agent.check_eligibility().await,
+            change = agent.resources.changed() => match change {
+                // A VIP's interface went down or came back: tell the engine at once.
+                Change::Links => agent.check_eligibility().await,
+                Change::Report(event) => agent.resource_event(event).await,
+            },
             _ = recheck.tick() => {
                 agent.resources.forget_failed_starts();
                 agent.check_eligibility().await;

@@ -10,12 +10,14 @@
 use jiff::Timestamp;
 use tracing::{debug, info, warn};
 
-use super::Agent;
 use super::backend::Notice;
+use super::{Agent, Holding};
 use crate::agent::metrics::Phase;
-use crate::agent::resources::Started;
+use crate::agent::resources::hook::{Transition, TransitionKind};
+use crate::agent::resources::{ResourceEvent, Started};
+use crate::contract::report::ResourceReason;
 use crate::engine::{Event, Input, Output, StopCause};
-use crate::placement::Reason;
+use crate::placement::{Reason, UnableReason};
 
 impl Agent {
     /// Feeds one input, then carries out every output it leads to.
@@ -77,21 +79,28 @@ impl Agent {
                 message,
             } => {
                 info!(group, epoch, reason = reason.code(), why = %message, "taking the group online");
-                self.owned
-                    .insert(group.clone(), (reason, message.clone(), Timestamp::now()));
+                self.owned.insert(
+                    group.clone(),
+                    Holding {
+                        reason,
+                        message: message.clone(),
+                        since: Timestamp::now(),
+                        epoch,
+                    },
+                );
                 self.report_due = true;
                 self.backend.notice(Notice::Took {
                     group: group.clone(),
                     reason,
                     message,
                 });
-                self.start_group(group, reason).await;
+                self.start_group(group, reason, epoch).await;
             }
             Output::Renew { group } => self.resources.renew(&group, &self.config).await,
             Output::Stop { group, cause } => {
-                self.owned.remove(&group);
+                let epoch = self.owned.remove(&group).map_or(0, |h| h.epoch);
                 self.report_due = true;
-                self.stop_group(group, cause).await
+                self.stop_group(group, cause, epoch).await
             }
             Output::WitnessRequest => {
                 if !self.backend.witness_request() {
@@ -180,30 +189,86 @@ impl Agent {
 
     /// Brings a group's resources online; if they cannot come online the group is
     /// unable here, so the engine stops it and placement moves it on.
-    async fn start_group(&mut self, group: String, reason: Reason) {
+    async fn start_group(&mut self, group: String, reason: Reason, epoch: u64) {
         let takeover = self.timelines.remove(&group);
         match self.resources.start(&group, &self.config, takeover).await {
             Started::Online => {
                 self.telemetry.metrics.failover(reason);
                 self.telemetry.metrics.owned(&group, true);
+                self.hook(&group, TransitionKind::BecameOwner, reason.code(), epoch);
                 self.followups.push_back(Input::Online { group });
             }
-            Started::Failed => self.followups.push_back(Input::Unable {
-                groups: self.resources.unable(),
-            }),
+            Started::Failed => {
+                self.hook(
+                    &group,
+                    TransitionKind::Failed,
+                    UnableReason::ResourceFailed.code(),
+                    epoch,
+                );
+                self.followups.push_back(Input::Unable {
+                    groups: self.resources.unable(),
+                });
+            }
         }
     }
 
-    async fn stop_group(&mut self, group: String, cause: StopCause) {
+    async fn stop_group(&mut self, group: String, cause: StopCause, epoch: u64) {
         self.resources.stop(&group, &self.config).await;
         self.telemetry.metrics.owned(&group, false);
         match cause {
-            StopCause::Fence => warn!(group, "group stopped: fenced"),
-            StopCause::Release(reason) => {
-                info!(group, reason = reason.code(), "group stopped: handed over")
+            StopCause::Fence => {
+                warn!(group, "group stopped: fenced");
+                self.hook(&group, TransitionKind::Fenced, "Fenced", epoch);
             }
-            StopCause::Removed => info!(group, "group stopped: removed from the configuration"),
+            StopCause::Release(reason) => {
+                info!(group, reason = reason.code(), "group stopped: handed over");
+                self.hook(&group, TransitionKind::Released, reason.code(), epoch);
+            }
+            StopCause::Removed => {
+                info!(group, "group stopped: removed from the configuration");
+                self.hook(&group, TransitionKind::Released, "Removed", epoch);
+            }
         }
         self.followups.push_back(Input::Offline { group });
+    }
+
+    /// A watched resource reported: repaired in place, or the group is unable here
+    /// and the engine hands it over.
+    pub(super) async fn resource_event(&mut self, event: ResourceEvent) {
+        let Some(repair) = self.resources.repair(event, &self.config).await else {
+            return;
+        };
+        self.report_due = true;
+        let failed_over = repair.failed_over;
+        let group = repair.group.clone();
+        self.backend.notice(Notice::ResourceFailed(repair));
+        if failed_over {
+            let epoch = self.owned.get(&group).map_or(0, |h| h.epoch);
+            self.hook(
+                &group,
+                TransitionKind::Failed,
+                ResourceReason::RestartLimitReached.code(),
+                epoch,
+            );
+            self.step(Input::Unable {
+                groups: self.resources.unable(),
+            })
+            .await;
+        }
+    }
+
+    /// Queues the group's transition hook, if it has one.
+    fn hook(&self, group: &str, kind: TransitionKind, reason: &str, epoch: u64) {
+        let Some((_, runner)) = self.hooks.get(group) else {
+            return;
+        };
+        runner.notify(Transition {
+            cluster: self.config.model.cluster.clone(),
+            group: group.to_owned(),
+            node: self.node.clone(),
+            kind,
+            reason: reason.to_owned(),
+            epoch,
+        });
     }
 }

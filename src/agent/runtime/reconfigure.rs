@@ -12,6 +12,8 @@ use std::sync::Arc;
 use tracing::{debug, error, info, warn};
 
 use super::Agent;
+use crate::agent::resources::hook::{Hook, HookRunner};
+use crate::agent::resources::process::CommandSpec;
 use crate::contract::model::AgentConfig;
 use crate::engine::{Input, clear_token};
 use crate::telemetry::error_report;
@@ -54,6 +56,7 @@ impl Agent {
         let (model, hash) = (config.model.clone(), config.hash);
         self.config = config;
         self.apply_peers();
+        self.apply_hooks();
         self.telemetry.metrics.config_reload("applied");
         // Eligibility for the new groups first, so that the engine never sees a
         // group it might claim without knowing whether this node can host it.
@@ -109,6 +112,25 @@ impl Agent {
         self.resources.check_eligibility(&self.config).await;
         let hash = self.config.hash;
         self.step(Input::Configure { model, hash }).await;
+    }
+
+    /// Runs the configuration's transition hooks: a runner per group with a hook,
+    /// started anew only for a hook that changed (a changed hook's runner is
+    /// dropped, which kills a run in progress).
+    pub(super) fn apply_hooks(&mut self) {
+        let hooks = &self.config.hooks;
+        self.hooks
+            .retain(|group, (plan, _)| hooks.get(group) == Some(&*plan));
+        for (group, plan) in hooks {
+            if !self.hooks.contains_key(group) {
+                let hook = Hook {
+                    command: CommandSpec::new(plan.argv.iter().cloned()),
+                    timeout: plan.timeout,
+                };
+                self.hooks
+                    .insert(group.clone(), (plan.clone(), HookRunner::spawn(hook)));
+            }
+        }
     }
 
     pub(super) fn apply_peers(&mut self) {
