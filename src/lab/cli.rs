@@ -57,6 +57,12 @@ pub enum LabCommand {
         /// Exit after this long (bounded by design).
         #[arg(long, default_value_t = 3_600_000)]
         duration_ms: u64,
+        /// Also answer HTTP health checks on this TCP port (200 to every request).
+        #[arg(long)]
+        http_port: Option<u16>,
+        /// Start broken when this file exists: run, answer nothing.
+        #[arg(long)]
+        broken_if: Option<PathBuf>,
     },
     /// Run three agents undisturbed; prints one JSON line with false failovers
     /// (ownership activity after settling), resident memory and CPU per agent.
@@ -260,7 +266,15 @@ fn execute(cmd: LabCommand) -> Result<(), LabError> {
             port,
             name,
             duration_ms,
-        } => super::echo::run(port, &name, Duration::from_millis(duration_ms)).map(|_| ()),
+            http_port,
+            broken_if,
+        } => {
+            let service = super::echo::Service {
+                http_port,
+                broken_if: broken_if.as_deref(),
+            };
+            super::echo::run(port, &name, Duration::from_millis(duration_ms), service).map(|_| ())
+        }
         LabCommand::Idle {
             seconds,
             heartbeat_interval_ms,

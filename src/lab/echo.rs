@@ -1,10 +1,15 @@
 //! The node-side echo responder: answers each probe datagram `"<seq>"` with
-//! `"<seq> <node name>"`, so the probe knows which node holds the VIP.
+//! `"<seq> <node name>"`, so the probe knows which node holds the VIP. As the
+//! service of a resource group (the service scenarios) it also answers HTTP health
+//! checks, and a marker file makes it start broken: running, answering nothing.
 //!
-//! Owns: one UDP socket bound to 0.0.0.0 (it answers on whatever VIP the node holds).
+//! Owns: one UDP socket bound to 0.0.0.0 (it answers on whatever VIP the node holds)
+//! and, when asked, one TCP listener for health checks.
 //! Must never: run past its deadline or stop on a malformed datagram.
 
-use std::net::UdpSocket;
+use std::io::Write;
+use std::net::{TcpListener, UdpSocket};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::LabError;
@@ -17,19 +22,41 @@ pub fn answer(request: &[u8], name: &str) -> Option<Vec<u8>> {
     Some(format!("{seq} {name}").into_bytes())
 }
 
-/// Answers probes on `port` until `max` has passed; returns how many were answered.
-pub fn run(port: u16, name: &str, max: Duration) -> Result<u64, LabError> {
+/// What the echo serves besides the probes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Service<'a> {
+    /// Answer every connection on this TCP port with `HTTP/1.0 200 OK`.
+    pub http_port: Option<u16>,
+    /// When this file exists at start, serve nothing until the deadline: a service
+    /// that runs but is broken.
+    pub broken_if: Option<&'a Path>,
+}
+
+/// Answers probes on `port` (and health checks, see [`Service`]) until `max` has
+/// passed; returns how many probes were answered.
+pub fn run(port: u16, name: &str, max: Duration, service: Service<'_>) -> Result<u64, LabError> {
     if name.is_empty() || name.contains(char::is_whitespace) {
         return Err(LabError::Invalid {
             what: "node name".into(),
             detail: format!("{name:?} (non-empty, no spaces)"),
         });
     }
+    let deadline = Instant::now() + max;
+    if service.broken_if.is_some_and(Path::exists) {
+        // Broken: alive, holding nothing, answering nothing.
+        std::thread::sleep(max);
+        return Ok(0);
+    }
+    if let Some(http_port) = service.http_port {
+        let listener = TcpListener::bind(("0.0.0.0", http_port))
+            .map_err(|e| LabError::io(format!("TCP port {http_port}"), e))?;
+        // The thread ends with the process (at the deadline, or when stopped).
+        std::thread::spawn(move || serve_health(&listener));
+    }
     let sock = UdpSocket::bind(("0.0.0.0", port))
         .map_err(|e| LabError::io(format!("UDP port {port}"), e))?;
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .map_err(|e| LabError::io("echo socket", e))?;
-    let deadline = Instant::now() + max;
     let mut buf = [0u8; 512];
     let mut answered = 0u64;
     while Instant::now() < deadline {
@@ -44,6 +71,18 @@ pub fn run(port: u16, name: &str, max: Duration) -> Result<u64, LabError> {
         }
     }
     Ok(answered)
+}
+
+/// Answers every connection with a 200 and closes it (the health checks read the
+/// status line only).
+fn serve_health(listener: &TcpListener) {
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else {
+            continue;
+        };
+        // A client that left early is its own problem; keep serving.
+        let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+    }
 }
 
 #[cfg(test)]
@@ -73,7 +112,9 @@ mod tests {
             let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
         };
-        let server = std::thread::spawn(move || run(port, "n7", Duration::from_millis(1500)));
+        let server = std::thread::spawn(move || {
+            run(port, "n7", Duration::from_millis(1500), Service::default())
+        });
         let c = UdpSocket::bind("127.0.0.1:0").unwrap();
         c.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();

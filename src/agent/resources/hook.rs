@@ -49,7 +49,7 @@ impl TransitionKind {
 /// What the hook is told about one transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
-    /// FailoverCluster name.
+    /// The FailoverCluster as `namespace/name`.
     pub cluster: String,
     /// ResourceGroup name.
     pub group: String,

@@ -152,6 +152,9 @@ pub struct Repair {
 /// the takeover timeline.
 struct NodeDrivers<'a> {
     vips: &'a Vips,
+    /// This node, and the cluster: told to the processes in their environment.
+    node: &'a str,
+    cluster: &'a str,
     /// Where the watched resources report.
     events: &'a mpsc::Sender<ResourceEvent>,
     lifetime: Duration,
@@ -164,12 +167,15 @@ struct NodeDrivers<'a> {
 impl<'a> NodeDrivers<'a> {
     fn new(
         vips: &'a Vips,
+        node: &'a str,
         events: &'a mpsc::Sender<ResourceEvent>,
-        config: &AgentConfig,
+        config: &'a AgentConfig,
         origin: Instant,
     ) -> Self {
         NodeDrivers {
             vips,
+            node,
+            cluster: &config.model.cluster,
             events,
             lifetime: config.vip_lifetime(),
             origin,
@@ -216,10 +222,19 @@ fn probe(plan: &ProbePlan) -> Probe {
     }
 }
 
-fn command(plan: &ProcessPlan) -> CommandSpec {
+/// The command of a process resource: its environment gets `FAILOVER_CLUSTER`,
+/// `FAILOVER_GROUP` and `FAILOVER_NODE` first, so that one configuration serves
+/// every member (its own variables may override them).
+fn command(plan: &ProcessPlan, cluster: &str, group: &str, node: &str) -> CommandSpec {
+    let ours = [
+        ("FAILOVER_CLUSTER", cluster),
+        ("FAILOVER_GROUP", group),
+        ("FAILOVER_NODE", node),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
     CommandSpec {
         argv: plan.argv.clone(),
-        env: plan.env.clone(),
+        env: ours.into_iter().chain(plan.env.iter().cloned()).collect(),
         working_dir: plan.working_dir.clone(),
     }
 }
@@ -272,7 +287,8 @@ impl Driver for NodeDrivers<'_> {
             ResourceKind::Process(plan) => {
                 let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
                 let report = Self::reporter(group, &resource.name, run);
-                let process = Watched::start(&command(plan), self.events.clone(), move |exit| {
+                let command = command(plan, self.cluster, group, self.node);
+                let process = Watched::start(&command, self.events.clone(), move |exit| {
                     report(Happened::Exited(exit))
                 })
                 .map_err(ResourceError::Process)?;
@@ -379,6 +395,8 @@ impl HeldGroup {
 
 /// The resources of every group this node runs, and what it can host.
 pub struct Resources {
+    /// This node's name.
+    node: String,
     vips: Vips,
     telemetry: Arc<Telemetry>,
     /// The event loop's monotonic origin: the local times here are relative to it.
@@ -418,6 +436,7 @@ impl Resources {
     /// `config`'s resources on this node. `origin` is the event loop's monotonic
     /// origin.
     pub async fn open(
+        node: &str,
         config: &AgentConfig,
         telemetry: Arc<Telemetry>,
         origin: Instant,
@@ -426,6 +445,7 @@ impl Resources {
         let interfaces = Interfaces::open().await.map_err(VipError::LinkWatch)?;
         let (events, reports) = mpsc::channel(EVENT_QUEUE);
         Ok(Self {
+            node: node.to_owned(),
             events,
             reports,
             vips,
@@ -474,7 +494,8 @@ impl Resources {
             .unwrap_or_default();
         let mut run = GroupRun::new(plan);
         let timeout = step_timeout(config);
-        let mut drivers = NodeDrivers::new(&self.vips, &self.events, config, self.origin);
+        let mut drivers =
+            NodeDrivers::new(&self.vips, &self.node, &self.events, config, self.origin);
         let failures = run.start(&mut drivers, group, timeout).await;
         if !failures.is_empty() {
             run.stop(&mut drivers, group, timeout).await;
@@ -547,7 +568,8 @@ impl Resources {
         };
         // No announcement may leave after a VIP's release.
         drop(held.announcer.take());
-        let mut drivers = NodeDrivers::new(&self.vips, &self.events, config, self.origin);
+        let mut drivers =
+            NodeDrivers::new(&self.vips, &self.node, &self.events, config, self.origin);
         held.run
             .stop(&mut drivers, group, step_timeout(config))
             .await;
@@ -568,7 +590,8 @@ impl Resources {
             if same {
                 continue;
             }
-            let mut drivers = NodeDrivers::new(&self.vips, &self.events, config, self.origin);
+            let mut drivers =
+                NodeDrivers::new(&self.vips, &self.node, &self.events, config, self.origin);
             held.silence_for(&held.run.going(plan));
             let failures = held.run.replan(plan, &mut drivers, group, timeout).await;
             for failure in &failures {
@@ -656,7 +679,8 @@ impl Resources {
             warn!(group, resource, reason = reason.code(), message = repair.message, restart = repair.restarts, limit = policy.limit, restart_of = ?targets, "resource failed; restarting in place");
             held.run.failed(&resource, reason, repair.message.clone());
             let timeout = step_timeout(config);
-            let mut drivers = NodeDrivers::new(&self.vips, &self.events, config, self.origin);
+            let mut drivers =
+                NodeDrivers::new(&self.vips, &self.node, &self.events, config, self.origin);
             held.silence_for(&held.run.restart_set(&targets));
             let failures = held
                 .run

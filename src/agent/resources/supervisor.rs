@@ -600,14 +600,22 @@ mod tests {
         run.failed("middle", ResourceReason::HealthCheckFailed, "no".into());
         let targets = ["middle".to_owned()];
         assert_eq!(run.restart_set(&targets), ["middle", "front"]);
-        assert!(run.restart(&targets, &mut driver, "g", STEP).await.is_empty());
+        assert!(
+            run.restart(&targets, &mut driver, "g", STEP)
+                .await
+                .is_empty()
+        );
         // base (below) and app (beside) are not touched.
         assert_eq!(
             driver.take(),
             ["stop front", "stop middle", "start middle", "start front"]
         );
         let restarts: Vec<u32> = run.slots().iter().map(|s| s.restarts).collect();
-        let names: Vec<&str> = run.slots().iter().map(|s| s.resource.name.as_str()).collect();
+        let names: Vec<&str> = run
+            .slots()
+            .iter()
+            .map(|s| s.resource.name.as_str())
+            .collect();
         assert_eq!(names, ["base", "middle", "front", "app"]);
         assert_eq!(restarts, [0, 1, 0, 0], "only the target counts a restart");
         assert!(

@@ -107,7 +107,7 @@ fn the_seam_brings_a_groups_vips_up_adjusts_them_and_takes_them_down() {
 async fn seam() {
     let first = config(&["10.77.0.100/24"]);
     let telemetry = Arc::new(Telemetry::new());
-    let mut resources = Resources::open(&first, telemetry, Instant::now())
+    let mut resources = Resources::open("n1", &first, telemetry, Instant::now())
         .await
         .unwrap();
 
@@ -249,7 +249,7 @@ fn resources_start_in_dependency_order_and_stop_in_reverse() {
 async fn order() {
     let config = ordered(true);
     let telemetry = Arc::new(Telemetry::new());
-    let mut resources = Resources::open(&config, telemetry.clone(), Instant::now())
+    let mut resources = Resources::open("n1", &config, telemetry.clone(), Instant::now())
         .await
         .unwrap();
     let mut started = Started::Failed;
@@ -351,7 +351,7 @@ spec:
     - name: daemon
       dependsOn: [vip]
       process:
-        command: [sh, -c, 'echo $$ > {dir}/pid; exec sleep 1000']
+        command: [sh, -c, 'test \"$FAILOVER_NODE/$FAILOVER_GROUP/$FAILOVER_CLUSTER\" = n1/svc/test/seam && echo $$ > {dir}/pid; exec sleep 1000']
         restartLimit: 1
     - {{name: vip, virtualIP: {{address: 10.77.0.100/24}}}}
 "
@@ -415,7 +415,7 @@ fn a_failing_check_restarts_what_it_checks_then_the_group_fails_over() {
 async fn failing_check() {
     let dir = service_dir("check");
     let config = service(&dir);
-    let mut resources = Resources::open(&config, Arc::new(Telemetry::new()), Instant::now())
+    let mut resources = Resources::open("n1", &config, Arc::new(Telemetry::new()), Instant::now())
         .await
         .unwrap();
     assert_eq!(resources.start("svc", &config, None).await, Started::Online);
@@ -473,7 +473,7 @@ fn an_exited_process_is_restarted_then_the_group_fails_over() {
 async fn exited_process() {
     let dir = service_dir("process");
     let config = service(&dir);
-    let mut resources = Resources::open(&config, Arc::new(Telemetry::new()), Instant::now())
+    let mut resources = Resources::open("n1", &config, Arc::new(Telemetry::new()), Instant::now())
         .await
         .unwrap();
     assert_eq!(resources.start("svc", &config, None).await, Started::Online);

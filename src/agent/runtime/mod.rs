@@ -192,7 +192,7 @@ pub(crate) async fn run_loop(
 
     let telemetry = Arc::new(Telemetry::new());
     // Before anything else: what a crashed agent left behind must not answer for a VIP.
-    let resources = Resources::open(&config, telemetry.clone(), options.start)
+    let resources = Resources::open(&options.node, &config, telemetry.clone(), options.start)
         .await
         .map_err(AgentError::Vip)?;
 
