@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use failover::lab::bench::{BenchOptions, Scenario, run_once};
 use failover::lab::impls::{FailoverTiming, Impl};
+use failover::lab::stats::RunResult;
 use failover::lab::topology;
 
 fn exe() -> PathBuf {
@@ -111,6 +112,9 @@ fn check(scenario: Scenario, expected_owner: usize, cpu_load: bool) {
             "{scenario:?} (cpu_load {cpu_load}): the old owner did not log InterfaceDown: {result:?}"
         );
     }
+    if scenario.runs_service() {
+        check_service_log(scenario, cpu_load, &result);
+    }
     let leftovers: Vec<String> = topology::ip(&["netns", "list"])
         .unwrap()
         .lines()
@@ -121,6 +125,62 @@ fn check(scenario: Scenario, expected_owner: usize, cpu_load: bool) {
         leftovers.is_empty(),
         "namespaces left behind: {leftovers:?}"
     );
+}
+
+/// The old owner's log of the service scenarios: resources online in dependency
+/// order (service, the VIP on it, the check), offline in reverse; a dead service is
+/// restarted in place, and the health check that keeps failing fails the group over.
+fn check_service_log(scenario: Scenario, cpu_load: bool, result: &RunResult) {
+    let Some(log) = &result.service else {
+        panic!("{scenario:?} (cpu_load {cpu_load}): no service log: {result:?}");
+    };
+    assert_eq!(
+        log.first_started,
+        ["service", "vip", "check"],
+        "{scenario:?} (cpu_load {cpu_load}): start order: {log:?}"
+    );
+    assert_eq!(
+        log.last_stopped,
+        ["check", "vip", "service"],
+        "{scenario:?} (cpu_load {cpu_load}): stop order: {log:?}"
+    );
+    if scenario == Scenario::ServiceFailure {
+        assert!(
+            log.restarted.iter().any(|r| r == "service:ProcessExited"),
+            "{scenario:?} (cpu_load {cpu_load}): the dead service was not restarted in place: {log:?}"
+        );
+        assert_eq!(
+            log.failed_over.as_deref(),
+            Some("check:HealthCheckFailed"),
+            "{scenario:?} (cpu_load {cpu_load}): the failing check did not fail the group over: {log:?}"
+        );
+    } else {
+        assert_eq!(
+            (&log.restarted, &log.failed_over),
+            (&Vec::new(), &None),
+            "{scenario:?} (cpu_load {cpu_load}): nothing failed: {log:?}"
+        );
+    }
+}
+
+#[test]
+fn service_failure_restarts_in_place_then_fails_over() {
+    check(Scenario::ServiceFailure, 2, false);
+}
+
+#[test]
+fn service_failure_restarts_in_place_then_fails_over_under_load() {
+    check(Scenario::ServiceFailure, 2, true);
+}
+
+#[test]
+fn service_group_stops_in_reverse_and_starts_in_order() {
+    check(Scenario::ServiceOrder, 2, false);
+}
+
+#[test]
+fn service_group_stops_in_reverse_and_starts_in_order_under_load() {
+    check(Scenario::ServiceOrder, 2, true);
 }
 
 #[test]

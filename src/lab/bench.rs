@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 
 use super::LabError;
 use super::fault::{self, Direction, Filter, Signal};
-use super::impls::{Impl, VIP};
+use super::impls::{
+    Impl, SERVICE_CHECK_INTERVAL_MS, ServiceGroup, VIP, broken_marker, write_atomically,
+};
 use super::load::CpuLoad;
 use super::probe::Summary;
 use super::sampler::{self, VipSampler};
-use super::stats::{self, BenchLine, RunResult};
+use super::stats::{self, BenchLine, RunResult, ServiceLog};
 use super::topology::{IFACE, Lab, node_v4, node_v6};
 
 /// Members of every benchmark cluster.
@@ -48,10 +50,18 @@ pub enum Scenario {
     OnewayLoss,
     /// The owner is marked paused in the configuration, which is then reloaded.
     PausedMember,
+    /// The group runs its service (see `impls::ServiceGroup`); the owner's service
+    /// dies and stays broken there (its restarts start broken), the node lives: the
+    /// process restart, then the failing health check's restart, then the failover.
+    ServiceFailure,
+    /// The group runs its service, the VIP on top of it; the owner's agent gets
+    /// SIGTERM: the resources go offline in reverse order and come online on the
+    /// next member in dependency order.
+    ServiceOrder,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::KillOwner,
         Scenario::LinkDown,
         Scenario::GracefulStop,
@@ -59,6 +69,8 @@ impl Scenario {
         Scenario::Partition,
         Scenario::OnewayLoss,
         Scenario::PausedMember,
+        Scenario::ServiceFailure,
+        Scenario::ServiceOrder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,7 +82,15 @@ impl Scenario {
             Scenario::Partition => "partition",
             Scenario::OnewayLoss => "oneway-loss",
             Scenario::PausedMember => "paused-member",
+            Scenario::ServiceFailure => "service-failure",
+            Scenario::ServiceOrder => "service-order",
         }
+    }
+
+    /// Whether the group runs its own service (the agent starts the echo) rather
+    /// than only a VIP in front of echo responders the lab starts on every node.
+    pub fn runs_service(self) -> bool {
+        matches!(self, Scenario::ServiceFailure | Scenario::ServiceOrder)
     }
 }
 
@@ -304,18 +324,36 @@ pub fn run_once(
     let mut lab = Lab::up(NODES)?;
     let dir = run_dir(opts, &lab)?;
     let jitter = random_below(imp.period());
-    let probe_duration = opts.warmup + imp.period() + window;
+    // A service failure is repaired in place twice (process, then health check)
+    // before the failover: the probe waits for that as well.
+    let repairs = if scenario == Scenario::ServiceFailure {
+        Duration::from_millis(SERVICE_CHECK_INTERVAL_MS * 20)
+    } else {
+        Duration::ZERO
+    };
+    let probe_duration = opts.warmup + imp.period() + window + repairs;
     let nodes = lab.node_namespaces();
-    for i in 1..=NODES {
-        let ns = lab.node_ns(i);
-        lab.spawn(
-            &ns,
-            &opts.exe,
-            &echo_args(opts.port, &format!("n{i}"), echo_max),
-            Some(&dir.join(format!("echo-n{i}.log"))),
-        )?;
+    if scenario.runs_service() {
+        let service = ServiceGroup {
+            exe: opts.exe.clone(),
+            dir: dir.clone(),
+            port: opts.port,
+            http_port: opts.port + 1,
+            max: echo_max,
+        };
+        imp.write_service_config(&dir, &lab, &service)?;
+    } else {
+        for i in 1..=NODES {
+            let ns = lab.node_ns(i);
+            lab.spawn(
+                &ns,
+                &opts.exe,
+                &echo_args(opts.port, &format!("n{i}"), echo_max),
+                Some(&dir.join(format!("echo-n{i}.log"))),
+            )?;
+        }
+        imp.write_config(&dir, &lab, &[])?;
     }
-    imp.write_config(&dir, &lab, &[])?;
     let mut main_pid = [0u32; NODES + 1];
     for (i, pid) in main_pid.iter_mut().enumerate().skip(1) {
         *pid = imp.start(&mut lab, i, &dir, &opts.exe)?;
@@ -378,6 +416,16 @@ pub fn run_once(
             let pids: Vec<u32> = main_pid.iter().copied().skip(1).collect();
             fault::signal_all(&pids, Signal::Hup)?;
         }
+        Scenario::ServiceFailure => {
+            // Broken from now on on n1, and the running service dies.
+            write_atomically(&broken_marker(&dir, 1), "")?;
+            let services: Vec<u32> = fault::netns_pids(&owner)?
+                .into_iter()
+                .filter(|&pid| is_lab_echo(pid))
+                .collect();
+            fault::crash_all(&services)?
+        }
+        Scenario::ServiceOrder => fault::signal(main_pid[1], Signal::Term)?,
     }
     let stdout = wait_output(probe, probe_duration + Duration::from_secs(15));
     let report = sampler.stop();
@@ -402,6 +450,11 @@ pub fn run_once(
     .then(|| {
         std::fs::read_to_string(imp.log_path(&dir, 1)).is_ok_and(|log| log.contains(INTERFACE_DOWN))
     });
+    let service = (scenario.runs_service() && matches!(imp, Impl::Failover { .. })).then(|| {
+        std::fs::read_to_string(imp.log_path(&dir, 1))
+            .map(|log| service_log(&log))
+            .unwrap_or_default()
+    });
     tracing::debug!(?summary, holders = ?report.timelines, "run measured");
     tear_down(&mut lab, &dir)?;
     Ok(RunResult {
@@ -415,7 +468,69 @@ pub fn run_once(
         old_owner_release_ms,
         final_holders,
         interface_down_logged,
+        service,
     })
+}
+
+/// Whether `pid` runs the lab's echo (`failover lab echo ...`).
+fn is_lab_echo(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        args.windows(2).any(|w| w == [&b"lab"[..], &b"echo"[..]])
+    })
+}
+
+/// What an agent's JSON log says of a group's resources: the supervisor's
+/// `resource online`/`resource offline` lines and the repairs.
+pub fn service_log(log: &str) -> ServiceLog {
+    let mut online: Vec<String> = Vec::new();
+    let mut offline_runs: Vec<Vec<String>> = vec![Vec::new()];
+    let mut restarted = Vec::new();
+    let mut failed_over = None;
+    for line in log.lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let fields = &entry["fields"];
+        let text = |key: &str| fields[key].as_str().unwrap_or_default().to_owned();
+        let failure = || format!("{}:{}", text("resource"), text("reason"));
+        match fields["message"].as_str().unwrap_or_default() {
+            "resource online" => {
+                // A new start ends the stop before it.
+                if offline_runs.last().is_some_and(|r| !r.is_empty()) {
+                    offline_runs.push(Vec::new());
+                }
+                online.push(text("resource"));
+            }
+            "resource offline" => {
+                if let Some(run) = offline_runs.last_mut() {
+                    run.push(text("resource"));
+                }
+            }
+            "resource failed; restarting in place" => restarted.push(failure()),
+            "resource failed past its restart limit; the group fails over" => {
+                failed_over = Some(failure());
+            }
+            _ => {}
+        }
+    }
+    let mut first_started = Vec::new();
+    for resource in online {
+        if first_started.contains(&resource) {
+            break;
+        }
+        first_started.push(resource);
+    }
+    ServiceLog {
+        first_started,
+        last_stopped: offline_runs
+            .into_iter()
+            .rev()
+            .find(|r| !r.is_empty())
+            .unwrap_or_default(),
+        restarted,
+        failed_over,
+    }
 }
 
 /// A duration uniformly spread over `[0, max)` (a random phase, not cryptographic;
@@ -444,6 +559,54 @@ pub fn default_work_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_service_log_reads_order_repairs_and_the_failover() {
+        let line = |message: &str, resource: &str, reason: &str| {
+            serde_json::json!({
+                "level": "INFO",
+                "fields": {"message": message, "group": "vip", "resource": resource, "reason": reason}
+            })
+            .to_string()
+        };
+        let log = [
+            line("agent started", "", ""),
+            line("resource online", "service", ""),
+            line("resource online", "vip", ""),
+            line("resource online", "check", ""),
+            line(
+                "resource failed; restarting in place",
+                "service",
+                "ProcessExited",
+            ),
+            line("resource offline", "check", ""),
+            line("resource offline", "vip", ""),
+            line("resource offline", "service", ""),
+            line("resource online", "service", ""),
+            line("resource online", "vip", ""),
+            line("resource online", "check", ""),
+            "not json".to_owned(),
+            line(
+                "resource failed past its restart limit; the group fails over",
+                "check",
+                "HealthCheckFailed",
+            ),
+            line("resource offline", "check", ""),
+            line("resource offline", "vip", ""),
+            line("resource offline", "service", ""),
+        ]
+        .join("\n");
+        assert_eq!(
+            service_log(&log),
+            ServiceLog {
+                first_started: vec!["service".into(), "vip".into(), "check".into()],
+                last_stopped: vec!["check".into(), "vip".into(), "service".into()],
+                restarted: vec!["service:ProcessExited".into()],
+                failed_over: Some("check:HealthCheckFailed".into()),
+            }
+        );
+        assert_eq!(service_log(""), ServiceLog::default());
+    }
 
     #[test]
     fn random_phase_stays_below_the_period_and_varies() {

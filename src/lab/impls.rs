@@ -162,11 +162,13 @@ impl Impl {
 
     /// Whether the scenario applies (only our agent has paused members).
     pub fn supports(&self, scenario: super::bench::Scenario) -> bool {
+        use super::bench::Scenario;
+        // keepalived has no paused members and runs no service of ours.
         !matches!(
             (self, scenario),
             (
                 Impl::Keepalived { .. },
-                super::bench::Scenario::PausedMember
+                Scenario::PausedMember | Scenario::ServiceFailure | Scenario::ServiceOrder
             )
         )
     }
@@ -219,6 +221,30 @@ impl Impl {
                 write(
                     failover_path(dir),
                     failover_yaml_groups(lab.nodes(), timing, paused, groups),
+                )
+            }
+        }
+    }
+
+    /// Writes the service scenarios' configuration ([`ServiceGroup`]) for all
+    /// members of `lab` into `dir` (our agent only).
+    pub fn write_service_config(
+        &self,
+        dir: &Path,
+        lab: &Lab,
+        service: &ServiceGroup,
+    ) -> Result<(), LabError> {
+        match self {
+            Impl::Keepalived { .. } => Err(LabError::Invalid {
+                what: "scenario".into(),
+                detail: "keepalived runs no service of ours".into(),
+            }),
+            Impl::Failover { timing, .. } => {
+                // The key comes with the ordinary configuration.
+                self.write_config(dir, lab, &[])?;
+                write_atomically(
+                    &failover_path(dir),
+                    &failover_yaml_service(lab.nodes(), timing, service),
                 )
             }
         }
@@ -393,7 +419,7 @@ pub fn failover_yaml_groups(
     paused: &[usize],
     groups: usize,
 ) -> String {
-    render_failover_yaml(nodes, timing, paused, groups, None)
+    render_failover_yaml(nodes, timing, paused, groups, Shape::Plain)
 }
 
 /// The failover-limit scenario's group policy: at most `max_failovers` per hour,
@@ -412,7 +438,54 @@ pub fn failover_yaml_limited(
     timing: &FailoverTiming,
     policy: &LimitPolicy,
 ) -> String {
-    render_failover_yaml(nodes, timing, &[], 1, Some(policy))
+    render_failover_yaml(nodes, timing, &[], 1, Shape::Limited(policy))
+}
+
+/// The service scenarios' group: the lab echo run by the owner's agent as a
+/// `process` resource (`service`), the VIP on top of it (`vip`, dependsOn
+/// `service`), and an HTTP health check of the service on the VIP (`check`,
+/// dependsOn `service`). The service on node `nK` starts broken while the file
+/// `broken_marker(dir, K)` exists. Process and check may each be restarted once in
+/// place; failback is `Never`, so a broken member is left once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceGroup {
+    /// The `failover` binary (its `lab echo`).
+    pub exe: PathBuf,
+    /// Where the broken markers go.
+    pub dir: PathBuf,
+    /// The echo's UDP port (probes) and TCP port (health checks).
+    pub port: u16,
+    pub http_port: u16,
+    /// The echo's own deadline.
+    pub max: Duration,
+}
+
+/// The file that makes the service of member `i` start broken.
+pub fn broken_marker(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("broken-n{i}"))
+}
+
+/// Health-check timing of the service group: a failure is seen within ~0.3 s.
+pub const SERVICE_CHECK_INTERVAL_MS: u64 = 100;
+
+/// The one-group lab config whose group runs `service`.
+pub fn failover_yaml_service(
+    nodes: usize,
+    timing: &FailoverTiming,
+    service: &ServiceGroup,
+) -> String {
+    render_failover_yaml(nodes, timing, &[], 1, Shape::Service(service))
+}
+
+/// What the groups of a lab config run and how they fail over.
+#[derive(Clone, Copy)]
+enum Shape<'a> {
+    /// A VIP, failback `Immediate` (several groups: no failover limit).
+    Plain,
+    /// A VIP under a failover limit, failback `Never`.
+    Limited(&'a LimitPolicy),
+    /// A service, its VIP and its health check, failback `Never`.
+    Service(&'a ServiceGroup),
 }
 
 fn render_failover_yaml(
@@ -420,7 +493,7 @@ fn render_failover_yaml(
     timing: &FailoverTiming,
     paused: &[usize],
     groups: usize,
-    limit: Option<&LimitPolicy>,
+    shape: Shape<'_>,
 ) -> String {
     let groups = groups.clamp(1, MAX_GROUPS);
     let mut s = String::new();
@@ -449,7 +522,11 @@ fn render_failover_yaml(
         let _ = writeln!(s, "apiVersion: failover.dev/v1alpha1");
         let _ = writeln!(s, "kind: ResourceGroup");
         let _ = writeln!(s, "metadata:\n  name: {}", group_name(k, groups));
-        if let Some(value) = limit.and_then(|l| l.clear_failures.as_deref()) {
+        if let Shape::Limited(LimitPolicy {
+            clear_failures: Some(value),
+            ..
+        }) = shape
+        {
             let _ = writeln!(
                 s,
                 "  annotations:\n    failover.dev/clear-failures: \"{value}\""
@@ -466,8 +543,8 @@ fn render_failover_yaml(
                 let _ = writeln!(s, "    - n{}", (k - 1 + j) % nodes + 1);
             }
         }
-        match limit {
-            Some(policy) => {
+        match shape {
+            Shape::Limited(policy) => {
                 let _ = writeln!(
                     s,
                     "  failoverLimit:\n    maxFailovers: {}\n    period: 1h",
@@ -475,7 +552,10 @@ fn render_failover_yaml(
                 );
                 let _ = writeln!(s, "  failback:\n    policy: Never");
             }
-            None => {
+            Shape::Service(_) => {
+                let _ = writeln!(s, "  failback:\n    policy: Never");
+            }
+            Shape::Plain => {
                 let _ = writeln!(
                     s,
                     "  failback:\n    policy: Immediate\n    stabilizeFor: 0s"
@@ -483,12 +563,47 @@ fn render_failover_yaml(
             }
         }
         let _ = writeln!(s, "  resources:");
+        if let Shape::Service(service) = shape {
+            // One file for every member: the node's name and marker come from the
+            // FAILOVER_NODE the agent gives its processes.
+            let script = format!(
+                "exec {} lab echo --port {} --http-port {} --name \"$FAILOVER_NODE\" --duration-ms {} --broken-if {}/broken-\"$FAILOVER_NODE\"",
+                service.exe.display(),
+                service.port,
+                service.http_port,
+                service.max.as_millis(),
+                service.dir.display(),
+            );
+            let _ = writeln!(s, "    - name: service");
+            let _ = writeln!(s, "      process:");
+            let _ = writeln!(s, "        command: [sh, -c, {}]", yaml_quoted(&script));
+            let _ = writeln!(s, "        restartLimit: 1");
+        }
         let _ = writeln!(s, "    - name: vip");
+        if matches!(shape, Shape::Service(_)) {
+            let _ = writeln!(s, "      dependsOn: [service]");
+        }
         let _ = writeln!(s, "      virtualIP:");
         let _ = writeln!(s, "        address: {}/{VIP_PREFIX}", group_vip(k));
         let _ = writeln!(s, "        interface: {IFACE}");
+        if let Shape::Service(service) = shape {
+            let _ = writeln!(s, "    - name: check");
+            let _ = writeln!(s, "      dependsOn: [service]");
+            let _ = writeln!(s, "      healthCheck:");
+            let _ = writeln!(s, "        http: {{port: {}, path: /}}", service.http_port);
+            let _ = writeln!(s, "        interval: {SERVICE_CHECK_INTERVAL_MS}ms");
+            let _ = writeln!(s, "        timeout: {SERVICE_CHECK_INTERVAL_MS}ms");
+            let _ = writeln!(s, "        failureThreshold: 2");
+            let _ = writeln!(s, "        restartLimit: 1");
+        }
     }
     s
+}
+
+/// `text` as a YAML double-quoted scalar.
+fn yaml_quoted(text: &str) -> String {
+    // JSON strings are YAML double-quoted scalars.
+    serde_json::Value::String(text.to_owned()).to_string()
 }
 
 #[cfg(test)]

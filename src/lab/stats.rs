@@ -98,6 +98,22 @@ pub struct RunResult {
     /// For `link-down` with our agent: whether the old owner's agent logged the
     /// reason `InterfaceDown` (interface tracking saw its VIP interface go down).
     pub interface_down_logged: Option<bool>,
+    /// For the service scenarios: what the old owner's agent logged of the group's
+    /// resources.
+    pub service: Option<ServiceLog>,
+}
+
+/// What an agent's log says of a group's resources (the service scenarios).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLog {
+    /// Resources in the order they first came online.
+    pub first_started: Vec<String>,
+    /// Resources in the order the last stop of the whole group took them offline.
+    pub last_stopped: Vec<String>,
+    /// Failures repaired by a restart in place, as `resource:Reason`.
+    pub restarted: Vec<String>,
+    /// The failure that made the group fail over, as `resource:Reason`.
+    pub failed_over: Option<String>,
 }
 
 /// Folds run results into the benchmark line (pure).
@@ -188,6 +204,7 @@ mod tests {
             old_owner_release_ms: stale.filter(|s| !s).map(|_| 4.0),
             final_holders: vec![],
             interface_down_logged: None,
+            service: None,
         }
     }
 

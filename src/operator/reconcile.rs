@@ -434,7 +434,7 @@ where
         K::kind(&()),
         invalid.error
     );
-    warn!(%name, %message, "malformed object");
+    warn!(%name, why = %message, "malformed object");
     let condition = serde_json::json!({
         "type": cond::CONFIG_VALID,
         "status": cond::STATUS_FALSE,

@@ -599,7 +599,7 @@ impl Resources {
                     group,
                     resource = failure.resource,
                     reason = failure.reason.code(),
-                    message = failure.message,
+                    why = %failure.message,
                     "a resource of the new configuration is not online"
                 );
             }
@@ -676,7 +676,7 @@ impl Resources {
             window.push_back(now);
             repair.restarts += 1;
             repair.failed_over = false;
-            warn!(group, resource, reason = reason.code(), message = repair.message, restart = repair.restarts, limit = policy.limit, restart_of = ?targets, "resource failed; restarting in place");
+            warn!(group, resource, reason = reason.code(), why = %repair.message, restart = repair.restarts, limit = policy.limit, restart_of = ?targets, "resource failed; restarting in place");
             held.run.failed(&resource, reason, repair.message.clone());
             let timeout = step_timeout(config);
             let mut drivers =
@@ -700,7 +700,7 @@ impl Resources {
                 group,
                 resource,
                 reason = reason.code(),
-                message = repair.message,
+                why = %repair.message,
                 restarts = repair.restarts,
                 limit = policy.limit,
                 "resource failed past its restart limit; the group fails over"

@@ -203,7 +203,7 @@ impl<R> GroupRun<R> {
                     )
                 }
             };
-            error!(group, resource = %slot.resource.name, kind = slot.resource.kind.label(), step = "start", ms, reason = reason.code(), %message, "resource failed to come online");
+            error!(group, resource = %slot.resource.name, kind = slot.resource.kind.label(), step = "start", ms, reason = reason.code(), why = %message, "resource failed to come online");
             slot.set(ResourceState::Failed, reason, message.clone());
             failures.push(StartFailure {
                 resource: slot.resource.name.clone(),
