@@ -576,7 +576,8 @@ pub struct ResourceGroupStatus {
     /// Why the group last changed owner or phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition: Option<Transition>,
-    /// Failovers counted against `spec.failoverLimit` in the current period.
+    /// Failovers counted against `spec.failoverLimit` in the current period, as the
+    /// members report them (0 without a failover limit).
     #[serde(default)]
     pub failovers: u32,
     /// For each member: whether it could own the group and why (not).

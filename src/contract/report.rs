@@ -78,7 +78,8 @@ pub struct ResourceReport {
     pub restarts: u32,
 }
 
-/// The agent's view (`failover.dev/view`): JSON `{"quorate", "alive", "held"}`.
+/// The agent's view (`failover.dev/view`): JSON `{"quorate", "alive", "held",
+/// "failed", "failovers"}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     /// Whether the agent is quorate.
@@ -107,6 +108,10 @@ pub struct Owned {
     /// group's record was higher).
     pub epoch: u64,
     /// Why placement made this node the owner.
+    /// Per group with a failover limit: its failovers within the period, as this
+    /// node counts them (`status.failovers`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failovers: BTreeMap<String, u32>,
     pub reason: Reason,
     /// Its sentence.
     #[serde(default)]

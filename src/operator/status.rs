@@ -506,6 +506,22 @@ pub fn group_status(
     });
     let failed = !reported_by_member
         && (seen_failed || ledger.reason.as_deref() == Some(reason::FAILOVER_LIMIT_REACHED));
+    // Every member counts the same failovers (the owner's count travels in its
+    // heartbeats); the highest an online member reports is the owner's or one that
+    // has not expired yet on a slower clock.
+    let failovers = cluster
+        .spec
+        .members
+        .iter()
+        .filter_map(|m| {
+            let report = reports.nodes.get(&m.node);
+            if !online(report, dead_after, now) {
+                return None;
+            }
+            report?.view.as_ref()?.failovers.get(&name).copied()
+        })
+        .max()
+        .unwrap_or(0);
     let phase = match (&ledger.holder, owner_online, owner_holds) {
         _ if failed => GroupPhase::Failed,
         (None, _, _) => GroupPhase::Pending,
@@ -567,7 +583,7 @@ pub fn group_status(
         phase: Some(phase),
         resources,
         last_transition,
-        failovers: previous.failovers,
+        failovers,
         members,
         recent_takeovers: previous.recent_takeovers.clone(),
         observed_generation: generation,

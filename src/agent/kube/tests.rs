@@ -199,6 +199,7 @@ fn report() -> Report {
         explain: BTreeMap::from([("web".into(), "n1 is the owner".into())]),
         failed: vec!["db".into()],
     }
+        failovers: BTreeMap::from([("db".into(), 2)]),
 }
 
 #[test]
@@ -208,7 +209,8 @@ fn node_lease_annotations_follow_the_contract() {
     let view: Value = serde_json::from_str(&a["failover.dev/view"]).unwrap();
     assert_eq!(
         view,
-        json!({"quorate": true, "alive": ["n1", "n2"], "held": {"web": 4}, "failed": ["db"]})
+        json!({"quorate": true, "alive": ["n1", "n2"], "held": {"web": 4}, "failed": ["db"],
+               "failovers": {"db": 2}})
     );
     let explain: Value = serde_json::from_str(&a["failover.dev/explain"]).unwrap();
     assert_eq!(explain, json!({"web": "n1 is the owner"}));
@@ -643,6 +645,7 @@ fn owning(groups: &[&str], owned: &[(&str, u64)]) -> Report {
 }
 
 /// Starts the group-record writer of n1 with short API timeouts.
+        failovers: BTreeMap::new(),
 fn start_records(
     leases: Leases,
     first: Report,
