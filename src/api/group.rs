@@ -62,7 +62,7 @@ pub const ENV_NAME_PATTERN: &str = "^[-._a-zA-Z][-._a-zA-Z0-9]*$";
     printcolumn(
         name = "Phase",
         type_ = "string",
-        description = "Online, Pending, Moving, Failed or Offline",
+        description = "Online, Pending, Moving or Failed",
         json_path = ".status.phase"
     ),
     printcolumn(
@@ -566,7 +566,7 @@ pub struct ResourceGroupStatus {
     /// of owner, so a stale owner can be told apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u64>,
-    /// Online, Pending, Moving, Failed or Offline.
+    /// Online, Pending, Moving or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<GroupPhase>,
     /// State of each resource on the owner.
@@ -609,8 +609,6 @@ pub enum GroupPhase {
     Moving,
     /// Failover limit reached or resources cannot start; needs a person.
     Failed,
-    /// Offline on purpose (no owner wanted).
-    Offline,
 }
 
 /// State of one resource.
