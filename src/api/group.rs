@@ -646,7 +646,7 @@ pub enum ResourceState {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Transition {
-    /// CamelCase reason, e.g. `OwnerFailed`, `ManualMove`, `Failback`.
+    /// Placement's reason code, e.g. `OwnerLost`, `ManualMove`, `Failback`.
     pub reason: String,
     /// What happened, for a person.
     pub message: String,

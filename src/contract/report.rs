@@ -43,6 +43,20 @@ pub enum ResourceReason {
 }
 
 impl ResourceReason {
+    /// Every reason, in declaration order: a new reason goes here too, so the docs
+    /// test (`tests/docs_truth.rs`) asks for its documentation.
+    pub const ALL: [ResourceReason; 9] = [
+        ResourceReason::Starting,
+        ResourceReason::Started,
+        ResourceReason::Stopping,
+        ResourceReason::Stopped,
+        ResourceReason::StartFailed,
+        ResourceReason::StartTimedOut,
+        ResourceReason::StopTimedOut,
+        ResourceReason::DependencyFailed,
+        ResourceReason::NotRunInThisRelease,
+    ];
+
     /// The stable code (report, status, logs, metrics).
     pub fn code(self) -> &'static str {
         match self {
@@ -94,6 +108,10 @@ pub struct View {
     /// Groups it sees Failed: a failover is due and the failover limit forbids it.
     #[serde(default)]
     pub failed: Vec<String>,
+    /// Per group with a failover limit: its failovers within the period, as this
+    /// node counts them (`status.failovers`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failovers: BTreeMap<String, u32>,
 }
 
 /// One group a node runs (a value of `failover.dev/owned`, keyed by group): JSON
@@ -108,10 +126,6 @@ pub struct Owned {
     /// group's record was higher).
     pub epoch: u64,
     /// Why placement made this node the owner.
-    /// Per group with a failover limit: its failovers within the period, as this
-    /// node counts them (`status.failovers`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub failovers: BTreeMap<String, u32>,
     pub reason: Reason,
     /// Its sentence.
     #[serde(default)]
@@ -220,25 +234,13 @@ mod tests {
     /// status, Events and metrics show.
     #[test]
     fn every_reason_is_written_as_its_code() {
-        for reason in [
-            Reason::Placed,
-            Reason::Kept,
-            Reason::OwnerLost,
-            Reason::OwnerPaused,
-            Reason::OwnerLeaving,
-            Reason::Failback,
-            Reason::ManualMove,
-            Reason::FailbackStabilizing,
-            Reason::FailbackOutsideWindow,
-            Reason::FailbackDisabled,
-            Reason::FailoverLimitReached,
-            Reason::NoEligibleMember,
-            Reason::NotQuorate,
-        ] {
+        for reason in Reason::ALL {
             assert_eq!(serde_json::to_value(reason).unwrap(), json!(reason.code()));
             let read: Reason = serde_json::from_value(json!(reason.code())).unwrap();
             assert_eq!(read, reason);
+            assert_eq!(Reason::from_code(reason.code()), Some(reason));
         }
+        assert_eq!(Reason::from_code("OwnerFailed"), None);
     }
 
     #[test]

@@ -183,7 +183,7 @@ fn group_status_reads_the_ledger_and_explains_every_member() {
         Some("a"),
         t,
         &[
-            (names::REASON, "OwnerFailed"),
+            (names::REASON, "OwnerLost"),
             (names::MESSAGE, "b was confirmed dead"),
         ],
     );
@@ -198,7 +198,7 @@ fn group_status_reads_the_ledger_and_explains_every_member() {
     assert_eq!(status.epoch, Some(4));
     assert_eq!(status.phase, Some(GroupPhase::Online));
     let transition = status.last_transition.clone().unwrap();
-    assert_eq!(transition.reason, "OwnerFailed");
+    assert_eq!(transition.reason, "OwnerLost");
     assert_eq!(transition.message, "b was confirmed dead");
     assert_eq!(transition.time, Time(t));
     assert_eq!(status.members[0].reason, "a explains");
