@@ -577,7 +577,7 @@ pub struct ResourceGroupStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition: Option<Transition>,
     /// Failovers counted against `spec.failoverLimit` in the current period, as the
-    /// members report them (0 without a failover limit).
+    /// members report them.
     #[serde(default)]
     pub failovers: u32,
     /// For each member: whether it could own the group and why (not).

@@ -143,6 +143,15 @@ fn a_group_an_online_member_sees_failed_is_failed() {
     let reports = Reports::from_leases("c", &[ledger.clone(), reporter]);
     let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
     assert_eq!(status.phase, Some(GroupPhase::Failed));
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "FailoverLimitReached")
+    );
     // Without that report the group is only waiting for an owner.
     let reports = Reports::from_leases("c", &[ledger]);
     let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
@@ -167,7 +176,7 @@ fn group_status_shows_the_failovers_the_members_count() {
     let reports = Reports::from_leases("c", &leases);
     let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
     assert_eq!(status.failovers, 2);
-    // No member reports a count (no failover limit, or an older agent): none shown.
+    // No member reports a count (an older agent): none shown.
     let reports = Reports::from_leases("c", &leases[..0]);
     let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
     assert_eq!(status.failovers, 0);
