@@ -607,7 +607,8 @@ pub enum GroupPhase {
     Pending,
     /// Being handed over between nodes.
     Moving,
-    /// Failover limit reached or resources cannot start; needs a person.
+    /// The failover limit was reached: no member runs the group until the count
+    /// expires or a person clears it.
     Failed,
 }
 
@@ -619,7 +620,8 @@ pub struct ResourceStatus {
     pub name: String,
     /// Online, Starting, Stopping, Offline or Failed.
     pub state: ResourceState,
-    /// Detail, e.g. the last probe error.
+    /// The reason code of its state, then the sentence if any, e.g.
+    /// `StartTimedOut: start took longer than 500ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Local restarts used on the current owner.
@@ -693,7 +695,8 @@ pub struct MemberExplanation {
     pub node: String,
     /// Whether the member could own the group now.
     pub eligible: bool,
-    /// Why, e.g. "owner", "rank 2 in preferredOwners", "paused", "offline", "quarantined".
+    /// Why, as the member's agent explains it (e.g. "b cannot own web: it is
+    /// paused"), or "offline" / "no report from its agent yet".
     pub reason: String,
 }
 
