@@ -2,7 +2,7 @@
 //! its report as annotations (`agent::kube::lease::node_lease`), the operator reads them
 //! back (`operator::status::Reports::from_leases`). The annotation values are
 //! `contract::report`'s types on both sides; this test keeps the whole round trip
-//! (names, hash text, view, explanations, owned groups with their resources' states)
+//! (names, hash text, view with the failover counts, explanations, owned groups with their resources' states)
 //! the same, and a report of an older agent, without resource states, still reads.
 
 use std::collections::BTreeMap;
@@ -52,6 +52,7 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
         )]),
         explain: BTreeMap::from([("web".to_owned(), "a owns web".to_owned())]),
         failed: vec!["db".to_owned()],
+        failovers: BTreeMap::from([("db".to_owned(), 3)]),
     };
     // As the operator creates it: name and labels, no spec.
     let created = Lease {
@@ -73,6 +74,7 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
     assert!(view.quorate);
     assert_eq!(view.alive, ["a", "b"]);
     assert_eq!(view.failed, ["db"]);
+    assert_eq!(view.failovers, BTreeMap::from([("db".to_owned(), 3)]));
     assert_eq!(
         node.explain.get("web").map(String::as_str),
         Some("a owns web")

@@ -1,8 +1,12 @@
-//! Condition types and reason strings written into the status of the custom resources.
+//! Condition types and reason strings written into the status of the custom resources,
+//! and the reasons of the Events and webhook notifications about them.
 //!
 //! Owns the vocabulary only: every `type` and `reason` the operator and agents put in a
-//! `Condition` is a constant here, so a typo cannot create a second spelling that
-//! dashboards and `kubectl wait --for=condition=...` would miss. It must never hold
+//! `Condition` or an Event is a constant here, so a typo cannot create a second
+//! spelling that dashboards, `kubectl wait --for=condition=...` and Event filters
+//! would miss. Ownership reasons are placement's (`placement::Reason::code`), resource
+//! reasons the report's (`contract::report::ResourceReason::code`). The `ALL` lists
+//! let `tests/docs_truth.rs` hold the docs to this vocabulary. It must never hold
 //! logic that decides a condition.
 
 /// Condition type: the cluster (or group) is serving as configured.
@@ -11,17 +15,17 @@ pub const READY: &str = "Ready";
 /// while the last valid configuration keeps running.
 pub const CONFIG_VALID: &str = "ConfigValid";
 /// Condition type: serving, but with less redundancy than configured (a member is
-/// offline, paused or quarantined, or quorum is disabled).
+/// offline, paused or not synchronized, or quorum is disabled).
 pub const DEGRADED: &str = "Degraded";
 /// Condition type: the members cannot form a quorum; owners have fenced themselves.
 pub const QUORUM_LOST: &str = "QuorumLost";
+/// Every condition type.
+pub const ALL: [&str; 4] = [READY, CONFIG_VALID, DEGRADED, QUORUM_LOST];
 
 /// Condition status value `True`.
 pub const STATUS_TRUE: &str = "True";
 /// Condition status value `False`.
 pub const STATUS_FALSE: &str = "False";
-/// Condition status value `Unknown`.
-pub const STATUS_UNKNOWN: &str = "Unknown";
 
 /// Reasons, in CamelCase as the Kubernetes API conventions require.
 pub mod reason {
@@ -39,8 +43,6 @@ pub mod reason {
     pub const MEMBER_OFFLINE: &str = "MemberOffline";
     /// At least one member is paused (maintenance).
     pub const MEMBER_PAUSED: &str = "MemberPaused";
-    /// At least one member is quarantined for flapping.
-    pub const MEMBER_QUARANTINED: &str = "MemberQuarantined";
     /// At least one member has not applied the current configuration.
     pub const CONFIG_NOT_SYNCHRONIZED: &str = "ConfigNotSynchronized";
     /// A majority of voters (or the witness) is reachable.
@@ -51,18 +53,93 @@ pub mod reason {
     pub const WITNESS_UNAVAILABLE: &str = "WitnessUnavailable";
     /// `spec.quorum` is `none`: split brain is possible.
     pub const QUORUM_DISABLED: &str = "QuorumDisabled";
-    /// The group's owner was confirmed dead by a majority and a successor took over.
-    pub const OWNER_FAILED: &str = "OwnerFailed";
-    /// The owner left gracefully (pause, drain, upgrade) and handed the group over.
-    pub const OWNER_LEFT: &str = "OwnerLeft";
-    /// A resource health check exhausted its local restarts.
-    pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
-    /// A better node returned and the failback policy allowed moving back.
-    pub const FAILBACK: &str = "Failback";
-    /// A person moved the group with `spec.owner`.
-    pub const MANUAL_MOVE: &str = "ManualMove";
+    /// The group is online on its owner (group `Ready`).
+    pub const ONLINE: &str = "Online";
+    /// The group is being brought online on its owner (group `Ready`).
+    pub const MOVING: &str = "Moving";
     /// The group hit `spec.failoverLimit` and stays Failed until a person acts.
     pub const FAILOVER_LIMIT_REACHED: &str = "FailoverLimitReached";
     /// No member is eligible to own the group.
     pub const NO_ELIGIBLE_MEMBER: &str = "NoEligibleMember";
+
+    /// Every condition reason.
+    pub const ALL: [&str; 16] = [
+        VALID,
+        INVALID_SPEC,
+        CLUSTER_NOT_FOUND,
+        HEARTBEAT_PORT_CONFLICT,
+        ALL_MEMBERS_ONLINE,
+        MEMBER_OFFLINE,
+        MEMBER_PAUSED,
+        CONFIG_NOT_SYNCHRONIZED,
+        QUORATE,
+        NO_MAJORITY,
+        WITNESS_UNAVAILABLE,
+        QUORUM_DISABLED,
+        ONLINE,
+        MOVING,
+        FAILOVER_LIMIT_REACHED,
+        NO_ELIGIBLE_MEMBER,
+    ];
+}
+
+/// Event reasons. The operator's Events are about the FailoverCluster (members,
+/// quorum, configuration) and the ResourceGroup (owner changes); the agents' are
+/// about the FailoverCluster (what the node did).
+pub mod event {
+    /// An automatic failover: the owner was lost, its VIPs' interface went down or a
+    /// resource failed on it (a Warning).
+    pub const FAILOVER: &str = "Failover";
+    /// A better member took the group back under the failback policy.
+    pub const FAILBACK: &str = "Failback";
+    /// Any other change of owner: a manual move, the hand-over of a paused or leaving
+    /// owner.
+    pub const MOVED: &str = "Moved";
+    /// A group without an owner got one.
+    pub const PLACED: &str = "Placed";
+    /// An agent stopped a group because its votes were about to lapse (a Warning).
+    pub const FENCED: &str = "Fenced";
+    /// Quorum was lost (a Warning).
+    pub const QUORUM_LOST: &str = "QuorumLost";
+    /// Quorum is back.
+    pub const QUORUM_REGAINED: &str = "QuorumRegained";
+    /// A member stopped reporting (a Warning).
+    pub const MEMBER_DOWN: &str = "MemberDown";
+    /// A member reports again.
+    pub const MEMBER_UP: &str = "MemberUp";
+    /// The spec failed validation (a Warning).
+    pub const CONFIG_REJECTED: &str = "ConfigRejected";
+    /// Every Event reason.
+    pub const ALL: [&str; 10] = [
+        FAILOVER,
+        FAILBACK,
+        MOVED,
+        PLACED,
+        FENCED,
+        QUORUM_LOST,
+        QUORUM_REGAINED,
+        MEMBER_DOWN,
+        MEMBER_UP,
+        CONFIG_REJECTED,
+    ];
+}
+
+/// The `event` of a webhook notification: the Event reasons a person hears about,
+/// and two the group's phase gives.
+pub mod webhook {
+    pub use super::event::{FAILBACK, FAILOVER, MOVED, QUORUM_LOST, QUORUM_REGAINED};
+    /// The group went to phase `Failed` (failover limit reached).
+    pub const GROUP_FAILED: &str = "GroupFailed";
+    /// The group lost its owner without going `Failed`.
+    pub const GROUP_OFFLINE: &str = "GroupOffline";
+    /// Every webhook event.
+    pub const ALL: [&str; 7] = [
+        FAILOVER,
+        FAILBACK,
+        MOVED,
+        GROUP_FAILED,
+        GROUP_OFFLINE,
+        QUORUM_LOST,
+        QUORUM_REGAINED,
+    ];
 }

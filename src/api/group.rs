@@ -62,7 +62,7 @@ pub const ENV_NAME_PATTERN: &str = "^[-._a-zA-Z][-._a-zA-Z0-9]*$";
     printcolumn(
         name = "Phase",
         type_ = "string",
-        description = "Online, Pending, Moving, Failed or Offline",
+        description = "Online, Pending, Moving or Failed",
         json_path = ".status.phase"
     ),
     printcolumn(
@@ -583,7 +583,7 @@ pub struct ResourceGroupStatus {
     /// of owner, so a stale owner can be told apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u64>,
-    /// Online, Pending, Moving, Failed or Offline.
+    /// Online, Pending, Moving or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<GroupPhase>,
     /// State of each resource on the owner.
@@ -593,7 +593,8 @@ pub struct ResourceGroupStatus {
     /// Why the group last changed owner or phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition: Option<Transition>,
-    /// Failovers counted against `spec.failoverLimit` in the current period.
+    /// Failovers counted against `spec.failoverLimit` in the current period, as the
+    /// members report them.
     #[serde(default)]
     pub failovers: u32,
     /// For each member: whether it could own the group and why (not).
@@ -623,10 +624,9 @@ pub enum GroupPhase {
     Pending,
     /// Being handed over between nodes.
     Moving,
-    /// Failover limit reached or resources cannot start; needs a person.
+    /// The failover limit was reached: no member runs the group until the count
+    /// expires or a person clears it.
     Failed,
-    /// Offline on purpose (no owner wanted).
-    Offline,
 }
 
 /// State of one resource.
@@ -637,7 +637,8 @@ pub struct ResourceStatus {
     pub name: String,
     /// Online, Starting, Stopping, Offline or Failed.
     pub state: ResourceState,
-    /// Detail, e.g. the last probe error.
+    /// The reason code of its state, then the sentence if any, e.g.
+    /// `StartTimedOut: start took longer than 500ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Local restarts used on the current owner.
@@ -664,7 +665,7 @@ pub enum ResourceState {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Transition {
-    /// CamelCase reason, e.g. `OwnerFailed`, `ManualMove`, `Failback`.
+    /// Placement's reason code, e.g. `OwnerLost`, `ManualMove`, `Failback`.
     pub reason: String,
     /// What happened, for a person.
     pub message: String,
@@ -711,7 +712,8 @@ pub struct MemberExplanation {
     pub node: String,
     /// Whether the member could own the group now.
     pub eligible: bool,
-    /// Why, e.g. "owner", "rank 2 in preferredOwners", "paused", "offline", "quarantined".
+    /// Why, as the member's agent explains it (e.g. "b cannot own web: it is
+    /// paused"), or "offline" / "no report from its agent yet".
     pub reason: String,
 }
 

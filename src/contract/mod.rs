@@ -8,6 +8,7 @@
 //! - [`render`] and [`source`]: the ClusterConfig ConfigMap as the operator writes it
 //!   and as the agent reads it, with the heartbeat Secret;
 //! - [`report`]: the node Lease report the agent writes and the operator reads;
+//! - [`events`]: which Event an ownership change is, for both sides;
 //! - [`client`]: the Kubernetes client both start with;
 //! - [`control`]: the agent's local control socket, as the agent serves it and as
 //!   `kubectl failover` speaks to it in standalone mode.
@@ -17,6 +18,7 @@
 
 pub mod client;
 pub mod control;
+pub mod events;
 pub mod model;
 pub mod names;
 pub mod plan;

@@ -50,6 +50,20 @@ pub enum ResourceReason {
 }
 
 impl ResourceReason {
+    /// Every reason, in declaration order: a new reason goes here too, so the docs
+    /// test (`tests/docs_truth.rs`) asks for its documentation.
+    pub const ALL: [ResourceReason; 9] = [
+        ResourceReason::Starting,
+        ResourceReason::Started,
+        ResourceReason::Stopping,
+        ResourceReason::Stopped,
+        ResourceReason::StartFailed,
+        ResourceReason::StartTimedOut,
+        ResourceReason::StopTimedOut,
+        ResourceReason::DependencyFailed,
+        ResourceReason::NotRunInThisRelease,
+    ];
+
     /// The stable code (report, status, logs, metrics).
     pub fn code(self) -> &'static str {
         match self {
@@ -88,7 +102,8 @@ pub struct ResourceReport {
     pub restarts: u32,
 }
 
-/// The agent's view (`failover.dev/view`): JSON `{"quorate", "alive", "held"}`.
+/// The agent's view (`failover.dev/view`): JSON `{"quorate", "alive", "held",
+/// "failed", "failovers"}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     /// Whether the agent is quorate.
@@ -103,6 +118,10 @@ pub struct View {
     /// Groups it sees Failed: a failover is due and the failover limit forbids it.
     #[serde(default)]
     pub failed: Vec<String>,
+    /// Per group with a failover limit: its failovers within the period, as this
+    /// node counts them (`status.failovers`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failovers: BTreeMap<String, u32>,
 }
 
 /// One group a node runs (a value of `failover.dev/owned`, keyed by group): JSON
@@ -225,25 +244,13 @@ mod tests {
     /// status, Events and metrics show.
     #[test]
     fn every_reason_is_written_as_its_code() {
-        for reason in [
-            Reason::Placed,
-            Reason::Kept,
-            Reason::OwnerLost,
-            Reason::OwnerPaused,
-            Reason::OwnerLeaving,
-            Reason::Failback,
-            Reason::ManualMove,
-            Reason::FailbackStabilizing,
-            Reason::FailbackOutsideWindow,
-            Reason::FailbackDisabled,
-            Reason::FailoverLimitReached,
-            Reason::NoEligibleMember,
-            Reason::NotQuorate,
-        ] {
+        for reason in Reason::ALL {
             assert_eq!(serde_json::to_value(reason).unwrap(), json!(reason.code()));
             let read: Reason = serde_json::from_value(json!(reason.code())).unwrap();
             assert_eq!(read, reason);
+            assert_eq!(Reason::from_code(reason.code()), Some(reason));
         }
+        assert_eq!(Reason::from_code("OwnerFailed"), None);
     }
 
     #[test]

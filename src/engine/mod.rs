@@ -1390,6 +1390,16 @@ impl Engine {
         self.clear_tokens.get(group).copied().unwrap_or(0)
     }
 
+    /// For each group with a failover limit: its failovers within the period at
+    /// `now`, as this node counts them (its own, or the owner's it adopted).
+    pub fn failover_counts(&self, now: Duration) -> impl Iterator<Item = (&str, usize)> {
+        self.model.groups.iter().filter_map(move |g| {
+            let limit = g.failover_limit.as_ref()?;
+            let count = self.history.failovers_in_period(&g.name, limit, now);
+            Some((g.name.as_str(), count))
+        })
+    }
+
     /// Groups that are Failed in this node's view: a failover is due and the group's
     /// failover limit forbids it, so no member runs it until the count expires or a
     /// person clears it.

@@ -185,6 +185,16 @@ pub(super) fn node_lease(
     )
 }
 
+/// `lease` (a node Lease) with `view` as its agent's view.
+pub(super) fn with_view(mut lease: Lease, view: serde_json::Value) -> Lease {
+    lease
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(names::VIEW.to_owned(), view.to_string());
+    lease
+}
+
 pub(super) fn resolved(c: &FailoverCluster) -> FailoverCluster {
     resolve_addresses(c, ip_of).unwrap()
 }

@@ -25,6 +25,7 @@ use tracing::{info, warn};
 
 use super::metrics::Metrics;
 use super::status::{cluster_notices, group_notices};
+use crate::api::conditions::{event, webhook};
 use crate::api::{FailoverClusterStatus, GroupPhase, ResourceGroupStatus, WebhookFormat};
 
 /// Why a notification was not delivered: the `reason` label of
@@ -87,7 +88,7 @@ pub struct Notification {
     pub to: Option<String>,
     /// The group's epoch after the transition.
     pub epoch: Option<u64>,
-    /// The reason code the status carries (`OwnerFailed`, `Failback`, ...).
+    /// The reason code the status carries (`OwnerLost`, `Failback`, ...).
     pub reason: String,
     /// The sentence.
     pub message: String,
@@ -132,7 +133,7 @@ impl Notification {
     /// so Alertmanager notifies once and does not keep it firing.
     fn alertmanager(&self) -> Value {
         let alertname = match self.event {
-            "QuorumRegained" => "QuorumLost",
+            event::QUORUM_REGAINED => event::QUORUM_LOST,
             other => other,
         };
         let mut labels = json!({
@@ -193,8 +194,8 @@ pub struct Subject<'a> {
 }
 
 /// The notifications a group's status change calls for: an owner change by the
-/// Event the operator publishes for it (`Failover`, `Failback`; any other owner
-/// change of a placed group is `Moved`; a first placement is not sent), the group
+/// Event the operator publishes for it (`Failover`, `Failback`, `Moved`; a first
+/// placement is not sent), the group
 /// going `Failed` (`GroupFailed`) and losing its owner otherwise (`GroupOffline`).
 pub fn group_notifications(
     subject: Subject<'_>,
@@ -220,20 +221,28 @@ pub fn group_notifications(
     };
     let mut out = Vec::new();
     for notice in group_notices(before, after) {
-        let event = match notice.reason {
-            "Failover" if notice.warning => "Failover",
-            "Failback" => "Failback",
-            "Failover" => "Moved",
-            _ => continue,
-        };
-        out.push(notification(event, notice.warning, after.owner.clone()));
+        // The owner-change Events but a first placement (not news for a pager).
+        if matches!(
+            notice.reason,
+            event::FAILOVER | event::FAILBACK | event::MOVED
+        ) {
+            out.push(notification(
+                notice.reason,
+                notice.warning,
+                after.owner.clone(),
+            ));
+        }
     }
     let failed = |s: &ResourceGroupStatus| s.phase == Some(GroupPhase::Failed);
     if failed(after) && !failed(before) {
-        out.push(notification("GroupFailed", true, Some("Failed".to_owned())));
+        out.push(notification(
+            webhook::GROUP_FAILED,
+            true,
+            Some("Failed".to_owned()),
+        ));
     } else if after.owner.is_none() && before.owner.is_some() {
         let to = after.phase.map(|p| format!("{p:?}"));
-        out.push(notification("GroupOffline", true, to));
+        out.push(notification(webhook::GROUP_OFFLINE, true, to));
     }
     out
 }
@@ -247,7 +256,7 @@ pub fn cluster_notifications(
 ) -> Vec<Notification> {
     cluster_notices(before, after)
         .into_iter()
-        .filter(|n| matches!(n.reason, "QuorumLost" | "QuorumRegained"))
+        .filter(|n| matches!(n.reason, event::QUORUM_LOST | event::QUORUM_REGAINED))
         .map(|n| Notification {
             namespace: subject.namespace.to_owned(),
             cluster: subject.cluster.to_owned(),
@@ -260,7 +269,7 @@ pub fn cluster_notifications(
             message: n.note,
             warning: n.warning,
             time: now,
-            resolves: n.reason == "QuorumRegained",
+            resolves: n.reason == event::QUORUM_REGAINED,
         })
         .collect()
 }

@@ -43,7 +43,7 @@ use super::status::{
     EVENT_NOTE_MAX_BYTES, Notice, Reports, cluster_notices, cluster_status, group_notices,
     group_status, truncate,
 };
-use crate::api::conditions::{self as cond};
+use crate::api::conditions::{self as cond, event};
 use crate::api::{
     API_VERSION, FailoverCluster, GroupPhase, Problem, QuorumMode, ResourceGroup, validate_config,
     validate_group, validate_heartbeat_ports, validate_kubernetes,
@@ -455,7 +455,7 @@ where
         &obj.object_ref(&()),
         Notice {
             warning: true,
-            reason: "ConfigRejected",
+            reason: event::CONFIG_REJECTED,
             action: "Validate",
             note: message,
         },

@@ -14,14 +14,16 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use crate::api::conditions::{self as cond, reason};
+use crate::api::conditions::{self as cond, event, reason};
 use crate::api::{
     FailoverCluster, FailoverClusterStatus, GroupPhase, MemberExplanation, MemberState,
     MemberStatus, Problem, QuorumMode, QuorumState, QuorumStatus, ResourceGroup,
     ResourceGroupStatus, ResourceStatus, Transition,
 };
+use crate::contract::events::takeover_event;
 use crate::contract::names;
 use crate::contract::report::{Owned, ResourceReport, View};
+use crate::placement::Reason;
 
 /// How often an agent renews its node Lease at the least (the contract: every
 /// interval, at least every second). A Lease older than `deadAfter` plus this is stale.
@@ -504,6 +506,22 @@ pub fn group_status(
                 .and_then(|r| r.view.as_ref())
                 .is_some_and(|v| v.failed.contains(&name))
     });
+    // Every member counts the same failovers (the owner's count travels in its
+    // heartbeats); the highest an online member reports is the owner's or one that
+    // has not expired yet on a slower clock.
+    let failovers = cluster
+        .spec
+        .members
+        .iter()
+        .filter_map(|m| {
+            let report = reports.nodes.get(&m.node);
+            if !online(report, dead_after, now) {
+                return None;
+            }
+            report?.view.as_ref()?.failovers.get(&name).copied()
+        })
+        .max()
+        .unwrap_or(0);
     let failed = !reported_by_member
         && (seen_failed || ledger.reason.as_deref() == Some(reason::FAILOVER_LIMIT_REACHED));
     let phase = match (&ledger.holder, owner_online, owner_holds) {
@@ -543,13 +561,17 @@ pub fn group_status(
         _ => previous.last_transition.clone(),
     };
     let (ready_status, ready_reason, ready_message) = match (phase, &ledger.holder) {
-        (GroupPhase::Online, Some(owner)) => (true, "Online", format!("online on {owner}")),
+        (GroupPhase::Online, Some(owner)) => (true, reason::ONLINE, format!("online on {owner}")),
         (GroupPhase::Failed, _) => (
             false,
             reason::FAILOVER_LIMIT_REACHED,
             ledger.message.clone().unwrap_or_default(),
         ),
-        (_, Some(owner)) => (false, "Moving", format!("being brought online on {owner}")),
+        (_, Some(owner)) => (
+            false,
+            reason::MOVING,
+            format!("being brought online on {owner}"),
+        ),
         (_, None) => (false, reason::NO_ELIGIBLE_MEMBER, "no owner yet".to_owned()),
     };
     let ready = condition(
@@ -567,7 +589,7 @@ pub fn group_status(
         phase: Some(phase),
         resources,
         last_transition,
-        failovers: previous.failovers,
+        failovers,
         members,
         recent_takeovers: previous.recent_takeovers.clone(),
         observed_generation: generation,
@@ -621,7 +643,7 @@ pub fn cluster_notices(
             (Some(MemberState::Online | MemberState::Paused), MemberState::Offline) => {
                 notices.push(Notice {
                     warning: true,
-                    reason: "MemberDown",
+                    reason: event::MEMBER_DOWN,
                     action: "ObserveMember",
                     note: format!("member {} stopped reporting", m.node),
                 });
@@ -629,7 +651,7 @@ pub fn cluster_notices(
             (Some(MemberState::Offline | MemberState::Unknown), MemberState::Online) => {
                 notices.push(Notice {
                     warning: false,
-                    reason: "MemberUp",
+                    reason: event::MEMBER_UP,
                     action: "ObserveMember",
                     note: format!("member {} is online", m.node),
                 });
@@ -641,13 +663,13 @@ pub fn cluster_notices(
     match (state(before), state(after)) {
         (Some(QuorumState::Quorate), Some(QuorumState::Lost)) => notices.push(Notice {
             warning: true,
-            reason: "QuorumLost",
+            reason: event::QUORUM_LOST,
             action: "ObserveQuorum",
             note: "the members lost quorum; owners fence themselves".to_owned(),
         }),
         (Some(QuorumState::Lost), Some(QuorumState::Quorate)) => notices.push(Notice {
             warning: false,
-            reason: "QuorumRegained",
+            reason: event::QUORUM_REGAINED,
             action: "ObserveQuorum",
             note: "the members are quorate again".to_owned(),
         }),
@@ -669,7 +691,7 @@ fn config_rejected(before: &[Condition], after: &[Condition]) -> Option<Notice> 
     let now = find(after)?;
     (now.0 == cond::STATUS_FALSE && find(before) != Some(now.clone())).then(|| Notice {
         warning: true,
-        reason: "ConfigRejected",
+        reason: event::CONFIG_REJECTED,
         action: "Validate",
         note: truncate(&now.1, EVENT_NOTE_MAX_BYTES),
     })
@@ -692,10 +714,6 @@ pub fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..at])
 }
 
-/// Placement's code (`placement::Reason::OwnerLost`) for a takeover from an owner
-/// that is gone.
-const PLACEMENT_OWNER_LOST: &str = "OwnerLost";
-
 /// Events for a group status change: failover or failback (owner change), config
 /// rejected.
 pub fn group_notices(before: &ResourceGroupStatus, after: &ResourceGroupStatus) -> Vec<Notice> {
@@ -715,16 +733,10 @@ pub fn group_notices(before: &ResourceGroupStatus, after: &ResourceGroupStatus) 
                 after.epoch.unwrap_or(0)
             ),
         };
-        // By the reason code the new owner reports (placement's codes, or the
-        // ledger's): a failback is a Failback whatever the previous status showed.
-        let (warning, reason) = match code {
-            reason::FAILBACK => (false, "Failback"),
-            reason::OWNER_FAILED | reason::HEALTH_CHECK_FAILED | PLACEMENT_OWNER_LOST => {
-                (true, "Failover")
-            }
-            _ if before.owner.is_none() => (false, "Placed"),
-            _ => (false, "Failover"),
-        };
+        // By the reason code the new owner reports (placement's code, in its report
+        // or the group Lease): a failback is a Failback whatever the previous status
+        // showed, and the agent's Event for the same take says the same.
+        let (warning, reason) = takeover_event(Reason::from_code(code));
         notices.push(Notice {
             warning,
             reason,

@@ -200,6 +200,32 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order: a new reason goes here too, so the docs
+    /// test (`tests/docs_truth.rs`) asks for its documentation.
+    pub const ALL: [Reason; 15] = [
+        Reason::Placed,
+        Reason::Kept,
+        Reason::OwnerLost,
+        Reason::ResourceFailed,
+        Reason::InterfaceDown,
+        Reason::OwnerPaused,
+        Reason::OwnerLeaving,
+        Reason::Failback,
+        Reason::ManualMove,
+        Reason::FailbackStabilizing,
+        Reason::FailbackOutsideWindow,
+        Reason::FailbackDisabled,
+        Reason::FailoverLimitReached,
+        Reason::NoEligibleMember,
+        Reason::NotQuorate,
+    ];
+
+    /// The reason whose code is `code`; `None` for text no reason has (a record
+    /// written by another version).
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.code() == code)
+    }
+
     /// The stable code.
     pub fn code(self) -> &'static str {
         match self {

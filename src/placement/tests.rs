@@ -420,6 +420,35 @@ fn manual_move_pins_while_the_target_is_eligible() {
     assert_eq!((owner(&d), d.reason), (Some("p"), Reason::Kept));
 }
 
+/// What docs/operations.md says of a pinned group: when the pinned member fails, the
+/// group fails over like any other (it does not wait for it), and it goes back to
+/// the pinned member when that one is eligible again, whatever the failback policy.
+#[test]
+fn a_pinned_group_fails_over_and_returns_to_its_pin() {
+    let mut m = model(
+        vec![member("p", 200), member("s", 100)],
+        vec![group("vip", &[], FailbackPolicy::Never)],
+    );
+    m.groups[0].owner = Some("s".into());
+    let g = &m.groups[0];
+    let d = decide(
+        &view("p", &m, &["p"]),
+        &m,
+        &held_by(&m, Some("s")),
+        at(5),
+        g,
+    );
+    assert_eq!((owner(&d), d.reason), (Some("p"), Reason::OwnerLost));
+    let d = decide(
+        &view("p", &m, &["p", "s"]),
+        &m,
+        &held_by(&m, Some("p")),
+        at(9),
+        g,
+    );
+    assert_eq!((owner(&d), d.reason), (Some("s"), Reason::ManualMove));
+}
+
 #[test]
 fn failover_limit_marks_the_group_failed_until_the_count_expires() {
     let mut m = model(

@@ -228,6 +228,7 @@ pub fn node_annotations(report: &Report) -> BTreeMap<String, String> {
             .map(|(group, o)| (group.clone(), o.epoch))
             .collect(),
         failed: report.failed.clone(),
+        failovers: report.failovers.clone(),
     };
     BTreeMap::from([
         (names::OWNED.to_owned(), json!(report.owned).to_string()),

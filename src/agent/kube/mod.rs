@@ -38,15 +38,17 @@ use self::lease::{LeaseError, Leases, Record, Recorded};
 use super::resources::Repair;
 use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update};
 use crate::api::FailoverCluster;
+use crate::api::conditions::event;
 use crate::api::duration::whole_seconds_up_i32;
 use crate::contract::client::{ClientError, client_from};
+use crate::contract::events::takeover_event;
 use crate::contract::model::AgentConfig;
 use crate::contract::names;
 use crate::contract::report::ResourceReason;
 use crate::contract::source::{SourceError, parse_config_map, parse_secret};
 use crate::engine::Input;
 use crate::membership::Keyring;
-use crate::placement::{ClusterModel, Reason};
+use crate::placement::ClusterModel;
 use crate::telemetry::error_report;
 
 /// The longest any single API call may take; shorter when `deadAfter` is.
@@ -136,20 +138,18 @@ pub fn event_for(node: &str, notice: &Notice) -> (EventType, &'static str, Strin
             reason,
             message,
         } => {
-            // A takeover from an owner that is gone is a Warning (a person should
-            // look); a planned handover (paused, leaving) and a failback are not.
-            let (type_, kind) = match reason {
-                Reason::OwnerLost => (EventType::Warning, "Failover"),
-                Reason::OwnerLeaving | Reason::OwnerPaused => (EventType::Normal, "Failover"),
-                Reason::Failback => (EventType::Normal, "Failback"),
-                _ => (EventType::Normal, "GroupTaken"),
+            let (warning, kind) = takeover_event(Some(*reason));
+            let type_ = if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
             };
             let note = format!("{node} took group {group} ({}): {message}", reason.code());
             (type_, kind, note)
         }
         Notice::Fenced { group } => (
             EventType::Warning,
-            "Fenced",
+            event::FENCED,
             format!(
                 "{node} stopped group {group}: its votes were about to lapse (quorum lost or partitioned)"
             ),
@@ -184,12 +184,12 @@ pub fn event_for(node: &str, notice: &Notice) -> (EventType, &'static str, Strin
         }
         Notice::QuorumLost => (
             EventType::Warning,
-            "QuorumLost",
+            event::QUORUM_LOST,
             format!("{node} lost quorum"),
         ),
         Notice::QuorumGained => (
             EventType::Normal,
-            "QuorumRegained",
+            event::QUORUM_REGAINED,
             format!("{node} is quorate"),
         ),
     }

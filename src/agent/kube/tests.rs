@@ -17,6 +17,7 @@ use super::lease::{self, LeaseError, Leases, Record, Verdict, WitnessAnswer};
 use super::*;
 use crate::contract::model::ConfigError;
 use crate::contract::report::Owned;
+use crate::placement::Reason;
 use crate::testing::apiserver::{ApiServerVerifier, failure, mocked_client};
 
 const NS: &str = "ns";
@@ -198,6 +199,7 @@ fn report() -> Report {
         )]),
         explain: BTreeMap::from([("web".into(), "n1 is the owner".into())]),
         failed: vec!["db".into()],
+        failovers: BTreeMap::from([("db".into(), 2)]),
     }
 }
 
@@ -208,7 +210,8 @@ fn node_lease_annotations_follow_the_contract() {
     let view: Value = serde_json::from_str(&a["failover.dev/view"]).unwrap();
     assert_eq!(
         view,
-        json!({"quorate": true, "alive": ["n1", "n2"], "held": {"web": 4}, "failed": ["db"]})
+        json!({"quorate": true, "alive": ["n1", "n2"], "held": {"web": 4}, "failed": ["db"],
+               "failovers": {"db": 2}})
     );
     let explain: Value = serde_json::from_str(&a["failover.dev/explain"]).unwrap();
     assert_eq!(explain, json!({"web": "n1 is the owner"}));
@@ -525,9 +528,12 @@ fn notices_become_events_with_reasons() {
     assert_eq!((t, r), (EventType::Warning, "Failover"));
     assert_eq!(note, "n1 took group web (OwnerLost): why");
     assert_eq!(event_for("n1", &took(Reason::Failback)).1, "Failback");
+    // Every automatic failover is a Warning, not only a lost owner.
+    let (t, r, _) = event_for("n1", &took(Reason::InterfaceDown));
+    assert_eq!((t, r), (EventType::Warning, "Failover"));
     let (t, r, _) = event_for("n1", &took(Reason::OwnerPaused));
-    assert_eq!((t, r), (EventType::Normal, "Failover"));
-    assert_eq!(event_for("n1", &took(Reason::Placed)).1, "GroupTaken");
+    assert_eq!((t, r), (EventType::Normal, "Moved"));
+    assert_eq!(event_for("n1", &took(Reason::Placed)).1, "Placed");
     let (t, r, _) = event_for(
         "n1",
         &Notice::Fenced {
@@ -639,6 +645,7 @@ fn owning(groups: &[&str], owned: &[(&str, u64)]) -> Report {
             .map(|g| ((*g).to_owned(), String::new()))
             .collect(),
         failed: Vec::new(),
+        failovers: BTreeMap::new(),
     }
 }
 

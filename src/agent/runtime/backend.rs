@@ -49,6 +49,8 @@ pub struct Report {
     pub explain: BTreeMap<String, String>,
     /// Groups Failed in this node's view (failover limit reached), sorted.
     pub failed: Vec<String>,
+    /// Per group with a failover limit: its failovers within the period.
+    pub failovers: BTreeMap<String, u32>,
 }
 
 /// A person-visible transition the backend may publish (as a Kubernetes Event).
@@ -158,6 +160,11 @@ impl Agent {
                 })
                 .collect(),
             failed: self.engine.failed_groups().map(str::to_owned).collect(),
+            failovers: self
+                .engine
+                .failover_counts(now)
+                .map(|(group, n)| (group.to_owned(), u32::try_from(n).unwrap_or(u32::MAX)))
+                .collect(),
         }
     }
 }

@@ -377,11 +377,12 @@ fn limited(max: u32) -> ClusterModel {
     m
 }
 
+/// Node `i`'s count, as its report (`status.failovers`) gives it.
 fn counted(net: &Net, i: usize) -> usize {
-    let limit = net.engines[i].model().groups[0].failover_limit.unwrap();
     net.engines[i]
-        .history()
-        .failovers_in_period("vip", &limit, net.now)
+        .failover_counts(net.now)
+        .find(|(group, _)| *group == "vip")
+        .map_or(0, |(_, count)| count)
 }
 
 /// Item 7 of issue 12: the count travels with the group. The new owner counts the

@@ -23,7 +23,7 @@ fn failover() -> Notification {
         from: Some("node-a".into()),
         to: Some("node-b".into()),
         epoch: Some(7),
-        reason: "OwnerFailed".into(),
+        reason: "OwnerLost".into(),
         message: "node-a stopped answering".into(),
         warning: true,
         time: "2026-12-01T10:00:00Z".parse().unwrap(),
@@ -43,7 +43,7 @@ fn generic_body_names_every_field() {
             "from": "node-a",
             "to": "node-b",
             "epoch": 7,
-            "reason": "OwnerFailed",
+            "reason": "OwnerLost",
             "message": "node-a stopped answering",
             "severity": "warning",
             "time": "2026-12-01T10:00:00Z",
@@ -62,10 +62,10 @@ fn alertmanager_body_is_one_ended_alert_for_a_failover() {
                 "cluster": "db",
                 "group": "primary",
                 "severity": "warning",
-                "reason": "OwnerFailed",
+                "reason": "OwnerLost",
             },
             "annotations": {
-                "summary": "Failover: prod/db group primary node-a -> node-b (epoch 7) [OwnerFailed] node-a stopped answering",
+                "summary": "Failover: prod/db group primary node-a -> node-b (epoch 7) [OwnerLost] node-a stopped answering",
                 "description": "node-a stopped answering",
             },
             "startsAt": "2026-12-01T10:00:00Z",
@@ -104,7 +104,7 @@ fn alertmanager_quorum_lost_fires_and_regained_resolves_the_same_alert() {
 fn slack_body_is_one_line_of_text() {
     assert_eq!(
         failover().body(WebhookFormat::Slack),
-        json!({"text": "Failover: prod/db group primary node-a -> node-b (epoch 7) [OwnerFailed] node-a stopped answering"})
+        json!({"text": "Failover: prod/db group primary node-a -> node-b (epoch 7) [OwnerLost] node-a stopped answering"})
     );
 }
 
@@ -335,7 +335,7 @@ fn notifications_follow_the_status_transitions() {
         ..ResourceGroupStatus::default()
     };
     let a = online_on("node-a", "Placed", 1);
-    let failed_over = online_on("node-b", "OwnerFailed", 2);
+    let failed_over = online_on("node-b", "OwnerLost", 2);
     let events = |before: &ResourceGroupStatus, after: &ResourceGroupStatus| {
         group_notifications(subject, "primary", before, after, now)
             .into_iter()
@@ -347,8 +347,17 @@ fn notifications_follow_the_status_transitions() {
         events(&failed_over, &online_on("node-a", "Failback", 3)),
         [("Failback", false)]
     );
+    // Every automatic failover is one (issue 13, item 2), not only a lost owner.
+    assert_eq!(
+        events(&a, &online_on("node-b", "InterfaceDown", 2)),
+        [("Failover", true)]
+    );
     assert_eq!(
         events(&a, &online_on("node-b", "ManualMove", 2)),
+        [("Moved", false)]
+    );
+    assert_eq!(
+        events(&a, &online_on("node-b", "OwnerLeaving", 2)),
         [("Moved", false)]
     );
     // A first placement is not sent.

@@ -528,7 +528,7 @@ async fn group_status_and_failover_event_from_the_ledger() {
         &names::group_lease("c", "web"),
         Some("a"),
         Timestamp::now(),
-        &[(names::REASON, "OwnerFailed"), (names::MESSAGE, "b died")],
+        &[(names::REASON, "OwnerLost"), (names::MESSAGE, "b died")],
     );
     ledger.spec.as_mut().unwrap().lease_transitions = Some(2);
     let leases = vec![
@@ -544,7 +544,7 @@ async fn group_status_and_failover_event_from_the_ledger() {
         assert_eq!(status["owner"], "a");
         assert_eq!(status["epoch"], 2);
         assert_eq!(status["phase"], "Online");
-        assert_eq!(status["lastTransition"]["reason"], "OwnerFailed");
+        assert_eq!(status["lastTransition"]["reason"], "OwnerLost");
         let event = api.event().await;
         assert_eq!(event["reason"], "Failover");
         assert_eq!(event["note"], "b -> a (epoch 2): b died");
@@ -578,7 +578,7 @@ async fn a_failover_posts_to_the_webhook_read_from_the_secret() {
         &names::group_lease("c", "web"),
         Some("a"),
         Timestamp::now(),
-        &[(names::REASON, "OwnerFailed"), (names::MESSAGE, "b died")],
+        &[(names::REASON, "OwnerLost"), (names::MESSAGE, "b died")],
     );
     ledger.spec.as_mut().unwrap().lease_transitions = Some(2);
     let leases = vec![
@@ -620,7 +620,7 @@ async fn a_failover_posts_to_the_webhook_read_from_the_secret() {
     assert_eq!(body["from"], "b");
     assert_eq!(body["to"], "a");
     assert_eq!(body["epoch"], 2);
-    assert_eq!(body["reason"], "OwnerFailed");
+    assert_eq!(body["reason"], "OwnerLost");
     assert_eq!(body["message"], "b died");
 }
 

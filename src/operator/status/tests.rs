@@ -12,7 +12,7 @@ use crate::api::{GroupPhase, MemberState, QuorumMode, QuorumState, ResourceState
 use crate::contract::names;
 use crate::operator::config::resolve_addresses;
 use crate::operator::fixtures::{
-    ClusterFixture, cluster, group, ip_of, lease, node_lease, reporting_lease,
+    ClusterFixture, cluster, group, ip_of, lease, node_lease, reporting_lease, with_view,
 };
 
 #[test]
@@ -136,20 +136,50 @@ fn a_group_an_online_member_sees_failed_is_failed() {
         Timestamp::now() - Duration::from_secs(5),
         &[(names::REASON, "OwnerLost"), (names::MESSAGE, "b died")],
     );
-    let mut reporter = node_lease("b", Duration::from_millis(100), "h", true, &[]);
-    let failed = json!({"quorate": true, "alive": ["b"], "held": {}, "failed": ["web"]});
-    reporter
-        .metadata
-        .annotations
-        .get_or_insert_default()
-        .insert(names::VIEW.to_owned(), failed.to_string());
+    let reporter = with_view(
+        node_lease("b", Duration::from_millis(100), "h", true, &[]),
+        json!({"quorate": true, "alive": ["b"], "held": {}, "failed": ["web"]}),
+    );
     let reports = Reports::from_leases("c", &[ledger.clone(), reporter]);
     let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
     assert_eq!(status.phase, Some(GroupPhase::Failed));
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "FailoverLimitReached")
+    );
     // Without that report the group is only waiting for an owner.
     let reports = Reports::from_leases("c", &[ledger]);
     let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
     assert_ne!(status.phase, Some(GroupPhase::Failed));
+}
+
+/// `status.failovers` is the count the members report (the owner's, which every
+/// member adopts); an offline member's stale count does not show.
+#[test]
+fn group_status_shows_the_failovers_the_members_count() {
+    let c = cluster().member("c");
+    let g = group("web", "10.77.0.100/24");
+    let reporting = |node: &str, age_ms: u64, count: u32| {
+        let lease = node_lease(node, Duration::from_millis(age_ms), "h", true, &[]);
+        with_view(lease, json!({"quorate": true, "failovers": {"web": count}}))
+    };
+    let leases = [
+        reporting("a", 100, 2),
+        reporting("b", 100, 1),
+        reporting("c", 60_000, 5),
+    ];
+    let reports = Reports::from_leases("c", &leases);
+    let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(status.failovers, 2);
+    // No member reports a count (an older agent): none shown.
+    let reports = Reports::from_leases("c", &leases[..0]);
+    let status = group_status(&g, Some(&c), &[], &reports, Timestamp::now());
+    assert_eq!(status.failovers, 0);
 }
 
 #[test]
@@ -162,7 +192,7 @@ fn group_status_reads_the_ledger_and_explains_every_member() {
         Some("a"),
         t,
         &[
-            (names::REASON, "OwnerFailed"),
+            (names::REASON, "OwnerLost"),
             (names::MESSAGE, "b was confirmed dead"),
         ],
     );
@@ -177,7 +207,7 @@ fn group_status_reads_the_ledger_and_explains_every_member() {
     assert_eq!(status.epoch, Some(4));
     assert_eq!(status.phase, Some(GroupPhase::Online));
     let transition = status.last_transition.clone().unwrap();
-    assert_eq!(transition.reason, "OwnerFailed");
+    assert_eq!(transition.reason, "OwnerLost");
     assert_eq!(transition.message, "b was confirmed dead");
     assert_eq!(transition.time, Time(t));
     assert_eq!(status.members[0].reason, "a explains");
