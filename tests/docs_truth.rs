@@ -110,6 +110,8 @@ fn alerts() -> BTreeSet<String> {
 fn vocabulary() -> BTreeSet<String> {
     let mut words = reason_codes();
     words.extend(conditions::ALL.iter().map(|&c| c.to_owned()));
+    // The transition hook's reason for a group removed from the configuration.
+    words.insert(failover::agent::resources::hook::REMOVED.to_owned());
     for crd in crds() {
         words.insert(crd.spec.names.kind.clone());
         let schema = serde_json::to_value(&crd).expect("a CRD serializes");

@@ -109,8 +109,17 @@ pub mod event {
     pub const MEMBER_UP: &str = "MemberUp";
     /// The spec failed validation (a Warning).
     pub const CONFIG_REJECTED: &str = "ConfigRejected";
+    /// A health check of a group failed on its owner, which restarted what it
+    /// checks in place (a Warning; also the resource's reason).
+    pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
+    /// A process resource exited on the owner, which restarted it in place (a
+    /// Warning; also the resource's reason).
+    pub const PROCESS_EXITED: &str = "ProcessExited";
+    /// A resource failed again past its `restartLimit`: the group fails over (a
+    /// Warning; also the resource's reason).
+    pub const RESTART_LIMIT_REACHED: &str = "RestartLimitReached";
     /// Every Event reason.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 13] = [
         FAILOVER,
         FAILBACK,
         MOVED,
@@ -121,6 +130,9 @@ pub mod event {
         MEMBER_DOWN,
         MEMBER_UP,
         CONFIG_REJECTED,
+        HEALTH_CHECK_FAILED,
+        PROCESS_EXITED,
+        RESTART_LIMIT_REACHED,
     ];
 }
 

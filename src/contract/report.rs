@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::api::ResourceState;
+use crate::api::conditions::event;
 use crate::placement::Reason;
 
 /// Reason code of a resource the agent accepts and reports but does not run in
@@ -52,7 +53,7 @@ pub enum ResourceReason {
 impl ResourceReason {
     /// Every reason, in declaration order: a new reason goes here too, so the docs
     /// test (`tests/docs_truth.rs`) asks for its documentation.
-    pub const ALL: [ResourceReason; 9] = [
+    pub const ALL: [ResourceReason; 12] = [
         ResourceReason::Starting,
         ResourceReason::Started,
         ResourceReason::Stopping,
@@ -62,6 +63,9 @@ impl ResourceReason {
         ResourceReason::StopTimedOut,
         ResourceReason::DependencyFailed,
         ResourceReason::NotRunInThisRelease,
+        ResourceReason::HealthCheckFailed,
+        ResourceReason::ProcessExited,
+        ResourceReason::RestartLimitReached,
     ];
 
     /// The stable code (report, status, logs, metrics).
@@ -76,9 +80,10 @@ impl ResourceReason {
             ResourceReason::StopTimedOut => "StopTimedOut",
             ResourceReason::DependencyFailed => "DependencyFailed",
             ResourceReason::NotRunInThisRelease => NOT_RUN,
-            ResourceReason::HealthCheckFailed => "HealthCheckFailed",
-            ResourceReason::ProcessExited => "ProcessExited",
-            ResourceReason::RestartLimitReached => "RestartLimitReached",
+            // The same words name the Warning Events of these failures.
+            ResourceReason::HealthCheckFailed => event::HEALTH_CHECK_FAILED,
+            ResourceReason::ProcessExited => event::PROCESS_EXITED,
+            ResourceReason::RestartLimitReached => event::RESTART_LIMIT_REACHED,
         }
     }
 }

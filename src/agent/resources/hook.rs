@@ -21,6 +21,10 @@ use crate::telemetry::error_report;
 /// hooks are bounded in time, so only a storm of transitions fills the queue.
 pub const QUEUE_LEN: usize = 16;
 
+/// `FAILOVER_REASON` of the `released` transition of a group removed from the
+/// configuration (the others carry a placement reason or an Event reason).
+pub const REMOVED: &str = "Removed";
+
 /// A change of a group's state on this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TransitionKind {
@@ -57,7 +61,7 @@ pub struct Transition {
     pub node: String,
     /// What happened.
     pub kind: TransitionKind,
-    /// Why, as a CamelCase reason (e.g. `OwnerFailed`, `QuorumLost`).
+    /// Why, as a CamelCase reason (e.g. `OwnerLost`, `RestartLimitReached`).
     pub reason: String,
     /// The group's ownership epoch at the transition.
     pub epoch: u64,
@@ -191,7 +195,7 @@ mod tests {
             group: "web".into(),
             node: "a".into(),
             kind,
-            reason: "OwnerFailed".into(),
+            reason: "OwnerLost".into(),
             epoch,
         }
     }
@@ -204,7 +208,7 @@ mod tests {
         assert_eq!(value("FAILOVER_GROUP"), Some("web"));
         assert_eq!(value("FAILOVER_NODE"), Some("a"));
         assert_eq!(value("FAILOVER_TRANSITION"), Some("fenced"));
-        assert_eq!(value("FAILOVER_REASON"), Some("OwnerFailed"));
+        assert_eq!(value("FAILOVER_REASON"), Some("OwnerLost"));
         assert_eq!(value("FAILOVER_EPOCH"), Some("7"));
         assert_eq!(env.len(), 6);
     }
@@ -245,7 +249,7 @@ mod tests {
         .expect("the hooks never ran");
         assert_eq!(
             lines,
-            "c web a became-owner OwnerFailed 3\nc web a released OwnerFailed 4\n"
+            "c web a became-owner OwnerLost 3\nc web a released OwnerLost 4\n"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -13,8 +13,9 @@ use tracing::{debug, info, warn};
 use super::backend::Notice;
 use super::{Agent, Holding};
 use crate::agent::metrics::Phase;
-use crate::agent::resources::hook::{Transition, TransitionKind};
+use crate::agent::resources::hook::{self, Transition, TransitionKind};
 use crate::agent::resources::{ResourceEvent, Started};
+use crate::api::conditions::event;
 use crate::contract::report::ResourceReason;
 use crate::engine::{Event, Input, Output, StopCause};
 use crate::placement::{Reason, UnableReason};
@@ -218,7 +219,7 @@ impl Agent {
         match cause {
             StopCause::Fence => {
                 warn!(group, "group stopped: fenced");
-                self.hook(&group, TransitionKind::Fenced, "Fenced", epoch);
+                self.hook(&group, TransitionKind::Fenced, event::FENCED, epoch);
             }
             StopCause::Release(reason) => {
                 info!(group, reason = reason.code(), "group stopped: handed over");
@@ -226,7 +227,7 @@ impl Agent {
             }
             StopCause::Removed => {
                 info!(group, "group stopped: removed from the configuration");
-                self.hook(&group, TransitionKind::Released, "Removed", epoch);
+                self.hook(&group, TransitionKind::Released, hook::REMOVED, epoch);
             }
         }
         self.followups.push_back(Input::Offline { group });
