@@ -321,7 +321,14 @@ pub fn run_once(
     // Started before the lab so that set-up, election and fault all run on busy cores;
     // it stops when the run ends (dropped) or at the run's own bound.
     let _load = opts.cpu_load.then(|| CpuLoad::every_core(echo_max));
-    let mut lab = Lab::up(NODES)?;
+    // Where the VIP's interface goes down, the heartbeats take a cluster link of
+    // their own, as docs/operations.md advises: losing the service network is then
+    // `InterfaceDown`, not a partition.
+    let mut lab = if scenario == Scenario::LinkDown {
+        Lab::up_with_cluster_link(NODES)?
+    } else {
+        Lab::up(NODES)?
+    };
     let dir = run_dir(opts, &lab)?;
     let jitter = random_below(imp.period());
     // A service failure is repaired in place twice (process, then health check)

@@ -220,7 +220,13 @@ impl Impl {
                 }
                 write(
                     failover_path(dir),
-                    failover_yaml_groups(lab.nodes(), timing, paused, groups),
+                    render_failover_yaml(
+                        &heartbeat_addresses(lab),
+                        timing,
+                        paused,
+                        groups,
+                        Shape::Plain,
+                    ),
                 )
             }
         }
@@ -244,7 +250,7 @@ impl Impl {
                 self.write_config(dir, lab, &[])?;
                 write_atomically(
                     &failover_path(dir),
-                    &failover_yaml_service(lab.nodes(), timing, service),
+                    &failover_yaml_service(&heartbeat_addresses(lab), timing, service),
                 )
             }
         }
@@ -419,7 +425,13 @@ pub fn failover_yaml_groups(
     paused: &[usize],
     groups: usize,
 ) -> String {
-    render_failover_yaml(nodes, timing, paused, groups, Shape::Plain)
+    render_failover_yaml(
+        &service_addresses(nodes),
+        timing,
+        paused,
+        groups,
+        Shape::Plain,
+    )
 }
 
 /// The failover-limit scenario's group policy: at most `max_failovers` per hour,
@@ -438,7 +450,13 @@ pub fn failover_yaml_limited(
     timing: &FailoverTiming,
     policy: &LimitPolicy,
 ) -> String {
-    render_failover_yaml(nodes, timing, &[], 1, Shape::Limited(policy))
+    render_failover_yaml(
+        &service_addresses(nodes),
+        timing,
+        &[],
+        1,
+        Shape::Limited(policy),
+    )
 }
 
 /// The service scenarios' group: the lab echo run by the owner's agent as a
@@ -468,13 +486,24 @@ pub fn broken_marker(dir: &Path, i: usize) -> PathBuf {
 /// Health-check timing of the service group: a failure is seen within ~0.3 s.
 pub const SERVICE_CHECK_INTERVAL_MS: u64 = 100;
 
-/// The one-group lab config whose group runs `service`.
+/// The one-group lab config whose group runs `service`, members heartbeating from
+/// `members` (n1 first).
 pub fn failover_yaml_service(
-    nodes: usize,
+    members: &[Ipv4Addr],
     timing: &FailoverTiming,
     service: &ServiceGroup,
 ) -> String {
-    render_failover_yaml(nodes, timing, &[], 1, Shape::Service(service))
+    render_failover_yaml(members, timing, &[], 1, Shape::Service(service))
+}
+
+/// The members' addresses on the service network, n1 first.
+fn service_addresses(nodes: usize) -> Vec<Ipv4Addr> {
+    (1..=nodes).map(node_v4).collect()
+}
+
+/// The addresses the members of `lab` heartbeat from, n1 first.
+fn heartbeat_addresses(lab: &Lab) -> Vec<Ipv4Addr> {
+    (1..=lab.nodes()).map(|i| lab.heartbeat_v4(i)).collect()
 }
 
 /// What the groups of a lab config run and how they fail over.
@@ -489,7 +518,7 @@ enum Shape<'a> {
 }
 
 fn render_failover_yaml(
-    nodes: usize,
+    members: &[Ipv4Addr],
     timing: &FailoverTiming,
     paused: &[usize],
     groups: usize,
@@ -501,10 +530,11 @@ fn render_failover_yaml(
     let _ = writeln!(s, "kind: FailoverCluster");
     let _ = writeln!(s, "metadata:\n  name: lab");
     let _ = writeln!(s, "spec:\n  members:");
-    for i in 1..=nodes {
+    let nodes = members.len();
+    for (i, address) in (1..).zip(members) {
         let _ = writeln!(s, "    - node: n{i}");
         let _ = writeln!(s, "      priority: {}", priority(i));
-        let _ = writeln!(s, "      address: {}", node_v4(i));
+        let _ = writeln!(s, "      address: {address}");
         if paused.contains(&i) {
             let _ = writeln!(s, "      paused: true");
         }

@@ -1,5 +1,8 @@
 //! Lab topology: a bridge in its own "switch" namespace, N node namespaces and one
 //! client namespace, each joined to the bridge by a veth, all named `<prefix>-…`.
+//! Optionally a second bridge joins the nodes only: a dedicated cluster link that
+//! carries the heartbeats (the appliance pair's internal line), so that the service
+//! network can fail without cutting the members off from each other.
 //!
 //! Owns: the command plan (pure, tested), running it with `ip`, the processes the lab
 //! starts, and teardown. Must never: delete or enter a namespace without this lab's
@@ -17,6 +20,9 @@ use super::LabError;
 pub const IFACE: &str = "eth0";
 /// Bridge name inside the switch namespace.
 pub const BRIDGE: &str = "br0";
+/// Interface of the cluster link inside a node namespace, and its bridge.
+pub const CLUSTER_IFACE: &str = "eth1";
+pub const CLUSTER_BRIDGE: &str = "br1";
 /// The client's IPv4 address.
 pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 /// The client's IPv6 address.
@@ -27,6 +33,11 @@ pub const MAX_NODES: usize = 80;
 /// IPv4 address of node `i` (1-based): 10.77.0.(10+i).
 pub fn node_v4(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 77, 0, (10 + i.min(MAX_NODES)) as u8)
+}
+
+/// Cluster-link address of node `i` (1-based): 10.78.0.(10+i).
+pub fn node_link_v4(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 78, 0, (10 + i.min(MAX_NODES)) as u8)
 }
 
 /// IPv6 address of node `i` (1-based): fd77::(10+i).
@@ -71,8 +82,9 @@ impl Names {
     }
 }
 
-/// The `ip` invocations that build a lab with `nodes` nodes (pure, so it can be tested).
-pub fn setup_plan(prefix: &str, nodes: usize) -> Vec<Vec<String>> {
+/// The `ip` invocations that build a lab with `nodes` nodes, with a cluster link
+/// when `cluster_link` (pure, so it can be tested).
+pub fn setup_plan(prefix: &str, nodes: usize, cluster_link: bool) -> Vec<Vec<String>> {
     let names = Names::new(prefix);
     let sw = names.switch();
     let mut plan: Vec<Vec<String>> = Vec::new();
@@ -124,6 +136,53 @@ pub fn setup_plan(prefix: &str, nodes: usize) -> Vec<Vec<String>> {
         cmd(&["-n", ns, "addr", "add", v4, "dev", IFACE]);
         cmd(&["-n", ns, "addr", "add", v6, "dev", IFACE, "nodad"]);
         cmd(&["-n", ns, "link", "set", IFACE, "up"]);
+    }
+    if cluster_link {
+        cmd(&["-n", &sw, "link", "add", CLUSTER_BRIDGE, "type", "bridge"]);
+        cmd(&[
+            "-n",
+            &sw,
+            "link",
+            "set",
+            CLUSTER_BRIDGE,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+            "stp_state",
+            "0",
+        ]);
+        cmd(&["-n", &sw, "link", "set", CLUSTER_BRIDGE, "up"]);
+        for i in 1..=nodes {
+            let (ns, port) = (names.node(i), format!("l{i}"));
+            let address = format!("{}/24", node_link_v4(i));
+            cmd(&[
+                "-n",
+                &sw,
+                "link",
+                "add",
+                &port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                CLUSTER_IFACE,
+                "netns",
+                &ns,
+            ]);
+            cmd(&[
+                "-n",
+                &sw,
+                "link",
+                "set",
+                &port,
+                "master",
+                CLUSTER_BRIDGE,
+                "up",
+            ]);
+            cmd(&["-n", &ns, "addr", "add", &address, "dev", CLUSTER_IFACE]);
+            cmd(&["-n", &ns, "link", "set", CLUSTER_IFACE, "up"]);
+        }
     }
     // The probe sends ARP requests from a MAC that is not the client's own so that the
     // replies never touch the client kernel's neighbour cache; it needs promiscuous
@@ -205,6 +264,8 @@ pub struct Lab {
     names: Names,
     prefix: String,
     nodes: usize,
+    /// Whether the nodes also share a cluster link (heartbeats go over it).
+    cluster_link: bool,
     children: Vec<Child>,
     down: bool,
 }
@@ -212,11 +273,16 @@ pub struct Lab {
 impl Lab {
     /// Builds a lab with `nodes` nodes under a fresh unique prefix.
     pub fn up(nodes: usize) -> Result<Lab, LabError> {
-        Self::up_with_prefix(&unique_prefix(), nodes)
+        Self::up_with_prefix(&unique_prefix(), nodes, false)
+    }
+
+    /// Like [`Lab::up`], the nodes also joined by a cluster link.
+    pub fn up_with_cluster_link(nodes: usize) -> Result<Lab, LabError> {
+        Self::up_with_prefix(&unique_prefix(), nodes, true)
     }
 
     /// Builds a lab under `prefix`; on any failure removes what was already made.
-    pub fn up_with_prefix(prefix: &str, nodes: usize) -> Result<Lab, LabError> {
+    pub fn up_with_prefix(prefix: &str, nodes: usize, cluster_link: bool) -> Result<Lab, LabError> {
         if nodes == 0 || nodes > MAX_NODES {
             return Err(LabError::Invalid {
                 what: "node count".into(),
@@ -245,10 +311,11 @@ impl Lab {
             names,
             prefix: prefix.to_string(),
             nodes,
+            cluster_link,
             children: Vec::new(),
             down: false,
         };
-        for args in setup_plan(prefix, nodes) {
+        for args in setup_plan(prefix, nodes, cluster_link) {
             // On error `lab` drops here and tears down the partial lab.
             run("ip", &args)?;
         }
@@ -262,6 +329,7 @@ impl Lab {
             names: Names::new(prefix),
             prefix: prefix.to_string(),
             nodes: 0,
+            cluster_link: false,
             children: Vec::new(),
             down: false,
         }
@@ -278,6 +346,15 @@ impl Lab {
     }
     pub fn nodes(&self) -> usize {
         self.nodes
+    }
+    /// The address member `i` heartbeats from: on the cluster link when the lab has
+    /// one, else on the service network.
+    pub fn heartbeat_v4(&self, i: usize) -> Ipv4Addr {
+        if self.cluster_link {
+            node_link_v4(i)
+        } else {
+            node_v4(i)
+        }
     }
     pub fn node_ns(&self, i: usize) -> String {
         self.names.node(i)
@@ -484,7 +561,7 @@ mod tests {
 
     #[test]
     fn plan_builds_switch_nodes_and_client_inside_namespaces() {
-        let plan = setup_plan("fo1x0", 2);
+        let plan = setup_plan("fo1x0", 2, false);
         let joined: Vec<String> = plan.iter().map(|a| a.join(" ")).collect();
         assert_eq!(joined[0], "netns add fo1x0-sw");
         for ns in ["fo1x0-n1", "fo1x0-n2", "fo1x0-c"] {
@@ -495,6 +572,23 @@ mod tests {
         assert!(joined.contains(&"-n fo1x0-c addr add 10.77.0.2/24 dev eth0".to_string()));
         assert!(joined.contains(&"-n fo1x0-n1 addr add fd77::b/64 dev eth0 nodad".to_string()));
         // Every link command outside `netns add` names a namespace: nothing touches the root ns.
+        for args in &plan {
+            assert!(args[0] == "netns" || args[0] == "-n", "{args:?}");
+        }
+        assert!(!joined.iter().any(|c| c.contains(CLUSTER_IFACE)));
+    }
+
+    #[test]
+    fn a_cluster_link_joins_the_nodes_only() {
+        let plan = setup_plan("fo1x0", 2, true);
+        let joined: Vec<String> = plan.iter().map(|a| a.join(" ")).collect();
+        assert!(joined.contains(&"-n fo1x0-sw link set l2 master br1 up".to_string()));
+        assert!(joined.contains(&"-n fo1x0-n2 addr add 10.78.0.12/24 dev eth1".to_string()));
+        assert!(
+            !joined
+                .iter()
+                .any(|c| c.starts_with("-n fo1x0-c") && c.contains("eth1"))
+        );
         for args in &plan {
             assert!(args[0] == "netns" || args[0] == "-n", "{args:?}");
         }
@@ -509,8 +603,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_sizes_and_prefixes_before_running_anything() {
-        assert!(Lab::up_with_prefix("fo1", 0).is_err());
-        assert!(Lab::up_with_prefix("fo1", MAX_NODES + 1).is_err());
-        assert!(Lab::up_with_prefix("a b", 1).is_err());
+        assert!(Lab::up_with_prefix("fo1", 0, false).is_err());
+        assert!(Lab::up_with_prefix("fo1", MAX_NODES + 1, false).is_err());
+        assert!(Lab::up_with_prefix("a b", 1, true).is_err());
     }
 }
