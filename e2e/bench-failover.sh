@@ -14,7 +14,7 @@ set -euo pipefail
 
 RUNS=10
 PEERS=()
-SCENARIOS="kill-owner,link-down,graceful-stop,failback,partition,oneway-loss,paused-member"
+SCENARIOS="kill-owner,link-down,graceful-stop,failback,partition,oneway-loss,paused-member,service-failure,service-order"
 PROFILE=release
 EXTRA=()
 LOAD=()
@@ -63,8 +63,8 @@ done
 IFS=, read -r -a SCEN <<<"$SCENARIOS"
 for impl in "${IMPLS[@]}"; do
   for scenario in "${SCEN[@]}"; do
-    if [[ "$impl" == keepalived* && "$scenario" == paused-member ]]; then
-      echo "bench-failover: $impl: scenario paused-member does not apply (no paused members in VRRP)" >&2
+    if [[ "$impl" == keepalived* && "$scenario" =~ ^(paused-member|service-failure|service-order)$ ]]; then
+      echo "bench-failover: $impl: scenario $scenario does not apply (VRRP has no paused members and runs no service of ours)" >&2
       continue
     fi
     rc=0

@@ -1,8 +1,11 @@
 //! `failover demo`: the product in one command. Builds a three-node cluster of
-//! network namespaces on one bridge, starts one agent per node, shows who owns the
-//! VIP, kills the owner (SIGKILL of everything in its namespace, as a crashed node),
-//! and prints the failover timeline, the outage a client measured, and that the dead
-//! node's VIP went away by itself. Everything it creates is removed at the end.
+//! network namespaces on one bridge, starts one agent per node with one group — a
+//! service (a process the owner's agent runs), the VIP on top of it and an HTTP
+//! health check — shows who owns it, kills the owner (SIGKILL of everything in its
+//! namespace, as a crashed node), and prints the failover timeline (the group coming
+//! online on the successor, resource by resource), the outage a client measured,
+//! and that the dead node's VIP went away by itself. Everything it creates is
+//! removed at the end.
 //!
 //! It owns only orchestration and printing; the lab pieces (topology, echo, probe,
 //! faults) are the ones the benchmarks use.
@@ -11,8 +14,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::bench::{echo_args, parse_summary, probe_args, wait_for_holders, wait_output};
-use super::impls::{FailoverTiming, Impl, VIP};
+use super::bench::{parse_summary, probe_args, wait_for_holders, wait_output};
+use super::impls::{FailoverTiming, Impl, ServiceGroup, VIP};
 use super::topology;
 use super::{Lab, LabError, fault};
 
@@ -33,25 +36,44 @@ pub struct Step {
     pub what: String,
 }
 
-/// The log lines of the successor that make up a takeover, and how to name them.
-const TIMELINE: [(&str, &str); 5] = [
+/// The log lines of the successor that make up a takeover — message prefix, the
+/// resource it names (if any) — and how to name them.
+const TIMELINE: [(&str, Option<&str>, &str); 7] = [
     (
         "peer down",
+        None,
         "detected: no heartbeat from the owner within deadAfter",
     ),
     (
         "claiming the group",
+        None,
         "decided: placement picks this node, it asks for votes",
     ),
     (
         "a majority voted for this node",
+        None,
         "won the vote (the ledger: a majority)",
     ),
     (
-        "takeover: VIPs up",
-        "VIP added (netlink, with a finite lifetime)",
+        "resource online",
+        Some("service"),
+        "service started (a process of the agent)",
     ),
-    ("takeover: first announcement sent", "gratuitous ARP sent"),
+    (
+        "resource online",
+        Some("vip"),
+        "VIP added (netlink, finite lifetime), gratuitous ARP sent",
+    ),
+    (
+        "resource online",
+        Some("check"),
+        "health check probing the service through the VIP",
+    ),
+    (
+        "takeover: every resource online",
+        None,
+        "group online: every resource up",
+    ),
 ];
 
 /// Picks the takeover steps out of an agent's JSON log, relative to `killed_at`
@@ -63,6 +85,7 @@ pub fn timeline(log: &str, killed_at: f64) -> Vec<Step> {
             continue;
         };
         let message = entry["fields"]["message"].as_str().unwrap_or_default();
+        let resource = entry["fields"]["resource"].as_str();
         let Some(at) = entry["timestamp"]
             .as_str()
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
@@ -73,9 +96,10 @@ pub fn timeline(log: &str, killed_at: f64) -> Vec<Step> {
         if at_ms < 0.0 {
             continue;
         }
-        for (prefix, what) in TIMELINE {
+        for (prefix, named, what) in TIMELINE {
             let first = !steps.iter().any(|s: &Step| s.what == what);
-            if message.starts_with(prefix) && first {
+            let names = named.is_none_or(|r| resource == Some(r));
+            if message.starts_with(prefix) && names && first {
                 steps.push(Step {
                     at_ms,
                     what: what.to_string(),
@@ -121,17 +145,17 @@ fn demo_in(lab: &mut Lab, dir: &Path, imp: &Impl, opts: &DemoOptions) -> Result<
         "config: heartbeat every {} ms, deadAfter {} ms, VIP {VIP}/24, HMAC-authenticated",
         opts.timing.interval_ms, opts.timing.dead_after_ms
     ));
-    let echo_max = Duration::from_secs(120);
-    for i in 1..=3 {
-        let ns = lab.node_ns(i);
-        lab.spawn(
-            &ns,
-            &opts.exe,
-            &echo_args(opts.echo_port, &format!("n{i}"), echo_max),
-            None,
-        )?;
-    }
-    imp.write_config(dir, lab, &[])?;
+    let service = ServiceGroup {
+        exe: opts.exe.clone(),
+        dir: dir.to_path_buf(),
+        port: opts.echo_port,
+        http_port: opts.echo_port + 1,
+        max: Duration::from_secs(120),
+    };
+    imp.write_service_config(dir, lab, &service)?;
+    say(
+        "group: a service (the lab echo, run by the owner's agent) -> the VIP on it -> an HTTP health check of the service through the VIP",
+    );
     let started = Instant::now();
     for i in 1..=3 {
         imp.start(lab, i, dir, &opts.exe)?;
@@ -240,14 +264,18 @@ mod tests {
 not json
 {"timestamp":"2026-11-22T00:00:02.951000Z","level":"INFO","fields":{"message":"claiming the group","group":"vip"}}
 {"timestamp":"2026-11-22T00:00:02.953000Z","level":"INFO","fields":{"message":"a majority voted for this node"}}
-{"timestamp":"2026-11-22T00:00:02.954000Z","level":"INFO","fields":{"message":"takeover: VIPs up"}}
-{"timestamp":"2026-11-22T00:00:02.955000Z","level":"INFO","fields":{"message":"takeover: first announcement sent"}}
+{"timestamp":"2026-11-22T00:00:02.954000Z","level":"INFO","fields":{"message":"resource online","resource":"service"}}
+{"timestamp":"2026-11-22T00:00:02.955000Z","level":"INFO","fields":{"message":"resource online","resource":"vip"}}
+{"timestamp":"2026-11-22T00:00:02.956000Z","level":"INFO","fields":{"message":"resource online","resource":"check"}}
+{"timestamp":"2026-11-22T00:00:02.957000Z","level":"INFO","fields":{"message":"takeover: every resource online"}}
 {"timestamp":"2026-11-22T00:00:03.000000Z","level":"INFO","fields":{"message":"claiming the group"}}"#;
         let killed: jiff::Timestamp = "2026-11-22T00:00:02Z".parse().unwrap();
         let steps = timeline(log, killed.as_millisecond() as f64 / 1000.0);
         let ms: Vec<i64> = steps.iter().map(|s| s.at_ms.round() as i64).collect();
-        assert_eq!(ms, vec![950, 951, 953, 954, 955]);
+        assert_eq!(ms, vec![950, 951, 953, 954, 955, 956, 957]);
         assert!(steps[0].what.starts_with("detected"));
+        assert!(steps[3].what.starts_with("service"));
         assert!(steps[4].what.contains("ARP"));
+        assert!(steps[6].what.starts_with("group online"));
     }
 }
