@@ -128,6 +128,12 @@ struct ResourceFailureLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabel {
+    kind: &'static str,
+    step: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: &'static str,
 }
@@ -178,6 +184,7 @@ pub struct Metrics {
     resource_failures: Family<ResourceFailureLabel, Counter>,
     failovers: Family<ReasonLabel, Counter>,
     phase_seconds: HistogramFamily,
+    resource_step_seconds: Family<StepLabel, Histogram, fn() -> Histogram>,
     vip_errors: Family<OpLabel, Counter>,
     config_reloads: Family<ResultLabel, Counter>,
     interface_up: Family<InterfaceLabel, Gauge>,
@@ -202,6 +209,7 @@ impl Default for Metrics {
             resource_failures: Family::default(),
             failovers: Family::default(),
             phase_seconds: Family::new_with_constructor(phase_histogram),
+            resource_step_seconds: Family::new_with_constructor(phase_histogram),
             vip_errors: Family::default(),
             config_reloads: Family::default(),
             interface_up: Family::default(),
@@ -257,6 +265,11 @@ impl Default for Metrics {
             "phase_seconds",
             "Time from the detection of a failure (peer down) to each phase of the takeover on this node",
             m.phase_seconds.clone(),
+        );
+        registry.register(
+            "resource_step_seconds",
+            "Time one start or stop step of a resource took on this node, by resource kind and step (each bounded by half of deadAfter)",
+            m.resource_step_seconds.clone(),
         );
         registry.register(
             "vip_errors",
@@ -348,6 +361,13 @@ impl Metrics {
                 })
                 .set(i64::from(each == state));
         }
+    }
+
+    /// Records how long one start or stop step of a resource of `kind` took.
+    pub fn resource_step(&self, kind: &'static str, step: &'static str, seconds: f64) {
+        self.resource_step_seconds
+            .get_or_create(&StepLabel { kind, step })
+            .observe(seconds);
     }
 
     /// Counts a failure of a running resource and what followed it.

@@ -44,9 +44,9 @@ use tracing::{debug, error, info, warn};
 use self::health::{Checker, Health, Probe, Schedule};
 use self::interfaces::Interfaces;
 use self::process::{CommandSpec, Exit, ProcessError, Stopped, Watched};
-use self::supervisor::{Driver, GroupRun};
+use self::supervisor::{Driver, GroupRun, Step};
 use self::vips::{Announcer, Vips};
-use super::metrics::{Phase, Telemetry};
+use super::metrics::{Metrics, Phase, Telemetry};
 use super::vip::{BoundVip, VipError};
 use crate::contract::model::AgentConfig;
 use crate::contract::plan::{PlannedResource, ProbePlan, ProcessPlan, ResourceKind};
@@ -157,6 +157,7 @@ struct NodeDrivers<'a> {
     cluster: &'a str,
     /// Where the watched resources report.
     events: &'a mpsc::Sender<ResourceEvent>,
+    metrics: &'a Metrics,
     lifetime: Duration,
     origin: Instant,
     /// Local time the last VIP came up, and was first announced, in this step.
@@ -169,12 +170,14 @@ impl<'a> NodeDrivers<'a> {
         vips: &'a Vips,
         node: &'a str,
         events: &'a mpsc::Sender<ResourceEvent>,
+        metrics: &'a Metrics,
         config: &'a AgentConfig,
         origin: Instant,
     ) -> Self {
         NodeDrivers {
             vips,
             node,
+            metrics,
             cluster: &config.model.cluster,
             events,
             lifetime: config.vip_lifetime(),
@@ -332,6 +335,11 @@ impl Driver for NodeDrivers<'_> {
                 Ok(())
             }
         }
+    }
+
+    fn took(&mut self, resource: &PlannedResource, step: Step, seconds: f64) {
+        self.metrics
+            .resource_step(resource.kind.label(), step.label(), seconds);
     }
 
     async fn clean(&mut self, group: &str, resource: &PlannedResource) {
@@ -494,8 +502,14 @@ impl Resources {
             .unwrap_or_default();
         let mut run = GroupRun::new(plan);
         let timeout = step_timeout(config);
-        let mut drivers =
-            NodeDrivers::new(&self.vips, &self.node, &self.events, config, self.origin);
+        let mut drivers = NodeDrivers::new(
+            &self.vips,
+            &self.node,
+            &self.events,
+            &self.telemetry.metrics,
+            config,
+            self.origin,
+        );
         let failures = run.start(&mut drivers, group, timeout).await;
         if !failures.is_empty() {
             run.stop(&mut drivers, group, timeout).await;
@@ -568,8 +582,14 @@ impl Resources {
         };
         // No announcement may leave after a VIP's release.
         drop(held.announcer.take());
-        let mut drivers =
-            NodeDrivers::new(&self.vips, &self.node, &self.events, config, self.origin);
+        let mut drivers = NodeDrivers::new(
+            &self.vips,
+            &self.node,
+            &self.events,
+            &self.telemetry.metrics,
+            config,
+            self.origin,
+        );
         held.run
             .stop(&mut drivers, group, step_timeout(config))
             .await;
@@ -590,8 +610,14 @@ impl Resources {
             if same {
                 continue;
             }
-            let mut drivers =
-                NodeDrivers::new(&self.vips, &self.node, &self.events, config, self.origin);
+            let mut drivers = NodeDrivers::new(
+                &self.vips,
+                &self.node,
+                &self.events,
+                &self.telemetry.metrics,
+                config,
+                self.origin,
+            );
             held.silence_for(&held.run.going(plan));
             let failures = held.run.replan(plan, &mut drivers, group, timeout).await;
             for failure in &failures {
@@ -679,8 +705,14 @@ impl Resources {
             warn!(group, resource, reason = reason.code(), why = %repair.message, restart = repair.restarts, limit = policy.limit, restart_of = ?targets, "resource failed; restarting in place");
             held.run.failed(&resource, reason, repair.message.clone());
             let timeout = step_timeout(config);
-            let mut drivers =
-                NodeDrivers::new(&self.vips, &self.node, &self.events, config, self.origin);
+            let mut drivers = NodeDrivers::new(
+                &self.vips,
+                &self.node,
+                &self.events,
+                &self.telemetry.metrics,
+                config,
+                self.origin,
+            );
             held.silence_for(&held.run.restart_set(&targets));
             let failures = held
                 .run

@@ -41,6 +41,25 @@ pub(super) trait Driver {
     /// Removes whatever of `resource` a step that timed out may have left (the
     /// step's future was dropped with what it held).
     async fn clean(&mut self, group: &str, resource: &PlannedResource);
+    /// How long a start or stop step of `resource` took (also one that failed or
+    /// timed out), for the step histogram.
+    fn took(&mut self, resource: &PlannedResource, step: Step, seconds: f64);
+}
+
+/// A step of a resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Start,
+    Stop,
+}
+
+impl Step {
+    pub fn label(self) -> &'static str {
+        match self {
+            Step::Start => "start",
+            Step::Stop => "stop",
+        }
+    }
 }
 
 /// One resource of a group on this node and its state.
@@ -183,6 +202,7 @@ impl<R> GroupRun<R> {
             let began = Instant::now();
             let outcome = tokio::time::timeout(timeout, driver.start(group, &slot.resource)).await;
             let ms = began.elapsed().as_secs_f64() * 1e3;
+            driver.took(&slot.resource, Step::Start, ms / 1e3);
             let (reason, message) = match outcome {
                 Ok(Ok(running)) => {
                     slot.running = Some(running);
@@ -337,6 +357,7 @@ async fn stop_slot<R, D: Driver<Running = R>>(
     let began = Instant::now();
     let outcome = tokio::time::timeout(timeout, driver.stop(group, &slot.resource, running)).await;
     let ms = began.elapsed().as_secs_f64() * 1e3;
+    driver.took(&slot.resource, Step::Stop, ms / 1e3);
     let message = match outcome {
         Ok(Ok(())) => {
             info!(group, resource = %slot.resource.name, kind = slot.resource.kind.label(), step = "stop", ms, "resource offline");
@@ -407,6 +428,7 @@ mod tests {
         async fn clean(&mut self, _: &str, r: &PlannedResource) {
             self.calls.lock().unwrap().push(format!("clean {}", r.name));
         }
+        fn took(&mut self, _: &PlannedResource, _: Step, _: f64) {}
     }
 
     impl Recorder {

@@ -415,7 +415,8 @@ fn a_failing_check_restarts_what_it_checks_then_the_group_fails_over() {
 async fn failing_check() {
     let dir = service_dir("check");
     let config = service(&dir);
-    let mut resources = Resources::open("n1", &config, Arc::new(Telemetry::new()), Instant::now())
+    let telemetry = Arc::new(Telemetry::new());
+    let mut resources = Resources::open("n1", &config, telemetry.clone(), Instant::now())
         .await
         .unwrap();
     assert_eq!(resources.start("svc", &config, None).await, Started::Online);
@@ -458,6 +459,14 @@ async fn failing_check() {
         BTreeMap::from([("svc".to_owned(), UnableReason::ResourceFailed)])
     );
     assert_eq!(resource_state(&resources, "check").1, "RestartLimitReached");
+    let metrics = telemetry.metrics.render();
+    for series in [
+        r#"failover_resource_failures_total{group="svc",resource="check",reason="HealthCheckFailed",action="restarted"} 1"#,
+        r#"failover_resource_failures_total{group="svc",resource="check",reason="HealthCheckFailed",action="failed_over"} 1"#,
+        r#"failover_resource_step_seconds_count{kind="process",step="start"} 2"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
 
     resources.stop("svc", &config).await;
     assert!(!alive(second), "stop ends the daemon");
