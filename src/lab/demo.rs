@@ -34,7 +34,7 @@ pub struct Step {
 }
 
 /// The log lines of the successor that make up a takeover, and how to name them.
-const TIMELINE: [(&str, &str); 5] = [
+const TIMELINE: [(&str, &str); 3] = [
     (
         "peer down",
         "detected: no heartbeat from the owner within deadAfter",
@@ -47,22 +47,30 @@ const TIMELINE: [(&str, &str); 5] = [
         "a majority voted for this node",
         "won the vote (the ledger: a majority)",
     ),
-    (
-        "takeover: VIPs up",
-        "VIP added (netlink, with a finite lifetime)",
-    ),
-    ("takeover: first announcement sent", "gratuitous ARP sent"),
+];
+
+/// The message of the agent's one line per takeover, and its fields (milliseconds
+/// since the detection) that make up the rest of the timeline, and how to name them.
+const TAKEOVER_LINE: &str = "takeover timeline";
+const TAKEOVER_PHASES: [(&str, &str); 3] = [
+    ("vip_up_ms", "VIP added (netlink, with a finite lifetime)"),
+    ("arp_sent_ms", "gratuitous ARP sent"),
+    ("online_ms", "every resource of the group online"),
 ];
 
 /// Picks the takeover steps out of an agent's JSON log, relative to `killed_at`
-/// (Unix time in seconds). Pure, so it is tested without a lab.
+/// (Unix time in seconds): the steps logged as they happen, then the phases of the
+/// takeover's timeline line, placed after the detection they are timed from. Pure,
+/// so it is tested without a lab.
 pub fn timeline(log: &str, killed_at: f64) -> Vec<Step> {
-    let mut steps = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut detected_ms = None;
     for line in log.lines() {
         let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        let message = entry["fields"]["message"].as_str().unwrap_or_default();
+        let fields = &entry["fields"];
+        let message = fields["message"].as_str().unwrap_or_default();
         let Some(at) = entry["timestamp"]
             .as_str()
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
@@ -74,10 +82,28 @@ pub fn timeline(log: &str, killed_at: f64) -> Vec<Step> {
             continue;
         }
         for (prefix, what) in TIMELINE {
-            let first = !steps.iter().any(|s: &Step| s.what == what);
+            let first = !steps.iter().any(|s| s.what == what);
             if message.starts_with(prefix) && first {
+                if prefix == TIMELINE[0].0 {
+                    detected_ms = Some(at_ms);
+                }
                 steps.push(Step {
                     at_ms,
+                    what: what.to_string(),
+                });
+            }
+        }
+        let Some(detected) = detected_ms else {
+            continue;
+        };
+        if message != TAKEOVER_LINE || fields["from"] != "detection" {
+            continue;
+        }
+        for (field, what) in TAKEOVER_PHASES {
+            let first = !steps.iter().any(|s| s.what == what);
+            if let Some(ms) = fields[field].as_f64().filter(|_| first) {
+                steps.push(Step {
+                    at_ms: detected + ms,
                     what: what.to_string(),
                 });
             }
@@ -240,14 +266,15 @@ mod tests {
 not json
 {"timestamp":"2026-11-22T00:00:02.951000Z","level":"INFO","fields":{"message":"claiming the group","group":"vip"}}
 {"timestamp":"2026-11-22T00:00:02.953000Z","level":"INFO","fields":{"message":"a majority voted for this node"}}
-{"timestamp":"2026-11-22T00:00:02.954000Z","level":"INFO","fields":{"message":"takeover: VIPs up"}}
-{"timestamp":"2026-11-22T00:00:02.955000Z","level":"INFO","fields":{"message":"takeover: first announcement sent"}}
-{"timestamp":"2026-11-22T00:00:03.000000Z","level":"INFO","fields":{"message":"claiming the group"}}"#;
+{"timestamp":"2026-11-22T00:00:02.956000Z","level":"INFO","fields":{"message":"takeover timeline","group":"vip","from":"detection","decided_ms":1.0,"ledger_ms":3.0,"vip_up_ms":4.0,"arp_sent_ms":5.0,"online_ms":6.0}}
+{"timestamp":"2026-11-22T00:00:03.000000Z","level":"INFO","fields":{"message":"claiming the group"}}
+{"timestamp":"2026-11-22T00:00:03.001000Z","level":"INFO","fields":{"message":"takeover timeline","from":"decision","vip_up_ms":0.5}}"#;
         let killed: jiff::Timestamp = "2026-11-22T00:00:02Z".parse().unwrap();
         let steps = timeline(log, killed.as_millisecond() as f64 / 1000.0);
         let ms: Vec<i64> = steps.iter().map(|s| s.at_ms.round() as i64).collect();
-        assert_eq!(ms, vec![950, 951, 953, 954, 955]);
+        assert_eq!(ms, vec![950, 951, 953, 954, 955, 956]);
         assert!(steps[0].what.starts_with("detected"));
         assert!(steps[4].what.contains("ARP"));
+        assert!(steps[5].what.contains("online"));
     }
 }
