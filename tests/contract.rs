@@ -2,17 +2,21 @@
 //! its report as annotations (`agent::kube::lease::node_lease`), the operator reads them
 //! back (`operator::status::Reports::from_leases`). The annotation values are
 //! `contract::report`'s types on both sides; this test keeps the whole round trip
-//! (names, hash text, view with the failover counts, explanations, owned groups with their resources' states)
-//! the same, and a report of an older agent, without resource states, still reads.
+//! (names, hash text, view with the failover counts, explanations, owned groups with their resources' states,
+//! the takeovers with their phases, down to status) the same, and a report of an older agent, without resource
+//! states, still reads.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use failover::agent::kube::lease::node_lease;
+use failover::agent::metrics::Phase;
 use failover::agent::runtime::Report;
+use failover::agent::timeline::{Origin, Takeover};
 use failover::api::ResourceState;
 use failover::contract::names;
 use failover::contract::report::{Owned, ResourceReason, ResourceReport};
-use failover::operator::status::Reports;
+use failover::operator::status::{Reports, recent_takeovers};
 use failover::placement::Reason;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -53,6 +57,18 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
         explain: BTreeMap::from([("web".to_owned(), "a owns web".to_owned())]),
         failed: vec!["db".to_owned()],
         failovers: BTreeMap::from([("db".to_owned(), 3)]),
+        takeovers: vec![Takeover {
+            group: "web".into(),
+            reason: Reason::Failback,
+            epoch: 7,
+            origin: Origin::Decided,
+            time: since,
+            phases: vec![
+                (Phase::Decided, Duration::ZERO),
+                (Phase::Ledger, Duration::from_micros(1500)),
+                (Phase::Online, Duration::from_micros(2250)),
+            ],
+        }],
     };
     // As the operator creates it: name and labels, no spec.
     let created = Lease {
@@ -82,7 +98,24 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
     assert_eq!(view.held, BTreeMap::from([("web".to_owned(), 7)]));
     // The same type on both sides: what the operator reads is what the agent owns.
     assert_eq!(node.owned, report.owned);
+    let takeovers: Vec<_> = report.takeovers.iter().map(Takeover::report).collect();
+    assert_eq!(node.takeovers, takeovers);
     assert!(node.renewed.is_some());
+    // ...and what status shows of it.
+    let shown = recent_takeovers(&[], "web", &reports);
+    assert_eq!(shown.len(), 1);
+    assert_eq!((shown[0].node.as_str(), shown[0].epoch), ("a", 7));
+    assert_eq!(shown[0].reason, "Failback");
+    assert_eq!(shown[0].time.0, since);
+    let phases: Vec<(&str, f64)> = shown[0]
+        .phases
+        .iter()
+        .map(|p| (p.phase.as_str(), p.ms))
+        .collect();
+    assert_eq!(
+        phases,
+        [("decided", 0.0), ("ledger", 1.5), ("online", 2.25)]
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! `runtime` is the event loop both modes share around the engine, `kube` the
 //! Kubernetes mode, `resources` what the loop starts, renews and stops for a
 //! group (its VIPs and their announcements), `vip` the netlink and ARP/NDP driver
-//! under it.
+//! under it, `timeline` the record of each takeover's phases.
 //!
 //! Owns every piece of IO the agent does on its node, and its metrics. What it
 //! shares with the operator (the configuration it runs and its hash, object names,
@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod realtime;
 pub mod resources;
 pub mod runtime;
+pub mod timeline;
 pub mod vip;
 
 pub use runtime::{AgentError, AgentOptions, run};

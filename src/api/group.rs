@@ -602,7 +602,8 @@ pub struct ResourceGroupStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["node".into()]))]
     pub members: Vec<MemberExplanation>,
     /// The last takeovers of the group, newest first (at most
-    /// [`RECENT_TAKEOVERS`]), each phase by phase as the new owner timed it.
+    /// [`RECENT_TAKEOVERS`]), each phase by phase as the new owner timed it and
+    /// reported it in its node Lease.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 5))]
     pub recent_takeovers: Vec<TakeoverRecord>,
@@ -686,10 +687,12 @@ pub struct TakeoverRecord {
     pub reason: String,
     /// Ownership epoch the node took the group at.
     pub epoch: u64,
-    /// When placement chose this node.
+    /// When the takeover began: when the node detected the failure it answers (no
+    /// heartbeat from a peer within `deadAfter`, or the peer left), or, without
+    /// one (a planned move, a failback, a first placement), when placement chose
+    /// the node.
     pub time: Time,
-    /// Each phase reached, in order, with the milliseconds since placement chose
-    /// this node.
+    /// Each phase reached, in order, with the milliseconds since `time`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<PhaseTime>,
 }
@@ -698,9 +701,12 @@ pub struct TakeoverRecord {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PhaseTime {
-    /// The phase: `decided`, `ledger`, `vip_up`, `arp_sent` or `online`.
+    /// The phase: `decided` (placement chose the node), `ledger` (a majority
+    /// voted for it), `vip_up` (its VIPs are on the interface), `arp_sent` (the
+    /// first gratuitous ARP / unsolicited NA left) or `online` (every resource of
+    /// the group is online); a group without VIPs has no `vip_up` nor `arp_sent`.
     pub phase: String,
-    /// Milliseconds since placement chose the node.
+    /// Milliseconds since the takeover began (to the microsecond).
     pub ms: f64,
 }
 

@@ -51,6 +51,10 @@ pub const VIEW: &str = "failover.dev/view";
 pub const OWNED: &str = "failover.dev/owned";
 /// Node Lease annotation: JSON `{group: sentence}` why the node is (not) the owner.
 pub const EXPLAIN: &str = "failover.dev/explain";
+/// Node Lease annotation: JSON `[{"group", "reason", "epoch", "time", "phases"}]`,
+/// the last takeovers this node made, newest first, each phase by phase as it timed
+/// them (`contract::report::Takeover`); at most a few per group, so it stays small.
+pub const TAKEOVERS: &str = "failover.dev/takeovers";
 /// Group Lease annotation: placement reason code of the last ownership change.
 pub const REASON: &str = "failover.dev/reason";
 /// Group Lease annotation: the sentence describing the last ownership change.

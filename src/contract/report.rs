@@ -1,7 +1,8 @@
 //! What an agent reports in its node Lease and the operator reads back into status:
-//! the values of the `failover.dev/view` and `failover.dev/owned` annotations
-//! (`names::VIEW`, `names::OWNED`), one type each for both sides, so the writer and
-//! the reader cannot spell the JSON differently.
+//! the values of the `failover.dev/view`, `failover.dev/owned` and
+//! `failover.dev/takeovers` annotations (`names::VIEW`, `names::OWNED`,
+//! `names::TAKEOVERS`), one type each for both sides, so the writer and the reader
+//! cannot spell the JSON differently.
 //!
 //! Owns the JSON form of those values and the reason codes of resource states. It must never hold how they are gathered
 //! (the agent's runtime) or what status makes of them (the operator's).
@@ -11,8 +12,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::api::ResourceState;
 use crate::api::conditions::event;
+use crate::api::{PhaseTime, ResourceState};
 use crate::placement::Reason;
 
 /// Reason code of a resource the agent accepts and reports but does not run in
@@ -153,6 +154,29 @@ pub struct Owned {
     pub resources: Vec<ResourceReport>,
 }
 
+/// One takeover a node made (an item of `failover.dev/takeovers`, newest first):
+/// JSON `{"group", "reason", "epoch", "time", "phases": [{"phase", "ms"}]}`, the
+/// reason as its code (kept as text, as a newer agent's code must still read), the
+/// time in RFC 3339: when the takeover began (the detection of the failure it
+/// answers, or placement's decision for a planned move), each phase with the
+/// milliseconds since then. A record without a readable time reads as one that does
+/// not say when (the operator skips it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Takeover {
+    /// The group taken.
+    pub group: String,
+    /// Why placement made this node the owner ([`Reason::code`]).
+    pub reason: String,
+    /// The ownership epoch the node took the group at.
+    pub epoch: u64,
+    /// When the takeover began (wall clock).
+    #[serde(default, with = "rfc3339")]
+    pub time: Option<Timestamp>,
+    /// Each phase reached, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseTime>,
+}
+
 /// An optional timestamp as RFC 3339 text (jiff's `Display` and `FromStr`);
 /// unreadable text reads as `None`.
 mod rfc3339 {
@@ -267,6 +291,33 @@ mod tests {
             let owned: Owned = serde_json::from_value(value).unwrap();
             assert_eq!((owned.epoch, owned.since), (3, None));
         }
+    }
+
+    #[test]
+    fn a_takeover_is_written_with_its_phases_and_reads_without_a_time() {
+        let takeover = Takeover {
+            group: "web".into(),
+            reason: Reason::OwnerLost.code().into(),
+            epoch: 4,
+            time: Some("2026-12-01T05:00:00.250Z".parse().unwrap()),
+            phases: vec![PhaseTime {
+                phase: "online".into(),
+                ms: 3.5,
+            }],
+        };
+        let value = serde_json::to_value(&takeover).unwrap();
+        assert_eq!(
+            value,
+            json!({"group": "web", "reason": "OwnerLost", "epoch": 4,
+                   "time": "2026-12-01T05:00:00.25Z",
+                   "phases": [{"phase": "online", "ms": 3.5}]})
+        );
+        assert_eq!(serde_json::from_value::<Takeover>(value).unwrap(), takeover);
+        let timeless: Takeover = serde_json::from_value(
+            json!({"group": "web", "reason": "SomethingNew", "epoch": 1, "time": "soon"}),
+        )
+        .unwrap();
+        assert_eq!((timeless.time, timeless.phases.len()), (None, 0));
     }
 
     #[test]

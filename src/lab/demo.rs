@@ -38,7 +38,7 @@ pub struct Step {
 
 /// The log lines of the successor that make up a takeover — message prefix, the
 /// resource it names (if any) — and how to name them.
-const TIMELINE: [(&str, Option<&str>, &str); 7] = [
+const TIMELINE: [(&str, Option<&str>, &str); 6] = [
     (
         "peer down",
         None,
@@ -62,30 +62,37 @@ const TIMELINE: [(&str, Option<&str>, &str); 7] = [
     (
         "resource online",
         Some("vip"),
-        "VIP added (netlink, finite lifetime), gratuitous ARP sent",
+        "VIP added (netlink, finite lifetime)",
     ),
     (
         "resource online",
         Some("check"),
         "health check probing the service through the VIP",
     ),
-    (
-        "takeover: every resource online",
-        None,
-        "group online: every resource up",
-    ),
+];
+
+/// The message of the agent's one line per takeover, and its fields (milliseconds
+/// since the detection) that the resource lines do not show, and how to name them.
+const TAKEOVER_LINE: &str = "takeover timeline";
+const TAKEOVER_PHASES: [(&str, &str); 2] = [
+    ("arp_sent_ms", "gratuitous ARP sent"),
+    ("online_ms", "group online: every resource up"),
 ];
 
 /// Picks the takeover steps out of an agent's JSON log, relative to `killed_at`
-/// (Unix time in seconds). Pure, so it is tested without a lab.
+/// (Unix time in seconds): the steps logged as they happen, then the phases of the
+/// takeover's timeline line, placed after the detection they are timed from. Pure,
+/// so it is tested without a lab.
 pub fn timeline(log: &str, killed_at: f64) -> Vec<Step> {
-    let mut steps = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut detected_ms = None;
     for line in log.lines() {
         let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        let message = entry["fields"]["message"].as_str().unwrap_or_default();
-        let resource = entry["fields"]["resource"].as_str();
+        let fields = &entry["fields"];
+        let message = fields["message"].as_str().unwrap_or_default();
+        let resource = fields["resource"].as_str();
         let Some(at) = entry["timestamp"]
             .as_str()
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
@@ -100,13 +107,33 @@ pub fn timeline(log: &str, killed_at: f64) -> Vec<Step> {
             let first = !steps.iter().any(|s: &Step| s.what == what);
             let names = named.is_none_or(|r| resource == Some(r));
             if message.starts_with(prefix) && names && first {
+                if prefix == TIMELINE[0].0 {
+                    detected_ms = Some(at_ms);
+                }
                 steps.push(Step {
                     at_ms,
                     what: what.to_string(),
                 });
             }
         }
+        let Some(detected) = detected_ms else {
+            continue;
+        };
+        if message != TAKEOVER_LINE || fields["from"] != "detection" {
+            continue;
+        }
+        for (field, what) in TAKEOVER_PHASES {
+            let first = !steps.iter().any(|s| s.what == what);
+            if let Some(ms) = fields[field].as_f64().filter(|_| first) {
+                steps.push(Step {
+                    at_ms: detected + ms,
+                    what: what.to_string(),
+                });
+            }
+        }
     }
+    // The timeline line's phases come after the lines they happened between.
+    steps.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     steps
 }
 
@@ -266,16 +293,19 @@ not json
 {"timestamp":"2026-11-22T00:00:02.953000Z","level":"INFO","fields":{"message":"a majority voted for this node"}}
 {"timestamp":"2026-11-22T00:00:02.954000Z","level":"INFO","fields":{"message":"resource online","resource":"service"}}
 {"timestamp":"2026-11-22T00:00:02.955000Z","level":"INFO","fields":{"message":"resource online","resource":"vip"}}
-{"timestamp":"2026-11-22T00:00:02.956000Z","level":"INFO","fields":{"message":"resource online","resource":"check"}}
-{"timestamp":"2026-11-22T00:00:02.957000Z","level":"INFO","fields":{"message":"takeover: every resource online"}}
-{"timestamp":"2026-11-22T00:00:03.000000Z","level":"INFO","fields":{"message":"claiming the group"}}"#;
+{"timestamp":"2026-11-22T00:00:02.957000Z","level":"INFO","fields":{"message":"resource online","resource":"check"}}
+{"timestamp":"2026-11-22T00:00:02.958000Z","level":"INFO","fields":{"message":"takeover timeline","group":"vip","from":"detection","decided_ms":1.0,"ledger_ms":3.0,"vip_up_ms":5.0,"arp_sent_ms":6.0,"online_ms":8.0}}
+{"timestamp":"2026-11-22T00:00:03.000000Z","level":"INFO","fields":{"message":"claiming the group"}}
+{"timestamp":"2026-11-22T00:00:03.001000Z","level":"INFO","fields":{"message":"takeover timeline","from":"decision","vip_up_ms":0.5}}"#;
         let killed: jiff::Timestamp = "2026-11-22T00:00:02Z".parse().unwrap();
         let steps = timeline(log, killed.as_millisecond() as f64 / 1000.0);
         let ms: Vec<i64> = steps.iter().map(|s| s.at_ms.round() as i64).collect();
-        assert_eq!(ms, vec![950, 951, 953, 954, 955, 956, 957]);
+        assert_eq!(ms, vec![950, 951, 953, 954, 955, 956, 957, 958]);
         assert!(steps[0].what.starts_with("detected"));
         assert!(steps[3].what.starts_with("service"));
-        assert!(steps[4].what.contains("ARP"));
-        assert!(steps[6].what.starts_with("group online"));
+        assert!(steps[4].what.starts_with("VIP"));
+        assert!(steps[5].what.contains("ARP"));
+        assert!(steps[6].what.starts_with("health check"));
+        assert!(steps[7].what.starts_with("group online"));
     }
 }

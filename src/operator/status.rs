@@ -17,12 +17,12 @@ use kube::ResourceExt;
 use crate::api::conditions::{self as cond, event, reason};
 use crate::api::{
     FailoverCluster, FailoverClusterStatus, GroupPhase, MemberExplanation, MemberState,
-    MemberStatus, Problem, QuorumMode, QuorumState, QuorumStatus, ResourceGroup,
-    ResourceGroupStatus, ResourceStatus, Transition,
+    MemberStatus, Problem, QuorumMode, QuorumState, QuorumStatus, RECENT_TAKEOVERS, ResourceGroup,
+    ResourceGroupStatus, ResourceStatus, TakeoverRecord, Transition,
 };
 use crate::contract::events::takeover_event;
 use crate::contract::names;
-use crate::contract::report::{Owned, ResourceReport, View};
+use crate::contract::report::{Owned, ResourceReport, Takeover, View};
 use crate::placement::Reason;
 
 /// How often an agent renews its node Lease at the least (the contract: every
@@ -47,6 +47,8 @@ pub struct NodeReport {
     pub explain: BTreeMap<String, String>,
     /// The groups it runs now (absent or malformed annotation: none).
     pub owned: BTreeMap<String, Owned>,
+    /// Its last takeovers, newest first (absent or malformed annotation: none).
+    pub takeovers: Vec<Takeover>,
 }
 
 /// What a group Lease records.
@@ -103,6 +105,10 @@ impl Reports {
                             .unwrap_or_default(),
                         owned: annotations
                             .get(names::OWNED)
+                            .and_then(|v| serde_json::from_str(v).ok())
+                            .unwrap_or_default(),
+                        takeovers: annotations
+                            .get(names::TAKEOVERS)
                             .and_then(|v| serde_json::from_str(v).ok())
                             .unwrap_or_default(),
                     },
@@ -591,10 +597,51 @@ pub fn group_status(
         last_transition,
         failovers,
         members,
-        recent_takeovers: previous.recent_takeovers.clone(),
+        recent_takeovers: recent_takeovers(&previous.recent_takeovers, &name, reports),
         observed_generation: generation,
         conditions: vec![ready, config_valid],
     }
+}
+
+/// `status.recentTakeovers`: the takeovers of `group` shown before and those the
+/// members report (whichever members: a takeover by a node no longer in the cluster
+/// happened all the same), each once by (node, epoch) — as shown first, so that a
+/// written status reads back the same — newest first, at most [`RECENT_TAKEOVERS`].
+/// A reported takeover without a readable time is left out.
+pub fn recent_takeovers(
+    shown: &[TakeoverRecord],
+    group: &str,
+    reports: &Reports,
+) -> Vec<TakeoverRecord> {
+    let reported = reports.nodes.iter().flat_map(|(node, report)| {
+        report
+            .takeovers
+            .iter()
+            .filter(|t| t.group == group)
+            .filter_map(|t| {
+                Some(TakeoverRecord {
+                    node: node.clone(),
+                    reason: t.reason.clone(),
+                    epoch: t.epoch,
+                    time: Time(t.time?),
+                    phases: t.phases.clone(),
+                })
+            })
+    });
+    let mut merged: Vec<TakeoverRecord> = Vec::new();
+    for record in shown.iter().cloned().chain(reported) {
+        if !merged
+            .iter()
+            .any(|m| m.node == record.node && m.epoch == record.epoch)
+        {
+            merged.push(record);
+        }
+    }
+    // Status keeps whole seconds (metav1.Time): within one second the epoch, which
+    // every take raises, tells the order.
+    merged.sort_by_key(|r| std::cmp::Reverse((r.time.0.as_second(), r.epoch)));
+    merged.truncate(RECENT_TAKEOVERS);
+    merged
 }
 
 /// A resource's state as its owner reports it; the message starts with the reason

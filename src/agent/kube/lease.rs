@@ -48,6 +48,7 @@ use serde_json::json;
 use tracing::debug;
 
 use crate::agent::runtime::Report;
+use crate::agent::timeline::Takeover;
 use crate::contract::model::hash_text;
 use crate::contract::names;
 use crate::contract::report::View;
@@ -230,11 +231,13 @@ pub fn node_annotations(report: &Report) -> BTreeMap<String, String> {
         failed: report.failed.clone(),
         failovers: report.failovers.clone(),
     };
+    let takeovers: Vec<_> = report.takeovers.iter().map(Takeover::report).collect();
     BTreeMap::from([
         (names::OWNED.to_owned(), json!(report.owned).to_string()),
         (names::CONFIG_HASH.to_owned(), hash_text(report.config_hash)),
         (names::VIEW.to_owned(), json!(view).to_string()),
         (names::EXPLAIN.to_owned(), json!(report.explain).to_string()),
+        (names::TAKEOVERS.to_owned(), json!(takeovers).to_string()),
     ])
 }
 

@@ -37,6 +37,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use self::lease::{LeaseError, Leases, Record, Recorded};
 use super::resources::Repair;
 use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update};
+use super::timeline::millis;
 use crate::api::FailoverCluster;
 use crate::api::conditions::event;
 use crate::api::duration::whole_seconds_up_i32;
@@ -133,18 +134,25 @@ pub fn cluster_reference(cm: &ConfigMap) -> Option<ObjectReference> {
 /// The Event for a notice: (type, reason, note).
 pub fn event_for(node: &str, notice: &Notice) -> (EventType, &'static str, String) {
     match notice {
-        Notice::Took {
-            group,
-            reason,
-            message,
-        } => {
-            let (warning, kind) = takeover_event(Some(*reason));
+        Notice::Took { message, takeover } => {
+            let (warning, kind) = takeover_event(Some(takeover.reason));
             let type_ = if warning {
                 EventType::Warning
             } else {
                 EventType::Normal
             };
-            let note = format!("{node} took group {group} ({}): {message}", reason.code());
+            let phases: Vec<String> = takeover
+                .phases
+                .iter()
+                .map(|&(phase, since)| format!("{} {:.1} ms", phase.label(), millis(since)))
+                .collect();
+            let note = format!(
+                "{node} took group {} ({}): {message}; timeline from the {}: {}",
+                takeover.group,
+                takeover.reason.code(),
+                takeover.origin.label(),
+                phases.join(", ")
+            );
             (type_, kind, note)
         }
         Notice::Fenced { group } => (
@@ -420,13 +428,15 @@ impl Backend for KubeBackend {
 }
 
 /// What of a report makes the node Lease out of date at once (the explanations
-/// follow with the next periodic write).
+/// follow with the next periodic write). A finished takeover is news: status shows
+/// its timeline without waiting for the renewal.
 fn news(report: &Report) -> impl PartialEq + '_ {
     (
         report.config_hash,
         report.quorate,
         &report.alive,
         &report.owned,
+        &report.takeovers,
     )
 }
 
@@ -723,7 +733,8 @@ async fn publish_events(
     while let Some(notice) = notices.recv().await {
         let (type_, reason, note) = event_for(&node, &notice);
         let subject = match &notice {
-            Notice::Took { group, .. } | Notice::Fenced { group } => group.as_str(),
+            Notice::Took { takeover, .. } => takeover.group.as_str(),
+            Notice::Fenced { group } => group.as_str(),
             Notice::ResourceFailed(repair) => repair.group.as_str(),
             _ => "",
         };

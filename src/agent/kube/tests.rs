@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 use super::lease::{self, LeaseError, Leases, Record, Verdict, WitnessAnswer};
 use super::*;
+use crate::agent::metrics::Phase;
+use crate::agent::timeline::{Origin, Takeover};
 use crate::contract::model::ConfigError;
 use crate::contract::report::Owned;
 use crate::placement::Reason;
@@ -200,6 +202,25 @@ fn report() -> Report {
         explain: BTreeMap::from([("web".into(), "n1 is the owner".into())]),
         failed: vec!["db".into()],
         failovers: BTreeMap::from([("db".into(), 2)]),
+        takeovers: vec![takeover()],
+    }
+}
+
+/// A failover of web to n1, 3.5 ms from the detection to every resource online.
+fn takeover() -> Takeover {
+    Takeover {
+        group: "web".into(),
+        reason: Reason::OwnerLost,
+        epoch: 4,
+        origin: Origin::Detected,
+        time: "2026-12-01T04:00:00Z".parse().unwrap(),
+        phases: vec![
+            (Phase::Decided, Duration::from_micros(400)),
+            (Phase::Ledger, Duration::from_micros(2100)),
+            (Phase::VipUp, Duration::from_micros(3000)),
+            (Phase::ArpSent, Duration::from_micros(3120)),
+            (Phase::Online, Duration::from_micros(3500)),
+        ],
     }
 }
 
@@ -225,6 +246,15 @@ fn node_lease_annotations_follow_the_contract() {
             "message": "web failed back from n2 to n1, which ranks higher",
             "since": "2026-12-01T04:00:00Z",
         }})
+    );
+
+    let takeovers: Value = serde_json::from_str(&a["failover.dev/takeovers"]).unwrap();
+    assert_eq!(
+        takeovers,
+        json!([{"group": "web", "reason": "OwnerLost", "epoch": 4, "time": "2026-12-01T04:00:00Z",
+                "phases": [{"phase": "decided", "ms": 0.4}, {"phase": "ledger", "ms": 2.1},
+                           {"phase": "vip_up", "ms": 3.0}, {"phase": "arp_sent", "ms": 3.12},
+                           {"phase": "online", "ms": 3.5}]}])
     );
 
     let now = Timestamp::now();
@@ -295,6 +325,9 @@ fn node_lease_is_written_at_once_on_news_and_spaced_by_the_floor() {
     news.push(n);
     let mut n = r.clone();
     n.owned.clear();
+    news.push(n);
+    let mut n = r.clone();
+    n.takeovers[0].epoch = 5;
     news.push(n);
     for n in &news {
         assert_eq!(
@@ -520,13 +553,38 @@ fn secret_gives_the_keyring_with_the_previous_key() {
 #[test]
 fn notices_become_events_with_reasons() {
     let took = |reason| Notice::Took {
-        group: "web".into(),
-        reason,
         message: "why".into(),
+        takeover: Takeover {
+            reason,
+            ..takeover()
+        },
     };
     let (t, r, note) = event_for("n1", &took(Reason::OwnerLost));
     assert_eq!((t, r), (EventType::Warning, "Failover"));
-    assert_eq!(note, "n1 took group web (OwnerLost): why");
+    assert_eq!(
+        note,
+        "n1 took group web (OwnerLost): why; timeline from the detection: decided 0.4 ms, \
+         ledger 2.1 ms, vip_up 3.0 ms, arp_sent 3.1 ms, online 3.5 ms"
+    );
+    // A planned move of a group without VIPs, timed from the decision.
+    let moved = Notice::Took {
+        message: "n2 leaves".into(),
+        takeover: Takeover {
+            reason: Reason::OwnerLeaving,
+            origin: Origin::Decided,
+            phases: vec![
+                (Phase::Decided, Duration::ZERO),
+                (Phase::Ledger, Duration::from_micros(1260)),
+                (Phase::Online, Duration::from_micros(1800)),
+            ],
+            ..takeover()
+        },
+    };
+    assert_eq!(
+        event_for("n1", &moved).2,
+        "n1 took group web (OwnerLeaving): n2 leaves; timeline from the decision: \
+         decided 0.0 ms, ledger 1.3 ms, online 1.8 ms"
+    );
     assert_eq!(event_for("n1", &took(Reason::Failback)).1, "Failback");
     // Every automatic failover is a Warning, not only a lost owner.
     let (t, r, _) = event_for("n1", &took(Reason::InterfaceDown));
@@ -646,6 +704,7 @@ fn owning(groups: &[&str], owned: &[(&str, u64)]) -> Report {
             .collect(),
         failed: Vec::new(),
         failovers: BTreeMap::new(),
+        takeovers: Vec::new(),
     }
 }
 

@@ -46,7 +46,7 @@ use self::interfaces::Interfaces;
 use self::process::{CommandSpec, Exit, ProcessError, Stopped, Watched};
 use self::supervisor::{Driver, GroupRun, Step};
 use self::vips::{Announcer, Vips};
-use super::metrics::{Metrics, Phase, Telemetry};
+use super::metrics::{Metrics, Telemetry};
 use super::vip::{BoundVip, VipError};
 use crate::contract::model::AgentConfig;
 use crate::contract::plan::{PlannedResource, ProbePlan, ProcessPlan, ResourceKind};
@@ -58,10 +58,18 @@ use crate::placement::UnableReason;
 #[must_use]
 pub enum Started {
     /// Every resource of the group is online.
-    Online,
+    Online(VipTimes),
     /// A resource could not come online: what had come up was taken back, and the
     /// group is unable here until the next eligibility check.
     Failed,
+}
+
+/// When a started group's last VIP came up and was first announced (local
+/// monotonic time; `None` for a group without VIPs), for the takeover timeline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VipTimes {
+    pub vip_up: Option<Duration>,
+    pub arp_sent: Option<Duration>,
 }
 
 /// Why a resource could not be started or stopped.
@@ -160,9 +168,8 @@ struct NodeDrivers<'a> {
     metrics: &'a Metrics,
     lifetime: Duration,
     origin: Instant,
-    /// Local time the last VIP came up, and was first announced, in this step.
-    vip_up: Option<Duration>,
-    arp_sent: Option<Duration>,
+    /// When the last VIP came up, and was first announced, in this step.
+    vip_times: VipTimes,
 }
 
 impl<'a> NodeDrivers<'a> {
@@ -182,8 +189,7 @@ impl<'a> NodeDrivers<'a> {
             events,
             lifetime: config.vip_lifetime(),
             origin,
-            vip_up: None,
-            arp_sent: None,
+            vip_times: VipTimes::default(),
         }
     }
 
@@ -258,13 +264,13 @@ impl Driver for NodeDrivers<'_> {
                     .acquire(group, vip, self.lifetime)
                     .await
                     .map_err(ResourceError::Vip)?;
-                self.vip_up = Some(self.origin.elapsed());
+                self.vip_times.vip_up = Some(self.origin.elapsed());
                 // Until the neighbours' caches move, clients still send to the old
                 // owner: the first announcement goes out with the VIP.
                 self.vips
                     .announce_first(group, std::slice::from_ref(&bound))
                     .await;
-                self.arp_sent = Some(self.origin.elapsed());
+                self.vip_times.arp_sent = Some(self.origin.elapsed());
                 Ok(Running::Vip(bound))
             }
             ResourceKind::HealthCheck(check) => {
@@ -484,14 +490,8 @@ impl Resources {
     }
 
     /// Brings a group's resources online in dependency order as `config` defines
-    /// them. `takeover` is the local time of the detected failure this start takes
-    /// over from, for the takeover timeline.
-    pub async fn start(
-        &mut self,
-        group: &str,
-        config: &AgentConfig,
-        takeover: Option<Duration>,
-    ) -> Started {
+    /// them.
+    pub async fn start(&mut self, group: &str, config: &AgentConfig) -> Started {
         // The engine never starts a group twice without a stop in between; should it
         // ever, the old announcer must not outlive the VIPs it announces.
         drop(self.held.remove(group));
@@ -518,28 +518,7 @@ impl Resources {
             self.start_failed.insert(group.to_owned());
             return Started::Failed;
         }
-        let (vip_up, arp_sent) = (drivers.vip_up, drivers.arp_sent);
-        if let Some(at) = takeover {
-            let metrics = &self.telemetry.metrics;
-            let since = |t: Duration| t.saturating_sub(at).as_secs_f64();
-            if let (Some(up), Some(sent)) = (vip_up, arp_sent) {
-                metrics.phase(Phase::VipUp, since(up));
-                metrics.phase(Phase::ArpSent, since(sent));
-                info!(
-                    group,
-                    vip_up_ms = since(up) * 1e3,
-                    arp_sent_ms = since(sent) * 1e3,
-                    "takeover: VIPs up and first announcement sent"
-                );
-            }
-            let online = since(self.now());
-            metrics.phase(Phase::Online, online);
-            info!(
-                group,
-                online_ms = online * 1e3,
-                "takeover: every resource online"
-            );
-        }
+        let vip_times = drivers.vip_times;
         show_states(&self.telemetry, group, &run);
         let mut held = HeldGroup {
             run,
@@ -552,7 +531,7 @@ impl Resources {
             .announcer(group, held.online_vips(), config.announcements);
         info!(group, resources = plan.len(), "group online");
         self.held.insert(group.to_owned(), held);
-        Started::Online
+        Started::Online(vip_times)
     }
 
     /// Keeps a held group's resources alive: renews the VIPs' kernel lifetime a

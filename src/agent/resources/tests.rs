@@ -117,12 +117,15 @@ async fn seam() {
         BTreeMap::from([("far".to_owned(), UnableReason::SubnetAbsent)])
     );
 
-    assert_eq!(resources.start("web", &first, None).await, Started::Online);
+    assert!(matches!(
+        resources.start("web", &first).await,
+        Started::Online(_)
+    ));
     assert!(present("10.77.0.100"), "web's VIP is up");
     assert_eq!(resources.held().collect::<Vec<_>>(), ["web"]);
 
     // A group whose VIP cannot be placed here fails to start and leaves nothing.
-    assert_eq!(resources.start("far", &first, None).await, Started::Failed);
+    assert_eq!(resources.start("far", &first).await, Started::Failed);
     assert!(!present("10.99.0.100"));
     assert_eq!(resources.held().collect::<Vec<_>>(), ["web"]);
 
@@ -141,7 +144,10 @@ async fn seam() {
     assert_eq!(resources.held().count(), 0);
 
     // What is still held at exit is released.
-    assert_eq!(resources.start("web", &second, None).await, Started::Online);
+    assert!(matches!(
+        resources.start("web", &second).await,
+        Started::Online(_)
+    ));
     assert!(present("10.77.0.101"));
     resources.shutdown(&second).await;
     assert!(!present("10.77.0.101"), "shutdown releases what is held");
@@ -254,10 +260,10 @@ async fn order() {
         .unwrap();
     let mut started = Started::Failed;
     let up = watch_addresses(async {
-        started = resources.start("app", &config, None).await;
+        started = resources.start("app", &config).await;
     })
     .await;
-    assert_eq!(started, Started::Online);
+    assert!(matches!(started, Started::Online(_)));
     let added = |list: &[&str]| -> Vec<(bool, String)> {
         list.iter().map(|a| (true, (*a).to_owned())).collect()
     };
@@ -419,7 +425,10 @@ async fn failing_check() {
     let mut resources = Resources::open("n1", &config, telemetry.clone(), Instant::now())
         .await
         .unwrap();
-    assert_eq!(resources.start("svc", &config, None).await, Started::Online);
+    assert!(matches!(
+        resources.start("svc", &config).await,
+        Started::Online(_)
+    ));
     let first = service_pid(&dir, None).await;
 
     std::fs::remove_file(dir.join("healthy")).unwrap();
@@ -485,7 +494,10 @@ async fn exited_process() {
     let mut resources = Resources::open("n1", &config, Arc::new(Telemetry::new()), Instant::now())
         .await
         .unwrap();
-    assert_eq!(resources.start("svc", &config, None).await, Started::Online);
+    assert!(matches!(
+        resources.start("svc", &config).await,
+        Started::Online(_)
+    ));
     let first = service_pid(&dir, None).await;
 
     kill(first);

@@ -14,11 +14,11 @@ use tracing::info;
 
 use super::Agent;
 use crate::agent::resources::Repair;
+use crate::agent::timeline::Takeover;
 use crate::contract::model::AgentConfig;
 use crate::contract::report::Owned;
 use crate::engine::Input;
 use crate::membership::Keyring;
-use crate::placement::Reason;
 
 /// What another task pushes into the event loop (the Kubernetes mode's watches, its
 /// witness answers and what the group records say).
@@ -51,16 +51,19 @@ pub struct Report {
     pub failed: Vec<String>,
     /// Per group with a failover limit: its failovers within the period.
     pub failovers: BTreeMap<String, u32>,
+    /// The last takeovers this node made of the configuration's groups, newest
+    /// first, a few per group.
+    pub takeovers: Vec<Takeover>,
 }
 
 /// A person-visible transition the backend may publish (as a Kubernetes Event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
-    /// This node brought a group online.
+    /// This node brought a group online (every resource online), with the
+    /// takeover's timeline.
     Took {
-        group: String,
-        reason: Reason,
         message: String,
+        takeover: Takeover,
     },
     Fenced {
         group: String,
@@ -165,6 +168,9 @@ impl Agent {
                 .failover_counts(now)
                 .map(|(group, n)| (group.to_owned(), u32::try_from(n).unwrap_or(u32::MAX)))
                 .collect(),
+            takeovers: self
+                .timelines
+                .recent(|group| model.groups.iter().any(|g| g.name == group)),
         }
     }
 }

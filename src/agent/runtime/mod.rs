@@ -45,6 +45,7 @@ use self::standalone::{FileStamp, stamp};
 use super::metrics::Telemetry;
 use super::resources::hook::HookRunner;
 use super::resources::{Change, Resources};
+use super::timeline::Timelines;
 use super::vip::VipError;
 use crate::contract::model::{AgentConfig, ConfigError};
 use crate::contract::plan::HookPlan;
@@ -166,8 +167,8 @@ struct Agent {
     counters: Counters,
     /// The last peer failure this node saw, for the takeover timeline.
     detected: Option<Duration>,
-    /// Takeovers in progress: group -> local time of the detection that caused them.
-    timelines: BTreeMap<String, Duration>,
+    /// The takeovers in progress and the last finished ones.
+    timelines: Timelines,
     file_stamp: FileStamp,
 }
 
@@ -251,7 +252,7 @@ pub(crate) async fn run_loop(
         followups: VecDeque::new(),
         counters: Counters::default(),
         detected: None,
-        timelines: BTreeMap::new(),
+        timelines: Timelines::default(),
         file_stamp: file_stamp.flatten(),
     };
     agent.apply_peers();

@@ -15,6 +15,7 @@ use super::{Agent, Holding};
 use crate::agent::metrics::Phase;
 use crate::agent::resources::hook::{self, Transition, TransitionKind};
 use crate::agent::resources::{ResourceEvent, Started};
+use crate::agent::timeline::{Origin, Takeover, millis};
 use crate::api::conditions::event;
 use crate::contract::report::ResourceReason;
 use crate::engine::{Event, Input, Output, StopCause};
@@ -90,12 +91,7 @@ impl Agent {
                     },
                 );
                 self.report_due = true;
-                self.backend.notice(Notice::Took {
-                    group: group.clone(),
-                    reason,
-                    message,
-                });
-                self.start_group(group, reason, epoch).await;
+                self.start_group(group, reason, epoch, message).await;
             }
             Output::Renew { group } => self.resources.renew(&group, &self.config).await,
             Output::Stop { group, cause } => {
@@ -158,19 +154,15 @@ impl Agent {
                 message,
             } => {
                 // A claim within deadAfter of a detected failure is its takeover.
-                if let Some(at) = self
+                let detected = self
                     .detected
-                    .filter(|&at| now.saturating_sub(at) <= self.config.model.dead_after)
-                {
-                    metrics.phase(Phase::Decided, (now - at).as_secs_f64());
-                    self.timelines.insert(group.clone(), at);
-                }
+                    .filter(|&at| now.saturating_sub(at) <= self.config.model.dead_after);
+                self.timelines
+                    .decided(&group, now, Timestamp::now(), detected);
                 info!(group, reason = reason.code(), why = %message, "claiming the group");
             }
             Event::Won { group, epoch } => {
-                if let Some(&at) = self.timelines.get(&group) {
-                    metrics.phase(Phase::Ledger, now.saturating_sub(at).as_secs_f64());
-                }
+                self.timelines.reached(&group, Phase::Ledger, now);
                 info!(group, epoch, "a majority voted for this node");
             }
             Event::Fenced { group } => {
@@ -189,17 +181,28 @@ impl Agent {
     }
 
     /// Brings a group's resources online; if they cannot come online the group is
-    /// unable here, so the engine stops it and placement moves it on.
-    async fn start_group(&mut self, group: String, reason: Reason, epoch: u64) {
-        let takeover = self.timelines.remove(&group);
-        match self.resources.start(&group, &self.config, takeover).await {
-            Started::Online => {
+    /// unable here, so the engine stops it and placement moves it on. Once they
+    /// are online, the takeover's timeline is finished and told.
+    async fn start_group(&mut self, group: String, reason: Reason, epoch: u64, message: String) {
+        match self.resources.start(&group, &self.config).await {
+            Started::Online(vips) => {
+                for (phase, at) in [(Phase::VipUp, vips.vip_up), (Phase::ArpSent, vips.arp_sent)] {
+                    if let Some(at) = at {
+                        self.timelines.reached(&group, phase, at);
+                    }
+                }
+                let takeover =
+                    self.timelines
+                        .online(&group, reason, epoch, self.now(), Timestamp::now());
+                self.timed(&takeover);
+                self.backend.notice(Notice::Took { message, takeover });
                 self.telemetry.metrics.failover(reason);
                 self.telemetry.metrics.owned(&group, true);
                 self.hook(&group, TransitionKind::BecameOwner, reason.code(), epoch);
                 self.followups.push_back(Input::Online { group });
             }
             Started::Failed => {
+                self.timelines.abandon(&group);
                 self.hook(
                     &group,
                     TransitionKind::Failed,
@@ -211,6 +214,30 @@ impl Agent {
                 });
             }
         }
+    }
+
+    /// Counts a finished takeover's phases (`failover_phase_seconds`, which times
+    /// failovers from their detection: planned moves are not counted) and logs its
+    /// timeline as one line, in both modes.
+    fn timed(&self, takeover: &Takeover) {
+        if takeover.origin == Origin::Detected {
+            for &(phase, since) in &takeover.phases {
+                self.telemetry.metrics.phase(phase, since.as_secs_f64());
+            }
+        }
+        let ms = |phase| takeover.phase(phase).map(millis);
+        info!(
+            group = takeover.group,
+            epoch = takeover.epoch,
+            reason = takeover.reason.code(),
+            from = takeover.origin.label(),
+            decided_ms = ms(Phase::Decided),
+            ledger_ms = ms(Phase::Ledger),
+            vip_up_ms = ms(Phase::VipUp),
+            arp_sent_ms = ms(Phase::ArpSent),
+            online_ms = ms(Phase::Online),
+            "takeover timeline"
+        );
     }
 
     async fn stop_group(&mut self, group: String, cause: StopCause, epoch: u64) {

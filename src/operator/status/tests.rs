@@ -1,14 +1,21 @@
 //! Tests of status from the node reports: members, quorum, conditions, group
 //! owners and their reasons, and the Events their transitions become.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{Reports, cluster_notices, cluster_status, group_notices, group_status};
-use crate::api::{GroupPhase, MemberState, QuorumMode, QuorumState, ResourceState};
+use super::{
+    NodeReport, Reports, cluster_notices, cluster_status, group_notices, group_status,
+    recent_takeovers,
+};
+use crate::api::{
+    GroupPhase, MemberState, PhaseTime, QuorumMode, QuorumState, RECENT_TAKEOVERS, ResourceState,
+    TakeoverRecord,
+};
 use crate::contract::names;
 use crate::operator::config::resolve_addresses;
 use crate::operator::fixtures::{
@@ -470,4 +477,139 @@ fn resource_states_come_from_the_owners_report() {
         Timestamp::now(),
     );
     assert_eq!(kept.resources, status.resources);
+}
+
+fn record(node: &str, epoch: u64, time: &str, ms: f64) -> TakeoverRecord {
+    TakeoverRecord {
+        node: node.into(),
+        reason: "OwnerLost".into(),
+        epoch,
+        time: Time(time.parse().unwrap()),
+        phases: vec![PhaseTime {
+            phase: "online".into(),
+            ms,
+        }],
+    }
+}
+
+/// A member's report of its takeovers, as `failover.dev/takeovers` carries them.
+fn reporting(takeovers: Value) -> NodeReport {
+    NodeReport {
+        takeovers: serde_json::from_value(takeovers).unwrap(),
+        ..NodeReport::default()
+    }
+}
+
+#[test]
+fn recent_takeovers_merge_what_was_shown_with_what_the_members_report() {
+    let shown = [record("a", 3, "2026-12-01T05:00:00Z", 4.0)];
+    let phases = json!([{"phase": "online", "ms": 2.5}]);
+    let reports = Reports {
+        nodes: BTreeMap::from([
+            (
+                "a".to_owned(),
+                reporting(json!([
+                    {"group": "web", "reason": "Failback", "epoch": 5,
+                     "time": "2026-12-01T05:02:00.250Z", "phases": phases},
+                    {"group": "db", "reason": "Placed", "epoch": 9, "time": "2026-12-01T05:03:00Z"},
+                    // Shown already, read back in whole seconds: shown as it was.
+                    {"group": "web", "reason": "OwnerLost", "epoch": 3,
+                     "time": "2026-12-01T05:00:00.900Z", "phases": phases},
+                ])),
+            ),
+            (
+                "b".to_owned(),
+                reporting(json!([{"group": "web", "reason": "OwnerLost", "epoch": 4,
+                                  "time": "2026-12-01T05:01:00Z", "phases": phases}])),
+            ),
+            (
+                "c".to_owned(),
+                reporting(json!([{"group": "web", "reason": "OwnerLost", "epoch": 6,
+                                  "time": "not a time"}])),
+            ),
+        ]),
+        groups: BTreeMap::new(),
+    };
+    let merged = recent_takeovers(&shown, "web", &reports);
+    let seen: Vec<(&str, u64, &str)> = merged
+        .iter()
+        .map(|r| (r.node.as_str(), r.epoch, r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("a", 5, "Failback"),
+            ("b", 4, "OwnerLost"),
+            ("a", 3, "OwnerLost")
+        ]
+    );
+    assert_eq!(merged[2], shown[0]);
+    assert_eq!(
+        merged[0].phases,
+        [PhaseTime {
+            phase: "online".into(),
+            ms: 2.5
+        }]
+    );
+    // What status shows reads back as it was written: merging again changes nothing.
+    let written: Vec<TakeoverRecord> =
+        serde_json::from_value(serde_json::to_value(&merged).unwrap()).unwrap();
+    assert_eq!(recent_takeovers(&written, "web", &reports), written);
+}
+
+#[test]
+fn recent_takeovers_are_the_newest_few_and_a_second_is_ordered_by_epoch() {
+    let shown: Vec<TakeoverRecord> = (1..=4)
+        .map(|e| record("a", e, &format!("2026-12-01T05:00:0{e}Z"), 1.0))
+        .collect();
+    let reports = Reports {
+        nodes: BTreeMap::from([(
+            "b".to_owned(),
+            reporting(json!([
+                {"group": "web", "reason": "OwnerLost", "epoch": 6, "time": "2026-12-01T05:00:09.100Z"},
+                {"group": "web", "reason": "OwnerLost", "epoch": 5, "time": "2026-12-01T05:00:09.900Z"},
+            ])),
+        )]),
+        groups: BTreeMap::new(),
+    };
+    let epochs: Vec<u64> = recent_takeovers(&shown, "web", &reports)
+        .iter()
+        .map(|r| r.epoch)
+        .collect();
+    assert_eq!(epochs, [6, 5, 4, 3, 2]);
+    assert_eq!(RECENT_TAKEOVERS, 5);
+}
+
+#[test]
+fn group_status_shows_the_takeovers_the_members_report() {
+    let c = cluster();
+    let web = group("web", "10.77.0.100/24");
+    let mut lease = reporting_lease(
+        "a",
+        Duration::from_millis(100),
+        json!({"web": {"epoch": 2, "reason": "Placed", "message": "m"}}),
+    );
+    lease.metadata.annotations.get_or_insert_default().insert(
+        names::TAKEOVERS.to_owned(),
+        json!([{"group": "web", "reason": "Placed", "epoch": 2, "time": "2026-12-01T05:00:00Z",
+                "phases": [{"phase": "decided", "ms": 0.0}, {"phase": "online", "ms": 1.5}]}])
+        .to_string(),
+    );
+    let status = group_status(
+        &web,
+        Some(&c),
+        &[],
+        &Reports::from_leases("c", &[lease]),
+        Timestamp::now(),
+    );
+    assert_eq!(status.recent_takeovers.len(), 1);
+    let shown = &status.recent_takeovers[0];
+    assert_eq!((shown.node.as_str(), shown.epoch), ("a", 2));
+    assert_eq!(
+        shown.phases[1],
+        PhaseTime {
+            phase: "online".into(),
+            ms: 1.5
+        }
+    );
 }
