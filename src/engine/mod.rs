@@ -325,8 +325,10 @@ pub struct Engine {
     unable: BTreeMap<String, UnableReason>,
     /// Per group, the clear-failures token its failover count starts from.
     clear_tokens: BTreeMap<String, u64>,
-    /// Per group, the epoch of the holder whose failover history this node adopted.
-    adopted_epoch: BTreeMap<String, u64>,
+    /// Per group, the epoch of the take its failover count belongs to: this node's
+    /// own take while (and after) it held the group, else the one of the record it
+    /// adopted.
+    count_epoch: BTreeMap<String, u64>,
     witness_until: Option<Duration>,
     witness_pending: bool,
     /// After a refused witness request, the next one waits until then.
@@ -382,7 +384,7 @@ impl Engine {
             known_epoch: BTreeMap::new(),
             unable: BTreeMap::new(),
             clear_tokens: BTreeMap::new(),
-            adopted_epoch: BTreeMap::new(),
+            count_epoch: BTreeMap::new(),
             witness_until: None,
             witness_pending: false,
             witness_retry_at: Duration::ZERO,
@@ -538,18 +540,8 @@ impl Engine {
                         .iter()
                         .map(|g| (g.group.clone(), g.epoch))
                         .collect();
-                    let histories: Vec<(GroupFailovers, u64)> = hb
-                        .failovers
-                        .iter()
-                        .filter_map(|f| {
-                            hb.claims
-                                .iter()
-                                .find(|c| c.group == f.group && c.state == ClaimState::Holding)
-                                .map(|c| (f.clone(), c.epoch))
-                        })
-                        .collect();
-                    for (history, epoch) in histories {
-                        self.adopt_failovers(history, epoch, now);
+                    for record in hb.failovers.clone() {
+                        self.adopt_failovers(record, now);
                     }
                     for (group, epoch) in claimed.iter().chain(&granted) {
                         let known = self.known_epoch.entry(group.clone()).or_default();
@@ -645,6 +637,7 @@ impl Engine {
                     self.clear_tokens.insert(group.clone(), token);
                     if let Some(g) = self.history.groups.get_mut(&group) {
                         g.failovers.clear();
+                        g.failed = false;
                     }
                     self.send_now = true;
                 }
@@ -781,6 +774,7 @@ impl Engine {
         self.request_witness(now);
         self.track_holders(&view);
         self.decisions = placement::placement(&view, &self.model, &self.history, self.now(now));
+        self.track_failed(&view);
         let groups: Vec<String> = self.model.groups.iter().map(|g| g.name.clone()).collect();
         for group in &groups {
             self.act(group, now);
@@ -975,6 +969,8 @@ impl Engine {
             let previous = history.holder.take();
             if observed.is_some() {
                 history.released_by = None;
+                // Someone runs it: whatever this node (or a peer) saw, it is not Failed.
+                history.failed = false;
             }
             history.holder = match (previous, observed) {
                 (Some(_), Some(new)) => Some(new),
@@ -986,6 +982,32 @@ impl Engine {
                 }
                 (None, observed) => observed,
             };
+        }
+    }
+
+    /// Marks the groups that placement finds Failed while nobody runs them. From
+    /// then on the group is offline for a reason of its own, not for the loss of an
+    /// owner: the holder of record is forgotten, so that it coming back (a restarted
+    /// agent that holds nothing looks like an owner that released the group) moves
+    /// nothing, and once the count is cleared or expired the group is placed afresh.
+    fn track_failed(&mut self, view: &View) {
+        let alive = |m: &str| view.members.get(m).is_some_and(|s| s.alive);
+        for (group, decision) in &self.decisions {
+            if decision.reason != Reason::FailoverLimitReached {
+                continue;
+            }
+            let Some(history) = self.history.groups.get_mut(group) else {
+                continue;
+            };
+            if history.holder.as_deref().is_some_and(alive) {
+                continue;
+            }
+            if !history.failed {
+                history.failed = true;
+                self.send_now = true;
+            }
+            history.holder = None;
+            history.released_by = None;
         }
     }
 
@@ -1181,12 +1203,14 @@ impl Engine {
         {
             *e = epoch + 1;
             *known = epoch + 1;
+            self.count_epoch.insert(group.to_string(), epoch + 1);
             self.send_now = true;
         }
     }
 
     /// Starts a group the majority gave this node; a take that is a failover is
-    /// counted here, by the new owner, whose heartbeats carry the count to the others.
+    /// counted here, by the new owner, whose heartbeats carry the count to the others
+    /// under the take's epoch.
     fn begin_start(
         &mut self,
         group: &str,
@@ -1210,6 +1234,7 @@ impl Engine {
                 failovers.pop_front();
             }
         }
+        self.count_epoch.insert(group.to_string(), epoch);
         self.local
             .insert(group.to_string(), Local::Starting { since_seq, epoch });
         self.outputs.push_back(Output::Event(Event::Won {
@@ -1326,18 +1351,20 @@ impl Engine {
         self.next_heartbeat = now + self.model.interval;
     }
 
-    /// For each group this node holds that has a failover limit: its failovers within
-    /// the period, as ages, and the clear token they count from.
+    /// For each group with a failover limit that this node holds, or whose count or
+    /// Failed state it knows: its failovers within the period (as ages), the epoch
+    /// of the take they belong to, the clear token they count from, and whether the
+    /// group is Failed. Not only the holder sends it: a Failed group has none, and a
+    /// restarted agent must learn the count and the Failed state from any peer
+    /// before it may claim.
     fn failover_records(&self, now: Duration) -> Vec<GroupFailovers> {
-        self.local
+        self.model
+            .groups
             .iter()
-            .filter(|(_, l)| l.holds())
-            .filter_map(|(group, _)| {
-                let limit = self.model.group(group)?.failover_limit?;
-                let ages_ms = self
-                    .history
-                    .groups
-                    .get(group)
+            .filter_map(|g| {
+                let limit = g.failover_limit?;
+                let history = self.history.groups.get(&g.name);
+                let ages_ms: Vec<u64> = history
                     .map(|h| {
                         h.failovers
                             .iter()
@@ -1347,30 +1374,39 @@ impl Engine {
                             .collect()
                     })
                     .unwrap_or_default();
-                Some(GroupFailovers {
-                    group: group.clone(),
-                    clear_token: self.clear_tokens.get(group).copied().unwrap_or(0),
+                let failed = history.is_some_and(|h| h.failed);
+                let holds = self.local.get(&g.name).is_some_and(Local::holds);
+                // A holder's empty count is news (a clear); anyone else's is the default.
+                (holds || failed || !ages_ms.is_empty()).then(|| GroupFailovers {
+                    group: g.name.clone(),
+                    epoch: self.count_epoch.get(&g.name).copied().unwrap_or(0),
+                    clear_token: self.clear_token(&g.name),
+                    failed,
                     ages_ms,
                 })
             })
             .collect()
     }
 
-    /// Takes over the failover history a holder advertises at `epoch`, unless this
-    /// node holds the group itself (its own count is the owner's), an owner of a
-    /// higher epoch was adopted before, or the two count from different clears (one
-    /// of them has not seen the latest clear yet).
-    fn adopt_failovers(&mut self, record: GroupFailovers, epoch: u64, now: Duration) {
-        if self.local.get(&record.group).is_some_and(Local::holds)
-            || self.clear_tokens.get(&record.group).copied().unwrap_or(0) != record.clear_token
+    /// Takes over the failover history a peer advertises, unless this node holds the
+    /// group itself (its own count is the owner's), knows the count of a later take
+    /// (a higher epoch), the two count from different clears (one of them has not
+    /// seen the latest clear yet), or the group is not configured here. Records of
+    /// the same take agree on the count; the group is Failed if either says so, as
+    /// the peer may have seen the refused failover first.
+    fn adopt_failovers(&mut self, record: GroupFailovers, now: Duration) {
+        if self.model.group(&record.group).is_none()
+            || self.local.get(&record.group).is_some_and(Local::holds)
+            || self.clear_token(&record.group) != record.clear_token
         {
             return;
         }
-        let adopted = self.adopted_epoch.entry(record.group.clone()).or_default();
-        if epoch < *adopted {
+        let known = self.count_epoch.entry(record.group.clone()).or_default();
+        if record.epoch < *known {
             return;
         }
-        *adopted = epoch;
+        let later_take = record.epoch > *known;
+        *known = record.epoch;
         let mut times: Vec<Duration> = record
             .ages_ms
             .iter()
@@ -1378,11 +1414,9 @@ impl Engine {
             .map(|&ms| now.saturating_sub(Duration::from_millis(ms)))
             .collect();
         times.sort_unstable();
-        self.history
-            .groups
-            .entry(record.group)
-            .or_default()
-            .failovers = times.into();
+        let history = self.history.groups.entry(record.group).or_default();
+        history.failovers = times.into();
+        history.failed = record.failed || (history.failed && !later_take);
     }
 
     /// The clear-failures token `group`'s failover count starts from (0: never cleared).

@@ -5,15 +5,17 @@
 //! against [`MAX_DATAGRAM`], and nothing past the header is parsed before the MAC
 //! verified. No byte sequence can make it panic (a proptest and a fuzz target check).
 //!
-//! Layout, version 2 (all integers big-endian, `str` = u8 length + UTF-8 bytes,
+//! Layout, version 3 (all integers big-endian, `str` = u8 length + UTF-8 bytes,
 //! `list<T>` = u16 count + that many `T`). Version 2 added the reason of each
-//! `unable` entry and the `failovers` list; a node reads only its own version, so
-//! a rolling upgrade across versions looks like a partition while it lasts.
+//! `unable` entry and the `failovers` list; version 3 the epoch and the Failed flag
+//! of each `failovers` entry, which every member sends, not only the holder. A node
+//! reads only its own version, so a rolling upgrade across versions looks like a
+//! partition while it lasts.
 //!
 //! ```text
 //! offset  size  field
 //! 0       4     magic "FOHB"
-//! 4       1     version = 2
+//! 4       1     version = 3
 //! 5       1     flags: bit 0 = leaving (graceful exit announced); other bits must be 0
 //! 6       str   cluster id (namespace/name of the FailoverCluster)
 //! ..      str   sender node name
@@ -25,9 +27,12 @@
 //! ..      list  grants: str group, str holder, u64 holder incarnation, u64 epoch
 //! ..      list  unable: str group, u8 reason (groups the sender cannot host:
 //!               0 = VIP subnet absent, 1 = interface down, 2 = resource failed)
-//! ..      list  failovers: str group, u64 clear token, list<u64> ages in ms (for each
-//!               group the sender holds: its automatic failovers within the limit's
-//!               period, and the clear-failures value they count from)
+//! ..      list  failovers: str group, u64 epoch, u64 clear token, u8 failed (0|1),
+//!               list<u64> ages in ms (for each group with a failover limit that the
+//!               sender holds, or whose count or Failed state it knows: the automatic
+//!               failovers within the limit's period, the epoch of the take they were
+//!               counted up to, the clear-failures value they count from, and whether
+//!               the group is Failed)
 //! end-32  32    HMAC-SHA256 over every byte before it, keyed by the cluster key
 //! ```
 
@@ -37,7 +42,7 @@ use crate::placement::UnableReason;
 /// First bytes of every heartbeat.
 pub const MAGIC: &[u8; 4] = b"FOHB";
 /// The wire version this code writes and the only one it reads.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Largest datagram accepted or produced. A heartbeat of 64 members and a few hundred
 /// groups fits; larger ones are refused on both sides rather than fragmented silently.
 pub const MAX_DATAGRAM: usize = 60_000;
@@ -91,16 +96,23 @@ pub struct Unable {
     pub reason: UnableReason,
 }
 
-/// The failover history of a group the sender holds: the owner's record is the one
-/// every node adopts (the highest epoch's), so a limit is counted the same on every
-/// node and a restarted agent learns it from its peers.
+/// The failover history of a group as the sender knows it: its own while it holds
+/// the group, else the one it adopted. Every node adopts the record of the highest
+/// epoch (the latest owner's count), so a limit is counted the same on every node,
+/// and a restarted agent learns the count and the Failed state from its peers, also
+/// while nobody holds the group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupFailovers {
     pub group: String,
+    /// The epoch of the take the count belongs to (the holder's epoch).
+    pub epoch: u64,
     /// Which clear-failures value the history counts from (0: never cleared). A
     /// receiver with another value ignores it: one of the two has not seen the
     /// latest clear yet.
     pub clear_token: u64,
+    /// Whether the group is Failed: a failover past the limit was refused and
+    /// nobody has run the group since.
+    pub failed: bool,
     /// How long ago each automatic failover within the period happened, in ms.
     pub ages_ms: Vec<u64>,
 }
@@ -224,7 +236,9 @@ impl Heartbeat {
         w.count(self.failovers.len())?;
         for f in &self.failovers {
             w.str(&f.group)?;
+            w.u64(f.epoch);
             w.u64(f.clear_token);
+            w.0.push(u8::from(f.failed));
             w.count(f.ages_ms.len())?;
             for age in &f.ages_ms {
                 w.u64(*age);
@@ -306,7 +320,9 @@ impl Heartbeat {
         let failovers = r.list(|r| {
             Ok(GroupFailovers {
                 group: r.str()?.to_owned(),
+                epoch: r.u64()?,
                 clear_token: r.u64()?,
+                failed: r.bool()?,
                 ages_ms: r.list(Reader::u64)?,
             })
         })?;
@@ -466,7 +482,9 @@ mod tests {
             }],
             failovers: vec![GroupFailovers {
                 group: "web".into(),
+                epoch: 5,
                 clear_token: 42,
+                failed: true,
                 ages_ms: vec![1_500, 60_000],
             }],
         }
@@ -498,7 +516,8 @@ mod tests {
             failovers: vec![],
         };
         let bytes = hb.encode(&keys()).unwrap();
-        let mut expected = b"FOHB\x02\x00\x01c\x01a".to_vec();
+        let mut expected = b"FOHB".to_vec();
+        expected.extend_from_slice(&[VERSION, 0, 1, b'c', 1, b'a']);
         expected.extend_from_slice(&1u64.to_be_bytes());
         expected.extend_from_slice(&2u64.to_be_bytes());
         expected.extend_from_slice(&3u64.to_be_bytes());
@@ -527,7 +546,7 @@ mod tests {
             Err(DropReason::BadMac)
         );
         let mut version = bytes.clone();
-        version[4] = 1;
+        version[4] = VERSION - 1;
         assert_eq!(
             Heartbeat::decode(&version, "default/edge", &keys()),
             Err(DropReason::UnsupportedVersion)
@@ -548,6 +567,23 @@ mod tests {
             assert_eq!(unable_reason(unable_code(reason)), Ok(reason));
         }
         assert_eq!(unable_reason(3), Err(DropReason::Malformed));
+    }
+
+    #[test]
+    fn a_failed_flag_other_than_0_or_1_is_malformed() {
+        // The sample's last entry is its failovers record: failed flag, then the
+        // ages (u16 count and two u64).
+        let bytes = sample().encode(&keys()).unwrap();
+        let mut body = bytes[..bytes.len() - MAC_LEN].to_vec();
+        let flag = body.len() - (2 + 2 * 8) - 1;
+        assert_eq!(body[flag], 1);
+        body[flag] = 2;
+        let mac = keys().sign(&body);
+        body.extend_from_slice(&mac);
+        assert_eq!(
+            Heartbeat::decode(&body, "default/edge", &keys()),
+            Err(DropReason::Malformed)
+        );
     }
 
     #[test]
@@ -590,7 +626,9 @@ mod tests {
         fn signed_garbage_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
             // A body with a valid header and MAC but random contents exercises the
             // parser behind the MAC check, which random bytes alone never reach.
-            let mut bytes = b"FOHB\x02\x00\x0cdefault/edge".to_vec();
+            let mut bytes = b"FOHB".to_vec();
+            bytes.extend_from_slice(&[VERSION, 0, 12]);
+            bytes.extend_from_slice(b"default/edge");
             bytes.extend_from_slice(&body);
             let mac = keys().sign(&bytes);
             bytes.extend_from_slice(&mac);

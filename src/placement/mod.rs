@@ -108,6 +108,11 @@ pub struct GroupHistory {
     pub released_by: Option<String>,
     /// Monotonic times of automatic failovers (oldest first).
     pub failovers: VecDeque<Duration>,
+    /// The group is Failed: a failover past its limit was refused and nobody has run
+    /// it since. While nobody holds it and its count is at the limit, no member takes
+    /// it, whatever else happens meanwhile (its last owner comes back, an agent
+    /// restarts and sees no owner to fail over from); see [`decide`].
+    pub failed: bool,
 }
 
 /// What has happened in the cluster, as far as this node knows.
@@ -350,11 +355,12 @@ pub fn placement(view: &View, model: &ClusterModel, history: &History, now: Now)
 /// failover ([`Reason::is_failover`]: the owner died, a resource failed on it, its
 /// interface went down) and the group already failed over `maxFailovers` times within
 /// `period`, nobody runs it: the owner stops it if it still runs it, no member starts
-/// it, and the reason is [`Reason::FailoverLimitReached`]. The group stays so until
-/// the oldest failover leaves the period, a person clears the count, or a move that
-/// is not a failover places it (its last owner is back and takes it again, a planned
-/// move). Moves that are not failovers (placement, failback, pause, leave, manual
-/// move) are never blocked, and an owner that can keep the group keeps it.
+/// it, and the reason is [`Reason::FailoverLimitReached`]. The group stays so, held
+/// by [`GroupHistory::failed`] once nobody runs it, until the oldest failover leaves
+/// the period or a person clears the count: its last owner coming back or an agent
+/// restarting is no reason to run it again. A group that has an owner is never
+/// blocked by a move that is not a failover (failback, pause, leave, manual move),
+/// and an owner that can keep the group keeps it.
 pub fn decide(
     view: &View,
     model: &ClusterModel,
@@ -367,15 +373,25 @@ pub fn decide(
         return decision;
     };
     let count = history.failovers_in_period(&group.name, limit, now.mono);
-    if !decision.reason.is_failover() || count < limit.max as usize {
+    let failed = history
+        .groups
+        .get(&group.name)
+        .is_some_and(|g| g.failed && g.holder.is_none());
+    let failover = decision.reason.is_failover();
+    if count < limit.max as usize || !(failover || failed) {
         return decision;
     }
+    let would = if failover {
+        format!(" (it would have moved: {})", decision.message)
+    } else {
+        String::new()
+    };
     Decision {
         owner: None,
         reason: Reason::FailoverLimitReached,
         message: format!(
-            "{} failed over {count} times within {:?} (limit {}): it stays offline until the count expires or a person clears it (it would have moved: {})",
-            group.name, limit.period, limit.max, decision.message
+            "{} failed over {count} times within {:?} (limit {}): it stays offline until the count expires or a person clears it{would}",
+            group.name, limit.period, limit.max
         ),
     }
 }

@@ -446,8 +446,8 @@ fn failovers_travel_with_the_group_and_past_the_limit_it_is_failed_everywhere() 
     assert!(net.engines[2].failed_groups().next().is_none());
     assert_eq!(
         (counted(&net, 0), counted(&net, 2)),
-        (1, 1),
-        "counted again from the clear"
+        (0, 0),
+        "after the clear the group is placed afresh: no failover"
     );
 }
 
@@ -485,4 +485,81 @@ fn a_count_from_before_a_clear_is_not_adopted() {
     }
     net.run_until(net.now + ms(100));
     assert_eq!((counted(&net, 1), counted(&net, 2)), (0, 0));
+}
+
+/// Item 7 of issue 12: a Failed group stays Failed when the agent of a member
+/// restarts with no memory, its last owner's (whose death made the group Failed)
+/// included. The restarted member learns the count and the Failed state from its
+/// peers before it can claim, and nobody takes the group until a person clears the
+/// count; then it is placed afresh (failback is `Never`: nothing "fails back").
+#[test]
+fn a_failed_group_stays_failed_when_a_member_restarts() {
+    // n2 is the last owner; n1 the member that ranks first.
+    for restarted in [1, 0] {
+        let model = Arc::new(limited(1));
+        let mut net = Net::of((*model).clone());
+        net.run_until(ms(200));
+        // Failover 1 of 1: n1 dies, n2 takes over; n1 comes back, n2 keeps it.
+        net.dead.insert(0);
+        net.run_until(net.now + ms(200));
+        net.dead.remove(&0);
+        net.engines[0] = engine(0, &model, 2, net.now);
+        net.run_until(net.now + ms(200));
+        assert_eq!(holders(&net), vec![1]);
+        // n2 dies: the group is Failed.
+        net.dead.insert(1);
+        net.run_until(net.now + ms(200));
+        assert!(holders(&net).is_empty());
+        // A member's agent restarts.
+        net.dead.remove(&restarted);
+        net.engines[restarted] = engine(restarted, &model, 3, net.now);
+        let back = net.now;
+        net.run_until(back + ms(300));
+        let live: Vec<usize> = (0..3).filter(|i| !net.dead.contains(i)).collect();
+        for &i in &live {
+            assert!(
+                net.starts(i, back).is_empty(),
+                "n{} started the Failed group after n{} restarted: {:?}",
+                i + 1,
+                restarted + 1,
+                net.log[i]
+            );
+            assert_eq!(
+                net.engines[i].failed_groups().collect::<Vec<_>>(),
+                vec!["vip"],
+                "n{} after n{} restarted",
+                i + 1,
+                restarted + 1
+            );
+            assert_eq!(counted(&net, i), 1, "n{}", i + 1);
+        }
+        // A person clears the count on every live member: the group is placed on
+        // the first eligible member, as a placement (no failback, no failover).
+        for &i in &live {
+            net.feed(
+                i,
+                Input::ClearFailures {
+                    group: "vip".into(),
+                    token: clear_token("cleared"),
+                },
+            );
+        }
+        let cleared = net.now;
+        net.run_until(cleared + ms(100));
+        assert_eq!(holders(&net), vec![0], "n{} restarted", restarted + 1);
+        let reasons: Vec<Reason> = net.log[0]
+            .iter()
+            .filter(|(t, _)| *t >= cleared)
+            .filter_map(|(_, o)| match o {
+                Output::Start { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![Reason::Placed],
+            "n{} restarted",
+            restarted + 1
+        );
+    }
 }
