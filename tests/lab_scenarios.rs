@@ -311,11 +311,10 @@ fn failover_limit_reached_then_cleared_under_load() {
     check_failover_limit(true, false);
 }
 
-/// Fails today: when the agent of the owner whose death made the group Failed
-/// restarts, the group leaves Failed and the highest-priority member takes it with
-/// reason `Failback` although the group's failback policy is `Never`.
+/// The agent of the owner whose death made the group Failed restarts: the group
+/// stays Failed (the other members advertise its count), nobody takes it with
+/// reason `Failback` (the group's failback policy is `Never`), and the clear works.
 #[test]
-#[ignore = "issue 12 item 7: the failure count is lost when the last owner's agent restarts"]
 fn failover_limit_survives_restart_of_last_owner() {
     check_failover_limit(false, true);
 }
