@@ -57,6 +57,8 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
         explain: BTreeMap::from([("web".to_owned(), "a owns web".to_owned())]),
         failed: vec!["db".to_owned()],
         failovers: BTreeMap::from([("db".to_owned(), 3)]),
+        config_mismatch: BTreeMap::from([("b".to_owned(), 0x12)]),
+        config_outvoted: true,
         takeovers: vec![Takeover {
             group: "web".into(),
             reason: Reason::Failback,
@@ -91,6 +93,11 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
     assert_eq!(view.alive, ["a", "b"]);
     assert_eq!(view.failed, ["db"]);
     assert_eq!(view.failovers, BTreeMap::from([("db".to_owned(), 3)]));
+    assert_eq!(
+        view.config_mismatch,
+        BTreeMap::from([("b".to_owned(), "0000000000000012".to_owned())])
+    );
+    assert!(view.config_outvoted);
     assert_eq!(
         node.explain.get("web").map(String::as_str),
         Some("a owns web")

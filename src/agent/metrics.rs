@@ -189,6 +189,8 @@ pub struct Metrics {
     config_reloads: Family<ResultLabel, Counter>,
     interface_up: Family<InterfaceLabel, Gauge>,
     interface_downs: Family<InterfaceLabel, Counter>,
+    config_mismatch: Gauge,
+    config_outvoted: Gauge,
 }
 
 impl Default for Metrics {
@@ -214,6 +216,8 @@ impl Default for Metrics {
             config_reloads: Family::default(),
             interface_up: Family::default(),
             interface_downs: Family::default(),
+            config_mismatch: Gauge::default(),
+            config_outvoted: Gauge::default(),
         };
         registry.register(
             "heartbeats_sent",
@@ -290,6 +294,16 @@ impl Default for Metrics {
             "interface_downs",
             "Times the interface of a configured VIP went from up to down, lost its carrier or vanished",
             m.interface_downs.clone(),
+        );
+        registry.register(
+            "config_mismatch",
+            "Live peers that have run another configuration than this node (another config hash in their heartbeats) for longer than the grace",
+            m.config_mismatch.clone(),
+        );
+        registry.register(
+            "config_outvoted",
+            "1 while a majority of the members runs another configuration than this node: it keeps the groups it runs and takes no other",
+            m.config_outvoted.clone(),
         );
         m.registry = registry;
         m
@@ -420,6 +434,14 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Shows how many peers run another configuration, and whether this node's is
+    /// outvoted by a majority.
+    pub fn config_mismatch(&self, peers: usize, outvoted: bool) {
+        self.config_mismatch
+            .set(i64::try_from(peers).unwrap_or(i64::MAX));
+        self.config_outvoted.set(i64::from(outvoted));
+    }
+
     pub fn vip_error(&self, op: &'static str) {
         self.vip_errors.get_or_create(&OpLabel { op }).inc();
     }
@@ -481,12 +503,15 @@ mod tests {
         m.forget_interface("gone");
         m.resource_state("web", "vip", ResourceState::Online);
         m.phase(Phase::Online, 0.4);
+        m.config_mismatch(2, true);
         let text = m.render();
         for line in [
             "failover_heartbeats_sent_total 4",
             "failover_heartbeats_received_total 2",
             "failover_heartbeats_dropped_total{reason=\"bad_mac\"} 2",
             "failover_heartbeat_send_errors_total 1",
+            "failover_config_mismatch 2",
+            "failover_config_outvoted 1",
             "failover_peer_up{member=\"n2\"} 1",
             "failover_peer_up{member=\"n3\"} 0",
             "failover_quorum 1",

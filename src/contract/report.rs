@@ -109,7 +109,9 @@ pub struct ResourceReport {
 }
 
 /// The agent's view (`failover.dev/view`): JSON `{"quorate", "alive", "held",
-/// "failed", "failovers"}`.
+/// "failed", "failovers", "configMismatch", "configOutvoted"}`; the last two are
+/// written only when there is a mismatch (docs/operations.md, "One configuration on
+/// every member").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     /// Whether the agent is quorate.
@@ -128,6 +130,22 @@ pub struct View {
     /// node counts them (`status.failovers`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failovers: BTreeMap<String, u32>,
+    /// Live peers that have run another configuration than this node for longer
+    /// than the grace: the hash (as in `failover.dev/config-hash`) each runs.
+    #[serde(
+        default,
+        rename = "configMismatch",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub config_mismatch: BTreeMap<String, String>,
+    /// A majority of the members runs another configuration than this node: it
+    /// keeps the groups it runs and takes no other.
+    #[serde(
+        default,
+        rename = "configOutvoted",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub config_outvoted: bool,
 }
 
 /// One group a node runs (a value of `failover.dev/owned`, keyed by group): JSON

@@ -83,12 +83,21 @@ pub const DRIFT_ALLOWANCE: f64 = 0.01;
 /// Failovers of one group a node remembers (and advertises) at most.
 const MAX_FAILOVERS_KEPT: usize = 64;
 
+/// How long members may run different configurations before it counts as a
+/// mismatch: a reload reaches every member within about 500 ms (the standalone
+/// file is polled every 500 ms, a ConfigMap watch is faster), so four times that.
+pub const CONFIG_GRACE: Duration = Duration::from_secs(2);
+
 /// Tunables of the engine that are not part of the cluster configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EngineConfig {
     /// How long before its votes lapse a holder starts to stop its resources: covers
     /// the time to stop them and a late timer.
     pub fence_margin: Duration,
+    /// How long a peer may run another configuration than this node before it is a
+    /// mismatch (reported, and counted for the majority rule of
+    /// [`Engine::config_outvoted`]).
+    pub config_grace: Duration,
 }
 
 impl EngineConfig {
@@ -99,6 +108,7 @@ impl EngineConfig {
             (model.dead_after / 8).clamp(Duration::from_millis(3), Duration::from_millis(100));
         EngineConfig {
             fence_margin: margin,
+            config_grace: CONFIG_GRACE,
         }
     }
 }
@@ -147,6 +157,25 @@ pub enum Event {
         group: String,
         reason: Reason,
     },
+    /// A live peer has run another configuration than this node for longer than
+    /// [`EngineConfig::config_grace`] (or moved on to yet another one).
+    ConfigMismatch {
+        node: String,
+        theirs: u64,
+        ours: u64,
+    },
+    /// That peer runs this node's configuration again, or is no longer heard.
+    ConfigMismatchEnded {
+        node: String,
+    },
+    /// A majority of the voters runs `majority`, not this node's configuration:
+    /// this node keeps the groups it runs and takes no other.
+    ConfigOutvoted {
+        ours: u64,
+        majority: u64,
+    },
+    /// This node's configuration is no longer outvoted.
+    ConfigOutvotedEnded,
 }
 
 /// What the engine asks its shell to do.
@@ -352,6 +381,13 @@ pub struct Engine {
     record_floor: BTreeMap<String, u64>,
     /// Per group superseded in its record: no claim before this local time.
     superseded_until: BTreeMap<String, Duration>,
+    /// Per live peer that runs another configuration than this node: its hash, and
+    /// since when it has differed without a break.
+    config_skew: BTreeMap<String, (u64, Duration)>,
+    /// The peers of `config_skew` past the grace: the mismatches, with their hashes.
+    config_mismatch: BTreeMap<String, u64>,
+    /// Members (this node included) whose configuration a majority outvotes.
+    config_outvoted: BTreeSet<String>,
     outputs: VecDeque<Output>,
 }
 
@@ -399,6 +435,9 @@ impl Engine {
             leave_started: None,
             record_floor: BTreeMap::new(),
             superseded_until: BTreeMap::new(),
+            config_skew: BTreeMap::new(),
+            config_mismatch: BTreeMap::new(),
+            config_outvoted: BTreeSet::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -431,6 +470,19 @@ impl Engine {
 
     pub fn quorate(&self) -> bool {
         self.quorate
+    }
+
+    /// The live peers that have run another configuration than this node for
+    /// longer than the grace, with the hash each runs.
+    pub fn config_mismatch(&self) -> &BTreeMap<String, u64> {
+        &self.config_mismatch
+    }
+
+    /// Whether a majority of the voters runs another configuration than this node
+    /// (mismatches past the grace only): it then keeps the groups it runs and takes
+    /// no other, and every member's placement skips it for groups it does not run.
+    pub fn config_outvoted(&self) -> bool {
+        self.config_outvoted.contains(self.membership.me())
     }
 
     /// Groups whose resources this node runs or is starting or stopping.
@@ -496,6 +548,9 @@ impl Engine {
         consider(self.witness_retry_at);
         for t in self.superseded_until.values() {
             consider(*t);
+        }
+        for (_, since) in self.config_skew.values() {
+            consider(*since + self.config.config_grace);
         }
         if let Some(t) = self.witness_until {
             consider(t.saturating_sub(self.model.dead_after.saturating_sub(self.model.interval)));
@@ -661,6 +716,7 @@ impl Engine {
                         alive_since: None,
                         leaving: self.membership.leaving(),
                         unable: self.unable.clone(),
+                        config_outvoted: self.config_outvoted.contains(&m.name),
                     }
                 } else {
                     let peer = self.membership.peer(&m.name);
@@ -680,6 +736,7 @@ impl Engine {
                                     .collect()
                             })
                             .unwrap_or_default(),
+                        config_outvoted: alive && self.config_outvoted.contains(&m.name),
                     }
                 };
                 (m.name.clone(), status)
@@ -761,6 +818,7 @@ impl Engine {
     fn step(&mut self, now: Duration) {
         self.last_step = now;
         self.track_peers(now);
+        self.track_config(now);
         self.update_votes(now);
         let view = self.view(now);
         if view.quorate != self.quorate {
@@ -826,6 +884,90 @@ impl Engine {
                 }));
             }
         }
+    }
+
+    /// Compares the configuration hash of every live peer with this node's, and
+    /// applies the majority rule (docs/operations.md, "One configuration on every
+    /// member"): a member whose hash differs from the one a majority of the voters
+    /// runs is outvoted. Differences younger than the grace count as agreement, so a
+    /// reload on its way to every member changes nothing; without a majority (two
+    /// members, or an even split) nobody is outvoted.
+    fn track_config(&mut self, now: Duration) {
+        let me = self.membership.me();
+        let ours = self.membership.config_hash();
+        let grace = self.config.config_grace;
+        let mut skew = BTreeMap::new();
+        for m in self.model.members.iter().filter(|m| m.name != me) {
+            let Some(peer) = self.membership.peer(&m.name) else {
+                continue;
+            };
+            let theirs = peer.last.config_hash;
+            if theirs == ours || !self.membership.alive(&m.name, now) {
+                continue;
+            }
+            let since = self.config_skew.get(&m.name).map_or(now, |&(_, t)| t);
+            skew.insert(m.name.clone(), (theirs, since));
+        }
+        let mismatch: BTreeMap<String, u64> = skew
+            .iter()
+            .filter(|(_, (_, since))| now >= *since + grace)
+            .map(|(node, (theirs, _))| (node.clone(), *theirs))
+            .collect();
+        for (node, &theirs) in &mismatch {
+            if self.config_mismatch.get(node) != Some(&theirs) {
+                self.outputs.push_back(Output::Event(Event::ConfigMismatch {
+                    node: node.clone(),
+                    theirs,
+                    ours,
+                }));
+            }
+        }
+        for node in self.config_mismatch.keys() {
+            if !mismatch.contains_key(node) {
+                self.outputs
+                    .push_back(Output::Event(Event::ConfigMismatchEnded {
+                        node: node.clone(),
+                    }));
+            }
+        }
+        // The hash each live voter runs, as far as it counts: this node's own for
+        // itself and for every peer not past the grace.
+        let runs: Vec<(&str, u64)> = self
+            .model
+            .members
+            .iter()
+            .filter(|m| m.name == me || self.membership.alive(&m.name, now))
+            .map(|m| {
+                (
+                    m.name.as_str(),
+                    mismatch.get(&m.name).copied().unwrap_or(ours),
+                )
+            })
+            .collect();
+        let majority = runs.iter().map(|&(_, h)| h).find(|&h| {
+            runs.iter().filter(|&&(_, other)| other == h).count() > self.model.members.len() / 2
+        });
+        let outvoted: BTreeSet<String> = match majority {
+            Some(majority) => runs
+                .iter()
+                .filter(|&&(_, h)| h != majority)
+                .map(|&(name, _)| name.to_string())
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        let was = self.config_outvoted.contains(me);
+        match (was, majority.filter(|&h| h != ours)) {
+            (false, Some(majority)) => self
+                .outputs
+                .push_back(Output::Event(Event::ConfigOutvoted { ours, majority })),
+            (true, None) => self
+                .outputs
+                .push_back(Output::Event(Event::ConfigOutvotedEnded)),
+            _ => {}
+        }
+        self.config_skew = skew;
+        self.config_mismatch = mismatch;
+        self.config_outvoted = outvoted;
     }
 
     /// Frees votes whose holder released, restarted or went silent, and gives free

@@ -114,6 +114,11 @@ impl Membership {
         self.incarnation
     }
 
+    /// The hash of the configuration this node runs (sent in every heartbeat).
+    pub fn config_hash(&self) -> u64 {
+        self.config_hash
+    }
+
     pub fn counters(&self) -> &Counters {
         &self.counters
     }

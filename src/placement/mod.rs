@@ -45,6 +45,10 @@ pub struct MemberStatus {
     /// Groups it reports it cannot host, and why. Every node sees the same set: the
     /// member advertises it in its heartbeats.
     pub unable: BTreeMap<String, UnableReason>,
+    /// It runs another configuration than a majority of the voters (for longer than
+    /// a reload takes to reach every member): it keeps the groups it runs and takes
+    /// no other (docs/operations.md, "One configuration on every member").
+    pub config_outvoted: bool,
 }
 
 /// Why a member cannot host a group now. The member's agent tells its engine, the
@@ -291,6 +295,9 @@ pub enum Ineligible {
     NotConnected,
     Leaving,
     Unable(UnableReason),
+    /// Runs another configuration than a majority of the voters. It keeps a group it
+    /// runs: see [`ineligibility_to_keep`].
+    ConfigOutvoted,
 }
 
 impl Ineligible {
@@ -301,6 +308,9 @@ impl Ineligible {
             Ineligible::NotAlive => "is not alive (no heartbeat within deadAfter)",
             Ineligible::NotConnected => "does not hear this node (one-way connectivity)",
             Ineligible::Leaving => "is leaving the cluster",
+            Ineligible::ConfigOutvoted => {
+                "runs another configuration than a majority of the members"
+            }
             Ineligible::Unable(why) => {
                 return format!(
                     "reports it cannot host the group: {} ({})",
@@ -336,8 +346,23 @@ pub fn ineligibility(
         Some(s) => s
             .unable
             .get(&group.name)
-            .map(|&why| Ineligible::Unable(why)),
+            .map(|&why| Ineligible::Unable(why))
+            .or(s.config_outvoted.then_some(Ineligible::ConfigOutvoted)),
     }
+}
+
+/// The first reason why `member`, which runs `group` (or just released it), cannot
+/// run it any more. A member whose configuration is outvoted keeps what it runs:
+/// moving a group because of a reload that has not reached every member yet would
+/// be an outage for nothing, and whichever configuration is right, the group has
+/// one owner.
+fn ineligibility_to_keep(
+    view: &View,
+    model: &ClusterModel,
+    group: &GroupModel,
+    member: &str,
+) -> Option<Ineligible> {
+    ineligibility(view, model, group, member).filter(|p| *p != Ineligible::ConfigOutvoted)
 }
 
 /// The decision for every group.
@@ -420,7 +445,7 @@ fn decide_without_limit(
         .and_then(|g| g.holder.clone());
     let holder_problem = holder
         .as_deref()
-        .map(|h| ineligibility(view, model, group, h));
+        .map(|h| ineligibility_to_keep(view, model, group, h));
     let quarantine = model.quarantine.as_ref();
     let order = model.order(group);
     // Lazy: the first eligible members are usually at the head of the order, so most
@@ -438,7 +463,11 @@ fn decide_without_limit(
 
     // Manual move: the pinned member wins while it is eligible.
     if let Some(pinned) = group.owner.as_deref()
-        && ineligibility(view, model, group, pinned).is_none()
+        && if holder.as_deref() == Some(pinned) {
+            ineligibility_to_keep(view, model, group, pinned).is_none()
+        } else {
+            ineligibility(view, model, group, pinned).is_none()
+        }
     {
         let reason = if holder.as_deref() == Some(pinned) {
             Reason::Kept
@@ -483,7 +512,7 @@ fn decide_without_limit(
             .and_then(|g| g.released_by.as_deref())
             .filter(|r| *r != best)
         {
-            Some(from) => match ineligibility(view, model, group, from) {
+            Some(from) => match ineligibility_to_keep(view, model, group, from) {
                 Some(problem) => moved(group, from, best, problem),
                 None if rank(&order, best) < rank(&order, from) => Decision {
                     owner: Some(best.to_string()),

@@ -319,6 +319,47 @@ fn members_unable_to_host_are_skipped() {
     assert!(why.contains("SubnetAbsent"), "{why}");
 }
 
+/// docs/operations.md, "One configuration on every member": a member whose
+/// configuration a majority outvotes takes no group, keeps the one it runs (also
+/// when it is pinned there), and a group it hands over moves for no failure.
+#[test]
+fn a_member_with_an_outvoted_configuration_keeps_what_it_runs_and_takes_nothing() {
+    let mut m = model(
+        vec![member("p", 200), member("s", 100), member("b", 50)],
+        vec![group(
+            "vip",
+            &[],
+            FailbackPolicy::Immediate {
+                stabilize_for: Duration::ZERO,
+            },
+        )],
+    );
+    let mut v = view("b", &m, &["p", "s", "b"]);
+    v.members.get_mut("p").unwrap().config_outvoted = true;
+    let g = m.groups[0].clone();
+    let d = decide(&v, &m, &History::default(), at(5), &g);
+    assert_eq!((owner(&d), d.reason), (Some("s"), Reason::Placed));
+    let why = explain(&v, &m, &History::default(), at(5), &g, "p");
+    assert!(why.contains("another configuration"), "{why}");
+    // It runs the group: it keeps it, no failback moves it away from it either.
+    let d = decide(&v, &m, &held_by(&m, Some("p")), at(5), &g);
+    assert_eq!((owner(&d), d.reason), (Some("p"), Reason::Kept));
+    let d = decide(&v, &m, &held_by(&m, Some("b")), at(5), &g);
+    assert_eq!((owner(&d), d.reason), (Some("s"), Reason::Failback));
+    // Released by it while alive: the successor takes it over for no failure.
+    let mut released = History::default();
+    released.groups.entry("vip".into()).or_default().released_by = Some("p".into());
+    let d = decide(&v, &m, &released, at(5), &g);
+    assert_eq!((owner(&d), d.reason), (Some("s"), Reason::Placed));
+    // Pinned to it: it keeps the group it runs, and is not given one it does not.
+    m.groups[0].owner = Some("p".into());
+    let g = &m.groups[0];
+    let d = decide(&v, &m, &held_by(&m, Some("p")), at(5), g);
+    assert_eq!((owner(&d), d.reason), (Some("p"), Reason::Kept));
+    let d = decide(&v, &m, &History::default(), at(5), g);
+    assert_eq!(owner(&d), Some("s"));
+}
+
 #[test]
 fn an_owner_that_becomes_unable_hands_over_with_the_reason_and_may_fail_back() {
     let m = model(

@@ -230,6 +230,12 @@ pub fn node_annotations(report: &Report) -> BTreeMap<String, String> {
             .collect(),
         failed: report.failed.clone(),
         failovers: report.failovers.clone(),
+        config_mismatch: report
+            .config_mismatch
+            .iter()
+            .map(|(peer, &hash)| (peer.clone(), hash_text(hash)))
+            .collect(),
+        config_outvoted: report.config_outvoted,
     };
     let takeovers: Vec<_> = report.takeovers.iter().map(Takeover::report).collect();
     BTreeMap::from([

@@ -202,6 +202,8 @@ fn report() -> Report {
         explain: BTreeMap::from([("web".into(), "n1 is the owner".into())]),
         failed: vec!["db".into()],
         failovers: BTreeMap::from([("db".into(), 2)]),
+        config_mismatch: BTreeMap::new(),
+        config_outvoted: false,
         takeovers: vec![takeover()],
     }
 }
@@ -234,6 +236,16 @@ fn node_lease_annotations_follow_the_contract() {
         json!({"quorate": true, "alive": ["n1", "n2"], "held": {"web": 4}, "failed": ["db"],
                "failovers": {"db": 2}})
     );
+    // A configuration mismatch shows in the view, the hashes as in config-hash.
+    let outvoted = Report {
+        config_mismatch: BTreeMap::from([("n2".into(), 0x12)]),
+        config_outvoted: true,
+        ..report()
+    };
+    let a2 = lease::node_annotations(&outvoted);
+    let view: Value = serde_json::from_str(&a2["failover.dev/view"]).unwrap();
+    assert_eq!(view["configMismatch"], json!({"n2": "0000000000000012"}));
+    assert_eq!(view["configOutvoted"], json!(true));
     let explain: Value = serde_json::from_str(&a["failover.dev/explain"]).unwrap();
     assert_eq!(explain, json!({"web": "n1 is the owner"}));
 
@@ -704,6 +716,8 @@ fn owning(groups: &[&str], owned: &[(&str, u64)]) -> Report {
             .collect(),
         failed: Vec::new(),
         failovers: BTreeMap::new(),
+        config_mismatch: BTreeMap::new(),
+        config_outvoted: false,
         takeovers: Vec::new(),
     }
 }

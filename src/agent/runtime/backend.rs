@@ -51,6 +51,12 @@ pub struct Report {
     pub failed: Vec<String>,
     /// Per group with a failover limit: its failovers within the period.
     pub failovers: BTreeMap<String, u32>,
+    /// Live peers that have run another configuration than this node for longer
+    /// than the grace, with the hash each runs.
+    pub config_mismatch: BTreeMap<String, u64>,
+    /// A majority of the members runs another configuration than this node: it
+    /// keeps the groups it runs and takes no other.
+    pub config_outvoted: bool,
     /// The last takeovers this node made of the configuration's groups, newest
     /// first, a few per group.
     pub takeovers: Vec<Takeover>,
@@ -168,6 +174,8 @@ impl Agent {
                 .failover_counts(now)
                 .map(|(group, n)| (group.to_owned(), u32::try_from(n).unwrap_or(u32::MAX)))
                 .collect(),
+            config_mismatch: self.engine.config_mismatch().clone(),
+            config_outvoted: self.engine.config_outvoted(),
             takeovers: self
                 .timelines
                 .recent(|group| model.groups.iter().any(|g| g.name == group)),

@@ -17,6 +17,7 @@ use crate::agent::resources::hook::{self, Transition, TransitionKind};
 use crate::agent::resources::{ResourceEvent, Started};
 use crate::agent::timeline::{Origin, Takeover, millis};
 use crate::api::conditions::event;
+use crate::contract::model::hash_text;
 use crate::contract::report::ResourceReason;
 use crate::engine::{Event, Input, Output, StopCause};
 use crate::placement::{Reason, UnableReason};
@@ -177,7 +178,41 @@ impl Agent {
             Event::Released { group, reason } => {
                 info!(group, reason = reason.code(), "handing the group over");
             }
+            Event::ConfigMismatch { node, theirs, ours } => {
+                warn!(
+                    peer = %node,
+                    peer_config_hash = %hash_text(theirs),
+                    config_hash = %hash_text(ours),
+                    "peer runs another configuration"
+                );
+                self.config_changed();
+            }
+            Event::ConfigMismatchEnded { node } => {
+                info!(peer = %node, "peer no longer runs another configuration (same hash, or not heard)");
+                self.config_changed();
+            }
+            Event::ConfigOutvoted { ours, majority } => {
+                warn!(
+                    config_hash = %hash_text(ours),
+                    majority_config_hash = %hash_text(majority),
+                    "a majority of the members runs another configuration: keeping the groups this node runs, taking no other"
+                );
+                self.config_changed();
+            }
+            Event::ConfigOutvotedEnded => {
+                info!("this node's configuration is no longer outvoted: it takes groups again");
+                self.config_changed();
+            }
         }
+    }
+
+    /// The configuration comparison changed: the metrics and the report show it.
+    fn config_changed(&mut self) {
+        self.telemetry.metrics.config_mismatch(
+            self.engine.config_mismatch().len(),
+            self.engine.config_outvoted(),
+        );
+        self.report_due = true;
     }
 
     /// Brings a group's resources online; if they cannot come online the group is

@@ -205,6 +205,7 @@ fn owned(input: Input<'_>) -> Owned {
         Input::ClearFailures { group, token } => {
             Owned::Other(Input::ClearFailures { group, token })
         }
+        Input::Configure { model, hash } => Owned::Other(Input::Configure { model, hash }),
         other => panic!("the test network does not carry {other:?}"),
     }
 }
@@ -561,5 +562,122 @@ fn a_failed_group_stays_failed_when_a_member_restarts() {
             "n{} restarted",
             restarted + 1
         );
+    }
+}
+
+/// Events of engine `i` from `since` on.
+fn events(net: &Net, i: usize, since: Duration) -> Vec<Event> {
+    net.log[i]
+        .iter()
+        .filter(|(t, _)| *t >= since)
+        .filter_map(|(_, o)| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Makes engine `i` unable to host `vip` (or able again), and runs 100 ms.
+fn set_unable(net: &mut Net, i: usize, unable: bool) {
+    let groups = if unable {
+        BTreeMap::from([("vip".to_owned(), UnableReason::ResourceFailed)])
+    } else {
+        BTreeMap::new()
+    };
+    net.feed(i, Input::Unable { groups });
+    let t = net.now;
+    net.run_until(t + ms(100));
+}
+
+/// Issue 13 item 4, docs/operations.md "One configuration on every member": two
+/// members on one configuration, one (n1, which ranks first and fails back) on
+/// another. Within the grace the skew changes nothing: n1 takes the group back as
+/// usual. Past it, n1 is outvoted: it is reported on every side, it keeps nothing it
+/// does not hold and takes nothing (no failback to it), and the group keeps one
+/// owner. Once the others run its configuration too, it takes the group back at once.
+#[test]
+fn a_member_whose_configuration_a_majority_outvotes_takes_no_group() {
+    let mut net = Net::of(ClusterModel {
+        groups: vec![GroupModel {
+            failback: FailbackPolicy::Immediate {
+                stabilize_for: Duration::ZERO,
+            },
+            ..model().groups[0].clone()
+        }],
+        ..model()
+    });
+    net.run_until(ms(200));
+    assert_eq!(holders(&net), vec![0]);
+    let reconfigured = Arc::new(net.engines[0].model().clone());
+    let reload = |net: &mut Net, i: usize| {
+        net.feed(
+            i,
+            Input::Configure {
+                model: reconfigured.clone(),
+                hash: 2,
+            },
+        );
+    };
+    // n1 alone reloads a configuration of hash 2; n2 and n3 stay on hash 1.
+    let skewed = net.now;
+    reload(&mut net, 0);
+    // Within the grace: n1 hands over and fails back as always.
+    set_unable(&mut net, 0, true);
+    assert_eq!(holders(&net), vec![1]);
+    set_unable(&mut net, 0, false);
+    assert_eq!(holders(&net), vec![0], "failback within the grace");
+    assert!(!net.engines[0].config_outvoted());
+    assert!(net.engines[1].config_mismatch().is_empty());
+    // Past the grace: reported on both sides, n1 outvoted by n2 and n3.
+    net.run_until(skewed + CONFIG_GRACE + ms(10));
+    assert!(net.engines[0].config_outvoted());
+    assert_eq!(
+        net.engines[0].config_mismatch(),
+        &BTreeMap::from([("n2".into(), 1), ("n3".into(), 1)])
+    );
+    assert!(events(&net, 0, skewed).contains(&Event::ConfigOutvoted {
+        ours: 2,
+        majority: 1
+    }));
+    for i in [1, 2] {
+        assert!(!net.engines[i].config_outvoted());
+        assert_eq!(
+            net.engines[i].config_mismatch(),
+            &BTreeMap::from([("n1".into(), 2)])
+        );
+        assert!(events(&net, i, skewed).contains(&Event::ConfigMismatch {
+            node: "n1".into(),
+            theirs: 2,
+            ours: 1
+        }));
+    }
+    // It keeps what it holds...
+    assert_eq!(holders(&net), vec![0]);
+    // ...hands it over as before, and does not take it back.
+    set_unable(&mut net, 0, true);
+    set_unable(&mut net, 0, false);
+    let outvoted = net.now;
+    net.run_until(outvoted + ms(500));
+    assert_eq!(holders(&net), vec![1], "no failback to an outvoted member");
+    assert!(!net.claimed(0, outvoted), "{:?}", net.log[0]);
+    for i in 0..3 {
+        let why = net.engines[i].explain("vip", "n1", net.now).unwrap();
+        assert!(why.contains("another configuration"), "{i}: {why}");
+    }
+    // n2 and n3 reload the same configuration: the mismatch ends and n1 takes the
+    // group back at once.
+    let synced = net.now;
+    reload(&mut net, 1);
+    reload(&mut net, 2);
+    net.run_until(synced + ms(100));
+    assert_eq!(
+        holders(&net),
+        vec![0],
+        "failback once the configurations agree"
+    );
+    assert!(events(&net, 0, synced).contains(&Event::ConfigOutvotedEnded));
+    assert!(events(&net, 1, synced).contains(&Event::ConfigMismatchEnded { node: "n1".into() }));
+    for e in &net.engines {
+        assert!(!e.config_outvoted() && e.config_mismatch().is_empty());
     }
 }
