@@ -15,11 +15,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::{Client, ResourceExt};
-use serde_json::json;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
 
-use crate::api::{CLEAR_FAILURES_ANNOTATION, FailoverCluster, ResourceGroup};
+use crate::api::{API_VERSION, CLEAR_FAILURES_ANNOTATION, FailoverCluster, ResourceGroup};
 pub use render::Format;
 
 /// Bound of every API request: a verb that cannot reach the API server says so
@@ -224,6 +224,22 @@ pub enum PluginError {
         /// What to do instead.
         instead: String,
     },
+    /// An object the API server returned does not have the shape this binary knows
+    /// (typically a plugin older or newer than the installed CRDs).
+    #[error(
+        "cannot read {kind} {namespace}/{name}: it does not have the shape this kubectl-failover knows (is it the version of the installed CRDs?)"
+    )]
+    Malformed {
+        /// FailoverCluster or ResourceGroup.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The namespace.
+        namespace: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The async runtime could not be built.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
@@ -291,7 +307,34 @@ fn is_status(error: &PluginError, code: u16) -> bool {
 }
 
 /// The field manager of the plugin's writes (visible in `managedFields`).
-const FIELD_MANAGER: &str = "kubectl-failover";
+pub const FIELD_MANAGER: &str = "kubectl-failover";
+
+/// A JSON merge patch of the object of kind `K` named `name`: `metadata` and
+/// `spec` as given, beside the object's `apiVersion`, `kind` and `metadata.name`
+/// (a real API server accepts a merge patch without them, and with them when they
+/// match the object; stating them makes the patch say what it patches).
+///
+/// A merge patch rather than server-side apply, because it is the edit a person
+/// makes (`kubectl patch --type merge`, `kubectl edit`): `null` removes a field
+/// whoever set it, and the plugin does not become an owner of `spec.owner` or a
+/// member entry, which would keep them alive after a manifest that owns them drops
+/// them.
+fn merge_patch<K: Resource<DynamicType = ()>>(
+    name: &str,
+    mut metadata: Value,
+    spec: Option<Value>,
+) -> Value {
+    metadata["name"] = json!(name);
+    let mut patch = json!({
+        "apiVersion": API_VERSION,
+        "kind": K::kind(&()),
+        "metadata": metadata,
+    });
+    if let Some(spec) = spec {
+        patch["spec"] = spec;
+    }
+    patch
+}
 
 fn patch_params() -> PatchParams {
     PatchParams {
@@ -324,8 +367,26 @@ impl Target {
         }
     }
 
-    fn clusters(&self) -> Api<FailoverCluster> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+    /// FailoverClusters as the API server stores them, fields this binary does not
+    /// know included: `pause` and `resume` write the members list back whole.
+    fn clusters(&self) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            &self.namespace,
+            &ApiResource::erase::<FailoverCluster>(&()),
+        )
+    }
+
+    /// `object` as a FailoverCluster, or why it is not one.
+    fn typed_cluster(&self, object: &DynamicObject) -> Result<FailoverCluster, PluginError> {
+        serde_json::to_value(object)
+            .and_then(serde_json::from_value)
+            .map_err(|source| PluginError::Malformed {
+                kind: "FailoverCluster",
+                name: object.name_any(),
+                namespace: self.namespace.clone(),
+                source,
+            })
     }
 
     fn groups(&self) -> Api<ResourceGroup> {
@@ -342,8 +403,13 @@ impl Target {
 
     /// The FailoverCluster named by `--cluster`, else the only one in the namespace.
     async fn cluster(&self) -> Result<FailoverCluster, PluginError> {
+        self.typed_cluster(&self.cluster_object().await?)
+    }
+
+    /// [`Self::cluster`] as the API server stored it.
+    async fn cluster_object(&self) -> Result<DynamicObject, PluginError> {
         if let Some(name) = &self.cluster {
-            return self.cluster_named(name).await;
+            return self.cluster_object_named(name).await;
         }
         let ns = &self.namespace;
         let list = call(
@@ -365,6 +431,10 @@ impl Target {
     }
 
     async fn cluster_named(&self, name: &str) -> Result<FailoverCluster, PluginError> {
+        self.typed_cluster(&self.cluster_object_named(name).await?)
+    }
+
+    async fn cluster_object_named(&self, name: &str) -> Result<DynamicObject, PluginError> {
         let ns = &self.namespace;
         call(
             || format!("get FailoverCluster {ns}/{name}"),
@@ -415,13 +485,21 @@ impl Target {
                 asked: asked.clone(),
             });
         }
-        if let Some(node) = node {
-            let cluster = self.cluster_named(cluster_name).await?;
-            member_index(&cluster, node)?;
+        match node {
+            Some(node) => {
+                let cluster = self.cluster_named(cluster_name).await?;
+                member_index(&cluster, node)?;
+            }
+            None if group.spec.owner.is_none() => {
+                return Ok(format!(
+                    "{name}: not pinned (no spec.owner); nothing to do\n"
+                ));
+            }
+            None => {}
         }
         let ns = &self.namespace;
-        // A JSON merge patch of one field: `null` removes it.
-        let patch = json!({"spec": {"owner": node}});
+        // One field: `null` removes it.
+        let patch = merge_patch::<ResourceGroup>(name, json!({}), Some(json!({"owner": node})));
         call(
             || format!("patch ResourceGroup {ns}/{name}"),
             self.groups()
@@ -440,7 +518,8 @@ impl Target {
     /// `pause` / `resume`: read-modify-write of `spec.members` (a merge patch
     /// replaces the whole list), made safe by the `resourceVersion` it read: the API
     /// server refuses the write with 409 Conflict when the cluster changed in
-    /// between; then it reads again and tries once more.
+    /// between; then it reads again and tries once more. The list is written back
+    /// as it was stored, only the one member's `paused` changed.
     async fn set_paused(
         &self,
         node: &str,
@@ -464,7 +543,8 @@ impl Target {
         paused: bool,
         verb: &'static str,
     ) -> Result<String, PluginError> {
-        let cluster = self.cluster().await?;
+        let object = self.cluster_object().await?;
+        let mut cluster = self.typed_cluster(&object)?;
         let name = cluster.name_any();
         let index = member_index(&cluster, node)?;
         if cluster.spec.members[index].paused == paused {
@@ -477,12 +557,22 @@ impl Target {
                 "{node}: {state} in FailoverCluster {name}; nothing to do\n"
             ));
         }
-        let mut members = cluster.spec.members.clone();
-        members[index].paused = paused;
-        let patch = json!({
-            "metadata": {"resourceVersion": cluster.resource_version()},
-            "spec": {"members": members},
-        });
+        let mut members = object.data["spec"]["members"].clone();
+        match members.get_mut(index).and_then(Value::as_object_mut) {
+            Some(member) => {
+                member.insert("paused".to_owned(), Value::Bool(paused));
+            }
+            // Not reached: the typed members were read from this very list.
+            None => {
+                cluster.spec.members[index].paused = paused;
+                members = json!(cluster.spec.members);
+            }
+        }
+        let patch = merge_patch::<FailoverCluster>(
+            &name,
+            json!({"resourceVersion": object.resource_version()}),
+            Some(json!({"members": members})),
+        );
         let ns = &self.namespace;
         let written = call(
             || format!("patch FailoverCluster {ns}/{name}"),
@@ -514,7 +604,11 @@ impl Target {
     /// `clear`: annotates the group with the unix time (any new value clears once).
     async fn clear(&self, name: &str, now: Timestamp) -> Result<String, PluginError> {
         let value = now.as_second().to_string();
-        let patch = json!({"metadata": {"annotations": {CLEAR_FAILURES_ANNOTATION: value}}});
+        let patch = merge_patch::<ResourceGroup>(
+            name,
+            json!({"annotations": {CLEAR_FAILURES_ANNOTATION: value}}),
+            None,
+        );
         let ns = &self.namespace;
         let patched = call(
             || format!("patch ResourceGroup {ns}/{name}"),
