@@ -403,3 +403,6 @@ pub fn timeline(group: &ResourceGroup, format: Format) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
