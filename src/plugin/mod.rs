@@ -639,3 +639,6 @@ fn member_index(cluster: &FailoverCluster, node: &str) -> Result<usize, PluginEr
             members: members.iter().map(|m| m.node.clone()).collect(),
         })
 }
+
+#[cfg(test)]
+mod tests;
