@@ -21,8 +21,9 @@ fn now() -> Timestamp {
     "2025-06-01T12:00:00Z".parse().unwrap()
 }
 
-/// `prod` as the API server stores it: `b` without a priority (the default is not
-/// written back), `c` paused.
+/// `prod` as the API server returns it, `c` paused. `b` has no priority: a field
+/// the plugin's types would fill in (as they would drop one they do not know), so
+/// the tests see that the members go back exactly as read.
 fn prod() -> Value {
     json!({
         "apiVersion": "failover.dev/v1alpha1", "kind": "FailoverCluster",

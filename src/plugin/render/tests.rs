@@ -33,8 +33,8 @@ fn cluster() -> FailoverCluster {
             ],
             "configHash": "5d41402abc4b",
             "quorum": {"state": "Quorate", "voters": 3, "connected": 3},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
-                            "message": "3 of 3 members online",
+            "conditions": [{"type": "QuorumLost", "status": "False", "reason": "Quorate",
+                            "message": "3 of 3 voters connected",
                             "lastTransitionTime": "2025-06-01T10:00:00Z"}],
         },
     }))
@@ -65,18 +65,19 @@ fn group(name: &str, status: Value) -> ResourceGroup {
     serde_json::from_value(object).unwrap()
 }
 
-/// `web`: on `a` after `b` was lost, with the explanations and two takeovers.
+/// `web`: moved to `b` by hand, then taken by `a` when `b` was lost (`b` is back
+/// since); the members' explanations as the agents word them, two takeovers.
 fn web() -> ResourceGroup {
     group(
         "web",
         json!({
             "owner": "a", "epoch": 4, "phase": "Online", "failovers": 1,
             "lastTransition": {"reason": "OwnerLost",
-                               "message": "b stopped sending heartbeats; a took over",
+                               "message": "web moves from b to a: b is not alive (no heartbeat within deadAfter)",
                                "time": "2025-06-01T11:55:00Z"},
             "members": [
-                {"node": "a", "eligible": true, "reason": "a owns web: highest priority (200) of the eligible members"},
-                {"node": "b", "eligible": true, "reason": "b could own web: priority 100 is lower than a's 200"},
+                {"node": "a", "eligible": true, "reason": "a owns web: web stays on a: it is eligible and no better member asks for it"},
+                {"node": "b", "eligible": true, "reason": "b is eligible for web but a owns it: web stays on a: it is eligible and no better member asks for it"},
                 {"node": "c", "eligible": false, "reason": "c cannot own web: it is paused"},
             ],
             "recentTakeovers": [
@@ -108,7 +109,7 @@ fn status_table() {
 Cluster:  prod
 Quorum:   Quorate (3 of 3 voters connected)
 Config:   5d41402abc4b (2 of 3 members synchronized)
-Ready:    True Ready: 3 of 3 members online
+QuorumLost: False Quorate: 3 of 3 voters connected
 
 MEMBER  STATE   PRIORITY  PAUSED  SYNCHRONIZED  LAST HEARTBEAT
 a       Online  200       false   true          1s
@@ -117,7 +118,7 @@ c       Paused  50        true    false         45s
 
 GROUP  OWNER            PHASE   EPOCH  FAILOVERS  LAST TRANSITION
 db     - (pinned to b)  -       -      0          -
-web    a                Online  4      1          OwnerLost 5m ago: b stopped sending heartbeats; a took over
+web    a                Online  4      1          OwnerLost 5m ago: web moves from b to a: b is not alive (no heartbeat within deadAfter)
 ";
     assert_eq!(text, expected, "\n{text}");
 }
@@ -146,7 +147,7 @@ fn status_json_names_fields_as_the_crds() {
     assert_eq!(doc["groups"][0]["phase"], "Online");
     assert_eq!(doc["groups"][0]["epoch"], 4);
     assert_eq!(doc["groups"][0]["lastTransition"]["reason"], "OwnerLost");
-    assert_eq!(doc["conditions"][0]["type"], "Ready");
+    assert_eq!(doc["conditions"][0]["type"], "QuorumLost");
 }
 
 #[test]
@@ -210,11 +211,11 @@ fn explain_says_why_each_member_is_or_is_not_the_owner() {
     let expected = "\
 Group:    web (cluster prod)
 Owner:    a, phase Online, epoch 4
-Because:  OwnerLost (5m ago): b stopped sending heartbeats; a took over
+Because:  OwnerLost (5m ago): web moves from b to a: b is not alive (no heartbeat within deadAfter)
 
 MEMBER  OWNER  ELIGIBLE  WHY
-a       yes    yes       a owns web: highest priority (200) of the eligible members
-b       no     yes       b could own web: priority 100 is lower than a's 200
+a       yes    yes       a owns web: web stays on a: it is eligible and no better member asks for it
+b       no     yes       b is eligible for web but a owns it: web stays on a: it is eligible and no better member asks for it
 c       no     no        c cannot own web: it is paused
 ";
     assert_eq!(text, expected, "\n{text}");
