@@ -61,6 +61,47 @@ pub enum Command {
     /// ResourceGroup that render the agents' configuration, Secret, DaemonSet, RBAC and
     /// Leases and aggregate the agents' reports into status. Stops on SIGTERM.
     Operator(OperatorArgs),
+    /// The admin's verbs against a cluster: status, explain, move, pause, resume,
+    /// clear, timeline. The same binary installed as `kubectl-failover` is the
+    /// kubectl plugin `kubectl failover VERB` (docs/kubectl-plugin.md).
+    Ctl(crate::plugin::CtlArgs),
+}
+
+/// The command line of the binary invoked as `kubectl-failover` (kubectl runs
+/// `kubectl-failover ARGS` for `kubectl failover ARGS`): the verbs of `failover ctl`.
+#[derive(Debug, Parser)]
+#[command(name = "kubectl failover", version)]
+struct KubectlPlugin {
+    #[command(flatten)]
+    args: crate::plugin::CtlArgs,
+}
+
+/// The file name the binary has as a kubectl plugin.
+pub const PLUGIN_FILE_NAME: &str = "kubectl-failover";
+
+impl Cli {
+    /// Parses `args` (the first is the program): as the kubectl plugin's verbs when
+    /// the program's file name is [`PLUGIN_FILE_NAME`], else as `failover`'s
+    /// subcommands.
+    pub fn try_parse_invocation<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let as_plugin = args
+            .first()
+            .and_then(|program| Path::new(program).file_name())
+            .is_some_and(|name| name == PLUGIN_FILE_NAME);
+        if as_plugin {
+            let plugin = KubectlPlugin::try_parse_from(args)?;
+            Ok(Self {
+                command: Command::Ctl(plugin.args),
+            })
+        } else {
+            Self::try_parse_from(args)
+        }
+    }
 }
 
 /// Arguments of `failover operator`.
@@ -301,6 +342,9 @@ pub enum CliError {
     /// The async runtime could not be built.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// A `ctl` verb (the kubectl plugin) failed.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
     /// Writing a file or to stdout failed.
     #[error("cannot write {path}")]
     Write {
@@ -336,6 +380,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Demo(args) => demo(&args),
         Command::Agent(args) => run_agent(args),
         Command::Operator(args) => operator(args),
+        Command::Ctl(args) => {
+            let text = crate::plugin::run(args)?;
+            out.write_all(text.as_bytes())
+                .map_err(write_err("stdout"))?;
+            Ok(Outcome::Success)
+        }
     }
 }
 

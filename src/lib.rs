@@ -20,6 +20,7 @@ pub mod lab;
 pub mod membership;
 pub mod operator;
 pub mod placement;
+pub mod plugin;
 pub mod sim;
 pub mod telemetry;
 #[cfg(test)]

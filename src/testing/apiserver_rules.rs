@@ -664,6 +664,69 @@ fn event(r: &mut Report, event: &Value) {
     }
 }
 
+/// A FailoverCluster or ResourceGroup as a write sends it, whole or as a JSON merge
+/// patch of a few fields (the checker sees bodies, not content types): metadata as
+/// `ValidateObjectMeta` (the name a DNS subdomain, apiextensions' rule for custom
+/// resources) and the CRDs' own rule on it (at most 63 characters), the apiVersion of
+/// the CRDs, and `spec` against the generated CRD's structural schema (apiextensions
+/// `schema/validation`) as a patch: an object may lack required fields and a `null`
+/// removes a field (the API server checks both on the merged object, which this
+/// checker does not have), while an array is always whole, so its items are checked
+/// in full.
+fn custom_resource(r: &mut Report, object: &Value, kind: &str) {
+    object_meta(r, object, dns1123_subdomain);
+    if str_of(&object["metadata"], "name").is_some_and(|n| n.len() > LABEL_VALUE_MAX) {
+        r.fail(
+            "metadata.name",
+            format!("at most {LABEL_VALUE_MAX} characters (the CRD's rule)"),
+        );
+    }
+    if str_of(object, "apiVersion") != Some(crate::api::API_VERSION) {
+        r.fail(
+            "apiVersion",
+            format!(
+                "{:?}: the CRDs serve {}",
+                object["apiVersion"],
+                crate::api::API_VERSION
+            ),
+        );
+    }
+    if let Some(spec) = object.get("spec") {
+        patch_walk(r, "spec", &spec_schema(kind), spec);
+    }
+}
+
+/// [`schema_walk`] for a JSON merge patch: `null` removes, objects may be partial;
+/// arrays (replaced whole by a merge patch) and scalars are checked in full.
+fn patch_walk(r: &mut Report, path: &str, schema: &Value, value: &Value) {
+    match value {
+        Value::Null => {}
+        Value::Object(fields) if str_of(schema, "type") == Some("object") => {
+            for (name, field) in fields {
+                let at = format!("{path}.{name}");
+                match schema["properties"].get(name) {
+                    Some(sub) => patch_walk(r, &at, sub, field),
+                    None => match schema.get("additionalProperties") {
+                        Some(sub) if sub.is_object() => patch_walk(r, &at, sub, field),
+                        _ => r.fail(&at, "unknown field (the API server prunes it)"),
+                    },
+                }
+            }
+        }
+        _ => schema_walk(r, path, schema, value),
+    }
+}
+
+/// The spec schema of the generated CRD of `kind`.
+pub fn spec_schema(kind: &str) -> Value {
+    let crd = crate::api::crd::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .unwrap_or_else(|| panic!("no CRD of kind {kind}"));
+    let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap_or_default();
+    schema["openAPIV3Schema"]["properties"]["spec"].clone()
+}
+
 /// The API server's create/apply validation of `object` (by its `kind`): every
 /// violation with its field path; empty when the API server would accept it.
 pub fn validate(object: &Value) -> Vec<String> {
@@ -684,6 +747,7 @@ pub fn validate(object: &Value) -> Vec<String> {
         Some("RoleBinding") => role_binding(&mut r, object),
         Some("Lease") => lease(&mut r, object),
         Some("Event") => event(&mut r, object),
+        Some(kind @ ("FailoverCluster" | "ResourceGroup")) => custom_resource(&mut r, object, kind),
         other => r.fail("kind", format!("{other:?}: no rules known; add them here")),
     }
     r.0

@@ -1,0 +1,635 @@
+//! Tests of the verbs' IO against the mocked API server, which asserts every request
+//! (method, path, body) in order and refuses a write a real API server would refuse:
+//! what `move`, `pause`, `resume` and `clear` send, and the errors of a name that
+//! does not exist.
+
+use std::future::Future;
+
+use http::{Method, StatusCode};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::{FIELD_MANAGER, Format, PluginError, Target, Verb};
+use crate::api::CLEAR_FAILURES_ANNOTATION;
+use crate::testing::apiserver::{ApiServerVerifier, failure, mocked_client};
+
+const NS: &str = "ha";
+const CLUSTERS: &str = "/apis/failover.dev/v1alpha1/namespaces/ha/failoverclusters";
+const GROUPS: &str = "/apis/failover.dev/v1alpha1/namespaces/ha/resourcegroups";
+
+fn now() -> Timestamp {
+    "2025-06-01T12:00:00Z".parse().unwrap()
+}
+
+/// `prod` as the API server returns it, `c` paused. `b` has no priority: a field
+/// the plugin's types would fill in (as they would drop one they do not know), so
+/// the tests see that the members go back exactly as read.
+fn prod() -> Value {
+    json!({
+        "apiVersion": "failover.dev/v1alpha1", "kind": "FailoverCluster",
+        "metadata": {"name": "prod", "namespace": NS, "resourceVersion": "41"},
+        "spec": {"members": [
+            {"node": "a", "priority": 200},
+            {"node": "b"},
+            {"node": "c", "priority": 50, "paused": true},
+        ]},
+    })
+}
+
+fn web(owner: Option<&str>) -> Value {
+    let mut g = json!({
+        "apiVersion": "failover.dev/v1alpha1", "kind": "ResourceGroup",
+        "metadata": {"name": "web", "namespace": NS, "resourceVersion": "7"},
+        "spec": {"cluster": "prod", "resources": [
+            {"name": "vip", "virtualIP": {"address": "10.0.0.10/24"}},
+        ]},
+        "status": {"owner": "a", "phase": "Online", "epoch": 4},
+    });
+    if let Some(owner) = owner {
+        g["spec"]["owner"] = json!(owner);
+    }
+    g
+}
+
+fn list(kind: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": "failover.dev/v1alpha1", "kind": format!("{kind}List"),
+           "metadata": {"resourceVersion": "50"}, "items": items})
+}
+
+/// Runs `verb` (with `--cluster` if given) while `server` plays the API server;
+/// then checks that the verb sent nothing more.
+async fn run<F>(
+    verb: Verb,
+    cluster: Option<&str>,
+    server: impl FnOnce(ApiServerVerifier) -> F,
+) -> Result<String, PluginError>
+where
+    F: Future<Output = ApiServerVerifier> + Send + 'static,
+{
+    let (client, api) = mocked_client(NS);
+    let server = tokio::spawn(server(api));
+    let target = Target {
+        client,
+        namespace: NS.to_owned(),
+        cluster: cluster.map(str::to_owned),
+        format: Format::Table,
+    };
+    let result = target.run(&verb, now()).await;
+    drop(target);
+    let mut api = server.await.unwrap();
+    if let Some((seen, _)) = api.next_request().await {
+        panic!(
+            "unexpected request {} {} {}",
+            seen.method, seen.path, seen.body
+        );
+    }
+    result
+}
+
+impl ApiServerVerifier {
+    /// A merge patch of `path` by the plugin's field manager, answered with
+    /// `answer`; returns its body.
+    async fn merge_patch(&mut self, path: &str, answer: Value) -> Value {
+        let seen = self
+            .expect(Method::PATCH, path, move |_| (StatusCode::OK, answer))
+            .await;
+        assert!(
+            seen.query
+                .contains(&format!("fieldManager={FIELD_MANAGER}")),
+            "{}",
+            seen.query
+        );
+        seen.body
+    }
+
+    async fn get(&mut self, path: &str, object: Value) {
+        self.expect(Method::GET, path, move |_| (StatusCode::OK, object))
+            .await;
+    }
+}
+
+// ---------------------------------------------------------------------------- move
+
+#[tokio::test]
+async fn move_sets_spec_owner_after_checking_the_node_is_a_member() {
+    let text = run(
+        Verb::Move {
+            group: "web".into(),
+            node: Some("b".into()),
+            clear: false,
+        },
+        None,
+        |mut api| async move {
+            api.get(&format!("{GROUPS}/web"), web(None)).await;
+            api.get(&format!("{CLUSTERS}/prod"), prod()).await;
+            let body = api
+                .merge_patch(&format!("{GROUPS}/web"), web(Some("b")))
+                .await;
+            assert_eq!(
+                body,
+                json!({"apiVersion": "failover.dev/v1alpha1", "kind": "ResourceGroup",
+                       "metadata": {"name": "web"}, "spec": {"owner": "b"}})
+            );
+            api
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        text,
+        "web: pinned to b (spec.owner); the current owner hands it over\n"
+    );
+}
+
+#[tokio::test]
+async fn move_clear_removes_spec_owner_and_does_nothing_when_there_is_no_pin() {
+    let clear = || Verb::Move {
+        group: "web".into(),
+        node: None,
+        clear: true,
+    };
+    let text = run(clear(), None, |mut api| async move {
+        api.get(&format!("{GROUPS}/web"), web(Some("b"))).await;
+        let body = api.merge_patch(&format!("{GROUPS}/web"), web(None)).await;
+        // `null` removes the field in a merge patch, whoever set it.
+        assert_eq!(body["spec"], json!({"owner": null}));
+        assert_eq!(body["kind"], "ResourceGroup");
+        api
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        text,
+        "web: pin removed (spec.owner); placement decides again\n"
+    );
+
+    let text = run(clear(), None, |mut api| async move {
+        api.get(&format!("{GROUPS}/web"), web(None)).await;
+        api
+    })
+    .await
+    .unwrap();
+    assert_eq!(text, "web: not pinned (no spec.owner); nothing to do\n");
+}
+
+#[tokio::test]
+async fn move_of_an_unknown_group_or_to_an_unknown_node_writes_nothing() {
+    let error = run(
+        Verb::Move {
+            group: "nope".into(),
+            node: Some("b".into()),
+            clear: false,
+        },
+        None,
+        |mut api| async move {
+            api.not_found(&format!("{GROUPS}/nope")).await;
+            api
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, PluginError::NotFound { .. }), "{error:?}");
+    assert_eq!(error.to_string(), "no ResourceGroup nope in namespace ha");
+
+    let error = run(
+        Verb::Move {
+            group: "web".into(),
+            node: Some("x".into()),
+            clear: false,
+        },
+        None,
+        |mut api| async move {
+            api.get(&format!("{GROUPS}/web"), web(None)).await;
+            api.get(&format!("{CLUSTERS}/prod"), prod()).await;
+            api
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "x is not a member of FailoverCluster prod (members: a, b, c)"
+    );
+}
+
+#[tokio::test]
+async fn move_refuses_a_group_of_another_cluster_than_named() {
+    let error = run(
+        Verb::Move {
+            group: "web".into(),
+            node: Some("b".into()),
+            clear: false,
+        },
+        Some("staging"),
+        |mut api| async move {
+            api.get(&format!("{GROUPS}/web"), web(None)).await;
+            api
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "ResourceGroup web runs on FailoverCluster prod, not staging"
+    );
+}
+
+// --------------------------------------------------------------- pause and resume
+
+/// The members `pause b` writes: the stored list with only b's `paused` changed
+/// (no default written into it).
+fn members_with_b_paused() -> Value {
+    json!([
+        {"node": "a", "priority": 200},
+        {"node": "b", "paused": true},
+        {"node": "c", "priority": 50, "paused": true},
+    ])
+}
+
+#[tokio::test]
+async fn pause_writes_the_stored_members_with_one_paused_and_the_read_resource_version() {
+    let text = run(
+        Verb::Pause { node: "b".into() },
+        None,
+        |mut api| async move {
+            api.get(CLUSTERS, list("FailoverCluster", vec![prod()]))
+                .await;
+            let mut paused = prod();
+            paused["spec"]["members"] = members_with_b_paused();
+            let body = api.merge_patch(&format!("{CLUSTERS}/prod"), paused).await;
+            assert_eq!(
+                body,
+                json!({"apiVersion": "failover.dev/v1alpha1", "kind": "FailoverCluster",
+                   "metadata": {"name": "prod", "resourceVersion": "41"},
+                   "spec": {"members": members_with_b_paused()}})
+            );
+            api
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        text,
+        "b: paused in FailoverCluster prod; its groups are handed over\n"
+    );
+}
+
+#[tokio::test]
+async fn resume_sets_paused_false_on_the_named_cluster() {
+    let text = run(
+        Verb::Resume { node: "c".into() },
+        Some("prod"),
+        |mut api| async move {
+            api.get(&format!("{CLUSTERS}/prod"), prod()).await;
+            let body = api.merge_patch(&format!("{CLUSTERS}/prod"), prod()).await;
+            assert_eq!(
+                body["spec"]["members"],
+                json!([
+                    {"node": "a", "priority": 200},
+                    {"node": "b"},
+                    {"node": "c", "priority": 50, "paused": false},
+                ])
+            );
+            assert_eq!(body["metadata"]["resourceVersion"], "41");
+            api
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        text,
+        "c: resumed in FailoverCluster prod; groups come back as their failback policy says\n"
+    );
+}
+
+#[tokio::test]
+async fn pause_of_a_paused_member_or_an_unknown_node_writes_nothing() {
+    let text = run(
+        Verb::Pause { node: "c".into() },
+        None,
+        |mut api| async move {
+            api.get(CLUSTERS, list("FailoverCluster", vec![prod()]))
+                .await;
+            api
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        text,
+        "c: already paused in FailoverCluster prod; nothing to do\n"
+    );
+
+    let error = run(
+        Verb::Resume { node: "x".into() },
+        None,
+        |mut api| async move {
+            api.get(CLUSTERS, list("FailoverCluster", vec![prod()]))
+                .await;
+            api
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, PluginError::UnknownNode { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "x is not a member of FailoverCluster prod (members: a, b, c)"
+    );
+}
+
+#[tokio::test]
+async fn pause_reads_again_after_a_conflict_and_gives_up_after_two() {
+    let conflict = |_: &Value| (StatusCode::CONFLICT, failure(409, "Conflict"));
+    // The cluster changed once: the second write, at the new resourceVersion, goes through.
+    let text = run(
+        Verb::Pause { node: "b".into() },
+        None,
+        move |mut api| async move {
+            api.get(CLUSTERS, list("FailoverCluster", vec![prod()]))
+                .await;
+            api.expect(Method::PATCH, &format!("{CLUSTERS}/prod"), conflict)
+                .await;
+            let mut changed = prod();
+            changed["metadata"]["resourceVersion"] = json!("42");
+            api.get(CLUSTERS, list("FailoverCluster", vec![changed]))
+                .await;
+            let body = api.merge_patch(&format!("{CLUSTERS}/prod"), prod()).await;
+            assert_eq!(body["metadata"]["resourceVersion"], "42");
+            assert_eq!(body["spec"]["members"], members_with_b_paused());
+            api
+        },
+    )
+    .await
+    .unwrap();
+    assert!(text.starts_with("b: paused"), "{text}");
+
+    let error = run(
+        Verb::Pause { node: "b".into() },
+        None,
+        move |mut api| async move {
+            for _ in 0..2 {
+                api.get(CLUSTERS, list("FailoverCluster", vec![prod()]))
+                    .await;
+                api.expect(Method::PATCH, &format!("{CLUSTERS}/prod"), conflict)
+                    .await;
+            }
+            api
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "FailoverCluster prod changed while pause was writing it, twice: nothing was written; run it again"
+    );
+}
+
+// --------------------------------------------------------------------------- clear
+
+#[tokio::test]
+async fn clear_annotates_the_group_with_the_unix_time() {
+    let text = run(
+        Verb::Clear {
+            group: "web".into(),
+        },
+        None,
+        |mut api| async move {
+            let body = api.merge_patch(&format!("{GROUPS}/web"), web(None)).await;
+            assert_eq!(
+                body,
+                json!({"apiVersion": "failover.dev/v1alpha1", "kind": "ResourceGroup",
+                   "metadata": {"name": "web",
+                                "annotations": {CLEAR_FAILURES_ANNOTATION: "1748779200"}}})
+            );
+            api
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        text,
+        "web: failover.dev/clear-failures=1748779200; every member resets its failover count\n"
+    );
+}
+
+#[tokio::test]
+async fn clear_of_an_unknown_group_says_so() {
+    let error = run(
+        Verb::Clear {
+            group: "nope".into(),
+        },
+        None,
+        |mut api| async move {
+            api.expect(Method::PATCH, &format!("{GROUPS}/nope"), |_| {
+                (StatusCode::NOT_FOUND, failure(404, "NotFound"))
+            })
+            .await;
+            api
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.to_string(), "no ResourceGroup nope in namespace ha");
+}
+
+// ------------------------------------------------------------------ reads and errors
+
+#[tokio::test]
+async fn status_reads_the_only_cluster_and_its_groups() {
+    let mut other = web(None);
+    other["metadata"]["name"] = json!("api");
+    other["spec"]["cluster"] = json!("staging");
+    let text = run(Verb::Status, None, |mut api| async move {
+        api.get(CLUSTERS, list("FailoverCluster", vec![prod()]))
+            .await;
+        api.get(GROUPS, list("ResourceGroup", vec![other, web(None)]))
+            .await;
+        api
+    })
+    .await
+    .unwrap();
+    assert!(text.starts_with("Cluster:  prod\n"), "{text}");
+    assert!(text.contains("\nweb    a      Online"), "{text}");
+    assert!(!text.contains("api"), "a group of another cluster: {text}");
+}
+
+#[tokio::test]
+async fn status_without_a_cluster_or_with_several_says_what_to_do() {
+    let error = run(Verb::Status, None, |mut api| async move {
+        api.get(CLUSTERS, list("FailoverCluster", vec![])).await;
+        api
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(error.to_string(), "no FailoverCluster in namespace ha");
+
+    let mut staging = prod();
+    staging["metadata"]["name"] = json!("staging");
+    let error = run(Verb::Status, None, |mut api| async move {
+        api.get(CLUSTERS, list("FailoverCluster", vec![prod(), staging]))
+            .await;
+        api
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "namespace ha has several FailoverClusters (prod, staging): name one with --cluster"
+    );
+
+    let error = run(Verb::Status, Some("nope"), |mut api| async move {
+        api.not_found(&format!("{CLUSTERS}/nope")).await;
+        api
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(error.to_string(), "no FailoverCluster nope in namespace ha");
+}
+
+#[tokio::test]
+async fn explain_and_timeline_of_an_unknown_group_say_so() {
+    for verb in [
+        Verb::Explain {
+            group: "nope".into(),
+        },
+        Verb::Timeline {
+            group: "nope".into(),
+        },
+    ] {
+        let error = run(verb, None, |mut api| async move {
+            api.not_found(&format!("{GROUPS}/nope")).await;
+            api
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(error.to_string(), "no ResourceGroup nope in namespace ha");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_request_names_the_request_and_keeps_the_cause() {
+    let error = run(
+        Verb::Clear {
+            group: "web".into(),
+        },
+        None,
+        |mut api| async move {
+            api.expect(Method::PATCH, &format!("{GROUPS}/web"), |_| {
+                (StatusCode::FORBIDDEN, failure(403, "Forbidden"))
+            })
+            .await;
+            api
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.to_string(), "cannot patch ResourceGroup ha/web");
+    let cause = std::error::Error::source(&error).map(ToString::to_string);
+    assert!(cause.is_some_and(|c| c.contains("Forbidden")), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_cluster_this_binary_cannot_read_is_named() {
+    let mut bad = prod();
+    bad["spec"]["members"] = json!("not a list");
+    let error = run(
+        Verb::Pause { node: "b".into() },
+        None,
+        |mut api| async move {
+            api.get(CLUSTERS, list("FailoverCluster", vec![bad])).await;
+            api
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, PluginError::Malformed { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot read FailoverCluster ha/prod: "),
+        "{error}"
+    );
+}
+
+// ----------------------------------------------------------------------- standalone
+
+#[test]
+fn standalone_says_what_to_do_instead_and_contacts_nothing() {
+    let args = |verb| super::CtlArgs {
+        namespace: None,
+        cluster: None,
+        output: Format::Table,
+        standalone: Some("/etc/failover/cluster.yaml".into()),
+        verb,
+    };
+    let error = super::run(args(Verb::Pause { node: "b".into() })).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "`pause` against a standalone agent (/etc/failover/cluster.yaml) needs a local control \
+         endpoint the agent does not have yet; instead, set `paused: true` on member b: edit the \
+         configuration file of every member (keep the files equal), then send SIGHUP to each agent \
+         (they also reload a changed file by themselves)"
+    );
+    let error = super::run(args(Verb::Status)).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("instead, read the agent's /metrics (failover_group_owned{group}"),
+        "{error}"
+    );
+    let error = super::run(args(Verb::Clear {
+        group: "web".into(),
+    }))
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("put the annotation failover.dev/clear-failures: \"<a new value, e.g. the unix time>\" on ResourceGroup web"),
+        "{error}"
+    );
+}
+
+/// The mocked API server's rules for our custom resources catch what a real one
+/// refuses in the plugin's patches, so the tests above can fail.
+#[test]
+fn the_mocked_api_server_refuses_a_bad_patch_of_our_resources() {
+    use crate::testing::apiserver_rules::validate;
+    let patch = |spec: Value| {
+        json!({"apiVersion": "failover.dev/v1alpha1", "kind": "ResourceGroup",
+               "metadata": {"name": "web"}, "spec": spec})
+    };
+    assert_eq!(
+        validate(&patch(json!({"owner": null}))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        validate(&patch(json!({"owner": "b"}))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        validate(&patch(json!({"owner": 5}))),
+        vec!["spec.owner: must be a string"]
+    );
+    assert_eq!(
+        validate(&patch(json!({"ownr": "b"}))),
+        vec!["spec.ownr: unknown field (the API server prunes it)"]
+    );
+    let mut no_name = patch(json!({"owner": "b"}));
+    no_name["metadata"] = json!({});
+    assert_eq!(validate(&no_name), vec!["metadata.name: Required value"]);
+    // A merge patch replaces a list whole: every member needs its node.
+    let members = json!({"apiVersion": "failover.dev/v1alpha1", "kind": "FailoverCluster",
+                         "metadata": {"name": "prod"},
+                         "spec": {"members": [{"node": "a"}, {"paused": true}]}});
+    assert_eq!(
+        validate(&members),
+        vec!["spec.members[1].node: Required value"]
+    );
+    let mut annotated = patch(json!({}));
+    annotated["metadata"]["annotations"] = json!({"failover.dev/clear failures": "1"});
+    assert_eq!(validate(&annotated).len(), 1, "{:?}", validate(&annotated));
+}
