@@ -361,7 +361,8 @@ struct TimelineDocument<'a> {
 }
 
 /// `timeline GROUP`: the last takeovers, newest first, phase by phase with the
-/// milliseconds since placement chose the new owner.
+/// milliseconds since the takeover began (`time`: the detection of the failure it
+/// answers, or placement's choice when there was none).
 pub fn timeline(group: &ResourceGroup, format: Format) -> String {
     let name = group.metadata.name.as_deref().unwrap_or_default();
     let takeovers = group
@@ -398,7 +399,7 @@ pub fn timeline(group: &ResourceGroup, format: Format) -> String {
         if rows.is_empty() {
             out.push_str("  (no phase recorded)\n");
         } else {
-            table(&mut out, &["  PHASE", "SINCE DECIDED"], &rows);
+            table(&mut out, &["  PHASE", "SINCE START"], &rows);
         }
     }
     out

@@ -83,7 +83,7 @@ fn web() -> ResourceGroup {
             "recentTakeovers": [
                 {"node": "a", "reason": "OwnerLost", "epoch": 4,
                  "time": "2025-06-01T11:55:00Z",
-                 "phases": [{"phase": "decided", "ms": 0.0},
+                 "phases": [{"phase": "decided", "ms": 0.4},
                             {"phase": "ledger", "ms": 3.4},
                             {"phase": "vip_up", "ms": 4.1},
                             {"phase": "arp_sent", "ms": 4.63},
@@ -254,8 +254,8 @@ fn timeline_phase_by_phase_in_milliseconds() {
     let text = timeline(&web(), Format::Table);
     let expected = "\
 2025-06-01T11:55:00Z a took web (OwnerLost), epoch 4
-  PHASE     SINCE DECIDED
-  decided   0.0 ms
+  PHASE     SINCE START
+  decided   0.4 ms
   ledger    3.4 ms
   vip_up    4.1 ms
   arp_sent  4.6 ms
