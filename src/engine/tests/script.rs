@@ -190,7 +190,10 @@ impl Script {
             Err(e) => panic!("cannot encode a scripted heartbeat: {e}"),
         };
         self.peers.insert(hb.sender.clone(), hb);
-        self.handle(Input::Datagram(&bytes))
+        self.handle(Input::Datagram {
+            bytes: &bytes,
+            link: 0,
+        })
     }
 
     /// The sequence of the engine's heartbeat that `peer` echoed last.
