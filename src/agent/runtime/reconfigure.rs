@@ -159,7 +159,10 @@ impl Agent {
                 .map(|m| m.name.as_str())
                 .filter(|m| m != node),
             model.groups.iter().map(|g| g.name.as_str()),
-            sockets,
+            self.config
+                .links_of(node)
+                .map_or(0, <[_]>::len)
+                .min(sockets),
         );
         // The link series were recreated at 0: show the known ones again.
         let members = &self.config.addresses;
