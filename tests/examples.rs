@@ -46,7 +46,10 @@ fn every_example_loads_and_validates() {
         let problems = validate_standalone(&cluster);
         assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
     }
-    assert_eq!(count, 6, "one example per scenario of the issue");
+    assert_eq!(
+        count, 7,
+        "one example per scenario of the issue, and redundant heartbeat links"
+    );
 }
 
 const BASE: &str = r#"
