@@ -172,6 +172,8 @@ struct Agent {
     /// What each link to each peer showed at the last step (only `Up` and `Down`
     /// are kept), for the link metric, log lines and report.
     links: BTreeMap<(String, usize), LinkState>,
+    /// When the links were last compared (see `sync_links`).
+    links_synced: Duration,
     /// The last peer failure this node saw, for the takeover timeline.
     detected: Option<Duration>,
     /// The takeovers in progress and the last finished ones.
@@ -263,6 +265,7 @@ pub(crate) async fn run_loop(
         followups: VecDeque::new(),
         counters: Counters::default(),
         links: BTreeMap::new(),
+        links_synced: Duration::ZERO,
         detected: None,
         timelines: Timelines::default(),
         file_stamp: file_stamp.flatten(),
