@@ -313,17 +313,18 @@ pub(crate) async fn run_loop(
             wake = wake.min(deadline);
         }
         tokio::select! {
-            (link, received) = recv_any(&sockets, &mut buf, first_link) => match received {
-                Ok(n) => {
-                    first_link = (link + 1) % sockets.len();
-                    agent.step(Input::Datagram { bytes: &buf[..n], link }).await
+            (link, received) = recv_any(&sockets, &mut buf, first_link) => {
+                // Also after an error: a link that keeps failing must not hide the others.
+                first_link = (link + 1) % sockets.len();
+                match received {
+                    Ok(n) => agent.step(Input::Datagram { bytes: &buf[..n], link }).await,
+                    Err(error) => {
+                        warn!(link, %error, "heartbeat socket receive failed");
+                        // Never spin on a persistent error.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
                 }
-                Err(error) => {
-                    warn!(link, %error, "heartbeat socket receive failed");
-                    // Never spin on a persistent error.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
+            }
             () = tokio::time::sleep_until(origin + wake) => agent.step(Input::Tick).await,
             _ = term.recv() => agent.leave(&mut leave_deadline).await,
             _ = int.recv() => agent.leave(&mut leave_deadline).await,
