@@ -57,7 +57,12 @@ struct Lab {
     dir: PathBuf,
     namespaces: Vec<String>,
     agents: Vec<Option<Child>>,
+    /// Agents started from now on serve /metrics on [`METRICS`] in their namespace.
+    metrics: bool,
 }
+
+/// Where an agent serves /metrics inside its namespace when the lab asks for it.
+const METRICS: &str = "127.0.0.1:9464";
 
 impl Lab {
     /// A lab whose names start with `fa<pid><tag>` (tests of this file run at once).
@@ -72,6 +77,7 @@ impl Lab {
             dir,
             namespaces: Vec::new(),
             agents: vec![None, None, None],
+            metrics: false,
         };
         lab.build().unwrap();
         lab
@@ -197,6 +203,91 @@ spec:
         self.write_yaml(&yaml);
     }
 
+    /// Two heartbeat links per member: `address` on eth0 (the VIP's network) and
+    /// `additionalAddresses` on eth1 (see [`Lab::add_service_network`]).
+    fn write_links_config(&self) {
+        let (s, l) = (&self.subnet, self.service_subnet());
+        let yaml = format!(
+            "apiVersion: failover.dev/v1alpha1
+kind: FailoverCluster
+metadata: {{name: lab, namespace: test}}
+spec:
+  members:
+    - {{node: n1, priority: 200, address: {s}.1, additionalAddresses: [{l}.1]}}
+    - {{node: n2, priority: 100, address: {s}.2, additionalAddresses: [{l}.2]}}
+    - {{node: n3, priority: 50, address: {s}.3, additionalAddresses: [{l}.3]}}
+  heartbeat: {{interval: 50ms, deadAfter: 250ms}}
+---
+apiVersion: failover.dev/v1alpha1
+kind: ResourceGroup
+metadata: {{name: web, namespace: test}}
+spec:
+  cluster: lab
+  resources:
+    - {{name: vip, virtualIP: {{address: {s}.100/24}}}}
+"
+        );
+        self.write_yaml(&yaml);
+    }
+
+    /// Loads an nftables ruleset in the node's namespace (it goes with the namespace).
+    fn nft(&self, node: usize, ruleset: &str) -> Result<(), String> {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node), "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("nft: {e}"))?;
+        child
+            .stdin
+            .take()
+            .ok_or("nft: no stdin")?
+            .write_all(ruleset.as_bytes())
+            .map_err(|e| format!("nft: {e}"))?;
+        let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "nft: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// The agent's /metrics as scraped inside its namespace (empty when it does not
+    /// answer within 2 s).
+    fn metrics(&self, node: usize) -> String {
+        let url = format!("http://{METRICS}/metrics");
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(node),
+                "curl",
+                "-s",
+                "--max-time",
+                "2",
+            ])
+            .arg(&url)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The value of one sample of the node's /metrics, e.g.
+    /// `failover_peer_up{member="n1"}`.
+    fn sample(&self, node: usize, series: &str) -> Option<f64> {
+        self.metrics(node).lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
     fn write_yaml(&self, yaml: &str) {
         // Write then rename, so an agent polling the file never reads half of it.
         let tmp = self.dir.join("cluster.yaml.tmp");
@@ -227,7 +318,7 @@ spec:
                 &format!("n{node}"),
                 "--insecure-no-auth",
                 "--metrics-addr",
-                "",
+                if self.metrics { METRICS } else { "" },
             ])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -366,6 +457,11 @@ impl Drop for Lab {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The link gauge of `peer`'s link `link` as another member shows it.
+fn link_up(peer: usize, link: usize) -> String {
+    format!("failover_heartbeat_link_up{{peer=\"n{peer}\",link=\"{link}\"}}")
 }
 
 /// Polls `condition` until it holds; panics after `within`. Returns the time taken.
@@ -688,4 +784,121 @@ fn an_owner_whose_vip_interface_goes_down_hands_the_group_over_and_takes_it_back
         );
     }
     assert!(holders(&lab).is_empty());
+}
+
+#[test]
+fn a_member_is_alive_while_any_heartbeat_link_carries_its_heartbeats() {
+    if let Some(reason) = skip_reason() {
+        println!("SKIPPED agent_netns: {reason}");
+        return;
+    }
+    for tool in ["nft", "curl"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            println!("SKIPPED agent_netns links: `{tool}` is missing");
+            return;
+        }
+    }
+    let mut lab = Lab::new('l');
+    lab.add_service_network().unwrap();
+    lab.write_links_config();
+    lab.metrics = true;
+    for node in 1..=3 {
+        lab.start(node);
+    }
+    wait_until(&lab, "the VIP is on n1 only", WAIT, |l| l.holders() == [1]);
+    wait_until(&lab, "n2 shows both links to n1 up", WAIT, |l| {
+        l.sample(2, &link_up(1, 0)) == Some(1.0) && l.sample(2, &link_up(1, 1)) == Some(1.0)
+    });
+    let bridge = format!("{}b", lab.prefix);
+
+    // (a) Link 1 of n1 cut (its cable: the bridge side of eth1 down): n1 stays
+    // alive over link 0, nothing moves, and the link gauge of n1's link 1 drops.
+    ip(&["-n", &bridge, "link", "set", "s1", "down"]).unwrap();
+    let t = wait_until(&lab, "n2 shows n1's link 1 down", WAIT, |l| {
+        l.sample(2, &link_up(1, 1)) == Some(0.0)
+    });
+    println!("link 1 of n1 cut -> n2's gauge 0 after {t:?}");
+    // Several deadAfters later: still one holder, n1, and every peer alive.
+    let hold = Instant::now();
+    while hold.elapsed() < Duration::from_secs(1) {
+        assert_eq!(lab.holders(), [1], "the group moved while link 0 worked");
+        std::thread::sleep(POLL * 5);
+    }
+    for (node, peer) in [(2, 1), (3, 1), (1, 2)] {
+        let metrics = lab.metrics(node);
+        assert!(
+            metrics.contains(&format!("failover_peer_up{{member=\"n{peer}\"}} 1")),
+            "n{node} must count n{peer} alive:\n{metrics}"
+        );
+        assert!(
+            metrics.contains(&format!("{} 1", link_up(peer, 0))),
+            "n{node}: link 0 to n{peer} up:\n{metrics}"
+        );
+        assert!(
+            metrics.contains(&format!("{} 0", link_up(peer, 1))),
+            "n{node}: link 1 to n{peer} down:\n{metrics}"
+        );
+    }
+    // n2 and n3 still hear each other over link 1.
+    assert_eq!(lab.sample(2, &link_up(3, 1)), Some(1.0));
+
+    // (b) Link 1 restored: the gauge comes back, nothing moved.
+    ip(&["-n", &bridge, "link", "set", "s1", "up"]).unwrap();
+    let t = wait_until(&lab, "n2 shows n1's link 1 up again", WAIT, |l| {
+        l.sample(2, &link_up(1, 1)) == Some(1.0)
+    });
+    println!("link 1 of n1 back -> n2's gauge 1 after {t:?}");
+    assert_eq!(lab.holders(), [1]);
+    // Every heartbeat arrived twice while both links worked: the second copies
+    // are no replays.
+    for node in 1..=3 {
+        let metrics = lab.metrics(node);
+        assert!(
+            !metrics.contains("reason=\"replayed\""),
+            "n{node} counted duplicates over the second link as replays:\n{metrics}"
+        );
+    }
+    let logs = lab.logs();
+    for expected in [
+        "heartbeat link down",
+        "heartbeat link up again",
+        "peer=n1",
+        "link=1",
+    ] {
+        assert!(
+            logs.contains(expected),
+            "{expected:?} missing in the logs:\n{logs}"
+        );
+    }
+    assert!(
+        !logs.contains("peer down"),
+        "no member died while one link worked:\n{logs}"
+    );
+
+    // (c) Both links of the owner cut (its heartbeats dropped on every link): it
+    // is dead to the others, fences itself, and n2 takes the group.
+    let isolated = Instant::now();
+    lab.nft(
+        1,
+        "table inet links_test {
+            chain input { type filter hook input priority 0; udp dport 7707 drop; }
+            chain output { type filter hook output priority 0; udp dport 7707 drop; }
+        }",
+    )
+    .unwrap();
+    let t = wait_until(&lab, "n2 holds the VIP alone", WAIT, |l| l.holders() == [2]);
+    println!("both links of n1 cut -> VIP on n2 after {t:?}");
+    assert!(isolated.elapsed() < WAIT);
+    assert_eq!(lab.sample(2, "failover_peer_up{member=\"n1\"}"), Some(0.0));
+
+    for node in 1..=3 {
+        lab.terminate(node);
+    }
+    for node in 1..=3 {
+        assert_eq!(
+            lab.wait_exit(node, Duration::from_secs(5)),
+            Some(0),
+            "n{node}"
+        );
+    }
 }

@@ -59,6 +59,7 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
         failovers: BTreeMap::from([("db".to_owned(), 3)]),
         config_mismatch: BTreeMap::from([("b".to_owned(), 0x12)]),
         config_outvoted: true,
+        links_down: BTreeMap::from([("b".to_owned(), vec![1])]),
         takeovers: vec![Takeover {
             group: "web".into(),
             reason: Reason::Failback,
@@ -98,6 +99,7 @@ fn what_an_agent_reports_is_what_the_operator_reads() {
         BTreeMap::from([("b".to_owned(), "0000000000000012".to_owned())])
     );
     assert!(view.config_outvoted);
+    assert_eq!(view.links_down, BTreeMap::from([("b".to_owned(), vec![1])]));
     assert_eq!(
         node.explain.get("web").map(String::as_str),
         Some("a owns web")

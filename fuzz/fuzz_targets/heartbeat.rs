@@ -44,6 +44,10 @@ fuzz_target!(|data: &[u8]| {
         groups: vec![],
     };
     let mut m = Membership::new("a", &model, 1, keys, 1);
-    let _ = m.receive(&datagram, Duration::from_millis(u64::from(mode)));
+    let _ = m.receive(
+        &datagram,
+        usize::from(mode % 4),
+        Duration::from_millis(u64::from(mode)),
+    );
     let _ = m.quorate(Duration::from_secs(1), false);
 });

@@ -101,6 +101,15 @@ struct MemberLabel {
     member: String,
 }
 
+/// A heartbeat link to a peer: the link is its index (0 is `address`, i is
+/// `additionalAddresses[i-1]`), bounded like the members by the configuration, and
+/// the same on both ends of the link, unlike an address.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LinkLabel {
+    peer: String,
+    link: usize,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabel {
     group: String,
@@ -178,6 +187,7 @@ pub struct Metrics {
     heartbeats_dropped: Family<ReasonLabel, Counter>,
     send_errors: Counter,
     peer_up: Family<MemberLabel, Gauge>,
+    link_up: Family<LinkLabel, Gauge>,
     quorum: Gauge,
     group_owned: Family<GroupLabel, Gauge>,
     resource_state: Family<ResourceStateLabel, Gauge>,
@@ -205,6 +215,7 @@ impl Default for Metrics {
             heartbeats_dropped: Family::default(),
             send_errors: Counter::default(),
             peer_up: Family::default(),
+            link_up: Family::default(),
             quorum: Gauge::default(),
             group_owned: Family::default(),
             resource_state: Family::default(),
@@ -243,6 +254,11 @@ impl Default for Metrics {
             "peer_up",
             "1 while a valid heartbeat of the member arrived within deadAfter",
             m.peer_up.clone(),
+        );
+        registry.register(
+            "heartbeat_link_up",
+            "1 while the heartbeat link (0 = address, i = additionalAddresses[i-1]) carried a heartbeat of the peer within deadAfter",
+            m.link_up.clone(),
         );
         registry.register("quorum", "1 while this node is quorate", m.quorum.clone());
         registry.register(
@@ -344,17 +360,34 @@ impl Metrics {
             .set(i64::from(up));
     }
 
-    /// Keeps the per-member and per-group series to the configured names.
+    /// Shows whether heartbeat link `link` to `peer` carried a heartbeat within
+    /// deadAfter.
+    pub fn link(&self, peer: &str, link: usize, up: bool) {
+        self.link_up
+            .get_or_create(&LinkLabel {
+                peer: peer.to_owned(),
+                link,
+            })
+            .set(i64::from(up));
+    }
+
+    /// Keeps the per-member, per-link and per-group series to the configured
+    /// names and the `links` heartbeat links.
     pub fn retain_config<'a>(
         &self,
         members: impl IntoIterator<Item = &'a str>,
         groups: impl IntoIterator<Item = &'a str>,
+        links: usize,
     ) {
         // Families cannot be filtered in place: clear and recreate with the state
         // the runtime reports next.
         self.peer_up.clear();
+        self.link_up.clear();
         for member in members {
             self.peer(member, false);
+            for link in 0..links {
+                self.link(member, link, false);
+            }
         }
         self.group_owned.clear();
         for group in groups {
@@ -489,6 +522,8 @@ mod tests {
         m.dropped(DropReason::BadMac, 2);
         m.peer("n2", true);
         m.peer("n3", false);
+        m.link("n2", 0, true);
+        m.link("n2", 1, false);
         m.quorate(true);
         m.owned("web", true);
         m.failover(Reason::OwnerLost);
@@ -514,6 +549,8 @@ mod tests {
             "failover_config_outvoted 1",
             "failover_peer_up{member=\"n2\"} 1",
             "failover_peer_up{member=\"n3\"} 0",
+            "failover_heartbeat_link_up{peer=\"n2\",link=\"0\"} 1",
+            "failover_heartbeat_link_up{peer=\"n2\",link=\"1\"} 0",
             "failover_quorum 1",
             "failover_group_owned{group=\"web\"} 1",
             "failover_failovers_total{reason=\"OwnerLost\"} 1",
@@ -570,13 +607,20 @@ mod tests {
     fn retain_config_drops_series_of_removed_members_and_groups() {
         let m = Metrics::default();
         m.peer("old", true);
+        m.link("old", 0, true);
+        m.link("n1", 2, true);
         m.owned("gone", true);
         m.resource_state("gone", "vip", ResourceState::Online);
-        m.retain_config(["n1", "n2"], ["web"]);
+        m.retain_config(["n1", "n2"], ["web"], 2);
         let text = m.render();
         assert!(!text.contains("old"), "{text}");
         assert!(!text.contains("gone"), "{text}");
         assert!(text.contains("failover_peer_up{member=\"n2\"} 0"), "{text}");
+        assert!(
+            text.contains("failover_heartbeat_link_up{peer=\"n2\",link=\"1\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("link=\"2\""), "{text}");
         assert!(
             text.contains("failover_group_owned{group=\"web\"} 0"),
             "{text}"

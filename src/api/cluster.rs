@@ -6,7 +6,6 @@
 //! deserialized. It must never decide anything about membership or placement, and
 //! does no IO.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -71,7 +70,9 @@ use super::duration::KubeDuration;
     validation = Rule::new("!has(self.quorum) || self.quorum == 'none' || size(self.members) >= 2").message("at least 2 voting members are needed unless spec.quorum is none").field_path(".members"),
     validation = Rule::new("!has(self.quorum) || self.quorum != 'witness' || size(self.members) == 2").message("quorum witness needs exactly 2 voting members").field_path(".quorum"),
     // Two votes of two: a survivor never has a majority, so the cluster can never fail over.
-    validation = Rule::new("!has(self.quorum) || self.quorum != 'majority' || size(self.members) != 2").message("spec.quorum majority of 2 members can never fail over (a survivor has 1 vote of 2): use witness, 3 or more members, or none").field_path(".quorum")
+    validation = Rule::new("!has(self.quorum) || self.quorum != 'majority' || size(self.members) != 2").message("spec.quorum majority of 2 members can never fail over (a survivor has 1 vote of 2): use witness, 3 or more members, or none").field_path(".quorum"),
+    // Link i of a member pairs with link i of every other member.
+    validation = Rule::new("size(self.members) == 0 || self.members.all(m, (has(m.additionalAddresses) ? size(m.additionalAddresses) : 0) == (has(self.members[0].additionalAddresses) ? size(self.members[0].additionalAddresses) : 0))").message("every member must list the same number of additionalAddresses (link i of a member pairs with link i of every other member)").field_path(".members")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverClusterSpec {
@@ -109,7 +110,10 @@ pub struct FailoverClusterSpec {
 
 /// One node of the cluster.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("!has(self.address) || isIP(self.address)").message("address must be an IPv4 or IPv6 address").field_path(".address"))]
+#[x_kube(
+    validation = Rule::new("!has(self.address) || isIP(self.address)").message("address must be an IPv4 or IPv6 address").field_path(".address"),
+    validation = Rule::new("!has(self.additionalAddresses) || self.additionalAddresses.all(a, isIP(a))").message("additionalAddresses must be IPv4 or IPv6 addresses").field_path(".additionalAddresses")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberSpec {
     /// Kubernetes node name (in standalone mode: the name the agent is started with).
@@ -126,10 +130,22 @@ pub struct MemberSpec {
     pub paused: bool,
     /// Address other members send heartbeats to (IPv4 or IPv6, no prefix length).
     /// Default: the node's InternalIP. Required when the agent runs standalone.
+    /// This is heartbeat link 0; `additionalAddresses` adds more links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 45))]
     pub address: Option<String>,
+    /// Further heartbeat addresses of this member, one per redundant link (at most
+    /// 3), e.g. a dedicated cluster line besides the service network of `address`.
+    /// `additionalAddresses[i]` is link i+1 and pairs with link i+1 of every other
+    /// member, so every member lists the same number. Heartbeats go over every link;
+    /// a member is alive while any link carries its heartbeats.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3), inner(length(max = 45)))]
+    pub additional_addresses: Vec<String>,
 }
+
+/// Most `additionalAddresses` of a member: with `address`, at most four links.
+pub const MAX_ADDITIONAL_ADDRESSES: usize = 3;
 
 /// Default member priority.
 pub const DEFAULT_PRIORITY: u32 = 100;
@@ -141,9 +157,16 @@ fn default_priority() -> u32 {
 }
 
 impl MemberSpec {
-    /// The parsed heartbeat address, if one is set.
-    pub fn address(&self) -> Option<Result<IpAddr, std::net::AddrParseError>> {
-        self.address.as_deref().map(str::parse)
+    /// The member's heartbeat links in order, each as (field name, address text):
+    /// link 0 is `address` (`None` until the operator resolves the node's
+    /// InternalIP), then every `additionalAddresses` entry.
+    pub fn links(&self) -> impl Iterator<Item = (String, Option<&str>)> {
+        std::iter::once(("address".to_owned(), self.address.as_deref())).chain(
+            self.additional_addresses
+                .iter()
+                .enumerate()
+                .map(|(j, a)| (format!("additionalAddresses[{j}]"), Some(a.as_str()))),
+        )
     }
 }
 
@@ -493,15 +516,23 @@ mod tests {
     }
 
     #[test]
-    fn accessors_parse_addresses() {
+    fn links_are_address_then_additional_addresses() {
         let mut member: MemberSpec =
             serde_json::from_value(serde_json::json!({"node": "a"})).unwrap();
         assert_eq!(member.priority, DEFAULT_PRIORITY);
-        assert!(member.address().is_none());
-        member.address = Some("fd77::1".into());
-        assert_eq!(member.address(), Some(Ok("fd77::1".parse().unwrap())));
-        member.address = Some("10.77.0.1/24".into());
-        assert!(matches!(member.address(), Some(Err(_))));
+        let links: Vec<_> = member.links().collect();
+        assert_eq!(links, [("address".to_owned(), None)]);
+        member.address = Some("10.0.0.1".into());
+        member.additional_addresses = vec!["192.168.7.1".into(), "fd77::1".into()];
+        let links: Vec<_> = member.links().collect();
+        assert_eq!(
+            links,
+            [
+                ("address".to_owned(), Some("10.0.0.1")),
+                ("additionalAddresses[0]".to_owned(), Some("192.168.7.1")),
+                ("additionalAddresses[1]".to_owned(), Some("fd77::1")),
+            ]
+        );
     }
 
     #[test]

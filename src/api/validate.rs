@@ -8,6 +8,7 @@
 //! It reports every problem at once, each with its field path, and must never stop
 //! at the first problem, panic on odd input, or do IO.
 
+use std::collections::btree_map::Entry as BTreeEntry;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -15,7 +16,9 @@ use std::net::IpAddr;
 
 use kube::{Resource, ResourceExt};
 
-use super::cluster::{FailoverCluster, MAX_PRIORITY, MIN_INTERVAL, QuorumMode};
+use super::cluster::{
+    FailoverCluster, MAX_ADDITIONAL_ADDRESSES, MAX_PRIORITY, MIN_INTERVAL, MemberSpec, QuorumMode,
+};
 use super::group::{
     FailbackPolicy, FailbackSpec, HealthCheckSpec, HookSpec, MAX_RESOURCES, ProcessSpec,
     ResourceGroup, ResourceSpec, parse_time_of_day,
@@ -227,16 +230,8 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
                 format!("{} is out of range 0..=255", m.priority),
             );
         }
-        if let Some(Err(e)) = m.address() {
-            r.add(
-                format!("{path}.address"),
-                format!(
-                    "{:?} is not an IP address: {e}",
-                    m.address.as_deref().unwrap_or_default()
-                ),
-            );
-        }
     }
+    check_links(&mut r, &spec.members);
 
     let voters = spec.members.len();
     match spec.quorum {
@@ -297,6 +292,82 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
             "spec.announcements.count",
             format!("{} is out of range 1..=100", ann.count),
         );
+    }
+}
+
+/// The heartbeat links of the members: every address an IP, at most
+/// [`MAX_ADDITIONAL_ADDRESSES`] additional ones, the same number on every member
+/// (link i of a member pairs with link i of every other), one IP family per link (a
+/// socket bound to an IPv4 address cannot reach an IPv6 one) and no address twice
+/// in the cluster. A member without `address` (Kubernetes: the node's InternalIP,
+/// resolved later) is checked again once it is resolved.
+fn check_links(r: &mut Report<'_>, members: &[MemberSpec]) {
+    let expected = members.first().map_or(0, |m| m.additional_addresses.len());
+    // Address -> the field of its first use; link -> the family of its first address.
+    let mut seen: HashMap<IpAddr, String> = HashMap::new();
+    let mut families: BTreeMap<usize, (bool, String)> = BTreeMap::new();
+    for (i, m) in members.iter().enumerate() {
+        let path = format!("spec.members[{i}]");
+        let extra = m.additional_addresses.len();
+        if extra > MAX_ADDITIONAL_ADDRESSES {
+            r.add(
+                format!("{path}.additionalAddresses"),
+                format!("{extra} addresses; at most {MAX_ADDITIONAL_ADDRESSES} are allowed"),
+            );
+        } else if extra != expected {
+            // At the list, as the API server's rule (it sees all members at once).
+            r.add(
+                "spec.members",
+                format!(
+                    "{path}.additionalAddresses lists {extra} addresses, but spec.members[0] lists {expected}: link i of a member pairs with link i of every other member, so every member lists the same number"
+                ),
+            );
+        }
+        for (link, (name, text)) in m.links().enumerate() {
+            let Some(text) = text else { continue };
+            let field = format!("{path}.{name}");
+            let ip: IpAddr = match text.parse() {
+                Ok(ip) => ip,
+                // The API server's rule can name the list but not the item: so does
+                // this problem, with the item in the message.
+                Err(e) if link > 0 => {
+                    r.add(
+                        format!("{path}.additionalAddresses"),
+                        format!("{name}: {text:?} is not an IP address: {e}"),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    r.add(field, format!("{text:?} is not an IP address: {e}"));
+                    continue;
+                }
+            };
+            match families.entry(link) {
+                BTreeEntry::Occupied(first) => {
+                    let (v6, first_field) = first.get();
+                    if *v6 != ip.is_ipv6() {
+                        r.add(
+                            field.clone(),
+                            format!(
+                                "{ip} is of another IP family than {first_field} on the same link {link}: the addresses of one link are all IPv4 or all IPv6"
+                            ),
+                        );
+                    }
+                }
+                BTreeEntry::Vacant(slot) => {
+                    slot.insert((ip.is_ipv6(), field.clone()));
+                }
+            }
+            match seen.entry(ip) {
+                Entry::Occupied(first) => r.add(
+                    field,
+                    format!("{ip} is already used by {}: every heartbeat address in the cluster must differ", first.get()),
+                ),
+                Entry::Vacant(slot) => {
+                    slot.insert(field);
+                }
+            }
+        }
     }
 }
 

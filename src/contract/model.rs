@@ -173,8 +173,10 @@ pub struct AgentConfig {
     pub model: Arc<ClusterModel>,
     /// Stable hash of the configuration (see [`config_hash`]).
     pub hash: u64,
-    /// Heartbeat address of every member, with the cluster's heartbeat port.
-    pub addresses: BTreeMap<String, SocketAddr>,
+    /// Heartbeat addresses of every member, one per link (link 0 `address`, then
+    /// `additionalAddresses`), with the cluster's heartbeat port. Every member has
+    /// the same number of links (validated).
+    pub addresses: BTreeMap<String, Vec<SocketAddr>>,
     /// The VIPs of every group, in spec order (empty for a group without VIPs).
     pub vips: BTreeMap<String, Vec<VirtualIp>>,
     /// The resources of every group in start order (`dependsOn` first); they stop
@@ -243,12 +245,19 @@ impl AgentConfig {
             });
             // validate_standalone guarantees an address; an absent one is still an
             // error here rather than a panic.
-            let text = m.address.as_deref().unwrap_or_default();
-            let ip: IpAddr = text.parse().map_err(|source| ConfigError::Address {
-                field: format!("spec.members[{i}].address"),
-                source,
-            })?;
-            addresses.insert(m.node.clone(), SocketAddr::new(ip, port));
+            let links = m
+                .links()
+                .map(|(field, text)| {
+                    let ip: IpAddr = text.unwrap_or_default().parse().map_err(|source| {
+                        ConfigError::Address {
+                            field: format!("spec.members[{i}].{field}"),
+                            source,
+                        }
+                    })?;
+                    Ok(SocketAddr::new(ip, port))
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?;
+            addresses.insert(m.node.clone(), links);
         }
 
         let quarantine = (spec.quarantine.failures != 0).then(|| QuarantinePolicy {
@@ -391,11 +400,12 @@ impl AgentConfig {
         })
     }
 
-    /// The heartbeat socket address of `node`, or an error if it is not a member.
-    pub fn address_of(&self, node: &str) -> Result<SocketAddr, ConfigError> {
+    /// The heartbeat socket addresses of `node`, one per link (link 0 first), or an
+    /// error if it is not a member.
+    pub fn links_of(&self, node: &str) -> Result<&[SocketAddr], ConfigError> {
         self.addresses
             .get(node)
-            .copied()
+            .map(Vec::as_slice)
             .ok_or_else(|| ConfigError::NotAMember {
                 node: node.to_owned(),
                 cluster: self.model.cluster.clone(),
@@ -740,13 +750,13 @@ spec:
             }]
         );
 
-        assert_eq!(c.addresses["n2"], "10.78.0.2:7800".parse().unwrap());
+        assert_eq!(c.addresses["n2"], ["10.78.0.2:7800".parse().unwrap()]);
         assert_eq!(
-            c.address_of("n3").unwrap(),
-            "10.78.0.3:7800".parse().unwrap()
+            c.links_of("n3").unwrap(),
+            ["10.78.0.3:7800".parse().unwrap()]
         );
         assert!(matches!(
-            c.address_of("n9"),
+            c.links_of("n9"),
             Err(ConfigError::NotAMember { .. })
         ));
         assert_eq!(
@@ -828,6 +838,39 @@ spec:
                 "{from} -> {to}"
             );
         }
+    }
+
+    #[test]
+    fn every_link_of_every_member_with_the_port() {
+        let two_links = YAML
+            .replace(
+                "address: 10.78.0.1}",
+                "address: 10.78.0.1, additionalAddresses: [192.168.9.1]}",
+            )
+            .replace(
+                "address: 10.78.0.2}",
+                "address: 10.78.0.2, additionalAddresses: [192.168.9.2]}",
+            )
+            .replace(
+                "address: 10.78.0.3, paused: true}",
+                "address: 10.78.0.3, additionalAddresses: [192.168.9.3], paused: true}",
+            );
+        let c = AgentConfig::from_yaml(&two_links).unwrap();
+        assert_eq!(
+            c.links_of("n2").unwrap(),
+            [
+                "10.78.0.2:7800".parse().unwrap(),
+                "192.168.9.2:7800".parse().unwrap()
+            ]
+        );
+        assert_ne!(c.hash, AgentConfig::from_yaml(YAML).unwrap().hash);
+        // One member with a link fewer: refused, naming the member's field.
+        let uneven = two_links.replace(", additionalAddresses: [192.168.9.2]", "");
+        let err = AgentConfig::from_yaml(&uneven).unwrap_err().to_string();
+        assert!(
+            err.contains("spec.members: spec.members[1].additionalAddresses lists 0 addresses, but spec.members[0] lists 1"),
+            "{err}"
+        );
     }
 
     #[test]

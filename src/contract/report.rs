@@ -109,9 +109,11 @@ pub struct ResourceReport {
 }
 
 /// The agent's view (`failover.dev/view`): JSON `{"quorate", "alive", "held",
-/// "failed", "failovers", "configMismatch", "configOutvoted"}`; the last two are
-/// written only when there is a mismatch (docs/operations.md, "One configuration on
-/// every member").
+/// "failed", "failovers", "configMismatch", "configOutvoted", "linksDown"}`;
+/// `configMismatch` and `configOutvoted` are written only when there is a mismatch
+/// (docs/operations.md, "One configuration on every member"), `linksDown` only while
+/// a heartbeat link to a live peer is down (docs/operations.md, "Redundant
+/// heartbeat links").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     /// Whether the agent is quorate.
@@ -146,6 +148,15 @@ pub struct View {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub config_outvoted: bool,
+    /// Live peers with heartbeat links that carried none of their heartbeats within
+    /// deadAfter: the indexes of those links (0 = `address`, i =
+    /// `additionalAddresses[i-1]`).
+    #[serde(
+        default,
+        rename = "linksDown",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub links_down: BTreeMap<String, Vec<usize>>,
 }
 
 /// One group a node runs (a value of `failover.dev/owned`, keyed by group): JSON

@@ -65,7 +65,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::membership::{
-    Claim, ClaimState, DropReason, EncodeError, Grant, GroupFailovers, Keyring, Membership, Unable,
+    Claim, ClaimState, DropReason, EncodeError, Grant, GroupFailovers, Keyring, Membership,
+    Received, Unable,
 };
 use crate::placement::{
     self, ClusterModel, Decision, Decisions, GroupModel, History, MemberStatus, Now, QuorumMode,
@@ -210,39 +211,28 @@ pub enum Output {
 pub enum Input<'a> {
     /// The timer of [`Engine::poll_timeout`] fired (or any other wake-up).
     Tick,
-    Datagram(&'a [u8]),
+    /// A datagram that arrived over heartbeat link `link` (the index of the member's
+    /// address it was received on: 0 for `address`, then `additionalAddresses`).
+    Datagram { bytes: &'a [u8], link: usize },
     /// A new configuration (already validated) and its hash.
-    Configure {
-        model: Arc<ClusterModel>,
-        hash: u64,
-    },
+    Configure { model: Arc<ClusterModel>, hash: u64 },
     /// Leave gracefully: hand every group over, then announce the exit.
     Leave,
     /// The group's resources are online.
-    Online {
-        group: String,
-    },
+    Online { group: String },
     /// The group's resources are offline.
-    Offline {
-        group: String,
-    },
+    Offline { group: String },
     /// The group's record outside the cluster (the Kubernetes group Lease) names
     /// `epoch`. After every agent restarted, the engines' epochs start low again:
     /// this is the floor. The next take of the group gets a higher epoch, and a
     /// group this node runs at an epoch not above it moves to `epoch + 1` (same
     /// owner, a higher number), so recorded epochs never go back.
-    Recorded {
-        group: String,
-        epoch: u64,
-    },
+    Recorded { group: String, epoch: u64 },
     /// The group's record names another owner at an epoch at least `epoch`, written
     /// after this node's own record of its ownership at `epoch`: someone else took
     /// the group over since. The node fences the group (if it still runs it at
     /// `epoch`) and claims it again only after `deadAfter` + one interval.
-    Superseded {
-        group: String,
-        epoch: u64,
-    },
+    Superseded { group: String, epoch: u64 },
     /// Answer to a [`Output::WitnessRequest`]: held until this local time
     /// (conservative), or refused because another node holds it until `other_until`
     /// (local time, if known).
@@ -261,10 +251,7 @@ pub enum Input<'a> {
     /// `failover.dev/clear-failures` annotation). A token other than the one the
     /// node knows clears the group's failover count; the same one again changes
     /// nothing, so the shell may repeat it with every configuration.
-    ClearFailures {
-        group: String,
-        token: u64,
-    },
+    ClearFailures { group: String, token: u64 },
 }
 
 /// The token of a clear-failures value: a stable 64-bit FNV-1a hash, never 0 (0
@@ -582,8 +569,10 @@ impl Engine {
     pub fn handle(&mut self, now: Duration, input: Input<'_>) {
         match input {
             Input::Tick => {}
-            Input::Datagram(bytes) => match self.membership.receive(bytes, now) {
-                Ok(hb) => {
+            Input::Datagram { bytes, link } => match self.membership.receive(bytes, link, now) {
+                // Its first copy (over another link) did all there is to do.
+                Ok(Received::Duplicate) => {}
+                Ok(Received::Fresh(hb)) => {
                     let sender = hb.sender.clone();
                     let claimed: Vec<(String, u64)> = hb
                         .claims

@@ -33,6 +33,42 @@ pub struct Peer {
     pub heard_at: Duration,
     /// Start of the current alive period (reset when the peer was dead or restarted).
     pub alive_since: Duration,
+    /// Per heartbeat link (the index of the socket it arrived on): the newest
+    /// heartbeat that link carried and when.
+    pub links: BTreeMap<usize, LinkSeen>,
+}
+
+/// The newest heartbeat of a peer that one link carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkSeen {
+    /// Its (incarnation, sequence number): a copy no newer than this on the same
+    /// link is a replay.
+    pub newest: (u64, u64),
+    /// Local time it arrived.
+    pub heard_at: Duration,
+}
+
+/// What one link to a live peer shows (see [`Membership::link_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// The link carried a heartbeat of the peer within `deadAfter`.
+    Up,
+    /// The peer has been alive for at least `deadAfter` over other links, and this
+    /// one carried none of its heartbeats in that time.
+    Down,
+    /// The peer is not alive, or came alive less than `deadAfter` ago and this link
+    /// has not carried a heartbeat yet: nothing to say about the link itself.
+    Unknown,
+}
+
+/// A datagram [`Membership::receive`] took.
+#[derive(Debug)]
+pub enum Received<'a> {
+    /// A heartbeat newer than any before from its sender: the peer's state.
+    Fresh(&'a Heartbeat),
+    /// A heartbeat that already arrived over another link (every heartbeat goes out
+    /// on every link): it only shows that this link works.
+    Duplicate,
 }
 
 /// Counters of heartbeat traffic.
@@ -147,16 +183,25 @@ impl Membership {
         &self.voters
     }
 
-    /// Accepts a datagram that arrived at `now`, or says why it was dropped.
-    pub fn receive(&mut self, bytes: &[u8], now: Duration) -> Result<&Heartbeat, DropReason> {
-        match self.accept(bytes, now) {
-            Ok(sender) => {
+    /// Accepts a datagram that arrived at `now` over heartbeat link `link`, or says
+    /// why it was dropped. Only a [`Received::Fresh`] heartbeat counts as received;
+    /// a [`Received::Duplicate`] (its copy over another link came first) is neither
+    /// received nor dropped.
+    pub fn receive(
+        &mut self,
+        bytes: &[u8],
+        link: usize,
+        now: Duration,
+    ) -> Result<Received<'_>, DropReason> {
+        match self.accept(bytes, link, now) {
+            Ok(Some(sender)) => {
                 self.counters.received += 1;
                 match self.peers.get(&sender) {
-                    Some(peer) => Ok(&peer.last),
+                    Some(peer) => Ok(Received::Fresh(&peer.last)),
                     None => unreachable!("accept stored the peer it returned"),
                 }
             }
+            Ok(None) => Ok(Received::Duplicate),
             Err(reason) => {
                 *self.counters.dropped.entry(reason).or_default() += 1;
                 Err(reason)
@@ -164,7 +209,13 @@ impl Membership {
         }
     }
 
-    fn accept(&mut self, bytes: &[u8], now: Duration) -> Result<String, DropReason> {
+    /// The sender of a fresh heartbeat, `None` for a duplicate of one.
+    fn accept(
+        &mut self,
+        bytes: &[u8],
+        link: usize,
+        now: Duration,
+    ) -> Result<Option<String>, DropReason> {
         let hb = Heartbeat::decode(bytes, &self.cluster, &self.keys)?;
         if hb.sender == self.me {
             return Err(DropReason::FromSelf);
@@ -173,20 +224,35 @@ impl Membership {
             return Err(DropReason::UnknownSender);
         }
         let alive_before = self.alive(&hb.sender, now);
-        let alive_since = match self.peers.get(&hb.sender) {
+        let id = (hb.incarnation, hb.seq);
+        let seen = LinkSeen {
+            newest: id,
+            heard_at: now,
+        };
+        let (alive_since, links) = match self.peers.get_mut(&hb.sender) {
             Some(p) => {
-                let fresher = (hb.incarnation, hb.seq) > (p.last.incarnation, p.last.seq);
-                if !fresher {
-                    return Err(DropReason::Replayed);
+                if id <= (p.last.incarnation, p.last.seq) {
+                    // Not newer than the peer's state. Newer than what this link
+                    // carried, it is the copy of a heartbeat another link brought
+                    // first; otherwise a replay (or reordering) on this link.
+                    let newer_on_link = p.links.get(&link).is_none_or(|l| id > l.newest);
+                    if !newer_on_link {
+                        return Err(DropReason::Replayed);
+                    }
+                    p.links.insert(link, seen);
+                    return Ok(None);
                 }
-                if alive_before && hb.incarnation == p.last.incarnation {
+                let since = if alive_before && hb.incarnation == p.last.incarnation {
                     p.alive_since
                 } else {
                     now
-                }
+                };
+                (since, std::mem::take(&mut p.links))
             }
-            None => now,
+            None => (now, BTreeMap::new()),
         };
+        let mut links = links;
+        links.insert(link, seen);
         let sender = hb.sender.clone();
         self.peers.insert(
             sender.clone(),
@@ -194,9 +260,28 @@ impl Membership {
                 last: hb,
                 heard_at: now,
                 alive_since,
+                links,
             },
         );
-        Ok(sender)
+        Ok(Some(sender))
+    }
+
+    /// What heartbeat link `link` shows of `node` at `now`: [`LinkState::Up`] while
+    /// it carried one of its heartbeats within `deadAfter`; [`LinkState::Down`]
+    /// when it carried none in that time although the peer has been alive (over
+    /// other links) for at least as long.
+    pub fn link_state(&self, node: &str, link: usize, now: Duration) -> LinkState {
+        let Some(peer) = self.peers.get(node) else {
+            return LinkState::Unknown;
+        };
+        let heard = peer.links.get(&link).map(|l| l.heard_at);
+        if heard.is_some_and(|t| t <= now && now - t < self.dead_after) {
+            LinkState::Up
+        } else if self.alive(node, now) && now.saturating_sub(peer.alive_since) >= self.dead_after {
+            LinkState::Down
+        } else {
+            LinkState::Unknown
+        }
     }
 
     /// A valid heartbeat of `node` arrived within `deadAfter`. This node is always

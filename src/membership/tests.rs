@@ -33,7 +33,7 @@ fn node(me: &str, m: &ClusterModel, incarnation: u64) -> Membership {
 /// `from` sends a heartbeat at `t` and `to` receives it at once.
 fn send(from: &mut Membership, to: &mut Membership, t: Duration) -> Result<(), DropReason> {
     let bytes = from.heartbeat(t, vec![], vec![], vec![], vec![]).unwrap();
-    to.receive(&bytes, t).map(|_| ())
+    to.receive(&bytes, 0, t).map(|_| ())
 }
 
 #[test]
@@ -120,10 +120,13 @@ fn replays_and_strangers_are_dropped_and_counted() {
         .heartbeat(Duration::ZERO, vec![], vec![], vec![], vec![])
         .unwrap();
     let second = a.heartbeat(MS, vec![], vec![], vec![], vec![]).unwrap();
-    assert!(b.receive(&second, 2 * MS).is_ok());
-    assert_eq!(b.receive(&first, 3 * MS).unwrap_err(), DropReason::Replayed);
+    assert!(b.receive(&second, 0, 2 * MS).is_ok());
     assert_eq!(
-        b.receive(&second, 3 * MS).unwrap_err(),
+        b.receive(&first, 0, 3 * MS).unwrap_err(),
+        DropReason::Replayed
+    );
+    assert_eq!(
+        b.receive(&second, 0, 3 * MS).unwrap_err(),
         DropReason::Replayed
     );
     // An older incarnation of a (before a restart) is a replay too.
@@ -131,13 +134,16 @@ fn replays_and_strangers_are_dropped_and_counted() {
     let stale = old
         .heartbeat(4 * MS, vec![], vec![], vec![], vec![])
         .unwrap();
-    assert_eq!(b.receive(&stale, 5 * MS).unwrap_err(), DropReason::Replayed);
+    assert_eq!(
+        b.receive(&stale, 0, 5 * MS).unwrap_err(),
+        DropReason::Replayed
+    );
     // A restart (higher incarnation) restarts the sequence.
     let mut restarted = node("a", &m, 6);
     let fresh = restarted
         .heartbeat(6 * MS, vec![], vec![], vec![], vec![])
         .unwrap();
-    assert!(b.receive(&fresh, 7 * MS).is_ok());
+    assert!(b.receive(&fresh, 0, 7 * MS).is_ok());
     // Not a member; itself.
     let other = model(&["a", "b", "x"], QuorumMode::Majority);
     let mut x = node("x", &other, 1);
@@ -145,13 +151,16 @@ fn replays_and_strangers_are_dropped_and_counted() {
         .heartbeat(Duration::ZERO, vec![], vec![], vec![], vec![])
         .unwrap();
     assert_eq!(
-        b.receive(&from_x, 8 * MS).unwrap_err(),
+        b.receive(&from_x, 0, 8 * MS).unwrap_err(),
         DropReason::UnknownSender
     );
     let own = b.heartbeat(9 * MS, vec![], vec![], vec![], vec![]).unwrap();
-    assert_eq!(b.receive(&own, 9 * MS).unwrap_err(), DropReason::FromSelf);
     assert_eq!(
-        b.receive(b"garbage", 9 * MS).unwrap_err(),
+        b.receive(&own, 0, 9 * MS).unwrap_err(),
+        DropReason::FromSelf
+    );
+    assert_eq!(
+        b.receive(b"garbage", 0, 9 * MS).unwrap_err(),
         DropReason::Malformed
     );
     let c = b.counters();
@@ -201,4 +210,112 @@ fn reconfigure_forgets_removed_members() {
     b.reconfigure(&model(&["b", "c"], QuorumMode::Majority), 2);
     assert!(b.peer("a").is_none());
     assert_eq!(b.voters(), ["b", "c"]);
+}
+
+fn beat(from: &mut Membership, t: Duration) -> Vec<u8> {
+    from.heartbeat(t, vec![], vec![], vec![], vec![]).unwrap()
+}
+
+#[test]
+fn a_heartbeat_over_two_links_counts_once_and_shows_both_links() {
+    let m = model(&["a", "b"], QuorumMode::Majority);
+    let (mut a, mut b) = (node("a", &m, 1), node("b", &m, 1));
+    let first = beat(&mut a, Duration::ZERO);
+    assert!(matches!(b.receive(&first, 0, MS), Ok(Received::Fresh(_))));
+    assert!(matches!(
+        b.receive(&first, 1, 2 * MS),
+        Ok(Received::Duplicate)
+    ));
+    // The same copy again on either link is a replay there.
+    for link in [0, 1] {
+        assert_eq!(
+            b.receive(&first, link, 3 * MS).unwrap_err(),
+            DropReason::Replayed
+        );
+    }
+    // A slower link: the next heartbeat over link 1 first, then the earlier copy
+    // of the one after it over link 0 arrives late: still that link's news.
+    let second = beat(&mut a, 10 * MS);
+    let third = beat(&mut a, 20 * MS);
+    assert!(matches!(
+        b.receive(&third, 1, 21 * MS),
+        Ok(Received::Fresh(_))
+    ));
+    assert!(matches!(
+        b.receive(&second, 0, 22 * MS),
+        Ok(Received::Duplicate)
+    ));
+    assert!(matches!(
+        b.receive(&third, 0, 23 * MS),
+        Ok(Received::Duplicate)
+    ));
+    assert_eq!(
+        b.receive(&second, 1, 24 * MS).unwrap_err(),
+        DropReason::Replayed
+    );
+    let c = b.counters();
+    assert_eq!(c.received, 2, "a duplicate is not received twice");
+    assert_eq!(c.dropped[&DropReason::Replayed], 3);
+    assert_eq!(b.peer("a").unwrap().last.seq, 3);
+    assert_eq!(b.peer("a").unwrap().heard_at, 21 * MS);
+    for link in [0, 1] {
+        assert_eq!(b.link_state("a", link, 30 * MS), LinkState::Up);
+    }
+}
+
+#[test]
+fn a_member_is_alive_while_any_link_carries_its_heartbeats() {
+    let m = model(&["a", "b"], QuorumMode::Majority);
+    let (mut a, mut b) = (node("a", &m, 1), node("b", &m, 1));
+    // Both links carry the first heartbeats; from 1 s on only link 1 does.
+    let mut t = Duration::ZERO;
+    while t < 3000 * MS {
+        let bytes = beat(&mut a, t);
+        if t < 1000 * MS {
+            b.receive(&bytes, 0, t).unwrap();
+        }
+        b.receive(&bytes, 1, t).unwrap();
+        assert!(b.alive("a", t));
+        // Link 0 is up until deadAfter after the last heartbeat it carried (800 ms).
+        let want = if t < 1800 * MS {
+            LinkState::Up
+        } else {
+            LinkState::Down
+        };
+        assert_eq!(b.link_state("a", 0, t), want, "at {t:?}");
+        t += 200 * MS;
+    }
+    let now = 2900 * MS;
+    assert!(b.alive("a", now));
+    assert_eq!(b.link_state("a", 0, now), LinkState::Down);
+    assert_eq!(b.link_state("a", 1, now), LinkState::Up);
+    // Link 0 carries heartbeats again.
+    let bytes = beat(&mut a, now);
+    b.receive(&bytes, 0, now).unwrap();
+    assert_eq!(b.link_state("a", 0, now), LinkState::Up);
+    // Both links silent: the member dies, and its links say nothing more.
+    assert!(!b.alive("a", now + 1000 * MS));
+    for link in [0, 1, 2] {
+        assert_eq!(b.link_state("a", link, now + 1000 * MS), LinkState::Unknown);
+    }
+}
+
+#[test]
+fn a_link_that_never_carried_a_heartbeat_is_down_once_the_member_has_been_alive_for_dead_after() {
+    let m = model(&["a", "b"], QuorumMode::Majority);
+    let (mut a, mut b) = (node("a", &m, 1), node("b", &m, 1));
+    assert_eq!(b.link_state("a", 1, Duration::ZERO), LinkState::Unknown);
+    let mut t = Duration::ZERO;
+    while t <= 1200 * MS {
+        let bytes = beat(&mut a, t);
+        b.receive(&bytes, 0, t).unwrap();
+        // Just alive: link 1 may not have carried its copy yet.
+        let want = if t < 1000 * MS {
+            LinkState::Unknown
+        } else {
+            LinkState::Down
+        };
+        assert_eq!(b.link_state("a", 1, t), want, "at {t:?}");
+        t += 200 * MS;
+    }
 }

@@ -28,6 +28,7 @@ fn member(node: &str) -> MemberSpec {
         priority: 100,
         paused: false,
         address: None,
+        additional_addresses: Vec::new(),
     }
 }
 

@@ -45,8 +45,8 @@ use super::status::{
 };
 use crate::api::conditions::{self as cond, event};
 use crate::api::{
-    API_VERSION, FailoverCluster, GroupPhase, Problem, QuorumMode, ResourceGroup, validate_config,
-    validate_group, validate_heartbeat_ports, validate_kubernetes,
+    API_VERSION, FailoverCluster, GroupPhase, Problem, QuorumMode, ResourceGroup, validate_cluster,
+    validate_config, validate_group, validate_heartbeat_ports, validate_kubernetes,
 };
 use crate::contract::names;
 use crate::contract::render::{RenderError, render_config};
@@ -635,7 +635,15 @@ async fn cluster_pipeline(obj: &ClusterObject, ctx: &Context) -> Result<Action, 
         node_address(ctx.stores.nodes.get(&ObjectRef::new(node)).as_deref())
     });
     let resolved = match resolved {
-        Ok(resolved) => Some(resolved),
+        Ok(resolved) => {
+            // A node's InternalIP, now link 0, may repeat another member's address
+            // or be of another IP family than the link's other addresses: the
+            // agents would refuse such a configuration, so it is not rendered.
+            if problems.is_empty() {
+                problems.extend(validate_cluster(&resolved));
+            }
+            Some(resolved)
+        }
         Err(unresolved) => {
             problems.extend(unresolved);
             None

@@ -548,7 +548,14 @@ impl World {
 
     fn feed_pending(&mut self, n: usize, input: Pending) {
         match input {
-            Pending::Datagram(bytes) => self.feed(n, Input::Datagram(&bytes)),
+            // The simulated network has one link between every two nodes.
+            Pending::Datagram(bytes) => self.feed(
+                n,
+                Input::Datagram {
+                    bytes: &bytes,
+                    link: 0,
+                },
+            ),
             Pending::Online(group) => self.feed(n, Input::Online { group }),
             Pending::Offline(group) => self.feed(n, Input::Offline { group }),
             Pending::Recorded { group, epoch } => self.feed(n, Input::Recorded { group, epoch }),

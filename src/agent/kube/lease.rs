@@ -236,6 +236,7 @@ pub fn node_annotations(report: &Report) -> BTreeMap<String, String> {
             .map(|(peer, &hash)| (peer.clone(), hash_text(hash)))
             .collect(),
         config_outvoted: report.config_outvoted,
+        links_down: report.links_down.clone(),
     };
     let takeovers: Vec<_> = report.takeovers.iter().map(Takeover::report).collect();
     BTreeMap::from([

@@ -807,7 +807,7 @@ async fn run_with(
         }
         tokio::select! {
             update = updates.recv() => match update {
-                Some(Update::Config(c)) => match c.address_of(&options.node) {
+                Some(Update::Config(c)) => match c.links_of(&options.node) {
                     Ok(_) => config = Some(*c),
                     Err(error) => error!(error = %error_report(&error), "this node is not a member; waiting for a configuration that names it"),
                 },

@@ -204,6 +204,7 @@ fn report() -> Report {
         failovers: BTreeMap::from([("db".into(), 2)]),
         config_mismatch: BTreeMap::new(),
         config_outvoted: false,
+        links_down: BTreeMap::new(),
         takeovers: vec![takeover()],
     }
 }
@@ -240,12 +241,14 @@ fn node_lease_annotations_follow_the_contract() {
     let outvoted = Report {
         config_mismatch: BTreeMap::from([("n2".into(), 0x12)]),
         config_outvoted: true,
+        links_down: BTreeMap::from([("n3".into(), vec![1])]),
         ..report()
     };
     let a2 = lease::node_annotations(&outvoted);
     let view: Value = serde_json::from_str(&a2["failover.dev/view"]).unwrap();
     assert_eq!(view["configMismatch"], json!({"n2": "0000000000000012"}));
     assert_eq!(view["configOutvoted"], json!(true));
+    assert_eq!(view["linksDown"], json!({"n3": [1]}));
     let explain: Value = serde_json::from_str(&a["failover.dev/explain"]).unwrap();
     assert_eq!(explain, json!({"web": "n1 is the owner"}));
 
@@ -718,6 +721,7 @@ fn owning(groups: &[&str], owned: &[(&str, u64)]) -> Report {
         failovers: BTreeMap::new(),
         config_mismatch: BTreeMap::new(),
         config_outvoted: false,
+        links_down: BTreeMap::new(),
         takeovers: Vec::new(),
     }
 }

@@ -18,7 +18,7 @@ use crate::agent::timeline::Takeover;
 use crate::contract::model::AgentConfig;
 use crate::contract::report::Owned;
 use crate::engine::Input;
-use crate::membership::Keyring;
+use crate::membership::{Keyring, LinkState};
 
 /// What another task pushes into the event loop (the Kubernetes mode's watches, its
 /// witness answers and what the group records say).
@@ -57,6 +57,9 @@ pub struct Report {
     /// A majority of the members runs another configuration than this node: it
     /// keeps the groups it runs and takes no other.
     pub config_outvoted: bool,
+    /// Live peers whose heartbeat links (by index) are down while others carry
+    /// their heartbeats.
+    pub links_down: BTreeMap<String, Vec<usize>>,
     /// The last takeovers this node made of the configuration's groups, newest
     /// first, a few per group.
     pub takeovers: Vec<Takeover>,
@@ -176,6 +179,17 @@ impl Agent {
                 .collect(),
             config_mismatch: self.engine.config_mismatch().clone(),
             config_outvoted: self.engine.config_outvoted(),
+            links_down: self
+                .links
+                .iter()
+                .filter(|(_, s)| **s == LinkState::Down)
+                .fold(
+                    BTreeMap::new(),
+                    |mut down: BTreeMap<String, Vec<usize>>, ((peer, link), _)| {
+                        down.entry(peer.clone()).or_default().push(*link);
+                        down
+                    },
+                ),
             takeovers: self
                 .timelines
                 .recent(|group| model.groups.iter().any(|g| g.name == group)),

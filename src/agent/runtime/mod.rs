@@ -31,9 +31,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use tokio::io::ReadBuf;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -50,7 +52,7 @@ use super::vip::VipError;
 use crate::contract::model::{AgentConfig, ConfigError};
 use crate::contract::plan::HookPlan;
 use crate::engine::{Engine, EngineConfig, Input};
-use crate::membership::Counters;
+use crate::membership::{Counters, LinkState};
 use crate::placement::Reason;
 use crate::telemetry::{error_report, http};
 
@@ -153,18 +155,25 @@ struct Agent {
     config_deleted: bool,
     config: AgentConfig,
     engine: Engine,
-    socket: Arc<UdpSocket>,
+    /// One heartbeat socket per link, bound to this member's address of that link.
+    sockets: Vec<Arc<UdpSocket>>,
     /// The resources of the groups this node runs.
     resources: Resources,
     telemetry: Arc<Telemetry>,
     start: Instant,
-    /// Addresses heartbeats go to: every other member.
-    peers: Vec<SocketAddr>,
+    /// Where heartbeats go: every other member's address on every link, with the
+    /// link (the index of the socket they leave from).
+    peers: Vec<(usize, SocketAddr)>,
     /// Peers whose last send failed (logged once per failure streak).
     send_failing: BTreeSet<SocketAddr>,
     /// Inputs that outputs lead to (Online, Offline, Unable), fed after the batch.
     followups: VecDeque<Input<'static>>,
     counters: Counters,
+    /// What each link to each peer showed at the last step (only `Up` and `Down`
+    /// are kept), for the link metric, log lines and report.
+    links: BTreeMap<(String, usize), LinkState>,
+    /// When the links were last compared (see `sync_links`).
+    links_synced: Duration,
     /// The last peer failure this node saw, for the takeover timeline.
     detected: Option<Duration>,
     /// The takeovers in progress and the last finished ones.
@@ -182,11 +191,12 @@ pub(crate) async fn run_loop(
     file: Option<(PathBuf, FileStamp, Option<KeyFiles>)>,
 ) -> Result<(), AgentError> {
     let me = config
-        .address_of(&options.node)
+        .links_of(&options.node)
         .map_err(|source| AgentError::Config {
             origin: options.origin.clone(),
             source,
-        })?;
+        })?
+        .to_vec();
     for warning in &config.warnings {
         warn!(%warning, "accepted, not run by the agent");
     }
@@ -197,9 +207,13 @@ pub(crate) async fn run_loop(
         .await
         .map_err(AgentError::Vip)?;
 
-    let socket = UdpSocket::bind(me)
-        .await
-        .map_err(|source| AgentError::Bind { addr: me, source })?;
+    let mut sockets = Vec::with_capacity(me.len());
+    for &addr in &me {
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| AgentError::Bind { addr, source })?;
+        sockets.push(Arc::new(socket));
+    }
     if let Some(addr) = options.metrics_addr {
         let listener = TcpListener::bind(addr)
             .await
@@ -231,7 +245,6 @@ pub(crate) async fn run_loop(
         Some((path, stamp, keys)) => (Some(path), Some(stamp), keys),
         None => (None, None, None),
     };
-    let socket = Arc::new(socket);
     let mut agent = Agent {
         node: options.node,
         config_path,
@@ -245,12 +258,14 @@ pub(crate) async fn run_loop(
         send_failing: BTreeSet::new(),
         config,
         engine,
-        socket: socket.clone(),
+        sockets: sockets.clone(),
         resources,
         telemetry,
         start,
         followups: VecDeque::new(),
         counters: Counters::default(),
+        links: BTreeMap::new(),
+        links_synced: Duration::ZERO,
         detected: None,
         timelines: Timelines::default(),
         file_stamp: file_stamp.flatten(),
@@ -258,7 +273,7 @@ pub(crate) async fn run_loop(
     agent.apply_peers();
     agent.apply_hooks();
     info!(
-        address = %me,
+        addresses = ?me,
         incarnation,
         config_hash = format_args!("{:016x}", agent.config.hash),
         members = agent.config.model.members.len(),
@@ -280,6 +295,9 @@ pub(crate) async fn run_loop(
     }
     let mut leave_deadline: Option<Duration> = None;
     let mut buf = vec![0u8; RECV_BUFFER];
+    // The link whose socket is read first next; it rotates so that a busy link
+    // cannot starve the others.
+    let mut first_link = 0;
     loop {
         // Holds nothing and stayed to vote until its groups were handed over.
         if agent.engine.ready_to_exit(agent.now()) {
@@ -295,14 +313,18 @@ pub(crate) async fn run_loop(
             wake = wake.min(deadline);
         }
         tokio::select! {
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((n, _from)) => agent.step(Input::Datagram(&buf[..n])).await,
-                Err(error) => {
-                    warn!(%error, "heartbeat socket receive failed");
-                    // Never spin on a persistent error.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+            (link, received) = recv_any(&sockets, &mut buf, first_link) => {
+                // Also after an error: a link that keeps failing must not hide the others.
+                first_link = (link + 1) % sockets.len();
+                match received {
+                    Ok(n) => agent.step(Input::Datagram { bytes: &buf[..n], link }).await,
+                    Err(error) => {
+                        warn!(link, %error, "heartbeat socket receive failed");
+                        // Never spin on a persistent error.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
                 }
-            },
+            }
             () = tokio::time::sleep_until(origin + wake) => agent.step(Input::Tick).await,
             _ = term.recv() => agent.leave(&mut leave_deadline).await,
             _ = int.recv() => agent.leave(&mut leave_deadline).await,
@@ -348,6 +370,27 @@ pub(crate) async fn run_loop(
     }
     agent.resources.shutdown(&agent.config).await;
     Ok(())
+}
+
+/// Receives the next datagram on any of the link sockets, trying them from `first`
+/// on: the link it arrived on and its length. Polls every socket in one future,
+/// so the event loop waits on all links at once without a task per link.
+async fn recv_any(
+    sockets: &[Arc<UdpSocket>],
+    buf: &mut [u8],
+    first: usize,
+) -> (usize, std::io::Result<usize>) {
+    std::future::poll_fn(|cx| {
+        for k in 0..sockets.len() {
+            let link = (first + k) % sockets.len();
+            let mut read = ReadBuf::new(&mut *buf);
+            if let Poll::Ready(result) = sockets[link].poll_recv_from(cx, &mut read) {
+                return Poll::Ready((link, result.map(|_from| read.filled().len())));
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// The next update, or never when there is no channel.

@@ -20,6 +20,7 @@ use crate::api::conditions::event;
 use crate::contract::model::hash_text;
 use crate::contract::report::ResourceReason;
 use crate::engine::{Event, Input, Output, StopCause};
+use crate::membership::LinkState;
 use crate::placement::{Reason, UnableReason};
 
 impl Agent {
@@ -36,6 +37,60 @@ impl Agent {
             self.engine.handle(self.now(), next);
         }
         self.sync_counters();
+        self.sync_links();
+    }
+
+    /// Shows what every link to every peer carried: the link metric, a log line when
+    /// a link goes down or comes back while the peer stays alive over the others
+    /// (a dead peer's links are the peer's story: "peer down"), and the report.
+    /// Runs after a step at most every quarter interval: every datagram is a step,
+    /// and comparing every link of every peer after each would cost more than
+    /// the datagram. The engine steps at least every interval, and a live peer's
+    /// datagrams arrive every interval, so a link shows down within `deadAfter`
+    /// plus about one interval.
+    fn sync_links(&mut self) {
+        let now = self.now();
+        if now < self.links_synced + self.config.model.interval / 4 {
+            return;
+        }
+        self.links_synced = now;
+        let membership = self.engine.membership();
+        for (peer, links) in &self.config.addresses {
+            if *peer == self.node {
+                continue;
+            }
+            for (link, addr) in links.iter().enumerate().take(self.sockets.len()) {
+                let state = membership.link_state(peer, link, now);
+                let key = (peer.clone(), link);
+                let before = self.links.get(&key).copied().unwrap_or(LinkState::Unknown);
+                if state == before {
+                    continue;
+                }
+                self.telemetry
+                    .metrics
+                    .link(peer, link, state == LinkState::Up);
+                match (before, state) {
+                    (_, LinkState::Down) => warn!(
+                        peer = %peer,
+                        link,
+                        %addr,
+                        "heartbeat link down: no heartbeat of the peer over it within deadAfter; the peer is alive over its other links"
+                    ),
+                    (LinkState::Down, LinkState::Up) => {
+                        info!(peer = %peer, link, %addr, "heartbeat link up again")
+                    }
+                    _ => {}
+                }
+                if before == LinkState::Down || state == LinkState::Down {
+                    self.report_due = true;
+                }
+                if state == LinkState::Unknown {
+                    self.links.remove(&key);
+                } else {
+                    self.links.insert(key, state);
+                }
+            }
+        }
     }
 
     fn sync_counters(&mut self) {
@@ -57,19 +112,21 @@ impl Agent {
     async fn output(&mut self, output: Output) {
         match output {
             Output::Broadcast(bytes) => {
-                for addr in &self.peers {
+                // The same datagram on every link: the first copy to arrive counts,
+                // the others only show that their link works.
+                for (link, addr) in &self.peers {
                     // try_send_to: a full socket buffer must not stall the loop; the
                     // heartbeat is repeated next interval anyway.
-                    match self.socket.try_send_to(&bytes, *addr) {
+                    match self.sockets[*link].try_send_to(&bytes, *addr) {
                         Ok(_) => {
                             if self.send_failing.remove(addr) {
-                                info!(%addr, "heartbeat sends work again");
+                                info!(%addr, link, "heartbeat sends work again");
                             }
                         }
                         Err(error) => {
                             self.telemetry.metrics.send_error();
                             if self.send_failing.insert(*addr) {
-                                warn!(%addr, %error, "heartbeat send failed (counted; logged once until it works again)");
+                                warn!(%addr, link, %error, "heartbeat send failed (counted; logged once until it works again)");
                             }
                         }
                     }

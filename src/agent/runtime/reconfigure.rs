@@ -16,14 +16,15 @@ use crate::agent::resources::hook::{Hook, HookRunner};
 use crate::agent::resources::process::CommandSpec;
 use crate::contract::model::AgentConfig;
 use crate::engine::{Input, clear_token};
+use crate::membership::LinkState;
 use crate::telemetry::error_report;
 
 impl Agent {
     /// Applies a validated configuration live; one this member cannot run (it is no
     /// longer a member) is refused and the running one stays.
     pub(super) async fn apply(&mut self, config: AgentConfig) {
-        let me = match config.address_of(&self.node) {
-            Ok(me) => me,
+        let me = match config.links_of(&self.node) {
+            Ok(me) => me.to_vec(),
             Err(error) => {
                 self.telemetry.metrics.config_reload("rejected");
                 error!(error = %error_report(&error), "configuration rejected; keeping the running one");
@@ -42,8 +43,13 @@ impl Agent {
             info!("the configuration is back: running its groups again");
         }
         self.report_due = true;
-        if Some(me) != self.socket.local_addr().ok() {
-            warn!(address = %me, "this member's heartbeat address or port changed; restart the agent to use it");
+        let bound: Vec<_> = self
+            .sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect();
+        if me != bound {
+            warn!(addresses = ?me, bound = ?bound, "this member's heartbeat addresses, links or port changed; restart the agent to use them (until then heartbeats go over the links it has sockets for)");
         }
         for warning in &config.warnings {
             warn!(%warning, "accepted, not run by the agent");
@@ -135,12 +141,15 @@ impl Agent {
 
     pub(super) fn apply_peers(&mut self) {
         let node = &self.node;
+        // Link i of every peer is reached from this member's socket of link i; a link
+        // added since the start has no socket until a restart.
+        let sockets = self.sockets.len();
         self.peers = self
             .config
             .addresses
             .iter()
             .filter(|(name, _)| *name != node)
-            .map(|(_, addr)| *addr)
+            .flat_map(|(_, links)| links.iter().copied().enumerate().take(sockets))
             .collect();
         let model = &self.config.model;
         self.telemetry.metrics.retain_config(
@@ -150,7 +159,20 @@ impl Agent {
                 .map(|m| m.name.as_str())
                 .filter(|m| m != node),
             model.groups.iter().map(|g| g.name.as_str()),
+            self.config
+                .links_of(node)
+                .map_or(0, <[_]>::len)
+                .min(sockets),
         );
+        // The link series were recreated at 0: show the known ones again.
+        let members = &self.config.addresses;
+        self.links
+            .retain(|(peer, link), _| members.get(peer).is_some_and(|l| *link < l.len()));
+        for ((peer, link), state) in &self.links {
+            self.telemetry
+                .metrics
+                .link(peer, *link, *state == LinkState::Up);
+        }
         let now = self.now();
         for m in model.members.iter().filter(|m| &m.name != node) {
             let alive = self.engine.membership().alive(&m.name, now);

@@ -158,3 +158,28 @@ fn a_restarted_owner_does_not_count_the_votes_given_to_its_earlier_incarnation()
     let out = s.deliver(hb);
     assert_eq!(starts(&out), vec![2]);
 }
+
+#[test]
+fn a_heartbeat_over_a_second_link_changes_nothing_and_one_link_keeps_the_votes() {
+    let mut s = owner();
+    let received = s.engine.membership().counters().received;
+    let mut hb = s.from("n2");
+    hb.grants.push(grant("n1", 1, 1));
+    s.deliver_on(hb.clone(), 0);
+    // Its copy over link 1: no event (no drop), not received twice.
+    let out = s.deliver_on(hb, 1);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(s.engine.membership().counters().received, received + 1);
+    assert!(s.engine.membership().counters().dropped.is_empty());
+    // From now on only link 1 carries n2's heartbeats: its votes stay, n1 keeps
+    // the group for several deadAfters.
+    let until = s.now + 3 * DEAD_AFTER;
+    while s.now < until {
+        let out = s.run_until(s.now + INTERVAL);
+        assert!(stops(&out).is_empty(), "{out:?}");
+        let mut hb = s.from("n2");
+        hb.grants.push(grant("n1", 1, 1));
+        s.deliver_on(hb, 1);
+    }
+    assert!(s.engine.quorate());
+}

@@ -114,7 +114,13 @@ impl Net {
             }
             let now = self.now;
             match input {
-                Owned::Datagram(bytes) => self.engines[n].handle(now, Input::Datagram(&bytes)),
+                Owned::Datagram { bytes, link } => self.engines[n].handle(
+                    now,
+                    Input::Datagram {
+                        bytes: &bytes,
+                        link,
+                    },
+                ),
                 Owned::Other(other) => self.engines[n].handle(now, other),
             }
             while let Some(output) = self.engines[n].poll_output() {
@@ -152,7 +158,13 @@ impl Net {
         while self.now < until {
             self.now += STEP;
             for (to, bytes) in std::mem::take(&mut self.in_flight) {
-                self.feed(to, Input::Datagram(&bytes));
+                self.feed(
+                    to,
+                    Input::Datagram {
+                        bytes: &bytes,
+                        link: 0,
+                    },
+                );
             }
             for i in 0..self.engines.len() {
                 if !self.dead.contains(&i) && self.engines[i].poll_timeout() <= self.now {
@@ -191,13 +203,16 @@ impl Net {
 
 /// An input the network holds until delivery (a datagram owns its bytes).
 enum Owned {
-    Datagram(Vec<u8>),
+    Datagram { bytes: Vec<u8>, link: usize },
     Other(Input<'static>),
 }
 
 fn owned(input: Input<'_>) -> Owned {
     match input {
-        Input::Datagram(bytes) => Owned::Datagram(bytes.to_vec()),
+        Input::Datagram { bytes, link } => Owned::Datagram {
+            bytes: bytes.to_vec(),
+            link,
+        },
         Input::Tick => Owned::Other(Input::Tick),
         Input::Online { group } => Owned::Other(Input::Online { group }),
         Input::Offline { group } => Owned::Other(Input::Offline { group }),

@@ -185,12 +185,20 @@ impl Script {
 
     /// Delivers a peer's heartbeat to the engine now.
     pub fn deliver(&mut self, hb: Heartbeat) -> Vec<Output> {
+        self.deliver_on(hb, 0)
+    }
+
+    /// Delivers a peer's heartbeat to the engine now, over heartbeat link `link`.
+    pub fn deliver_on(&mut self, hb: Heartbeat, link: usize) -> Vec<Output> {
         let bytes = match hb.encode(&self.keys) {
             Ok(bytes) => bytes,
             Err(e) => panic!("cannot encode a scripted heartbeat: {e}"),
         };
         self.peers.insert(hb.sender.clone(), hb);
-        self.handle(Input::Datagram(&bytes))
+        self.handle(Input::Datagram {
+            bytes: &bytes,
+            link,
+        })
     }
 
     /// The sequence of the engine's heartbeat that `peer` echoed last.

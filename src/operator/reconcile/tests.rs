@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::{Context, GroupClusterRef, Settings, Stores, reconcile_cluster, reconcile_group};
 use crate::api::{FailoverCluster, MemberState, ResourceGroup, load_documents};
+use crate::contract::model::AgentConfig;
 use crate::contract::names;
 use crate::contract::render::render_config;
 use crate::operator::build::{self, KEY_LEN};
@@ -377,6 +378,80 @@ async fn a_spec_change_renders_a_new_hash_and_keeps_the_key() {
         assert_eq!(status["members"][0]["state"], "Online");
     })
     .await;
+}
+
+#[tokio::test]
+async fn redundant_links_reach_the_agents_with_the_internal_ip_as_link_0() {
+    let mut c = cluster();
+    c.spec.members[0].additional_addresses = vec!["192.168.77.1".into()];
+    c.spec.members[1].additional_addresses = vec!["192.168.77.2".into()];
+    let web = group("web", "10.77.0.100/24");
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    run_cluster(ctx, &c, async move {
+        api.not_found("/api/v1/namespaces/ns/secrets/c-heartbeat")
+            .await;
+        api.leases(vec![]).await;
+        let applied = api.owned_objects().await;
+        let text = applied["ConfigMap"]["data"]["config.yaml"]
+            .as_str()
+            .unwrap();
+        // What the agent of b loads: both links of every member.
+        let config = AgentConfig::from_cluster_yaml(text).unwrap();
+        assert_eq!(
+            config.links_of("b").unwrap(),
+            [
+                "10.0.0.2:7707".parse().unwrap(),
+                "192.168.77.2:7707".parse().unwrap()
+            ]
+        );
+        assert_eq!(config.links_of("a").unwrap().len(), 2);
+        api.expect(
+            Method::POST,
+            "/apis/coordination.k8s.io/v1/namespaces/ns/leases",
+            |b| (StatusCode::CREATED, b.clone()),
+        )
+        .await;
+        api.node_leases(&["a", "b"]).await;
+        let status = api.status(CLUSTER_STATUS).await;
+        assert_eq!(condition(&status, "ConfigValid")["status"], "True");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_internal_ip_that_repeats_another_members_link_is_rejected() {
+    // b's InternalIP (its link 0) is also a's second link.
+    let mut c = cluster();
+    c.spec.members[0].additional_addresses = vec!["10.0.0.2".into()];
+    c.spec.members[1].additional_addresses = vec!["192.168.77.2".into()];
+    let web = group("web", "10.77.0.100/24");
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    run_cluster(ctx, &c, async move {
+        api.not_found("/api/v1/namespaces/ns/secrets/c-heartbeat")
+            .await;
+        api.leases(vec![]).await;
+        // Straight to status: nothing rendered.
+        let status = api.status(CLUSTER_STATUS).await;
+        let valid = condition(&status, "ConfigValid");
+        assert_eq!(valid["status"], "False");
+        let message = valid["message"].as_str().unwrap();
+        assert!(
+            message.contains("spec.members[1].address: 10.0.0.2 is already used by spec.members[0].additionalAddresses[0]"),
+            "{message}"
+        );
+        api.event().await;
+    })
+    .await;
+}
+
+fn condition(status: &Value, kind: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["type"] == kind)
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test]
