@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::backend::{Update, WitnessAsk};
 use crate::api::duration::whole_seconds_up;
@@ -133,7 +133,9 @@ impl WitnessClient {
             }
             debug!(?input, "witness answer");
             let _ = updates.send(Update::Engine(input)).await;
-        });
+        }
+        // Its log lines carry the agent's cluster and node.
+        .in_current_span());
     }
 }
 
