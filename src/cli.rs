@@ -277,7 +277,9 @@ pub struct WitnessArgs {
 #[derive(Debug, Args)]
 pub struct KeyArgs {
     /// File holding the cluster's heartbeat HMAC key (at least 16 bytes, the same on
-    /// every member and the witness; trailing whitespace is ignored).
+    /// every member and the witness; trailing whitespace is ignored). The agent
+    /// (standalone only: in Kubernetes the key comes from the cluster's Secret) reads
+    /// it again on SIGHUP, a key rotation; the witness reads it when it starts.
     #[arg(long, value_name = "PATH", conflicts_with = "insecure_no_auth")]
     pub key_file: Option<PathBuf>,
     /// The previous key during a rotation: datagrams signed with it are accepted too.
@@ -512,19 +514,20 @@ fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
     Ok(Outcome::Success)
 }
 
-fn witness(args: WitnessArgs) -> Result<Outcome, CliError> {
-    let cluster = if args.cluster.contains('/') {
-        args.cluster
+/// The cluster id the agents put in their datagrams (`namespace/name`), from
+/// `--cluster`: a bare name is in the default namespace, as a document without one.
+fn cluster_id(cluster: &str) -> String {
+    if cluster.contains('/') {
+        cluster.to_owned()
     } else {
-        format!(
-            "{}/{}",
-            crate::contract::model::DEFAULT_NAMESPACE,
-            args.cluster
-        )
-    };
+        format!("{}/{cluster}", crate::contract::model::DEFAULT_NAMESPACE)
+    }
+}
+
+fn witness(args: WitnessArgs) -> Result<Outcome, CliError> {
     let options = crate::witness::server::WitnessOptions {
         listen: args.listen,
-        cluster,
+        cluster: cluster_id(&args.cluster),
         keys: args.keys.keyring()?,
         metrics_addr: args.metrics,
     };
@@ -796,6 +799,32 @@ mod tests {
         assert_eq!(args.kubeconfig, Some(PathBuf::from("/k")));
         // --namespace and --kubeconfig belong to the Kubernetes mode.
         assert!(agent_args(&["--insecure-no-auth", "--namespace", "ns"]).is_err());
+    }
+
+    #[test]
+    fn witness_arguments() {
+        let parse = |extra: &[&str]| -> Result<WitnessArgs, clap::Error> {
+            let mut args = vec!["failover", "witness", "--listen", "127.0.0.1:7707"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args)?.command {
+                Command::Witness(args) => Ok(args),
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        let args = parse(&["--cluster", "pair", "--insecure-no-auth"]).unwrap();
+        assert_eq!(cluster_id(&args.cluster), "default/pair");
+        assert_eq!(cluster_id("ns/pair"), "ns/pair");
+        assert_eq!(args.metrics, None);
+        assert!(args.keys.keyring().is_ok());
+        let args = parse(&["--cluster", "pair", "--metrics", "127.0.0.1:9478"]).unwrap();
+        assert!(args.metrics.is_some());
+        // No key and no opt-out: refused, as for the agent.
+        assert!(matches!(args.keys.keyring(), Err(CliError::NoKey)));
+        assert!(
+            parse(&["--insecure-no-auth"]).is_err(),
+            "--cluster is required"
+        );
+        assert!(parse(&["--cluster", "c", "--key-file", "k", "--insecure-no-auth"]).is_err());
     }
 
     #[test]
