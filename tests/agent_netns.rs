@@ -658,6 +658,11 @@ fn a_standalone_pair_breaks_ties_with_failover_witness() {
         "the witness should have granted n2:\n{}",
         lab.logs()
     );
+    // The killed agent answers nothing, but its kernel keeps the address until its
+    // lifetime (deadAfter rounded up: 1 s) runs out; only then are the holders one.
+    wait_until(&lab, "n1's VIP expires", Duration::from_secs(2), |l| {
+        !l.has_vip(1)
+    });
 
     // (d) n1 returns (failback Never: n2 keeps the VIP); the witness goes down
     // while both members are up: nothing moves.
