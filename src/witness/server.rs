@@ -298,6 +298,23 @@ fn millis_up(d: Duration) -> u64 {
 
 /// Runs the witness until SIGTERM/SIGINT.
 pub async fn run(options: WitnessOptions) -> Result<(), WitnessError> {
+    let mut term = signal(SignalKind::terminate()).map_err(WitnessError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(WitnessError::Signal)?;
+    serve(options, async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+    .await
+}
+
+/// Answers on `options.listen` until `stop` completes. [`run`] stops on signals;
+/// a test stops it by dropping its task.
+pub async fn serve(
+    options: WitnessOptions,
+    stop: impl Future<Output = ()>,
+) -> Result<(), WitnessError> {
     let start = Instant::now();
     let mut boot = 0;
     while boot == 0 {
@@ -319,8 +336,6 @@ pub async fn run(options: WitnessOptions) -> Result<(), WitnessError> {
         info!(%addr, "serving /metrics, /healthz, /readyz");
         tokio::spawn(http::serve(listener, metrics.clone()));
     }
-    let mut term = signal(SignalKind::terminate()).map_err(WitnessError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(WitnessError::Signal)?;
     let mut server = Server {
         cluster: options.cluster,
         keys: options.keys,
@@ -335,6 +350,7 @@ pub async fn run(options: WitnessOptions) -> Result<(), WitnessError> {
     let mut expiry = tokio::time::interval(EXPIRY_CHECK);
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = vec![0u8; RECV_BUFFER];
+    let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {
             received = socket.recv_from(&mut buf) => match received {
@@ -349,8 +365,7 @@ pub async fn run(options: WitnessOptions) -> Result<(), WitnessError> {
                 Err(error) => debug!(%error, "witness receive failed"),
             },
             _ = expiry.tick() => server.show_holder(),
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            () = &mut stop => break,
         }
     }
     info!(cluster = %server.cluster, "witness stopped");

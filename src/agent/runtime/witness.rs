@@ -229,3 +229,125 @@ impl Exchange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::model::AgentConfig;
+    use crate::witness::server::{WitnessOptions, serve};
+
+    fn config(port: u16) -> AgentConfig {
+        AgentConfig::from_yaml(&format!(
+            "apiVersion: failover.dev/v1alpha1
+kind: FailoverCluster
+metadata: {{name: pair}}
+spec:
+  members:
+    - {{node: a, address: 127.0.0.1}}
+    - {{node: b, address: 127.0.0.2}}
+  quorum: witness
+  witness: {{address: 127.0.0.1, port: {port}}}
+  heartbeat: {{interval: 100ms, deadAfter: 500ms}}
+"
+        ))
+        .unwrap()
+    }
+
+    async fn answer(rx: &mut mpsc::Receiver<Update>) -> (Option<Duration>, Option<Duration>) {
+        match rx.recv().await {
+            Some(Update::Engine(Input::Witness {
+                held_until,
+                other_until,
+            })) => (held_until, other_until),
+            other => panic!("expected a witness answer, got {other:?}"),
+        }
+    }
+
+    /// Against a real `failover witness` on localhost: the first request learns the
+    /// boot and is refused within the restart hold (1 s: deadAfter rounded up), the
+    /// one after it is granted, and the other member is then refused with the time
+    /// left.
+    #[tokio::test]
+    async fn a_real_witness_holds_back_after_its_start_then_grants_one_member() {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let keys = Keyring::new(vec![7; 32], None).unwrap();
+        let witness = tokio::spawn(serve(
+            WitnessOptions {
+                listen: SocketAddr::from(([127, 0, 0, 1], port)),
+                cluster: "default/pair".into(),
+                keys: keys.clone(),
+                metrics_addr: None,
+            },
+            std::future::pending(),
+        ));
+        // Let it bind before the first request.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let config = config(port);
+        let start = Instant::now();
+        let ask = |node| WitnessAsk {
+            config: &config,
+            node,
+            incarnation: 1,
+            keys: &keys,
+        };
+        let (tx, mut rx) = mpsc::channel(4);
+        let a = WitnessClient::new(tx.clone(), start);
+        let b = WitnessClient::new(tx, start);
+
+        a.request(&ask("a"));
+        let (held, other) = answer(&mut rx).await;
+        assert_eq!(held, None, "within the restart hold");
+        let retry = other.expect("the restart hold says how long");
+        assert!(
+            retry > start.elapsed() + Duration::from_millis(500),
+            "{retry:?}"
+        );
+        tokio::time::sleep_until((start + retry).into()).await;
+
+        let sent = start.elapsed();
+        a.request(&ask("a"));
+        let (held, other) = answer(&mut rx).await;
+        let held = held.expect("granted after the restart hold");
+        assert_eq!(other, None);
+        // 1 s counted 1% shorter, from when the request left.
+        assert!(held >= sent + Duration::from_millis(990), "{held:?}");
+        assert!(
+            held <= start.elapsed() + Duration::from_millis(990),
+            "{held:?}"
+        );
+
+        b.request(&ask("b"));
+        let (held, other) = answer(&mut rx).await;
+        assert_eq!(held, None, "a holds the vote");
+        let until = other.expect("refused with the time left");
+        assert!(
+            until > start.elapsed() + Duration::from_millis(500),
+            "{until:?}"
+        );
+        witness.abort();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_witness_is_an_empty_answer() {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = config(port);
+        let keys = Keyring::new(vec![7; 32], None).unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let client = WitnessClient::new(tx, Instant::now());
+        client.request(&WitnessAsk {
+            config: &config,
+            node: "a",
+            incarnation: 1,
+            keys: &keys,
+        });
+        assert_eq!(answer(&mut rx).await, (None, None));
+    }
+}
