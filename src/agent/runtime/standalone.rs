@@ -10,9 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use tracing::{Instrument, error, info, info_span, warn};
-
 use tokio::sync::mpsc;
+use tracing::{Instrument, error, info, info_span, warn};
 
 use super::backend::{Backend, LoopOptions, Notice, Report, WitnessAsk};
 use super::witness::WitnessClient;
