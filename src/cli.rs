@@ -61,6 +61,10 @@ pub enum Command {
     /// ResourceGroup that render the agents' configuration, Secret, DaemonSet, RBAC and
     /// Leases and aggregate the agents' reports into status. Stops on SIGTERM.
     Operator(OperatorArgs),
+    /// Run the witness of a standalone two-node cluster (`quorum: witness`,
+    /// `spec.witness`): the third vote, which breaks the tie when the members lose
+    /// each other. It votes and holds nothing. Stops on SIGTERM/SIGINT.
+    Witness(WitnessArgs),
     /// The admin's verbs against a cluster: status, explain, move, pause, resume,
     /// clear, timeline. The same binary installed as `kubectl-failover` is the
     /// kubectl plugin `kubectl failover VERB` (docs/kubectl-plugin.md).
@@ -228,19 +232,12 @@ pub struct AgentArgs {
     /// sets NODE_NAME.
     #[arg(long, value_name = "NAME", env = "NODE_NAME")]
     pub node: String,
-    /// File holding the cluster's heartbeat HMAC key (at least 16 bytes, the same on
-    /// every member; trailing whitespace is ignored). Standalone only: in
-    /// Kubernetes the key comes from the cluster's Secret. SIGHUP reads it (and
-    /// --previous-key-file) again: that is how a key is rotated without a restart.
-    #[arg(long, value_name = "PATH", conflicts_with = "insecure_no_auth")]
-    pub key_file: Option<PathBuf>,
-    /// The previous key during a rotation: heartbeats signed with it are accepted too.
-    #[arg(long, value_name = "PATH", requires = "key_file")]
-    pub previous_key_file: Option<PathBuf>,
-    /// Run without heartbeat authentication: anyone who can send UDP to the port
-    /// can take part in ownership decisions. For labs only.
-    #[arg(long)]
-    pub insecure_no_auth: bool,
+    /// The heartbeat key (--key-file, --previous-key-file, --insecure-no-auth).
+    /// Standalone only: in Kubernetes the key comes from the cluster's Secret.
+    /// SIGHUP reads the key files again: that is how a key is rotated without a
+    /// restart.
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Address to serve /metrics, /healthz and /readyz on; "" disables.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9477")]
     pub metrics_addr: String,
@@ -253,6 +250,45 @@ pub struct AgentArgs {
     #[arg(long, value_name = "PRIORITY", env = "FAILOVER_REALTIME_PRIORITY",
           value_parser = clap::value_parser!(u8).range(1..=99))]
     pub realtime_priority: Option<u8>,
+}
+
+/// Arguments of `failover witness`.
+#[derive(Debug, Args)]
+pub struct WitnessArgs {
+    /// UDP address to answer on, e.g. 192.0.2.10:7707 (the agents send to
+    /// spec.witness.address and spec.witness.port, default the heartbeat port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// The cluster this witness votes in, as NAMESPACE/NAME of its FailoverCluster
+    /// (a NAME alone means default/NAME, as for a document without a namespace).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: String,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Address to serve /metrics, /healthz and /readyz on; unset: none.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The heartbeat key flags of the standalone agent and the witness.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// File holding the cluster's heartbeat HMAC key (at least 16 bytes, the same on
+    /// every member and the witness; trailing whitespace is ignored). The agent
+    /// (standalone only: in Kubernetes the key comes from the cluster's Secret) reads
+    /// it again on SIGHUP, a key rotation; the witness reads it when it starts.
+    #[arg(long, value_name = "PATH", conflicts_with = "insecure_no_auth")]
+    pub key_file: Option<PathBuf>,
+    /// The previous key during a rotation: datagrams signed with it are accepted too.
+    #[arg(long, value_name = "PATH", requires = "key_file")]
+    pub previous_key_file: Option<PathBuf>,
+    /// Run without authentication: anyone who can send UDP to the port can take
+    /// part in ownership decisions. For labs only.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 /// How logs are written.
@@ -270,6 +306,7 @@ impl Cli {
         match &self.command {
             Command::Agent(args) => args.log_format,
             Command::Operator(args) => args.log_format,
+            Command::Witness(args) => args.log_format,
             _ => LogFormat::Text,
         }
     }
@@ -333,6 +370,9 @@ pub enum CliError {
     /// `--metrics-addr` is not an address.
     #[error("--metrics-addr {0:?}: expected IP:PORT, or \"\" to disable")]
     MetricsAddr(String),
+    /// The witness could not start.
+    #[error("witness")]
+    Witness(#[from] crate::witness::server::WitnessError),
     /// The agent could not start or its runtime failed.
     #[error(transparent)]
     Agent(#[from] AgentError),
@@ -380,6 +420,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Demo(args) => demo(&args),
         Command::Agent(args) => run_agent(args),
         Command::Operator(args) => operator(args),
+        Command::Witness(args) => witness(args),
         Command::Ctl(args) => {
             let text = crate::plugin::run(args)?;
             out.write_all(text.as_bytes())
@@ -400,28 +441,36 @@ fn metrics_addr(text: &str) -> Result<Option<std::net::SocketAddr>, CliError> {
     }
 }
 
+impl KeyArgs {
+    /// Reads the key files into a keyring, or the insecure public keyring when the
+    /// user opted out; no key and no opt-out is an error.
+    fn keyring(&self) -> Result<Keyring, CliError> {
+        let read = |path: &PathBuf| agent::runtime::read_key_file(path);
+        match (&self.key_file, self.insecure_no_auth) {
+            (Some(path), _) => {
+                let current = read(path)?;
+                let previous = self.previous_key_file.as_ref().map(read).transpose()?;
+                Keyring::new(current, previous).map_err(|source| CliError::Key {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+            (None, true) => {
+                tracing::warn!("heartbeat authentication disabled (--insecure-no-auth)");
+                Ok(Keyring::insecure_public())
+            }
+            (None, false) => Err(CliError::NoKey),
+        }
+    }
+}
+
 /// Builds the standalone agent's options (keys, metrics address) from its arguments.
 fn agent_options(args: AgentArgs) -> Result<AgentOptions, CliError> {
-    let read = |path: &PathBuf| agent::runtime::read_key_file(path);
-    let keys = match (&args.key_file, args.insecure_no_auth) {
-        (Some(path), _) => {
-            let current = read(path)?;
-            let previous = args.previous_key_file.as_ref().map(read).transpose()?;
-            Keyring::new(current, previous).map_err(|source| CliError::Key {
-                path: path.display().to_string(),
-                source,
-            })?
-        }
-        (None, true) => {
-            tracing::warn!("heartbeat authentication disabled (--insecure-no-auth)");
-            Keyring::insecure_public()
-        }
-        (None, false) => return Err(CliError::NoKey),
-    };
+    let keys = args.keys.keyring()?;
     let metrics_addr = metrics_addr(&args.metrics_addr)?;
-    let key_files = args.key_file.map(|current| agent::runtime::KeyFiles {
+    let key_files = args.keys.key_file.map(|current| agent::runtime::KeyFiles {
         current,
-        previous: args.previous_key_file,
+        previous: args.keys.previous_key_file,
     });
     Ok(AgentOptions {
         config_path: args.standalone.unwrap_or_default(),
@@ -462,6 +511,32 @@ fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
         let options = agent_options(args)?;
         runtime.block_on(agent::run(options))?;
     }
+    Ok(Outcome::Success)
+}
+
+/// The cluster id the agents put in their datagrams (`namespace/name`), from
+/// `--cluster`: a bare name is in the default namespace, as a document without one.
+fn cluster_id(cluster: &str) -> String {
+    if cluster.contains('/') {
+        cluster.to_owned()
+    } else {
+        format!("{}/{cluster}", crate::contract::model::DEFAULT_NAMESPACE)
+    }
+}
+
+fn witness(args: WitnessArgs) -> Result<Outcome, CliError> {
+    let options = crate::witness::server::WitnessOptions {
+        listen: args.listen,
+        cluster: cluster_id(&args.cluster),
+        keys: args.keys.keyring()?,
+        metrics_addr: args.metrics,
+    };
+    // One socket and a few timers: one thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(crate::witness::server::run(options))?;
     Ok(Outcome::Success)
 }
 
@@ -724,6 +799,32 @@ mod tests {
         assert_eq!(args.kubeconfig, Some(PathBuf::from("/k")));
         // --namespace and --kubeconfig belong to the Kubernetes mode.
         assert!(agent_args(&["--insecure-no-auth", "--namespace", "ns"]).is_err());
+    }
+
+    #[test]
+    fn witness_arguments() {
+        let parse = |extra: &[&str]| -> Result<WitnessArgs, clap::Error> {
+            let mut args = vec!["failover", "witness", "--listen", "127.0.0.1:7707"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args)?.command {
+                Command::Witness(args) => Ok(args),
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        let args = parse(&["--cluster", "pair", "--insecure-no-auth"]).unwrap();
+        assert_eq!(cluster_id(&args.cluster), "default/pair");
+        assert_eq!(cluster_id("ns/pair"), "ns/pair");
+        assert_eq!(args.metrics, None);
+        assert!(args.keys.keyring().is_ok());
+        let args = parse(&["--cluster", "pair", "--metrics", "127.0.0.1:9478"]).unwrap();
+        assert!(args.metrics.is_some());
+        // No key and no opt-out: refused, as for the agent.
+        assert!(matches!(args.keys.keyring(), Err(CliError::NoKey)));
+        assert!(
+            parse(&["--insecure-no-auth"]).is_err(),
+            "--cluster is required"
+        );
+        assert!(parse(&["--cluster", "c", "--key-file", "k", "--insecure-no-auth"]).is_err());
     }
 
     #[test]

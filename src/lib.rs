@@ -25,3 +25,4 @@ pub mod sim;
 pub mod telemetry;
 #[cfg(test)]
 mod testing;
+pub mod witness;

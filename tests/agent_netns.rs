@@ -599,6 +599,185 @@ fn vip_follows_the_owner_across_kill_reload_restart_and_graceful_stop() {
     }
 }
 
+/// A two-member pair with `quorum: witness`: n1 and n2 are the members, and
+/// `failover witness` runs in n3's namespace (a third host on the same bridge).
+fn write_witness_config(lab: &Lab) {
+    let s = &lab.subnet;
+    lab.write_yaml(&format!(
+        "apiVersion: failover.dev/v1alpha1
+kind: FailoverCluster
+metadata: {{name: pair, namespace: test}}
+spec:
+  members:
+    - {{node: n1, priority: 200, address: {s}.1}}
+    - {{node: n2, priority: 100, address: {s}.2}}
+  quorum: witness
+  witness: {{address: {s}.3}}
+  heartbeat: {{interval: 100ms, deadAfter: 500ms}}
+---
+apiVersion: failover.dev/v1alpha1
+kind: ResourceGroup
+metadata: {{name: web, namespace: test}}
+spec:
+  cluster: pair
+  resources:
+    - {{name: vip, virtualIP: {{address: {s}.100/24}}}}
+"
+    ));
+}
+
+/// Starts `failover witness` in n3's namespace, in the agent slot of n3 (so the
+/// lab's guard kills it and `logs` shows its log as n3's).
+fn start_witness(lab: &mut Lab) {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(lab.dir.join("n3.log"))
+        .unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(3)])
+        .arg(env!("CARGO_BIN_EXE_failover"))
+        .args(["witness", "--listen", &format!("{}.3:7707", lab.subnet)])
+        .args(["--cluster", "test/pair", "--insecure-no-auth"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    lab.agents[2] = Some(child);
+}
+
+/// Whether the witness's log shows a grant to `node` as a new holder.
+fn witness_granted(lab: &Lab, node: &str) -> bool {
+    let log = fs::read_to_string(lab.dir.join("n3.log")).unwrap_or_default();
+    log.lines()
+        .any(|l| l.contains("witness vote: new holder") && l.contains(&format!(" node={node} ")))
+}
+
+/// Drops (or with `heal`, stops dropping) everything between n1 and n2, in both
+/// namespaces; the witness stays reachable from both. The table is the test's own.
+fn cut_members(lab: &Lab, heal: bool) {
+    for (node, peer) in [(1, 2), (2, 1)] {
+        let peer = format!("{}.{peer}", lab.subnet);
+        let script = if heal {
+            "delete table inet fawitness\n".to_owned()
+        } else {
+            format!(
+                "table inet fawitness {{
+  chain input {{ type filter hook input priority 0; ip saddr {peer} drop; }}
+  chain output {{ type filter hook output priority 0; ip daddr {peer} drop; }}
+}}\n"
+            )
+        };
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &lab.ns(node), "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success(), "nft in n{node}: {script}");
+    }
+}
+
+/// The VIP holders for `during`, sampled every poll; a sample with two holders is
+/// taken again at once before it counts (the namespaces are read one after the
+/// other, so one sample can straddle a change), and a confirmed double fails.
+/// Returns every holder set seen.
+fn watch_holders(lab: &Lab, during: Duration) -> Vec<Vec<usize>> {
+    let start = Instant::now();
+    let mut seen: Vec<Vec<usize>> = Vec::new();
+    while start.elapsed() < during {
+        let mut holders = lab.holders();
+        if holders.len() > 1 {
+            holders = lab.holders();
+            assert!(
+                holders.len() <= 1,
+                "two nodes hold the VIP: {holders:?} after {:?}",
+                start.elapsed()
+            );
+        }
+        if !seen.contains(&holders) {
+            seen.push(holders);
+        }
+        std::thread::sleep(POLL);
+    }
+    seen
+}
+
+#[test]
+fn a_standalone_pair_breaks_ties_with_failover_witness() {
+    if let Some(reason) = skip_reason() {
+        println!("SKIPPED agent_netns: {reason}");
+        return;
+    }
+    if Command::new("nft").arg("--version").output().is_err() {
+        println!("SKIPPED agent_netns: nftables (nft) is missing");
+        return;
+    }
+    let mut lab = Lab::new('w');
+    write_witness_config(&lab);
+    start_witness(&mut lab);
+    lab.start(1);
+    lab.start(2);
+
+    // (a) Both up: n1 (priority 200) owns the VIP, the witness host never does.
+    let t = wait_until(&lab, "the VIP is on n1 only", WAIT, |l| l.holders() == [1]);
+    println!("witness pair: VIP on n1 after {t:?}");
+    assert_eq!(watch_holders(&lab, Duration::from_secs(1)), [vec![1]]);
+
+    // (b) The members lose each other but both reach the witness: the owner asks
+    // first and keeps the VIP; n2 is refused and never takes it.
+    cut_members(&lab, false);
+    let seen = watch_holders(&lab, Duration::from_secs(4));
+    assert_eq!(seen, [vec![1]], "holders while the members were cut apart");
+    cut_members(&lab, true);
+    assert_eq!(watch_holders(&lab, Duration::from_secs(2)), [vec![1]]);
+    assert!(
+        witness_granted(&lab, "n1"),
+        "the witness should have granted n1:\n{}",
+        lab.logs()
+    );
+
+    // (c) SIGKILL of the owner: n2 takes over through the witness (n1's hold from
+    // the partition ran out while the healed pair did not need the witness).
+    let killed = Instant::now();
+    lab.kill(1);
+    wait_until(&lab, "n2 holds the VIP", WAIT, |l| l.has_vip(2));
+    println!(
+        "witness pair: SIGKILL n1 -> VIP on n2 after {:?}",
+        killed.elapsed()
+    );
+    assert!(
+        witness_granted(&lab, "n2"),
+        "the witness should have granted n2:\n{}",
+        lab.logs()
+    );
+    // The killed agent answers nothing, but its kernel keeps the address until its
+    // lifetime (deadAfter rounded up: 1 s) runs out; only then are the holders one.
+    wait_until(&lab, "n1's VIP expires", Duration::from_secs(2), |l| {
+        !l.has_vip(1)
+    });
+
+    // (d) n1 returns (failback Never: n2 keeps the VIP); the witness goes down
+    // while both members are up: nothing moves.
+    lab.start(1);
+    assert_eq!(watch_holders(&lab, Duration::from_secs(2)), [vec![2]]);
+    lab.kill(3);
+    assert_eq!(
+        watch_holders(&lab, Duration::from_secs(3)),
+        [vec![2]],
+        "holders with the witness down"
+    );
+
+    lab.terminate(2);
+    lab.terminate(1);
+    assert_eq!(lab.wait_exit(2, Duration::from_secs(5)), Some(0));
+    assert_eq!(lab.wait_exit(1, Duration::from_secs(5)), Some(0));
+    assert_eq!(lab.holders(), Vec::<usize>::new());
+}
+
 #[test]
 fn a_node_that_cannot_add_the_vip_hands_the_group_on() {
     if let Some(reason) = skip_reason() {

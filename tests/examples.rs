@@ -10,9 +10,9 @@ use common::{by_kind, schema_at};
 use failover::api::{
     FailbackPolicy, FailoverCluster, HealthCheckSpec, HttpProbe, KubeDuration, LoadError,
     MemberSpec, Problem, ProcessSpec, QuorumMode, ResourceGroup, StatusRange, TcpProbe,
-    VirtualIpSpec, WorkloadKind, WorkloadSpec, into_result, load_documents, validate_cluster,
-    validate_config, validate_group, validate_heartbeat_ports, validate_kubernetes,
-    validate_standalone,
+    VirtualIpSpec, WitnessSpec, WorkloadKind, WorkloadSpec, into_result, load_documents,
+    validate_cluster, validate_config, validate_group, validate_heartbeat_ports,
+    validate_kubernetes, validate_kubernetes_cluster, validate_standalone,
 };
 
 fn examples_dir() -> PathBuf {
@@ -292,6 +292,40 @@ fn cases() -> Vec<Case> {
                 "FailoverCluster",
                 &["spec"],
                 "self.quorum != 'witness' || size(self.members) == 2",
+            ),
+        },
+        Case {
+            name: "witness address without witness quorum",
+            mutate: |c, _| {
+                c.spec.witness = Some(WitnessSpec {
+                    address: "10.77.0.9".into(),
+                    port: None,
+                })
+            },
+            path: "spec.witness",
+            message: "is only used with spec.quorum witness",
+            schema: Cel(
+                "FailoverCluster",
+                &["spec"],
+                "!has(self.witness) || (has(self.quorum) && self.quorum == 'witness')",
+            ),
+        },
+        Case {
+            name: "witness address that is no IP",
+            mutate: |c, _| {
+                c.spec.members.truncate(2);
+                c.spec.quorum = QuorumMode::Witness;
+                c.spec.witness = Some(WitnessSpec {
+                    address: "witness.example".into(),
+                    port: None,
+                })
+            },
+            path: "spec.witness.address",
+            message: "is not an IP address",
+            schema: Cel(
+                "FailoverCluster",
+                &["spec", "witness"],
+                "isIP(self.address)",
             ),
         },
         Case {
@@ -766,6 +800,32 @@ fn set_http_statuses(g: &mut [ResourceGroup], min: u16, max: u16) {
         path: "/".into(),
         status_range: StatusRange { min, max },
     });
+}
+
+/// A standalone witness pair needs `spec.witness`; in Kubernetes (the witness is
+/// the Lease) the field is refused, by name.
+#[test]
+fn spec_witness_is_required_standalone_and_refused_in_kubernetes() {
+    let (mut cluster, _) = base();
+    cluster.spec.members.truncate(2);
+    cluster.spec.quorum = QuorumMode::Witness;
+    assert!(validate_kubernetes_cluster(&cluster).is_empty());
+    assert!(has_problem(
+        &validate_standalone(&cluster),
+        "spec.witness",
+        "required with quorum witness when the agent runs standalone"
+    ));
+    cluster.spec.witness = Some(WitnessSpec {
+        address: "10.77.0.9".into(),
+        port: Some(7800),
+    });
+    assert!(validate_config(&cluster, &[]).is_empty());
+    assert!(validate_standalone(&cluster).is_empty());
+    assert!(has_problem(
+        &validate_kubernetes_cluster(&cluster),
+        "spec.witness",
+        "is for standalone agents only"
+    ));
 }
 
 /// A process resource is valid on its own and for the standalone agent, and the

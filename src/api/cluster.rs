@@ -6,6 +6,7 @@
 //! deserialized. It must never decide anything about membership or placement, and
 //! does no IO.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -72,7 +73,8 @@ use super::duration::KubeDuration;
     // Two votes of two: a survivor never has a majority, so the cluster can never fail over.
     validation = Rule::new("!has(self.quorum) || self.quorum != 'majority' || size(self.members) != 2").message("spec.quorum majority of 2 members can never fail over (a survivor has 1 vote of 2): use witness, 3 or more members, or none").field_path(".quorum"),
     // Link i of a member pairs with link i of every other member.
-    validation = Rule::new("size(self.members) == 0 || self.members.all(m, (has(m.additionalAddresses) ? size(m.additionalAddresses) : 0) == (has(self.members[0].additionalAddresses) ? size(self.members[0].additionalAddresses) : 0))").message("every member must list the same number of additionalAddresses (link i of a member pairs with link i of every other member)").field_path(".members")
+    validation = Rule::new("size(self.members) == 0 || self.members.all(m, (has(m.additionalAddresses) ? size(m.additionalAddresses) : 0) == (has(self.members[0].additionalAddresses) ? size(self.members[0].additionalAddresses) : 0))").message("every member must list the same number of additionalAddresses (link i of a member pairs with link i of every other member)").field_path(".members"),
+    validation = Rule::new("!has(self.witness) || (has(self.quorum) && self.quorum == 'witness')").message("spec.witness is only used with spec.quorum witness").field_path(".witness")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverClusterSpec {
@@ -86,10 +88,17 @@ pub struct FailoverClusterSpec {
     pub heartbeat: HeartbeatSpec,
     /// How a partition decides it may act: `majority` (default; more than half of
     /// the members, so it needs 3 or more: with 2, a survivor never has a majority),
-    /// `witness` (two members: the API server Lease breaks the tie) or `none`
-    /// (explicit opt-out: split brain becomes possible; status warns).
+    /// `witness` (two members: a third vote breaks the tie — in Kubernetes the API
+    /// server Lease, standalone the `failover witness` process of `spec.witness`) or
+    /// `none` (explicit opt-out: split brain becomes possible; status warns).
     #[serde(default)]
     pub quorum: QuorumMode,
+    /// Standalone agents only: where the `failover witness` process of a
+    /// `quorum: witness` cluster listens (required there). In Kubernetes the
+    /// witness is the Lease `<cluster>-witness`, and a cluster that sets this field
+    /// is invalid (ConfigValid=False).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<WitnessSpec>,
     /// Where to notify a person about failovers besides Kubernetes Events and metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<NotificationsSpec>,
@@ -146,6 +155,28 @@ pub struct MemberSpec {
 
 /// Most `additionalAddresses` of a member: with `address`, at most four links.
 pub const MAX_ADDITIONAL_ADDRESSES: usize = 3;
+
+/// The address of a standalone cluster's `failover witness`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("isIP(self.address)").message("address must be an IPv4 or IPv6 address").field_path(".address"))]
+#[serde(rename_all = "camelCase")]
+pub struct WitnessSpec {
+    /// IPv4 or IPv6 address of the witness (no prefix length). Place it in a third
+    /// location: not on a member's host, not behind only one member's switch.
+    #[schemars(length(max = 45))]
+    pub address: String,
+    /// UDP port of the witness; default: `spec.heartbeat.port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u16>,
+}
+
+impl WitnessSpec {
+    /// The parsed address.
+    pub fn address(&self) -> Result<IpAddr, std::net::AddrParseError> {
+        self.address.parse()
+    }
+}
 
 /// Default member priority.
 pub const DEFAULT_PRIORITY: u32 = 100;
@@ -229,7 +260,8 @@ pub enum QuorumMode {
     /// More than half of the members must be connected.
     #[default]
     Majority,
-    /// Two-member clusters: the side holding the API server witness Lease wins.
+    /// Two-member clusters: the side holding the witness vote wins (the API
+    /// server Lease in Kubernetes, `failover witness` standalone).
     Witness,
     /// No quorum: every partition acts on its own (split brain possible).
     None,

@@ -18,7 +18,7 @@ pub mod validate;
 pub use cluster::{
     AnnouncementSpec, FailoverCluster, FailoverClusterSpec, FailoverClusterStatus, HeartbeatSpec,
     MemberSpec, MemberState, MemberStatus, NotificationsSpec, QuarantineSpec, QuorumMode,
-    QuorumState, QuorumStatus, SecretKeyRef, WebhookFormat, WebhookSpec,
+    QuorumState, QuorumStatus, SecretKeyRef, WebhookFormat, WebhookSpec, WitnessSpec,
 };
 pub use crd::{CrdError, crd_file_name, crds, crds_yaml};
 pub use duration::{DurationError, KubeDuration};
@@ -32,7 +32,8 @@ pub use group::{
 pub use load::{LoadError, load_documents};
 pub use validate::{
     InvalidConfig, Problem, into_result, validate_cluster, validate_config, validate_group,
-    validate_heartbeat_ports, validate_kubernetes, validate_standalone,
+    validate_heartbeat_ports, validate_kubernetes, validate_kubernetes_cluster,
+    validate_member_addresses, validate_standalone,
 };
 
 /// API group of the custom resources.

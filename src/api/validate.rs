@@ -253,6 +253,26 @@ fn check_cluster(cluster: &FailoverCluster, problems: &mut Vec<Problem>) {
         ),
         QuorumMode::Majority | QuorumMode::Witness => {}
     }
+    if let Some(witness) = &spec.witness {
+        if spec.quorum != QuorumMode::Witness {
+            r.add(
+                "spec.witness",
+                format!(
+                    "is only used with spec.quorum witness (the quorum is {})",
+                    spec.quorum.as_str()
+                ),
+            );
+        }
+        if let Err(e) = witness.address() {
+            r.add(
+                "spec.witness.address",
+                format!("{:?} is not an IP address: {e}", witness.address),
+            );
+        }
+        if witness.port == Some(0) {
+            r.add("spec.witness.port", "must be 1-65535");
+        }
+    }
 
     let hb = &spec.heartbeat;
     if hb.interval.get() < MIN_INTERVAL {
@@ -757,9 +777,28 @@ impl ResourceGroup {
     }
 }
 
-/// Checks what the standalone agent needs beyond [`validate_config`]: without a
-/// Kubernetes node to take the InternalIP from, every member needs an `address`.
+/// Checks what the standalone agent needs beyond [`validate_config`]: every
+/// member's `address` ([`validate_member_addresses`]) and, with witness quorum,
+/// where the `failover witness` process listens (`spec.witness`).
 pub fn validate_standalone(cluster: &FailoverCluster) -> Vec<Problem> {
+    let mut problems = validate_member_addresses(cluster);
+    if cluster.spec.quorum == QuorumMode::Witness && cluster.spec.witness.is_none() {
+        Report {
+            object: object_name(cluster),
+            problems: &mut problems,
+        }
+        .add(
+            "spec.witness",
+            "required with quorum witness when the agent runs standalone: the address of the `failover witness` process (in Kubernetes the witness is a Lease)",
+        );
+    }
+    problems
+}
+
+/// Without a Kubernetes node to take the InternalIP from, every member needs an
+/// `address` (the operator resolves them into the agents' configuration, so the
+/// agent checks them in both modes).
+pub fn validate_member_addresses(cluster: &FailoverCluster) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut r = Report {
         object: object_name(cluster),
@@ -772,6 +811,25 @@ pub fn validate_standalone(cluster: &FailoverCluster) -> Vec<Problem> {
                 "required when the agent runs standalone (there is no node InternalIP to use)",
             );
         }
+    }
+    problems
+}
+
+/// Checks what only the Kubernetes mode forbids in a FailoverCluster: `spec.witness`
+/// (the witness there is the Lease `<cluster>-witness`; a field accepted but not
+/// acted on would mislead). The operator adds these problems to the ones of
+/// [`validate_config`], so such a cluster sets ConfigValid=False.
+pub fn validate_kubernetes_cluster(cluster: &FailoverCluster) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if cluster.spec.witness.is_some() {
+        Report {
+            object: object_name(cluster),
+            problems: &mut problems,
+        }
+        .add(
+            "spec.witness",
+            "is for standalone agents only; in Kubernetes the witness is the Lease <cluster>-witness: remove spec.witness",
+        );
     }
     problems
 }

@@ -48,10 +48,6 @@ pub enum ConfigError {
     Load(#[source] LoadError),
     #[error(transparent)]
     Invalid(InvalidConfig),
-    #[error(
-        "spec.quorum: witness cannot work standalone: the witness is a Kubernetes Lease; use majority with 3 or more members, or none"
-    )]
-    WitnessStandalone,
     #[error("{field}: invalid time of day")]
     TimeOfDay {
         field: String,
@@ -111,7 +107,8 @@ impl fmt::Display for VirtualIp {
 /// Where the agent runs, which decides what a configuration may ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// From a file, without Kubernetes: no witness Lease exists.
+    /// From a file, without Kubernetes: the witness is `failover witness` at
+    /// `spec.witness`.
     Standalone,
     /// From the operator's ClusterConfig, with the API server at hand.
     Kubernetes,
@@ -177,6 +174,9 @@ pub struct AgentConfig {
     /// `additionalAddresses`), with the cluster's heartbeat port. Every member has
     /// the same number of links (validated).
     pub addresses: BTreeMap<String, Vec<SocketAddr>>,
+    /// Standalone witness quorum: where `failover witness` listens (`spec.witness`,
+    /// its port defaulting to the heartbeat port). `None` in every other case.
+    pub witness: Option<SocketAddr>,
     /// The VIPs of every group, in spec order (empty for a group without VIPs).
     pub vips: BTreeMap<String, Vec<VirtualIp>>,
     /// The resources of every group in start order (`dependsOn` first); they stop
@@ -215,16 +215,17 @@ impl AgentConfig {
         mode: Mode,
     ) -> Result<Self, ConfigError> {
         let mut problems = api::validate_config(cluster, groups);
-        problems.extend(api::validate_standalone(cluster));
-        if mode == Mode::Kubernetes {
-            problems.extend(api::validate_kubernetes(groups));
+        match mode {
+            Mode::Standalone => problems.extend(api::validate_standalone(cluster)),
+            Mode::Kubernetes => {
+                problems.extend(api::validate_member_addresses(cluster));
+                problems.extend(api::validate_kubernetes_cluster(cluster));
+                problems.extend(api::validate_kubernetes(groups));
+            }
         }
         api::into_result(problems).map_err(ConfigError::Invalid)?;
         let spec = &cluster.spec;
         let quorum = match spec.quorum {
-            api::QuorumMode::Witness if mode == Mode::Standalone => {
-                return Err(ConfigError::WitnessStandalone);
-            }
             api::QuorumMode::Witness => QuorumMode::Witness,
             api::QuorumMode::Majority => QuorumMode::Majority,
             api::QuorumMode::None => QuorumMode::None,
@@ -260,6 +261,17 @@ impl AgentConfig {
             addresses.insert(m.node.clone(), links);
         }
 
+        // Validated: set only standalone, only with witness quorum.
+        let witness = match &spec.witness {
+            Some(w) => Some(SocketAddr::new(
+                w.address().map_err(|source| ConfigError::Address {
+                    field: "spec.witness.address".to_owned(),
+                    source,
+                })?,
+                w.port.unwrap_or(port),
+            )),
+            None => None,
+        };
         let quarantine = (spec.quarantine.failures != 0).then(|| QuarantinePolicy {
             failures: spec.quarantine.failures,
             period: spec.quarantine.period.get(),
@@ -385,6 +397,7 @@ impl AgentConfig {
             model: Arc::new(model),
             hash: config_hash(cluster, groups),
             addresses,
+            witness,
             vips,
             resources,
             announcements,
@@ -840,6 +853,15 @@ spec:
         }
     }
 
+    fn two_with_witness_quorum() -> String {
+        YAML.replace(
+            "    - {node: n3, priority: 50, address: 10.78.0.3, paused: true}\n",
+            "",
+        )
+        .replace("owner: n3", "owner: n2")
+        .replace("heartbeat:", "quorum: witness\n  heartbeat:")
+    }
+
     #[test]
     fn every_link_of_every_member_with_the_port() {
         let two_links = YAML
@@ -874,17 +896,39 @@ spec:
     }
 
     #[test]
-    fn refuses_witness_quorum_standalone() {
-        let two = YAML
-            .replace(
-                "    - {node: n3, priority: 50, address: 10.78.0.3, paused: true}\n",
-                "",
-            )
-            .replace("owner: n3", "owner: n2")
-            .replace("heartbeat:", "quorum: witness\n  heartbeat:");
-        let err = AgentConfig::from_yaml(&two).unwrap_err();
-        assert!(matches!(err, ConfigError::WitnessStandalone), "{err}");
-        assert!(err.to_string().contains("witness is a Kubernetes Lease"));
+    fn standalone_witness_quorum_needs_spec_witness() {
+        let err = AgentConfig::from_yaml(&two_with_witness_quorum()).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("spec.witness"), "{err}");
+        // Kubernetes mode: the witness is the Lease, no spec.witness needed.
+        let config = AgentConfig::from_cluster_yaml(&two_with_witness_quorum()).unwrap();
+        assert_eq!(config.witness, None);
+    }
+
+    #[test]
+    fn standalone_witness_quorum_loads_with_spec_witness() {
+        let with = two_with_witness_quorum().replace(
+            "quorum: witness\n",
+            "quorum: witness\n  witness: {address: 10.78.9.9}\n",
+        );
+        let config = AgentConfig::from_yaml(&with).unwrap();
+        assert_eq!(config.model.quorum, QuorumMode::Witness);
+        // The port defaults to the heartbeat port.
+        let port = config.addresses["n1"][0].port();
+        assert_eq!(
+            config.witness,
+            Some(SocketAddr::from(([10, 78, 9, 9], port)))
+        );
+        let own_port = with.replace("10.78.9.9}", "10.78.9.9, port: 9000}");
+        let config = AgentConfig::from_yaml(&own_port).unwrap();
+        assert_eq!(config.witness.map(|a| a.port()), Some(9000));
+        // In Kubernetes the witness is the Lease: the field is refused, by name.
+        let err = AgentConfig::from_cluster_yaml(&with).unwrap_err();
+        assert!(err.to_string().contains("spec.witness"), "{err}");
+        // Without witness quorum the field means nothing: refused.
+        let majority = YAML.replace("heartbeat:", "witness: {address: 10.78.9.9}\n  heartbeat:");
+        let err = AgentConfig::from_yaml(&majority).unwrap_err();
+        assert!(err.to_string().contains("spec.witness"), "{err}");
     }
 
     #[test]

@@ -81,6 +81,15 @@ use votes::CountedVote;
 /// less than 0.01%; a node counts a vote for 1% less than the voter keeps it.
 pub const DRIFT_ALLOWANCE: f64 = 0.01;
 
+/// Until when a witness vote of `duration`, asked for at local time `sent`, is
+/// surely this node's: the witness (the Kubernetes Lease or `failover witness`)
+/// counts the hold from some moment after `sent`, and our clock may run up to
+/// [`DRIFT_ALLOWANCE`] slower than the witness's. The value of [`Input::Witness`]'s
+/// `held_until` in both modes.
+pub fn witness_held_until(sent: Duration, duration: Duration) -> Duration {
+    sent + duration.mul_f64(1.0 - DRIFT_ALLOWANCE)
+}
+
 /// Failovers of one group a node remembers (and advertises) at most.
 const MAX_FAILOVERS_KEPT: usize = 64;
 

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod wire;
+pub mod witness;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -148,6 +149,11 @@ impl Membership {
 
     pub fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    /// The keys this node signs with and accepts (the witness requests use them too).
+    pub fn keys(&self) -> &Keyring {
+        &self.keys
     }
 
     /// The hash of the configuration this node runs (sent in every heartbeat).

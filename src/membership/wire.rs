@@ -142,7 +142,7 @@ pub enum DropReason {
     Malformed,
     #[error("unsupported wire version")]
     UnsupportedVersion,
-    #[error("heartbeat of another cluster")]
+    #[error("datagram of another cluster")]
     ForeignCluster,
     #[error("authentication failed (wrong key or tampered datagram)")]
     BadMac,
@@ -150,7 +150,7 @@ pub enum DropReason {
     UnknownSender,
     #[error("heartbeat from this node itself")]
     FromSelf,
-    #[error("replayed or reordered heartbeat (old incarnation or sequence)")]
+    #[error("replayed or reordered datagram (old incarnation or sequence)")]
     Replayed,
 }
 
@@ -196,11 +196,12 @@ pub enum EncodeError {
 impl Heartbeat {
     /// Encodes and signs with the keyring's current key.
     pub fn encode(&self, keys: &Keyring) -> Result<Vec<u8>, EncodeError> {
-        let mut w = Writer(Vec::with_capacity(256));
-        w.0.extend_from_slice(MAGIC);
-        w.0.push(VERSION);
-        w.0.push(if self.leaving { FLAG_LEAVING } else { 0 });
-        w.str(&self.cluster)?;
+        let mut w = Writer::header(
+            MAGIC,
+            VERSION,
+            if self.leaving { FLAG_LEAVING } else { 0 },
+            &self.cluster,
+        )?;
         w.str(&self.sender)?;
         w.u64(self.incarnation);
         w.u64(self.seq);
@@ -244,41 +245,14 @@ impl Heartbeat {
                 w.u64(*age);
             }
         }
-        let mac = keys.sign(&w.0);
-        w.0.extend_from_slice(&mac);
-        if w.0.len() > MAX_DATAGRAM {
-            return Err(EncodeError::TooLarge(w.0.len()));
-        }
-        Ok(w.0)
+        w.seal(keys)
     }
 
     /// Decodes a datagram of `cluster`, verifying its MAC with any key of `keys`.
     pub fn decode(bytes: &[u8], cluster: &str, keys: &Keyring) -> Result<Heartbeat, DropReason> {
-        if bytes.len() > MAX_DATAGRAM {
-            return Err(DropReason::Oversized);
-        }
-        let Some(body_len) = bytes.len().checked_sub(MAC_LEN) else {
-            return Err(DropReason::Malformed);
-        };
-        let (body, mac) = bytes.split_at(body_len);
-        let mut r = Reader(body);
-        if r.take(4)? != MAGIC {
-            return Err(DropReason::Malformed);
-        }
-        if r.u8()? != VERSION {
-            return Err(DropReason::UnsupportedVersion);
-        }
-        let flags = r.u8()?;
+        let (flags, mut r) = open(bytes, MAGIC, VERSION, cluster, keys)?;
         if flags & !FLAG_LEAVING != 0 {
             return Err(DropReason::Malformed);
-        }
-        // The cluster id is read before the MAC so that datagrams of a neighbouring
-        // cluster (another key) are counted as foreign rather than as attacks.
-        if r.str()? != cluster {
-            return Err(DropReason::ForeignCluster);
-        }
-        if !keys.verify(body, mac) {
-            return Err(DropReason::BadMac);
         }
         let sender = r.str()?.to_owned();
         let incarnation = r.u64()?;
@@ -326,9 +300,7 @@ impl Heartbeat {
                 ages_ms: r.list(Reader::u64)?,
             })
         })?;
-        if !r.0.is_empty() {
-            return Err(DropReason::Malformed);
-        }
+        r.finish()?;
         Ok(Heartbeat {
             cluster: cluster.to_owned(),
             sender,
@@ -360,10 +332,77 @@ fn unable_reason(code: u8) -> Result<UnableReason, DropReason> {
         .ok_or(DropReason::Malformed)
 }
 
-struct Writer(Vec<u8>);
+/// Checks the common head of a datagram (magic, version, cluster id) and its MAC,
+/// and returns the byte after the version (flags, or the kind of a witness
+/// datagram) and a reader positioned after the cluster id. The other datagrams of the
+/// protocol (`super::witness`) share this framing, so they are refused the same way.
+pub(super) fn open<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 4],
+    version: u8,
+    cluster: &str,
+    keys: &Keyring,
+) -> Result<(u8, Reader<'a>), DropReason> {
+    if bytes.len() > MAX_DATAGRAM {
+        return Err(DropReason::Oversized);
+    }
+    let Some(body_len) = bytes.len().checked_sub(MAC_LEN) else {
+        return Err(DropReason::Malformed);
+    };
+    let (body, mac) = bytes.split_at(body_len);
+    let mut r = Reader(body);
+    if r.take(4)? != magic {
+        return Err(DropReason::Malformed);
+    }
+    if r.u8()? != version {
+        return Err(DropReason::UnsupportedVersion);
+    }
+    let flags = r.u8()?;
+    // The cluster id is read before the MAC so that datagrams of a neighbouring
+    // cluster (another key) are counted as foreign rather than as attacks.
+    if r.str()? != cluster {
+        return Err(DropReason::ForeignCluster);
+    }
+    if !keys.verify(body, mac) {
+        return Err(DropReason::BadMac);
+    }
+    Ok((flags, r))
+}
+
+pub(super) struct Writer(Vec<u8>);
 
 impl Writer {
-    fn str(&mut self, s: &str) -> Result<(), EncodeError> {
+    /// Magic, version, the flags (or kind) byte and the cluster id: the head that
+    /// [`open`] checks.
+    pub(super) fn header(
+        magic: &[u8; 4],
+        version: u8,
+        flags: u8,
+        cluster: &str,
+    ) -> Result<Self, EncodeError> {
+        let mut w = Writer(Vec::with_capacity(256));
+        w.0.extend_from_slice(magic);
+        w.0.push(version);
+        w.0.push(flags);
+        w.str(cluster)?;
+        Ok(w)
+    }
+
+    /// Appends the MAC of everything written under the keyring's current key.
+    pub(super) fn seal(mut self, keys: &Keyring) -> Result<Vec<u8>, EncodeError> {
+        let mac = keys.sign(&self.0);
+        self.0.extend_from_slice(&mac);
+        if self.0.len() > MAX_DATAGRAM {
+            return Err(EncodeError::TooLarge(self.0.len()));
+        }
+        Ok(self.0)
+    }
+
+    pub(super) fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+
+    pub(super) fn str(&mut self, s: &str) -> Result<(), EncodeError> {
         let len = u8::try_from(s.len())
             .ok()
             .filter(|&l| usize::from(l) <= MAX_NAME)
@@ -373,7 +412,7 @@ impl Writer {
         Ok(())
     }
 
-    fn u64(&mut self, v: u64) {
+    pub(super) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
 
@@ -384,7 +423,7 @@ impl Writer {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], DropReason> {
@@ -396,7 +435,16 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u8(&mut self) -> Result<u8, DropReason> {
+    /// Every byte must have been read: trailing bytes are malformed.
+    pub(super) fn finish(self) -> Result<(), DropReason> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(DropReason::Malformed)
+        }
+    }
+
+    pub(super) fn u8(&mut self) -> Result<u8, DropReason> {
         Ok(self.take(1)?[0])
     }
 
@@ -408,13 +456,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn u64(&mut self) -> Result<u64, DropReason> {
+    pub(super) fn u64(&mut self) -> Result<u64, DropReason> {
         let mut b = [0u8; 8];
         b.copy_from_slice(self.take(8)?);
         Ok(u64::from_be_bytes(b))
     }
 
-    fn str(&mut self) -> Result<&'a str, DropReason> {
+    pub(super) fn str(&mut self) -> Result<&'a str, DropReason> {
         let len = usize::from(self.u8()?);
         if len > MAX_NAME {
             return Err(DropReason::Malformed);

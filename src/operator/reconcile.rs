@@ -47,6 +47,7 @@ use crate::api::conditions::{self as cond, event};
 use crate::api::{
     API_VERSION, FailoverCluster, GroupPhase, Problem, QuorumMode, ResourceGroup, validate_cluster,
     validate_config, validate_group, validate_heartbeat_ports, validate_kubernetes,
+    validate_kubernetes_cluster,
 };
 use crate::contract::names;
 use crate::contract::render::{RenderError, render_config};
@@ -629,6 +630,7 @@ async fn cluster_pipeline(obj: &ClusterObject, ctx: &Context) -> Result<Action, 
     // Validate.
     let mut problems = validate_config(cluster, &groups);
     problems.extend(validate_kubernetes(&groups));
+    problems.extend(validate_kubernetes_cluster(cluster));
     problems.extend(unreadable);
     problems.extend(port_problems(ctx, cluster));
     let resolved = resolve_addresses(cluster, |node| {

@@ -52,7 +52,7 @@ use crate::agent::timeline::Takeover;
 use crate::contract::model::hash_text;
 use crate::contract::names;
 use crate::contract::report::View;
-use crate::engine::DRIFT_ALLOWANCE;
+use crate::engine::witness_held_until;
 
 /// Why a Lease call failed.
 #[derive(Debug, thiserror::Error)]
@@ -168,11 +168,11 @@ pub struct WitnessAnswer {
 }
 
 /// Until when a Lease of `duration_secs` taken by a request sent at local time
-/// `sent` is surely ours: the API server may have written it at any point after
-/// `sent`, and our clock may run up to [`DRIFT_ALLOWANCE`] slower than the others'.
+/// `sent` is surely ours ([`witness_held_until`]: the API server may have written it
+/// at any point after `sent`).
 pub fn held_until(sent: Duration, duration_secs: i32) -> Duration {
-    let secs = f64::from(duration_secs.max(0)) * (1.0 - DRIFT_ALLOWANCE);
-    sent + Duration::from_secs_f64(secs)
+    let secs = u64::try_from(duration_secs).unwrap_or(0);
+    witness_held_until(sent, Duration::from_secs(secs))
 }
 
 /// When another holder's Lease runs out, as wall time, if it says.

@@ -36,7 +36,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use self::lease::{LeaseError, Leases, Record, Recorded};
 use super::resources::Repair;
-use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update};
+use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update, WitnessAsk};
 use super::timeline::millis;
 use crate::api::FailoverCluster;
 use crate::api::conditions::event;
@@ -371,7 +371,9 @@ impl KubeBackend {
 }
 
 impl Backend for KubeBackend {
-    fn witness_request(&mut self) -> bool {
+    // The witness here is the Lease; the configuration's timing arrives through
+    // the `timing` watch.
+    fn witness_request(&mut self, _: WitnessAsk<'_>) -> bool {
         let timing = self.timing();
         let leases = self.leases(timing);
         let updates = self.updates.clone();

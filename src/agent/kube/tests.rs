@@ -493,8 +493,13 @@ fn config_map(data: &[(&str, &str)]) -> ConfigMap {
 
 #[test]
 fn config_map_loads_with_witness_quorum_and_clear_failures() {
+    // Standalone, witness quorum needs the address of `failover witness`.
     let standalone = AgentConfig::from_yaml(CONFIG).unwrap_err();
-    assert!(matches!(standalone, ConfigError::WitnessStandalone));
+    assert!(matches!(standalone, ConfigError::Invalid(_)));
+    assert!(
+        standalone.to_string().contains("spec.witness"),
+        "{standalone}"
+    );
 
     let (config, clear) = parse_config_map(&config_map(&[
         ("config.yaml", CONFIG),

@@ -20,8 +20,8 @@ use crate::contract::report::Owned;
 use crate::engine::Input;
 use crate::membership::{Keyring, LinkState};
 
-/// What another task pushes into the event loop (the Kubernetes mode's watches, its
-/// witness answers and what the group records say).
+/// What another task pushes into the event loop (the Kubernetes mode's watches and
+/// what the group records say, the witness answers of both modes).
 #[derive(Debug)]
 pub enum Update {
     /// A new, validated configuration.
@@ -90,7 +90,7 @@ pub enum Notice {
 pub trait Backend: Send {
     /// Acquire or renew the witness and answer with [`Input::Witness`] in an [`Update::Engine`]; `false`:
     /// this mode has no witness (the loop refuses).
-    fn witness_request(&mut self) -> bool;
+    fn witness_request(&mut self, ask: WitnessAsk<'_>) -> bool;
     /// A transition a person cares about.
     fn notice(&mut self, notice: Notice);
     /// How often [`Backend::report`] wants a fresh [`Report`] besides the one sent
@@ -99,6 +99,17 @@ pub trait Backend: Send {
     /// The node's state; `None` while the configuration is deleted (nothing to
     /// report, nothing to record).
     fn report(&mut self, report: Option<Report>);
+}
+
+/// What a witness request is about: the running configuration (the standalone
+/// witness's address and the hold's duration come from it) and who asks, with the
+/// keys it signs with.
+pub struct WitnessAsk<'a> {
+    pub config: &'a AgentConfig,
+    pub node: &'a str,
+    /// This agent run's incarnation (as in its heartbeats).
+    pub incarnation: u64,
+    pub keys: &'a Keyring,
 }
 
 /// Everything the shared loop needs besides the first configuration.
@@ -111,7 +122,7 @@ pub struct LoopOptions {
     /// The origin of the loop's local monotonic time (the backend computes witness
     /// times against it).
     pub start: Instant,
-    /// Updates pushed by another task; `None` in standalone mode.
+    /// Updates pushed by another task (Kubernetes watches, witness answers).
     pub updates: Option<mpsc::Receiver<Update>>,
     pub backend: Box<dyn Backend>,
 }

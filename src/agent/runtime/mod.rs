@@ -26,6 +26,7 @@ mod backend;
 mod outputs;
 mod reconfigure;
 mod standalone;
+mod witness;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -41,7 +42,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-pub use self::backend::{Backend, LoopOptions, Notice, Report, Update};
+pub use self::backend::{Backend, LoopOptions, Notice, Report, Update, WitnessAsk};
 pub use self::standalone::{AgentOptions, KeyFiles, read_key_file, run};
 use self::standalone::{FileStamp, stamp};
 use super::metrics::Telemetry;

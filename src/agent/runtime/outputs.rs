@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 use tracing::{debug, info, warn};
 
-use super::backend::Notice;
+use super::backend::{Notice, WitnessAsk};
 use super::{Agent, Holding};
 use crate::agent::metrics::Phase;
 use crate::agent::resources::hook::{self, Transition, TransitionKind};
@@ -158,7 +158,14 @@ impl Agent {
                 self.stop_group(group, cause, epoch).await
             }
             Output::WitnessRequest => {
-                if !self.backend.witness_request() {
+                let membership = self.engine.membership();
+                let ask = WitnessAsk {
+                    config: &self.config,
+                    node: &self.node,
+                    incarnation: membership.incarnation(),
+                    keys: membership.keys(),
+                };
+                if !self.backend.witness_request(ask) {
                     self.followups.push_back(Input::Witness {
                         held_until: None,
                         other_until: None,

@@ -10,9 +10,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio::sync::mpsc;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::backend::{Backend, LoopOptions, Notice, Report};
+use super::backend::{Backend, LoopOptions, Notice, Report, WitnessAsk};
+use super::witness::WitnessClient;
 use super::{Agent, AgentError, log_config_error, run_loop};
 use crate::contract::model::AgentConfig;
 use crate::membership::Keyring;
@@ -86,15 +88,16 @@ fn load(path: &Path) -> Result<AgentConfig, AgentError> {
     })
 }
 
-/// The standalone mode: nothing to record or report.
-struct Standalone;
+/// The standalone mode: nothing to record or report; the witness is
+/// `failover witness` at `spec.witness`.
+struct Standalone {
+    witness: WitnessClient,
+}
 
 impl Backend for Standalone {
-    // Witness quorum is refused at load; refusing keeps the engine consistent
-    // should that ever change.
-    fn witness_request(&mut self) -> bool {
-        error!("witness request in standalone mode; refused");
-        false
+    fn witness_request(&mut self, ask: WitnessAsk<'_>) -> bool {
+        self.witness.request(&ask);
+        true
     }
     fn notice(&mut self, _: Notice) {}
     fn report_every(&self) -> Option<Duration> {
@@ -109,14 +112,19 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
     let file_stamp = stamp(&options.config_path);
     let config = load(&options.config_path)?;
     let span = info_span!("agent", cluster = %config.model.cluster, node = %options.node);
+    let start = Instant::now();
+    // Only witness answers come this way, one request at a time.
+    let (updates, updates_rx) = mpsc::channel(4);
     let loop_options = LoopOptions {
         node: options.node,
         keys: options.keys,
         metrics_addr: options.metrics_addr,
         origin: options.config_path.display().to_string(),
-        start: Instant::now(),
-        updates: None,
-        backend: Box::new(Standalone),
+        start,
+        updates: Some(updates_rx),
+        backend: Box::new(Standalone {
+            witness: WitnessClient::new(updates, start),
+        }),
     };
     run_loop(
         loop_options,

@@ -496,6 +496,41 @@ async fn an_invalid_spec_sets_config_valid_false_and_touches_no_object() {
     .await;
 }
 
+/// `spec.witness` names a standalone witness process; in Kubernetes the witness is
+/// the Lease, so the field is refused rather than accepted and ignored.
+#[tokio::test]
+async fn a_standalone_witness_address_is_invalid_in_kubernetes() {
+    let mut c = cluster().witness().hash("0123456789abcdef");
+    c.spec.witness = Some(crate::api::WitnessSpec {
+        address: "10.77.0.9".to_owned(),
+        port: None,
+    });
+    let web = group("web", "10.77.0.100/24");
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    run_cluster(ctx, &c, async move {
+        api.not_found("/api/v1/namespaces/ns/secrets/c-heartbeat")
+            .await;
+        api.leases(vec![]).await;
+        let status = api.status(CLUSTER_STATUS).await;
+        let valid = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["type"] == "ConfigValid")
+            .unwrap()
+            .clone();
+        assert_eq!(valid["status"], "False");
+        assert_eq!(valid["reason"], "InvalidSpec");
+        let message = valid["message"].as_str().unwrap();
+        assert!(
+            message.contains("spec.witness: is for standalone agents only"),
+            "{message}"
+        );
+        assert_eq!(api.event().await["reason"], "ConfigRejected");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_malformed_group_is_reported_on_itself_and_blocks_only_its_cluster_config() {
     let c = cluster();
