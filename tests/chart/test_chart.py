@@ -420,6 +420,7 @@ def test_bindings_name_the_operator_service_account():
 ALERTS = {
     "FailoverQuorumLost",
     "FailoverMemberDown",
+    "FailoverHeartbeatLinkDown",
     "FailoverGroupFailed",
     "FailoverConfigInvalid",
     "FailoverFailoverRateHigh",
