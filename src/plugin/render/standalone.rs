@@ -149,11 +149,8 @@ pub fn status(
     let _ = writeln!(
         out,
         "Quorum:   {} ({alive} of {} members alive)",
-        if view.quorate {
-            "Quorate"
-        } else {
-            "NotQuorate"
-        },
+        // The words of the cluster's `status.quorum.state`.
+        if view.quorate { "Quorate" } else { "Lost" },
         members.len()
     );
     let config = &state.report.config_hash;

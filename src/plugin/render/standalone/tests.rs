@@ -139,12 +139,13 @@ fn status_says_when_the_agent_runs_another_configuration() {
     value["view"]["configMismatch"] = json!({"b": FILE_HASH});
     value["view"]["configOutvoted"] = json!(true);
     value["view"]["failed"] = json!(["db"]);
+    value["view"]["quorate"] = json!(false);
     let text = status(&cluster, &groups, &agent_state(value), now(), Format::Table);
     let head = format!(
         "\
 Cluster:  default/pair
 View:     member a's (its agent answered; standalone, every member has its own)
-Quorum:   Quorate (2 of 3 members alive)
+Quorum:   Lost (2 of 3 members alive)
 Config:   0000000000000012, not the file's {FILE_HASH}: a runs another configuration than this file
 Mismatch: b runs {FILE_HASH} (keep the file equal on every member)
 Outvoted: a majority runs another configuration: a keeps its groups and takes no other
@@ -267,4 +268,20 @@ fn timeline_is_the_agents_own_takeovers() {
         timeline("db", &state, Format::Table),
         "db: no takeover by a recorded (standalone, each member keeps its own)\n"
     );
+}
+
+/// docs/kubectl-plugin.md ("Standalone") shows these very outputs.
+#[test]
+fn the_docs_show_these_outputs() {
+    let docs = include_str!("../../../../docs/kubectl-plugin.md");
+    let (cluster, groups) = file();
+    let state = agent_state(state());
+    for output in [
+        status(&cluster, &groups, &state, now(), Format::Table),
+        explain(group(&groups, "web"), &state, now(), Format::Table),
+        explain(group(&groups, "db"), &state, now(), Format::Table),
+        timeline("web", &state, Format::Table),
+    ] {
+        assert!(docs.contains(&output), "not in the docs:\n{output}");
+    }
 }
