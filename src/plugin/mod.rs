@@ -130,14 +130,6 @@ impl Verb {
         }
     }
 
-    /// Whether the verb only reads (standalone: it asks an agent).
-    fn reads(&self) -> bool {
-        matches!(
-            self,
-            Verb::Status | Verb::Explain { .. } | Verb::Timeline { .. }
-        )
-    }
-
     /// The edit a write verb stands for in standalone mode, where the file is the
     /// configuration of record; `None` for the read verbs.
     fn standalone_edit(&self) -> Option<String> {
@@ -316,15 +308,6 @@ pub enum PluginError {
 /// Runs one verb: configures a client from the environment (as kubectl: $KUBECONFIG,
 /// ~/.kube/config, in-cluster) and returns what to print.
 pub fn run(args: CtlArgs) -> Result<String, PluginError> {
-    if let Some(file) = &args.standalone
-        && let Some(instead) = args.verb.standalone_edit()
-    {
-        return Err(PluginError::Standalone {
-            verb: args.verb.name(),
-            file: file.display().to_string(),
-            instead,
-        });
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -355,9 +338,8 @@ pub fn run(args: CtlArgs) -> Result<String, PluginError> {
     })
 }
 
-/// A read verb standalone: the spec from `file`, the view of the agent at `agent`.
-/// `verb` must be a read verb ([`Verb::reads`]); a write verb is answered with
-/// how to edit the file.
+/// A verb standalone: a read verb takes the spec from `file` and the view of the
+/// agent at `agent`; a write verb contacts nothing and says how to edit the file.
 pub async fn standalone(
     file: &Path,
     agent: &str,
@@ -366,11 +348,11 @@ pub async fn standalone(
     format: Format,
 ) -> Result<String, PluginError> {
     let name = file.display().to_string();
-    if !verb.reads() {
+    if let Some(instead) = verb.standalone_edit() {
         return Err(PluginError::Standalone {
             verb: verb.name(),
             file: name,
-            instead: verb.standalone_edit().unwrap_or_default(),
+            instead,
         });
     }
     let text = std::fs::read_to_string(file).map_err(|source| PluginError::File {

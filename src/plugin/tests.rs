@@ -574,12 +574,20 @@ mod standalone {
         "2025-06-01T12:00:00Z".parse().unwrap()
     }
 
-    /// [`FILE`] written to a file of this test's own.
-    fn file(test: &str) -> PathBuf {
+    /// [`FILE`] in a file of this test's own, removed when dropped.
+    struct File(PathBuf);
+
+    impl Drop for File {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn file(test: &str) -> File {
         let path =
             std::env::temp_dir().join(format!("failover-ctl-{}-{test}.yaml", std::process::id()));
         std::fs::write(&path, FILE).unwrap();
-        path
+        File(path)
     }
 
     /// A server that answers one connection with `answer` once it has read the
@@ -614,7 +622,7 @@ mod standalone {
 
     async fn ask(test: &str, answer: Vec<u8>, verb: Verb) -> Result<String, PluginError> {
         let (addr, server) = serve_once(answer).await;
-        let result = standalone(&file(test), &addr, &verb, now(), Format::Table).await;
+        let result = standalone(&file(test).0, &addr, &verb, now(), Format::Table).await;
         let request = server.await.unwrap();
         assert!(request.starts_with("GET /state HTTP/1.1\r\n"), "{request}");
         result
@@ -724,7 +732,7 @@ mod standalone {
             listener.local_addr().unwrap().to_string()
         };
         let error = standalone(
-            &file("unreachable"),
+            &file("unreachable").0,
             &addr,
             &Verb::Status,
             now(),
@@ -745,7 +753,7 @@ mod standalone {
         // Nothing listens at port 9 (discard) of this test's host either way: the
         // group is checked first.
         let error = standalone(
-            &file("unknown-group"),
+            &file("unknown-group").0,
             "127.0.0.1:9",
             &Verb::Explain {
                 group: "wbe".into(),

@@ -7,6 +7,7 @@
 //! who holds a group it does not hold is only in its explanation. Pure, like the
 //! rest of `render`: the caller passes the file, the state and `now`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
@@ -31,7 +32,7 @@ struct StatusDocument<'a> {
     config_hash: &'a str,
     /// The hash of the file read: equal when the agent runs this file.
     file_config_hash: String,
-    config_mismatch: &'a std::collections::BTreeMap<String, String>,
+    config_mismatch: &'a BTreeMap<String, String>,
     config_outvoted: bool,
     members: Vec<MemberRow<'a>>,
     groups: Vec<GroupRow<'a>>,
