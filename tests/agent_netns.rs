@@ -2,7 +2,7 @@
 //! namespaces on a bridge (in a fourth namespace), one `failover agent` process per
 //! member, a VIP that must be on exactly the right node after a SIGKILL of the
 //! owner, a refused invalid file, a configuration reload, a restart and a graceful
-//! SIGTERM handover.
+//! SIGTERM handover; and `failover ctl --standalone` reading a running agent.
 //!
 //! Skips (with a printed reason) unless run as root with `ip` available. Everything
 //! it creates carries the prefix `fa<pid>` and is removed by a Drop guard; every
@@ -1069,6 +1069,82 @@ fn a_member_is_alive_while_any_heartbeat_link_carries_its_heartbeats() {
     println!("both links of n1 cut -> VIP on n2 after {t:?}");
     assert!(isolated.elapsed() < WAIT);
     assert_eq!(lab.sample(2, "failover_peer_up{member=\"n1\"}"), Some(0.0));
+
+    for node in 1..=3 {
+        lab.terminate(node);
+    }
+    for node in 1..=3 {
+        assert_eq!(
+            lab.wait_exit(node, Duration::from_secs(5)),
+            Some(0),
+            "n{node}"
+        );
+    }
+}
+
+/// `failover ctl --standalone FILE --agent ADDR` run in a member's namespace against
+/// that member's running agent: the JSON it prints.
+fn ctl(lab: &Lab, node: usize, verb: &[&str]) -> Result<serde_json::Value, String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(node)])
+        .arg(env!("CARGO_BIN_EXE_failover"))
+        .args(["ctl", "--standalone"])
+        .arg(lab.config_path())
+        .args(["--agent", METRICS, "-o", "json"])
+        .args(verb)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+#[test]
+fn ctl_standalone_reads_a_running_agents_view() {
+    if let Some(reason) = skip_reason() {
+        println!("SKIPPED agent_netns: {reason}");
+        return;
+    }
+    let mut lab = Lab::new('c');
+    lab.write_config(false);
+    lab.metrics = true;
+    for node in 1..=3 {
+        lab.start(node);
+    }
+    wait_until(&lab, "the VIP is on n1 only", WAIT, |l| l.holders() == [1]);
+    // The view follows within a second (the agent's /state refresh).
+    wait_until(&lab, "n1's status shows it holding web", WAIT, |l| {
+        ctl(l, 1, &["status"]).is_ok_and(|s| s["groups"][0]["held"] == true && s["quorate"] == true)
+    });
+    let status = ctl(&lab, 1, &["status"]).unwrap();
+    assert_eq!(status["cluster"], "test/lab", "{status}");
+    assert_eq!(status["node"], "n1", "{status}");
+    assert_eq!(status["configHash"], status["fileConfigHash"], "{status}");
+    assert_eq!(status["groups"][0]["name"], "web", "{status}");
+    assert!(status["groups"][0]["epoch"].as_u64() >= Some(1), "{status}");
+    assert_eq!(
+        status["groups"][0]["owned"]["resources"][0]["state"], "Online",
+        "{status}"
+    );
+    wait_until(&lab, "n2's status shows all three alive", WAIT, |l| {
+        ctl(l, 2, &["status"]).is_ok_and(|s| {
+            s["members"]
+                .as_array()
+                .is_some_and(|m| m.iter().all(|m| m["alive"] == true))
+                && s["groups"][0]["held"] == false
+        })
+    });
+    let explain = ctl(&lab, 2, &["explain", "web"]).unwrap();
+    assert_eq!(explain["node"], "n2", "{explain}");
+    assert!(
+        explain["explain"]
+            .as_str()
+            .is_some_and(|w| w.contains("n1")),
+        "{explain}"
+    );
+    let timeline = ctl(&lab, 1, &["timeline", "web"]).unwrap();
+    assert_eq!(timeline["recentTakeovers"][0]["node"], "n1", "{timeline}");
 
     for node in 1..=3 {
         lab.terminate(node);

@@ -80,3 +80,35 @@ fn validate_exit_codes() {
     let out = failover().arg("validate").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "clap rejects a missing FILE");
 }
+
+#[test]
+fn ctl_standalone_names_the_agent_it_cannot_reach() {
+    // A port just freed: nothing listens on it.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let out = failover()
+        .args(["ctl", "--standalone"])
+        .arg(repo("examples/2-vip-priorities-failback.yaml"))
+        .args(["--agent", &addr, "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot reach an agent at {addr}")),
+        "{stderr}"
+    );
+
+    let out = failover()
+        .args(["ctl", "--agent", &addr, "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--standalone"),
+        "--agent needs --standalone: {out:?}"
+    );
+}

@@ -1,6 +1,6 @@
 //! The agent's Prometheus metrics, rendered in the OpenMetrics text format that
-//! Prometheus scrapes, and its readiness: what the agent's `/metrics`, `/healthz`
-//! and `/readyz` show (served by `telemetry::http`).
+//! Prometheus scrapes, its readiness and its latest report: what the agent's
+//! `/metrics`, `/healthz`, `/readyz` and `/state` show (served by `telemetry::http`).
 //!
 //! Owns the metric names, help texts, labels and histogram buckets. It lives beside
 //! the agent, as the operator's lives beside the operator, because its label values
@@ -10,6 +10,7 @@
 //! strings), and never decide anything: the runtime reports, this module counts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,16 +20,22 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::api::ResourceState;
+use crate::contract::report::{AgentState, MAX_STATE_BYTES};
 use crate::membership::DropReason;
 use crate::placement::Reason;
-use crate::telemetry::http::Endpoints;
+use crate::telemetry::http::{Endpoints, State};
 
-/// What the HTTP endpoints show: the metrics and whether the node is ready.
+/// What the HTTP endpoints show: the metrics, whether the node is ready and its
+/// latest report.
 #[derive(Debug, Default)]
 pub struct Telemetry {
     pub metrics: Metrics,
     /// Quorate: the node can take part in ownership decisions (`/readyz`).
     ready: AtomicBool,
+    /// The latest report (`/state`), `None` before the first. The event loop swaps
+    /// in a new one and an HTTP task clones the `Arc`: neither holds the lock for
+    /// longer than that, and the JSON is made in the HTTP task, off the loop.
+    state: Mutex<Option<Arc<AgentState>>>,
 }
 
 impl Telemetry {
@@ -43,6 +50,12 @@ impl Telemetry {
     pub fn ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
+
+    /// Publishes the node's latest report for `/state` (`None`: it has none).
+    pub fn set_state(&self, state: Option<AgentState>) {
+        // Nothing panics while holding the lock; a poisoned one holds a whole value.
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = state.map(Arc::new);
+    }
 }
 
 impl Endpoints for Telemetry {
@@ -56,6 +69,26 @@ impl Endpoints for Telemetry {
 
     fn readiness_words(&self) -> (&'static str, &'static str) {
         ("quorate", "not quorate")
+    }
+
+    fn state(&self) -> State {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(state) = state else {
+            return State::Unavailable(
+                "no report yet: the agent is starting or has no configuration",
+            );
+        };
+        // Plain data with string keys: serializing cannot fail.
+        let mut json = serde_json::to_string_pretty(&*state).unwrap_or_default();
+        json.push('\n');
+        if json.len() > MAX_STATE_BYTES {
+            return State::Unavailable("the report is larger than a reader accepts");
+        }
+        State::Json(json)
     }
 }
 
@@ -600,6 +633,63 @@ mod tests {
             metrics.body.lines().any(|l| l == "failover_quorum 1"),
             "{}",
             metrics.body
+        );
+    }
+
+    #[test]
+    fn state_is_the_latest_report_and_503_before_the_first() {
+        use crate::contract::report::{AgentState, NodeReport};
+        let t = Telemetry::new();
+        let get = |path: &str| {
+            crate::telemetry::http::respond(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes(), &t).0
+        };
+        let before = get("/state");
+        assert_eq!(
+            (before.status, before.body.as_str()),
+            (
+                503,
+                "no report yet: the agent is starting or has no configuration\n"
+            )
+        );
+        let mut report = NodeReport {
+            config_hash: "00abcdef01234567".into(),
+            ..NodeReport::default()
+        };
+        report.view.quorate = true;
+        report.view.held.insert("web".into(), 4);
+        report.explain.insert("web".into(), "a owns web".into());
+        let state = AgentState {
+            cluster: "ha/prod".into(),
+            node: "a".into(),
+            report,
+        };
+        t.set_state(Some(state.clone()));
+        let served = get("/state");
+        assert_eq!(
+            (served.status, served.content_type),
+            (200, "application/json")
+        );
+        let read: AgentState = serde_json::from_str(&served.body).unwrap();
+        assert_eq!(read, state);
+        // The report's fields side by side, as in the node Lease.
+        let value: serde_json::Value = serde_json::from_str(&served.body).unwrap();
+        assert_eq!(value["node"], "a");
+        assert_eq!(value["configHash"], "00abcdef01234567");
+        assert_eq!(value["view"]["held"]["web"], 4);
+        assert_eq!(value["explain"]["web"], "a owns web");
+        // The configuration deleted: no report again.
+        t.set_state(None);
+        assert_eq!(get("/state").status, 503);
+        // A report no reader would accept is not sent.
+        let mut huge = state;
+        huge.report
+            .explain
+            .insert("big".into(), "x".repeat(MAX_STATE_BYTES));
+        t.set_state(Some(huge));
+        let refused = get("/state");
+        assert_eq!(
+            (refused.status, refused.body.as_str()),
+            (503, "the report is larger than a reader accepts\n")
         );
     }
 

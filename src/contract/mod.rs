@@ -9,15 +9,12 @@
 //!   and as the agent reads it, with the heartbeat Secret;
 //! - [`report`]: the node Lease report the agent writes and the operator reads;
 //! - [`events`]: which Event an ownership change is, for both sides;
-//! - [`client`]: the Kubernetes client both start with;
-//! - [`control`]: the agent's local control socket, as the agent serves it and as
-//!   `kubectl failover` speaks to it in standalone mode.
+//! - [`client`]: the Kubernetes client both start with.
 //!
 //! Depends on `api` and the cores only. It must never import the operator or the
 //! agent, never watch or write an object itself, and never decide ownership.
 
 pub mod client;
-pub mod control;
 pub mod events;
 pub mod model;
 pub mod names;

@@ -2,10 +2,11 @@
 //! the values of the `failover.dev/view`, `failover.dev/owned` and
 //! `failover.dev/takeovers` annotations (`names::VIEW`, `names::OWNED`,
 //! `names::TAKEOVERS`), one type each for both sides, so the writer and the reader
-//! cannot spell the JSON differently.
+//! cannot spell the JSON differently. The same report, whole, is what an agent
+//! serves at `/state` ([`AgentState`]) and `kubectl failover --standalone` reads.
 //!
 //! Owns the JSON form of those values and the reason codes of resource states. It must never hold how they are gathered
-//! (the agent's runtime) or what status makes of them (the operator's).
+//! (the agent's runtime) or what status makes of them (the operator's, the plugin's).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::conditions::event;
 use crate::api::{PhaseTime, ResourceState};
+use crate::contract::names;
 use crate::placement::Reason;
 
 /// Reason code of a resource the agent accepts and reports but does not run in
@@ -204,6 +206,66 @@ pub struct Takeover {
     /// Each phase reached, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<PhaseTime>,
+}
+
+/// One node's whole report: each field is the value of one node Lease annotation
+/// ([`NodeReport::annotations`]), so the Lease and `/state` cannot say different
+/// things.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeReport {
+    /// The hash of the configuration the node runs (`failover.dev/config-hash`,
+    /// as `model::hash_text` writes it).
+    pub config_hash: String,
+    /// `failover.dev/view`.
+    pub view: View,
+    /// `failover.dev/owned`: the groups the node runs.
+    pub owned: BTreeMap<String, Owned>,
+    /// `failover.dev/explain`: per group, why the node is or is not its owner.
+    pub explain: BTreeMap<String, String>,
+    /// `failover.dev/takeovers`: the node's last takeovers, newest first.
+    pub takeovers: Vec<Takeover>,
+}
+
+impl NodeReport {
+    /// The node Lease annotations: one per field, each its JSON (the hash as text).
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (names::OWNED.to_owned(), json(&self.owned)),
+            (names::CONFIG_HASH.to_owned(), self.config_hash.clone()),
+            (names::VIEW.to_owned(), json(&self.view)),
+            (names::EXPLAIN.to_owned(), json(&self.explain)),
+            (names::TAKEOVERS.to_owned(), json(&self.takeovers)),
+        ])
+    }
+}
+
+/// What a running agent serves at `GET /state` on its `--metrics-addr`: its
+/// [`NodeReport`] (the fields side by side, as in the node Lease) with the cluster
+/// (`namespace/name`, as `model::cluster_id`) and the node it is, because a reader
+/// must know whose view it holds: one member's, not the cluster's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentState {
+    /// The cluster the agent runs.
+    pub cluster: String,
+    /// The member whose agent this is.
+    pub node: String,
+    /// Its report.
+    #[serde(flatten)]
+    pub report: NodeReport,
+}
+
+/// Largest `/state` document an agent sends and a reader accepts. A report grows
+/// with the groups (an explanation and at most two takeovers each, well under
+/// 2 KiB): 64 groups of 64 members are far below it, a runaway is refused.
+pub const MAX_STATE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A report value as JSON, the keys of its objects sorted (through `Value`, as the
+/// annotations have always been written). The values hold only strings, numbers,
+/// booleans, lists and maps with string keys: serializing them cannot fail.
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_value(value).unwrap_or_default().to_string()
 }
 
 /// An optional timestamp as RFC 3339 text (jiff's `Display` and `FromStr`);

@@ -8,10 +8,17 @@
 //! never import the operator or the agent: what it writes is what a person would
 //! write by hand (`spec.owner`, `spec.members[].paused`, the clear-failures
 //! annotation), and the operator and agents act on it as on any edit.
+//!
+//! Standalone (`--standalone FILE`), the read verbs take the spec from the file
+//! and the live view from one agent's `/state` ([`endpoint`]); the write verbs say
+//! how to edit the files instead: the file is the configuration of record, equal on
+//! every member, and no agent takes orders over the network.
 
+pub mod endpoint;
 pub mod render;
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -20,11 +27,20 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::api::{API_VERSION, CLEAR_FAILURES_ANNOTATION, FailoverCluster, ResourceGroup};
+use crate::contract::model::cluster_id;
+use endpoint::EndpointError;
 pub use render::Format;
 
 /// Bound of every API request: a verb that cannot reach the API server says so
 /// instead of hanging.
 const API_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Bound of the request to a standalone agent: it answers from memory at once.
+const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The agent asked without `--agent`: the standalone agent's default
+/// `--metrics-addr` port, on this host.
+pub const DEFAULT_AGENT: &str = "127.0.0.1:9477";
 
 /// The verbs and the flags they share.
 #[derive(Debug, clap::Args)]
@@ -39,11 +55,15 @@ pub struct CtlArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
-    /// Standalone: a running agent's configuration file instead of Kubernetes. The
-    /// standalone agent has no local control endpoint yet: every verb says what to
-    /// do instead.
+    /// Standalone: the cluster's configuration file instead of Kubernetes. `status`,
+    /// `explain` and `timeline` read it and ask one agent (`--agent`) for its view;
+    /// the other verbs say how to edit the file instead.
     #[arg(long, global = true, value_name = "FILE")]
     pub standalone: Option<std::path::PathBuf>,
+    /// Standalone: the `--metrics-addr` of the agent to ask, HOST:PORT (default
+    /// 127.0.0.1:9477, the agent's default port on this host).
+    #[arg(long, global = true, value_name = "HOST:PORT", requires = "standalone")]
+    pub agent: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub verb: Verb,
@@ -110,16 +130,13 @@ impl Verb {
         }
     }
 
-    /// What to do instead in standalone mode, where no agent serves these verbs.
-    fn standalone_instead(&self) -> String {
+    /// The edit a write verb stands for in standalone mode, where the file is the
+    /// configuration of record; `None` for the read verbs.
+    fn standalone_edit(&self) -> Option<String> {
         let edit = "edit the configuration file of every member (keep the files equal), \
                     then send SIGHUP to each agent (they also reload a changed file by themselves)";
-        match self {
-            Verb::Status | Verb::Explain { .. } | Verb::Timeline { .. } => {
-                "read the agent's /metrics (failover_group_owned{group}, failover_peer_up{member}, \
-                 failover_quorum, failover_phase_seconds{phase}) and its log"
-                    .to_owned()
-            }
+        Some(match self {
+            Verb::Status | Verb::Explain { .. } | Verb::Timeline { .. } => return None,
             Verb::Move { group, node, .. } => match node {
                 Some(node) => {
                     format!("set `owner: {node}` in the spec of ResourceGroup {group}: {edit}")
@@ -132,7 +149,7 @@ impl Verb {
                 "put the annotation {CLEAR_FAILURES_ANNOTATION}: \"<a new value, e.g. the unix time>\" \
                  on ResourceGroup {group}: {edit}"
             ),
-        }
+        })
     }
 }
 
@@ -211,10 +228,10 @@ pub enum PluginError {
         /// The verb.
         verb: &'static str,
     },
-    /// `--standalone`: these verbs need the agent's local control endpoint, which
-    /// does not exist yet.
+    /// `--standalone`: a write verb. The file is the configuration of record, the
+    /// same on every member (they compare its hash); no agent changes it.
     #[error(
-        "`{verb}` against a standalone agent ({file}) needs a local control endpoint the agent does not have yet; instead, {instead}"
+        "`{verb}` does not write to standalone agents ({file} is the configuration of record, equal on every member); instead, {instead}"
     )]
     Standalone {
         /// The verb.
@@ -224,6 +241,49 @@ pub enum PluginError {
         /// What to do instead.
         instead: String,
     },
+    /// `--standalone FILE` cannot be read.
+    #[error("cannot read {file}")]
+    File {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--standalone FILE` is not a cluster's configuration.
+    #[error("{file} is not a cluster's configuration")]
+    Load {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
+        source: crate::api::LoadError,
+    },
+    /// The group is not in `--standalone FILE`.
+    #[error("no ResourceGroup {group} in {file} (groups: {})", groups.join(", "))]
+    UnknownGroup {
+        /// The group asked for.
+        group: String,
+        /// The file.
+        file: String,
+        /// Its groups.
+        groups: Vec<String>,
+    },
+    /// The agent asked runs another cluster than the file's.
+    #[error("the agent at {addr} runs cluster {agent}, not {file_cluster} of {file}")]
+    OtherClusterAgent {
+        /// `--agent`.
+        addr: String,
+        /// The agent's cluster.
+        agent: String,
+        /// The file's.
+        file_cluster: String,
+        /// The file.
+        file: String,
+    },
+    /// The agent's `/state` could not be read.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
     /// An object the API server returned does not have the shape this binary knows
     /// (typically a plugin older or newer than the installed CRDs).
     #[error(
@@ -248,17 +308,20 @@ pub enum PluginError {
 /// Runs one verb: configures a client from the environment (as kubectl: $KUBECONFIG,
 /// ~/.kube/config, in-cluster) and returns what to print.
 pub fn run(args: CtlArgs) -> Result<String, PluginError> {
-    if let Some(file) = &args.standalone {
-        return Err(PluginError::Standalone {
-            verb: args.verb.name(),
-            file: file.display().to_string(),
-            instead: args.verb.standalone_instead(),
-        });
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(PluginError::Runtime)?;
+    if let Some(file) = &args.standalone {
+        let agent = args.agent.as_deref().unwrap_or(DEFAULT_AGENT);
+        return runtime.block_on(standalone(
+            file,
+            agent,
+            &args.verb,
+            Timestamp::now(),
+            args.output,
+        ));
+    }
     runtime.block_on(async {
         let client = crate::contract::client::client_from(None, API_TIMEOUT).await?;
         let namespace = args
@@ -272,6 +335,65 @@ pub fn run(args: CtlArgs) -> Result<String, PluginError> {
             format: args.output,
         };
         target.run(&args.verb, Timestamp::now()).await
+    })
+}
+
+/// A verb standalone: a read verb takes the spec from `file` and the view of the
+/// agent at `agent`; a write verb contacts nothing and says how to edit the file.
+pub async fn standalone(
+    file: &Path,
+    agent: &str,
+    verb: &Verb,
+    now: Timestamp,
+    format: Format,
+) -> Result<String, PluginError> {
+    let name = file.display().to_string();
+    if let Some(instead) = verb.standalone_edit() {
+        return Err(PluginError::Standalone {
+            verb: verb.name(),
+            file: name,
+            instead,
+        });
+    }
+    let text = std::fs::read_to_string(file).map_err(|source| PluginError::File {
+        file: name.clone(),
+        source,
+    })?;
+    let (cluster, mut groups) =
+        crate::api::load_documents(&text).map_err(|source| PluginError::Load {
+            file: name.clone(),
+            source,
+        })?;
+    groups.sort_by_key(ResourceExt::name_any);
+    let find = |wanted: &str| {
+        groups
+            .iter()
+            .find(|g| g.name_any() == wanted)
+            .ok_or_else(|| PluginError::UnknownGroup {
+                group: wanted.to_owned(),
+                file: name.clone(),
+                groups: groups.iter().map(ResourceExt::name_any).collect(),
+            })
+    };
+    // Before asking the agent: a typo in the group needs no agent to be told.
+    if let Verb::Explain { group } | Verb::Timeline { group } = verb {
+        find(group)?;
+    }
+    let state = endpoint::fetch_state(agent, AGENT_TIMEOUT).await?;
+    let file_cluster = cluster_id(&cluster);
+    if state.cluster != file_cluster {
+        return Err(PluginError::OtherClusterAgent {
+            addr: agent.to_owned(),
+            agent: state.cluster,
+            file_cluster,
+            file: name,
+        });
+    }
+    Ok(match verb {
+        Verb::Explain { group } => render::standalone::explain(find(group)?, &state, now, format),
+        Verb::Timeline { group } => render::standalone::timeline(group, &state, format),
+        // Status; the write verbs were answered above.
+        _ => render::standalone::status(&cluster, &groups, &state, now, format),
     })
 }
 

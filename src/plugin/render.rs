@@ -1,6 +1,9 @@
 //! What `kubectl failover` prints: pure functions from the custom resources (as the
 //! API server returned them) to a table for a person or JSON for a script.
 //!
+//! [`standalone`] prints the read verbs of a standalone cluster (the file and one
+//! agent's `/state`) with the same helpers.
+//!
 //! Owns the layout of every verb's output and the JSON documents' shape. It must
 //! never talk to the API server or read a clock: the caller passes `now`, so the same
 //! objects always print the same text (the tests and docs/kubectl-plugin.md rely on
@@ -13,6 +16,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde::Serialize;
 
 use crate::api::{FailoverCluster, MemberExplanation, ResourceGroup, TakeoverRecord, Transition};
+
+pub mod standalone;
 
 /// The output format of every verb (`-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -378,6 +383,11 @@ pub fn timeline(group: &ResourceGroup, format: Format) -> String {
     if takeovers.is_empty() {
         return format!("{name}: no failover recorded\n");
     }
+    takeover_table(name, takeovers)
+}
+
+/// The takeovers of group `name`, newest first, each a heading line and its phases.
+fn takeover_table(name: &str, takeovers: &[TakeoverRecord]) -> String {
     let mut out = String::new();
     for (i, takeover) in takeovers.iter().enumerate() {
         if i > 0 {

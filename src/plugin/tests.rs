@@ -557,40 +557,270 @@ async fn a_cluster_this_binary_cannot_read_is_named() {
 
 // ----------------------------------------------------------------------- standalone
 
-#[test]
-fn standalone_says_what_to_do_instead_and_contacts_nothing() {
-    let args = |verb| super::CtlArgs {
-        namespace: None,
-        cluster: None,
-        output: Format::Table,
-        standalone: Some("/etc/failover/cluster.yaml".into()),
-        verb,
-    };
-    let error = super::run(args(Verb::Pause { node: "b".into() })).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "`pause` against a standalone agent (/etc/failover/cluster.yaml) needs a local control \
-         endpoint the agent does not have yet; instead, set `paused: true` on member b: edit the \
-         configuration file of every member (keep the files equal), then send SIGHUP to each agent \
-         (they also reload a changed file by themselves)"
-    );
-    let error = super::run(args(Verb::Status)).unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("instead, read the agent's /metrics (failover_group_owned{group}"),
-        "{error}"
-    );
-    let error = super::run(args(Verb::Clear {
-        group: "web".into(),
-    }))
-    .unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("put the annotation failover.dev/clear-failures: \"<a new value, e.g. the unix time>\" on ResourceGroup web"),
-        "{error}"
-    );
+mod standalone {
+    use std::path::PathBuf;
+
+    use jiff::Timestamp;
+    use serde_json::Value;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::super::endpoint::EndpointError;
+    use super::super::render::standalone::tests::{FILE, state};
+    use super::super::{CtlArgs, Format, PluginError, Verb, standalone};
+    use crate::contract::report::MAX_STATE_BYTES;
+
+    fn now() -> Timestamp {
+        "2025-06-01T12:00:00Z".parse().unwrap()
+    }
+
+    /// [`FILE`] in a file of this test's own, removed when dropped.
+    struct File(PathBuf);
+
+    impl Drop for File {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn file(test: &str) -> File {
+        let path =
+            std::env::temp_dir().join(format!("failover-ctl-{}-{test}.yaml", std::process::id()));
+        std::fs::write(&path, FILE).unwrap();
+        File(path)
+    }
+
+    /// A server that answers one connection with `answer` once it has read the
+    /// request head, then closes; its address and the request it read.
+    async fn serve_once(answer: Vec<u8>) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert_ne!(n, 0, "the client closed before a whole request");
+                head.extend_from_slice(&buf[..n]);
+            }
+            // The client may stop reading (an answer over the limit).
+            let _ = stream.write_all(&answer).await;
+            let _ = stream.shutdown().await;
+            String::from_utf8(head).unwrap()
+        });
+        (addr, server)
+    }
+
+    fn http(status: &str, body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    async fn ask(test: &str, answer: Vec<u8>, verb: Verb) -> Result<String, PluginError> {
+        let (addr, server) = serve_once(answer).await;
+        let result = standalone(&file(test).0, &addr, &verb, now(), Format::Table).await;
+        let request = server.await.unwrap();
+        assert!(request.starts_with("GET /state HTTP/1.1\r\n"), "{request}");
+        result
+    }
+
+    #[tokio::test]
+    async fn status_reads_the_file_and_the_agents_state() {
+        let text = ask("status", http("200 OK", &state().to_string()), Verb::Status)
+            .await
+            .unwrap();
+        assert!(
+            text.starts_with(
+                "Cluster:  default/pair\nView:     member a's (its agent answered; standalone, every member has its own)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nweb    yes        4      1  "), "{text}");
+        let text = ask(
+            "timeline",
+            http("200 OK", &state().to_string()),
+            Verb::Timeline {
+                group: "web".into(),
+            },
+        )
+        .await
+        .unwrap();
+        assert!(
+            text.starts_with("2025-06-01T11:55:00Z a took web (OwnerLost), epoch 4\n"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_agent_of_another_cluster_is_refused() {
+        let mut other = state();
+        other["cluster"] = Value::from("default/other");
+        let error = ask("other", http("200 OK", &other.to_string()), Verb::Status)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, PluginError::OtherClusterAgent { .. }),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("runs cluster default/other, not default/pair of "),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn what_is_not_an_agents_state_is_named() {
+        let cases: [(&str, Vec<u8>, &str); 5] = [
+            (
+                "404",
+                http("404 Not Found", "not found\n"),
+                "has no /state: it is not a failover agent, or one older than this command",
+            ),
+            (
+                "503",
+                http(
+                    "503 Service Unavailable",
+                    "no report yet: the agent is starting\n",
+                ),
+                "has no state to show yet: no report yet: the agent is starting",
+            ),
+            (
+                "500",
+                http("500 Internal Server Error", "boom\n"),
+                "answered /state with HTTP 500: boom",
+            ),
+            (
+                "garbage",
+                http("200 OK", "{\"cluster\": 5"),
+                "answered /state with something that is not an agent's state",
+            ),
+            (
+                "not-http",
+                b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec(),
+                "does not answer HTTP: is it the agent's --metrics-addr?",
+            ),
+        ];
+        for (test, answer, words) in cases {
+            let error = ask(test, answer, Verb::Status).await.unwrap_err();
+            assert!(matches!(error, PluginError::Endpoint(_)), "{error:?}");
+            assert!(error.to_string().contains(words), "{test}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_stops_at_the_limit() {
+        let mut answer = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        answer.resize(MAX_STATE_BYTES + 64 * 1024, b' ');
+        let error = ask("oversize", answer, Verb::Status).await.unwrap_err();
+        assert!(
+            matches!(error, PluginError::Endpoint(EndpointError::TooLarge { .. })),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_is_not_there_is_named_with_the_flag_to_pass() {
+        // A port just freed: nothing listens on it.
+        let addr = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap().to_string()
+        };
+        let error = standalone(
+            &file("unreachable").0,
+            &addr,
+            &Verb::Status,
+            now(),
+            Format::Table,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot reach an agent at {addr} (pass --agent with the agent's --metrics-addr; is the agent running?)"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_not_in_the_file_is_named_before_asking_any_agent() {
+        // Nothing listens at port 9 (discard) of this test's host either way: the
+        // group is checked first.
+        let error = standalone(
+            &file("unknown-group").0,
+            "127.0.0.1:9",
+            &Verb::Explain {
+                group: "wbe".into(),
+            },
+            now(),
+            Format::Table,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            error.to_string().starts_with("no ResourceGroup wbe in ")
+                && error.to_string().ends_with(" (groups: db, web)"),
+            "{error}"
+        );
+        let error = standalone(
+            &PathBuf::from("/nonexistent/cluster.yaml"),
+            "127.0.0.1:9",
+            &Verb::Status,
+            now(),
+            Format::Table,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(error.to_string(), "cannot read /nonexistent/cluster.yaml");
+    }
+
+    #[test]
+    fn write_verbs_say_how_to_edit_the_file_and_contact_nothing() {
+        let args = |verb| CtlArgs {
+            namespace: None,
+            cluster: None,
+            output: Format::Table,
+            standalone: Some("/etc/failover/cluster.yaml".into()),
+            agent: None,
+            verb,
+        };
+        let error = super::super::run(args(Verb::Pause { node: "b".into() })).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`pause` does not write to standalone agents (/etc/failover/cluster.yaml is the \
+             configuration of record, equal on every member); instead, set `paused: true` on \
+             member b: edit the configuration file of every member (keep the files equal), then \
+             send SIGHUP to each agent (they also reload a changed file by themselves)"
+        );
+        let error = super::super::run(args(Verb::Clear {
+            group: "web".into(),
+        }))
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("put the annotation failover.dev/clear-failures: \"<a new value, e.g. the unix time>\" on ResourceGroup web"),
+            "{error}"
+        );
+        let error = super::super::run(args(Verb::Move {
+            group: "web".into(),
+            node: None,
+            clear: true,
+        }))
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("instead, remove `owner` from the spec of ResourceGroup web"),
+            "{error}"
+        );
+    }
 }
 
 /// The mocked API server's rules for our custom resources catch what a real one

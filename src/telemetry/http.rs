@@ -1,7 +1,7 @@
-//! A tiny HTTP/1.1 responder for `/metrics`, `/healthz` and `/readyz` on a tokio
-//! TcpListener: one request per connection, `Connection: close`. The agent and the
-//! operator both serve through it, each with its own [`Endpoints`]
-//! (`agent::metrics::Telemetry`, `operator::metrics::Metrics`).
+//! A tiny HTTP/1.1 responder for `/metrics`, `/healthz`, `/readyz` and (the agent
+//! only) `/state` on a tokio TcpListener: one request per connection,
+//! `Connection: close`. The agent and the operator both serve through it, each with
+//! its own [`Endpoints`] (`agent::metrics::Telemetry`, `operator::metrics::Metrics`).
 //!
 //! Owns request parsing and the routes. It must never block the agent's event loop
 //! (every connection runs in its own task with a deadline), never read more than a
@@ -24,6 +24,22 @@ pub trait Endpoints: Send + Sync + 'static {
     fn readiness_words(&self) -> (&'static str, &'static str) {
         ("ready", "not ready")
     }
+    /// What `/state` shows.
+    fn state(&self) -> State {
+        State::NotServed
+    }
+}
+
+/// The answer of `/state`: a process's own view as a JSON document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// This process has no state to show (404, as any unknown path).
+    NotServed,
+    /// Not yet (503): the agent has made no report (it is starting, or its
+    /// configuration was deleted), or its report was larger than a reader accepts.
+    Unavailable(&'static str),
+    /// The document (200).
+    Json(String),
 }
 
 /// Largest request head read; anything longer is answered 431.
@@ -33,6 +49,7 @@ const DEADLINE: Duration = Duration::from_secs(5);
 
 const METRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const TEXT_TYPE: &str = "text/plain; charset=utf-8";
+const JSON_TYPE: &str = "application/json";
 
 /// An HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,9 +120,22 @@ pub fn respond(head: &[u8], endpoints: &dyn Endpoints) -> (Response, bool) {
         "/healthz" => Response::text(200, "ok"),
         "/readyz" if endpoints.ready() => Response::text(200, ready_word),
         "/readyz" => Response::text(503, unready_word),
-        _ => Response::text(404, "not found; try /metrics, /healthz or /readyz"),
+        "/state" => match endpoints.state() {
+            State::Json(body) => Response {
+                status: 200,
+                content_type: JSON_TYPE,
+                body,
+            },
+            State::Unavailable(why) => Response::text(503, why),
+            State::NotServed => not_found(),
+        },
+        _ => not_found(),
     };
     (response, head_only)
+}
+
+fn not_found() -> Response {
+    Response::text(404, "not found; try /metrics, /healthz or /readyz")
 }
 
 /// Serves connections until the task is dropped.
@@ -198,6 +228,8 @@ mod tests {
         assert_eq!(metrics.content_type, METRICS_TYPE);
         assert_eq!(metrics.body, "fixed_quorum 1\n# EOF\n");
         assert_eq!(get("/").status, 404);
+        // Only a process that has a state serves it.
+        assert_eq!(get("/state").status, 404);
         assert_eq!(respond(b"POST /metrics HTTP/1.1\r\n\r\n", &t).0.status, 405);
         assert_eq!(respond(b"garbage\r\n\r\n", &t).0.status, 400);
         assert_eq!(respond(b"GET / HTTP/1.1 extra\r\n\r\n", &t).0.status, 400);

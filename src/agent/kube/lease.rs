@@ -44,14 +44,10 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
-use serde_json::json;
 use tracing::debug;
 
 use crate::agent::runtime::Report;
-use crate::agent::timeline::Takeover;
-use crate::contract::model::hash_text;
 use crate::contract::names;
-use crate::contract::report::View;
 use crate::engine::witness_held_until;
 
 /// Why a Lease call failed.
@@ -217,39 +213,9 @@ pub fn other_until(expiry: Timestamp, wall_now: Timestamp, local_now: Duration) 
     local_now + Duration::try_from(left).unwrap_or(Duration::ZERO)
 }
 
-/// The node Lease's annotations for a report, per the contract (`names::VIEW`,
-/// `names::OWNED`, …; the values are `contract::report`'s JSON).
-pub fn node_annotations(report: &Report) -> BTreeMap<String, String> {
-    let view = View {
-        quorate: report.quorate,
-        alive: report.alive.clone(),
-        held: report
-            .owned
-            .iter()
-            .map(|(group, o)| (group.clone(), o.epoch))
-            .collect(),
-        failed: report.failed.clone(),
-        failovers: report.failovers.clone(),
-        config_mismatch: report
-            .config_mismatch
-            .iter()
-            .map(|(peer, &hash)| (peer.clone(), hash_text(hash)))
-            .collect(),
-        config_outvoted: report.config_outvoted,
-        links_down: report.links_down.clone(),
-    };
-    let takeovers: Vec<_> = report.takeovers.iter().map(Takeover::report).collect();
-    BTreeMap::from([
-        (names::OWNED.to_owned(), json!(report.owned).to_string()),
-        (names::CONFIG_HASH.to_owned(), hash_text(report.config_hash)),
-        (names::VIEW.to_owned(), json!(view).to_string()),
-        (names::EXPLAIN.to_owned(), json!(report.explain).to_string()),
-        (names::TAKEOVERS.to_owned(), json!(takeovers).to_string()),
-    ])
-}
-
 /// The node Lease as this node writes it over `current` (as the operator created
-/// it): holder = node, renewed now, annotated with the report. Everything else of
+/// it): holder = node, renewed now, annotated with the report (one annotation per
+/// field of `contract::report::NodeReport`). Everything else of
 /// `current` stays: its resourceVersion (the write is an update with a
 /// precondition), labels, ownerReferences, other annotations.
 pub fn node_lease(
@@ -263,7 +229,7 @@ pub fn node_lease(
         .metadata
         .annotations
         .get_or_insert_with(BTreeMap::new)
-        .extend(node_annotations(report));
+        .extend(report.node_report().annotations());
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     if spec.holder_identity.as_deref() != Some(node) {
         spec.acquire_time = Some(MicroTime(now));

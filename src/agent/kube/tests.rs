@@ -229,7 +229,7 @@ fn takeover() -> Takeover {
 
 #[test]
 fn node_lease_annotations_follow_the_contract() {
-    let a = lease::node_annotations(&report());
+    let a = report().node_report().annotations();
     assert_eq!(a["failover.dev/config-hash"], "00abcdef01234567");
     let view: Value = serde_json::from_str(&a["failover.dev/view"]).unwrap();
     assert_eq!(
@@ -244,7 +244,7 @@ fn node_lease_annotations_follow_the_contract() {
         links_down: BTreeMap::from([("n3".into(), vec![1])]),
         ..report()
     };
-    let a2 = lease::node_annotations(&outvoted);
+    let a2 = outvoted.node_report().annotations();
     let view: Value = serde_json::from_str(&a2["failover.dev/view"]).unwrap();
     assert_eq!(view["configMismatch"], json!({"n2": "0000000000000012"}));
     assert_eq!(view["configOutvoted"], json!(true));

@@ -15,8 +15,8 @@ use tracing::info;
 use super::Agent;
 use crate::agent::resources::Repair;
 use crate::agent::timeline::Takeover;
-use crate::contract::model::AgentConfig;
-use crate::contract::report::Owned;
+use crate::contract::model::{AgentConfig, hash_text};
+use crate::contract::report::{NodeReport, Owned, View};
 use crate::engine::Input;
 use crate::membership::{Keyring, LinkState};
 
@@ -63,6 +63,37 @@ pub struct Report {
     /// The last takeovers this node made of the configuration's groups, newest
     /// first, a few per group.
     pub takeovers: Vec<Takeover>,
+}
+
+impl Report {
+    /// The report in the contract's JSON shapes: the node Lease's annotations and
+    /// the agent's `/state` are both made of it.
+    pub fn node_report(&self) -> NodeReport {
+        NodeReport {
+            config_hash: hash_text(self.config_hash),
+            view: View {
+                quorate: self.quorate,
+                alive: self.alive.clone(),
+                held: self
+                    .owned
+                    .iter()
+                    .map(|(group, o)| (group.clone(), o.epoch))
+                    .collect(),
+                failed: self.failed.clone(),
+                failovers: self.failovers.clone(),
+                config_mismatch: self
+                    .config_mismatch
+                    .iter()
+                    .map(|(peer, &hash)| (peer.clone(), hash_text(hash)))
+                    .collect(),
+                config_outvoted: self.config_outvoted,
+                links_down: self.links_down.clone(),
+            },
+            owned: self.owned.clone(),
+            explain: self.explain.clone(),
+            takeovers: self.takeovers.iter().map(Takeover::report).collect(),
+        }
+    }
 }
 
 /// A person-visible transition the backend may publish (as a Kubernetes Event).

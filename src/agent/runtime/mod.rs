@@ -52,6 +52,7 @@ use super::timeline::Timelines;
 use super::vip::VipError;
 use crate::contract::model::{AgentConfig, ConfigError};
 use crate::contract::plan::HookPlan;
+use crate::contract::report::AgentState;
 use crate::engine::{Engine, EngineConfig, Input};
 use crate::membership::{Counters, LinkState};
 use crate::placement::Reason;
@@ -219,7 +220,7 @@ pub(crate) async fn run_loop(
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| AgentError::Metrics { addr, source })?;
-        info!(%addr, "serving /metrics, /healthz, /readyz");
+        info!(%addr, "serving /metrics, /healthz, /readyz, /state");
         tokio::spawn(http::serve(listener, telemetry.clone()));
     }
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signal)?;
@@ -362,10 +363,18 @@ pub(crate) async fn run_loop(
                 agent.check_eligibility().await;
             }
         }
-        // Every change is reported at once (the backend spaces its writes).
+        // Every change is reported at once (the backend spaces its writes), and
+        // `/state` shows the same report.
         if agent.report_due && report_every.is_some() {
             agent.report_due = false;
             let report = (!agent.config_deleted).then(|| agent.report());
+            agent
+                .telemetry
+                .set_state(report.as_ref().map(|r| AgentState {
+                    cluster: agent.config.model.cluster.clone(),
+                    node: agent.node.clone(),
+                    report: r.node_report(),
+                }));
             agent.backend.report(report);
         }
     }

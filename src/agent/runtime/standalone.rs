@@ -20,6 +20,9 @@ use crate::contract::model::AgentConfig;
 use crate::membership::Keyring;
 use crate::telemetry::error_report;
 
+/// How often the standalone agent refreshes its `/state` besides every change.
+const STATE_EVERY: Duration = Duration::from_secs(1);
+
 /// What the agent needs to start.
 #[derive(Debug)]
 pub struct AgentOptions {
@@ -88,8 +91,9 @@ fn load(path: &Path) -> Result<AgentConfig, AgentError> {
     })
 }
 
-/// The standalone mode: nothing to record or report; the witness is
-/// `failover witness` at `spec.witness`.
+/// The standalone mode: nothing to record, and the report goes only to `/state`
+/// (the loop publishes it there); the witness is `failover witness` at
+/// `spec.witness`.
 struct Standalone {
     witness: WitnessClient,
 }
@@ -101,7 +105,10 @@ impl Backend for Standalone {
     }
     fn notice(&mut self, _: Notice) {}
     fn report_every(&self) -> Option<Duration> {
-        None
+        // `/state` is at most this old: besides the changes, what the report says
+        // of time (an explanation's quarantine, the failovers within the period)
+        // moves on by itself.
+        Some(STATE_EVERY)
     }
     fn report(&mut self, _: Option<Report>) {}
 }
