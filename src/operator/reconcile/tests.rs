@@ -1002,3 +1002,14 @@ async fn node_leases_belong_to_the_cluster_and_leave_with_their_member() {
     })
     .await;
 }
+
+/// `failover witness` reads the Secret's key from a file, and key files lose
+/// trailing whitespace: a drawn key never ends in any (over enough draws that a
+/// plain random key would, about 2% of the time).
+#[test]
+fn a_fresh_key_survives_a_key_file() {
+    for _ in 0..2000 {
+        let key = super::draw_key().unwrap();
+        assert!(!key[KEY_LEN - 1].is_ascii_whitespace(), "{key:?}");
+    }
+}
