@@ -4,7 +4,9 @@
 //! `contract::report`'s types on both sides; this test keeps the whole round trip
 //! (names, hash text, view with the failover counts, explanations, owned groups with their resources' states,
 //! the takeovers with their phases, down to status) the same, and a report of an older agent, without resource
-//! states, still reads.
+//! states, still reads. The ClusterConfig is the channel the other way: `spec.witness`
+//! must reach the agent through it, or the agents would ask a Lease the operator
+//! no longer creates.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,9 +15,12 @@ use failover::agent::kube::lease::node_lease;
 use failover::agent::metrics::Phase;
 use failover::agent::runtime::Report;
 use failover::agent::timeline::{Origin, Takeover};
-use failover::api::ResourceState;
+use failover::api::{ResourceState, load_documents};
 use failover::contract::names;
+use failover::contract::render::render_config;
 use failover::contract::report::{Owned, ResourceReason, ResourceReport};
+use failover::contract::source::parse_config_map;
+use failover::operator::build;
 use failover::operator::status::{Reports, recent_takeovers};
 use failover::placement::Reason;
 use jiff::Timestamp;
@@ -151,4 +156,37 @@ fn an_older_agents_report_without_resource_states_still_reads() {
     let owned = &reports.nodes["a"].owned["web"];
     assert_eq!(owned.epoch, 3);
     assert!(owned.resources.is_empty());
+}
+
+/// examples/1 as applied in Kubernetes: the operator renders `spec.witness` into the
+/// ClusterConfig, the agent reads it back as the address it asks, and the operator
+/// neither creates the witness Lease nor lets the agents write it.
+#[test]
+fn spec_witness_travels_from_the_operator_to_the_agent() {
+    let (mut cluster, groups) =
+        load_documents(include_str!("../examples/1-active-passive-witness.yaml"))
+            .expect("examples/1 loads");
+    cluster.metadata.namespace = Some("ns".to_owned());
+    let rendered = render_config(&cluster, &groups).expect("renders");
+    let config_map = build::config_map(&cluster, &rendered);
+    let (config, _) = parse_config_map(&config_map).expect("the agent loads it");
+    let port = cluster.spec.heartbeat.port;
+    assert_eq!(
+        config.witness,
+        Some(std::net::SocketAddr::from(([10, 77, 0, 13], port)))
+    );
+    let witness_lease = names::witness_lease("pair");
+    assert!(
+        build::leases(&cluster, &groups)
+            .iter()
+            .all(|l| l.metadata.name.as_deref() != Some(witness_lease.as_str()))
+    );
+    let role = build::role(&cluster, &groups);
+    let rules = role.rules.expect("rules");
+    assert!(
+        rules
+            .iter()
+            .flat_map(|r| r.resource_names.iter().flatten())
+            .all(|n| *n != witness_lease)
+    );
 }

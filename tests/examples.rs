@@ -12,7 +12,7 @@ use failover::api::{
     MemberSpec, Problem, ProcessSpec, QuorumMode, ResourceGroup, StatusRange, TcpProbe,
     VirtualIpSpec, WitnessSpec, WorkloadKind, WorkloadSpec, into_result, load_documents,
     validate_cluster, validate_config, validate_group, validate_heartbeat_ports,
-    validate_kubernetes, validate_kubernetes_cluster, validate_standalone,
+    validate_kubernetes, validate_standalone,
 };
 
 fn examples_dir() -> PathBuf {
@@ -44,6 +44,9 @@ fn every_example_loads_and_validates() {
         let problems = validate_config(&cluster, &groups);
         assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
         let problems = validate_standalone(&cluster);
+        assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
+        // And `kubectl apply` takes it unchanged: the operator's Kubernetes checks.
+        let problems = validate_kubernetes(&groups);
         assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
     }
     assert_eq!(
@@ -802,14 +805,17 @@ fn set_http_statuses(g: &mut [ResourceGroup], min: u16, max: u16) {
     });
 }
 
-/// A standalone witness pair needs `spec.witness`; in Kubernetes (the witness is
-/// the Lease) the field is refused, by name.
+/// A standalone witness pair needs `spec.witness`; in Kubernetes the field is
+/// optional (without it the witness is the Lease), and valid either way.
 #[test]
-fn spec_witness_is_required_standalone_and_refused_in_kubernetes() {
-    let (mut cluster, _) = base();
+fn spec_witness_is_required_standalone_and_optional_in_kubernetes() {
+    let (mut cluster, groups) = base();
     cluster.spec.members.truncate(2);
     cluster.spec.quorum = QuorumMode::Witness;
-    assert!(validate_kubernetes_cluster(&cluster).is_empty());
+    // Kubernetes without spec.witness: the Lease.
+    assert!(validate_config(&cluster, &groups).is_empty());
+    assert!(validate_kubernetes(&groups).is_empty());
+    assert!(cluster.spec.uses_witness_lease());
     assert!(has_problem(
         &validate_standalone(&cluster),
         "spec.witness",
@@ -819,13 +825,10 @@ fn spec_witness_is_required_standalone_and_refused_in_kubernetes() {
         address: "10.77.0.9".into(),
         port: Some(7800),
     });
-    assert!(validate_config(&cluster, &[]).is_empty());
+    // With it: valid in both modes, and the Lease is no longer the witness.
+    assert!(validate_config(&cluster, &groups).is_empty());
     assert!(validate_standalone(&cluster).is_empty());
-    assert!(has_problem(
-        &validate_kubernetes_cluster(&cluster),
-        "spec.witness",
-        "is for standalone agents only"
-    ));
+    assert!(!cluster.spec.uses_witness_lease());
 }
 
 /// A process resource is valid on its own and for the standalone agent, and the

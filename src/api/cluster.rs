@@ -88,15 +88,16 @@ pub struct FailoverClusterSpec {
     pub heartbeat: HeartbeatSpec,
     /// How a partition decides it may act: `majority` (default; more than half of
     /// the members, so it needs 3 or more: with 2, a survivor never has a majority),
-    /// `witness` (two members: a third vote breaks the tie — in Kubernetes the API
-    /// server Lease, standalone the `failover witness` process of `spec.witness`) or
+    /// `witness` (two members: a third vote breaks the tie — the `failover witness`
+    /// process of `spec.witness`, or in Kubernetes without it the API server Lease) or
     /// `none` (explicit opt-out: split brain becomes possible; status warns).
     #[serde(default)]
     pub quorum: QuorumMode,
-    /// Standalone agents only: where the `failover witness` process of a
-    /// `quorum: witness` cluster listens (required there). In Kubernetes the
-    /// witness is the Lease `<cluster>-witness`, and a cluster that sets this field
-    /// is invalid (ConfigValid=False).
+    /// Where the `failover witness` process of a `quorum: witness` cluster listens.
+    /// Required for standalone agents. In Kubernetes optional: without it the
+    /// witness is the Lease `<cluster>-witness`; with it the agents ask this
+    /// process instead (a third location, e.g. when the API server runs on one of
+    /// the two members).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub witness: Option<WitnessSpec>,
     /// Where to notify a person about failovers besides Kubernetes Events and metrics.
@@ -175,6 +176,25 @@ impl WitnessSpec {
     /// The parsed address.
     pub fn address(&self) -> Result<IpAddr, std::net::AddrParseError> {
         self.address.parse()
+    }
+
+    /// `address:port` as users write it (IPv6 in brackets), the port defaulting to
+    /// `heartbeat_port`; the address as written when it does not parse.
+    pub fn endpoint(&self, heartbeat_port: u16) -> String {
+        let port = self.port.unwrap_or(heartbeat_port);
+        match self.address() {
+            Ok(ip) => std::net::SocketAddr::new(ip, port).to_string(),
+            Err(_) => format!("{}:{port}", self.address),
+        }
+    }
+}
+
+impl FailoverClusterSpec {
+    /// Whether the witness vote is the API server Lease `<cluster>-witness`:
+    /// `quorum: witness` in Kubernetes without `spec.witness` (with it, the agents
+    /// ask that `failover witness` process and the Lease is not used).
+    pub fn uses_witness_lease(&self) -> bool {
+        self.quorum == QuorumMode::Witness && self.witness.is_none()
     }
 }
 

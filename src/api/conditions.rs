@@ -49,7 +49,8 @@ pub mod reason {
     pub const QUORATE: &str = "Quorate";
     /// Fewer than a majority of voters is reachable.
     pub const NO_MAJORITY: &str = "NoMajority";
-    /// Two-node cluster and the witness Lease is held by the other side or unreachable.
+    /// Two-node cluster and the witness (the Lease, or `failover witness` at
+    /// `spec.witness`) is held by the other side or unreachable.
     pub const WITNESS_UNAVAILABLE: &str = "WitnessUnavailable";
     /// `spec.quorum` is `none`: split brain is possible.
     pub const QUORUM_DISABLED: &str = "QuorumDisabled";

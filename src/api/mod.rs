@@ -32,8 +32,7 @@ pub use group::{
 pub use load::{LoadError, load_documents};
 pub use validate::{
     InvalidConfig, Problem, into_result, validate_cluster, validate_config, validate_group,
-    validate_heartbeat_ports, validate_kubernetes, validate_kubernetes_cluster,
-    validate_member_addresses, validate_standalone,
+    validate_heartbeat_ports, validate_kubernetes, validate_member_addresses, validate_standalone,
 };
 
 /// API group of the custom resources.

@@ -789,7 +789,7 @@ pub fn validate_standalone(cluster: &FailoverCluster) -> Vec<Problem> {
         }
         .add(
             "spec.witness",
-            "required with quorum witness when the agent runs standalone: the address of the `failover witness` process (in Kubernetes the witness is a Lease)",
+            "required with quorum witness when the agent runs standalone: the address of the `failover witness` process (in Kubernetes it may be left out to use the Lease <cluster>-witness)",
         );
     }
     problems
@@ -811,25 +811,6 @@ pub fn validate_member_addresses(cluster: &FailoverCluster) -> Vec<Problem> {
                 "required when the agent runs standalone (there is no node InternalIP to use)",
             );
         }
-    }
-    problems
-}
-
-/// Checks what only the Kubernetes mode forbids in a FailoverCluster: `spec.witness`
-/// (the witness there is the Lease `<cluster>-witness`; a field accepted but not
-/// acted on would mislead). The operator adds these problems to the ones of
-/// [`validate_config`], so such a cluster sets ConfigValid=False.
-pub fn validate_kubernetes_cluster(cluster: &FailoverCluster) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    if cluster.spec.witness.is_some() {
-        Report {
-            object: object_name(cluster),
-            problems: &mut problems,
-        }
-        .add(
-            "spec.witness",
-            "is for standalone agents only; in Kubernetes the witness is the Lease <cluster>-witness: remove spec.witness",
-        );
     }
     problems
 }

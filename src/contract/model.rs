@@ -108,7 +108,7 @@ impl fmt::Display for VirtualIp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// From a file, without Kubernetes: the witness is `failover witness` at
-    /// `spec.witness`.
+    /// `spec.witness`, which is required.
     Standalone,
     /// From the operator's ClusterConfig, with the API server at hand.
     Kubernetes,
@@ -174,8 +174,9 @@ pub struct AgentConfig {
     /// `additionalAddresses`), with the cluster's heartbeat port. Every member has
     /// the same number of links (validated).
     pub addresses: BTreeMap<String, Vec<SocketAddr>>,
-    /// Standalone witness quorum: where `failover witness` listens (`spec.witness`,
-    /// its port defaulting to the heartbeat port). `None` in every other case.
+    /// Witness quorum with `spec.witness`: where `failover witness` listens (its
+    /// port defaulting to the heartbeat port), in both modes; `None` otherwise (in
+    /// Kubernetes the witness is then the Lease).
     pub witness: Option<SocketAddr>,
     /// The VIPs of every group, in spec order (empty for a group without VIPs).
     pub vips: BTreeMap<String, Vec<VirtualIp>>,
@@ -201,7 +202,8 @@ impl AgentConfig {
     }
 
     /// Loads the ClusterConfig's `config.yaml` (the same documents, addresses
-    /// resolved by the operator) for the Kubernetes mode, where witness quorum works.
+    /// resolved by the operator) for the Kubernetes mode, where witness quorum works
+    /// with or without `spec.witness` (without it the witness is the Lease).
     pub fn from_cluster_yaml(text: &str) -> Result<Self, ConfigError> {
         let (cluster, groups) = api::load_documents(text).map_err(ConfigError::Load)?;
         Self::convert(&cluster, &groups, Mode::Kubernetes)
@@ -219,7 +221,6 @@ impl AgentConfig {
             Mode::Standalone => problems.extend(api::validate_standalone(cluster)),
             Mode::Kubernetes => {
                 problems.extend(api::validate_member_addresses(cluster));
-                problems.extend(api::validate_kubernetes_cluster(cluster));
                 problems.extend(api::validate_kubernetes(groups));
             }
         }
@@ -261,7 +262,7 @@ impl AgentConfig {
             addresses.insert(m.node.clone(), links);
         }
 
-        // Validated: set only standalone, only with witness quorum.
+        // Validated: set only with witness quorum (and required standalone).
         let witness = match &spec.witness {
             Some(w) => Some(SocketAddr::new(
                 w.address().map_err(|source| ConfigError::Address {
@@ -900,13 +901,13 @@ spec:
         let err = AgentConfig::from_yaml(&two_with_witness_quorum()).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
         assert!(err.to_string().contains("spec.witness"), "{err}");
-        // Kubernetes mode: the witness is the Lease, no spec.witness needed.
+        // Kubernetes mode: without spec.witness the witness is the Lease.
         let config = AgentConfig::from_cluster_yaml(&two_with_witness_quorum()).unwrap();
         assert_eq!(config.witness, None);
     }
 
     #[test]
-    fn standalone_witness_quorum_loads_with_spec_witness() {
+    fn witness_quorum_loads_with_spec_witness_in_both_modes() {
         let with = two_with_witness_quorum().replace(
             "quorum: witness\n",
             "quorum: witness\n  witness: {address: 10.78.9.9}\n",
@@ -922,12 +923,17 @@ spec:
         let own_port = with.replace("10.78.9.9}", "10.78.9.9, port: 9000}");
         let config = AgentConfig::from_yaml(&own_port).unwrap();
         assert_eq!(config.witness.map(|a| a.port()), Some(9000));
-        // In Kubernetes the witness is the Lease: the field is refused, by name.
-        let err = AgentConfig::from_cluster_yaml(&with).unwrap_err();
-        assert!(err.to_string().contains("spec.witness"), "{err}");
-        // Without witness quorum the field means nothing: refused.
+        // In Kubernetes the field names the witness too (instead of the Lease).
+        let config = AgentConfig::from_cluster_yaml(&with).unwrap();
+        assert_eq!(
+            config.witness,
+            Some(SocketAddr::from(([10, 78, 9, 9], port)))
+        );
+        // Without witness quorum the field means nothing: refused in both modes.
         let majority = YAML.replace("heartbeat:", "witness: {address: 10.78.9.9}\n  heartbeat:");
         let err = AgentConfig::from_yaml(&majority).unwrap_err();
+        assert!(err.to_string().contains("spec.witness"), "{err}");
+        let err = AgentConfig::from_cluster_yaml(&majority).unwrap_err();
         assert!(err.to_string().contains("spec.witness"), "{err}");
     }
 

@@ -30,7 +30,7 @@ use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
 use crate::api::duration::whole_seconds_up_i32;
-use crate::api::{FailoverCluster, QuorumMode, ResourceGroup};
+use crate::api::{FailoverCluster, ResourceGroup};
 use crate::contract::names;
 use crate::contract::render::RenderedConfig;
 
@@ -262,7 +262,9 @@ pub fn role(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> Role {
                 .map(|g| names::group_lease(&name, &g.name_any())),
         )
         .collect();
-    if cluster.spec.quorum == QuorumMode::Witness {
+    // The witness Lease only when it is the witness: an agent that asks a
+    // `failover witness` process has no business writing it.
+    if cluster.spec.uses_witness_lease() {
         leases.push(names::witness_lease(&name));
     }
     leases.sort();
@@ -552,7 +554,7 @@ pub fn node_leases(cluster: &FailoverCluster) -> Vec<Lease> {
 }
 
 /// The Leases the operator creates (empty): one ledger per group, plus the witness
-/// in `witness` mode.
+/// in `witness` mode when no `spec.witness` process replaces the Lease.
 pub fn leases(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> Vec<Lease> {
     let name = cluster.name_any();
     let mut leases: Vec<Lease> = groups
@@ -562,7 +564,7 @@ pub fn leases(cluster: &FailoverCluster, groups: &[ResourceGroup]) -> Vec<Lease>
             empty_lease(cluster, names::group_lease(&name, &group), Some(&group))
         })
         .collect();
-    if cluster.spec.quorum == QuorumMode::Witness {
+    if cluster.spec.uses_witness_lease() {
         leases.push(empty_lease(cluster, names::witness_lease(&name), None));
     }
     leases

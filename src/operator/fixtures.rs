@@ -49,6 +49,8 @@ pub(super) fn cluster() -> FailoverCluster {
 pub(super) trait ClusterFixture: Sized {
     fn member(self, node: &str) -> Self;
     fn witness(self) -> Self;
+    /// Witness quorum with `failover witness` at `address` instead of the Lease.
+    fn witness_process(self, address: &str) -> Self;
     fn dead_after(self, text: &str) -> Self;
     fn hash(self, hash: &str) -> Self;
 }
@@ -60,6 +62,14 @@ impl ClusterFixture for FailoverCluster {
     }
     fn witness(mut self) -> Self {
         self.spec.quorum = QuorumMode::Witness;
+        self
+    }
+    fn witness_process(mut self, address: &str) -> Self {
+        self.spec.quorum = QuorumMode::Witness;
+        self.spec.witness = Some(crate::api::WitnessSpec {
+            address: address.to_owned(),
+            port: None,
+        });
         self
     }
     fn dead_after(mut self, text: &str) -> Self {

@@ -45,9 +45,8 @@ use super::status::{
 };
 use crate::api::conditions::{self as cond, event};
 use crate::api::{
-    API_VERSION, FailoverCluster, GroupPhase, Problem, QuorumMode, ResourceGroup, validate_cluster,
+    API_VERSION, FailoverCluster, GroupPhase, Problem, ResourceGroup, validate_cluster,
     validate_config, validate_group, validate_heartbeat_ports, validate_kubernetes,
-    validate_kubernetes_cluster,
 };
 use crate::contract::names;
 use crate::contract::render::{RenderError, render_config};
@@ -630,7 +629,6 @@ async fn cluster_pipeline(obj: &ClusterObject, ctx: &Context) -> Result<Action, 
     // Validate.
     let mut problems = validate_config(cluster, &groups);
     problems.extend(validate_kubernetes(&groups));
-    problems.extend(validate_kubernetes_cluster(cluster));
     problems.extend(unreadable);
     problems.extend(port_problems(ctx, cluster));
     let resolved = resolve_addresses(cluster, |node| {
@@ -659,8 +657,7 @@ async fn cluster_pipeline(obj: &ClusterObject, ctx: &Context) -> Result<Action, 
         Some(resolved) => {
             let stale = stale_leases(ctx, &namespace, cluster, &groups, &lease_list).await?;
             let rendered = render_config(&resolved, &groups).map_err(Error::Render)?;
-            let mut fresh_key = [0u8; KEY_LEN];
-            getrandom::fill(&mut fresh_key).map_err(Error::Random)?;
+            let fresh_key = draw_key().map_err(Error::Random)?;
             let secret = build::heartbeat_secret(
                 cluster,
                 existing_secret.as_ref(),
@@ -809,10 +806,23 @@ async fn delete_lease(
     }
 }
 
+/// A fresh heartbeat key that survives being saved to a key file: `failover
+/// witness` (serving a Kubernetes cluster) reads the Secret's `key` from a file,
+/// and key files lose trailing whitespace, so the last byte is drawn again until
+/// it is none.
+fn draw_key() -> Result<[u8; KEY_LEN], getrandom::Error> {
+    let mut key = [0u8; KEY_LEN];
+    getrandom::fill(&mut key)?;
+    while key[KEY_LEN - 1].is_ascii_whitespace() {
+        getrandom::fill(&mut key[KEY_LEN - 1..])?;
+    }
+    Ok(key)
+}
+
 /// Creates the missing group and witness Leases (empty: agents write the holder;
 /// an existing Lease is never written, so its holder and epoch stay the agents')
 /// and deletes the ledgers of groups the API server confirms are gone (and the
-/// witness outside witness mode).
+/// witness Lease when the witness is not the Lease).
 async fn sync_leases(
     ctx: &Context,
     namespace: &str,
@@ -851,7 +861,8 @@ async fn sync_leases(
 }
 
 /// The group and witness Leases of `cluster` to delete: ledgers of groups the API
-/// server confirms are gone, and the witness outside witness mode. A ledger whose
+/// server confirms are gone, and the witness Lease outside witness mode or when
+/// `spec.witness` names a `failover witness` process instead. A ledger whose
 /// group the API server still has for this cluster means the store is behind: an
 /// error, before anything is rendered from it.
 async fn stale_leases(
@@ -877,8 +888,9 @@ async fn stale_leases(
                 stale.push(name);
             }
             Some(_) => {}
-            // The witness of a cluster that left witness mode.
-            None if name == witness && cluster.spec.quorum != QuorumMode::Witness => {
+            // The witness Lease of a cluster that left witness mode or moved to a
+            // `failover witness` process: a leftover holder would mislead a reader.
+            None if name == witness && !cluster.spec.uses_witness_lease() => {
                 stale.push(name);
             }
             None => {}

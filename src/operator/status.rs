@@ -304,7 +304,17 @@ pub fn cluster_status(
         ),
         (QuorumState::Lost, QuorumMode::Witness) => (
             reason::WITNESS_UNAVAILABLE,
-            "no member holds quorum through the witness Lease".to_owned(),
+            // Which witness: the one to look at differs (a Lease or a process).
+            match &cluster.spec.witness {
+                Some(w) => format!(
+                    "no member holds quorum through the witness: `failover witness` at {}",
+                    w.endpoint(cluster.spec.heartbeat.port)
+                ),
+                None => format!(
+                    "no member holds quorum through the witness: the Lease {}",
+                    names::witness_lease(&cluster.name_any())
+                ),
+            },
         ),
         (QuorumState::Lost, _) => (
             reason::NO_MAJORITY,

@@ -8,7 +8,9 @@
 //! in a task under a timeout and answers the loop through the updates channel: the
 //! loop never waits on the API server, and through an outage it keeps running on the
 //! last configuration and keys, and takes groups over with the majority alone
-//! (DESIGN.md section 5; only `witness` quorum needs the API, for the witness Lease).
+//! (DESIGN.md section 5; only `witness` quorum needs the API, for the witness Lease,
+//! and not even that when `spec.witness` names a `failover witness` process: then
+//! the standalone mode's witness client asks it, with the heartbeat Secret's keys).
 //! The group Leases record what the majority decided when the API answers
 //! (`lease` module doc); the node Lease reports every change at once. A deleted
 //! ClusterConfig takes every group offline until it comes back. It must never
@@ -36,7 +38,9 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use self::lease::{LeaseError, Leases, Record, Recorded};
 use super::resources::Repair;
-use super::runtime::{self, AgentError, Backend, LoopOptions, Notice, Report, Update, WitnessAsk};
+use super::runtime::{
+    self, AgentError, Backend, LoopOptions, Notice, Report, Update, WitnessAsk, WitnessClient,
+};
 use super::timeline::millis;
 use crate::api::FailoverCluster;
 use crate::api::conditions::event;
@@ -346,6 +350,8 @@ async fn watch_sources(
 /// The backend of the Kubernetes mode: spawns every API call.
 struct KubeBackend {
     leases: Leases,
+    /// Asks `failover witness` when the configuration names one (`spec.witness`).
+    witness: WitnessClient,
     updates: mpsc::Sender<Update>,
     timing: watch::Receiver<Option<Timing>>,
     start: Instant,
@@ -371,9 +377,14 @@ impl KubeBackend {
 }
 
 impl Backend for KubeBackend {
-    // The witness here is the Lease; the configuration's timing arrives through
-    // the `timing` watch.
-    fn witness_request(&mut self, _: WitnessAsk<'_>) -> bool {
+    // The witness is `failover witness` when the configuration names one (a third
+    // location can break a tie the API server, itself on one side, cannot), else
+    // the Lease; the configuration's timing arrives through the `timing` watch.
+    fn witness_request(&mut self, ask: WitnessAsk<'_>) -> bool {
+        if ask.config.witness.is_some() {
+            self.witness.request(&ask);
+            return true;
+        }
         let timing = self.timing();
         let leases = self.leases(timing);
         let updates = self.updates.clone();
@@ -856,6 +867,7 @@ async fn run_with(
     let start = Instant::now();
     let backend = KubeBackend {
         leases,
+        witness: WitnessClient::new(updates_tx.clone(), start),
         updates: updates_tx,
         timing,
         start,

@@ -1094,3 +1094,80 @@ async fn a_deleted_cluster_config_is_reported_and_a_new_one_runs() {
     assert_eq!(seen, ["config", "deleted", "config"]);
     let _keep = server.await.unwrap();
 }
+
+/// The backend with a mocked API server, its updates channel, and `start`.
+fn backend() -> (KubeBackend, ApiServerVerifier, mpsc::Receiver<Update>) {
+    let (leases, api) = leases();
+    let (updates, updates_rx) = mpsc::channel(4);
+    let start = Instant::now();
+    // The watch and report channels are not part of a witness request.
+    let (_, timing) = watch::channel(None);
+    let (reports, _) = watch::channel(None);
+    let (notices, _) = mpsc::channel(1);
+    let backend = KubeBackend {
+        leases,
+        witness: WitnessClient::new(updates.clone(), start),
+        updates,
+        timing,
+        start,
+        reports,
+        notices,
+    };
+    (backend, api, updates_rx)
+}
+
+/// With `spec.witness` the witness request goes to `failover witness`, signed with
+/// the heartbeat keys, and never to the API server; without it, to the Lease.
+#[tokio::test]
+async fn the_witness_is_the_process_of_spec_witness_else_the_lease() {
+    let keys = Keyring::new(vec![7; 32], None).unwrap();
+    let witness = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = witness.local_addr().unwrap().port();
+    let with = AgentConfig::from_cluster_yaml(&CONFIG.replace(
+        "quorum: witness\n",
+        &format!("quorum: witness\n  witness: {{address: 127.0.0.1, port: {port}}}\n"),
+    ))
+    .unwrap();
+    let (mut backend, mut api, mut updates) = backend();
+    assert!(backend.witness_request(WitnessAsk {
+        config: &with,
+        node: "n1",
+        incarnation: 1,
+        keys: &keys,
+    }));
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(2), witness.recv(&mut buf))
+        .await
+        .expect("the request reaches the witness process")
+        .unwrap();
+    let request =
+        crate::membership::witness::WitnessRequest::decode(&buf[..n], &with.model.cluster, &keys)
+            .expect("signed with the heartbeat keys");
+    assert_eq!(request.node, "n1");
+    // Unanswered: an empty answer after the exchange's timeout, no API call.
+    match updates.recv().await {
+        Some(Update::Engine(Input::Witness {
+            held_until: None,
+            other_until: None,
+        })) => {}
+        other => panic!("expected an empty witness answer, got {other:?}"),
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), api.next_request())
+            .await
+            .is_err(),
+        "no API request for the witness"
+    );
+
+    let without = AgentConfig::from_cluster_yaml(CONFIG).unwrap();
+    assert!(backend.witness_request(WitnessAsk {
+        config: &without,
+        node: "n1",
+        incarnation: 1,
+        keys: &keys,
+    }));
+    expect(&mut api, Method::GET, WITNESS, StatusCode::OK, |_| {
+        to_json(&lease("c-witness", "1", None, None))
+    })
+    .await;
+}

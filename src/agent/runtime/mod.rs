@@ -45,6 +45,7 @@ use tracing::{error, info, warn};
 pub use self::backend::{Backend, LoopOptions, Notice, Report, Update, WitnessAsk};
 pub use self::standalone::{AgentOptions, KeyFiles, read_key_file, run};
 use self::standalone::{FileStamp, stamp};
+pub use self::witness::WitnessClient;
 use super::metrics::Telemetry;
 use super::resources::hook::HookRunner;
 use super::resources::{Change, Resources};

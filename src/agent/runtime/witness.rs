@@ -1,6 +1,7 @@
-//! The standalone mode's witness client: asks `failover witness` (at
-//! `spec.witness`) for the witness vote of a two-node cluster, as the Kubernetes mode
-//! asks the API server for the witness Lease.
+//! The witness client of both modes: asks `failover witness` (at `spec.witness`)
+//! for the witness vote of a two-node cluster. Standalone it is the only witness;
+//! the Kubernetes mode uses it when the configuration names `spec.witness` and the
+//! API server's witness Lease otherwise.
 //!
 //! Owns the request's sequence numbers, the witness boot it last learned and the
 //! exchange: a fresh UDP socket connected to the witness per request, a reply
@@ -66,7 +67,7 @@ struct Exchange {
 }
 
 /// The witness client of one agent run.
-pub(super) struct WitnessClient {
+pub struct WitnessClient {
     updates: mpsc::Sender<Update>,
     /// The origin of the loop's local time.
     start: Instant,
@@ -80,7 +81,7 @@ pub(super) struct WitnessClient {
 }
 
 impl WitnessClient {
-    pub(super) fn new(updates: mpsc::Sender<Update>, start: Instant) -> Self {
+    pub fn new(updates: mpsc::Sender<Update>, start: Instant) -> Self {
         WitnessClient {
             updates,
             start,
@@ -91,7 +92,7 @@ impl WitnessClient {
     }
 
     /// Spawns the request; its answer comes back as an [`Update::Engine`].
-    pub(super) fn request(&self, ask: &WitnessAsk<'_>) {
+    pub fn request(&self, ask: &WitnessAsk<'_>) {
         let model = &ask.config.model;
         let exchange = ask.config.witness.map(|addr| Exchange {
             addr,

@@ -266,6 +266,15 @@ fn the_agent_role_names_only_this_clusters_objects() {
             .as_ref()
             .is_some_and(|n| n.contains(&"c-witness".to_owned()))
     }));
+    // With `failover witness` the agents never touch the Lease: no grant on it.
+    let process = build::role(&c.clone().witness_process("10.77.0.9"), &groups)
+        .rules
+        .unwrap();
+    assert!(process.iter().all(|r| {
+        r.resource_names
+            .as_ref()
+            .is_none_or(|n| !n.contains(&"c-witness".to_owned()))
+    }));
 
     let binding = build::role_binding(&c);
     assert_eq!(binding.role_ref.name, "c-agent");
@@ -274,7 +283,7 @@ fn the_agent_role_names_only_this_clusters_objects() {
 }
 
 #[test]
-fn leases_are_created_empty_one_per_group_and_the_witness_only_in_witness_mode() {
+fn leases_are_created_empty_one_per_group_and_the_witness_only_when_it_is_the_witness() {
     let groups = [
         group("web", "10.77.0.100/24"),
         group("db", "10.77.0.101/24"),
@@ -292,6 +301,8 @@ fn leases_are_created_empty_one_per_group_and_the_witness_only_in_witness_mode()
     let witness = build::leases(&cluster().witness(), &[]);
     assert_eq!(witness.len(), 1);
     assert_eq!(witness[0].name_any(), "c-witness");
+    // `failover witness` replaces the Lease.
+    assert!(build::leases(&cluster().witness_process("10.77.0.9"), &[]).is_empty());
 }
 
 #[test]
@@ -496,6 +507,17 @@ fn every_rendered_object_passes_the_api_server_rules_at_the_longest_names() {
                 object["kind"]
             );
         }
+    }
+    // And with `failover witness` in place of the witness Lease.
+    let mut process = c.clone().witness_process("fd77::9");
+    process.spec.members.truncate(2);
+    for object in rendered(&process, &groups) {
+        assert_eq!(
+            apiserver_rules::validate(&object),
+            Vec::<String>::new(),
+            "witness process {}",
+            object["kind"]
+        );
     }
     // A spec change (member added, new image) is a valid update of every object.
     let mut next = c.clone().member("b2");

@@ -496,37 +496,47 @@ async fn an_invalid_spec_sets_config_valid_false_and_touches_no_object() {
     .await;
 }
 
-/// `spec.witness` names a standalone witness process; in Kubernetes the witness is
-/// the Lease, so the field is refused rather than accepted and ignored.
+/// `spec.witness` names a `failover witness` process: valid in Kubernetes, it
+/// reaches the agents in the ClusterConfig, and the witness Lease left from Lease
+/// mode is deleted, never created, and not granted to the agents.
 #[tokio::test]
-async fn a_standalone_witness_address_is_invalid_in_kubernetes() {
-    let mut c = cluster().witness().hash("0123456789abcdef");
-    c.spec.witness = Some(crate::api::WitnessSpec {
-        address: "10.77.0.9".to_owned(),
-        port: None,
-    });
+async fn a_witness_process_replaces_the_witness_lease() {
+    let c = cluster().witness_process("10.77.0.9");
     let web = group("web", "10.77.0.100/24");
+    let mut leases = build::leases(&cluster().witness(), std::slice::from_ref(&web));
+    assert!(leases.iter().any(|l| l.name_any() == "c-witness"));
+    leases.push(node_lease("a", Duration::from_millis(100), "x", false, &[]));
+    let existing = build::heartbeat_secret(&c, None, Timestamp::now(), [7; KEY_LEN]).secret;
     let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
     run_cluster(ctx, &c, async move {
-        api.not_found("/api/v1/namespaces/ns/secrets/c-heartbeat")
+        api.expect(Method::GET, "/api/v1/namespaces/ns/secrets/c-heartbeat", move |_| (StatusCode::OK, serde_json::to_value(&existing).unwrap()))
             .await;
-        api.leases(vec![]).await;
-        let status = api.status(CLUSTER_STATUS).await;
-        let valid = status["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["type"] == "ConfigValid")
-            .unwrap()
-            .clone();
-        assert_eq!(valid["status"], "False");
-        assert_eq!(valid["reason"], "InvalidSpec");
-        let message = valid["message"].as_str().unwrap();
-        assert!(
-            message.contains("spec.witness: is for standalone agents only"),
-            "{message}"
+        api.leases(leases).await;
+        let applied = api.owned_objects().await;
+        let config = AgentConfig::from_cluster_yaml(
+            applied["ConfigMap"]["data"]["config.yaml"].as_str().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            config.witness,
+            Some(std::net::SocketAddr::from(([10, 77, 0, 9], 7707)))
         );
-        assert_eq!(api.event().await["reason"], "ConfigRejected");
+        let role = applied["Role"].to_string();
+        assert!(!role.contains("c-witness"), "{role}");
+        api.expect(Method::DELETE, "/apis/coordination.k8s.io/v1/namespaces/ns/leases/c-witness", |_| {
+            (StatusCode::OK, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+        })
+        .await;
+        api.node_leases(&["a", "b"]).await;
+        let status = api.status(CLUSTER_STATUS).await;
+        assert_eq!(condition(&status, "ConfigValid")["status"], "True");
+        // No member reports quorum: the condition names the process, not a Lease.
+        let lost = condition(&status, "QuorumLost");
+        assert_eq!(lost["reason"], "WitnessUnavailable");
+        assert_eq!(
+            lost["message"],
+            "no member holds quorum through the witness: `failover witness` at 10.77.0.9:7707"
+        );
     })
     .await;
 }
@@ -991,4 +1001,15 @@ async fn node_leases_belong_to_the_cluster_and_leave_with_their_member() {
         api.status(CLUSTER_STATUS).await;
     })
     .await;
+}
+
+/// `failover witness` reads the Secret's key from a file, and key files lose
+/// trailing whitespace: a drawn key never ends in any (over enough draws that a
+/// plain random key would, about 2% of the time).
+#[test]
+fn a_fresh_key_survives_a_key_file() {
+    for _ in 0..2000 {
+        let key = super::draw_key().unwrap();
+        assert!(!key[KEY_LEN - 1].is_ascii_whitespace(), "{key:?}");
+    }
 }
