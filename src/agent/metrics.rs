@@ -234,6 +234,7 @@ pub struct Metrics {
     interface_downs: Family<InterfaceLabel, Counter>,
     config_mismatch: Gauge,
     config_outvoted: Gauge,
+    witness_changing: Gauge,
 }
 
 impl Default for Metrics {
@@ -262,6 +263,7 @@ impl Default for Metrics {
             interface_downs: Family::default(),
             config_mismatch: Gauge::default(),
             config_outvoted: Gauge::default(),
+            witness_changing: Gauge::default(),
         };
         registry.register(
             "heartbeats_sent",
@@ -353,6 +355,11 @@ impl Default for Metrics {
             "config_outvoted",
             "1 while a majority of the members runs another configuration than this node: it keeps the groups it runs and takes no other",
             m.config_outvoted.clone(),
+        );
+        registry.register(
+            "witness_changing",
+            "1 while a change of witness lasts on this node: a witness vote needs the previous and the new witness until every member is seen on this node's configuration",
+            m.witness_changing.clone(),
         );
         m.registry = registry;
         m
@@ -506,6 +513,11 @@ impl Metrics {
         self.config_mismatch
             .set(i64::try_from(peers).unwrap_or(i64::MAX));
         self.config_outvoted.set(i64::from(outvoted));
+    }
+
+    /// Shows whether a witness vote needs the old witness besides the new one.
+    pub fn witness_changing(&self, changing: bool) {
+        self.witness_changing.set(i64::from(changing));
     }
 
     pub fn vip_error(&self, op: &'static str) {

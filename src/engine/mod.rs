@@ -74,8 +74,10 @@ use crate::placement::{
 };
 
 mod votes;
+mod witnesses;
 
 use votes::CountedVote;
+pub use witnesses::{WitnessAnswer, WitnessRef, Witnesses, joint_answer};
 
 /// Allowance for the rate difference between two nodes' clocks. Real clocks drift by
 /// less than 0.01%; a node counts a vote for 1% less than the voter keeps it.
@@ -186,6 +188,16 @@ pub enum Event {
     },
     /// This node's configuration is no longer outvoted.
     ConfigOutvotedEnded,
+    /// The configuration names another witness: until every member is seen on this
+    /// node's configuration, a witness vote needs all of these (old ones first).
+    WitnessChangeBegan {
+        needed: Vec<WitnessRef>,
+    },
+    /// Every member was seen on this node's configuration: these witnesses no
+    /// longer count, only the configuration's own.
+    WitnessChangeDone {
+        dropped: Vec<WitnessRef>,
+    },
 }
 
 /// What the engine asks its shell to do.
@@ -210,8 +222,11 @@ pub enum Output {
         group: String,
         cause: StopCause,
     },
-    /// Acquire or renew the witness lease and answer with [`Input::Witness`].
-    WitnessRequest,
+    /// Acquire or renew the witness vote of this witness and answer with
+    /// [`Input::Witness`]. During a change of witness one comes per witness needed.
+    WitnessRequest {
+        witness: WitnessRef,
+    },
     Event(Event),
 }
 
@@ -223,8 +238,13 @@ pub enum Input<'a> {
     /// A datagram that arrived over heartbeat link `link` (the index of the member's
     /// address it was received on: 0 for `address`, then `additionalAddresses`).
     Datagram { bytes: &'a [u8], link: usize },
-    /// A new configuration (already validated) and its hash.
-    Configure { model: Arc<ClusterModel>, hash: u64 },
+    /// A new configuration (already validated), its hash and its witness (`None`
+    /// without witness quorum).
+    Configure {
+        model: Arc<ClusterModel>,
+        hash: u64,
+        witness: Option<WitnessRef>,
+    },
     /// Leave gracefully: hand every group over, then announce the exit.
     Leave,
     /// The group's resources are online.
@@ -242,10 +262,11 @@ pub enum Input<'a> {
     /// the group over since. The node fences the group (if it still runs it at
     /// `epoch`) and claims it again only after `deadAfter` + one interval.
     Superseded { group: String, epoch: u64 },
-    /// Answer to a [`Output::WitnessRequest`]: held until this local time
-    /// (conservative), or refused because another node holds it until `other_until`
-    /// (local time, if known).
+    /// Answer of `witness` to a [`Output::WitnessRequest`]: held until this local
+    /// time (conservative), or refused because another node holds it until
+    /// `other_until` (local time, if known).
     Witness {
+        witness: WitnessRef,
         held_until: Option<Duration>,
         other_until: Option<Duration>,
     },
@@ -354,8 +375,8 @@ pub struct Engine {
     /// own take while (and after) it held the group, else the one of the record it
     /// adopted.
     count_epoch: BTreeMap<String, u64>,
-    witness_until: Option<Duration>,
-    witness_pending: bool,
+    /// The witnesses a witness vote needs, and the last joint grant.
+    witnesses: Witnesses,
     /// After a refused witness request, the next one waits until then.
     witness_retry_at: Duration,
     alive: BTreeMap<String, bool>,
@@ -389,12 +410,14 @@ pub struct Engine {
 
 impl Engine {
     /// A node `me` of `model`, started at local monotonic time `now` (wall clock
-    /// `wall`), with a fresh `incarnation` larger than any earlier one of this node.
+    /// `wall`), with a fresh `incarnation` larger than any earlier one of this node;
+    /// `witness` is the configuration's witness (`None` without witness quorum).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         me: &str,
         model: Arc<ClusterModel>,
         config_hash: u64,
+        witness: Option<WitnessRef>,
         config: EngineConfig,
         keys: Keyring,
         incarnation: u64,
@@ -417,8 +440,7 @@ impl Engine {
             unable: BTreeMap::new(),
             clear_tokens: BTreeMap::new(),
             count_epoch: BTreeMap::new(),
-            witness_until: None,
-            witness_pending: false,
+            witnesses: Witnesses::new(witness),
             witness_retry_at: Duration::ZERO,
             alive: BTreeMap::new(),
             quorate: false,
@@ -466,6 +488,11 @@ impl Engine {
 
     pub fn quorate(&self) -> bool {
         self.quorate
+    }
+
+    /// The witnesses a witness vote needs (more than one during a change).
+    pub fn witnesses(&self) -> &Witnesses {
+        &self.witnesses
     }
 
     /// The live peers that have run another configuration than this node for
@@ -548,7 +575,7 @@ impl Engine {
         for (_, since) in self.config_skew.values() {
             consider(*since + self.config.config_grace);
         }
-        if let Some(t) = self.witness_until {
+        if let Some(t) = self.witnesses.held_until() {
             consider(t.saturating_sub(self.model.dead_after.saturating_sub(self.model.interval)));
         }
         for (group, local) in &self.local {
@@ -616,8 +643,18 @@ impl Engine {
                     .outputs
                     .push_back(Output::Event(Event::Dropped(reason))),
             },
-            Input::Configure { model, hash } => {
+            Input::Configure {
+                model,
+                hash,
+                witness,
+            } => {
                 self.membership.reconfigure(&model, hash);
+                if self.witnesses.configure(witness) {
+                    self.outputs
+                        .push_back(Output::Event(Event::WitnessChangeBegan {
+                            needed: self.witnesses.needed().to_vec(),
+                        }));
+                }
                 let groups: BTreeSet<&str> = model.groups.iter().map(|g| g.name.as_str()).collect();
                 self.votes.retain(|g, _| groups.contains(g.as_str()));
                 let removed: Vec<String> = self
@@ -664,11 +701,24 @@ impl Engine {
                 }
             }
             Input::Witness {
+                witness,
                 held_until,
                 other_until,
             } => {
-                self.witness_pending = false;
-                self.witness_until = held_until;
+                let answer = WitnessAnswer {
+                    held_until,
+                    other_until,
+                };
+                // During a change the vote is the conjunction of every witness
+                // needed: nothing is decided until the last one answered.
+                let Some(WitnessAnswer {
+                    held_until,
+                    other_until,
+                }) = self.witnesses.answer(witness, answer)
+                else {
+                    self.step(now);
+                    return;
+                };
                 // Refused: another node holds it; ask again the moment its lease
                 // runs out (that is when a takeover needs it), or after an interval
                 // when the shell cannot tell.
@@ -748,7 +798,7 @@ impl Engine {
     }
 
     fn witness_held(&self, now: Duration) -> bool {
-        self.witness_until.is_some_and(|t| now < t)
+        self.witnesses.held_until().is_some_and(|t| now < t)
     }
 
     fn membership_quorate(&self, now: Duration) -> bool {
@@ -793,7 +843,7 @@ impl Engine {
             }
         }
         if self.model.quorum == QuorumMode::Witness
-            && let Some(until) = self.witness_until
+            && let Some(until) = self.witnesses.held_until()
         {
             votes.push(CountedVote { until, epoch: 0 });
         }
@@ -817,6 +867,7 @@ impl Engine {
         self.last_step = now;
         self.track_peers(now);
         self.track_config(now);
+        self.track_witness_change();
         self.update_votes(now);
         let view = self.view(now);
         if view.quorate != self.quorate {
@@ -1048,7 +1099,7 @@ impl Engine {
     /// partition the side that serves keeps serving.
     fn request_witness(&mut self, now: Duration) {
         if self.model.quorum != QuorumMode::Witness
-            || self.witness_pending
+            || self.witnesses.pending()
             || now < self.witness_retry_at
         {
             return;
@@ -1072,10 +1123,34 @@ impl Engine {
                     })
             });
         let fresh_until = now + self.model.dead_after.saturating_sub(interval);
-        let fresh = self.witness_until.is_some_and(|t| t > fresh_until);
+        let fresh = self.witnesses.held_until().is_some_and(|t| t > fresh_until);
         if peer_lost && !fresh {
-            self.witness_pending = true;
-            self.outputs.push_back(Output::WitnessRequest);
+            for witness in self.witnesses.ask() {
+                self.outputs.push_back(Output::WitnessRequest { witness });
+            }
+        }
+    }
+
+    /// Ends a change of witness once every other member's last heartbeat carried
+    /// this node's configuration hash: each of them has applied this configuration,
+    /// so each needs its witness (alone, or with the old ones while its own change
+    /// lasts), and the old witnesses can go (the argument is in `witnesses.rs`). A
+    /// member never heard keeps the change going: it may run the old witness.
+    fn track_witness_change(&mut self) {
+        if !self.witnesses.changing() {
+            return;
+        }
+        let me = self.membership.me();
+        let ours = self.membership.config_hash();
+        let everyone = self.model.members.iter().filter(|m| m.name != me).all(|m| {
+            self.membership
+                .peer(&m.name)
+                .is_some_and(|p| p.last.config_hash == ours)
+        });
+        if everyone {
+            let dropped = self.witnesses.confirm();
+            self.outputs
+                .push_back(Output::Event(Event::WitnessChangeDone { dropped }));
         }
     }
 

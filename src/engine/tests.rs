@@ -44,6 +44,7 @@ fn lone() -> Engine {
         "n1",
         model,
         1,
+        None,
         config,
         keys,
         1,
@@ -203,6 +204,7 @@ fn a_configuration_without_groups_stops_them_and_the_full_one_brings_them_back()
         Input::Configure {
             model: none,
             hash: 1,
+            witness: None,
         },
     );
     assert_eq!(
@@ -224,6 +226,7 @@ fn a_configuration_without_groups_stops_them_and_the_full_one_brings_them_back()
         Input::Configure {
             model: full,
             hash: 1,
+            witness: None,
         },
     );
     assert!(start_epoch(&take(&mut e, t)).is_some(), "runs again");

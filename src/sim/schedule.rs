@@ -59,6 +59,11 @@ pub enum FaultOp {
     /// A person clears the group's failover count (a new clear-failures value,
     /// passed on with the configuration).
     ClearFailures(usize),
+    /// Witness quorum: this member's configuration alone (its own file, standalone)
+    /// names the next witness. Scripted only: the random schedules never change the
+    /// witness (a restart during a change is the documented limit of the joint rule,
+    /// see `engine::witnesses`).
+    ChangeWitness(usize),
     /// The node's agent reports it cannot host the group (a resource failed, the
     /// VIP's interface went down).
     Unable {

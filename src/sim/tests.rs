@@ -190,6 +190,65 @@ fn two_node_pair_with_witness_fails_over_and_survives_a_split() {
     assert_eq!(w.report.violations(), 0, "{:?}", w.report.first_violation);
 }
 
+/// A change of witness edited into one member's file, the two split inside the
+/// change: the member on the new file needs the old witness too, which the owner
+/// holds, so the owner keeps the group alone (without the joint rule the other would
+/// win the new witness and run it too: the safety check). Once both files name the
+/// new witness, it alone decides the next split.
+#[test]
+fn a_split_inside_a_change_of_witness_leaves_one_owner() {
+    let mut config = quick(2);
+    config.groups = 1;
+    let faults = vec![
+        Fault {
+            at: at_secs(3.0),
+            op: FaultOp::ChangeWitness(1),
+        },
+        Fault {
+            at: at_secs(3.5),
+            op: FaultOp::Partition(vec![0]),
+        },
+        Fault {
+            at: at_secs(7.0),
+            op: FaultOp::Heal,
+        },
+        Fault {
+            at: at_secs(8.0),
+            op: FaultOp::ChangeWitness(0),
+        },
+        Fault {
+            at: at_secs(10.0),
+            op: FaultOp::Partition(vec![0]),
+        },
+        Fault {
+            at: at_secs(13.0),
+            op: FaultOp::Heal,
+        },
+    ];
+    let mut w = world(config.clone(), faults);
+    w.run_until(at_secs(3.4));
+    assert_eq!(online(&w, 0), vec![0]);
+    let changing = |w: &World, n: usize| {
+        w.nodes[n]
+            .engine
+            .as_ref()
+            .is_some_and(|e| e.witnesses().changing())
+    };
+    assert!(changing(&w, 1) && !changing(&w, 0));
+    w.run_until(at_secs(6.5));
+    assert_eq!(w.report.violations(), 0, "{:?}", w.report.first_violation);
+    assert_eq!(online(&w, 0), vec![0], "the owner keeps the group alone");
+    w.run_until(at_secs(9.5));
+    assert!(
+        !changing(&w, 0) && !changing(&w, 1),
+        "both run the new witness alone"
+    );
+    w.run_until(at_secs(12.5));
+    assert_eq!(online(&w, 0), vec![0], "the new witness decides the split");
+    w.run();
+    assert_eq!(w.report.violations(), 0, "{:?}", w.report.first_violation);
+}
+
 #[test]
 fn minority_owner_fences_itself_and_the_majority_takes_over() {
     let mut config = quick(3);

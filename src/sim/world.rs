@@ -8,8 +8,11 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::{DRIFT_ALLOWANCE, Engine, EngineConfig, Input, Output, StopCause};
+use std::net::SocketAddr;
+
+use crate::engine::{DRIFT_ALLOWANCE, Engine, EngineConfig, Input, Output, StopCause, WitnessRef};
 use crate::membership::Keyring;
+use crate::placement::QuorumMode;
 use crate::placement::{ClusterModel, Reason, UnableReason};
 
 use super::SimConfig;
@@ -45,12 +48,14 @@ pub(super) enum Pending {
         epoch: u64,
     },
     Witness {
+        witness: WitnessRef,
         held_until: Option<Duration>,
         other_until: Option<Duration>,
     },
     Configure {
         model: Arc<ClusterModel>,
         hash: u64,
+        witness: Option<WitnessRef>,
         clears: Arc<BTreeMap<String, u64>>,
     },
     Unable(BTreeMap<String, UnableReason>),
@@ -91,6 +96,8 @@ pub(super) struct Node {
     config_due: Duration,
     /// The groups its agent cannot host (what it tells its engine).
     pub(super) unable: BTreeMap<String, UnableReason>,
+    /// The index of the witness its configuration names ([`FaultOp::ChangeWitness`]).
+    witness: u8,
 }
 
 impl Node {
@@ -140,6 +147,7 @@ pub(super) enum Ev {
     },
     Witness {
         node: usize,
+        witness: WitnessRef,
         local_sent: Duration,
         incarnation: u64,
     },
@@ -147,6 +155,7 @@ pub(super) enum Ev {
         node: usize,
         model: Arc<ClusterModel>,
         hash: u64,
+        witness: Option<WitnessRef>,
         clears: Arc<BTreeMap<String, u64>>,
     },
     Liveness {
@@ -179,7 +188,8 @@ pub(super) struct World {
     written: BTreeMap<(usize, String), u64>,
     /// With `record`: the API server answers no record request in [from, until).
     pub(super) api_down: Option<(Duration, Duration)>,
-    witness: Option<(usize, Duration)>,
+    /// Per witness: the node that holds its vote, until when (true time).
+    witnesses: BTreeMap<WitnessRef, (usize, Duration)>,
     /// Last time each node was touched by a fault (true time).
     pub(super) impaired_at: BTreeMap<usize, Duration>,
     pub(super) last_config_change: Option<Duration>,
@@ -229,6 +239,7 @@ impl World {
                     starve_lag: Duration::ZERO,
                     config_due: Duration::ZERO,
                     unable: BTreeMap::new(),
+                    witness: 0,
                 }
             })
             .collect();
@@ -255,7 +266,7 @@ impl World {
             records: BTreeMap::new(),
             written: BTreeMap::new(),
             api_down: None,
-            witness: None,
+            witnesses: BTreeMap::new(),
             impaired_at: BTreeMap::new(),
             last_config_change: None,
             last_online: BTreeMap::new(),
@@ -407,17 +418,19 @@ impl World {
             }
             Ev::Witness {
                 node,
+                witness,
                 local_sent,
                 incarnation,
             } => {
                 if self.alive_incarnation(node, incarnation) {
-                    let (held_until, other_until) = match self.witness {
-                        Some((holder, until)) if holder != node && until > self.now => {
+                    let (held_until, other_until) = match self.witnesses.get(&witness) {
+                        Some(&(holder, until)) if holder != node && until > self.now => {
                             let local_until = self.nodes[node].local(until);
                             (None, Some(local_until))
                         }
                         _ => {
-                            self.witness = Some((node, self.now + self.config.dead_after));
+                            self.witnesses
+                                .insert(witness, (node, self.now + self.config.dead_after));
                             let held =
                                 local_sent + self.config.dead_after.mul_f64(1.0 - DRIFT_ALLOWANCE);
                             (Some(held), None)
@@ -426,6 +439,7 @@ impl World {
                     self.deliver(
                         node,
                         Pending::Witness {
+                            witness,
                             held_until,
                             other_until,
                         },
@@ -436,12 +450,14 @@ impl World {
                 node,
                 model,
                 hash,
+                witness,
                 clears,
             } => self.deliver(
                 node,
                 Pending::Configure {
                     model,
                     hash,
+                    witness,
                     clears,
                 },
             ),
@@ -563,11 +579,13 @@ impl World {
                 self.feed(n, Input::Superseded { group, epoch })
             }
             Pending::Witness {
+                witness,
                 held_until,
                 other_until,
             } => self.feed(
                 n,
                 Input::Witness {
+                    witness,
                     held_until,
                     other_until,
                 },
@@ -575,10 +593,18 @@ impl World {
             Pending::Configure {
                 model,
                 hash,
+                witness,
                 clears,
             } => {
                 // As the agent does: the configuration, then its clear values.
-                self.feed(n, Input::Configure { model, hash });
+                self.feed(
+                    n,
+                    Input::Configure {
+                        model,
+                        hash,
+                        witness,
+                    },
+                );
                 self.feed_clears(n, &clears);
             }
             Pending::Unable(groups) => self.feed(n, Input::Unable { groups }),
@@ -640,10 +666,14 @@ impl World {
         node.resources.clear();
         let local = node.local(self.now);
         let incarnation = node.incarnations;
+        // A restarted agent reads its own configuration: it knows its witness only.
+        let (hash, witness) = (self.node_hash(n), self.witness_ref(n));
+        let node = &mut self.nodes[n];
         let engine = Engine::new(
             &node_name(n),
             Arc::new(self.model.clone()),
-            self.config_hash,
+            hash,
+            witness,
             EngineConfig::for_model(&self.model),
             self.keys.clone(),
             node.incarnations,
@@ -812,6 +842,11 @@ impl World {
                 self.clears.insert(name, i as u64 + 1);
                 self.reconfigure();
             }
+            FaultOp::ChangeWitness(n) => {
+                self.nodes[n].witness = self.nodes[n].witness.wrapping_add(1);
+                self.last_config_change = Some(self.now);
+                self.send_config(n);
+            }
         }
         let next = self.faults.get(i + 1).map(|f| f.at);
         let check_at = self.now + self.config.liveness_bound();
@@ -829,24 +864,40 @@ impl World {
     fn reconfigure(&mut self) {
         self.config_hash += 1;
         self.last_config_change = Some(self.now);
-        let model = Arc::new(self.model.clone());
-        let clears = Arc::new(self.clears.clone());
         for n in 0..self.nodes.len() {
-            // The new config reaches nodes at slightly different times, but each node
-            // gets the configurations in the order they were made (a watch does).
-            let at = (self.now + self.rng.between(Duration::ZERO, self.config.max_delay * 4))
-                .max(self.nodes[n].config_due);
-            self.nodes[n].config_due = at;
-            self.at(
-                at,
-                Ev::Configure {
-                    node: n,
-                    model: model.clone(),
-                    hash: self.config_hash,
-                    clears: clears.clone(),
-                },
-            );
+            self.send_config(n);
         }
+    }
+
+    /// Sends node `n` its configuration: the cluster's, with the witness its own
+    /// names. It arrives a little later, but each node gets the configurations in
+    /// the order they were made (a watch does).
+    fn send_config(&mut self, n: usize) {
+        let at = (self.now + self.rng.between(Duration::ZERO, self.config.max_delay * 4))
+            .max(self.nodes[n].config_due);
+        self.nodes[n].config_due = at;
+        let event = Ev::Configure {
+            node: n,
+            model: Arc::new(self.model.clone()),
+            hash: self.node_hash(n),
+            witness: self.witness_ref(n),
+            clears: Arc::new(self.clears.clone()),
+        };
+        self.at(at, event);
+    }
+
+    /// The hash of node `n`'s configuration: the cluster's version and its witness.
+    fn node_hash(&self, n: usize) -> u64 {
+        self.config_hash << 8 | u64::from(self.nodes[n].witness)
+    }
+
+    /// The witness node `n`'s configuration names: `failover witness` number
+    /// `witness` (a documentation address per number).
+    fn witness_ref(&self, n: usize) -> Option<WitnessRef> {
+        (self.model.quorum == QuorumMode::Witness).then(|| {
+            let last = self.nodes[n].witness.wrapping_add(1);
+            WitnessRef::Process(SocketAddr::from(([192, 0, 2, last], 9000)))
+        })
     }
 
     fn feed(&mut self, n: usize, input: Input<'_>) {
@@ -982,13 +1033,14 @@ impl World {
                     },
                 );
             }
-            Output::WitnessRequest => {
+            Output::WitnessRequest { witness } => {
                 let delay = self.api_delay();
                 let local_sent = self.nodes[n].local(self.now);
                 self.at(
                     self.now + delay,
                     Ev::Witness {
                         node: n,
+                        witness,
                         local_sent,
                         incarnation,
                     },

@@ -51,7 +51,7 @@ use crate::contract::model::AgentConfig;
 use crate::contract::names;
 use crate::contract::report::ResourceReason;
 use crate::contract::source::{SourceError, parse_config_map, parse_secret};
-use crate::engine::Input;
+use crate::engine::{Input, WitnessRef};
 use crate::membership::Keyring;
 use crate::placement::ClusterModel;
 use crate::telemetry::error_report;
@@ -381,7 +381,9 @@ impl Backend for KubeBackend {
     // location can break a tie the API server, itself on one side, cannot), else
     // the Lease; the configuration's timing arrives through the `timing` watch.
     fn witness_request(&mut self, ask: WitnessAsk<'_>) -> bool {
-        if ask.config.witness.is_some() {
+        // The witness named by the request, not the running configuration's:
+        // during a change of witness the old one is asked too.
+        if let WitnessRef::Process(_) = ask.witness {
             self.witness.request(&ask);
             return true;
         }
@@ -416,6 +418,7 @@ impl Backend for KubeBackend {
             debug!(?answer, "witness answer");
             let _ = updates
                 .send(Update::Engine(Input::Witness {
+                    witness: WitnessRef::Lease,
                     held_until: answer.held_until,
                     other_until: answer.other_until,
                 }))

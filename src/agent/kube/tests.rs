@@ -1130,6 +1130,7 @@ async fn the_witness_is_the_process_of_spec_witness_else_the_lease() {
     .unwrap();
     let (mut backend, mut api, mut updates) = backend();
     assert!(backend.witness_request(WitnessAsk {
+        witness: WitnessRef::Process(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
         config: &with,
         node: "n1",
         incarnation: 1,
@@ -1147,6 +1148,7 @@ async fn the_witness_is_the_process_of_spec_witness_else_the_lease() {
     // Unanswered: an empty answer after the exchange's timeout, no API call.
     match updates.recv().await {
         Some(Update::Engine(Input::Witness {
+            witness: WitnessRef::Process(_),
             held_until: None,
             other_until: None,
         })) => {}
@@ -1161,6 +1163,7 @@ async fn the_witness_is_the_process_of_spec_witness_else_the_lease() {
 
     let without = AgentConfig::from_cluster_yaml(CONFIG).unwrap();
     assert!(backend.witness_request(WitnessAsk {
+        witness: WitnessRef::Lease,
         config: &without,
         node: "n1",
         incarnation: 1,

@@ -17,7 +17,7 @@ use crate::agent::resources::Repair;
 use crate::agent::timeline::Takeover;
 use crate::contract::model::{AgentConfig, hash_text};
 use crate::contract::report::{NodeReport, Owned, View};
-use crate::engine::Input;
+use crate::engine::{Input, WitnessRef};
 use crate::membership::{Keyring, LinkState};
 
 /// What another task pushes into the event loop (the Kubernetes mode's watches and
@@ -119,8 +119,9 @@ pub enum Notice {
 /// that talks to a remote service is spawned, and its answer comes back as an
 /// [`Update`].
 pub trait Backend: Send {
-    /// Acquire or renew the witness and answer with [`Input::Witness`] in an [`Update::Engine`]; `false`:
-    /// this mode has no witness (the loop refuses).
+    /// Acquire or renew the vote of the asked witness and answer with
+    /// [`Input::Witness`] (naming that witness) in an [`Update::Engine`]; `false`:
+    /// this mode has no such witness (the loop refuses).
     fn witness_request(&mut self, ask: WitnessAsk<'_>) -> bool;
     /// A transition a person cares about.
     fn notice(&mut self, notice: Notice);
@@ -132,10 +133,11 @@ pub trait Backend: Send {
     fn report(&mut self, report: Option<Report>);
 }
 
-/// What a witness request is about: the running configuration (the standalone
-/// witness's address and the hold's duration come from it) and who asks, with the
-/// keys it signs with.
+/// What a witness request is about: the witness to ask (during a change of
+/// witness the old and the new one are asked apart), the running configuration
+/// (the hold's duration comes from it) and who asks, with the keys it signs with.
 pub struct WitnessAsk<'a> {
+    pub witness: WitnessRef,
     pub config: &'a AgentConfig,
     pub node: &'a str,
     /// This agent run's incarnation (as in its heartbeats).

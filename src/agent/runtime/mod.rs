@@ -46,6 +46,7 @@ pub use self::backend::{Backend, LoopOptions, Notice, Report, Update, WitnessAsk
 pub use self::standalone::{AgentOptions, KeyFiles, read_key_file, run};
 use self::standalone::{FileStamp, stamp};
 pub use self::witness::WitnessClient;
+use self::witness::witness_ref;
 use super::metrics::Telemetry;
 use super::resources::hook::HookRunner;
 use super::resources::{Change, Resources};
@@ -236,6 +237,7 @@ pub(crate) async fn run_loop(
         &options.node,
         config.model.clone(),
         config.hash,
+        witness_ref(&config),
         EngineConfig::for_model(&config.model),
         options.keys,
         incarnation,

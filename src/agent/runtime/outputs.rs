@@ -157,9 +157,10 @@ impl Agent {
                 self.report_due = true;
                 self.stop_group(group, cause, epoch).await
             }
-            Output::WitnessRequest => {
+            Output::WitnessRequest { witness } => {
                 let membership = self.engine.membership();
                 let ask = WitnessAsk {
+                    witness,
                     config: &self.config,
                     node: &self.node,
                     incarnation: membership.incarnation(),
@@ -167,6 +168,7 @@ impl Agent {
                 };
                 if !self.backend.witness_request(ask) {
                     self.followups.push_back(Input::Witness {
+                        witness,
                         held_until: None,
                         other_until: None,
                     });
@@ -267,7 +269,30 @@ impl Agent {
                 info!("this node's configuration is no longer outvoted: it takes groups again");
                 self.config_changed();
             }
+            Event::WitnessChangeBegan { needed } => {
+                let needed: Vec<String> = needed.iter().map(ToString::to_string).collect();
+                warn!(
+                    ?needed,
+                    "the witness changed: a witness vote needs every one of these until every member runs this configuration"
+                );
+                self.witness_changed();
+            }
+            Event::WitnessChangeDone { dropped } => {
+                let dropped: Vec<String> = dropped.iter().map(ToString::to_string).collect();
+                info!(
+                    ?dropped,
+                    "every member runs this configuration: the old witness no longer counts"
+                );
+                self.witness_changed();
+            }
         }
+    }
+
+    /// A change of witness began or ended: the metric shows whether one lasts.
+    fn witness_changed(&mut self) {
+        self.telemetry
+            .metrics
+            .witness_changing(self.engine.witnesses().changing());
     }
 
     /// The configuration comparison changed: the metrics and the report show it.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tracing::{debug, error, info, warn};
 
-use super::Agent;
+use super::{Agent, witness_ref};
 use crate::agent::resources::hook::{Hook, HookRunner};
 use crate::agent::resources::process::CommandSpec;
 use crate::contract::model::AgentConfig;
@@ -59,7 +59,7 @@ impl Agent {
             config_hash = format_args!("{:016x}", config.hash),
             "applying the new configuration"
         );
-        let (model, hash) = (config.model.clone(), config.hash);
+        let (model, hash, witness) = (config.model.clone(), config.hash, witness_ref(&config));
         self.config = config;
         self.apply_peers();
         self.apply_hooks();
@@ -73,7 +73,12 @@ impl Agent {
                 groups: self.resources.unable(),
             },
         );
-        self.step(Input::Configure { model, hash }).await;
+        self.step(Input::Configure {
+            model,
+            hash,
+            witness,
+        })
+        .await;
         self.apply_clears().await;
     }
 
@@ -116,8 +121,13 @@ impl Agent {
         self.config.model = model.clone();
         self.config.vips.clear();
         self.resources.check_eligibility(&self.config).await;
-        let hash = self.config.hash;
-        self.step(Input::Configure { model, hash }).await;
+        let (hash, witness) = (self.config.hash, witness_ref(&self.config));
+        self.step(Input::Configure {
+            model,
+            hash,
+            witness,
+        })
+        .await;
     }
 
     /// Runs the configuration's transition hooks: a runner per group with a hook,

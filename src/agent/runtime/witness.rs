@@ -1,19 +1,22 @@
 //! The witness client of both modes: asks `failover witness` (at `spec.witness`)
 //! for the witness vote of a two-node cluster. Standalone it is the only witness;
 //! the Kubernetes mode uses it when the configuration names `spec.witness` and the
-//! API server's witness Lease otherwise.
+//! API server's witness Lease otherwise. During a change of witness the engine asks
+//! the old and the new witness apart (`engine::witnesses`); this client asks the
+//! address it is given.
 //!
-//! Owns the request's sequence numbers, the witness boot it last learned and the
-//! exchange: a fresh UDP socket connected to the witness per request, a reply
+//! Owns the request's sequence numbers, the boot it last learned of each witness
+//! and the exchange: a fresh UDP socket connected to the witness per request, a reply
 //! accepted only when it authenticates and echoes the request's nonce, the whole
 //! exchange bounded by min(`deadAfter`, 2 s). The answer goes back to the loop as an
 //! [`Input::Witness`] in the loop's local time. It must never block the loop and
 //! never claim more than the witness granted: the hold counts from when the request
 //! left ([`witness_held_until`]), a refusal from when its reply arrived.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -22,9 +25,11 @@ use tracing::{Instrument, debug, info, warn};
 
 use super::backend::{Update, WitnessAsk};
 use crate::api::duration::whole_seconds_up;
-use crate::engine::{Input, witness_held_until};
+use crate::contract::model::AgentConfig;
+use crate::engine::{Input, WitnessRef, witness_held_until};
 use crate::membership::witness::{Verdict, WitnessReply, WitnessRequest};
 use crate::membership::{EncodeError, Keyring};
+use crate::placement::QuorumMode;
 use crate::telemetry::error_report;
 
 /// The longest a witness exchange may take; shorter when `deadAfter` is.
@@ -35,7 +40,7 @@ const RECV_BUFFER: usize = 1024;
 /// Why a witness request got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum WitnessClientError {
-    #[error("the configuration names no spec.witness")]
+    #[error("asked for the witness Lease, which only the Kubernetes mode has")]
     NoWitness,
     #[error("cannot encode the witness request")]
     Encode(#[source] EncodeError),
@@ -73,8 +78,9 @@ pub struct WitnessClient {
     start: Instant,
     /// The last sequence number used (strictly increasing within the incarnation).
     seq: Arc<AtomicU64>,
-    /// The witness boot last learned (0: none yet).
-    boot: Arc<AtomicU64>,
+    /// Per witness address, its boot last learned (absent: none yet). One per
+    /// address: during a change two witnesses are asked, each with its own boot.
+    boots: Arc<Mutex<BTreeMap<SocketAddr, u64>>>,
     /// The last request failed: while the witness stays unreachable, each further
     /// failure is a debug line, not one warning per interval.
     failing: Arc<AtomicBool>,
@@ -86,7 +92,7 @@ impl WitnessClient {
             updates,
             start,
             seq: Arc::default(),
-            boot: Arc::default(),
+            boots: Arc::default(),
             failing: Arc::default(),
         }
     }
@@ -94,7 +100,12 @@ impl WitnessClient {
     /// Spawns the request; its answer comes back as an [`Update::Engine`].
     pub fn request(&self, ask: &WitnessAsk<'_>) {
         let model = &ask.config.model;
-        let exchange = ask.config.witness.map(|addr| Exchange {
+        let witness = ask.witness;
+        let address = match witness {
+            WitnessRef::Process(addr) => Some(addr),
+            WitnessRef::Lease => None,
+        };
+        let exchange = address.map(|addr| Exchange {
             addr,
             cluster: model.cluster.clone(),
             node: ask.node.to_owned(),
@@ -104,13 +115,13 @@ impl WitnessClient {
             timeout: model.dead_after.min(TIMEOUT_MAX),
         });
         let (updates, start) = (self.updates.clone(), self.start);
-        let (seq, boot, failing) = (self.seq.clone(), self.boot.clone(), self.failing.clone());
+        let (seq, boots, failing) = (self.seq.clone(), self.boots.clone(), self.failing.clone());
         tokio::spawn(async move {
             let answer = match exchange {
                 Some(exchange) => {
                     let timeout = exchange.timeout;
                     let addr = exchange.addr;
-                    tokio::time::timeout(timeout, exchange.run(start, &seq, &boot))
+                    tokio::time::timeout(timeout, exchange.run(start, &seq, &boots))
                         .await
                         .unwrap_or(Err(WitnessClientError::Timeout { addr, timeout }))
                 }
@@ -118,17 +129,19 @@ impl WitnessClient {
             };
             let failed = answer.is_err();
             let was_failing = failing.swap(failed, Ordering::Relaxed);
-            let input = answer.unwrap_or_else(|error| {
+            let (held_until, other_until) = answer.unwrap_or_else(|error| {
                 if was_failing {
                     debug!(error = %error_report(&error), "witness request failed again");
                 } else {
                     warn!(error = %error_report(&error), "witness request failed (further failures in a row are debug lines)");
                 }
-                Input::Witness {
-                    held_until: None,
-                    other_until: None,
-                }
+                (None, None)
             });
+            let input = Input::Witness {
+                witness,
+                held_until,
+                other_until,
+            };
             if was_failing && !failed {
                 info!("witness answers again");
             }
@@ -140,15 +153,37 @@ impl WitnessClient {
     }
 }
 
+/// The witness a configuration names, for the engine: with witness quorum,
+/// `failover witness` at `spec.witness`, else (Kubernetes mode only; the standalone
+/// configuration requires `spec.witness`) the witness Lease; `None` without witness
+/// quorum.
+pub(super) fn witness_ref(config: &AgentConfig) -> Option<WitnessRef> {
+    (config.model.quorum == QuorumMode::Witness).then(|| {
+        config
+            .witness
+            .map_or(WitnessRef::Lease, WitnessRef::Process)
+    })
+}
+
 impl Exchange {
     /// Asks; when the witness names another boot (its restart, or our first
-    /// request), learns it and asks once more.
+    /// request), learns it and asks once more. The answer: held until, or refused
+    /// until (local times).
     async fn run(
         &self,
         start: Instant,
         seq: &AtomicU64,
-        boot: &AtomicU64,
-    ) -> Result<Input<'static>, WitnessClientError> {
+        boots: &Mutex<BTreeMap<SocketAddr, u64>>,
+    ) -> Result<(Option<Duration>, Option<Duration>), WitnessClientError> {
+        // A poisoned map only means another request panicked; its boots are fine.
+        let boot = || {
+            boots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&self.addr)
+                .copied()
+                .unwrap_or(0)
+        };
         let io = |source| WitnessClientError::Io {
             addr: self.addr,
             source,
@@ -167,7 +202,7 @@ impl Exchange {
                 cluster: self.cluster.clone(),
                 node: self.node.clone(),
                 nonce: u64::from_be_bytes(nonce),
-                boot: boot.load(Ordering::Relaxed),
+                boot: boot(),
                 incarnation: self.incarnation,
                 seq: seq.fetch_add(1, Ordering::Relaxed) + 1,
                 duration_ms: u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
@@ -183,26 +218,20 @@ impl Exchange {
             let input = match reply.verdict {
                 Verdict::OtherBoot => {
                     debug!(boot = reply.boot, "witness boot learned; asking again");
-                    boot.store(reply.boot, Ordering::Relaxed);
+                    boots
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(self.addr, reply.boot);
                     continue;
                 }
-                Verdict::Granted => Input::Witness {
-                    held_until: Some(witness_held_until(sent, ms.min(self.duration))),
-                    other_until: None,
-                },
+                Verdict::Granted => (Some(witness_held_until(sent, ms.min(self.duration))), None),
                 Verdict::Held { holder } => {
                     debug!(%holder, left = ?ms, "witness vote held by the other node");
-                    Input::Witness {
-                        held_until: None,
-                        other_until: Some(received + ms),
-                    }
+                    (None, Some(received + ms))
                 }
                 Verdict::Restarting => {
                     debug!(left = ?ms, "witness restarted recently; it grants nothing yet");
-                    Input::Witness {
-                        held_until: None,
-                        other_until: Some(received + ms),
-                    }
+                    (None, Some(received + ms))
                 }
             };
             return Ok(input);
@@ -259,6 +288,7 @@ spec:
             Some(Update::Engine(Input::Witness {
                 held_until,
                 other_until,
+                ..
             })) => (held_until, other_until),
             other => panic!("expected a witness answer, got {other:?}"),
         }
@@ -290,6 +320,7 @@ spec:
         let config = config(port);
         let start = Instant::now();
         let ask = |node| WitnessAsk {
+            witness: witness_ref(&config).unwrap(),
             config: &config,
             node,
             incarnation: 1,
@@ -344,6 +375,7 @@ spec:
         let (tx, mut rx) = mpsc::channel(4);
         let client = WitnessClient::new(tx, Instant::now());
         client.request(&WitnessAsk {
+            witness: witness_ref(&config).unwrap(),
             config: &config,
             node: "a",
             incarnation: 1,

@@ -72,6 +72,7 @@ fn engine(i: usize, model: &Arc<ClusterModel>, incarnation: u64, now: Duration) 
         &format!("n{}", i + 1),
         model.clone(),
         1,
+        None,
         EngineConfig::for_model(model),
         keys(),
         incarnation,
@@ -220,7 +221,15 @@ fn owned(input: Input<'_>) -> Owned {
         Input::ClearFailures { group, token } => {
             Owned::Other(Input::ClearFailures { group, token })
         }
-        Input::Configure { model, hash } => Owned::Other(Input::Configure { model, hash }),
+        Input::Configure {
+            model,
+            hash,
+            witness,
+        } => Owned::Other(Input::Configure {
+            model,
+            hash,
+            witness,
+        }),
         other => panic!("the test network does not carry {other:?}"),
     }
 }
@@ -630,6 +639,7 @@ fn a_member_whose_configuration_a_majority_outvotes_takes_no_group() {
             Input::Configure {
                 model: reconfigured.clone(),
                 hash: 2,
+                witness: None,
             },
         );
     };

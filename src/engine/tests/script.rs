@@ -69,6 +69,7 @@ impl Script {
             me,
             model.clone(),
             1,
+            (model.quorum == QuorumMode::Witness).then_some(WitnessRef::Lease),
             config,
             keys(),
             incarnation,

@@ -166,13 +166,14 @@ fn with_a_witness_one_of_two_members_starts_with_the_witness_lease() {
     assert!(
         s.log
             .iter()
-            .any(|(_, o)| matches!(o, Output::WitnessRequest)),
+            .any(|(_, o)| matches!(o, Output::WitnessRequest { .. })),
         "{:?}",
         s.log
     );
     assert!(!s.engine.quorate());
     // Refused: another node holds it for a while.
     let out = s.handle(Input::Witness {
+        witness: WitnessRef::Lease,
         held_until: None,
         other_until: Some(s.now + DEAD_AFTER),
     });
@@ -182,7 +183,16 @@ fn with_a_witness_one_of_two_members_starts_with_the_witness_lease() {
     // Held: n1's own vote and the witness are two of three.
     let until = s.now + 2 * DEAD_AFTER;
     s.now += DEAD_AFTER;
+    // The refusal said until when: n1 asks again then.
+    let out = s.tick();
+    assert!(
+        out.contains(&Output::WitnessRequest {
+            witness: WitnessRef::Lease
+        }),
+        "{out:?}"
+    );
     s.handle(Input::Witness {
+        witness: WitnessRef::Lease,
         held_until: Some(until),
         other_until: None,
     });
@@ -190,4 +200,85 @@ fn with_a_witness_one_of_two_members_starts_with_the_witness_lease() {
     assert_eq!(s.claim(), Some(claiming(1)));
     let out = s.tick();
     assert_eq!(starts(&out), vec![1]);
+}
+
+/// A change of witness while n1 runs (here from the Lease to `failover witness`, a
+/// Kubernetes configuration that gains `spec.witness`): until n2 is heard on the new
+/// configuration, a witness vote needs the old and the new witness; then the new
+/// one alone.
+#[test]
+fn during_a_change_of_witness_a_vote_needs_the_old_and_the_new_witness() {
+    let mut s = Script::started("n1", cluster(2, QuorumMode::Witness));
+    let process = WitnessRef::Process(std::net::SocketAddr::from(([192, 0, 2, 1], 9000)));
+    let requests = |out: &[Output]| -> Vec<WitnessRef> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::WitnessRequest { witness } => Some(*witness),
+                _ => None,
+            })
+            .collect()
+    };
+    // n2 is silent: n1 asked the Lease at its start.
+    assert_eq!(
+        requests(&s.log.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>()),
+        vec![WitnessRef::Lease]
+    );
+    let model = Arc::new(s.engine.model().clone());
+    let out = s.handle(Input::Configure {
+        model,
+        hash: 2,
+        witness: Some(process),
+    });
+    assert!(
+        out.contains(&Output::Event(Event::WitnessChangeBegan {
+            needed: vec![WitnessRef::Lease, process]
+        })),
+        "{out:?}"
+    );
+    // The Lease's grant to the request made before the change is one witness of
+    // the two now needed: no vote, and both are asked at once.
+    let until = s.now + 2 * DEAD_AFTER;
+    let granted = |witness| Input::Witness {
+        witness,
+        held_until: Some(until),
+        other_until: None,
+    };
+    let out = s.handle(granted(WitnessRef::Lease));
+    assert!(!s.engine.quorate());
+    assert_eq!(requests(&out), vec![WitnessRef::Lease, process]);
+    // The new witness refuses (n2 holds it): still no vote.
+    s.handle(granted(WitnessRef::Lease));
+    s.handle(Input::Witness {
+        witness: process,
+        held_until: None,
+        other_until: Some(s.now + DEAD_AFTER / 2),
+    });
+    assert!(!s.engine.quorate());
+    // Both grant: the vote counts.
+    s.now += DEAD_AFTER / 2;
+    let out = s.tick();
+    assert_eq!(requests(&out), vec![WitnessRef::Lease, process]);
+    s.handle(granted(process));
+    assert!(!s.engine.quorate(), "one answer of two decides nothing");
+    s.handle(granted(WitnessRef::Lease));
+    assert!(s.engine.quorate());
+    // n2 heard on the old configuration: the change goes on.
+    s.deliver(s.from("n2"));
+    assert_eq!(s.engine.witnesses().needed(), &[WitnessRef::Lease, process]);
+    // n2 heard on the new one: only the new witness counts from now on.
+    let mut hb = s.from("n2");
+    hb.config_hash = 2;
+    let out = s.deliver(hb);
+    assert!(
+        out.contains(&Output::Event(Event::WitnessChangeDone {
+            dropped: vec![WitnessRef::Lease]
+        })),
+        "{out:?}"
+    );
+    assert_eq!(s.engine.witnesses().needed(), &[process]);
+    assert_eq!(
+        s.engine.witnesses().held_until(),
+        Some(until),
+        "the joint grant covers the new witness"
+    );
 }
