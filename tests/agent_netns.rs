@@ -59,6 +59,9 @@ struct Lab {
     agents: Vec<Option<Child>>,
     /// Agents started from now on serve /metrics on [`METRICS`] in their namespace.
     metrics: bool,
+    /// Members whose agent reads its own file ([`Lab::write_yaml_of`]) instead of the
+    /// shared one.
+    own_file: Vec<usize>,
 }
 
 /// Where an agent serves /metrics inside its namespace when the lab asks for it.
@@ -76,8 +79,10 @@ impl Lab {
             prefix,
             dir,
             namespaces: Vec::new(),
-            agents: vec![None, None, None],
+            // n1..n3, and a second witness process in n3's namespace.
+            agents: vec![None, None, None, None],
             metrics: false,
+            own_file: Vec::new(),
         };
         lab.build().unwrap();
         lab
@@ -295,6 +300,18 @@ spec:
         fs::rename(&tmp, self.config_path()).unwrap();
     }
 
+    /// Gives `node` its own configuration file (as a standalone member has) with
+    /// `yaml`; its agent reads that file from its next start on.
+    fn write_yaml_of(&mut self, node: usize, yaml: &str) {
+        let path = self.dir.join(format!("n{node}.yaml"));
+        let tmp = path.with_extension("yaml.tmp");
+        fs::write(&tmp, yaml).unwrap();
+        fs::rename(&tmp, path).unwrap();
+        if !self.own_file.contains(&node) {
+            self.own_file.push(node);
+        }
+    }
+
     fn start(&mut self, node: usize) {
         self.start_with(node, &[]);
     }
@@ -306,7 +323,11 @@ spec:
             .append(true)
             .open(self.dir.join(format!("n{node}.log")))
             .unwrap();
-        let config = self.config_path();
+        let config = if self.own_file.contains(&node) {
+            self.dir.join(format!("n{node}.yaml"))
+        } else {
+            self.config_path()
+        };
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns(node)])
             .args(wrapper)
@@ -602,8 +623,18 @@ fn vip_follows_the_owner_across_kill_reload_restart_and_graceful_stop() {
 /// A two-member pair with `quorum: witness`: n1 and n2 are the members, and
 /// `failover witness` runs in n3's namespace (a third host on the same bridge).
 fn write_witness_config(lab: &Lab) {
+    lab.write_yaml(&witness_config(lab, WITNESS_PORT));
+}
+
+/// The port of the lab's first witness (the heartbeat port, spec.witness's default).
+const WITNESS_PORT: u16 = 7707;
+/// The port of the lab's second witness, in the same namespace.
+const SECOND_WITNESS_PORT: u16 = 7708;
+
+/// The witness pair's configuration, naming the witness on `port` in n3's namespace.
+fn witness_config(lab: &Lab, port: u16) -> String {
     let s = &lab.subnet;
-    lab.write_yaml(&format!(
+    format!(
         "apiVersion: failover.dev/v1alpha1
 kind: FailoverCluster
 metadata: {{name: pair, namespace: test}}
@@ -612,7 +643,7 @@ spec:
     - {{node: n1, priority: 200, address: {s}.1}}
     - {{node: n2, priority: 100, address: {s}.2}}
   quorum: witness
-  witness: {{address: {s}.3}}
+  witness: {{address: {s}.3, port: {port}}}
   heartbeat: {{interval: 100ms, deadAfter: 500ms}}
 ---
 apiVersion: failover.dev/v1alpha1
@@ -623,12 +654,18 @@ spec:
   resources:
     - {{name: vip, virtualIP: {{address: {s}.100/24}}}}
 "
-    ));
+    )
 }
 
 /// Starts `failover witness` in n3's namespace, in the agent slot of n3 (so the
 /// lab's guard kills it and `logs` shows its log as n3's).
 fn start_witness(lab: &mut Lab) {
+    start_witness_on(lab, WITNESS_PORT, 3);
+}
+
+/// Starts `failover witness` on `port` in n3's namespace, in agent slot `slot`
+/// (1-based), logging into n3's log.
+fn start_witness_on(lab: &mut Lab, port: u16, slot: usize) {
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -637,7 +674,7 @@ fn start_witness(lab: &mut Lab) {
     let child = Command::new("ip")
         .args(["netns", "exec", &lab.ns(3)])
         .arg(env!("CARGO_BIN_EXE_failover"))
-        .args(["witness", "--listen", &format!("{}.3:7707", lab.subnet)])
+        .args(["witness", "--listen", &format!("{}.3:{port}", lab.subnet)])
         .args(["--cluster", "test/pair", "--insecure-no-auth"])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -645,7 +682,7 @@ fn start_witness(lab: &mut Lab) {
         .stderr(log)
         .spawn()
         .unwrap();
-    lab.agents[2] = Some(child);
+    lab.agents[slot - 1] = Some(child);
 }
 
 /// Whether the witness's log shows a grant to `node` as a new holder.
@@ -1156,4 +1193,70 @@ fn ctl_standalone_reads_a_running_agents_view() {
             "n{node}"
         );
     }
+}
+
+/// Whether `node`'s log has a line containing `text`.
+fn logged(lab: &Lab, node: usize, text: &str) -> bool {
+    fs::read_to_string(lab.dir.join(format!("n{node}.log")))
+        .unwrap_or_default()
+        .contains(text)
+}
+
+/// A change of witness edited into one member's file, the members cut apart inside
+/// the change: the member on the new file needs the old witness too, which the
+/// owner holds, so the VIP stays on the owner alone (without the joint rule n2 would
+/// win the new witness and add the VIP too). Once both files name the new witness,
+/// the change ends and the new witness alone breaks the next tie.
+#[test]
+fn a_change_of_witness_with_the_members_cut_apart_inside_it_keeps_one_vip_holder() {
+    if let Some(reason) = skip_reason() {
+        println!("SKIPPED agent_netns: {reason}");
+        return;
+    }
+    if Command::new("nft").arg("--version").output().is_err() {
+        println!("SKIPPED agent_netns: nftables (nft) is missing");
+        return;
+    }
+    let mut lab = Lab::new('c');
+    write_witness_config(&lab);
+    lab.write_yaml_of(2, &witness_config(&lab, WITNESS_PORT));
+    start_witness(&mut lab);
+    start_witness_on(&mut lab, SECOND_WITNESS_PORT, 4);
+    lab.start(1);
+    lab.start(2);
+    wait_until(&lab, "the VIP is on n1 only", WAIT, |l| l.holders() == [1]);
+
+    // n2's file alone names the second witness.
+    lab.write_yaml_of(2, &witness_config(&lab, SECOND_WITNESS_PORT));
+    wait_until(&lab, "n2 begins the change", WAIT, |l| {
+        logged(l, 2, "the witness changed")
+    });
+    cut_members(&lab, false);
+    let seen = watch_holders(&lab, Duration::from_secs(4));
+    assert_eq!(seen, [vec![1]], "holders while cut apart inside the change");
+    cut_members(&lab, true);
+    assert_eq!(watch_holders(&lab, Duration::from_secs(1)), [vec![1]]);
+
+    // n1's file too: both run the second witness, the change ends on both.
+    lab.write_yaml(&witness_config(&lab, SECOND_WITNESS_PORT));
+    wait_until(&lab, "the change ends on both", WAIT, |l| {
+        [1, 2]
+            .iter()
+            .all(|&n| logged(l, n, "the old witness no longer counts"))
+    });
+    // Cut apart again: the second witness alone decides; never two holders
+    // (`watch_holders` fails on a double).
+    cut_members(&lab, false);
+    let seen = watch_holders(&lab, Duration::from_secs(3));
+    println!("witness change: holders while cut apart after the change: {seen:?}");
+    assert!(
+        seen.iter().any(|h| h.len() == 1),
+        "someone holds the VIP: {seen:?}"
+    );
+    cut_members(&lab, true);
+
+    lab.terminate(2);
+    lab.terminate(1);
+    assert_eq!(lab.wait_exit(2, Duration::from_secs(5)), Some(0));
+    assert_eq!(lab.wait_exit(1, Duration::from_secs(5)), Some(0));
 }
