@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,12 +78,32 @@ pub struct WitnessClient {
     start: Instant,
     /// The last sequence number used (strictly increasing within the incarnation).
     seq: Arc<AtomicU64>,
-    /// Per witness address, its boot last learned (absent: none yet). One per
-    /// address: during a change two witnesses are asked, each with its own boot.
-    boots: Arc<Mutex<BTreeMap<SocketAddr, u64>>>,
-    /// The last request failed: while the witness stays unreachable, each further
-    /// failure is a debug line, not one warning per interval.
-    failing: Arc<AtomicBool>,
+    /// What it knows of each witness asked: during a change two are asked, each
+    /// with its own boot and its own failures.
+    known: Arc<Mutex<BTreeMap<WitnessRef, Known>>>,
+}
+
+/// What the client knows of one witness.
+#[derive(Clone, Copy, Debug, Default)]
+struct Known {
+    /// Its boot last learned (0: none yet).
+    boot: u64,
+    /// Its last request failed: while it stays unreachable, each further failure is
+    /// a debug line, not one warning per interval.
+    failing: bool,
+}
+
+/// Reads or changes what is known of `witness`. A poisoned map only means another
+/// request panicked while holding it; what it holds is still right.
+fn with_known<T>(
+    known: &Mutex<BTreeMap<WitnessRef, Known>>,
+    witness: WitnessRef,
+    change: impl FnOnce(&mut Known) -> T,
+) -> T {
+    let mut known = known
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    change(known.entry(witness).or_default())
 }
 
 impl WitnessClient {
@@ -92,8 +112,7 @@ impl WitnessClient {
             updates,
             start,
             seq: Arc::default(),
-            boots: Arc::default(),
-            failing: Arc::default(),
+            known: Arc::default(),
         }
     }
 
@@ -115,25 +134,27 @@ impl WitnessClient {
             timeout: model.dead_after.min(TIMEOUT_MAX),
         });
         let (updates, start) = (self.updates.clone(), self.start);
-        let (seq, boots, failing) = (self.seq.clone(), self.boots.clone(), self.failing.clone());
+        let (seq, known) = (self.seq.clone(), self.known.clone());
         tokio::spawn(async move {
             let answer = match exchange {
                 Some(exchange) => {
                     let timeout = exchange.timeout;
                     let addr = exchange.addr;
-                    tokio::time::timeout(timeout, exchange.run(start, &seq, &boots))
+                    tokio::time::timeout(timeout, exchange.run(start, &seq, &known))
                         .await
                         .unwrap_or(Err(WitnessClientError::Timeout { addr, timeout }))
                 }
                 None => Err(WitnessClientError::NoWitness),
             };
             let failed = answer.is_err();
-            let was_failing = failing.swap(failed, Ordering::Relaxed);
+            let was_failing = with_known(&known, witness, |k| {
+                std::mem::replace(&mut k.failing, failed)
+            });
             let (held_until, other_until) = answer.unwrap_or_else(|error| {
                 if was_failing {
-                    debug!(error = %error_report(&error), "witness request failed again");
+                    debug!(%witness, error = %error_report(&error), "witness request failed again");
                 } else {
-                    warn!(error = %error_report(&error), "witness request failed (further failures in a row are debug lines)");
+                    warn!(%witness, error = %error_report(&error), "witness request failed (further failures in a row are debug lines)");
                 }
                 (None, None)
             });
@@ -143,7 +164,7 @@ impl WitnessClient {
                 other_until,
             };
             if was_failing && !failed {
-                info!("witness answers again");
+                info!(%witness, "witness answers again");
             }
             debug!(?input, "witness answer");
             let _ = updates.send(Update::Engine(input)).await;
@@ -173,17 +194,10 @@ impl Exchange {
         &self,
         start: Instant,
         seq: &AtomicU64,
-        boots: &Mutex<BTreeMap<SocketAddr, u64>>,
+        known: &Mutex<BTreeMap<WitnessRef, Known>>,
     ) -> Result<(Option<Duration>, Option<Duration>), WitnessClientError> {
-        // A poisoned map only means another request panicked; its boots are fine.
-        let boot = || {
-            boots
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&self.addr)
-                .copied()
-                .unwrap_or(0)
-        };
+        let witness = WitnessRef::Process(self.addr);
+        let boot = || with_known(known, witness, |k| k.boot);
         let io = |source| WitnessClientError::Io {
             addr: self.addr,
             source,
@@ -218,10 +232,7 @@ impl Exchange {
             let input = match reply.verdict {
                 Verdict::OtherBoot => {
                     debug!(boot = reply.boot, "witness boot learned; asking again");
-                    boots
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(self.addr, reply.boot);
+                    with_known(known, witness, |k| k.boot = reply.boot);
                     continue;
                 }
                 Verdict::Granted => (Some(witness_held_until(sent, ms.min(self.duration))), None),
