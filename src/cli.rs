@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::{self, AgentError, AgentOptions};
-use crate::membership::{AuthError, Keyring};
+use crate::keyfile::{KeyFileError, KeyFiles};
+use crate::membership::Keyring;
 use crate::telemetry::error_report;
 use crate::{api, sim};
 
@@ -278,8 +279,8 @@ pub struct WitnessArgs {
 pub struct KeyArgs {
     /// File holding the cluster's heartbeat HMAC key (at least 16 bytes, the same on
     /// every member and the witness; trailing whitespace is ignored). The agent
-    /// (standalone only: in Kubernetes the key comes from the cluster's Secret) reads
-    /// it again on SIGHUP, a key rotation; the witness reads it when it starts.
+    /// (standalone only: in Kubernetes the key comes from the cluster's Secret) and
+    /// the witness read it again on SIGHUP, a key rotation.
     #[arg(long, value_name = "PATH", conflicts_with = "insecure_no_auth")]
     pub key_file: Option<PathBuf>,
     /// The previous key during a rotation: datagrams signed with it are accepted too.
@@ -358,15 +359,9 @@ pub enum CliError {
         "no heartbeat key: pass --key-file PATH (at least 16 bytes, the same file on every member) or, for a lab, --insecure-no-auth"
     )]
     NoKey,
-    /// A key file holds an unusable key.
-    #[error("{path}: unusable heartbeat key")]
-    Key {
-        /// The key file.
-        path: String,
-        /// Why.
-        #[source]
-        source: AuthError,
-    },
+    /// A key file cannot be read or holds an unusable key.
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
     /// `--metrics-addr` is not an address.
     #[error("--metrics-addr {0:?}: expected IP:PORT, or \"\" to disable")]
     MetricsAddr(String),
@@ -445,16 +440,8 @@ impl KeyArgs {
     /// Reads the key files into a keyring, or the insecure public keyring when the
     /// user opted out; no key and no opt-out is an error.
     fn keyring(&self) -> Result<Keyring, CliError> {
-        let read = |path: &PathBuf| agent::runtime::read_key_file(path);
-        match (&self.key_file, self.insecure_no_auth) {
-            (Some(path), _) => {
-                let current = read(path)?;
-                let previous = self.previous_key_file.as_ref().map(read).transpose()?;
-                Keyring::new(current, previous).map_err(|source| CliError::Key {
-                    path: path.display().to_string(),
-                    source,
-                })
-            }
+        match (self.key_files(), self.insecure_no_auth) {
+            (Some(files), _) => Ok(files.read()?),
             (None, true) => {
                 tracing::warn!("heartbeat authentication disabled (--insecure-no-auth)");
                 Ok(Keyring::insecure_public())
@@ -462,16 +449,21 @@ impl KeyArgs {
             (None, false) => Err(CliError::NoKey),
         }
     }
+
+    /// The key files to read again on SIGHUP; `None` without `--key-file`.
+    fn key_files(&self) -> Option<KeyFiles> {
+        self.key_file.clone().map(|current| KeyFiles {
+            current,
+            previous: self.previous_key_file.clone(),
+        })
+    }
 }
 
 /// Builds the standalone agent's options (keys, metrics address) from its arguments.
 fn agent_options(args: AgentArgs) -> Result<AgentOptions, CliError> {
     let keys = args.keys.keyring()?;
     let metrics_addr = metrics_addr(&args.metrics_addr)?;
-    let key_files = args.keys.key_file.map(|current| agent::runtime::KeyFiles {
-        current,
-        previous: args.keys.previous_key_file,
-    });
+    let key_files = args.keys.key_files();
     Ok(AgentOptions {
         config_path: args.standalone.unwrap_or_default(),
         node: args.node,
@@ -529,6 +521,7 @@ fn witness(args: WitnessArgs) -> Result<Outcome, CliError> {
         listen: args.listen,
         cluster: cluster_id(&args.cluster),
         keys: args.keys.keyring()?,
+        key_files: args.keys.key_files(),
         metrics_addr: args.metrics,
     };
     // One socket and a few timers: one thread.
@@ -846,7 +839,10 @@ mod tests {
         );
         // Ten bytes once the newline is trimmed: too short.
         let err = agent_options(agent_args(&["--key-file", short]).unwrap()).unwrap_err();
-        assert!(matches!(err, CliError::Key { .. }), "{err}");
+        assert!(
+            matches!(err, CliError::KeyFile(KeyFileError::Key { .. })),
+            "{err}"
+        );
         assert!(
             error_report(&err).contains("10 bytes"),
             "{}",
@@ -855,12 +851,15 @@ mod tests {
         let err =
             agent_options(agent_args(&["--key-file", good, "--previous-key-file", short]).unwrap())
                 .unwrap_err();
-        assert!(matches!(err, CliError::Key { .. }), "{err}");
+        assert!(
+            matches!(err, CliError::KeyFile(KeyFileError::Key { .. })),
+            "{err}"
+        );
         let missing = dir.join("missing");
         let err = agent_options(agent_args(&["--key-file", missing.to_str().unwrap()]).unwrap())
             .unwrap_err();
         assert!(
-            matches!(err, CliError::Agent(AgentError::Read { .. })),
+            matches!(err, CliError::KeyFile(KeyFileError::Read { .. })),
             "{err}"
         );
         let err = agent_options(

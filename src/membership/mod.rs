@@ -13,7 +13,7 @@ pub mod witness;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-pub use auth::{AuthError, Keyring};
+pub use auth::{AuthError, Keyring, MIN_KEY_LEN};
 pub use wire::{
     Claim, ClaimState, DropReason, EncodeError, Grant, GroupFailovers, Heartbeat, PeerReport,
     Unable,

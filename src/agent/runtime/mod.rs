@@ -43,7 +43,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 pub use self::backend::{Backend, LoopOptions, Notice, Report, Update, WitnessAsk};
-pub use self::standalone::{AgentOptions, KeyFiles, read_key_file, run};
+pub use self::standalone::{AgentOptions, run};
 use self::standalone::{FileStamp, stamp};
 pub use self::witness::WitnessClient;
 use super::metrics::Telemetry;
@@ -55,6 +55,7 @@ use crate::contract::model::{AgentConfig, ConfigError};
 use crate::contract::plan::HookPlan;
 use crate::contract::report::AgentState;
 use crate::engine::{Engine, EngineConfig, Input};
+use crate::keyfile::KeyFiles;
 use crate::membership::{Counters, LinkState};
 use crate::placement::Reason;
 use crate::telemetry::{error_report, http};
@@ -103,12 +104,6 @@ pub enum AgentError {
     },
     #[error("cannot install signal handlers")]
     Signal(#[source] std::io::Error),
-    #[error("heartbeat key in {path}")]
-    Key {
-        path: PathBuf,
-        #[source]
-        source: crate::membership::AuthError,
-    },
 }
 
 /// Logs every problem of a configuration that cannot run, one line each.
