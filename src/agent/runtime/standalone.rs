@@ -132,6 +132,7 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         backend: Box::new(Standalone {
             witness: WitnessClient::new(updates, start),
         }),
+        accept_pushes: options.key_files.is_some(),
     };
     run_loop(
         loop_options,
@@ -155,6 +156,7 @@ impl Agent {
                     previous = files.previous.is_some(),
                     "heartbeat keys reloaded"
                 );
+                self.publish_keys(&keys);
                 self.engine.set_keys(keys);
             }
             Err(error) => {
