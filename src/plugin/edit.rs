@@ -65,6 +65,8 @@ pub fn edit(text: &str, edit: &Edit) -> Result<Edited, EditError> {
     }
     let changed = match edit {
         Edit::Owner { group, node } => {
+            // The group first, as the Kubernetes verb reads it first.
+            group_document(&mut documents, group)?;
             if let Some(node) = node {
                 member(&mut documents, node)?;
             }
