@@ -560,4 +560,65 @@ spec:
             PushOutcome::NotAMember
         );
     }
+
+    /// A real listener on loopback: garbage is answered `malformed`, an idle
+    /// connection does not hold up a valid push, which is written and handed to
+    /// the loop (here a task standing in for it), whose hash comes back.
+    #[tokio::test]
+    async fn the_listener_answers_garbage_and_serves_beside_an_idle_client() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("failover-push-listen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cluster.yaml");
+        std::fs::write(&path, file("lab", false, true)).unwrap();
+        let telemetry = Arc::new(Telemetry::new());
+        let (_running, mut pushes) = listen(&[addr], "n2", &path, running(), telemetry.clone())
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            while let Some(pushed) = pushes.recv().await {
+                let _ = pushed.done.send(pushed.config.hash);
+            }
+        });
+        let exchange = |bytes: Vec<u8>| async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(&bytes).await.unwrap();
+            let mut prefix = [0u8; 4];
+            stream.read_exact(&mut prefix).await.unwrap();
+            let mut reply = vec![0u8; frame_len(prefix).unwrap()];
+            stream.read_exact(&mut reply).await.unwrap();
+            PushReply::decode(&reply, "default/lab", &keys()).unwrap()
+        };
+
+        let reply = exchange(u32::MAX.to_be_bytes().to_vec()).await;
+        assert_eq!(reply.outcome, PushOutcome::Malformed);
+        let _idle = TcpStream::connect(addr).await.unwrap();
+        let text = file("lab", true, true);
+        let now = unix_ms(SystemTime::now());
+        let request = push("n2", now, text.clone(), &keys());
+        let reply = exchange(frame(&request)).await;
+        assert_eq!(reply.outcome, PushOutcome::Applied, "{}", reply.message);
+        assert_eq!(Some(reply.request_mac), mac_of(&request));
+        assert_eq!(
+            reply.config_hash,
+            AgentConfig::from_yaml(&text).unwrap().hash
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        // The same request again is a replay.
+        let reply = exchange(frame(&request)).await;
+        assert_eq!(reply.outcome, PushOutcome::Replayed);
+        let metrics = telemetry.metrics.render();
+        for outcome in ["malformed", "applied", "replayed"] {
+            assert!(
+                metrics.contains(&format!(
+                    "failover_config_push_total{{outcome=\"{outcome}\"}} 1"
+                )),
+                "{metrics}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
