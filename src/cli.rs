@@ -70,6 +70,38 @@ pub enum Command {
     /// clear, timeline. The same binary installed as `kubectl-failover` is the
     /// kubectl plugin `kubectl failover VERB` (docs/kubectl-plugin.md).
     Ctl(crate::plugin::CtlArgs),
+    /// A standalone cluster's configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `failover config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE and send it to every member it lists (standalone agents with a
+    /// heartbeat key, over TCP on their heartbeat addresses and port), signed with
+    /// the cluster's key; each member writes it to its configuration file and
+    /// applies it. Prints one line per member; exits with status 1 unless every
+    /// member applied it or already ran it.
+    Push(PushArgs),
+}
+
+/// Arguments of `failover config push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The configuration file: one FailoverCluster (every member with an
+    /// `address`) and its ResourceGroups.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The cluster's heartbeat key file (the one the agents use).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
+    /// The previous key during a rotation: replies signed with it are accepted too.
+    #[arg(long, value_name = "PATH")]
+    pub previous_key_file: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = crate::plugin::Format::Table)]
+    pub output: crate::plugin::Format,
 }
 
 /// The command line of the binary invoked as `kubectl-failover` (kubectl runs
@@ -417,12 +449,41 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Operator(args) => operator(args),
         Command::Witness(args) => witness(args),
         Command::Ctl(args) => {
-            let text = crate::plugin::run(args)?;
-            out.write_all(text.as_bytes())
-                .map_err(write_err("stdout"))?;
-            Ok(Outcome::Success)
+            let keys = args
+                .key_file
+                .clone()
+                .map(|current| {
+                    KeyFiles {
+                        current,
+                        previous: args.previous_key_file.clone(),
+                    }
+                    .read()
+                })
+                .transpose()?;
+            let printed = crate::plugin::run(args, keys.as_ref())?;
+            print(out, printed)
+        }
+        Command::Config(ConfigCommand::Push(args)) => {
+            let keys = KeyFiles {
+                current: args.key_file.clone(),
+                previous: args.previous_key_file.clone(),
+            }
+            .read()?;
+            let printed = crate::plugin::config_push(&args.file, &keys, args.output)?;
+            print(out, printed)
         }
     }
+}
+
+/// Writes what a verb printed; status 1 when it did not do all it was asked.
+fn print(out: &mut dyn Write, printed: crate::plugin::Printout) -> Result<Outcome, CliError> {
+    out.write_all(printed.text.as_bytes())
+        .map_err(write_err("stdout"))?;
+    Ok(if printed.complete {
+        Outcome::Success
+    } else {
+        Outcome::ProblemsFound
+    })
 }
 
 /// The metrics address argument; "" disables.

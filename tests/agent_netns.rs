@@ -59,6 +59,12 @@ struct Lab {
     agents: Vec<Option<Child>>,
     /// Agents started from now on serve /metrics on [`METRICS`] in their namespace.
     metrics: bool,
+    /// Agents started from now on authenticate with this key file (else they run
+    /// with `--insecure-no-auth`).
+    key: Option<PathBuf>,
+    /// Agents started from now on each read their own copy of the configuration
+    /// ([`Lab::member_config`]) instead of the shared [`Lab::config_path`].
+    own_files: bool,
 }
 
 /// Where an agent serves /metrics inside its namespace when the lab asks for it.
@@ -78,6 +84,8 @@ impl Lab {
             namespaces: Vec::new(),
             agents: vec![None, None, None],
             metrics: false,
+            key: None,
+            own_files: false,
         };
         lab.build().unwrap();
         lab
@@ -117,6 +125,11 @@ impl Lab {
 
     fn config_path(&self) -> PathBuf {
         self.dir.join("cluster.yaml")
+    }
+
+    /// The configuration file of `node`'s agent when members have their own files.
+    fn member_config(&self, node: usize) -> PathBuf {
+        self.dir.join(format!("n{node}.yaml"))
     }
 
     fn write_config(&self, n1_paused: bool) {
@@ -306,20 +319,24 @@ spec:
             .append(true)
             .open(self.dir.join(format!("n{node}.log")))
             .unwrap();
-        let config = self.config_path();
+        let config = if self.own_files {
+            self.member_config(node)
+        } else {
+            self.config_path()
+        };
+        let auth: Vec<std::ffi::OsString> = match &self.key {
+            Some(key) => vec!["--key-file".into(), key.into()],
+            None => vec!["--insecure-no-auth".into()],
+        };
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns(node)])
             .args(wrapper)
             .arg(env!("CARGO_BIN_EXE_failover"))
             .args(["agent", "--standalone"])
             .arg(&config)
-            .args([
-                "--node",
-                &format!("n{node}"),
-                "--insecure-no-auth",
-                "--metrics-addr",
-                if self.metrics { METRICS } else { "" },
-            ])
+            .args(["--node", &format!("n{node}")])
+            .args(auth)
+            .args(["--metrics-addr", if self.metrics { METRICS } else { "" }])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1145,6 +1162,153 @@ fn ctl_standalone_reads_a_running_agents_view() {
     );
     let timeline = ctl(&lab, 1, &["timeline", "web"]).unwrap();
     assert_eq!(timeline["recentTakeovers"][0]["node"], "n1", "{timeline}");
+
+    for node in 1..=3 {
+        lab.terminate(node);
+    }
+    for node in 1..=3 {
+        assert_eq!(
+            lab.wait_exit(node, Duration::from_secs(5)),
+            Some(0),
+            "n{node}"
+        );
+    }
+}
+
+/// Runs `failover ARGS` in `node`'s namespace: its exit status and stdout.
+fn failover_in(lab: &Lab, node: usize, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(node)])
+        .arg(env!("CARGO_BIN_EXE_failover"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!(
+        "failover {args:?}: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), stdout)
+}
+
+#[test]
+fn config_push_and_the_standalone_write_verbs_change_every_member() {
+    if let Some(reason) = skip_reason() {
+        println!("SKIPPED agent_netns: {reason}");
+        return;
+    }
+    let mut lab = Lab::new('p');
+    let key = lab.dir.join("key");
+    fs::write(&key, "a heartbeat key of the push test\n").unwrap();
+    let wrong_key = lab.dir.join("wrong-key");
+    fs::write(&wrong_key, "another key, not the cluster's one").unwrap();
+    lab.write_config(false);
+    let first = fs::read_to_string(lab.config_path()).unwrap();
+    for node in 1..=3 {
+        fs::write(lab.member_config(node), &first).unwrap();
+    }
+    lab.key = Some(key.clone());
+    lab.own_files = true;
+    lab.metrics = true;
+    for node in 1..=3 {
+        lab.start(node);
+    }
+    wait_until(&lab, "the VIP is on n1 only", WAIT, |l| l.holders() == [1]);
+    let files_hold = |l: &Lab, text: &str| {
+        (1..=3).all(|n| fs::read_to_string(l.member_config(n)).is_ok_and(|t| t == text))
+    };
+
+    // The admin's copy, n1 paused, pushed from n3's host to every member.
+    let admin = lab.dir.join("admin.yaml");
+    let paused = first.replace("paused: false", "paused: true");
+    assert_ne!(paused, first);
+    fs::write(&admin, &paused).unwrap();
+    let push = |lab: &Lab, file: &PathBuf, key: &PathBuf| {
+        let started = Instant::now();
+        let (ok, stdout) = failover_in(
+            lab,
+            3,
+            &[
+                "config".as_ref(),
+                "push".as_ref(),
+                file.as_os_str(),
+                "--key-file".as_ref(),
+                key.as_os_str(),
+                "-o".as_ref(),
+                "json".as_ref(),
+            ],
+        );
+        let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        (ok, answer, started.elapsed())
+    };
+    let (ok, answer, took) = push(&lab, &admin, &key);
+    println!("config push: every member answered after {took:?}");
+    assert!(ok, "{answer}");
+    for member in answer["members"].as_array().unwrap() {
+        assert_eq!(member["result"], "applied", "{answer}");
+    }
+    assert!(
+        files_hold(&lab, &paused),
+        "every member's file is the pushed text"
+    );
+    let t = wait_until(&lab, "paused n1 hands web to n2", WAIT, |l| {
+        l.holders() == [2]
+    });
+    println!("config push (n1 paused) -> VIP on n2 after {t:?} more");
+
+    // Pushed again: the members run it already; the same text stays.
+    let (ok, answer, _) = push(&lab, &admin, &key);
+    assert!(ok, "{answer}");
+    assert_eq!(answer["members"][0]["result"], "unchanged", "{answer}");
+
+    // Signed with another key: refused by every member, nothing changes.
+    let forged = lab.dir.join("forged.yaml");
+    fs::write(&forged, &first).unwrap();
+    let (ok, answer, _) = push(&lab, &forged, &wrong_key);
+    assert!(!ok, "{answer}");
+    for member in answer["members"].as_array().unwrap() {
+        assert_eq!(member["result"], "refused", "{answer}");
+        assert_eq!(member["reason"], "bad_mac", "{answer}");
+    }
+    assert!(files_hold(&lab, &paused), "a refused push writes nothing");
+    assert_eq!(
+        lab.sample(1, "failover_config_push_total{outcome=\"bad_mac\"}"),
+        Some(1.0)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lab.holders(), [2], "a refused push moves nothing");
+
+    // The move verb on the live cluster: pushed to every member, then the admin's
+    // copy written.
+    let started = Instant::now();
+    let (ok, _) = failover_in(
+        &lab,
+        3,
+        &[
+            "ctl".as_ref(),
+            "--standalone".as_ref(),
+            admin.as_os_str(),
+            "--key-file".as_ref(),
+            key.as_os_str(),
+            "move".as_ref(),
+            "web".as_ref(),
+            "n3".as_ref(),
+        ],
+    );
+    assert!(ok);
+    let pushed = started.elapsed();
+    wait_until(&lab, "web moves to n3", WAIT, |l| l.holders() == [3]);
+    println!(
+        "ctl move web n3: pushed after {pushed:?}, VIP on n3 after {:?}",
+        started.elapsed()
+    );
+    let moved = fs::read_to_string(&admin).unwrap();
+    assert!(moved.contains("owner: n3"), "{moved}");
+    assert!(
+        files_hold(&lab, &moved),
+        "every member's file is the admin's copy"
+    );
 
     for node in 1..=3 {
         lab.terminate(node);

@@ -180,3 +180,53 @@ fn witness_reads_its_key_files_again_on_sighup() {
     witness.wait().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn config_push_and_the_write_verbs_send_nothing_for_a_bad_file_or_name() {
+    let dir = std::env::temp_dir().join(format!("failover-cli-push-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key");
+    std::fs::write(&key, "a key of sixteen bytes or more\n").unwrap();
+    let invalid = dir.join("invalid.yaml");
+    std::fs::write(
+        &invalid,
+        "apiVersion: failover.dev/v1alpha1\nkind: FailoverCluster\n",
+    )
+    .unwrap();
+
+    let out = failover()
+        .args(["config", "push"])
+        .arg(&invalid)
+        .arg("--key-file")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not pushed"), "{stderr}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+
+    let out = failover()
+        .args(["ctl", "--standalone"])
+        .arg(repo("examples/2-vip-priorities-failback.yaml"))
+        .arg("--key-file")
+        .arg(&key)
+        .args(["move", "nope", "n1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no ResourceGroup nope in"), "{stderr}");
+
+    let out = failover()
+        .args(["config", "push"])
+        .arg(&invalid)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap requires --key-file: {out:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

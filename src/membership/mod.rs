@@ -7,6 +7,7 @@
 //! counted by reason.
 
 pub mod auth;
+pub mod push;
 pub mod wire;
 pub mod witness;
 

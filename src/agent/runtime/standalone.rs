@@ -99,6 +99,7 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         backend: Box::new(Standalone {
             witness: WitnessClient::new(updates, start),
         }),
+        accept_pushes: options.key_files.is_some(),
     };
     run_loop(
         loop_options,
@@ -114,6 +115,7 @@ impl Agent {
     /// cannot be read or holds a short key keeps the running keys.
     pub(super) fn reload_keys(&mut self) {
         if let Some(keys) = self.key_files.as_ref().and_then(KeyFiles::reread) {
+            self.publish_keys(&keys);
             self.engine.set_keys(keys);
         }
     }
