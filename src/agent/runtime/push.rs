@@ -578,6 +578,8 @@ spec:
         let (_running, mut pushes) = listen(&[addr], "n2", &path, running(), telemetry.clone())
             .await
             .unwrap();
+        // The listener refuses what was issued at or before its start (ms).
+        let listening_since = unix_ms(SystemTime::now());
         tokio::spawn(async move {
             while let Some(pushed) = pushes.recv().await {
                 let _ = pushed.done.send(pushed.config.hash);
@@ -597,7 +599,7 @@ spec:
         assert_eq!(reply.outcome, PushOutcome::Malformed);
         let _idle = TcpStream::connect(addr).await.unwrap();
         let text = file("lab", true, true);
-        let now = unix_ms(SystemTime::now());
+        let now = unix_ms(SystemTime::now()).max(listening_since + 1);
         let request = push("n2", now, text.clone(), &keys());
         let reply = exchange(frame(&request)).await;
         assert_eq!(reply.outcome, PushOutcome::Applied, "{}", reply.message);
