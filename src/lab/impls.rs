@@ -877,6 +877,28 @@ mod tests {
     }
 
     #[test]
+    fn keepalived_has_no_witness_and_one_advert_link() {
+        use crate::lab::bench::Scenario;
+        let t = FailoverTiming::default();
+        let ours = Impl::parse("failover", t.clone(), vec![]).unwrap();
+        let vrrp = Impl::parse("keepalived", t, vec![]).unwrap();
+        for s in Scenario::ALL {
+            assert_eq!(ours.unsupported(s), None, "{s:?}");
+        }
+        for s in [
+            Scenario::WitnessKillOwner,
+            Scenario::WitnessPartition,
+            Scenario::LinkCutOne,
+            Scenario::LinkCutBoth,
+            Scenario::PausedMember,
+        ] {
+            assert!(vrrp.unsupported(s).is_some(), "{s:?}");
+        }
+        assert_eq!(vrrp.unsupported(Scenario::KillOwner), None);
+        assert_eq!(ours.witness_hold(), Duration::from_secs(1));
+    }
+
+    #[test]
     fn windows_scale_with_timing() {
         let t = FailoverTiming::default();
         let k1 = Impl::parse("keepalived", t.clone(), vec![])
