@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
     --cpu-load) LOAD=(--cpu-load); shift ;;
     --debug) PROFILE=debug; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench-failover: unknown argument $1" >&2; exit 2 ;;
   esac
 done
