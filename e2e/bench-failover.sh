@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Failover benchmark on the network-namespace lab (3 node namespaces + a client on one
-# bridge, see src/lab). Prints one JSON line per implementation and scenario, e.g.
+# bridge, see src/lab; the witness-* scenarios: a pair and a `failover witness`
+# namespace; the link-cut-* ones: a second bridge, two heartbeat links). Prints one
+# JSON line per implementation and scenario, e.g.
 #   {"impl":"keepalived-advert1","scenario":"kill-owner","runs":10,"outage_ms":{…},"split_brain":0,"dual_holder_ms":…,…}
 # The timing-sensitive part runs in Rust (`failover lab bench`); this is the entry point.
 #
@@ -8,13 +10,14 @@
 #                              [--cpu-load] [--debug] [-- extra args for `failover lab bench`]
 # --cpu-load keeps one busy worker per core running through every run (a loaded
 # machine); the JSON lines then carry "cpu_load":true.
-# Needs root, iproute2, nftables (partition/oneway-loss); --peer keepalived installs
+# Needs root, iproute2, nftables (partition, oneway-loss, witness-partition,
+# link-cut-both); --peer keepalived installs
 # keepalived (Debian package) when missing. FAILOVER_BIN=path skips the build.
 set -euo pipefail
 
 RUNS=10
 PEERS=()
-SCENARIOS="kill-owner,link-down,graceful-stop,failback,partition,oneway-loss,paused-member,service-failure,service-order"
+SCENARIOS="kill-owner,link-down,graceful-stop,failback,partition,oneway-loss,paused-member,service-failure,service-order,witness-kill-owner,witness-partition,link-cut-one,link-cut-both"
 PROFILE=release
 EXTRA=()
 LOAD=()
@@ -26,7 +29,7 @@ while [[ $# -gt 0 ]]; do
     --cpu-load) LOAD=(--cpu-load); shift ;;
     --debug) PROFILE=debug; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench-failover: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -34,7 +37,7 @@ done
 die() { echo "bench-failover: $*" >&2; exit 1; }
 [[ "$(id -u)" == 0 ]] || die "needs root (network namespaces, veths, nftables)"
 command -v ip >/dev/null || die "needs iproute2 (ip)"
-if [[ ",$SCENARIOS," == *",partition,"* || ",$SCENARIOS," == *",oneway-loss,"* ]]; then
+if [[ ",$SCENARIOS," =~ ,(partition|oneway-loss|witness-partition|link-cut-both), ]]; then
   command -v nft >/dev/null || apt-get install -y nftables >&2 || die "needs nftables (nft)"
 fi
 for peer in "${PEERS[@]}"; do
@@ -65,6 +68,10 @@ for impl in "${IMPLS[@]}"; do
   for scenario in "${SCEN[@]}"; do
     if [[ "$impl" == keepalived* && "$scenario" =~ ^(paused-member|service-failure|service-order)$ ]]; then
       echo "bench-failover: $impl: scenario $scenario does not apply (VRRP has no paused members and runs no service of ours)" >&2
+      continue
+    fi
+    if [[ "$impl" == keepalived* && "$scenario" =~ ^(witness-|link-cut-) ]]; then
+      echo "bench-failover: $impl: scenario $scenario does not apply (VRRP has no witness, and an instance adverts over one interface)" >&2
       continue
     fi
     rc=0

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::{self, AgentError, AgentOptions};
-use crate::membership::{AuthError, Keyring};
+use crate::keyfile::{KeyFileError, KeyFiles};
+use crate::membership::Keyring;
 use crate::telemetry::error_report;
 use crate::{api, sim};
 
@@ -69,6 +70,38 @@ pub enum Command {
     /// clear, timeline. The same binary installed as `kubectl-failover` is the
     /// kubectl plugin `kubectl failover VERB` (docs/kubectl-plugin.md).
     Ctl(crate::plugin::CtlArgs),
+    /// A standalone cluster's configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `failover config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE and send it to every member it lists (standalone agents with a
+    /// heartbeat key, over TCP on their heartbeat addresses and port), signed with
+    /// the cluster's key; each member writes it to its configuration file and
+    /// applies it. Prints one line per member; exits with status 1 unless every
+    /// member applied it or already ran it.
+    Push(PushArgs),
+}
+
+/// Arguments of `failover config push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The configuration file: one FailoverCluster (every member with an
+    /// `address`) and its ResourceGroups.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The cluster's heartbeat key file (the one the agents use).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: PathBuf,
+    /// The previous key during a rotation: replies signed with it are accepted too.
+    #[arg(long, value_name = "PATH")]
+    pub previous_key_file: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = crate::plugin::Format::Table)]
+    pub output: crate::plugin::Format,
 }
 
 /// The command line of the binary invoked as `kubectl-failover` (kubectl runs
@@ -278,8 +311,8 @@ pub struct WitnessArgs {
 pub struct KeyArgs {
     /// File holding the cluster's heartbeat HMAC key (at least 16 bytes, the same on
     /// every member and the witness; trailing whitespace is ignored). The agent
-    /// (standalone only: in Kubernetes the key comes from the cluster's Secret) reads
-    /// it again on SIGHUP, a key rotation; the witness reads it when it starts.
+    /// (standalone only: in Kubernetes the key comes from the cluster's Secret) and
+    /// the witness read it again on SIGHUP, a key rotation.
     #[arg(long, value_name = "PATH", conflicts_with = "insecure_no_auth")]
     pub key_file: Option<PathBuf>,
     /// The previous key during a rotation: datagrams signed with it are accepted too.
@@ -358,15 +391,9 @@ pub enum CliError {
         "no heartbeat key: pass --key-file PATH (at least 16 bytes, the same file on every member) or, for a lab, --insecure-no-auth"
     )]
     NoKey,
-    /// A key file holds an unusable key.
-    #[error("{path}: unusable heartbeat key")]
-    Key {
-        /// The key file.
-        path: String,
-        /// Why.
-        #[source]
-        source: AuthError,
-    },
+    /// A key file cannot be read or holds an unusable key.
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
     /// `--metrics-addr` is not an address.
     #[error("--metrics-addr {0:?}: expected IP:PORT, or \"\" to disable")]
     MetricsAddr(String),
@@ -422,12 +449,41 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Operator(args) => operator(args),
         Command::Witness(args) => witness(args),
         Command::Ctl(args) => {
-            let text = crate::plugin::run(args)?;
-            out.write_all(text.as_bytes())
-                .map_err(write_err("stdout"))?;
-            Ok(Outcome::Success)
+            let keys = args
+                .key_file
+                .clone()
+                .map(|current| {
+                    KeyFiles {
+                        current,
+                        previous: args.previous_key_file.clone(),
+                    }
+                    .read()
+                })
+                .transpose()?;
+            let printed = crate::plugin::run(args, keys.as_ref())?;
+            print(out, printed)
+        }
+        Command::Config(ConfigCommand::Push(args)) => {
+            let keys = KeyFiles {
+                current: args.key_file.clone(),
+                previous: args.previous_key_file.clone(),
+            }
+            .read()?;
+            let printed = crate::plugin::config_push(&args.file, &keys, args.output)?;
+            print(out, printed)
         }
     }
+}
+
+/// Writes what a verb printed; status 1 when it did not do all it was asked.
+fn print(out: &mut dyn Write, printed: crate::plugin::Printout) -> Result<Outcome, CliError> {
+    out.write_all(printed.text.as_bytes())
+        .map_err(write_err("stdout"))?;
+    Ok(if printed.complete {
+        Outcome::Success
+    } else {
+        Outcome::ProblemsFound
+    })
 }
 
 /// The metrics address argument; "" disables.
@@ -445,16 +501,8 @@ impl KeyArgs {
     /// Reads the key files into a keyring, or the insecure public keyring when the
     /// user opted out; no key and no opt-out is an error.
     fn keyring(&self) -> Result<Keyring, CliError> {
-        let read = |path: &PathBuf| agent::runtime::read_key_file(path);
-        match (&self.key_file, self.insecure_no_auth) {
-            (Some(path), _) => {
-                let current = read(path)?;
-                let previous = self.previous_key_file.as_ref().map(read).transpose()?;
-                Keyring::new(current, previous).map_err(|source| CliError::Key {
-                    path: path.display().to_string(),
-                    source,
-                })
-            }
+        match (self.key_files(), self.insecure_no_auth) {
+            (Some(files), _) => Ok(files.read()?),
             (None, true) => {
                 tracing::warn!("heartbeat authentication disabled (--insecure-no-auth)");
                 Ok(Keyring::insecure_public())
@@ -462,16 +510,21 @@ impl KeyArgs {
             (None, false) => Err(CliError::NoKey),
         }
     }
+
+    /// The key files to read again on SIGHUP; `None` without `--key-file`.
+    fn key_files(&self) -> Option<KeyFiles> {
+        self.key_file.clone().map(|current| KeyFiles {
+            current,
+            previous: self.previous_key_file.clone(),
+        })
+    }
 }
 
 /// Builds the standalone agent's options (keys, metrics address) from its arguments.
 fn agent_options(args: AgentArgs) -> Result<AgentOptions, CliError> {
     let keys = args.keys.keyring()?;
     let metrics_addr = metrics_addr(&args.metrics_addr)?;
-    let key_files = args.keys.key_file.map(|current| agent::runtime::KeyFiles {
-        current,
-        previous: args.keys.previous_key_file,
-    });
+    let key_files = args.keys.key_files();
     Ok(AgentOptions {
         config_path: args.standalone.unwrap_or_default(),
         node: args.node,
@@ -529,6 +582,7 @@ fn witness(args: WitnessArgs) -> Result<Outcome, CliError> {
         listen: args.listen,
         cluster: cluster_id(&args.cluster),
         keys: args.keys.keyring()?,
+        key_files: args.keys.key_files(),
         metrics_addr: args.metrics,
     };
     // One socket and a few timers: one thread.
@@ -846,7 +900,10 @@ mod tests {
         );
         // Ten bytes once the newline is trimmed: too short.
         let err = agent_options(agent_args(&["--key-file", short]).unwrap()).unwrap_err();
-        assert!(matches!(err, CliError::Key { .. }), "{err}");
+        assert!(
+            matches!(err, CliError::KeyFile(KeyFileError::Key { .. })),
+            "{err}"
+        );
         assert!(
             error_report(&err).contains("10 bytes"),
             "{}",
@@ -855,12 +912,15 @@ mod tests {
         let err =
             agent_options(agent_args(&["--key-file", good, "--previous-key-file", short]).unwrap())
                 .unwrap_err();
-        assert!(matches!(err, CliError::Key { .. }), "{err}");
+        assert!(
+            matches!(err, CliError::KeyFile(KeyFileError::Key { .. })),
+            "{err}"
+        );
         let missing = dir.join("missing");
         let err = agent_options(agent_args(&["--key-file", missing.to_str().unwrap()]).unwrap())
             .unwrap_err();
         assert!(
-            matches!(err, CliError::Agent(AgentError::Read { .. })),
+            matches!(err, CliError::KeyFile(KeyFileError::Read { .. })),
             "{err}"
         );
         let err = agent_options(

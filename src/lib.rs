@@ -15,6 +15,7 @@ pub mod api;
 pub mod cli;
 pub mod contract;
 pub mod engine;
+pub mod keyfile;
 #[cfg(feature = "lab")]
 pub mod lab;
 pub mod membership;

@@ -79,11 +79,13 @@ fn printer_columns() {
     for (kind, want) in [
         (
             "FailoverCluster",
-            ["Members", "Online", "Quorum", "Synced", "Age"],
+            vec![
+                "Members", "Online", "Quorum", "Synced", "Config", "Degraded", "Age",
+            ],
         ),
         (
             "ResourceGroup",
-            ["Cluster", "Owner", "Phase", "Epoch", "Age"],
+            vec!["Cluster", "Owner", "Phase", "Epoch", "Age"],
         ),
     ] {
         let crd = by_kind(kind);
@@ -96,6 +98,28 @@ fn printer_columns() {
             .collect();
         assert_eq!(names, want, "{kind}");
     }
+    // The condition reasons show with `kubectl get fc -o wide` only.
+    let wide: Vec<(String, Option<i32>)> = by_kind("FailoverCluster").spec.versions[0]
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|c| c.priority.unwrap_or(0) > 0)
+        .map(|c| (c.json_path.clone(), c.priority))
+        .collect();
+    assert_eq!(
+        wide,
+        [
+            (
+                ".status.conditions[?(@.type==\"ConfigSynchronized\")].reason".to_owned(),
+                Some(1)
+            ),
+            (
+                ".status.conditions[?(@.type==\"Degraded\")].reason".to_owned(),
+                Some(1)
+            ),
+        ]
+    );
 }
 
 #[test]

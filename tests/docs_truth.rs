@@ -19,7 +19,8 @@
 //!
 //! **The other direction**: every reason code, Event reason and webhook event the
 //! code defines has a row in the reference tables of docs/troubleshooting.md
-//! (section [`REFERENCE`]), whose first cell is the code in backticks.
+//! (section [`REFERENCE`]), whose first cell is the code in backticks; every
+//! outcome of a configuration push is named in docs/operations.md ([`PUSH_SECTION`]).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -239,4 +240,30 @@ fn every_code_the_code_writes_is_explained() {
         "docs/troubleshooting.md ({REFERENCE}) has no row for: {}",
         missing.join(", ")
     );
+}
+
+/// The section of docs/operations.md that explains `failover config push`.
+const PUSH_SECTION: &str = "### Push the file to every member (standalone)";
+
+#[test]
+fn every_push_outcome_is_explained() {
+    use failover::membership::push::PushOutcome;
+    let text = std::fs::read_to_string(root().join("docs/operations.md"))
+        .expect("docs/operations.md is readable");
+    let section = text
+        .split_once(PUSH_SECTION)
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("docs/operations.md has no section {PUSH_SECTION:?}"));
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let missing: Vec<&str> = PushOutcome::ALL
+        .iter()
+        .map(|o| o.label())
+        .filter(|label| !section.contains(&format!("`{label}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/operations.md ({PUSH_SECTION}) does not name: {}",
+        missing.join(", ")
+    );
+    assert!(section.contains("`failover_config_push_total{outcome}`"));
 }

@@ -96,7 +96,7 @@ fn dropping_a_lab_removes_its_namespaces() {
         assert!(topology::holds_address(&lab.node_ns(1), "10.77.0.11").unwrap());
         // A second lab may not take a prefix in use, and its failure must not tear
         // down the first one.
-        assert!(Lab::up_with_prefix(lab.prefix(), 1, false).is_err());
+        assert!(Lab::up_with_prefix(lab.prefix(), &topology::Topology::plain(1)).is_err());
         assert!(topology::holds_address(&lab.node_ns(1), "10.77.0.11").unwrap());
         lab.prefix().to_string()
     };

@@ -149,6 +149,11 @@ struct GroupLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InterfaceLabel {
     interface: String,
 }
@@ -230,6 +235,7 @@ pub struct Metrics {
     resource_step_seconds: Family<StepLabel, Histogram, fn() -> Histogram>,
     vip_errors: Family<OpLabel, Counter>,
     config_reloads: Family<ResultLabel, Counter>,
+    config_pushes: Family<OutcomeLabel, Counter>,
     interface_up: Family<InterfaceLabel, Gauge>,
     interface_downs: Family<InterfaceLabel, Counter>,
     config_mismatch: Gauge,
@@ -259,6 +265,7 @@ impl Default for Metrics {
             resource_step_seconds: Family::new_with_constructor(phase_histogram),
             vip_errors: Family::default(),
             config_reloads: Family::default(),
+            config_pushes: Family::default(),
             interface_up: Family::default(),
             interface_downs: Family::default(),
             config_mismatch: Gauge::default(),
@@ -335,6 +342,11 @@ impl Default for Metrics {
             "config_reloads",
             "Configuration reloads, by result (applied, unchanged, rejected)",
             m.config_reloads.clone(),
+        );
+        registry.register(
+            "config_push",
+            "Configuration pushes received (failover config push, standalone), by outcome: applied, unchanged, or the reason of a refusal",
+            m.config_pushes.clone(),
         );
         registry.register(
             "interface_up",
@@ -553,6 +565,13 @@ impl Metrics {
             .get_or_create(&ResultLabel { result })
             .inc();
     }
+
+    /// One configuration push answered with `outcome` (a `PushOutcome` label).
+    pub fn config_push(&self, outcome: &'static str) {
+        self.config_pushes
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
 }
 
 #[cfg(test)]
@@ -577,6 +596,7 @@ mod tests {
         m.vip_error("acquire");
         m.send_error();
         m.config_reload("rejected");
+        m.config_push("bad_mac");
         m.interface_up("eth1", false);
         m.interface_went_down("eth1");
         m.interface_up("gone", true);
@@ -604,6 +624,7 @@ mod tests {
             "failover_phase_seconds_bucket{le=\"0.512\",phase=\"vip_up\"} 2",
             "failover_vip_errors_total{op=\"acquire\"} 1",
             "failover_config_reloads_total{result=\"rejected\"} 1",
+            "failover_config_push_total{outcome=\"bad_mac\"} 1",
             "failover_interface_up{interface=\"eth1\"} 0",
             "failover_interface_downs_total{interface=\"eth1\"} 1",
             "failover_resource_state{group=\"web\",resource=\"vip\",state=\"Online\"} 1",

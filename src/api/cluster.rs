@@ -61,6 +61,21 @@ use super::duration::KubeDuration;
         description = "Members running the current configuration",
         json_path = ".status.syncedCount"
     ),
+    // `-o wide`: why the configuration is not synchronized, why it is degraded.
+    printcolumn(
+        name = "Config",
+        type_ = "string",
+        description = "Reason of the ConfigSynchronized condition",
+        json_path = ".status.conditions[?(@.type==\"ConfigSynchronized\")].reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Degraded",
+        type_ = "string",
+        description = "Reason of the Degraded condition",
+        json_path = ".status.conditions[?(@.type==\"Degraded\")].reason",
+        priority = 1
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -459,7 +474,7 @@ pub struct FailoverClusterStatus {
     /// The `metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, ConfigValid, Degraded, QuorumLost.
+    /// Ready, ConfigValid, Degraded, QuorumLost, ConfigSynchronized.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -485,6 +500,31 @@ pub struct MemberStatus {
     /// Set while the member is quarantined for flapping: until when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantined_until: Option<Time>,
+    /// The member's agent reports that a majority of the members runs another
+    /// configuration than it does: it keeps the groups it runs and takes no other
+    /// (docs/operations.md, "One configuration on every member"). Only a live
+    /// member's report counts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_outvoted: bool,
+    /// Heartbeat links of this member that carry none of its heartbeats, one entry
+    /// per live member that reports so in its node Lease (`linksDown` of its view),
+    /// in the order of `spec.members`: each names the member that sees it and the links it
+    /// misses (0 = `address`, i = `additionalAddresses[i-1]`). Only while this member
+    /// is live itself (the links of a dead member are not reported one by one) and
+    /// only the reports of live members count. Empty while every live member hears
+    /// it over every link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links_down: Vec<LinksDown>,
+}
+
+/// The heartbeat links of a member that one other member does not hear it over.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LinksDown {
+    /// The member that hears nothing over these links (its agent reports it).
+    pub seen_by: String,
+    /// The link indexes, ascending: 0 = `address`, i = `additionalAddresses[i-1]`.
+    pub links: Vec<u32>,
 }
 
 /// State of a member.

@@ -15,12 +15,22 @@ pub const READY: &str = "Ready";
 /// while the last valid configuration keeps running.
 pub const CONFIG_VALID: &str = "ConfigValid";
 /// Condition type: serving, but with less redundancy than configured (a member is
-/// offline, paused or not synchronized, or quorum is disabled).
+/// offline, paused or not synchronized, a heartbeat link is down, or quorum is
+/// disabled).
 pub const DEGRADED: &str = "Degraded";
 /// Condition type: the members cannot form a quorum; owners have fenced themselves.
 pub const QUORUM_LOST: &str = "QuorumLost";
+/// Condition type: every live member runs the configuration the operator rendered
+/// and none is outvoted; `False` names the members that do not.
+pub const CONFIG_SYNCHRONIZED: &str = "ConfigSynchronized";
 /// Every condition type.
-pub const ALL: [&str; 4] = [READY, CONFIG_VALID, DEGRADED, QUORUM_LOST];
+pub const ALL: [&str; 5] = [
+    READY,
+    CONFIG_VALID,
+    DEGRADED,
+    QUORUM_LOST,
+    CONFIG_SYNCHRONIZED,
+];
 
 /// Condition status value `True`.
 pub const STATUS_TRUE: &str = "True";
@@ -45,6 +55,19 @@ pub mod reason {
     pub const MEMBER_PAUSED: &str = "MemberPaused";
     /// At least one member has not applied the current configuration.
     pub const CONFIG_NOT_SYNCHRONIZED: &str = "ConfigNotSynchronized";
+    /// A live member reports a heartbeat link of a live member that carries none of
+    /// its heartbeats (`Degraded`; the member stays alive over its other links).
+    pub const HEARTBEAT_LINK_DOWN: &str = "HeartbeatLinkDown";
+    /// Every live member runs the configuration the operator rendered
+    /// (`ConfigSynchronized`).
+    pub const ALL_MEMBERS_SYNCHRONIZED: &str = "AllMembersSynchronized";
+    /// A live member runs another configuration than the one the operator rendered
+    /// (`ConfigSynchronized`): its agent has not loaded it yet, or cannot.
+    pub const CONFIG_MISMATCH: &str = "ConfigMismatch";
+    /// A live member's agent reports that a majority of the members runs another
+    /// configuration: it keeps its groups and takes no other (`ConfigSynchronized`;
+    /// also the Warning Event when a member becomes outvoted).
+    pub const CONFIG_OUTVOTED: &str = "ConfigOutvoted";
     /// A majority of voters (or the witness) is reachable.
     pub const QUORATE: &str = "Quorate";
     /// Fewer than a majority of voters is reachable.
@@ -64,7 +87,7 @@ pub mod reason {
     pub const NO_ELIGIBLE_MEMBER: &str = "NoEligibleMember";
 
     /// Every condition reason.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 20] = [
         VALID,
         INVALID_SPEC,
         CLUSTER_NOT_FOUND,
@@ -73,6 +96,10 @@ pub mod reason {
         MEMBER_OFFLINE,
         MEMBER_PAUSED,
         CONFIG_NOT_SYNCHRONIZED,
+        HEARTBEAT_LINK_DOWN,
+        ALL_MEMBERS_SYNCHRONIZED,
+        CONFIG_MISMATCH,
+        CONFIG_OUTVOTED,
         QUORATE,
         NO_MAJORITY,
         WITNESS_UNAVAILABLE,
@@ -110,6 +137,16 @@ pub mod event {
     pub const MEMBER_UP: &str = "MemberUp";
     /// The spec failed validation (a Warning).
     pub const CONFIG_REJECTED: &str = "ConfigRejected";
+    /// A member became outvoted: a majority runs another configuration, it takes
+    /// no new group (a Warning; also the `ConfigSynchronized` reason).
+    pub use super::reason::CONFIG_OUTVOTED;
+    /// A member is no longer outvoted: it takes groups again.
+    pub const CONFIG_OUTVOTE_ENDED: &str = "ConfigOutvoteEnded";
+    /// A heartbeat link of a live member went down, as a live member reports it (a
+    /// Warning; also the `Degraded` reason).
+    pub use super::reason::HEARTBEAT_LINK_DOWN;
+    /// Every heartbeat link of a live member carries its heartbeats again.
+    pub const HEARTBEAT_LINK_UP: &str = "HeartbeatLinkUp";
     /// A health check of a group failed on its owner, which restarted what it
     /// checks in place (a Warning; also the resource's reason).
     pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
@@ -120,7 +157,7 @@ pub mod event {
     /// Warning; also the resource's reason).
     pub const RESTART_LIMIT_REACHED: &str = "RestartLimitReached";
     /// Every Event reason.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 17] = [
         FAILOVER,
         FAILBACK,
         MOVED,
@@ -131,6 +168,10 @@ pub mod event {
         MEMBER_DOWN,
         MEMBER_UP,
         CONFIG_REJECTED,
+        CONFIG_OUTVOTED,
+        CONFIG_OUTVOTE_ENDED,
+        HEARTBEAT_LINK_DOWN,
+        HEARTBEAT_LINK_UP,
         HEALTH_CHECK_FAILED,
         PROCESS_EXITED,
         RESTART_LIMIT_REACHED,

@@ -89,7 +89,15 @@ fn render_crd(crd: &CustomResourceDefinition, out: &mut String) {
             out.push_str("`kubectl get` columns: ");
             let shown: Vec<String> = columns
                 .iter()
-                .map(|c| format!("{} (`{}`)", c.name, c.json_path))
+                .map(|c| {
+                    // kubectl shows a column of priority above 0 with `-o wide` only.
+                    let wide = if c.priority.unwrap_or(0) > 0 {
+                        ", with `-o wide`"
+                    } else {
+                        ""
+                    };
+                    format!("{} (`{}`{wide})", c.name, c.json_path)
+                })
                 .collect();
             out.push_str(&shown.join(", "));
             out.push_str(".\n\n");

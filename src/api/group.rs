@@ -610,7 +610,7 @@ pub struct ResourceGroupStatus {
     /// The `metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, ConfigValid, Degraded.
+    /// Ready (the group runs on its owner), ConfigValid (the spec can run).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

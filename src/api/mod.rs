@@ -17,8 +17,8 @@ pub mod validate;
 
 pub use cluster::{
     AnnouncementSpec, FailoverCluster, FailoverClusterSpec, FailoverClusterStatus, HeartbeatSpec,
-    MemberSpec, MemberState, MemberStatus, NotificationsSpec, QuarantineSpec, QuorumMode,
-    QuorumState, QuorumStatus, SecretKeyRef, WebhookFormat, WebhookSpec, WitnessSpec,
+    LinksDown, MemberSpec, MemberState, MemberStatus, NotificationsSpec, QuarantineSpec,
+    QuorumMode, QuorumState, QuorumStatus, SecretKeyRef, WebhookFormat, WebhookSpec, WitnessSpec,
 };
 pub use crd::{CrdError, crd_file_name, crds, crds_yaml};
 pub use duration::{DurationError, KubeDuration};

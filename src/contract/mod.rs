@@ -9,13 +9,16 @@
 //!   and as the agent reads it, with the heartbeat Secret;
 //! - [`report`]: the node Lease report the agent writes and the operator reads;
 //! - [`events`]: which Event an ownership change is, for both sides;
-//! - [`client`]: the Kubernetes client both start with.
+//! - [`client`]: the Kubernetes client both start with;
+//! - [`file`]: the atomic write of a standalone configuration file (the agent on a
+//!   push, `failover ctl` after a write verb).
 //!
 //! Depends on `api` and the cores only. It must never import the operator or the
 //! agent, never watch or write an object itself, and never decide ownership.
 
 pub mod client;
 pub mod events;
+pub mod file;
 pub mod model;
 pub mod names;
 pub mod plan;

@@ -1,6 +1,7 @@
-//! Failover scenarios and the benchmark loop: for each run, a fresh 3-node lab, echo
-//! responders, the implementation under test, the VIP sampler and the probe; inject
-//! the scenario's fault; fold the runs into one JSON line.
+//! Failover scenarios and the benchmark loop: for each run, a fresh lab (3 nodes, or
+//! a 2-member pair and a witness), echo responders, the implementation under test,
+//! the VIP sampler and the probe; inject the scenario's fault; fold the runs into one
+//! JSON line.
 //!
 //! Owns: scenario definitions and the timing-sensitive orchestration (in Rust, so the
 //! fault is injected at a known instant while the probe runs). Must never: leave a
@@ -16,22 +17,28 @@ use std::time::{Duration, Instant};
 use super::LabError;
 use super::fault::{self, Direction, Filter, Signal};
 use super::impls::{
-    Impl, SERVICE_CHECK_INTERVAL_MS, ServiceGroup, VIP, broken_marker, write_atomically,
+    Impl, SERVICE_CHECK_INTERVAL_MS, ServiceGroup, VIP, broken_marker, witness_log_path,
+    write_atomically,
 };
 use super::load::CpuLoad;
 use super::probe::Summary;
 use super::sampler::{self, VipSampler};
 use super::stats::{self, BenchLine, RunResult, ServiceLog};
-use super::topology::{IFACE, Lab, node_v4, node_v6};
+use super::topology::{Heartbeats, IFACE, Lab, Topology, cluster_port, node_v4, node_v6};
 
-/// Members of every benchmark cluster.
+/// Members of every benchmark cluster without a witness.
 pub const NODES: usize = 3;
+/// Members of a witness pair (the witness is no member).
+pub const PAIR: usize = 2;
 /// The reason our agent logs when a group's VIP interface is down on its node.
 const INTERFACE_DOWN: &str = "InterfaceDown";
 /// Upper bound on runs per scenario.
 pub const MAX_RUNS: usize = 1000;
 
-/// What happens to the owner (always n1, the Primary) during the probe.
+/// What happens to the owner (always n1, the Primary) during the probe. The
+/// `witness-*` scenarios run a pair with `quorum: witness` and `failover witness` in
+/// a namespace of its own; the `link-cut-*` ones three members heartbeating over two
+/// links (the service network and a cluster link, `additionalAddresses`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
     /// Every process of the owner's namespace gets SIGKILL (the daemon and its
@@ -58,10 +65,24 @@ pub enum Scenario {
     /// SIGTERM: the resources go offline in reverse order and come online on the
     /// next member in dependency order.
     ServiceOrder,
+    /// Witness pair: every process of the owner's namespace gets SIGKILL; the
+    /// survivor needs the witness's vote to take over.
+    WitnessKillOwner,
+    /// Witness pair: the members are cut off from each other both ways, both still
+    /// reach the witness (and the clients): the owner keeps the VIP, the other is
+    /// refused the vote.
+    WitnessPartition,
+    /// Two heartbeat links: the owner's cable to the cluster link is pulled (its
+    /// bridge port down); link 0 still carries the heartbeats, nothing moves.
+    LinkCutOne,
+    /// Two heartbeat links: the owner's cluster-link cable is pulled and its traffic
+    /// with the other members on the service network dropped (clients still reach
+    /// it): it is dead to them, fences itself, and n2 takes over.
+    LinkCutBoth,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::KillOwner,
         Scenario::LinkDown,
         Scenario::GracefulStop,
@@ -71,6 +92,10 @@ impl Scenario {
         Scenario::PausedMember,
         Scenario::ServiceFailure,
         Scenario::ServiceOrder,
+        Scenario::WitnessKillOwner,
+        Scenario::WitnessPartition,
+        Scenario::LinkCutOne,
+        Scenario::LinkCutBoth,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,7 +109,38 @@ impl Scenario {
             Scenario::PausedMember => "paused-member",
             Scenario::ServiceFailure => "service-failure",
             Scenario::ServiceOrder => "service-order",
+            Scenario::WitnessKillOwner => "witness-kill-owner",
+            Scenario::WitnessPartition => "witness-partition",
+            Scenario::LinkCutOne => "link-cut-one",
+            Scenario::LinkCutBoth => "link-cut-both",
         }
+    }
+
+    /// The lab the scenario runs in.
+    pub fn topology(self) -> Topology {
+        match self {
+            Scenario::WitnessKillOwner | Scenario::WitnessPartition => Topology {
+                witness: true,
+                ..Topology::plain(PAIR)
+            },
+            // Where the VIP's interface goes down, the heartbeats take a cluster link
+            // of their own, as docs/operations.md advises: losing the service
+            // network is then `InterfaceDown`, not a partition.
+            Scenario::LinkDown => Topology {
+                heartbeats: Heartbeats::ClusterLink,
+                ..Topology::plain(NODES)
+            },
+            Scenario::LinkCutOne | Scenario::LinkCutBoth => Topology {
+                heartbeats: Heartbeats::BothLinks,
+                ..Topology::plain(NODES)
+            },
+            _ => Topology::plain(NODES),
+        }
+    }
+
+    /// Whether the fault SIGKILLs the owner's namespace.
+    fn kills_owner(self) -> bool {
+        matches!(self, Scenario::KillOwner | Scenario::WitnessKillOwner)
     }
 
     /// Whether the group runs its own service (the agent starts the echo) rather
@@ -136,10 +192,10 @@ pub fn run_bench(
     opts: &BenchOptions,
 ) -> Result<BenchLine, LabError> {
     imp.check_available(&opts.exe)?;
-    if !imp.supports(scenario) {
+    if let Some(why) = imp.unsupported(scenario) {
         return Err(LabError::Unavailable {
             name: imp.name(),
-            reason: format!("scenario {} does not apply", scenario.name()),
+            reason: format!("scenario {} does not apply: {why}", scenario.name()),
         });
     }
     let runs = opts.runs.clamp(1, MAX_RUNS);
@@ -159,6 +215,10 @@ pub fn run_bench(
     }
     let mut line = stats::bench_line(&imp.name(), scenario.name(), &results, failed);
     line.cpu_load = opts.cpu_load;
+    let topology = scenario.topology();
+    line.members = topology.nodes;
+    line.witness = topology.witness;
+    line.heartbeat_links = topology.heartbeat_links();
     Ok(line)
 }
 
@@ -297,8 +357,9 @@ pub fn echo_args(port: u16, name: &str, max: Duration) -> Vec<String> {
     ]
 }
 
-fn peers_of_owner() -> Vec<IpAddr> {
-    (2..=NODES)
+/// The service-network addresses of the members other than n1, of `nodes`.
+fn peers_of_owner(nodes: usize) -> Vec<IpAddr> {
+    (2..=nodes)
         .flat_map(|i| [IpAddr::V4(node_v4(i)), IpAddr::V6(node_v6(i))])
         .collect()
 }
@@ -321,14 +382,8 @@ pub fn run_once(
     // Started before the lab so that set-up, election and fault all run on busy cores;
     // it stops when the run ends (dropped) or at the run's own bound.
     let _load = opts.cpu_load.then(|| CpuLoad::every_core(echo_max));
-    // Where the VIP's interface goes down, the heartbeats take a cluster link of
-    // their own, as docs/operations.md advises: losing the service network is then
-    // `InterfaceDown`, not a partition.
-    let mut lab = if scenario == Scenario::LinkDown {
-        Lab::up_with_cluster_link(NODES)?
-    } else {
-        Lab::up(NODES)?
-    };
+    let mut lab = Lab::up_with(&scenario.topology())?;
+    let members = lab.nodes();
     let dir = run_dir(opts, &lab)?;
     let jitter = random_below(imp.period());
     // A service failure is repaired in place twice (process, then health check)
@@ -350,7 +405,7 @@ pub fn run_once(
         };
         imp.write_service_config(&dir, &lab, &service)?;
     } else {
-        for i in 1..=NODES {
+        for i in 1..=members {
             let ns = lab.node_ns(i);
             lab.spawn(
                 &ns,
@@ -361,7 +416,17 @@ pub fn run_once(
         }
         imp.write_config(&dir, &lab, &[])?;
     }
-    let mut main_pid = [0u32; NODES + 1];
+    // The witness's restart hold counts from its start: it is up before the members
+    // and the fault waits until the hold has passed (else the first request after
+    // the fault would be refused and the outage would measure the hold).
+    let witness_ready = match lab.witness_ns() {
+        Some(_) => {
+            imp.start_witness(&mut lab, &dir, &opts.exe)?;
+            Some(Instant::now() + imp.witness_hold())
+        }
+        None => None,
+    };
+    let mut main_pid = vec![0u32; members + 1];
     for (i, pid) in main_pid.iter_mut().enumerate().skip(1) {
         *pid = imp.start(&mut lab, i, &dir, &opts.exe)?;
     }
@@ -375,6 +440,9 @@ pub fn run_once(
         std::thread::sleep(Duration::from_millis(500));
         lab.reap();
     }
+    if let Some(ready) = witness_ready {
+        std::thread::sleep(ready.saturating_duration_since(Instant::now()));
+    }
 
     let sampler = VipSampler::start(&nodes, &VIP.to_string())?;
     let client = lab.client_ns();
@@ -386,8 +454,9 @@ pub fn run_once(
     std::thread::sleep(opts.warmup + jitter);
     let owner = lab.node_ns(1);
     let fault_ms = sampler.now_ms();
+    let fault_at = jiff::Timestamp::now();
     match scenario {
-        Scenario::KillOwner => {
+        Scenario::KillOwner | Scenario::WitnessKillOwner => {
             let spared = sampler.pids();
             let victims: Vec<u32> = fault::netns_pids(&owner)?
                 .into_iter()
@@ -401,10 +470,10 @@ pub fn run_once(
             // The lab tracks the new process; nothing signals it during this run.
             imp.start(&mut lab, 1, &dir, &opts.exe)?;
         }
-        Scenario::Partition => fault::apply_filter(
+        Scenario::Partition | Scenario::WitnessPartition => fault::apply_filter(
             &owner,
             &Filter {
-                peers: peers_of_owner(),
+                peers: peers_of_owner(members),
                 direction: Direction::Both,
                 loss_pct: 100,
             },
@@ -412,7 +481,7 @@ pub fn run_once(
         Scenario::OnewayLoss => fault::apply_filter(
             &owner,
             &Filter {
-                peers: peers_of_owner(),
+                peers: peers_of_owner(members),
                 direction: Direction::Outbound,
                 loss_pct: opts.loss_pct,
             },
@@ -433,12 +502,25 @@ pub fn run_once(
             fault::crash_all(&services)?
         }
         Scenario::ServiceOrder => fault::signal(main_pid[1], Signal::Term)?,
+        Scenario::LinkCutOne => fault::set_link(&lab.switch_ns(), &cluster_port(1), false)?,
+        Scenario::LinkCutBoth => {
+            fault::set_link(&lab.switch_ns(), &cluster_port(1), false)?;
+            fault::apply_filter(
+                &owner,
+                &Filter {
+                    peers: peers_of_owner(members),
+                    direction: Direction::Both,
+                    loss_pct: 100,
+                },
+            )?
+        }
     }
     let stdout = wait_output(probe, probe_duration + Duration::from_secs(15));
     let report = sampler.stop();
     let summary = parse_summary(&stdout?)?;
-    let stale_vip =
-        (scenario == Scenario::KillOwner).then(|| sampler::holds_at_end(&report.timelines[0]));
+    let stale_vip = scenario
+        .kills_owner()
+        .then(|| sampler::holds_at_end(&report.timelines[0]));
     // When the old owner (n2 for failback, else n1) gave the VIP up, relative to the
     // fault (a planned move may release it before the successor takes it; a crash
     // may never release it).
@@ -448,8 +530,17 @@ pub fn run_once(
         .get(old_owner)
         .and_then(sampler::released_at)
         .map(|at| at - fault_ms);
+    // When another member first held the VIP after the fault: the takeover.
+    let takeover_ms = report
+        .timelines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != old_owner)
+        .filter_map(|(_, t)| sampler::acquired_after(t, fault_ms))
+        .min_by(f64::total_cmp)
+        .map(|at| at - fault_ms);
     let holding = sampler::holders(&nodes, &VIP.to_string())?;
-    let final_holders = (1..=NODES)
+    let final_holders = (1..=members)
         .filter(|&i| holding.contains(&lab.node_ns(i)))
         .collect();
     let interface_down_logged = (scenario == Scenario::LinkDown
@@ -460,6 +551,17 @@ pub fn run_once(
     let service = (scenario.runs_service() && matches!(imp, Impl::Failover { .. })).then(|| {
         std::fs::read_to_string(imp.log_path(&dir, 1))
             .map(|log| service_log(&log))
+            .unwrap_or_default()
+    });
+    let witness_grants = witness_ready.is_some().then(|| {
+        std::fs::read_to_string(witness_log_path(&dir))
+            .map(|log| witness_grants(&log))
+            .unwrap_or_default()
+    });
+    // What n2 logged of n1's links: the cut link 1 down, or n1 down altogether.
+    let links = (lab.topology().heartbeats == Heartbeats::BothLinks).then(|| {
+        std::fs::read_to_string(imp.log_path(&dir, 2))
+            .map(|log| link_log(&log, "n1", 1))
             .unwrap_or_default()
     });
     tracing::debug!(?summary, holders = ?report.timelines, "run measured");
@@ -473,9 +575,16 @@ pub fn run_once(
         dual_holder_ms: report.dual_holder_ms,
         stale_vip,
         old_owner_release_ms,
+        takeover_ms,
         final_holders,
         interface_down_logged,
         service,
+        witness_grants,
+        link_down_ms: links
+            .as_ref()
+            .and_then(|l| l.link_down_at)
+            .map(|at| at.duration_since(fault_at).as_secs_f64() * 1000.0),
+        peer_down_logged: links.map(|l| l.peer_down),
     })
 }
 
@@ -538,6 +647,46 @@ pub fn service_log(log: &str) -> ServiceLog {
         restarted,
         failed_over,
     }
+}
+
+/// The nodes a witness's JSON log shows as granted the vote as a new holder, in order.
+pub fn witness_grants(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["fields"]["message"] == "witness vote: new holder")
+        .filter_map(|entry| entry["fields"]["node"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// What an agent's JSON log says of one peer's heartbeat links.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LinkLog {
+    /// When it first logged the link down (`heartbeat link down`).
+    pub link_down_at: Option<jiff::Timestamp>,
+    /// Whether it logged the peer down (every link silent).
+    pub peer_down: bool,
+}
+
+/// What `log` (an agent's JSON log) says of link `link` of `peer` and of `peer`.
+pub fn link_log(log: &str, peer: &str, link: u64) -> LinkLog {
+    let mut out = LinkLog::default();
+    for entry in log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    {
+        let fields = &entry["fields"];
+        if fields["peer"] != peer {
+            continue;
+        }
+        let message = fields["message"].as_str().unwrap_or_default();
+        if message.starts_with("peer down") {
+            out.peer_down = true;
+        } else if message.starts_with("heartbeat link down") && fields["link"] == link {
+            let at = entry["timestamp"].as_str().and_then(|t| t.parse().ok());
+            out.link_down_at = out.link_down_at.or(at);
+        }
+    }
+    out
 }
 
 /// A duration uniformly spread over `[0, max)` (a random phase, not cryptographic;
@@ -616,6 +765,59 @@ mod tests {
     }
 
     #[test]
+    fn the_witness_log_reads_its_grants() {
+        let log = [
+            r#"{"level":"INFO","fields":{"message":"witness started; it grants nothing until the longest hold asked for has passed since now","cluster":"default/lab"}}"#,
+            r#"{"level":"INFO","fields":{"message":"witness vote: new holder","cluster":"default/lab","node":"n1","previous":""}}"#,
+            "not json",
+            r#"{"level":"INFO","fields":{"message":"witness vote: hold expired, free","cluster":"default/lab","node":"n1"}}"#,
+            r#"{"level":"INFO","fields":{"message":"witness vote: new holder","cluster":"default/lab","node":"n2","previous":""}}"#,
+        ]
+        .join("\n");
+        assert_eq!(witness_grants(&log), ["n1", "n2"]);
+        assert!(witness_grants("").is_empty());
+    }
+
+    #[test]
+    fn the_agent_log_reads_a_peers_link_and_death() {
+        let line = |at: &str, message: &str, peer: &str, link: u64| {
+            serde_json::json!({
+                "timestamp": at,
+                "level": "WARN",
+                "fields": {"message": message, "peer": peer, "link": link}
+            })
+            .to_string()
+        };
+        let down = "heartbeat link down: no heartbeat of the peer over it within deadAfter";
+        let log = [
+            line("2026-12-02T15:31:31.5Z", down, "n3", 1),
+            line("2026-12-02T15:31:31.6Z", down, "n1", 0),
+            line("2026-12-02T15:31:31.8Z", down, "n1", 1),
+            "not json".to_owned(),
+            line("2026-12-02T15:31:32.8Z", down, "n1", 1),
+        ]
+        .join("\n");
+        let seen = link_log(&log, "n1", 1);
+        assert_eq!(
+            seen.link_down_at,
+            Some("2026-12-02T15:31:31.8Z".parse().unwrap())
+        );
+        assert!(!seen.peer_down);
+        let dead = format!(
+            "{log}\n{}",
+            line(
+                "2026-12-02T15:31:33Z",
+                "peer down: no heartbeat within deadAfter",
+                "n1",
+                0
+            )
+        );
+        assert!(link_log(&dead, "n1", 1).peer_down);
+        assert!(!link_log(&dead, "n3", 1).peer_down);
+        assert_eq!(link_log("", "n1", 1), LinkLog::default());
+    }
+
+    #[test]
     fn random_phase_stays_below_the_period_and_varies() {
         let p = Duration::from_millis(10);
         let draws: Vec<Duration> = (0..50).map(|_| random_below(p)).collect();
@@ -657,10 +859,36 @@ mod tests {
 
     #[test]
     fn owner_peers_are_the_other_members_in_both_families() {
-        let p = peers_of_owner();
+        let p = peers_of_owner(NODES);
         assert_eq!(p.len(), 4);
         assert!(p.contains(&"10.77.0.12".parse().unwrap()));
         assert!(p.contains(&"fd77::d".parse().unwrap()));
         assert!(!p.contains(&"10.77.0.11".parse().unwrap()));
+        assert_eq!(
+            peers_of_owner(PAIR),
+            [
+                "10.77.0.12".parse::<IpAddr>().unwrap(),
+                "fd77::c".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn witness_and_link_scenarios_have_their_labs() {
+        for s in [Scenario::WitnessKillOwner, Scenario::WitnessPartition] {
+            assert_eq!((s.topology().nodes, s.topology().witness), (PAIR, true));
+        }
+        for s in [Scenario::LinkCutOne, Scenario::LinkCutBoth] {
+            let t = s.topology();
+            assert_eq!(
+                (t.nodes, t.heartbeats, t.witness),
+                (NODES, Heartbeats::BothLinks, false)
+            );
+        }
+        assert_eq!(Scenario::KillOwner.topology(), Topology::plain(NODES));
+        assert_eq!(
+            Scenario::LinkDown.topology().heartbeats,
+            Heartbeats::ClusterLink
+        );
     }
 }

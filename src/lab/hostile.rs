@@ -337,7 +337,7 @@ pub fn flood_lab_members(
     length: Duration,
     heartbeat_port: u16,
 ) -> Result<Vec<TargetCounts>, LabError> {
-    let key = crate::agent::runtime::read_key_file(key_file)
+    let key = crate::keyfile::read_key_file(key_file)
         .ok()
         .and_then(|k| Keyring::new(k, None).ok())
         .ok_or_else(|| LabError::Invalid {

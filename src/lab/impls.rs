@@ -15,6 +15,9 @@ use std::time::Duration;
 use super::LabError;
 use super::topology::{IFACE, Lab, node_v4, run};
 
+/// The cluster name of every lab config; a witness serves `default/lab`.
+const CLUSTER: &str = "lab";
+
 /// The VIP every implementation manages.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 100);
 /// Its prefix length on the lab subnet.
@@ -160,17 +163,59 @@ impl Impl {
         }
     }
 
-    /// Whether the scenario applies (only our agent has paused members).
-    pub fn supports(&self, scenario: super::bench::Scenario) -> bool {
+    /// Why the scenario does not apply to this implementation, if it does not.
+    pub fn unsupported(&self, scenario: super::bench::Scenario) -> Option<&'static str> {
         use super::bench::Scenario;
-        // keepalived has no paused members and runs no service of ours.
-        !matches!(
-            (self, scenario),
+        match (self, scenario) {
+            (Impl::Failover { .. }, _) => None,
             (
                 Impl::Keepalived { .. },
-                Scenario::PausedMember | Scenario::ServiceFailure | Scenario::ServiceOrder
-            )
-        )
+                Scenario::PausedMember | Scenario::ServiceFailure | Scenario::ServiceOrder,
+            ) => Some("VRRP has no paused members and runs no service of ours"),
+            (Impl::Keepalived { .. }, Scenario::WitnessKillOwner | Scenario::WitnessPartition) => {
+                Some("VRRP has no witness: a two-router pair has no tie-breaker")
+            }
+            (Impl::Keepalived { .. }, Scenario::LinkCutOne | Scenario::LinkCutBoth) => {
+                Some("a VRRP instance sends its adverts over one interface only")
+            }
+            (Impl::Keepalived { .. }, _) => None,
+        }
+    }
+
+    /// How long after its start `failover witness` grants nothing: the longest hold
+    /// the members ask for, `deadAfter` rounded up to whole seconds.
+    pub fn witness_hold(&self) -> Duration {
+        match self {
+            Impl::Failover { timing, .. } => {
+                Duration::from_secs(timing.dead_after_ms.div_ceil(1000).max(1))
+            }
+            Impl::Keepalived { .. } => Duration::ZERO,
+        }
+    }
+
+    /// Starts `failover witness` for the lab cluster in the lab's witness namespace,
+    /// with the members' key; returns its process id. Our agent only.
+    pub fn start_witness(&self, lab: &mut Lab, dir: &Path, exe: &Path) -> Result<u32, LabError> {
+        let (Impl::Failover { timing, .. }, Some(ns), Some(address)) =
+            (self, lab.witness_ns(), lab.witness_v4())
+        else {
+            return Err(LabError::Invalid {
+                what: "scenario".into(),
+                detail: format!("{} runs no witness in this lab", self.name()),
+            });
+        };
+        let args = vec![
+            "witness".to_string(),
+            "--listen".into(),
+            format!("{address}:{}", timing.port),
+            "--cluster".into(),
+            format!("default/{CLUSTER}"),
+            "--key-file".into(),
+            key_path(dir).display().to_string(),
+            "--log-format".into(),
+            "json".into(),
+        ];
+        lab.spawn(&ns, exe, &args, Some(&witness_log_path(dir)))
     }
 
     /// Writes the configuration for all members of `lab` into `dir`; `paused` lists
@@ -221,7 +266,7 @@ impl Impl {
                 write(
                     failover_path(dir),
                     render_failover_yaml(
-                        &heartbeat_addresses(lab),
+                        &ClusterAddresses::of(lab),
                         timing,
                         paused,
                         groups,
@@ -250,7 +295,7 @@ impl Impl {
                 self.write_config(dir, lab, &[])?;
                 write_atomically(
                     &failover_path(dir),
-                    &failover_yaml_service(&heartbeat_addresses(lab), timing, service),
+                    &failover_yaml_service(&ClusterAddresses::of(lab), timing, service),
                 )
             }
         }
@@ -327,6 +372,11 @@ pub fn agent_args(dir: &Path, node: &str) -> Vec<String> {
         "--log-format".into(),
         "json".into(),
     ]
+}
+
+/// The witness's log file in the run directory.
+pub fn witness_log_path(dir: &Path) -> PathBuf {
+    dir.join("witness.log")
 }
 
 /// Path of the cluster's heartbeat key in the run directory.
@@ -426,7 +476,7 @@ pub fn failover_yaml_groups(
     groups: usize,
 ) -> String {
     render_failover_yaml(
-        &service_addresses(nodes),
+        &ClusterAddresses::service_network(nodes),
         timing,
         paused,
         groups,
@@ -451,7 +501,7 @@ pub fn failover_yaml_limited(
     policy: &LimitPolicy,
 ) -> String {
     render_failover_yaml(
-        &service_addresses(nodes),
+        &ClusterAddresses::service_network(nodes),
         timing,
         &[],
         1,
@@ -486,24 +536,42 @@ pub fn broken_marker(dir: &Path, i: usize) -> PathBuf {
 /// Health-check timing of the service group: a failure is seen within ~0.3 s.
 pub const SERVICE_CHECK_INTERVAL_MS: u64 = 100;
 
-/// The one-group lab config whose group runs `service`, members heartbeating from
-/// `members` (n1 first).
+/// The one-group lab config whose group runs `service`, the members heartbeating
+/// from `members`.
 pub fn failover_yaml_service(
-    members: &[Ipv4Addr],
+    members: &ClusterAddresses,
     timing: &FailoverTiming,
     service: &ServiceGroup,
 ) -> String {
     render_failover_yaml(members, timing, &[], 1, Shape::Service(service))
 }
 
-/// The members' addresses on the service network, n1 first.
-fn service_addresses(nodes: usize) -> Vec<Ipv4Addr> {
-    (1..=nodes).map(node_v4).collect()
+/// Where the members of a lab cluster heartbeat from, and the witness they ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterAddresses {
+    /// Per member (n1 first): its heartbeat addresses, link 0 (`address`) first,
+    /// then `additionalAddresses`.
+    pub links: Vec<Vec<Ipv4Addr>>,
+    /// `quorum: witness` asking `failover witness` here; `None`: `quorum: majority`.
+    pub witness: Option<Ipv4Addr>,
 }
 
-/// The addresses the members of `lab` heartbeat from, n1 first.
-fn heartbeat_addresses(lab: &Lab) -> Vec<Ipv4Addr> {
-    (1..=lab.nodes()).map(|i| lab.heartbeat_v4(i)).collect()
+impl ClusterAddresses {
+    /// The members of `lab` on its heartbeat links, with its witness if it has one.
+    pub fn of(lab: &Lab) -> Self {
+        ClusterAddresses {
+            links: (1..=lab.nodes()).map(|i| lab.heartbeat_links(i)).collect(),
+            witness: lab.witness_v4(),
+        }
+    }
+
+    /// `nodes` members on the service network, majority quorum.
+    pub fn service_network(nodes: usize) -> Self {
+        ClusterAddresses {
+            links: (1..=nodes).map(|i| vec![node_v4(i)]).collect(),
+            witness: None,
+        }
+    }
 }
 
 /// What the groups of a lab config run and how they fail over.
@@ -518,7 +586,7 @@ enum Shape<'a> {
 }
 
 fn render_failover_yaml(
-    members: &[Ipv4Addr],
+    members: &ClusterAddresses,
     timing: &FailoverTiming,
     paused: &[usize],
     groups: usize,
@@ -528,13 +596,19 @@ fn render_failover_yaml(
     let mut s = String::new();
     let _ = writeln!(s, "apiVersion: failover.dev/v1alpha1");
     let _ = writeln!(s, "kind: FailoverCluster");
-    let _ = writeln!(s, "metadata:\n  name: lab");
+    let _ = writeln!(s, "metadata:\n  name: {CLUSTER}");
     let _ = writeln!(s, "spec:\n  members:");
-    let nodes = members.len();
-    for (i, address) in (1..).zip(members) {
+    let nodes = members.links.len();
+    for (i, links) in (1..).zip(&members.links) {
         let _ = writeln!(s, "    - node: n{i}");
         let _ = writeln!(s, "      priority: {}", priority(i));
-        let _ = writeln!(s, "      address: {address}");
+        if let Some((address, additional)) = links.split_first() {
+            let _ = writeln!(s, "      address: {address}");
+            if !additional.is_empty() {
+                let list: Vec<String> = additional.iter().map(Ipv4Addr::to_string).collect();
+                let _ = writeln!(s, "      additionalAddresses: [{}]", list.join(", "));
+            }
+        }
         if paused.contains(&i) {
             let _ = writeln!(s, "      paused: true");
         }
@@ -543,7 +617,14 @@ fn render_failover_yaml(
     let _ = writeln!(s, "    interval: {}ms", timing.interval_ms);
     let _ = writeln!(s, "    deadAfter: {}ms", timing.dead_after_ms);
     let _ = writeln!(s, "    port: {}", timing.port);
-    let _ = writeln!(s, "  quorum: majority");
+    match members.witness {
+        Some(witness) => {
+            let _ = writeln!(s, "  quorum: witness\n  witness:\n    address: {witness}");
+        }
+        None => {
+            let _ = writeln!(s, "  quorum: majority");
+        }
+    }
     if groups > 1 {
         let _ = writeln!(s, "  quarantine:\n    failures: 0");
     }
@@ -562,7 +643,7 @@ fn render_failover_yaml(
                 "  annotations:\n    failover.dev/clear-failures: \"{value}\""
             );
         }
-        let _ = writeln!(s, "spec:\n  cluster: lab");
+        let _ = writeln!(s, "spec:\n  cluster: {CLUSTER}");
         if groups > 1 {
             let _ = writeln!(
                 s,
@@ -639,6 +720,7 @@ fn yaml_quoted(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::topology::{WITNESS_V4, node_link_v4};
 
     #[test]
     fn priorities() {
@@ -728,6 +810,24 @@ mod tests {
     }
 
     #[test]
+    fn a_witness_pair_on_two_links_is_a_valid_standalone_config() {
+        let members = ClusterAddresses {
+            links: (1..=2).map(|i| vec![node_v4(i), node_link_v4(i)]).collect(),
+            witness: Some(WITNESS_V4),
+        };
+        let y = render_failover_yaml(&members, &FailoverTiming::default(), &[], 1, Shape::Plain);
+        let (cluster, groups) = crate::api::load_documents(&y).unwrap();
+        let mut problems = crate::api::validate_config(&cluster, &groups);
+        problems.extend(crate::api::validate_standalone(&cluster));
+        assert!(problems.is_empty(), "{problems:?}\n{y}");
+        assert!(y.contains("      address: 10.77.0.12\n      additionalAddresses: [10.78.0.12]\n"));
+        assert!(y.contains("  quorum: witness\n  witness:\n    address: 10.77.0.5\n"));
+        assert!(!y.contains("majority"));
+        let plain = failover_yaml(3, &FailoverTiming::default(), &[]);
+        assert!(!plain.contains("additionalAddresses") && plain.contains("quorum: majority"));
+    }
+
+    #[test]
     fn several_groups_spread_over_the_members_and_validate() {
         let y = failover_yaml_groups(9, &FailoverTiming::default(), &[], 20);
         let (cluster, groups) = crate::api::load_documents(&y).unwrap();
@@ -774,6 +874,28 @@ mod tests {
             },
         );
         assert!(!uncleared.contains("clear-failures"));
+    }
+
+    #[test]
+    fn keepalived_has_no_witness_and_one_advert_link() {
+        use crate::lab::bench::Scenario;
+        let t = FailoverTiming::default();
+        let ours = Impl::parse("failover", t.clone(), vec![]).unwrap();
+        let vrrp = Impl::parse("keepalived", t, vec![]).unwrap();
+        for s in Scenario::ALL {
+            assert_eq!(ours.unsupported(s), None, "{s:?}");
+        }
+        for s in [
+            Scenario::WitnessKillOwner,
+            Scenario::WitnessPartition,
+            Scenario::LinkCutOne,
+            Scenario::LinkCutBoth,
+            Scenario::PausedMember,
+        ] {
+            assert!(vrrp.unsupported(s).is_some(), "{s:?}");
+        }
+        assert_eq!(vrrp.unsupported(Scenario::KillOwner), None);
+        assert_eq!(ours.witness_hold(), Duration::from_secs(1));
     }
 
     #[test]

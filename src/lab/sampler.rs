@@ -71,6 +71,13 @@ pub fn released_at(t: &Timeline) -> Option<f64> {
     }
 }
 
+/// Time of the first change to "holding" after `from_ms`, if any.
+pub fn acquired_after(t: &Timeline, from_ms: f64) -> Option<f64> {
+    t.iter()
+        .find(|(at, holds)| *holds && *at > from_ms)
+        .map(|(at, _)| *at)
+}
+
 /// What the sampler saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HolderReport {
@@ -248,6 +255,14 @@ mod tests {
         assert_eq!(overlap_ms(&[stale, b.clone()], 300.0), 200.0);
         // Three holders count once, not twice.
         assert_eq!(overlap_ms(&[a, b, c], 300.0), 200.0);
+    }
+
+    #[test]
+    fn acquisition_after_the_fault_skips_the_snapshot() {
+        let t = vec![(0.0, true), (40.0, false), (90.0, true), (95.0, true)];
+        assert_eq!(acquired_after(&t, 50.0), Some(90.0));
+        assert_eq!(acquired_after(&t, 95.0), None);
+        assert_eq!(acquired_after(&vec![(0.0, false)], 0.0), None);
     }
 
     #[test]

@@ -78,6 +78,26 @@ pub struct BenchLine {
     /// Whether every run had one busy worker per core beside it (`--cpu-load`).
     #[serde(default)]
     pub cpu_load: bool,
+    /// Time from the fault until another member than the owner at the fault held
+    /// the VIP, over the runs in which one did.
+    #[serde(default)]
+    pub takeover_ms: Option<Stats>,
+    /// Runs in which another member took the VIP after the fault.
+    #[serde(default)]
+    pub takeover_runs: usize,
+    /// Members of the cluster (a witness is none).
+    #[serde(default)]
+    pub members: usize,
+    /// Whether the members used `quorum: witness` with `failover witness`.
+    #[serde(default)]
+    pub witness: bool,
+    /// Heartbeat links between the members.
+    #[serde(default)]
+    pub heartbeat_links: usize,
+    /// Link scenarios: time from the fault until a peer's agent logged the cut link
+    /// down, over the runs in which it did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub link_down_ms: Option<Stats>,
 }
 
 /// What one run measured.
@@ -93,6 +113,8 @@ pub struct RunResult {
     pub stale_vip: Option<bool>,
     /// Milliseconds from the fault until the old owner no longer held the VIP.
     pub old_owner_release_ms: Option<f64>,
+    /// Milliseconds from the fault until another member first held the VIP.
+    pub takeover_ms: Option<f64>,
     /// Nodes (1-based) holding the VIP when the run ended.
     pub final_holders: Vec<usize>,
     /// For `link-down` with our agent: whether the old owner's agent logged the
@@ -101,6 +123,14 @@ pub struct RunResult {
     /// For the service scenarios: what the old owner's agent logged of the group's
     /// resources.
     pub service: Option<ServiceLog>,
+    /// For the witness scenarios: the members the witness granted its vote as a new
+    /// holder (from its log), in order.
+    pub witness_grants: Option<Vec<String>>,
+    /// For the link scenarios: milliseconds from the fault until n2's agent logged
+    /// n1's link 1 down (`None`: it did not).
+    pub link_down_ms: Option<f64>,
+    /// For the link scenarios: whether n2's agent logged n1 `peer down`.
+    pub peer_down_logged: Option<bool>,
 }
 
 /// What an agent's log says of a group's resources (the service scenarios).
@@ -125,6 +155,7 @@ pub fn bench_line(
 ) -> BenchLine {
     let outages: Vec<f64> = results.iter().map(|r| r.outage_ms).collect();
     let stale: Vec<bool> = results.iter().filter_map(|r| r.stale_vip).collect();
+    let takeovers: Vec<f64> = results.iter().filter_map(|r| r.takeover_ms).collect();
     BenchLine {
         implementation: implementation.to_string(),
         scenario: scenario.to_string(),
@@ -145,6 +176,17 @@ pub fn bench_line(
         ),
         failed_runs,
         cpu_load: false,
+        takeover_ms: stats(&takeovers),
+        takeover_runs: takeovers.len(),
+        members: 0,
+        witness: false,
+        heartbeat_links: 0,
+        link_down_ms: stats(
+            &results
+                .iter()
+                .filter_map(|r| r.link_down_ms)
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -202,9 +244,13 @@ mod tests {
             dual_holder_ms: dual,
             stale_vip: stale,
             old_owner_release_ms: stale.filter(|s| !s).map(|_| 4.0),
+            takeover_ms: recovered.then_some(outage + 1.0),
             final_holders: vec![],
             interface_down_logged: None,
             service: None,
+            witness_grants: None,
+            link_down_ms: None,
+            peer_down_logged: None,
         }
     }
 
@@ -227,6 +273,12 @@ mod tests {
         assert!(json.contains(r#""unrecovered_runs":1"#), "{json}");
         assert!(json.contains(r#""split_brain_runs":1"#), "{json}");
         assert!(json.contains(r#""failed_runs":1"#), "{json}");
+        assert!(json.contains(r#""takeover_runs":2"#), "{json}");
+        assert_eq!(
+            line.takeover_ms.unwrap().max,
+            41.0,
+            "only the runs with a takeover"
+        );
         assert_eq!(
             line.old_owner_release_ms.unwrap().max,
             4.0,

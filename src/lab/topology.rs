@@ -1,8 +1,10 @@
 //! Lab topology: a bridge in its own "switch" namespace, N node namespaces and one
 //! client namespace, each joined to the bridge by a veth, all named `<prefix>-…`.
 //! Optionally a second bridge joins the nodes only: a dedicated cluster link that
-//! carries the heartbeats (the appliance pair's internal line), so that the service
-//! network can fail without cutting the members off from each other.
+//! carries the heartbeats (the appliance pair's internal line), alone or beside the
+//! service network (two heartbeat links), so that the service network can fail
+//! without cutting the members off from each other. Optionally a witness namespace
+//! on the service bridge hosts `failover witness` for a two-member pair.
 //!
 //! Owns: the command plan (pure, tested), running it with `ip`, the processes the lab
 //! starts, and teardown. Must never: delete or enter a namespace without this lab's
@@ -27,6 +29,10 @@ pub const CLUSTER_BRIDGE: &str = "br1";
 pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 /// The client's IPv6 address.
 pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 2);
+/// The witness namespace's IPv4 address (service network).
+pub const WITNESS_V4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 5);
+/// The witness namespace's IPv6 address.
+pub const WITNESS_V6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 5);
 /// Most nodes a lab may have: addresses 10.77.0.11.. must stay below the VIPs at .100.
 pub const MAX_NODES: usize = 80;
 
@@ -43,6 +49,57 @@ pub fn node_link_v4(i: usize) -> Ipv4Addr {
 /// IPv6 address of node `i` (1-based): fd77::(10+i).
 pub fn node_v6(i: usize) -> Ipv6Addr {
     Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, (10 + i.min(MAX_NODES)) as u16)
+}
+
+/// The bridge-side port of node `i`'s cluster link in the switch namespace: setting
+/// it down pulls that node's cable to the cluster link.
+pub fn cluster_port(i: usize) -> String {
+    format!("l{i}")
+}
+
+/// Which links the members heartbeat over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeats {
+    /// The service network only (eth0), no cluster link.
+    ServiceNetwork,
+    /// The cluster link only (eth1): losing eth0 is `InterfaceDown`, not a partition.
+    ClusterLink,
+    /// Both: link 0 on the service network, link 1 (`additionalAddresses`) on the
+    /// cluster link.
+    BothLinks,
+}
+
+/// What a lab is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topology {
+    pub nodes: usize,
+    pub heartbeats: Heartbeats,
+    /// A witness namespace at [`WITNESS_V4`] on the service bridge.
+    pub witness: bool,
+}
+
+impl Topology {
+    /// `nodes` nodes heartbeating over the service network, no witness.
+    pub fn plain(nodes: usize) -> Self {
+        Topology {
+            nodes,
+            heartbeats: Heartbeats::ServiceNetwork,
+            witness: false,
+        }
+    }
+
+    /// Whether the nodes share a cluster link (a second bridge).
+    pub fn cluster_link(&self) -> bool {
+        self.heartbeats != Heartbeats::ServiceNetwork
+    }
+
+    /// How many links the members heartbeat over.
+    pub fn heartbeat_links(&self) -> usize {
+        match self.heartbeats {
+            Heartbeats::BothLinks => 2,
+            Heartbeats::ServiceNetwork | Heartbeats::ClusterLink => 1,
+        }
+    }
 }
 
 /// A prefix no other lab of this machine uses right now: process id and a counter,
@@ -75,6 +132,9 @@ impl Names {
     pub fn client(&self) -> String {
         format!("{}-c", self.prefix)
     }
+    pub fn witness(&self) -> String {
+        format!("{}-w", self.prefix)
+    }
     /// Whether `ns` belongs to this lab (exact prefix followed by `-`).
     pub fn owns(&self, ns: &str) -> bool {
         ns.strip_prefix(&self.prefix)
@@ -82,9 +142,9 @@ impl Names {
     }
 }
 
-/// The `ip` invocations that build a lab with `nodes` nodes, with a cluster link
-/// when `cluster_link` (pure, so it can be tested).
-pub fn setup_plan(prefix: &str, nodes: usize, cluster_link: bool) -> Vec<Vec<String>> {
+/// The `ip` invocations that build a lab of `topology` (pure, so it can be tested).
+pub fn setup_plan(prefix: &str, topology: &Topology) -> Vec<Vec<String>> {
+    let nodes = topology.nodes;
     let names = Names::new(prefix);
     let sw = names.switch();
     let mut plan: Vec<Vec<String>> = Vec::new();
@@ -126,6 +186,14 @@ pub fn setup_plan(prefix: &str, nodes: usize, cluster_link: bool) -> Vec<Vec<Str
         format!("{CLIENT_V4}/24"),
         format!("{CLIENT_V6}/64"),
     ));
+    if topology.witness {
+        endpoints.push((
+            names.witness(),
+            "w".to_string(),
+            format!("{WITNESS_V4}/24"),
+            format!("{WITNESS_V6}/64"),
+        ));
+    }
     for (ns, port, v4, v6) in &endpoints {
         cmd(&["netns", "add", ns]);
         cmd(&["-n", ns, "link", "set", "lo", "up"]);
@@ -137,7 +205,7 @@ pub fn setup_plan(prefix: &str, nodes: usize, cluster_link: bool) -> Vec<Vec<Str
         cmd(&["-n", ns, "addr", "add", v6, "dev", IFACE, "nodad"]);
         cmd(&["-n", ns, "link", "set", IFACE, "up"]);
     }
-    if cluster_link {
+    if topology.cluster_link() {
         cmd(&["-n", &sw, "link", "add", CLUSTER_BRIDGE, "type", "bridge"]);
         cmd(&[
             "-n",
@@ -154,7 +222,7 @@ pub fn setup_plan(prefix: &str, nodes: usize, cluster_link: bool) -> Vec<Vec<Str
         ]);
         cmd(&["-n", &sw, "link", "set", CLUSTER_BRIDGE, "up"]);
         for i in 1..=nodes {
-            let (ns, port) = (names.node(i), format!("l{i}"));
+            let (ns, port) = (names.node(i), cluster_port(i));
             let address = format!("{}/24", node_link_v4(i));
             cmd(&[
                 "-n",
@@ -263,9 +331,7 @@ pub fn holds_address(ns: &str, vip: &str) -> Result<bool, LabError> {
 pub struct Lab {
     names: Names,
     prefix: String,
-    nodes: usize,
-    /// Whether the nodes also share a cluster link (heartbeats go over it).
-    cluster_link: bool,
+    topology: Topology,
     children: Vec<Child>,
     down: bool,
 }
@@ -273,16 +339,17 @@ pub struct Lab {
 impl Lab {
     /// Builds a lab with `nodes` nodes under a fresh unique prefix.
     pub fn up(nodes: usize) -> Result<Lab, LabError> {
-        Self::up_with_prefix(&unique_prefix(), nodes, false)
+        Self::up_with(&Topology::plain(nodes))
     }
 
-    /// Like [`Lab::up`], the nodes also joined by a cluster link.
-    pub fn up_with_cluster_link(nodes: usize) -> Result<Lab, LabError> {
-        Self::up_with_prefix(&unique_prefix(), nodes, true)
+    /// Builds a lab of `topology` under a fresh unique prefix.
+    pub fn up_with(topology: &Topology) -> Result<Lab, LabError> {
+        Self::up_with_prefix(&unique_prefix(), topology)
     }
 
     /// Builds a lab under `prefix`; on any failure removes what was already made.
-    pub fn up_with_prefix(prefix: &str, nodes: usize, cluster_link: bool) -> Result<Lab, LabError> {
+    pub fn up_with_prefix(prefix: &str, topology: &Topology) -> Result<Lab, LabError> {
+        let nodes = topology.nodes;
         if nodes == 0 || nodes > MAX_NODES {
             return Err(LabError::Invalid {
                 what: "node count".into(),
@@ -310,12 +377,11 @@ impl Lab {
         let lab = Lab {
             names,
             prefix: prefix.to_string(),
-            nodes,
-            cluster_link,
+            topology: *topology,
             children: Vec::new(),
             down: false,
         };
-        for args in setup_plan(prefix, nodes, cluster_link) {
+        for args in setup_plan(prefix, topology) {
             // On error `lab` drops here and tears down the partial lab.
             run("ip", &args)?;
         }
@@ -328,8 +394,7 @@ impl Lab {
         Lab {
             names: Names::new(prefix),
             prefix: prefix.to_string(),
-            nodes: 0,
-            cluster_link: false,
+            topology: Topology::plain(0),
             children: Vec::new(),
             down: false,
         }
@@ -345,16 +410,25 @@ impl Lab {
         &self.prefix
     }
     pub fn nodes(&self) -> usize {
-        self.nodes
+        self.topology.nodes
     }
-    /// The address member `i` heartbeats from: on the cluster link when the lab has
-    /// one, else on the service network.
-    pub fn heartbeat_v4(&self, i: usize) -> Ipv4Addr {
-        if self.cluster_link {
-            node_link_v4(i)
-        } else {
-            node_v4(i)
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+    /// The addresses member `i` heartbeats from, link 0 first (see [`Heartbeats`]).
+    pub fn heartbeat_links(&self, i: usize) -> Vec<Ipv4Addr> {
+        match self.topology.heartbeats {
+            Heartbeats::ServiceNetwork => vec![node_v4(i)],
+            Heartbeats::ClusterLink => vec![node_link_v4(i)],
+            Heartbeats::BothLinks => vec![node_v4(i), node_link_v4(i)],
         }
+    }
+    /// The witness's address, when the lab has a witness namespace.
+    pub fn witness_v4(&self) -> Option<Ipv4Addr> {
+        self.topology.witness.then_some(WITNESS_V4)
+    }
+    pub fn witness_ns(&self) -> Option<String> {
+        self.topology.witness.then(|| self.names.witness())
     }
     pub fn node_ns(&self, i: usize) -> String {
         self.names.node(i)
@@ -366,7 +440,7 @@ impl Lab {
         self.names.switch()
     }
     pub fn node_namespaces(&self) -> Vec<String> {
-        (1..=self.nodes).map(|i| self.node_ns(i)).collect()
+        (1..=self.nodes()).map(|i| self.node_ns(i)).collect()
     }
 
     /// Starts `program args…` inside `ns` (`ip netns exec` execs it, so the returned pid
@@ -561,7 +635,7 @@ mod tests {
 
     #[test]
     fn plan_builds_switch_nodes_and_client_inside_namespaces() {
-        let plan = setup_plan("fo1x0", 2, false);
+        let plan = setup_plan("fo1x0", &Topology::plain(2));
         let joined: Vec<String> = plan.iter().map(|a| a.join(" ")).collect();
         assert_eq!(joined[0], "netns add fo1x0-sw");
         for ns in ["fo1x0-n1", "fo1x0-n2", "fo1x0-c"] {
@@ -576,11 +650,33 @@ mod tests {
             assert!(args[0] == "netns" || args[0] == "-n", "{args:?}");
         }
         assert!(!joined.iter().any(|c| c.contains(CLUSTER_IFACE)));
+        assert!(!joined.iter().any(|c| c.contains("fo1x0-w")));
+    }
+
+    #[test]
+    fn a_witness_joins_the_service_bridge_only() {
+        let topology = Topology {
+            witness: true,
+            ..Topology::plain(2)
+        };
+        let plan = setup_plan("fo1x0", &topology);
+        let joined: Vec<String> = plan.iter().map(|a| a.join(" ")).collect();
+        assert!(joined.contains(&"netns add fo1x0-w".to_string()));
+        assert!(joined.contains(&"-n fo1x0-sw link set w master br0 up".to_string()));
+        assert!(joined.contains(&"-n fo1x0-w addr add 10.77.0.5/24 dev eth0".to_string()));
+        assert!(!joined.iter().any(|c| c.contains("fo1x0-n3")));
+        assert!(!joined.iter().any(|c| c.contains(CLUSTER_BRIDGE)));
     }
 
     #[test]
     fn a_cluster_link_joins_the_nodes_only() {
-        let plan = setup_plan("fo1x0", 2, true);
+        let plan = setup_plan(
+            "fo1x0",
+            &Topology {
+                heartbeats: Heartbeats::BothLinks,
+                ..Topology::plain(2)
+            },
+        );
         let joined: Vec<String> = plan.iter().map(|a| a.join(" ")).collect();
         assert!(joined.contains(&"-n fo1x0-sw link set l2 master br1 up".to_string()));
         assert!(joined.contains(&"-n fo1x0-n2 addr add 10.78.0.12/24 dev eth1".to_string()));
@@ -603,8 +699,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_sizes_and_prefixes_before_running_anything() {
-        assert!(Lab::up_with_prefix("fo1", 0, false).is_err());
-        assert!(Lab::up_with_prefix("fo1", MAX_NODES + 1, false).is_err());
-        assert!(Lab::up_with_prefix("a b", 1, true).is_err());
+        assert!(Lab::up_with_prefix("fo1", &Topology::plain(0)).is_err());
+        assert!(Lab::up_with_prefix("fo1", &Topology::plain(MAX_NODES + 1)).is_err());
+        assert!(Lab::up_with_prefix("a b", &Topology::plain(1)).is_err());
     }
 }

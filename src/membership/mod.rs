@@ -7,13 +7,14 @@
 //! counted by reason.
 
 pub mod auth;
+pub mod push;
 pub mod wire;
 pub mod witness;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-pub use auth::{AuthError, Keyring};
+pub use auth::{AuthError, Keyring, MIN_KEY_LEN};
 pub use wire::{
     Claim, ClaimState, DropReason, EncodeError, Grant, GroupFailovers, Heartbeat, PeerReport,
     Unable,

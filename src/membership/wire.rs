@@ -189,8 +189,10 @@ pub enum EncodeError {
     NameTooLong(String),
     #[error("more than {} entries in one list", u16::MAX)]
     TooManyEntries,
-    #[error("heartbeat of {0} bytes exceeds the {MAX_DATAGRAM}-byte limit")]
-    TooLarge(usize),
+    #[error("message of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("text of {0} bytes is longer than the message allows")]
+    TextTooLong(usize),
 }
 
 impl Heartbeat {
@@ -250,7 +252,7 @@ impl Heartbeat {
 
     /// Decodes a datagram of `cluster`, verifying its MAC with any key of `keys`.
     pub fn decode(bytes: &[u8], cluster: &str, keys: &Keyring) -> Result<Heartbeat, DropReason> {
-        let (flags, mut r) = open(bytes, MAGIC, VERSION, cluster, keys)?;
+        let (flags, mut r) = open(bytes, MAX_DATAGRAM, MAGIC, VERSION, cluster, keys)?;
         if flags & !FLAG_LEAVING != 0 {
             return Err(DropReason::Malformed);
         }
@@ -332,18 +334,21 @@ fn unable_reason(code: u8) -> Result<UnableReason, DropReason> {
         .ok_or(DropReason::Malformed)
 }
 
-/// Checks the common head of a datagram (magic, version, cluster id) and its MAC,
-/// and returns the byte after the version (flags, or the kind of a witness
-/// datagram) and a reader positioned after the cluster id. The other datagrams of the
-/// protocol (`super::witness`) share this framing, so they are refused the same way.
+/// Checks the common head of a message of at most `max` bytes (magic, version,
+/// cluster id) and its MAC, and returns the byte after the version (flags, or the
+/// kind of a witness or push message) and a reader positioned after the cluster id.
+/// The other messages of the protocol (`super::witness`, `super::push`) share this
+/// framing, so they are refused the same way; their distinct magics, the first bytes
+/// under the MAC, keep a MAC of one kind from ever verifying as another.
 pub(super) fn open<'a>(
     bytes: &'a [u8],
+    max: usize,
     magic: &[u8; 4],
     version: u8,
     cluster: &str,
     keys: &Keyring,
 ) -> Result<(u8, Reader<'a>), DropReason> {
-    if bytes.len() > MAX_DATAGRAM {
+    if bytes.len() > max {
         return Err(DropReason::Oversized);
     }
     let Some(body_len) = bytes.len().checked_sub(MAC_LEN) else {
@@ -388,14 +393,40 @@ impl Writer {
         Ok(w)
     }
 
-    /// Appends the MAC of everything written under the keyring's current key.
-    pub(super) fn seal(mut self, keys: &Keyring) -> Result<Vec<u8>, EncodeError> {
+    /// Appends the MAC of everything written under the keyring's current key; the
+    /// whole datagram must fit in [`MAX_DATAGRAM`].
+    pub(super) fn seal(self, keys: &Keyring) -> Result<Vec<u8>, EncodeError> {
+        self.seal_within(MAX_DATAGRAM, keys)
+    }
+
+    /// [`Self::seal`] for a message of at most `max` bytes.
+    pub(super) fn seal_within(
+        mut self,
+        max: usize,
+        keys: &Keyring,
+    ) -> Result<Vec<u8>, EncodeError> {
         let mac = keys.sign(&self.0);
         self.0.extend_from_slice(&mac);
-        if self.0.len() > MAX_DATAGRAM {
-            return Err(EncodeError::TooLarge(self.0.len()));
+        if self.0.len() > max {
+            return Err(EncodeError::TooLarge {
+                len: self.0.len(),
+                max,
+            });
         }
         Ok(self.0)
+    }
+
+    /// Bytes as they are, of a length the reader knows.
+    pub(super) fn raw(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// A text of any length up to `u32::MAX` bytes: u32 length + UTF-8 bytes.
+    pub(super) fn long_str(&mut self, s: &str) -> Result<(), EncodeError> {
+        let len = u32::try_from(s.len()).map_err(|_| EncodeError::TextTooLong(s.len()))?;
+        self.0.extend_from_slice(&len.to_be_bytes());
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
     }
 
     pub(super) fn u8(&mut self, v: u8) {
@@ -426,7 +457,7 @@ impl Writer {
 pub(super) struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DropReason> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], DropReason> {
         if self.0.len() < n {
             return Err(DropReason::Malformed);
         }
@@ -467,6 +498,14 @@ impl<'a> Reader<'a> {
         if len > MAX_NAME {
             return Err(DropReason::Malformed);
         }
+        std::str::from_utf8(self.take(len)?).map_err(|_| DropReason::Malformed)
+    }
+
+    /// A text written by [`Writer::long_str`].
+    pub(super) fn long_str(&mut self) -> Result<&'a str, DropReason> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.take(4)?);
+        let len = usize::try_from(u32::from_be_bytes(b)).map_err(|_| DropReason::Malformed)?;
         std::str::from_utf8(self.take(len)?).map_err(|_| DropReason::Malformed)
     }
 

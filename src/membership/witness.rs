@@ -38,7 +38,7 @@
 //! numbers it had seen); within one boot the incarnation and sequence do that.
 
 use super::auth::Keyring;
-use super::wire::{DropReason, EncodeError, Reader, Writer, open};
+use super::wire::{DropReason, EncodeError, MAX_DATAGRAM, Reader, Writer, open};
 
 /// First bytes of every witness datagram.
 pub const MAGIC: &[u8; 4] = b"FOWT";
@@ -175,7 +175,7 @@ fn opened<'a>(
     cluster: &str,
     keys: &Keyring,
 ) -> Result<Reader<'a>, DropReason> {
-    let (found, r) = open(bytes, MAGIC, VERSION, cluster, keys)?;
+    let (found, r) = open(bytes, MAX_DATAGRAM, MAGIC, VERSION, cluster, keys)?;
     if found != kind {
         return Err(DropReason::Malformed);
     }
@@ -186,7 +186,6 @@ fn opened<'a>(
 mod tests {
     use super::*;
     use crate::membership::auth::MAC_LEN;
-    use crate::membership::wire::MAX_DATAGRAM;
     use proptest::prelude::*;
 
     fn keys() -> Keyring {

@@ -16,7 +16,7 @@ use kube::ResourceExt;
 
 use crate::api::conditions::{self as cond, event, reason};
 use crate::api::{
-    FailoverCluster, FailoverClusterStatus, GroupPhase, MemberExplanation, MemberState,
+    FailoverCluster, FailoverClusterStatus, GroupPhase, LinksDown, MemberExplanation, MemberState,
     MemberStatus, Problem, QuorumMode, QuorumState, QuorumStatus, RECENT_TAKEOVERS, ResourceGroup,
     ResourceGroupStatus, ResourceStatus, TakeoverRecord, Transition,
 };
@@ -140,6 +140,12 @@ fn online(report: Option<&NodeReport>, dead_after: Duration, now: Timestamp) -> 
     Duration::try_from(age).map_or(true, |age| age <= dead_after + RENEW_PERIOD_MAX)
 }
 
+/// Whether a member in `state` reports fresh: its configuration, its view and what
+/// it says of the others count.
+fn is_live(state: MemberState) -> bool {
+    matches!(state, MemberState::Online | MemberState::Paused)
+}
+
 /// Builds a condition, keeping `lastTransitionTime` when the status did not change.
 fn condition(
     previous: &[Condition],
@@ -230,6 +236,7 @@ pub fn cluster_status(
             }
             (renewed, _) => renewed.map(Time),
         };
+        let live = is_live(state);
         members.push(MemberStatus {
             node: m.node.clone(),
             state,
@@ -237,13 +244,22 @@ pub fn cluster_status(
             synchronized: applied.is_some() && applied == config_hash,
             applied_config_hash: applied,
             quarantined_until: None,
+            config_outvoted: live
+                && report
+                    .and_then(|r| r.view.as_ref())
+                    .is_some_and(|v| v.config_outvoted),
+            links_down: if live {
+                links_down(cluster, &m.node, reports, dead_after, now)
+            } else {
+                Vec::new()
+            },
         });
     }
     let count = |f: &dyn Fn(&MemberStatus) -> bool| {
         u32::try_from(members.iter().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
     };
     let voters = u32::try_from(members.len()).unwrap_or(u32::MAX);
-    let up = count(&|m| matches!(m.state, MemberState::Online | MemberState::Paused));
+    let up = count(&|m| is_live(m.state));
     let online_count = count(&|m| m.state == MemberState::Online);
     let synced = count(&|m| m.synchronized);
 
@@ -364,6 +380,12 @@ pub fn cluster_status(
                 unsynced.join(", ")
             ),
         )
+    } else if members.iter().any(|m| !m.links_down.is_empty()) {
+        (
+            true,
+            reason::HEARTBEAT_LINK_DOWN,
+            links_down_message(&members),
+        )
     } else if quorum_state == QuorumState::Disabled {
         (true, reason::QUORUM_DISABLED, lost_message.clone())
     } else {
@@ -379,6 +401,17 @@ pub fn cluster_status(
         bool_status(degraded),
         degraded_reason,
         degraded_message,
+        generation,
+        now,
+    );
+    let (synchronized, sync_reason, sync_message) =
+        config_synchronized(&members, config_hash.as_deref());
+    let config_synchronized = condition(
+        prev,
+        cond::CONFIG_SYNCHRONIZED,
+        bool_status(synchronized),
+        sync_reason,
+        sync_message,
         generation,
         now,
     );
@@ -410,7 +443,128 @@ pub fn cluster_status(
             connected,
         }),
         observed_generation: generation,
-        conditions: vec![ready, config_valid, degraded, quorum_lost],
+        conditions: vec![
+            ready,
+            config_valid,
+            degraded,
+            quorum_lost,
+            config_synchronized,
+        ],
+    }
+}
+
+/// `status.members[].linksDown` of the live member `node`: what every other live
+/// member's view says of its links, in the order of `spec.members`.
+fn links_down(
+    cluster: &FailoverCluster,
+    node: &str,
+    reports: &Reports,
+    dead_after: Duration,
+    now: Timestamp,
+) -> Vec<LinksDown> {
+    cluster
+        .spec
+        .members
+        .iter()
+        .filter(|o| o.node != node)
+        .filter_map(|o| {
+            let report = reports.nodes.get(&o.node);
+            if !online(report, dead_after, now) {
+                return None;
+            }
+            let mut links: Vec<u32> = report?
+                .view
+                .as_ref()?
+                .links_down
+                .get(node)?
+                .iter()
+                .filter_map(|&l| u32::try_from(l).ok())
+                .collect();
+            links.sort_unstable();
+            links.dedup();
+            (!links.is_empty()).then(|| LinksDown {
+                seen_by: o.node.clone(),
+                links,
+            })
+        })
+        .collect()
+}
+
+/// The Degraded message of links down: who does not hear whom over which links.
+fn links_down_message(members: &[MemberStatus]) -> String {
+    let seen: Vec<String> = members
+        .iter()
+        .flat_map(|m| {
+            m.links_down.iter().map(|d| {
+                let links: Vec<String> = d.links.iter().map(u32::to_string).collect();
+                let plural = if d.links.len() == 1 { "" } else { "s" };
+                format!(
+                    "{} does not hear {} over link{plural} {}",
+                    d.seen_by,
+                    m.node,
+                    links.join(", ")
+                )
+            })
+        })
+        .collect();
+    format!(
+        "heartbeat links down (the members stay alive over their other links): {}",
+        seen.join("; ")
+    )
+}
+
+/// The ConfigSynchronized condition: whether every live member runs `rendered` and
+/// none is outvoted; its reason and message.
+fn config_synchronized(
+    members: &[MemberStatus],
+    rendered: Option<&str>,
+) -> (bool, &'static str, String) {
+    let Some(rendered) = rendered else {
+        return (
+            false,
+            reason::CONFIG_MISMATCH,
+            "no configuration is rendered yet (ConfigValid says why)".to_owned(),
+        );
+    };
+    let live = members.iter().filter(|m| is_live(m.state));
+    let mismatched: Vec<String> = live
+        .clone()
+        .filter(|m| m.applied_config_hash.as_deref() != Some(rendered))
+        .map(|m| {
+            format!(
+                "{} runs {}",
+                m.node,
+                m.applied_config_hash
+                    .as_deref()
+                    .unwrap_or("none it reports")
+            )
+        })
+        .collect();
+    let outvoted: Vec<&str> = live
+        .filter(|m| m.config_outvoted)
+        .map(|m| m.node.as_str())
+        .collect();
+    let mismatch_message = format!(
+        "not running the rendered configuration {rendered}: {}",
+        mismatched.join(", ")
+    );
+    if !outvoted.is_empty() {
+        let mut message = format!(
+            "outvoted (a majority of the members runs another configuration; each keeps its groups and takes no other): {}",
+            outvoted.join(", ")
+        );
+        if !mismatched.is_empty() {
+            message = format!("{message}; {mismatch_message}");
+        }
+        (false, reason::CONFIG_OUTVOTED, message)
+    } else if !mismatched.is_empty() {
+        (false, reason::CONFIG_MISMATCH, mismatch_message)
+    } else {
+        (
+            true,
+            reason::ALL_MEMBERS_SYNCHRONIZED,
+            format!("every live member runs the rendered configuration {rendered}"),
+        )
     }
 }
 
@@ -683,20 +837,19 @@ pub struct Notice {
     pub note: String,
 }
 
-/// Events for a cluster status change: member down/up, quorum lost/regained,
-/// configuration rejected.
+/// Events for a cluster status change: member down/up, member outvoted or no
+/// longer, heartbeat links down/up, quorum lost/regained, configuration rejected.
 pub fn cluster_notices(
     before: &FailoverClusterStatus,
     after: &FailoverClusterStatus,
 ) -> Vec<Notice> {
     let mut notices = Vec::new();
     for m in &after.members {
-        let was = before
-            .members
-            .iter()
-            .find(|b| b.node == m.node)
-            .map(|b| b.state);
-        match (was, m.state) {
+        let previous = before.members.iter().find(|b| b.node == m.node);
+        if let Some(previous) = previous {
+            notices.extend(member_notices(previous, m));
+        }
+        match (previous.map(|b| b.state), m.state) {
             (Some(MemberState::Online | MemberState::Paused), MemberState::Offline) => {
                 notices.push(Notice {
                     warning: true,
@@ -734,6 +887,75 @@ pub fn cluster_notices(
     }
     if let Some(notice) = config_rejected(&before.conditions, &after.conditions) {
         notices.push(notice);
+    }
+    notices
+}
+
+/// Events for one member that was in the status before: it became outvoted or no
+/// longer is, a link of it went down (any link not down before) or all are up
+/// again. A member that is no longer live says nothing here: that is MemberDown.
+fn member_notices(before: &MemberStatus, after: &MemberStatus) -> Vec<Notice> {
+    let live = is_live(after.state);
+    let mut notices = Vec::new();
+    let node = &after.node;
+    match (before.config_outvoted, after.config_outvoted) {
+        (false, true) => notices.push(Notice {
+            warning: true,
+            reason: event::CONFIG_OUTVOTED,
+            action: "ObserveConfig",
+            note: format!(
+                "member {node} runs {}: a majority of the members runs another configuration, so it keeps its groups and takes no other",
+                after.applied_config_hash.as_deref().unwrap_or("a configuration it does not report")
+            ),
+        }),
+        (true, false) if live => notices.push(Notice {
+            warning: false,
+            reason: event::CONFIG_OUTVOTE_ENDED,
+            action: "ObserveConfig",
+            note: format!("member {node} is no longer outvoted: it takes groups again"),
+        }),
+        _ => {}
+    }
+    let union = |m: &MemberStatus| {
+        let mut links: Vec<u32> = m.links_down.iter().flat_map(|d| d.links.clone()).collect();
+        links.sort_unstable();
+        links.dedup();
+        links
+    };
+    let (was, is) = (union(before), union(after));
+    let new: Vec<String> = is
+        .iter()
+        .filter(|l| !was.contains(l))
+        .map(u32::to_string)
+        .collect();
+    if !new.is_empty() {
+        let seen_by: Vec<&str> = after
+            .links_down
+            .iter()
+            .map(|d| d.seen_by.as_str())
+            .collect();
+        notices.push(Notice {
+            warning: true,
+            reason: event::HEARTBEAT_LINK_DOWN,
+            action: "ObserveLinks",
+            note: truncate(
+                &format!(
+                    "heartbeat {} {} of member {node} {} none of its heartbeats (seen by {}); it stays alive over its other links",
+                    if new.len() == 1 { "link" } else { "links" },
+                    new.join(", "),
+                    if new.len() == 1 { "carries" } else { "carry" },
+                    seen_by.join(", ")
+                ),
+                EVENT_NOTE_MAX_BYTES,
+            ),
+        });
+    } else if !was.is_empty() && is.is_empty() && live {
+        notices.push(Notice {
+            warning: false,
+            reason: event::HEARTBEAT_LINK_UP,
+            action: "ObserveLinks",
+            note: format!("every heartbeat link of member {node} carries its heartbeats again"),
+        });
     }
     notices
 }

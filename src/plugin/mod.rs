@@ -10,11 +10,15 @@
 //! annotation), and the operator and agents act on it as on any edit.
 //!
 //! Standalone (`--standalone FILE`), the read verbs take the spec from the file
-//! and the live view from one agent's `/state` ([`endpoint`]); the write verbs say
-//! how to edit the files instead: the file is the configuration of record, equal on
-//! every member, and no agent takes orders over the network.
+//! and the live view from one agent's `/state` ([`endpoint`]). The write verbs,
+//! with `--key-file`, edit the file ([`edit`]), push the result to every member
+//! ([`push`], the code of `failover config push`) and then write the file, which
+//! stays the configuration of record; without a key they say how to edit the files
+//! instead.
 
+pub mod edit;
 pub mod endpoint;
+pub mod push;
 pub mod render;
 
 use std::future::Future;
@@ -27,7 +31,10 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::api::{API_VERSION, CLEAR_FAILURES_ANNOTATION, FailoverCluster, ResourceGroup};
+use crate::contract::file::write_atomically;
 use crate::contract::model::cluster_id;
+use crate::membership::Keyring;
+use edit::{Edit, EditError, Edited};
 use endpoint::EndpointError;
 pub use render::Format;
 
@@ -57,9 +64,18 @@ pub struct CtlArgs {
     pub output: Format,
     /// Standalone: the cluster's configuration file instead of Kubernetes. `status`,
     /// `explain` and `timeline` read it and ask one agent (`--agent`) for its view;
-    /// the other verbs say how to edit the file instead.
+    /// the other verbs, with `--key-file`, change it, push it to every member and
+    /// write it back (without a key they say how to edit the file instead).
     #[arg(long, global = true, value_name = "FILE")]
     pub standalone: Option<std::path::PathBuf>,
+    /// Standalone write verbs: the cluster's heartbeat key file, which signs the
+    /// push of the changed file to every member (as `failover config push`).
+    #[arg(long, global = true, value_name = "PATH", requires = "standalone")]
+    pub key_file: Option<std::path::PathBuf>,
+    /// Standalone write verbs: the previous key during a rotation (replies signed
+    /// with it are accepted too).
+    #[arg(long, global = true, value_name = "PATH", requires = "key_file")]
+    pub previous_key_file: Option<std::path::PathBuf>,
     /// Standalone: the `--metrics-addr` of the agent to ask, HOST:PORT (default
     /// 127.0.0.1:9477, the agent's default port on this host).
     #[arg(long, global = true, value_name = "HOST:PORT", requires = "standalone")]
@@ -130,8 +146,50 @@ impl Verb {
         }
     }
 
-    /// The edit a write verb stands for in standalone mode, where the file is the
-    /// configuration of record; `None` for the read verbs.
+    /// The change a write verb makes to a standalone configuration file at `now`
+    /// (the clear annotation's value); `None` for the read verbs.
+    fn file_edit(&self, now: Timestamp) -> Option<Edit> {
+        Some(match self {
+            Verb::Status | Verb::Explain { .. } | Verb::Timeline { .. } => return None,
+            Verb::Move { group, node, .. } => Edit::Owner {
+                group: group.clone(),
+                node: node.clone(),
+            },
+            Verb::Pause { node } => Edit::Paused {
+                node: node.clone(),
+                paused: true,
+            },
+            Verb::Resume { node } => Edit::Paused {
+                node: node.clone(),
+                paused: false,
+            },
+            Verb::Clear { group } => Edit::ClearFailures {
+                group: group.clone(),
+                value: now.as_second().to_string(),
+            },
+        })
+    }
+
+    /// What a write verb changed, for a person.
+    fn done(&self) -> String {
+        match self {
+            Verb::Move {
+                group,
+                node: Some(node),
+                ..
+            } => format!("{group} pinned to {node} (spec.owner)"),
+            Verb::Move { group, .. } => format!("{group}: pin removed (spec.owner)"),
+            Verb::Pause { node } => format!("{node} paused"),
+            Verb::Resume { node } => format!("{node} resumed"),
+            Verb::Clear { group } => {
+                format!("{group}: failure count cleared ({CLEAR_FAILURES_ANNOTATION})")
+            }
+            Verb::Status | Verb::Explain { .. } | Verb::Timeline { .. } => String::new(),
+        }
+    }
+
+    /// The edit a write verb stands for in standalone mode without a key, where the
+    /// file is the configuration of record; `None` for the read verbs.
     fn standalone_edit(&self) -> Option<String> {
         let edit = "edit the configuration file of every member (keep the files equal), \
                     then send SIGHUP to each agent (they also reload a changed file by themselves)";
@@ -228,10 +286,10 @@ pub enum PluginError {
         /// The verb.
         verb: &'static str,
     },
-    /// `--standalone`: a write verb. The file is the configuration of record, the
-    /// same on every member (they compare its hash); no agent changes it.
+    /// `--standalone`: a write verb without `--key-file`. The file is the
+    /// configuration of record, the same on every member (they compare its hash).
     #[error(
-        "`{verb}` does not write to standalone agents ({file} is the configuration of record, equal on every member); instead, {instead}"
+        "`{verb}` writes to standalone agents only with --key-file (it then pushes the changed {file} to every member, as `failover config push`); without a key, {instead}"
     )]
     Standalone {
         /// The verb.
@@ -284,6 +342,29 @@ pub enum PluginError {
     /// The agent's `/state` could not be read.
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
+    /// `--standalone FILE` could not be edited.
+    #[error("cannot change {file}")]
+    Edit {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
+        source: EditError,
+    },
+    /// Nothing was pushed.
+    #[error(transparent)]
+    Push(#[from] push::PushError),
+    /// The file could not be written back after the push.
+    #[error(
+        "cannot write {file} (members that applied the push run it; write the file again by hand)"
+    )]
+    Write {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// An object the API server returned does not have the shape this binary knows
     /// (typically a plugin older or newer than the installed CRDs).
     #[error(
@@ -305,36 +386,161 @@ pub enum PluginError {
     Runtime(#[source] std::io::Error),
 }
 
-/// Runs one verb: configures a client from the environment (as kubectl: $KUBECONFIG,
-/// ~/.kube/config, in-cluster) and returns what to print.
-pub fn run(args: CtlArgs) -> Result<String, PluginError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// What a verb prints, and whether it did all it was asked (a push that some
+/// member did not apply did not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Printout {
+    pub text: String,
+    pub complete: bool,
+}
+
+impl From<String> for Printout {
+    fn from(text: String) -> Self {
+        Printout {
+            text,
+            complete: true,
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, PluginError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(PluginError::Runtime)?;
+        .map_err(PluginError::Runtime)
+}
+
+/// Runs one verb: configures a client from the environment (as kubectl: $KUBECONFIG,
+/// ~/.kube/config, in-cluster) and returns what to print. `keys` are the keys of
+/// `--key-file` (the caller reads them): standalone, the write verbs push with them.
+pub fn run(args: CtlArgs, keys: Option<&Keyring>) -> Result<Printout, PluginError> {
+    let runtime = runtime()?;
     if let Some(file) = &args.standalone {
+        let now = Timestamp::now();
+        if let (Some(keys), Some(edit)) = (keys, args.verb.file_edit(now)) {
+            return runtime.block_on(standalone_write(
+                file,
+                &args.verb,
+                &edit,
+                keys,
+                now,
+                args.output,
+            ));
+        }
         let agent = args.agent.as_deref().unwrap_or(DEFAULT_AGENT);
-        return runtime.block_on(standalone(
-            file,
-            agent,
-            &args.verb,
-            Timestamp::now(),
-            args.output,
+        return runtime
+            .block_on(standalone(file, agent, &args.verb, now, args.output))
+            .map(Printout::from);
+    }
+    runtime
+        .block_on(async {
+            let client = crate::contract::client::client_from(None, API_TIMEOUT).await?;
+            let namespace = args
+                .namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned());
+            let target = Target {
+                client,
+                namespace,
+                cluster: args.cluster,
+                format: args.output,
+            };
+            target.run(&args.verb, Timestamp::now()).await
+        })
+        .map(Printout::from)
+}
+
+/// `failover config push FILE`: pushes the file to every member it lists, signed
+/// with `keys`.
+pub fn config_push(file: &Path, keys: &Keyring, format: Format) -> Result<Printout, PluginError> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|source| PluginError::File {
+        file: name.clone(),
+        source,
+    })?;
+    let report = runtime()?.block_on(push::push(&name, &text, keys, unix_ms(Timestamp::now())))?;
+    Ok(Printout {
+        text: report.render(format),
+        complete: report.all_accepted(),
+    })
+}
+
+fn unix_ms(now: Timestamp) -> u64 {
+    u64::try_from(now.as_millisecond()).unwrap_or_default()
+}
+
+/// A write verb standalone with a key: `edit` made to `file`, the result pushed to
+/// every member, then written to `file` if any member runs it now.
+pub async fn standalone_write(
+    file: &Path,
+    verb: &Verb,
+    edit: &Edit,
+    keys: &Keyring,
+    now: Timestamp,
+    format: Format,
+) -> Result<Printout, PluginError> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|source| PluginError::File {
+        file: name.clone(),
+        source,
+    })?;
+    let changed = match edit::edit(&text, edit) {
+        Ok(Edited::Changed(changed)) => changed,
+        Ok(Edited::AlreadySo) => {
+            return Ok(Printout::from(format!(
+                "{name} already says so ({}); nothing pushed\n",
+                verb.done()
+            )));
+        }
+        Err(EditError::UnknownGroup { group, groups }) => {
+            return Err(PluginError::UnknownGroup {
+                group,
+                file: name,
+                groups,
+            });
+        }
+        Err(EditError::UnknownNode {
+            node,
+            cluster,
+            members,
+        }) => {
+            return Err(PluginError::UnknownNode {
+                node,
+                cluster,
+                members,
+            });
+        }
+        Err(source) => return Err(PluginError::Edit { file: name, source }),
+    };
+    let report = push::push(&name, &changed, keys, unix_ms(now)).await?;
+    let mut out = report.render(format);
+    if report.any_accepted() {
+        write_atomically(file, &changed).map_err(|source| PluginError::Write {
+            file: name.clone(),
+            source,
+        })?;
+        tracing::info!(file = %name, verb = verb.name(), "configuration pushed and written");
+        if format == Format::Table {
+            let members = report.results.len();
+            let ran = report.results.iter().filter(|(_, r)| r.accepted()).count();
+            out.push_str(&format!(
+                "{}: {name} written; {ran} of {members} members run it{}\n",
+                verb.done(),
+                if ran < members {
+                    " (push the file again with `failover config push` when the others are back)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    } else if format == Format::Table {
+        out.push_str(&format!(
+            "no member took the change: {name} left as it was\n"
         ));
     }
-    runtime.block_on(async {
-        let client = crate::contract::client::client_from(None, API_TIMEOUT).await?;
-        let namespace = args
-            .namespace
-            .clone()
-            .unwrap_or_else(|| client.default_namespace().to_owned());
-        let target = Target {
-            client,
-            namespace,
-            cluster: args.cluster,
-            format: args.output,
-        };
-        target.run(&args.verb, Timestamp::now()).await
+    Ok(Printout {
+        text: out,
+        complete: report.all_accepted(),
     })
 }
 

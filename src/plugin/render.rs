@@ -15,7 +15,10 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde::Serialize;
 
-use crate::api::{FailoverCluster, MemberExplanation, ResourceGroup, TakeoverRecord, Transition};
+use crate::api::{
+    FailoverCluster, LinksDown, MemberExplanation, MemberState, ResourceGroup, TakeoverRecord,
+    Transition,
+};
 
 pub mod standalone;
 
@@ -50,8 +53,18 @@ struct MemberRow<'a> {
     paused: bool,
     state: Option<crate::api::MemberState>,
     synchronized: Option<bool>,
+    applied_config_hash: Option<&'a str>,
+    config_outvoted: bool,
+    links_down: &'a [LinksDown],
     last_heartbeat: Option<&'a Time>,
     quarantined_until: Option<&'a Time>,
+}
+
+impl MemberRow<'_> {
+    /// Whether its agent reports fresh (the members whose configuration counts).
+    fn live(&self) -> bool {
+        matches!(self.state, Some(MemberState::Online | MemberState::Paused))
+    }
 }
 
 /// One group in `status`.
@@ -88,6 +101,9 @@ fn member_rows(cluster: &FailoverCluster) -> Vec<MemberRow<'_>> {
                 paused: member.paused,
                 state: status.map(|s| s.state),
                 synchronized: status.map(|s| s.synchronized),
+                applied_config_hash: status.and_then(|s| s.applied_config_hash.as_deref()),
+                config_outvoted: status.is_some_and(|s| s.config_outvoted),
+                links_down: status.map_or(&[], |s| s.links_down.as_slice()),
                 last_heartbeat: status.and_then(|s| s.last_heartbeat.as_ref()),
                 quarantined_until: status.and_then(|s| s.quarantined_until.as_ref()),
             }
@@ -122,6 +138,30 @@ fn age(now: Timestamp, then: &Time) -> String {
 
 fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// A `LINKS DOWN` cell: the link indexes, comma-separated, or `-`.
+fn link_list<T: ToString>(links: impl IntoIterator<Item = T>) -> String {
+    let links: Vec<String> = links.into_iter().map(|l| l.to_string()).collect();
+    if links.is_empty() {
+        "-".to_owned()
+    } else {
+        links.join(",")
+    }
+}
+
+/// The `Mismatch:` line: member `node` runs configuration `hash`; `advice` says
+/// what to do about it.
+fn mismatch_line(out: &mut String, node: &str, hash: &str, advice: &str) {
+    let _ = writeln!(out, "Mismatch: {node} runs {hash} ({advice})");
+}
+
+/// The `Outvoted:` line of member `node`, in the words of its agent's log.
+fn outvoted_line(out: &mut String, node: &str) {
+    let _ = writeln!(
+        out,
+        "Outvoted: a majority runs another configuration: {node} keeps its groups and takes no other"
+    );
 }
 
 /// Writes `rows` under `header` with every column as wide as its widest cell,
@@ -200,6 +240,26 @@ pub fn status(
         or_dash(status.and_then(|s| s.config_hash.as_deref())),
         members.len()
     );
+    let rendered = status.and_then(|s| s.config_hash.as_deref());
+    for m in members.iter().filter(|m| m.live()) {
+        if m.synchronized == Some(false) {
+            let advice = match rendered {
+                Some(rendered) => format!(
+                    "not the rendered {rendered}: its agent has not loaded it yet, or cannot: see its log"
+                ),
+                None => "no configuration is rendered yet".to_owned(),
+            };
+            mismatch_line(
+                &mut out,
+                m.node,
+                m.applied_config_hash.unwrap_or("none it reports"),
+                &advice,
+            );
+        }
+    }
+    for m in members.iter().filter(|m| m.config_outvoted) {
+        outvoted_line(&mut out, m.node);
+    }
     for condition in status.map_or(&[][..], |s| s.conditions.as_slice()) {
         let _ = writeln!(
             out,
@@ -221,6 +281,7 @@ pub fn status(
                 m.paused.to_string(),
                 or_dash(m.synchronized),
                 or_dash(m.last_heartbeat.map(|t| age(now, t))),
+                links_down_cell(m.links_down),
             ]
         })
         .collect();
@@ -233,6 +294,7 @@ pub fn status(
             "PAUSED",
             "SYNCHRONIZED",
             "LAST HEARTBEAT",
+            "LINKS DOWN",
         ],
         &rows,
     );
@@ -275,6 +337,20 @@ pub fn status(
         &rows,
     );
     out
+}
+
+/// The `LINKS DOWN` cell of a member: every link some live member does not hear it
+/// over, and who (`1 (seen by a, c)`); `status.members[].linksDown` has each
+/// member's own list.
+fn links_down_cell(links_down: &[LinksDown]) -> String {
+    let mut links: Vec<u32> = links_down.iter().flat_map(|d| d.links.clone()).collect();
+    links.sort_unstable();
+    links.dedup();
+    if links.is_empty() {
+        return link_list(links);
+    }
+    let seen_by: Vec<&str> = links_down.iter().map(|d| d.seen_by.as_str()).collect();
+    format!("{} (seen by {})", link_list(links), seen_by.join(", "))
 }
 
 /// `explain GROUP` as JSON.

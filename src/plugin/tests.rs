@@ -788,19 +788,25 @@ mod standalone {
             output: Format::Table,
             standalone: Some("/etc/failover/cluster.yaml".into()),
             agent: None,
+            key_file: None,
+            previous_key_file: None,
             verb,
         };
-        let error = super::super::run(args(Verb::Pause { node: "b".into() })).unwrap_err();
+        let error = super::super::run(args(Verb::Pause { node: "b".into() }), None).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "`pause` does not write to standalone agents (/etc/failover/cluster.yaml is the \
-             configuration of record, equal on every member); instead, set `paused: true` on \
-             member b: edit the configuration file of every member (keep the files equal), then \
-             send SIGHUP to each agent (they also reload a changed file by themselves)"
+            "`pause` writes to standalone agents only with --key-file (it then pushes the \
+             changed /etc/failover/cluster.yaml to every member, as `failover config push`); \
+             without a key, set `paused: true` on member b: edit the configuration file of every \
+             member (keep the files equal), then send SIGHUP to each agent (they also reload a \
+             changed file by themselves)"
         );
-        let error = super::super::run(args(Verb::Clear {
-            group: "web".into(),
-        }))
+        let error = super::super::run(
+            args(Verb::Clear {
+                group: "web".into(),
+            }),
+            None,
+        )
         .unwrap_err();
         assert!(
             error
@@ -808,16 +814,19 @@ mod standalone {
                 .contains("put the annotation failover.dev/clear-failures: \"<a new value, e.g. the unix time>\" on ResourceGroup web"),
             "{error}"
         );
-        let error = super::super::run(args(Verb::Move {
-            group: "web".into(),
-            node: None,
-            clear: true,
-        }))
+        let error = super::super::run(
+            args(Verb::Move {
+                group: "web".into(),
+                node: None,
+                clear: true,
+            }),
+            None,
+        )
         .unwrap_err();
         assert!(
             error
                 .to_string()
-                .contains("instead, remove `owner` from the spec of ResourceGroup web"),
+                .contains("without a key, remove `owner` from the spec of ResourceGroup web"),
             "{error}"
         );
     }

@@ -128,17 +128,20 @@ pub fn failure(code: u16, reason: &str) -> Value {
            "message": reason, "reason": reason, "code": code})
 }
 
-/// Fails unless a real API server would accept this write.
+/// Fails unless a real API server would accept this write and the conditions of a
+/// status keep their contract (`apiserver_rules::conditions`).
 fn assert_accepted(method: &Method, path: &str, body: &Value) {
     if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) || body.is_null() {
         return;
     }
     let violations = if path.ends_with("/status") {
         let kind = body["kind"].as_str().unwrap_or_default();
-        apiserver_rules::validate_against_schema(
+        let mut violations = apiserver_rules::validate_against_schema(
             &apiserver_rules::status_schema(kind),
             &body["status"],
-        )
+        );
+        violations.extend(apiserver_rules::conditions(&body["status"]["conditions"]));
+        violations
     } else {
         apiserver_rules::validate(body)
     };

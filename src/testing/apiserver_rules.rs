@@ -621,6 +621,80 @@ fn lease(r: &mut Report, lease: &Value) {
     }
 }
 
+/// apimachinery `pkg/apis/meta/v1/validation` `maxReasonLen` of a Condition.
+const CONDITION_REASON_MAX: usize = 1024;
+/// apimachinery `pkg/apis/meta/v1/validation` `maxMessageLen` of a Condition.
+const CONDITION_MESSAGE_MAX: usize = 32 * 1024;
+
+/// apimachinery `conditionReasonFmt`: `[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?`.
+pub fn condition_reason(value: &str) -> Result<(), String> {
+    let ok = value.starts_with(|c: char| c.is_ascii_alphabetic())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ',' | ':'))
+        && value.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        && value.len() <= CONDITION_REASON_MAX;
+    ok.then_some(()).ok_or_else(|| {
+        format!("{value:?} is not a condition reason (CamelCase, at most {CONDITION_REASON_MAX})")
+    })
+}
+
+/// A `conditions` list as apimachinery `pkg/apis/meta/v1/validation`
+/// `ValidateConditions` checks `[]metav1.Condition`: types unique, each a qualified
+/// name; status True, False or Unknown; lastTransitionTime set; observedGeneration
+/// not negative; reason set and [`condition_reason`]; message at most 32 KiB. The
+/// API server runs it for built-in kinds; for a custom resource only its schema
+/// counts, and k8s-openapi's Condition schema (which our CRDs embed) lacks the
+/// markers that carry these rules: this is the contract `kubectl wait
+/// --for=condition` and other readers of conditions rely on, held here so a status
+/// we write keeps it.
+pub fn conditions(list: &Value) -> Vec<String> {
+    let mut r = Report::default();
+    let items = list.as_array().map_or(&[][..], Vec::as_slice);
+    let mut types: Vec<&str> = Vec::new();
+    for (i, condition) in items.iter().enumerate() {
+        let at = format!("conditions[{i}]");
+        let type_ = str_of(condition, "type").unwrap_or_default();
+        r.check(&format!("{at}.type"), qualified_name(type_));
+        if types.contains(&type_) {
+            r.fail(&format!("{at}.type"), "Duplicate value");
+        }
+        types.push(type_);
+        if !matches!(
+            str_of(condition, "status"),
+            Some("True" | "False" | "Unknown")
+        ) {
+            r.fail(&format!("{at}.status"), "Unsupported value");
+        }
+        if str_of(condition, "lastTransitionTime").is_none_or(str::is_empty) {
+            r.fail(&format!("{at}.lastTransitionTime"), "must be set");
+        }
+        if condition["observedGeneration"]
+            .as_i64()
+            .is_some_and(|g| g < 0)
+        {
+            r.fail(
+                &format!("{at}.observedGeneration"),
+                "must be greater than or equal to zero",
+            );
+        }
+        match str_of(condition, "reason") {
+            Some(reason) if !reason.is_empty() => {
+                r.check(&format!("{at}.reason"), condition_reason(reason));
+            }
+            _ => r.fail(&format!("{at}.reason"), "must be set"),
+        }
+        let message = str_of(condition, "message").unwrap_or_default();
+        if message.len() > CONDITION_MESSAGE_MAX {
+            r.fail(
+                &format!("{at}.message"),
+                format!("{} bytes; at most {CONDITION_MESSAGE_MAX}", message.len()),
+            );
+        }
+    }
+    r.0
+}
+
 /// `ValidateEventCreate` for `events.k8s.io/v1` (pkg/apis/core/validation/events.go):
 /// name a DNS subdomain; eventTime, reportingController (a qualified name),
 /// reportingInstance, action and reason required, each at most 128 characters;

@@ -19,9 +19,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn};
 
 use super::{Decision, Witness};
+use crate::keyfile::KeyFiles;
 use crate::membership::witness::{Verdict, WitnessReply, WitnessRequest};
 use crate::membership::{DropReason, Keyring};
 use crate::telemetry::error_report;
@@ -42,6 +43,9 @@ pub struct WitnessOptions {
     /// The cluster id the agents use (`namespace/name`).
     pub cluster: String,
     pub keys: Keyring,
+    /// The files `keys` were read from, read again on SIGHUP (a key rotation);
+    /// `None` when the witness runs without authentication.
+    pub key_files: Option<KeyFiles>,
     /// Where to serve /metrics, /healthz, /readyz; `None` disables.
     pub metrics_addr: Option<SocketAddr>,
 }
@@ -176,6 +180,7 @@ impl Endpoints for Metrics {
 struct Server {
     cluster: String,
     keys: Keyring,
+    key_files: Option<KeyFiles>,
     /// Random per start, never 0 (0 is "none" in a request).
     boot: u64,
     start: Instant,
@@ -268,6 +273,21 @@ impl Server {
         Ok(reply)
     }
 
+    /// Reads the key files again (SIGHUP): a key rotation without a restart, so
+    /// the holder and the boot stay. Files that cannot be read or hold a short key
+    /// keep the running keys.
+    fn reload_keys(&mut self) {
+        let Some(files) = &self.key_files else {
+            info!(cluster = %self.cluster, "SIGHUP: no key files to read (--insecure-no-auth)");
+            return;
+        };
+        if let Some(keys) =
+            info_span!("witness", cluster = %self.cluster).in_scope(|| files.reread())
+        {
+            self.keys = keys;
+        }
+    }
+
     /// Logs and shows a change of holder (a grant to a new node, or an expiry).
     fn show_holder(&mut self) {
         let now = self.now();
@@ -296,7 +316,7 @@ fn millis_up(d: Duration) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
-/// Runs the witness until SIGTERM/SIGINT.
+/// Runs the witness until SIGTERM/SIGINT; SIGHUP reads the key files again.
 pub async fn run(options: WitnessOptions) -> Result<(), WitnessError> {
     let mut term = signal(SignalKind::terminate()).map_err(WitnessError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(WitnessError::Signal)?;
@@ -309,8 +329,8 @@ pub async fn run(options: WitnessOptions) -> Result<(), WitnessError> {
     .await
 }
 
-/// Answers on `options.listen` until `stop` completes. [`run`] stops on signals;
-/// a test stops it by dropping its task.
+/// Answers on `options.listen` until `stop` completes; SIGHUP reads the key files
+/// again. [`run`] stops on signals; a test stops it by dropping its task.
 pub async fn serve(
     options: WitnessOptions,
     stop: impl Future<Output = ()>,
@@ -336,9 +356,11 @@ pub async fn serve(
         info!(%addr, "serving /metrics, /healthz, /readyz");
         tokio::spawn(http::serve(listener, metrics.clone()));
     }
+    let mut hangup = signal(SignalKind::hangup()).map_err(WitnessError::Signal)?;
     let mut server = Server {
         cluster: options.cluster,
         keys: options.keys,
+        key_files: options.key_files,
         boot,
         start,
         witness: Witness::new(),
@@ -365,6 +387,7 @@ pub async fn serve(
                 Err(error) => debug!(%error, "witness receive failed"),
             },
             _ = expiry.tick() => server.show_holder(),
+            Some(()) = hangup.recv() => server.reload_keys(),
             () = &mut stop => break,
         }
     }
@@ -384,6 +407,7 @@ mod tests {
         Server {
             cluster: "default/pair".into(),
             keys: keys(),
+            key_files: None,
             boot: 42,
             // Started long ago: past any restart hold.
             start: Instant::now() - Duration::from_secs(10),
@@ -457,6 +481,66 @@ mod tests {
             text.contains("failover_witness_dropped_total{reason=\"malformed\"} 1"),
             "{text}"
         );
+    }
+
+    /// A rotation on SIGHUP: the new key is accepted at once, the previous one
+    /// during the overlap, and the vote granted before it is still held.
+    #[test]
+    fn a_key_rotation_keeps_the_holder_and_accepts_both_keys() {
+        let dir = std::env::temp_dir().join(format!("witness-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (current, previous) = (dir.join("key"), dir.join("previous"));
+        let new_key = b"fedcba9876543210fedcba9876543210";
+        std::fs::write(&current, b"0123456789abcdef0123456789abcdef\n").unwrap();
+        let mut s = server();
+        s.key_files = Some(KeyFiles {
+            current: current.clone(),
+            previous: None,
+        });
+        assert!(answer(&mut s, &request("a", 42, 1)).is_some());
+        let signed_new = |node: &str, seq| {
+            let request = WitnessRequest {
+                cluster: "default/pair".into(),
+                node: node.into(),
+                nonce: seq,
+                boot: 42,
+                incarnation: 1,
+                seq,
+                duration_ms: 1_000,
+            };
+            request
+                .encode(&Keyring::new(new_key.to_vec(), None).unwrap())
+                .unwrap()
+        };
+        let from: SocketAddr = "192.0.2.1:7707".parse().unwrap();
+        assert!(
+            s.handle(&signed_new("b", 1), from).is_none(),
+            "new key before the rotation"
+        );
+
+        std::fs::rename(&current, &previous).unwrap();
+        std::fs::write(&current, new_key).unwrap();
+        s.key_files = Some(KeyFiles {
+            current: current.clone(),
+            previous: Some(previous.clone()),
+        });
+        s.reload_keys();
+        let rotated = Keyring::new(new_key.to_vec(), None).unwrap();
+        let reply = s
+            .handle(&signed_new("b", 2), from)
+            .expect("new key accepted");
+        let reply = WitnessReply::decode(&reply, "default/pair", &rotated).unwrap();
+        assert_eq!(reply.verdict, Verdict::Held { holder: "a".into() });
+        assert!(
+            s.handle(&request("a", 42, 3), from).is_some(),
+            "the previous key is accepted during the overlap"
+        );
+
+        // A file that cannot be read keeps the running keys.
+        std::fs::remove_file(&current).unwrap();
+        s.reload_keys();
+        assert!(s.handle(&signed_new("b", 3), from).is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -888,6 +888,8 @@ async fn run_with(
         start,
         updates: Some(updates),
         backend: Box::new(backend),
+        // The configuration comes from the API server, never from a push.
+        accept_pushes: false,
     };
     runtime::run_loop(loop_options, config, None)
         .await

@@ -158,6 +158,9 @@ pub struct LoopOptions {
     /// Updates pushed by another task (Kubernetes watches, witness answers).
     pub updates: Option<mpsc::Receiver<Update>>,
     pub backend: Box<dyn Backend>,
+    /// Standalone with a heartbeat key: take `failover config push` over TCP on
+    /// this member's heartbeat addresses.
+    pub accept_pushes: bool,
 }
 
 impl Agent {

@@ -24,6 +24,7 @@
 
 mod backend;
 mod outputs;
+mod push;
 mod reconfigure;
 mod standalone;
 mod witness;
@@ -43,7 +44,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 pub use self::backend::{Backend, LoopOptions, Notice, Report, Update, WitnessAsk};
-pub use self::standalone::{AgentOptions, KeyFiles, read_key_file, run};
+pub use self::standalone::{AgentOptions, run};
 use self::standalone::{FileStamp, stamp};
 pub use self::witness::WitnessClient;
 use self::witness::witness_ref;
@@ -56,6 +57,7 @@ use crate::contract::model::{AgentConfig, ConfigError};
 use crate::contract::plan::HookPlan;
 use crate::contract::report::AgentState;
 use crate::engine::{Engine, EngineConfig, Input};
+use crate::keyfile::KeyFiles;
 use crate::membership::{Counters, LinkState};
 use crate::placement::Reason;
 use crate::telemetry::{error_report, http};
@@ -96,6 +98,12 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot listen for configuration pushes on TCP {addr}")]
+    PushBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot serve metrics on {addr}")]
     Metrics {
         addr: SocketAddr,
@@ -104,12 +112,6 @@ pub enum AgentError {
     },
     #[error("cannot install signal handlers")]
     Signal(#[source] std::io::Error),
-    #[error("heartbeat key in {path}")]
-    Key {
-        path: PathBuf,
-        #[source]
-        source: crate::membership::AuthError,
-    },
 }
 
 /// Logs every problem of a configuration that cannot run, one line each.
@@ -183,6 +185,9 @@ struct Agent {
     /// The takeovers in progress and the last finished ones.
     timelines: Timelines,
     file_stamp: FileStamp,
+    /// Where the configuration and keys a push is checked against are published
+    /// (standalone with a key only).
+    push_running: Option<tokio::sync::watch::Sender<push::Running>>,
 }
 
 /// The event loop both modes share: runs one member with `config` until
@@ -225,6 +230,23 @@ pub(crate) async fn run_loop(
         info!(%addr, "serving /metrics, /healthz, /readyz, /state");
         tokio::spawn(http::serve(listener, telemetry.clone()));
     }
+    let (config_path, file_stamp, key_files) = match file {
+        Some((path, stamp, keys)) => (Some(path), Some(stamp), keys),
+        None => (None, None, None),
+    };
+    let (push_running, mut pushes) = match (&config_path, options.accept_pushes) {
+        (Some(path), true) => {
+            let running = push::Running::of(&config, options.keys.clone());
+            let (running, pushes) =
+                push::listen(&me, &options.node, path, running, telemetry.clone()).await?;
+            (Some(running), Some(pushes))
+        }
+        (Some(_), false) => {
+            info!("not accepting configuration pushes: no heartbeat key (--insecure-no-auth)");
+            (None, None)
+        }
+        (None, _) => (None, None),
+    };
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signal)?;
     let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signal)?;
@@ -246,10 +268,6 @@ pub(crate) async fn run_loop(
     );
     let report_every = options.backend.report_every();
     let mut updates = options.updates;
-    let (config_path, file_stamp, key_files) = match file {
-        Some((path, stamp, keys)) => (Some(path), Some(stamp), keys),
-        None => (None, None, None),
-    };
     let mut agent = Agent {
         node: options.node,
         config_path,
@@ -274,6 +292,7 @@ pub(crate) async fn run_loop(
         detected: None,
         timelines: Timelines::default(),
         file_stamp: file_stamp.flatten(),
+        push_running,
     };
     agent.apply_peers();
     agent.apply_hooks();
@@ -346,6 +365,13 @@ pub(crate) async fn run_loop(
                     agent.reload().await;
                 }
             }
+            pushed = next_update(&mut pushes) => match pushed {
+                Some(pushed) => agent.pushed(pushed).await,
+                None => {
+                    warn!("configuration push listener ended; pushes are no longer taken");
+                    pushes = None;
+                }
+            },
             update = next_update(&mut updates) => match update {
                 Some(update) => agent.update(update).await,
                 None => {
@@ -406,8 +432,8 @@ async fn recv_any(
     .await
 }
 
-/// The next update, or never when there is no channel.
-async fn next_update(updates: &mut Option<mpsc::Receiver<Update>>) -> Option<Update> {
+/// The next message of a channel, or never when there is no channel.
+async fn next_update<T>(updates: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match updates {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

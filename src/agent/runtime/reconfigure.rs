@@ -34,6 +34,7 @@ impl Agent {
         // Clear-failures values ride beside the configuration, outside its hash.
         if config.hash == self.config.hash && !self.config_deleted {
             self.config.clear_failures = config.clear_failures;
+            self.publish_config();
             self.apply_clears().await;
             self.telemetry.metrics.config_reload("unchanged");
             debug!("configuration unchanged");
@@ -61,6 +62,7 @@ impl Agent {
         );
         let (model, hash, witness) = (config.model.clone(), config.hash, witness_ref(&config));
         self.config = config;
+        self.publish_config();
         self.apply_peers();
         self.apply_hooks();
         self.telemetry.metrics.config_reload("applied");

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::backend::{Backend, LoopOptions, Notice, Report, WitnessAsk};
 use super::witness::WitnessClient;
 use super::{Agent, AgentError, log_config_error, run_loop};
 use crate::contract::model::AgentConfig;
+use crate::keyfile::KeyFiles;
 use crate::membership::Keyring;
-use crate::telemetry::error_report;
 
 /// How often the standalone agent refreshes its `/state` besides every change.
 const STATE_EVERY: Duration = Duration::from_secs(1);
@@ -36,39 +36,6 @@ pub struct AgentOptions {
     pub key_files: Option<KeyFiles>,
     /// Where to serve /metrics, /healthz, /readyz; `None` disables.
     pub metrics_addr: Option<SocketAddr>,
-}
-
-/// The standalone agent's heartbeat key files: the key it signs with and, during a
-/// rotation, the previous one it also accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyFiles {
-    pub current: PathBuf,
-    pub previous: Option<PathBuf>,
-}
-
-impl KeyFiles {
-    /// Reads both files into a keyring.
-    pub fn read(&self) -> Result<Keyring, AgentError> {
-        let current = read_key_file(&self.current)?;
-        let previous = self.previous.as_deref().map(read_key_file).transpose()?;
-        Keyring::new(current, previous).map_err(|source| AgentError::Key {
-            path: self.current.clone(),
-            source,
-        })
-    }
-}
-
-/// Reads a heartbeat key file. Trailing whitespace is not part of the key, so a key
-/// written with `echo` or an editor works the same on every member.
-pub fn read_key_file(path: &Path) -> Result<Vec<u8>, AgentError> {
-    let mut key = std::fs::read(path).map_err(|source| AgentError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    while key.last().is_some_and(u8::is_ascii_whitespace) {
-        key.pop();
-    }
-    Ok(key)
 }
 
 /// Modification time and size of the configuration file, to notice edits.
@@ -132,6 +99,7 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         backend: Box::new(Standalone {
             witness: WitnessClient::new(updates, start),
         }),
+        accept_pushes: options.key_files.is_some(),
     };
     run_loop(
         loop_options,
@@ -146,20 +114,9 @@ impl Agent {
     /// Reads the standalone key files again (SIGHUP): a key rotation. A file that
     /// cannot be read or holds a short key keeps the running keys.
     pub(super) fn reload_keys(&mut self) {
-        let Some(files) = &self.key_files else {
-            return;
-        };
-        match files.read() {
-            Ok(keys) => {
-                info!(
-                    previous = files.previous.is_some(),
-                    "heartbeat keys reloaded"
-                );
-                self.engine.set_keys(keys);
-            }
-            Err(error) => {
-                error!(error = %error_report(&error), "heartbeat keys not reloaded; keeping the running keys");
-            }
+        if let Some(keys) = self.key_files.as_ref().and_then(KeyFiles::reread) {
+            self.publish_keys(&keys);
+            self.engine.set_keys(keys);
         }
     }
 

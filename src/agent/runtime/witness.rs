@@ -322,6 +322,7 @@ spec:
                 listen: SocketAddr::from(([127, 0, 0, 1], port)),
                 cluster: "default/pair".into(),
                 keys: keys.clone(),
+                key_files: None,
                 metrics_addr: None,
             },
             std::future::pending(),

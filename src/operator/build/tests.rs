@@ -563,3 +563,38 @@ fn every_rendered_object_passes_the_api_server_rules_at_the_longest_names() {
         Vec::<String>::new()
     );
 }
+
+/// The conditions rule refuses what `ValidateConditions` refuses, so the status
+/// tests that use it can fail; every reason the operator writes passes it.
+#[test]
+fn the_condition_rules_refuse_a_bad_condition() {
+    let good = json!({"type": "ConfigSynchronized", "status": "False",
+                      "reason": "ConfigOutvoted", "message": "m",
+                      "lastTransitionTime": "2025-06-01T12:00:00Z"});
+    assert_eq!(
+        apiserver_rules::conditions(&json!([good.clone()])),
+        Vec::<String>::new()
+    );
+    let with = |field: &str, value: Value| {
+        let mut bad = good.clone();
+        bad[field] = value;
+        apiserver_rules::conditions(&json!([bad]))
+    };
+    assert_eq!(with("reason", json!("Config Outvoted")).len(), 1);
+    assert_eq!(with("reason", json!("ConfigOutvoted-")).len(), 1);
+    assert_eq!(with("reason", json!("")).len(), 1);
+    assert_eq!(with("status", json!("false")).len(), 1);
+    assert_eq!(with("message", json!("x".repeat(32 * 1024 + 1))).len(), 1);
+    assert_eq!(with("lastTransitionTime", Value::Null).len(), 1);
+    assert_eq!(
+        apiserver_rules::conditions(&json!([good.clone(), good])),
+        vec!["conditions[1].type: Duplicate value"]
+    );
+    for reason in crate::api::conditions::reason::ALL {
+        assert_eq!(
+            apiserver_rules::condition_reason(reason),
+            Ok(()),
+            "{reason}"
+        );
+    }
+}

@@ -26,7 +26,7 @@ use crate::contract::names;
 use crate::contract::render::render_config;
 use crate::operator::build::{self, KEY_LEN};
 use crate::operator::fixtures::{
-    ClusterFixture, NS, cluster, group, lease, node, node_lease, resolved, settings,
+    ClusterFixture, NS, cluster, group, lease, node, node_lease, resolved, settings, with_view,
 };
 use crate::operator::metrics::Metrics;
 use crate::operator::notify::{Notifier, RetryPolicy};
@@ -376,6 +376,80 @@ async fn a_spec_change_renders_a_new_hash_and_keeps_the_key() {
         assert_eq!(status["members"][0]["appliedConfigHash"], old_hash.as_str());
         assert_eq!(status["members"][0]["synchronized"], false);
         assert_eq!(status["members"][0]["state"], "Online");
+    })
+    .await;
+}
+
+/// What the agents say in their node Leases of config sync and heartbeat links
+/// reaches the patched status, and each transition one Event.
+#[tokio::test]
+async fn links_down_and_an_outvoted_member_reach_the_cluster_status() {
+    let web = group("web", "10.77.0.100/24");
+    let spec = cluster().member("c");
+    let hash = render_config(&resolved(&spec), std::slice::from_ref(&web))
+        .unwrap()
+        .hash;
+    let fresh = Duration::from_millis(100);
+    // The status shown so far: all three online on the rendered configuration.
+    let mut c = spec.clone();
+    let quiet = ["a", "b", "c"].map(|n| node_lease(n, fresh, &hash, true, &[]));
+    c.status = Some(cluster_status(
+        &c,
+        &[],
+        Some(hash.clone()),
+        &Reports::from_leases("c", &quiet),
+        Timestamp::now(),
+    ));
+    let existing = build::heartbeat_secret(&c, None, Timestamp::now(), [9; KEY_LEN]).secret;
+    let (ctx, mut api) = context(std::slice::from_ref(&c), &[group_json(&web)], &nodes());
+    let mut leases = build::leases(&c, std::slice::from_ref(&web));
+    leases.extend([
+        with_view(
+            node_lease("a", fresh, &hash, true, &[]),
+            json!({"quorate": true, "alive": ["a", "b", "c"], "configMismatch": {"b": "0ld"},
+                   "linksDown": {"b": [1]}}),
+        ),
+        with_view(
+            node_lease("b", fresh, "0ld", true, &[]),
+            json!({"quorate": true, "alive": ["a", "b", "c"], "configOutvoted": true,
+                   "configMismatch": {"a": hash, "c": hash}}),
+        ),
+        node_lease("c", fresh, &hash, true, &[]),
+    ]);
+    run_cluster(ctx, &c, async move {
+        api.expect(Method::GET, "/api/v1/namespaces/ns/secrets/c-heartbeat", move |_| {
+            (StatusCode::OK, serde_json::to_value(&existing).unwrap())
+        })
+        .await;
+        api.leases(leases).await;
+        let applied = api.owned_objects().await;
+        assert_eq!(applied["ConfigMap"]["data"]["hash"], hash.as_str());
+        api.node_leases(&["a", "b", "c"]).await;
+        let status = api.status(CLUSTER_STATUS).await;
+        assert_eq!(status["members"][1]["configOutvoted"], true);
+        assert_eq!(
+            status["members"][1]["linksDown"],
+            json!([{"seenBy": "a", "links": [1]}])
+        );
+        assert!(status["members"][0].get("linksDown").is_none(), "{status}");
+        let synced = condition(&status, "ConfigSynchronized");
+        assert_eq!(synced["status"], "False");
+        assert_eq!(synced["reason"], "ConfigOutvoted");
+        assert_eq!(
+            condition(&status, "Degraded")["reason"],
+            "ConfigNotSynchronized"
+        );
+        let outvoted = api.event().await;
+        assert_eq!(
+            (&outvoted["reason"], &outvoted["type"]),
+            (&json!("ConfigOutvoted"), &json!("Warning"))
+        );
+        let link = api.event().await;
+        assert_eq!(link["reason"], "HeartbeatLinkDown");
+        assert_eq!(
+            link["note"],
+            "heartbeat link 1 of member b carries none of its heartbeats (seen by a); it stays alive over its other links"
+        );
     })
     .await;
 }

@@ -613,3 +613,286 @@ fn group_status_shows_the_takeovers_the_members_report() {
         }
     );
 }
+
+/// Three members on two heartbeat links: b runs an older configuration (a and c
+/// outvote it), link 1 between b and the others carries nothing, and d, offline,
+/// still has an old view in its Lease.
+fn split_cluster_leases() -> (
+    crate::api::FailoverCluster,
+    Vec<k8s_openapi::api::coordination::v1::Lease>,
+) {
+    let mut c = cluster().member("c").member("d");
+    c.spec.quorum = QuorumMode::Majority;
+    let fresh = Duration::from_millis(100);
+    let leases = vec![
+        with_view(
+            node_lease("a", fresh, "h1", true, &[]),
+            json!({"quorate": true, "alive": ["a", "b", "c"],
+                   "configMismatch": {"b": "h0"}, "linksDown": {"b": [1]}}),
+        ),
+        with_view(
+            node_lease("b", fresh, "h0", true, &[]),
+            json!({"quorate": true, "alive": ["a", "b", "c"], "configOutvoted": true,
+                   "configMismatch": {"a": "h1", "c": "h1"},
+                   "linksDown": {"a": [1], "c": [1]}}),
+        ),
+        with_view(
+            node_lease("c", fresh, "h1", true, &[]),
+            json!({"quorate": true, "alive": ["a", "b", "c"],
+                   "configMismatch": {"b": "h0"}, "linksDown": {"b": [1, 0]}}),
+        ),
+        // Offline: neither its outvote nor what it says of the others counts.
+        with_view(
+            node_lease("d", Duration::from_secs(60), "h0", true, &[]),
+            json!({"quorate": true, "alive": ["d"], "configOutvoted": true,
+                   "linksDown": {"a": [0, 1]}}),
+        ),
+    ];
+    (c, leases)
+}
+
+fn condition_of(
+    status: &crate::api::FailoverClusterStatus,
+    type_: &str,
+) -> (String, String, String) {
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition"));
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+/// What a real API server (and the readers of conditions) would refuse in a status.
+fn assert_writable(status: &crate::api::FailoverClusterStatus) {
+    use crate::testing::apiserver_rules;
+    let value = serde_json::to_value(status).unwrap();
+    let mut violations = apiserver_rules::validate_against_schema(
+        &apiserver_rules::status_schema("FailoverCluster"),
+        &value,
+    );
+    violations.extend(apiserver_rules::conditions(&value["conditions"]));
+    assert_eq!(violations, Vec::<String>::new(), "{value:#}");
+}
+
+#[test]
+fn outvoted_members_and_links_down_reach_member_status() {
+    let (c, leases) = split_cluster_leases();
+    let reports = Reports::from_leases("c", &leases);
+    let status = cluster_status(&c, &[], Some("h1".into()), &reports, Timestamp::now());
+    assert_writable(&status);
+    let outvoted: Vec<_> = status
+        .members
+        .iter()
+        .map(|m| (m.node.as_str(), m.state, m.config_outvoted))
+        .collect();
+    assert_eq!(
+        outvoted,
+        [
+            ("a", MemberState::Online, false),
+            ("b", MemberState::Online, true),
+            ("c", MemberState::Online, false),
+            ("d", MemberState::Offline, false),
+        ]
+    );
+    let links = |node: &str| {
+        let member = status.members.iter().find(|m| m.node == node).unwrap();
+        member
+            .links_down
+            .iter()
+            .map(|d| (d.seen_by.clone(), d.links.clone()))
+            .collect::<Vec<_>>()
+    };
+    // Per member that reports it, in spec order, links ascending; d is offline:
+    // nothing of what it says counts, and nothing is said of it.
+    assert_eq!(
+        links("b"),
+        [("a".to_owned(), vec![1]), ("c".to_owned(), vec![0, 1])]
+    );
+    assert_eq!(links("a"), [("b".to_owned(), vec![1])]);
+    assert_eq!(links("c"), [("b".to_owned(), vec![1])]);
+    assert_eq!(links("d"), []);
+
+    let (synced, reason, message) = condition_of(&status, "ConfigSynchronized");
+    assert_eq!(
+        (synced.as_str(), reason.as_str()),
+        ("False", "ConfigOutvoted")
+    );
+    assert_eq!(
+        message,
+        "outvoted (a majority of the members runs another configuration; each keeps its groups and takes no other): b; not running the rendered configuration h1: b runs h0"
+    );
+    // Degraded names the most pressing cause first: d is offline.
+    assert_eq!(condition_of(&status, "Degraded").1, "MemberOffline");
+
+    // As JSON, as the CRD names the fields.
+    let value = serde_json::to_value(&status.members[1]).unwrap();
+    assert_eq!(value["configOutvoted"], true);
+    assert_eq!(
+        value["linksDown"],
+        json!([{"seenBy": "a", "links": [1]}, {"seenBy": "c", "links": [0, 1]}])
+    );
+    // Nothing to say: the fields are left out.
+    let value = serde_json::to_value(&status.members[3]).unwrap();
+    assert!(value.get("configOutvoted").is_none(), "{value}");
+    assert!(value.get("linksDown").is_none(), "{value}");
+}
+
+#[test]
+fn config_synchronized_names_the_members_on_another_configuration() {
+    let (mut c, mut leases) = split_cluster_leases();
+    c.spec.members.pop();
+    leases.pop();
+    // a and b on the rendered configuration, b no longer outvoted, neither reports a
+    // link down; c has not reported a hash at all.
+    leases[1] = node_lease("b", Duration::from_millis(100), "h1", true, &[]);
+    leases[2]
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(names::CONFIG_HASH);
+    leases[0] = node_lease("a", Duration::from_millis(100), "h1", true, &[]);
+    let reports = Reports::from_leases("c", &leases);
+    let status = cluster_status(&c, &[], Some("h1".into()), &reports, Timestamp::now());
+    assert_writable(&status);
+    assert_eq!(
+        condition_of(&status, "ConfigSynchronized"),
+        (
+            "False".to_owned(),
+            "ConfigMismatch".to_owned(),
+            "not running the rendered configuration h1: c runs none it reports".to_owned()
+        )
+    );
+    // c's view still says b's links 0 and 1 are down.
+    assert_eq!(condition_of(&status, "Degraded").1, "ConfigNotSynchronized");
+
+    // Everyone on h1, links fine but c still does not hear b over links 0 and 1.
+    leases[2] = with_view(
+        node_lease("c", Duration::from_millis(100), "h1", true, &[]),
+        json!({"quorate": true, "alive": ["a", "b", "c"], "linksDown": {"b": [0, 1]}, "configMismatch": {}}),
+    );
+    let reports = Reports::from_leases("c", &leases);
+    let status = cluster_status(&c, &[], Some("h1".into()), &reports, Timestamp::now());
+    assert_writable(&status);
+    assert_eq!(
+        condition_of(&status, "ConfigSynchronized"),
+        (
+            "True".to_owned(),
+            "AllMembersSynchronized".to_owned(),
+            "every live member runs the rendered configuration h1".to_owned()
+        )
+    );
+    assert_eq!(
+        condition_of(&status, "Degraded"),
+        (
+            "True".to_owned(),
+            "HeartbeatLinkDown".to_owned(),
+            "heartbeat links down (the members stay alive over their other links): c does not hear b over links 0, 1".to_owned()
+        )
+    );
+
+    // Never rendered (an invalid spec from the start): nothing to be synchronized to.
+    let status = cluster_status(&c, &[], None, &reports, Timestamp::now());
+    let (synced, reason, _) = condition_of(&status, "ConfigSynchronized");
+    assert_eq!(
+        (synced.as_str(), reason.as_str()),
+        ("False", "ConfigMismatch")
+    );
+}
+
+#[test]
+fn outvotes_and_links_become_one_event_per_transition() {
+    use crate::testing::apiserver_rules::condition_reason;
+    let (c, leases) = split_cluster_leases();
+    let reports = Reports::from_leases("c", &leases);
+    let now = Timestamp::now();
+    // Before: every member online, nobody outvoted, every link up.
+    let quiet = [
+        node_lease("a", Duration::from_millis(100), "h1", true, &[]),
+        node_lease("b", Duration::from_millis(100), "h1", true, &[]),
+        node_lease("c", Duration::from_millis(100), "h1", true, &[]),
+        node_lease("d", Duration::from_millis(100), "h1", true, &[]),
+    ];
+    let before = cluster_status(
+        &c,
+        &[],
+        Some("h1".into()),
+        &Reports::from_leases("c", &quiet),
+        now,
+    );
+    let after = cluster_status(&c, &[], Some("h1".into()), &reports, now);
+    let notices = cluster_notices(&before, &after);
+    let seen: Vec<_> = notices
+        .iter()
+        .map(|n| (n.reason, n.warning, n.note.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "HeartbeatLinkDown",
+                true,
+                "heartbeat link 1 of member a carries none of its heartbeats (seen by b); it stays alive over its other links"
+            ),
+            (
+                "ConfigOutvoted",
+                true,
+                "member b runs h0: a majority of the members runs another configuration, so it keeps its groups and takes no other"
+            ),
+            (
+                "HeartbeatLinkDown",
+                true,
+                "heartbeat links 0, 1 of member b carry none of its heartbeats (seen by a, c); it stays alive over its other links"
+            ),
+            (
+                "HeartbeatLinkDown",
+                true,
+                "heartbeat link 1 of member c carries none of its heartbeats (seen by b); it stays alive over its other links"
+            ),
+            ("MemberDown", true, "member d stopped reporting"),
+        ]
+    );
+    for notice in &notices {
+        assert_eq!(condition_reason(notice.reason), Ok(()));
+        assert!(notice.note.len() <= super::EVENT_NOTE_MAX_BYTES);
+    }
+    // Nothing changes: no Event. A second observer of the same link: no Event.
+    let mut again = after.clone();
+    assert_eq!(cluster_notices(&after, &again), []);
+    again.members[0].links_down.push(crate::api::LinksDown {
+        seen_by: "c".into(),
+        links: vec![1],
+    });
+    assert_eq!(cluster_notices(&after, &again), []);
+    // Back: one Normal Event each.
+    let back = cluster_notices(&after, &before);
+    let seen: Vec<_> = back.iter().map(|n| (n.reason, n.warning)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("HeartbeatLinkUp", false),
+            ("ConfigOutvoteEnded", false),
+            ("HeartbeatLinkUp", false),
+            ("HeartbeatLinkUp", false),
+            ("MemberUp", false),
+        ]
+    );
+    assert_eq!(
+        back[1].note,
+        "member b is no longer outvoted: it takes groups again"
+    );
+    // An outvoted member with links down that stops reporting: MemberDown only.
+    let mut gone = after.clone();
+    gone.members[1] = crate::api::MemberStatus {
+        state: MemberState::Offline,
+        config_outvoted: false,
+        links_down: Vec::new(),
+        ..after.members[1].clone()
+    };
+    let seen: Vec<_> = cluster_notices(&after, &gone)
+        .iter()
+        .map(|n| n.reason)
+        .collect();
+    assert_eq!(seen, ["MemberDown"]);
+}

@@ -14,7 +14,10 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
 
-use super::{Format, TimelineDocument, age, json_text, or_dash, table, takeover_table};
+use super::{
+    Format, TimelineDocument, age, json_text, link_list, mismatch_line, or_dash, outvoted_line,
+    table, takeover_table,
+};
 use crate::api::{FailoverCluster, ResourceGroup, TakeoverRecord};
 use crate::contract::model::{cluster_id, config_hash, hash_text};
 use crate::contract::report::{AgentState, Owned};
@@ -165,38 +168,21 @@ pub fn status(
         );
     }
     for (peer, hash) in &view.config_mismatch {
-        let _ = writeln!(
-            out,
-            "Mismatch: {peer} runs {hash} (keep the file equal on every member)"
-        );
+        mismatch_line(&mut out, peer, hash, "keep the file equal on every member");
     }
     if view.config_outvoted {
-        let _ = writeln!(
-            out,
-            "Outvoted: a majority runs another configuration: {} keeps its groups and takes no other",
-            state.node
-        );
+        outvoted_line(&mut out, &state.node);
     }
     out.push('\n');
     let table_rows: Vec<Vec<String>> = members
         .iter()
         .map(|m| {
-            let links = m
-                .links_down
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
             vec![
                 m.node.to_owned(),
                 if m.alive { "yes" } else { "no" }.to_owned(),
                 m.priority.to_string(),
                 m.paused.to_string(),
-                if links.is_empty() {
-                    "-".to_owned()
-                } else {
-                    links
-                },
+                link_list(m.links_down),
             ]
         })
         .collect();

@@ -12,7 +12,8 @@ fn now() -> Timestamp {
     "2025-06-01T12:00:00Z".parse().unwrap()
 }
 
-/// `prod`: three members, `c` paused, as the operator reports it.
+/// `prod`: three members, `c` paused, as the operator reports it: `c` runs an older
+/// configuration and is outvoted, heartbeat link 1 between `a` and `b` is down.
 fn cluster() -> FailoverCluster {
     serde_json::from_value(json!({
         "apiVersion": "failover.dev/v1alpha1", "kind": "FailoverCluster",
@@ -25,17 +26,26 @@ fn cluster() -> FailoverCluster {
         "status": {
             "members": [
                 {"node": "a", "state": "Online", "synchronized": true,
-                 "lastHeartbeat": "2025-06-01T11:59:59Z"},
+                 "appliedConfigHash": "5d41402abc4b",
+                 "lastHeartbeat": "2025-06-01T11:59:59Z",
+                 "linksDown": [{"seenBy": "b", "links": [1]}]},
                 {"node": "b", "state": "Online", "synchronized": true,
-                 "lastHeartbeat": "2025-06-01T11:59:58Z"},
+                 "appliedConfigHash": "5d41402abc4b",
+                 "lastHeartbeat": "2025-06-01T11:59:58Z",
+                 "linksDown": [{"seenBy": "a", "links": [1]}]},
                 {"node": "c", "state": "Paused", "synchronized": false,
+                 "appliedConfigHash": "0c1d2e3f4a5b", "configOutvoted": true,
                  "lastHeartbeat": "2025-06-01T11:59:15Z"},
             ],
             "configHash": "5d41402abc4b",
             "quorum": {"state": "Quorate", "voters": 3, "connected": 3},
             "conditions": [{"type": "QuorumLost", "status": "False", "reason": "Quorate",
                             "message": "3 of 3 voters connected",
-                            "lastTransitionTime": "2025-06-01T10:00:00Z"}],
+                            "lastTransitionTime": "2025-06-01T10:00:00Z"},
+                           {"type": "ConfigSynchronized", "status": "False",
+                            "reason": "ConfigOutvoted",
+                            "message": "outvoted (a majority of the members runs another configuration; each keeps its groups and takes no other): c; not running the rendered configuration 5d41402abc4b: c runs 0c1d2e3f4a5b",
+                            "lastTransitionTime": "2025-06-01T11:58:00Z"}],
         },
     }))
     .unwrap()
@@ -102,6 +112,22 @@ fn db() -> ResourceGroup {
     g
 }
 
+/// The status the tests print is one the operator could write: the API server
+/// (and readers of conditions) would take it.
+#[test]
+fn the_printed_status_is_one_the_api_server_takes() {
+    use crate::testing::apiserver_rules::{conditions, status_schema, validate_against_schema};
+    for c in [cluster(), fresh_cluster()] {
+        let value = serde_json::to_value(&c.status).unwrap();
+        if value.is_null() {
+            continue;
+        }
+        let mut violations = validate_against_schema(&status_schema("FailoverCluster"), &value);
+        violations.extend(conditions(&value["conditions"]));
+        assert_eq!(violations, Vec::<String>::new());
+    }
+}
+
 #[test]
 fn status_table() {
     let text = status(&cluster(), &[db(), web()], now(), Format::Table);
@@ -109,12 +135,15 @@ fn status_table() {
 Cluster:  prod
 Quorum:   Quorate (3 of 3 voters connected)
 Config:   5d41402abc4b (2 of 3 members synchronized)
+Mismatch: c runs 0c1d2e3f4a5b (not the rendered 5d41402abc4b: its agent has not loaded it yet, or cannot: see its log)
+Outvoted: a majority runs another configuration: c keeps its groups and takes no other
 QuorumLost: False Quorate: 3 of 3 voters connected
+ConfigSynchronized: False ConfigOutvoted: outvoted (a majority of the members runs another configuration; each keeps its groups and takes no other): c; not running the rendered configuration 5d41402abc4b: c runs 0c1d2e3f4a5b
 
-MEMBER  STATE   PRIORITY  PAUSED  SYNCHRONIZED  LAST HEARTBEAT
-a       Online  200       false   true          1s
-b       Online  100       false   true          2s
-c       Paused  50        true    false         45s
+MEMBER  STATE   PRIORITY  PAUSED  SYNCHRONIZED  LAST HEARTBEAT  LINKS DOWN
+a       Online  200       false   true          1s              1 (seen by b)
+b       Online  100       false   true          2s              1 (seen by a)
+c       Paused  50        true    false         45s             -
 
 GROUP  OWNER            PHASE   EPOCH  FAILOVERS  LAST TRANSITION
 db     - (pinned to b)  -       -      0          -
@@ -138,9 +167,15 @@ fn status_json_names_fields_as_the_crds() {
     assert_eq!(
         doc["members"][2],
         json!({"node": "c", "priority": 50, "paused": true, "state": "Paused",
-               "synchronized": false, "lastHeartbeat": "2025-06-01T11:59:15Z",
-               "quarantinedUntil": null})
+               "synchronized": false, "appliedConfigHash": "0c1d2e3f4a5b",
+               "configOutvoted": true, "linksDown": [],
+               "lastHeartbeat": "2025-06-01T11:59:15Z", "quarantinedUntil": null})
     );
+    assert_eq!(
+        doc["members"][0]["linksDown"],
+        json!([{"seenBy": "b", "links": [1]}])
+    );
+    assert_eq!(doc["members"][0]["configOutvoted"], false);
     assert_eq!(doc["groups"][0]["name"], "web");
     assert_eq!(doc["groups"][0]["owner"], "a");
     assert_eq!(doc["groups"][0]["pinnedTo"], Value::Null);
@@ -158,9 +193,9 @@ Cluster:  prod
 Quorum:   unknown (no status yet)
 Config:   - (0 of 2 members synchronized)
 
-MEMBER  STATE  PRIORITY  PAUSED  SYNCHRONIZED  LAST HEARTBEAT
-a       -      100       false   -             -
-b       -      100       false   -             -
+MEMBER  STATE  PRIORITY  PAUSED  SYNCHRONIZED  LAST HEARTBEAT  LINKS DOWN
+a       -      100       false   -             -               -
+b       -      100       false   -             -               -
 
 No ResourceGroup runs on prod.
 ";
@@ -192,15 +227,19 @@ fn ages_as_kubectl_prints_them() {
     members[2].last_heartbeat = at("2025-06-01T12:00:03Z");
     let text = status(&c, &[], now(), Format::Table);
     assert!(
-        text.contains("\na       Online  200       false   true          850ms\n"),
+        text.contains(
+            "\na       Online  200       false   true          850ms           1 (seen by b)\n"
+        ),
         "{text}"
     );
     assert!(
-        text.contains("\nb       Online  100       false   true          3h\n"),
+        text.contains(
+            "\nb       Online  100       false   true          3h              1 (seen by a)\n"
+        ),
         "{text}"
     );
     assert!(
-        text.contains("\nc       Paused  50        true    false         0ms\n"),
+        text.contains("\nc       Paused  50        true    false         0ms             -\n"),
         "{text}"
     );
 }
@@ -283,4 +322,36 @@ fn timeline_of_a_group_that_never_failed_over() {
     assert_eq!(timeline(&db(), Format::Table), "db: no failover recorded\n");
     let doc: Value = serde_json::from_str(&timeline(&db(), Format::Json)).unwrap();
     assert_eq!(doc, json!({"group": "db", "recentTakeovers": []}));
+}
+
+/// A live member on a configuration while none is rendered (the spec was never
+/// valid): the line says so instead of naming a rendered hash.
+#[test]
+fn a_mismatch_without_a_rendered_configuration() {
+    let mut c = fresh_cluster();
+    c.status = serde_json::from_value(json!({
+        "members": [{"node": "a", "state": "Online", "synchronized": false,
+                     "appliedConfigHash": "0c1d2e3f4a5b"},
+                    {"node": "b", "state": "Offline", "synchronized": false}],
+    }))
+    .unwrap();
+    let text = status(&c, &[], now(), Format::Table);
+    assert!(
+        text.contains("Config:   - (0 of 2 members synchronized)\nMismatch: a runs 0c1d2e3f4a5b (no configuration is rendered yet)\n\nMEMBER"),
+        "{text}"
+    );
+}
+
+/// docs/kubectl-plugin.md shows these very outputs.
+#[test]
+fn the_docs_show_these_outputs() {
+    let docs = include_str!("../../../docs/kubectl-plugin.md");
+    for output in [
+        status(&cluster(), &[db(), web()], now(), Format::Table),
+        status(&fresh_cluster(), &[], now(), Format::Table),
+        explain(&web(), now(), Format::Table),
+        timeline(&web(), Format::Table),
+    ] {
+        assert!(docs.contains(&output), "not in the docs:\n{output}");
+    }
 }
