@@ -50,6 +50,24 @@ fn skip_reason() -> Option<String> {
     None
 }
 
+/// Whether this test cannot run here (see [`skip_reason`]) or lacks one of the
+/// `tools` (each answers `--version`); prints why as a SKIPPED line.
+fn skipped(tools: &[&str]) -> bool {
+    let missing_tool = || {
+        tools
+            .iter()
+            .find(|tool| Command::new(tool).arg("--version").output().is_err())
+            .map(|tool| format!("`{tool}` is missing"))
+    };
+    match skip_reason().or_else(missing_tool) {
+        Some(reason) => {
+            println!("SKIPPED agent_netns: {reason}");
+            true
+        }
+        None => false,
+    }
+}
+
 /// The namespaces, files and agent processes of one test run.
 struct Lab {
     prefix: String,
@@ -365,6 +383,21 @@ spec:
         assert!(status.success());
     }
 
+    /// SIGTERM to every agent of `nodes` at once, then each must exit 0 within 5 s
+    /// (a graceful leave: groups handed over, VIPs removed).
+    fn stop_gracefully(&mut self, nodes: &[usize]) {
+        for &node in nodes {
+            self.terminate(node);
+        }
+        for &node in nodes {
+            assert_eq!(
+                self.wait_exit(node, Duration::from_secs(5)),
+                Some(0),
+                "n{node}"
+            );
+        }
+    }
+
     /// Waits for the agent of `node` to exit; returns its exit code.
     fn wait_exit(&mut self, node: usize, within: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;
@@ -505,8 +538,7 @@ fn wait_until(
 
 #[test]
 fn vip_follows_the_owner_across_kill_reload_restart_and_graceful_stop() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED agent_netns: {reason}");
+    if skipped(&[]) {
         return;
     }
     let mut lab = Lab::new('k');
@@ -585,10 +617,7 @@ fn vip_follows_the_owner_across_kill_reload_restart_and_graceful_stop() {
     assert_eq!(lab.holders(), [3]);
 
     // Stop everything: nobody may be left holding the VIP.
-    lab.terminate(3);
-    lab.terminate(1);
-    assert_eq!(lab.wait_exit(3, Duration::from_secs(5)), Some(0));
-    assert_eq!(lab.wait_exit(1, Duration::from_secs(5)), Some(0));
+    lab.stop_gracefully(&[3, 1]);
     assert_eq!(lab.holders(), Vec::<usize>::new());
     // A graceful exit puts back the ARP settings the agent changed on eth0; the
     // killed n1 could not, and its successor process found them changed already (a
@@ -742,12 +771,7 @@ fn watch_holders(lab: &Lab, during: Duration) -> Vec<Vec<usize>> {
 
 #[test]
 fn a_standalone_pair_breaks_ties_with_failover_witness() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED agent_netns: {reason}");
-        return;
-    }
-    if Command::new("nft").arg("--version").output().is_err() {
-        println!("SKIPPED agent_netns: nftables (nft) is missing");
+    if skipped(&["nft"]) {
         return;
     }
     let mut lab = Lab::new('w');
@@ -826,21 +850,13 @@ fn a_standalone_pair_breaks_ties_with_failover_witness() {
         "holders with the witness down"
     );
 
-    lab.terminate(2);
-    lab.terminate(1);
-    assert_eq!(lab.wait_exit(2, Duration::from_secs(5)), Some(0));
-    assert_eq!(lab.wait_exit(1, Duration::from_secs(5)), Some(0));
+    lab.stop_gracefully(&[2, 1]);
     assert_eq!(lab.holders(), Vec::<usize>::new());
 }
 
 #[test]
 fn a_node_that_cannot_add_the_vip_hands_the_group_on() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED agent_netns: {reason}");
-        return;
-    }
-    if Command::new("setpriv").arg("--version").output().is_err() {
-        println!("SKIPPED agent_netns: setpriv (util-linux) is missing");
+    if skipped(&["setpriv"]) {
         return;
     }
     let mut lab = Lab::new('f');
@@ -862,24 +878,14 @@ fn a_node_that_cannot_add_the_vip_hands_the_group_on() {
         logs.contains("a resource did not come online; the group's resources are offline again, giving the group up here"),
         "n1 should have reported the failed start:\n{logs}"
     );
-    for node in 1..=3 {
-        lab.terminate(node);
-    }
-    for node in 1..=3 {
-        assert_eq!(
-            lab.wait_exit(node, Duration::from_secs(5)),
-            Some(0),
-            "n{node}"
-        );
-    }
+    lab.stop_gracefully(&[1, 2, 3]);
     assert_eq!(lab.holders(), Vec::<usize>::new());
 }
 
 #[cfg(feature = "lab")]
 #[test]
 fn a_killed_owner_stops_answering_arp_for_the_vip_at_once() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED agent_netns: {reason}");
+    if skipped(&[]) {
         return;
     }
     let mut lab = Lab::new('a');
@@ -929,8 +935,7 @@ fn a_killed_owner_stops_answering_arp_for_the_vip_at_once() {
 
 #[test]
 fn an_owner_whose_vip_interface_goes_down_hands_the_group_over_and_takes_it_back() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED agent_netns: {reason}");
+    if skipped(&[]) {
         return;
     }
     let mut lab = Lab::new('i');
@@ -1007,30 +1012,14 @@ fn an_owner_whose_vip_interface_goes_down_hands_the_group_over_and_takes_it_back
             "{expected:?} missing in the logs:\n{logs}"
         );
     }
-    for node in 1..=3 {
-        lab.terminate(node);
-    }
-    for node in 1..=3 {
-        assert_eq!(
-            lab.wait_exit(node, Duration::from_secs(5)),
-            Some(0),
-            "n{node}"
-        );
-    }
+    lab.stop_gracefully(&[1, 2, 3]);
     assert!(holders(&lab).is_empty());
 }
 
 #[test]
 fn a_member_is_alive_while_any_heartbeat_link_carries_its_heartbeats() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED agent_netns: {reason}");
+    if skipped(&["nft", "curl"]) {
         return;
-    }
-    for tool in ["nft", "curl"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            println!("SKIPPED agent_netns links: `{tool}` is missing");
-            return;
-        }
     }
     let mut lab = Lab::new('l');
     lab.add_service_network().unwrap();
@@ -1125,16 +1114,7 @@ fn a_member_is_alive_while_any_heartbeat_link_carries_its_heartbeats() {
     assert!(isolated.elapsed() < WAIT);
     assert_eq!(lab.sample(2, "failover_peer_up{member=\"n1\"}"), Some(0.0));
 
-    for node in 1..=3 {
-        lab.terminate(node);
-    }
-    for node in 1..=3 {
-        assert_eq!(
-            lab.wait_exit(node, Duration::from_secs(5)),
-            Some(0),
-            "n{node}"
-        );
-    }
+    lab.stop_gracefully(&[1, 2, 3]);
 }
 
 /// `failover ctl --standalone FILE --agent ADDR` run in a member's namespace against
@@ -1157,8 +1137,7 @@ fn ctl(lab: &Lab, node: usize, verb: &[&str]) -> Result<serde_json::Value, Strin
 
 #[test]
 fn ctl_standalone_reads_a_running_agents_view() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED agent_netns: {reason}");
+    if skipped(&[]) {
         return;
     }
     let mut lab = Lab::new('c');
@@ -1201,16 +1180,7 @@ fn ctl_standalone_reads_a_running_agents_view() {
     let timeline = ctl(&lab, 1, &["timeline", "web"]).unwrap();
     assert_eq!(timeline["recentTakeovers"][0]["node"], "n1", "{timeline}");
 
-    for node in 1..=3 {
-        lab.terminate(node);
-    }
-    for node in 1..=3 {
-        assert_eq!(
-            lab.wait_exit(node, Duration::from_secs(5)),
-            Some(0),
-            "n{node}"
-        );
-    }
+    lab.stop_gracefully(&[1, 2, 3]);
 }
 
 /// Runs `failover ARGS` in `node`'s namespace: its exit status and stdout.
@@ -1232,8 +1202,7 @@ fn failover_in(lab: &Lab, node: usize, args: &[&std::ffi::OsStr]) -> (bool, Stri
 
 #[test]
 fn config_push_and_the_standalone_write_verbs_change_every_member() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED agent_netns: {reason}");
+    if skipped(&[]) {
         return;
     }
     let mut lab = Lab::new('p');
@@ -1348,16 +1317,7 @@ fn config_push_and_the_standalone_write_verbs_change_every_member() {
         "every member's file is the admin's copy"
     );
 
-    for node in 1..=3 {
-        lab.terminate(node);
-    }
-    for node in 1..=3 {
-        assert_eq!(
-            lab.wait_exit(node, Duration::from_secs(5)),
-            Some(0),
-            "n{node}"
-        );
-    }
+    lab.stop_gracefully(&[1, 2, 3]);
 }
 
 /// Whether `node`'s log has a line containing `text`.
@@ -1374,12 +1334,7 @@ fn logged(lab: &Lab, node: usize, text: &str) -> bool {
 /// the change ends and the new witness alone breaks the next tie.
 #[test]
 fn a_change_of_witness_with_the_members_cut_apart_inside_it_keeps_one_vip_holder() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED agent_netns: {reason}");
-        return;
-    }
-    if Command::new("nft").arg("--version").output().is_err() {
-        println!("SKIPPED agent_netns: nftables (nft) is missing");
+    if skipped(&["nft"]) {
         return;
     }
     let mut lab = Lab::new('x');
@@ -1432,8 +1387,5 @@ fn a_change_of_witness_with_the_members_cut_apart_inside_it_keeps_one_vip_holder
     );
     cut_members(&lab, true);
 
-    lab.terminate(2);
-    lab.terminate(1);
-    assert_eq!(lab.wait_exit(2, Duration::from_secs(5)), Some(0));
-    assert_eq!(lab.wait_exit(1, Duration::from_secs(5)), Some(0));
+    lab.stop_gracefully(&[2, 1]);
 }
