@@ -1106,11 +1106,14 @@ impl Engine {
         }
         let me = self.membership.me();
         let interval = self.model.interval;
-        let patience = if self.local.values().any(Local::holds) {
-            2 * interval
-        } else {
-            3 * interval
-        };
+        let holds = self.local.values().any(Local::holds);
+        let patience = if holds { 2 * interval } else { 3 * interval };
+        // A peer that came (back) alive votes only after its restart hold, deadAfter
+        // after its start, and its votes reach this node a heartbeat later. Until
+        // then the groups this node runs may rest on the witness alone (it ran them
+        // alone while the peer was away): keep the witness fresh, or its hold lapses
+        // first and this node fences every group it runs.
+        let rejoin = self.model.dead_after + 2 * interval;
         let peer_lost = self
             .membership
             .voters()
@@ -1119,7 +1122,9 @@ impl Engine {
             .any(|v| {
                 !self.membership.connected(v, now)
                     || self.membership.peer(v).is_some_and(|p| {
-                        p.last.leaving || now.saturating_sub(p.heard_at) >= patience
+                        p.last.leaving
+                            || now.saturating_sub(p.heard_at) >= patience
+                            || (holds && now.saturating_sub(p.alive_since) < rejoin)
                     })
             });
         let fresh_until = now + self.model.dead_after.saturating_sub(interval);

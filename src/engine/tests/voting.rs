@@ -202,6 +202,54 @@ fn with_a_witness_one_of_two_members_starts_with_the_witness_lease() {
     assert_eq!(starts(&out), vec![1]);
 }
 
+/// n1 ran alone on the witness; n2 comes back from a restart and votes only after
+/// its restart hold. Until n2 could have voted, n1 keeps renewing the witness: had it
+/// stopped when n2 was first heard, the witness's hold would lapse before n2's votes
+/// arrive and n1 would fence the group it runs (a simulator seed of a two-node pair
+/// did exactly that).
+#[test]
+fn a_member_keeps_the_witness_fresh_while_its_returning_peer_cannot_vote_yet() {
+    let mut s = Script::started("n1", cluster(2, QuorumMode::Witness));
+    let grant = |s: &mut Script| {
+        let held_until = Some(s.now + DEAD_AFTER);
+        s.handle(Input::Witness {
+            witness: WitnessRef::Lease,
+            held_until,
+            other_until: None,
+        })
+    };
+    grant(&mut s);
+    let out = s.tick();
+    assert_eq!(starts(&out), vec![1], "{out:?}");
+
+    // n2 is heard every interval from now on and grants nothing (restart hold).
+    let back = s.now;
+    let mut renewals_after_back = 0;
+    while s.now < back + DEAD_AFTER + INTERVAL {
+        s.now += INTERVAL;
+        let mut out = s.hear(&["n2"]);
+        out.extend(s.tick());
+        if out
+            .iter()
+            .any(|o| matches!(o, Output::WitnessRequest { .. }))
+        {
+            renewals_after_back += 1;
+            grant(&mut s);
+        }
+    }
+    assert!(
+        renewals_after_back >= 3,
+        "n1 renewed the witness {renewals_after_back} times while n2 could not vote"
+    );
+    assert!(
+        !s.log
+            .iter()
+            .any(|(_, o)| matches!(o, Output::Event(Event::Fenced { .. }))),
+        "{:?}",
+        s.log
+    );
+}
+
 /// A change of witness while n1 runs (here from the Lease to `failover witness`, a
 /// Kubernetes configuration that gains `spec.witness`): until n2 is heard on the new
 /// configuration, a witness vote needs the old and the new witness; then the new
