@@ -162,7 +162,7 @@ impl World {
         // to converge, and only those with enough votes (in witness mode, both sides
         // of a two-node split qualify, and the witness decides which one serves).
         let mut seen = BTreeSet::new();
-        let mut quorate: Vec<usize> = Vec::new();
+        let mut components: Vec<Vec<usize>> = Vec::new();
         for &start in &up {
             if seen.contains(&start) {
                 continue;
@@ -178,9 +178,28 @@ impl World {
                 .all(|&a| component.iter().all(|&b| a == b || healthy(a, b, self)));
             let witness = usize::from(self.config.quorum == QuorumMode::Witness);
             if clique && component.len() + witness >= self.model.votes_needed() {
-                quorate.extend(component);
+                components.push(component);
             }
         }
+        // Once a side of a witness split holds the witness vote (its engine is
+        // quorate), only that side is promised to serve: the other cannot, also when
+        // the holder is unable to run a group. While neither holds it, both stay
+        // candidates, so a witness that grants nobody is still a liveness failure.
+        if components.len() > 1 {
+            let holding: Vec<Vec<usize>> = components
+                .iter()
+                .filter(|component| {
+                    component
+                        .iter()
+                        .any(|&m| self.nodes[m].engine.as_ref().is_some_and(|e| e.quorate()))
+                })
+                .cloned()
+                .collect();
+            if !holding.is_empty() {
+                components = holding;
+            }
+        }
+        let quorate: Vec<usize> = components.concat();
         let mut missing = Vec::new();
         for g in 0..self.config.groups {
             let group = group_name(g);

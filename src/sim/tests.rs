@@ -4,7 +4,7 @@ use std::time::Duration;
 use super::config::group_name;
 use super::world::{Ev, Proc, ResState, World};
 use super::*;
-use crate::placement::{QuorumMode, Reason};
+use crate::placement::{QuorumMode, Reason, UnableReason};
 
 fn quick(nodes: usize) -> SimConfig {
     let mut c = SimConfig::new(nodes);
@@ -598,4 +598,61 @@ fn fast_timing_with_starvation_holds_the_invariants() {
 #[test]
 fn a_back_off_ends_when_the_contender_is_gone() {
     assert_seeds_hold(&fast(5), 2869..2870);
+}
+
+/// Two shrunk seeds of `failover simulate --nodes 2` (default timing), replayed
+/// with their seed. 105: the members split and the one holding the witness vote
+/// cannot run g0; the other side cannot serve without the vote, so g0 stays offline,
+/// which is no liveness failure. 207: n2 leaves and comes back; n1, which ran alone on
+/// the witness, must keep the witness fresh until n2 can vote (else it fences its
+/// groups and g1 fails back to n2 without a cause).
+#[test]
+fn two_node_seeds_105_and_207_pass() {
+    let ms = |ms: f64| Duration::from_secs_f64(ms / 1000.0);
+    let config = SimConfig::new(2);
+    let seed_105 = vec![
+        Fault {
+            at: ms(6121.615),
+            op: FaultOp::TogglePaused(1),
+        },
+        Fault {
+            at: ms(6816.623),
+            op: FaultOp::TogglePaused(1),
+        },
+        Fault {
+            at: ms(16108.654),
+            op: FaultOp::Partition(vec![0]),
+        },
+        Fault {
+            at: ms(18395.729),
+            op: FaultOp::Unable {
+                node: 0,
+                group: 0,
+                reason: UnableReason::ResourceFailed,
+            },
+        },
+    ];
+    let seed_207 = vec![
+        Fault {
+            at: ms(3000.0),
+            op: FaultOp::Leave(1),
+        },
+        Fault {
+            at: ms(5942.717),
+            op: FaultOp::ClearFailures(0),
+        },
+    ];
+    for (seed, faults) in [(105, seed_105), (207, seed_207)] {
+        let report = run(&config, seed, &faults);
+        assert_eq!(
+            (
+                report.safety_violations,
+                report.liveness_violations,
+                report.unexplained_moves
+            ),
+            (0, 0, 0),
+            "seed {seed}: {:?}",
+            report.first_violation
+        );
+    }
 }
